@@ -1,0 +1,1 @@
+"""Paved: a pull-request-driven internal developer platform."""

@@ -1,0 +1,275 @@
+"""The `paved` command: parse the arguments, build what the service would build, call the core, exit.
+
+Exit codes: 0 when nothing stands in the way, 1 when a finding of severity error was found, 2 when the
+command could not judge at all (bad usage, a broken rule file, an unknown revision). Each command
+imports only what it uses, so `paved validate` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from bot.errors import PavedError, UsageError
+
+if TYPE_CHECKING:
+    from bot.adapters.cache import ResultCache
+    from bot.model import Finding, Tree
+    from bot.settings import Settings
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+PLURALS = {"Team": "teams", "Service": "services", "Database": "databases", "Environment": "environments",
+           "Access": "access"}
+
+
+class _Context:
+    """What every command needs: settings, the repo root and the results cache."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from bot.adapters.repo import find_root
+        from bot.settings import Settings
+
+        self.settings: Settings = Settings.from_env()
+        self.root: Path = Path(args.repo).resolve() if getattr(args, "repo", None) else find_root(Path.cwd())
+        self.cache: ResultCache | None = None
+        if not getattr(args, "no_cache", False):
+            from bot.adapters.cache import ResultCache
+
+            self.cache = ResultCache(self.settings.data_dir)
+
+    def color(self, stream: TextIO) -> bool:
+        return self.settings.color and stream.isatty()
+
+    def save(self) -> None:
+        if self.cache is not None:
+            self.cache.save()
+
+
+def _print_findings(findings: list[Finding], fmt: str, files_checked: int, ctx: _Context) -> None:
+    if fmt == "json":
+        from bot.render import json as render_json
+
+        sys.stdout.write(render_json.render_findings(findings, files_checked=files_checked))
+    elif fmt == "github":
+        from bot.render import actions
+
+        sys.stdout.write(actions.render(findings))
+    else:
+        from bot.render import text
+
+        sys.stdout.write(text.render_findings(findings, color=ctx.color(sys.stdout), files_checked=files_checked))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Check every request under catalog/ as it is on disk, by the rules in the same folder."""
+    from bot.adapters.repo import FolderTree
+    from bot.plan import validate_tree
+
+    ctx = _Context(args)
+    tree = FolderTree(ctx.root)
+    result = validate_tree(tree, cache=ctx.cache)
+    ctx.save()
+    findings = result.findings
+    if args.path:
+        wanted = Path(args.path).resolve()
+        try:
+            prefix = wanted.relative_to(ctx.root).as_posix()
+        except ValueError as exc:
+            raise UsageError(f"{args.path} is not inside the platform repo {ctx.root}") from exc
+        if not wanted.exists():
+            raise UsageError(f"{args.path} does not exist")
+        if prefix not in ("", "."):
+            findings = [f for f in findings if f.path == prefix or f.path.startswith(prefix.rstrip("/") + "/")]
+    _print_findings(findings, args.format, len(result.files), ctx)
+    return EXIT_FINDINGS if any(f.severity == "error" for f in findings) else EXIT_OK
+
+
+def _tree(root: Path, revision: str | None) -> Tree:
+    from bot.adapters.repo import FolderTree, GitTree
+
+    return FolderTree(root) if revision is None else GitTree(root, revision)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Show what merging HEAD into BASE would create, change and delete, and what is wrong with it."""
+    from bot.plan import make_plan
+
+    ctx = _Context(args)
+    base = _tree(ctx.root, args.base)
+    head = _tree(ctx.root, args.head)
+    plan = make_plan(base, head, cache=ctx.cache)
+    ctx.save()
+    if args.format == "markdown":
+        from bot.render import markdown
+
+        sys.stdout.write(markdown.render(plan, repo_url=args.repo_url))
+    elif args.format == "json":
+        from bot.render import json as render_json
+
+        sys.stdout.write(render_json.render(plan))
+    elif args.format == "github":
+        from bot.render import actions
+
+        sys.stdout.write(actions.render_plan(plan))
+    else:
+        from bot.render import text
+
+        sys.stdout.write(text.render(plan, color=ctx.color(sys.stdout)))
+    return EXIT_OK if plan.ok else EXIT_FINDINGS
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    """Run every policy's pass/fail cases under schemas/policies/tests/."""
+    from bot.adapters.repo import FolderTree
+    from bot.policy_tests import run_policy_tests
+    from bot.rules import load_rules
+
+    ctx = _Context(args)
+    tree = FolderTree(ctx.root)
+    report = run_policy_tests(tree, load_rules(tree))
+    ctx.save()
+    by_policy: dict[str, list[Any]] = {}
+    for case in report.cases:
+        by_policy.setdefault(case.policy, []).append(case)
+    for policy, cases in sorted(by_policy.items()):
+        passed = sum(1 for c in cases if c.ok)
+        mark = "✓" if passed == len(cases) else "✗"
+        print(f"{mark} {policy}: {passed}/{len(cases)} cases")
+        for case in cases:
+            if not case.ok:
+                print(f"    ✗ {case.expectation}: {case.path}: {case.explanation}")
+            elif args.verbose:
+                print(f"    ✓ {case.expectation}: {case.path}")
+    for policy in report.untested:
+        print(f"✗ {policy}: no test cases (add schemas/policies/tests/{policy}/pass/ and fail/)")
+    for policy in report.unknown:
+        print(f"✗ schemas/policies/tests/{policy}/: no policy with this id")
+    total = len(report.cases)
+    failed = sum(1 for c in report.cases if not c.ok)
+    print(f"{total - failed} passed, {failed} failed")
+    return EXIT_OK if report.ok else EXIT_FINDINGS
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Describe the fields of a kind: types, allowed values, defaults, from its schema."""
+    from bot.adapters.repo import FolderTree
+    from bot.explain import as_markdown, as_text, kind_schema
+    from bot.rules import load_rules
+
+    ctx = _Context(args)
+    rules = load_rules(FolderTree(ctx.root))
+    ctx.save()
+    schema = kind_schema(rules, args.kind)
+    print(as_markdown(schema) if args.format == "markdown" else as_text(schema), end="")
+    return EXIT_OK
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    """Write a new request file for KIND NAME, with the editor schema line, and show what to fill in."""
+    from bot.adapters.repo import FolderTree
+    from bot.explain import kind_schema, skeleton
+    from bot.rules import load_rules
+    from bot.validate import check_file
+    from bot.yamlio import dump_request
+
+    ctx = _Context(args)
+    tree = FolderTree(ctx.root)
+    rules = load_rules(tree)
+    schema = kind_schema(rules, args.kind)
+    kind = schema["properties"]["kind"]["const"]
+    target = ctx.root / "catalog" / PLURALS.get(kind, kind.lower()) / f"{args.name}.yaml"
+    if target.exists():
+        raise UsageError(f"{target.relative_to(ctx.root)} already exists",
+                         hint="Edit it, or choose another name.")
+    schema_path = Path("../" * (len(target.relative_to(ctx.root).parts) - 1)) / rules.kind_paths[kind]
+    text = dump_request(skeleton(schema, args.name, args.owner), schema_comment=schema_path.as_posix())
+    relative = target.relative_to(ctx.root).as_posix()
+    if args.stdout:
+        print(text, end="")
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        print(f"wrote {relative}")
+    findings = check_file(relative, text.encode(), "", rules).findings
+    if findings:
+        from bot.render import text as render_text
+
+        print("still to fill in:", file=sys.stderr)
+        print(render_text.render_findings(findings, color=ctx.color(sys.stderr)), end="", file=sys.stderr)
+    ctx.save()
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Validate the bundled catalogue and plan the bundled example change, offline."""
+    from bot.demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="paved", description="Paved: self-service platform requests through pull requests.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what Paved does")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, func: Any, **kwargs: Any) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=(func.__doc__ or "").strip(), description=func.__doc__, **kwargs)
+        sub.set_defaults(func=func)
+        sub.add_argument("--repo", metavar="DIR", help="the platform repo (default: found from the current folder)")
+        sub.add_argument("--no-cache", action="store_true", help="judge every file again, ignoring the cache")
+        return sub
+
+    validate = add("validate", cmd_validate)
+    validate.add_argument("path", nargs="?", help="report only on this file or folder (default: all)")
+    validate.add_argument("--format", choices=["text", "json", "github"], default="text")
+
+    plan = add("plan", cmd_plan)
+    plan.add_argument("--base", required=True, metavar="REF", help="the revision the change goes into")
+    plan.add_argument("--head", metavar="REF", help="the revision with the change (default: the working tree)")
+    plan.add_argument("--format", choices=["text", "markdown", "json", "github"], default="text")
+    plan.add_argument("--repo-url", metavar="URL", help="web address of the repo, for links in Markdown")
+
+    test = add("test", cmd_test)
+    test.add_argument("--verbose", action="store_true", help="list passing cases too")
+
+    explain = add("explain", cmd_explain)
+    explain.add_argument("kind", metavar="KIND")
+    explain.add_argument("--format", choices=["text", "markdown"], default="text")
+
+    new = add("new", cmd_new)
+    new.add_argument("kind", metavar="KIND")
+    new.add_argument("name", metavar="NAME")
+    new.add_argument("--owner", default="platform", help="the owning team (default: platform)")
+    new.add_argument("--stdout", action="store_true", help="print the request instead of writing the file")
+
+    demo = add("demo", cmd_demo)
+    demo.add_argument("--keep", metavar="DIR", help="build the demo repo in DIR and leave it there")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        code: int = args.func(args)
+    except PavedError as exc:
+        print(f"paved: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""The values Paved's core passes around: requests, findings, changes and plans.
+
+Everything here is a frozen dataclass over plain data (stdlib only), so the same objects flow
+unchanged from validation and planning to every surface that renders them: the terminal, a PR
+comment, a check run's annotations, GitHub Actions workflow commands and JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Severity = Literal["error", "warning", "notice"]
+SEVERITIES: tuple[Severity, ...] = ("error", "warning", "notice")
+
+API_VERSION = "paved/v1"
+KINDS: tuple[str, ...] = ("Team", "Service", "Database", "Environment", "Access")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem found in the platform repo, positioned as precisely as the input allows.
+
+    `line` and `column` are 1-based and point at the offending node itself (the misspelled key, the
+    bad value); 0 means the finding is about the file as a whole. `pointer` is the RFC 6901 JSON
+    pointer of the node inside its YAML document ("" for the document itself). `rule` names what was
+    broken: a policy id, `schema`, `yaml`, or a `catalog.*` cross-file check.
+    """
+
+    path: str
+    line: int
+    column: int
+    pointer: str
+    message: str
+    severity: Severity
+    rule: str
+    hint: str | None = None
+    document: int = 0
+
+    @property
+    def location(self) -> str:
+        """`path:line:column`, as editors and terminals link it."""
+        if self.line <= 0:
+            return self.path
+        if self.column <= 0:
+            return f"{self.path}:{self.line}"
+        return f"{self.path}:{self.line}:{self.column}"
+
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (self.path, self.line, self.column, self.rule, self.message)
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One request document (`apiVersion: paved/v1`) that passed enough checks to have an identity."""
+
+    kind: str
+    name: str
+    owner: str
+    path: str
+    document: int
+    line: int
+    data: dict[str, Any] = field(compare=False, repr=False)
+
+    @property
+    def identity(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        spec = self.data.get("spec")
+        return spec if isinstance(spec, dict) else {}
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        metadata = self.data.get("metadata")
+        return metadata if isinstance(metadata, dict) else {}
+
+
+FieldOp = Literal["add", "remove", "replace"]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """A single leaf that differs between two versions of a request.
+
+    `pointer` is an RFC 6901 JSON pointer into the request; `before`/`after` are JSON values.
+    """
+
+    pointer: str
+    op: FieldOp
+    before: Any = None
+    after: Any = None
+
+
+Action = Literal["create", "update", "delete", "rename"]
+ACTIONS: tuple[Action, ...] = ("create", "update", "rename", "delete")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What will happen to one resource when the pull request merges.
+
+    For a deletion, `path` and `line` refer to the base revision (the file is gone at the head).
+    """
+
+    action: Action
+    kind: str
+    name: str
+    owner: str
+    path: str
+    line: int
+    fields: tuple[FieldChange, ...] = ()
+    previous_name: str | None = None
+    previous_path: str | None = None
+    monthly_cost_before: float = 0.0
+    monthly_cost_after: float = 0.0
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def identity(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+    @property
+    def destructive(self) -> bool:
+        return self.action == "delete"
+
+    @property
+    def cost_delta(self) -> float:
+        return self.monthly_cost_after - self.monthly_cost_before
+
+
+@dataclass(frozen=True, slots=True)
+class TeamCost:
+    """A team's monthly cost before and after the change, against its budget (None: no budget set)."""
+
+    team: str
+    before: float
+    after: float
+    budget: float | None = None
+
+    @property
+    def delta(self) -> float:
+        return self.after - self.before
+
+    @property
+    def over_budget(self) -> bool:
+        return self.budget is not None and self.after > self.budget
+
+
+RuleChangeStatus = Literal["added", "modified", "deleted"]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleChange:
+    """A file under `schemas/` or `templates/` that the pull request changes.
+
+    Such changes do not judge the pull request that makes them; they apply from the merge on.
+    """
+
+    path: str
+    status: RuleChangeStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything the core says about moving the catalogue from `base` to `head`.
+
+    `changes` excludes deletions and is ordered so that a resource comes after what it depends on;
+    `deletions` are kept apart because they are destructive, ordered dependents first.
+    """
+
+    base: str
+    head: str
+    changes: tuple[Change, ...]
+    deletions: tuple[Change, ...]
+    unchanged: int
+    costs: tuple[TeamCost, ...]
+    findings: tuple[Finding, ...]
+    rule_changes: tuple[RuleChange, ...] = ()
+    files_checked: int = 0
+
+    @property
+    def all_changes(self) -> tuple[Change, ...]:
+        return self.changes + self.deletions
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == "warning")
+
+    @property
+    def ok(self) -> bool:
+        """True when no finding of severity error stands in the way of merging."""
+        return not self.errors
+
+    def count(self, action: Action) -> int:
+        return sum(1 for c in self.all_changes if c.action == action)
+
+    @property
+    def cost_delta(self) -> float:
+        return sum(c.delta for c in self.costs)
+
+
+def worst_severity(findings: Iterable[Finding]) -> Severity | None:
+    """The most severe level among `findings`, or None when there are none."""
+    seen = {f.severity for f in findings}
+    for level in SEVERITIES:
+        if level in seen:
+            return level
+    return None
+
+
+class Tree(Protocol):
+    """The platform repo's files at one revision (a git commit, or the working tree).
+
+    Blob ids are git's object ids of the file contents, so identical bytes have the same id at every
+    revision and results can be cached by them.
+    """
+
+    @property
+    def label(self) -> str:
+        """How to name this revision to a person: a short commit id, a ref, or "working tree"."""
+        ...
+
+    def files(self, prefix: str) -> dict[str, str]:
+        """Every file under `prefix` (a folder path ending in "/"), mapped to its blob id."""
+        ...
+
+    def read(self, path: str) -> bytes:
+        """The bytes of one file; raises KeyError when there is no such file."""
+        ...
+
+    def read_many(self, paths: Iterable[str]) -> dict[str, bytes]:
+        """The bytes of several files at once (one round trip where the storage allows)."""
+        ...
+
+
+def resource_kind_order(kind: str) -> int:
+    """Where a kind sorts when nothing else orders two resources: teams first, grants last."""
+    return KINDS.index(kind) if kind in KINDS else len(KINDS)

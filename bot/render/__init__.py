@@ -1,0 +1,1 @@
+"""Renderers that turn one `Plan` and its findings into each surface's format."""

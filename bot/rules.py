@@ -1,0 +1,309 @@
+"""The rules a catalogue is judged by, read from one revision of the platform repo.
+
+Rules are the kind schemas (`schemas/kinds/`), the guardrail policies (`schemas/policies/`), the
+prices (`schemas/prices.yaml`) and the golden-path templates (`templates/*/cookiecutter.json`). A plan
+always reads them from the pull request's base, so a pull request cannot loosen what judges it.
+
+A broken rule file is not a finding about a request: it stops Paved with a `ConfigurationError`
+naming the file and line, because nothing can be judged fairly against it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import jsonschema_rs
+
+from bot.errors import ConfigurationError
+from bot.model import Tree, resource_kind_order
+from bot.yamlio import load as load_yaml
+from bot.yamlio import resolve_pointer
+
+KINDS_DIR = "schemas/kinds/"
+POLICIES_DIR = "schemas/policies/"
+POLICY_SCHEMA = "schemas/policy.schema.json"
+PRICES = "schemas/prices.yaml"
+TEMPLATES_DIR = "templates/"
+RULE_PREFIXES = ("schemas/", "templates/")
+# Bumped whenever what Paved derives from a file changes, so cached results from older code are unused.
+ENGINE_VERSION = "1"
+# Variables Paved fills from the request's metadata; the rest of a template's variables are parameters.
+FILLED_BY_PAVED = frozenset({"name", "owner", "description"})
+
+ParameterType = Literal["string", "boolean", "number"]
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    """One variable of a golden-path template a developer may set in `spec.template.parameters`."""
+
+    name: str
+    type: ParameterType
+    default: Any
+    choices: tuple[Any, ...] | None = None
+    description: str = ""
+
+    def json_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": self.type, "description": self.description, "default": self.default}
+        if self.choices is not None:
+            schema["enum"] = list(self.choices)
+        return schema
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A golden path under `templates/NAME/`, as its `cookiecutter.json` describes it."""
+
+    name: str
+    path: str
+    parameters: dict[str, Parameter]
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A guardrail: a JSON Schema `rule` that every request of the listed `kinds` must satisfy."""
+
+    id: str
+    title: str
+    severity: Literal["error", "warning"]
+    kinds: tuple[str, ...]
+    message: str
+    rule: dict[str, Any] = field(repr=False)
+    path: str = ""
+    hint: str | None = None
+    pointer: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """The monthly price of one kind: a flat amount, or an amount per value of the field at `field`."""
+
+    monthly: float | dict[str, float]
+    field: str | None = None
+
+    def of(self, data: dict[str, Any]) -> float:
+        if isinstance(self.monthly, dict):
+            value = resolve_pointer(data, self.field or "")
+            return float(self.monthly.get(str(value), 0.0)) if value is not None else 0.0
+        return float(self.monthly)
+
+
+@dataclass(slots=True)
+class Rules:
+    """Everything needed to judge requests, with a digest that changes whenever any of it changes."""
+
+    kinds: dict[str, dict[str, Any]]
+    kind_paths: dict[str, str]
+    policies: tuple[Policy, ...]
+    prices: dict[str, Price]
+    currency: str
+    templates: dict[str, Template]
+    digest: str
+    _validators: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def validator(self, key: str, schema: dict[str, Any]) -> Any:
+        """A compiled validator for `schema`, built once per rules object."""
+        compiled = self._validators.get(key)
+        if compiled is None:
+            compiled = jsonschema_rs.validator_for(schema)
+            self._validators[key] = compiled
+        return compiled
+
+    def kind_validator(self, kind: str) -> Any:
+        return self.validator(f"kind:{kind}", self.kinds[kind])
+
+    def policy_validator(self, policy: Policy) -> Any:
+        return self.validator(f"policy:{policy.id}", policy.rule)
+
+    def monthly_cost(self, kind: str, data: dict[str, Any]) -> float:
+        price = self.prices.get(kind)
+        return price.of(data) if price else 0.0
+
+    def policies_for(self, kind: str) -> tuple[Policy, ...]:
+        return tuple(p for p in self.policies if kind in p.kinds)
+
+
+def rule_files(tree: Tree) -> dict[str, str]:
+    """Every file that makes up the rules at this revision, with its blob id."""
+    found: dict[str, str] = {}
+    for prefix in RULE_PREFIXES:
+        found.update(tree.files(prefix))
+    return found
+
+
+def digest_of(files: dict[str, str]) -> str:
+    """A short digest of the rule files (by blob id) and the engine version."""
+    h = hashlib.sha256(ENGINE_VERSION.encode())
+    for path in sorted(files):
+        if path.startswith(RULE_PREFIXES[0]) or path.endswith("/cookiecutter.json"):
+            h.update(f"{path}\0{files[path]}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _json(path: str, raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError("the file is not valid UTF-8", path=path) from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"invalid JSON: {exc.msg}", path=path, line=exc.lineno) from exc
+
+
+def _check_schema(path: str, schema: Any) -> None:
+    """Refuse a schema that is not valid JSON Schema or does not compile, naming where it is wrong."""
+    if not isinstance(schema, dict):
+        raise ConfigurationError("a schema must be a JSON object", path=path)
+    try:
+        jsonschema_rs.meta.validate(schema)
+        jsonschema_rs.validator_for(schema)
+    except jsonschema_rs.ValidationError as exc:
+        where = "/" + "/".join(str(t) for t in exc.instance_path)
+        raise ConfigurationError(f"not a valid JSON Schema at {where}: {exc.message}", path=path) from exc
+    except (ValueError, jsonschema_rs.ReferencingError) as exc:
+        raise ConfigurationError(f"the schema does not compile: {exc}", path=path) from exc
+
+
+def _load_kinds(tree: Tree, files: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    kinds: dict[str, Any] = {}
+    paths: dict[str, str] = {}
+    names = sorted(p for p in files if p.startswith(KINDS_DIR) and p.endswith(".json") and p.count("/") == 2)
+    for path, raw in tree.read_many(names).items():
+        schema = _json(path, raw)
+        _check_schema(path, schema)
+        kind = resolve_pointer(schema, "/properties/kind/const")
+        if not isinstance(kind, str):
+            raise ConfigurationError("a kind schema must fix its kind with properties.kind.const", path=path)
+        if kind in kinds:
+            raise ConfigurationError(f"kind {kind} is defined twice (also in {paths[kind]})", path=path)
+        kinds[kind] = schema
+        paths[kind] = path
+    if not kinds:
+        raise ConfigurationError(f"no kind schemas found under {KINDS_DIR}",
+                                 hint="A platform repo needs schemas/kinds/*.json (see Paved's own repo).")
+    return kinds, paths
+
+
+def _load_policies(tree: Tree, files: dict[str, str], kinds: dict[str, Any]) -> tuple[Policy, ...]:
+    names = sorted(p for p in files if p.startswith(POLICIES_DIR) and p.endswith(".json") and p.count("/") == 2)
+    meta: Any = None
+    if POLICY_SCHEMA in files:
+        meta = jsonschema_rs.validator_for(_json(POLICY_SCHEMA, tree.read(POLICY_SCHEMA)))
+    policies: list[Policy] = []
+    for path, raw in sorted(tree.read_many(names).items()):
+        doc = _json(path, raw)
+        if meta is not None:
+            problems = [f"{'/'.join(str(t) for t in e.instance_path) or '(root)'}: {e.message}"
+                        for e in meta.iter_errors(doc)]
+            if problems:
+                raise ConfigurationError("not a valid policy: " + "; ".join(problems[:3]), path=path)
+        if not isinstance(doc, dict) or not isinstance(doc.get("rule"), dict):
+            raise ConfigurationError("a policy needs a `rule` schema", path=path)
+        stem = path.rsplit("/", 1)[1].removesuffix(".json")
+        if doc.get("id") != stem:
+            raise ConfigurationError(f"the policy id {doc.get('id')!r} must equal the file name {stem!r}", path=path)
+        unknown = [k for k in doc.get("kinds", []) if k not in kinds]
+        if unknown:
+            raise ConfigurationError(f"the policy names unknown kinds: {', '.join(unknown)}", path=path)
+        _check_schema(path, doc["rule"])
+        policies.append(Policy(
+            id=stem, title=str(doc.get("title", stem)), severity=doc.get("severity", "error"),
+            kinds=tuple(doc.get("kinds", ())), message=str(doc.get("message", doc.get("title", stem))),
+            rule=doc["rule"], path=path, hint=doc.get("hint"), pointer=doc.get("pointer"),
+            description=str(doc.get("description", "")),
+        ))
+    return tuple(policies)
+
+
+def _load_prices(tree: Tree, files: dict[str, str]) -> tuple[dict[str, Price], str]:
+    if PRICES not in files:
+        return {}, "USD"
+    loaded = load_yaml(PRICES, tree.read(PRICES))
+    if loaded.findings:
+        first = loaded.findings[0]
+        raise ConfigurationError(first.message, path=PRICES, line=first.line)
+    data = loaded.documents[0].data if loaded.documents else None
+    if not isinstance(data, dict) or not isinstance(data.get("prices"), dict):
+        raise ConfigurationError("expected a mapping with `currency` and `prices`", path=PRICES)
+    prices: dict[str, Price] = {}
+    for kind, entry in data["prices"].items():
+        line = loaded.documents[0].position(f"/prices/{kind}")[0]
+        if not isinstance(entry, dict) or "monthly" not in entry:
+            raise ConfigurationError(f"the price of {kind} needs `monthly`", path=PRICES, line=line)
+        monthly = entry["monthly"]
+        if isinstance(monthly, dict):
+            if not isinstance(entry.get("field"), str):
+                raise ConfigurationError(f"the price of {kind} varies by value, so it needs `field`",
+                                         path=PRICES, line=line)
+            prices[kind] = Price({str(k): float(v) for k, v in monthly.items()}, entry["field"])
+        elif isinstance(monthly, int | float) and not isinstance(monthly, bool):
+            prices[kind] = Price(float(monthly))
+        else:
+            raise ConfigurationError(f"the price of {kind} must be a number or a map of numbers",
+                                     path=PRICES, line=line)
+    return prices, str(data.get("currency", "USD"))
+
+
+def _parameter(name: str, default: Any, description: str) -> Parameter | None:
+    if isinstance(default, bool):
+        return Parameter(name, "boolean", default, None, description)
+    if isinstance(default, int | float):
+        return Parameter(name, "number", default, None, description)
+    if isinstance(default, list) and default:
+        kinds = {type(v) for v in default}
+        if kinds <= {str}:
+            return Parameter(name, "string", default[0], tuple(default), description)
+        return None
+    if isinstance(default, str):
+        return Parameter(name, "string", default, None, description)
+    return None  # dicts are cookiecutter's structured variables; not settable from a request
+
+
+_TEMPLATE_FILE = re.compile(r"templates/([^/]+)/cookiecutter\.json\Z")
+
+
+def _load_templates(tree: Tree, files: dict[str, str]) -> dict[str, Template]:
+    names = sorted(p for p in files if _TEMPLATE_FILE.match(p))
+    templates: dict[str, Template] = {}
+    for path, raw in tree.read_many(names).items():
+        doc = _json(path, raw)
+        if not isinstance(doc, dict):
+            raise ConfigurationError("cookiecutter.json must be a JSON object", path=path)
+        prompts = doc.get("__prompts__", {})
+        prompts = prompts if isinstance(prompts, dict) else {}
+        parameters: dict[str, Parameter] = {}
+        for key, default in doc.items():
+            if key.startswith("_") or key in FILLED_BY_PAVED:
+                continue
+            prompt = prompts.get(key, "")
+            description = prompt if isinstance(prompt, str) else str(prompt.get("__prompt__", ""))
+            parameter = _parameter(key, default, description)
+            if parameter is not None:
+                parameters[key] = parameter
+        match = _TEMPLATE_FILE.match(path)
+        assert match is not None
+        name = match.group(1)
+        readme = f"{TEMPLATES_DIR}{name}/README.md"
+        description = ""
+        if readme in files:
+            text = tree.read(readme).decode("utf-8", "replace")
+            description = next((ln.strip() for ln in text.splitlines()
+                                if ln.strip() and not ln.startswith("#")), "")
+        templates[name] = Template(name, f"{TEMPLATES_DIR}{name}", parameters, description)
+    return templates
+
+
+def load_rules(tree: Tree) -> Rules:
+    """Read and check every rule at this revision; raise `ConfigurationError` on the first broken file."""
+    files = rule_files(tree)
+    kinds, kind_paths = _load_kinds(tree, files)
+    policies = _load_policies(tree, files, kinds)
+    prices, currency = _load_prices(tree, files)
+    templates = _load_templates(tree, files)
+    ordered = dict(sorted(kinds.items(), key=lambda item: resource_kind_order(item[0])))
+    return Rules(ordered, kind_paths, policies, prices, currency, templates, digest_of(files))

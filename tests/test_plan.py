@@ -1,0 +1,179 @@
+"""Planning a pull request: two git revisions in, ordered changes, costs and findings out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.adapters.cache import ResultCache
+from bot.adapters.repo import FolderTree, GitTree
+from bot.errors import ConfigurationError, RevisionError
+from bot.model import FieldChange, Plan
+from bot.plan import make_plan
+from tests.conftest import DATABASE, SERVICE, TEAM, PlatformRepo
+
+
+def plan_of(repo: PlatformRepo, base: str = "main", head: str | None = "HEAD", **kwargs: Any) -> Plan:
+    head_tree = FolderTree(repo.root) if head is None else GitTree(repo.root, head)
+    return make_plan(GitTree(repo.root, base), head_tree, **kwargs)
+
+
+@pytest.fixture
+def branch(platform_repo: PlatformRepo) -> PlatformRepo:
+    platform_repo.git("switch", "--quiet", "-c", "change")
+    return platform_repo
+
+
+def test_a_new_request_is_a_create_listing_every_field(branch: PlatformRepo) -> None:
+    branch.write("catalog/services/search.yaml", SERVICE.format(name="search", owner="data", tier="experimental"))
+    branch.commit()
+    plan = plan_of(branch)
+    [change] = plan.changes
+    assert (change.action, change.identity, change.path, change.line) == (
+        "create", "Service/search", "catalog/services/search.yaml", 2)
+    assert FieldChange("/spec/tier", "add", after="experimental") in change.fields
+    assert plan.deletions == () and plan.unchanged == 4 and plan.ok
+
+
+def test_an_edit_is_an_update_with_field_level_old_and_new(branch: PlatformRepo) -> None:
+    text = (branch.root / "catalog/services/checkout.yaml").read_text()
+    branch.write("catalog/services/checkout.yaml", text.replace("size: small", "size: medium"))
+    branch.commit()
+    [change] = plan_of(branch).changes
+    assert change.action == "update" and change.identity == "Database/checkout-db"
+    assert change.fields == (FieldChange("/spec/size", "replace", before="small", after="medium"),)
+    assert (change.monthly_cost_before, change.monthly_cost_after) == (25.0, 95.0)
+
+
+def test_a_removed_request_is_a_destructive_deletion_listed_apart(branch: PlatformRepo) -> None:
+    branch.write("catalog/services/checkout.yaml",
+                 SERVICE.format(name="checkout", owner="payments", tier="production"))
+    branch.commit()
+    plan = plan_of(branch)
+    assert plan.changes == ()
+    [deletion] = plan.deletions
+    assert deletion.identity == "Database/checkout-db" and deletion.destructive
+
+
+def test_deletions_remove_dependents_before_what_they_depend_on(branch: PlatformRepo) -> None:
+    branch.remove("catalog/services/checkout.yaml")
+    branch.commit()
+    assert [d.identity for d in plan_of(branch).deletions] == ["Database/checkout-db", "Service/checkout"]
+
+
+def test_creates_come_after_what_they_depend_on(branch: PlatformRepo) -> None:
+    branch.write("catalog/services/search.yaml",
+                 DATABASE.format(name="search-db", owner="growth", service="search", size="small")
+                 + "---" + SERVICE.format(name="search", owner="growth", tier="experimental"))
+    branch.write("catalog/teams/growth.yaml", TEAM.format(name="growth", budget=100))
+    branch.commit()
+    assert [c.identity for c in plan_of(branch).changes] == ["Team/growth", "Service/search", "Database/search-db"]
+
+
+def test_a_renamed_request_with_the_same_content_is_a_rename(branch: PlatformRepo) -> None:
+    branch.remove("catalog/teams/data.yaml")
+    branch.write("catalog/teams/analytics.yaml", TEAM.format(name="analytics", budget=300)
+                 .replace("The analytics team.", "The data team."))
+    branch.commit()
+    plan = plan_of(branch)
+    [change] = plan.changes
+    assert (change.action, change.previous_name, change.name) == ("rename", "data", "analytics")
+    assert plan.deletions == ()
+
+
+def test_moving_a_request_to_another_file_changes_nothing(branch: PlatformRepo) -> None:
+    text = (branch.root / "catalog/teams/data.yaml").read_text()
+    branch.remove("catalog/teams/data.yaml")
+    branch.write("catalog/teams/more/data.yaml", text)
+    branch.commit()
+    plan = plan_of(branch)
+    assert plan.all_changes == () and plan.unchanged == 4
+
+
+def test_costs_are_summed_per_team_with_the_delta_and_budget(branch: PlatformRepo) -> None:
+    branch.write("catalog/services/lake.yaml",
+                 SERVICE.format(name="lake", owner="data", tier="production")
+                 + "---" + DATABASE.format(name="lake-db", owner="data", service="lake", size="medium"))
+    branch.commit()
+    [cost] = plan_of(branch).costs
+    assert (cost.team, cost.before, cost.after, cost.delta, cost.budget) == ("data", 0.0, 135.0, 135.0, 300.0)
+
+
+def test_rules_come_from_the_base_so_a_pull_request_cannot_loosen_them(branch: PlatformRepo) -> None:
+    schema_path = branch.root / "schemas/kinds/database.json"
+    schema = json.loads(schema_path.read_text())
+    schema["properties"]["spec"]["properties"]["size"]["enum"].append("huge")
+    schema_path.write_text(json.dumps(schema, indent=2))
+    text = (branch.root / "catalog/services/checkout.yaml").read_text()
+    branch.write("catalog/services/checkout.yaml", text.replace("size: small", "size: huge"))
+    branch.commit()
+    plan = plan_of(branch)
+    assert [f.pointer for f in plan.errors] == ["/spec/size"]
+    assert [(r.path, r.status) for r in plan.rule_changes] == [("schemas/kinds/database.json", "modified")]
+
+
+def test_a_file_that_no_longer_parses_is_a_finding_not_a_deletion(branch: PlatformRepo) -> None:
+    branch.write("catalog/services/checkout.yaml", "apiVersion: paved/v1\nkind: [unclosed\n")
+    branch.commit()
+    plan = plan_of(branch)
+    assert plan.deletions == ()
+    assert [f.rule for f in plan.errors] == ["yaml.syntax"]
+
+
+def test_the_working_tree_can_be_the_head(branch: PlatformRepo) -> None:
+    branch.write("catalog/teams/growth.yaml", TEAM.format(name="growth", budget=100))
+    plan = plan_of(branch, head=None)
+    assert [c.identity for c in plan.changes] == ["Team/growth"]
+    assert plan.head == "working tree"
+
+
+def test_an_unknown_revision_is_a_clear_error(platform_repo: PlatformRepo) -> None:
+    with pytest.raises(RevisionError, match="'nope' is not a commit"):
+        plan_of(platform_repo, base="nope")
+
+
+def test_a_broken_rule_file_stops_the_plan_naming_file_and_line(branch: PlatformRepo) -> None:
+    branch.git("switch", "--quiet", "main")
+    (branch.root / "schemas/kinds/team.json").write_text('{\n  "type": "object",\n  oops\n}\n')
+    branch.commit("break the rules")
+    with pytest.raises(ConfigurationError, match=r"schemas/kinds/team.json:3: invalid JSON"):
+        plan_of(branch, base="main")
+
+
+class CountingTree:
+    """A tree that counts which files are read, to show what the cache saves."""
+
+    def __init__(self, inner: GitTree) -> None:
+        self.inner = inner
+        self.label = inner.label
+        self.read_paths: list[str] = []
+
+    def files(self, prefix: str) -> dict[str, str]:
+        return self.inner.files(prefix)
+
+    def read(self, path: str) -> bytes:
+        self.read_paths.append(path)
+        return self.inner.read(path)
+
+    def read_many(self, paths: Iterable[str]) -> dict[str, bytes]:
+        wanted = list(paths)
+        self.read_paths += [p for p in wanted if p.startswith("catalog/")]
+        return self.inner.read_many(wanted)
+
+
+def test_a_second_plan_reads_only_files_that_changed_since(branch: PlatformRepo, tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path / "data")
+    branch.write("catalog/teams/growth.yaml", TEAM.format(name="growth", budget=100))
+    first = branch.commit()
+    make_plan(GitTree(branch.root, "main"), GitTree(branch.root, first), cache=cache)
+    cache.save()
+    branch.write("catalog/teams/growth.yaml", TEAM.format(name="growth", budget=200))
+    second = branch.commit()
+    head = CountingTree(GitTree(branch.root, second))
+    plan = make_plan(CountingTree(GitTree(branch.root, "main")), head, cache=ResultCache(tmp_path / "data"))
+    assert head.read_paths == ["catalog/teams/growth.yaml"]
+    assert [c.identity for c in plan.changes] == ["Team/growth"]

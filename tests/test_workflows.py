@@ -1,0 +1,179 @@
+"""Paved's own GitHub workflows, and the CI workflow each golden-path template renders, are sound.
+
+They validate against GitHub's workflow schema (the copy vendored in check-jsonschema, so no
+network), grant read-only permissions by default, and pin every action to a full commit SHA.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cookiecutter.main import cookiecutter
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS_DIR = ROOT / ".github" / "workflows"
+TEMPLATES = ROOT / "templates"
+TEMPLATE_NAMES = ("fastapi-service", "worker")
+
+REPOSITORY_WORKFLOWS = sorted(
+    path.relative_to(ROOT).as_posix() for path in [*WORKFLOWS_DIR.glob("*.yml"), *WORKFLOWS_DIR.glob("*.yaml")]
+)
+RENDERED_WORKFLOWS = [f"{name}/rendered/.github/workflows/ci.yml" for name in TEMPLATE_NAMES]
+
+PINNED = re.compile(r"[^@\s]+@[0-9a-f]{40}")
+USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<rest>.*)$")
+VERSION_COMMENT = re.compile(r"#\s*v\d+(\.\d+)*\b")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def isolated_cookiecutter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private HOME and cookiecutter configuration, so rendering never reads the user's own."""
+    home = tmp_path_factory.mktemp("home")
+    config = home / "cookiecutter.yaml"
+    config.write_text(
+        yaml.safe_dump({"cookiecutters_dir": str(home / "cookiecutters"), "replay_dir": str(home / "replay")})
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))
+        patch.setenv("USERPROFILE", str(home))
+        patch.setenv("COOKIECUTTER_CONFIG", str(config))
+        yield home
+
+
+@pytest.fixture(scope="module", params=[*REPOSITORY_WORKFLOWS, *RENDERED_WORKFLOWS])
+def workflow(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Each workflow file: Paved's own, and the CI workflow of each freshly rendered template."""
+    case: str = request.param
+    if case in REPOSITORY_WORKFLOWS:
+        return ROOT / case
+    template = case.split("/")[0]
+    project = cookiecutter(
+        str(TEMPLATES / template),
+        no_input=True,
+        extra_context={"name": "payments-api", "owner": "payments", "description": "Takes payments."},
+        output_dir=str(tmp_path_factory.mktemp(template)),
+    )
+    return Path(project) / ".github" / "workflows" / "ci.yml"
+
+
+def load(path: Path) -> dict[str, Any]:
+    document = yaml.safe_load(path.read_text())
+    assert isinstance(document, dict), f"{path} is not a YAML mapping"
+    return document
+
+
+def triggers(document: dict[str, Any]) -> Any:
+    # YAML 1.1 reads the bare key `on` as the boolean true.
+    return document.get("on", document.get(True))
+
+
+def action_references(document: dict[str, Any]) -> list[str]:
+    """Every `uses:` of the workflow: reusable workflows called by jobs and actions used by steps."""
+    references = []
+    for job in document.get("jobs", {}).values():
+        if "uses" in job:
+            references.append(job["uses"])
+        references += [step["uses"] for step in job.get("steps", []) if "uses" in step]
+    return references
+
+
+def test_paved_ships_its_ci_and_paved_check_workflows() -> None:
+    assert {"ci.yml", "paved-check.yml"} <= {Path(path).name for path in REPOSITORY_WORKFLOWS}
+
+
+def test_workflow_validates_against_the_github_workflow_schema(workflow: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", workflow],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_workflow_sets_top_level_permissions(workflow: Path) -> None:
+    assert "permissions" in load(workflow)
+
+
+def test_workflow_grants_no_write_permission_at_the_top_level(workflow: Path) -> None:
+    permissions = load(workflow)["permissions"]
+
+    if isinstance(permissions, str):
+        assert permissions in ("read-all", "{}")
+    else:
+        assert {scope: level for scope, level in permissions.items() if level not in ("read", "none")} == {}
+
+
+def test_workflow_pins_every_action_to_a_full_commit_sha(workflow: Path) -> None:
+    references = [ref for ref in action_references(load(workflow)) if not ref.startswith("./")]
+
+    assert references
+    assert [ref for ref in references if not PINNED.fullmatch(ref)] == []
+
+
+def test_every_pinned_action_names_its_version_in_a_comment(workflow: Path) -> None:
+    unlabelled = []
+    for line in workflow.read_text().splitlines():
+        match = USES_LINE.match(line)
+        if match and not match["ref"].startswith("./") and not VERSION_COMMENT.search(match["rest"]):
+            unlabelled.append(line.strip())
+
+    assert unlabelled == []
+
+
+def test_ci_tests_python_3_11_and_3_12_against_postgres_and_redis() -> None:
+    job = next(iter(load(WORKFLOWS_DIR / "ci.yml")["jobs"].values()))
+    services = job["services"]
+
+    assert job["runs-on"] == "ubuntu-latest"
+    assert job["strategy"]["matrix"]["python-version"] == ["3.11", "3.12"]
+    assert services["postgres"]["image"] == "postgres:16"
+    assert services["postgres"]["env"]["POSTGRES_HOST_AUTH_METHOD"] == "trust"
+    assert "5432:5432" in services["postgres"]["ports"]
+    assert services["redis"]["image"] == "redis:7"
+    assert "6379:6379" in services["redis"]["ports"]
+
+
+def test_ci_runs_on_push_and_pull_request() -> None:
+    assert set(triggers(load(WORKFLOWS_DIR / "ci.yml"))) == {"push", "pull_request"}
+
+
+def test_ci_runs_the_project_checks_with_ci_set() -> None:
+    job = next(iter(load(WORKFLOWS_DIR / "ci.yml")["jobs"].values()))
+    run_steps = [step for step in job["steps"] if "run" in step]
+
+    assert [step["run"] for step in run_steps] == ["bash .ci/run"]
+    assert run_steps[0]["env"]["CI"] == "true"
+
+
+def test_paved_check_runs_on_pull_requests_to_the_default_branch() -> None:
+    assert list(triggers(load(WORKFLOWS_DIR / "paved-check.yml"))) == ["pull_request"]
+
+
+def test_paved_check_fetches_full_history_for_the_base_comparison() -> None:
+    steps = next(iter(load(WORKFLOWS_DIR / "paved-check.yml")["jobs"].values()))["steps"]
+    checkout = next(step for step in steps if "actions/checkout@" in step.get("uses", ""))
+
+    assert checkout["with"]["fetch-depth"] == 0
+
+
+def test_paved_check_installs_a_pinned_paved_release() -> None:
+    text = (WORKFLOWS_DIR / "paved-check.yml").read_text()
+
+    assert re.search(r'pip install "paved @ git\+https://github\.com/[\w.-]+/paved@v\d+\.\d+\.\d+"', text)
+
+
+def test_paved_check_plans_the_pull_request_as_github_annotations() -> None:
+    steps = next(iter(load(WORKFLOWS_DIR / "paved-check.yml")["jobs"].values()))["steps"]
+    plan = next(step for step in steps if step.get("run", "").startswith("paved plan"))
+
+    assert plan["run"] == 'paved plan --base "origin/$BASE_REF" --head "$HEAD_SHA" --format github'
+    assert plan["env"] == {"BASE_REF": "${{ github.base_ref }}", "HEAD_SHA": "${{ github.sha }}"}
