@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from bot.errors import PavedError, UsageError
 
 if TYPE_CHECKING:
-    from bot.adapters.cache import ResultCache
+    from bot.catalog import CatalogueStore
     from bot.model import Finding, Tree
     from bot.settings import Settings
 
@@ -27,26 +27,20 @@ PLURALS = {"Team": "teams", "Service": "services", "Database": "databases", "Env
 
 
 class _Context:
-    """What every command needs: settings, the repo root and the results cache."""
+    """What every command needs: settings, the repo root and the catalogue store."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         from bot.adapters.repo import find_root
+        from bot.catalog import CatalogueStore
         from bot.settings import Settings
 
         self.settings: Settings = Settings.from_env()
         self.root: Path = Path(args.repo).resolve() if getattr(args, "repo", None) else find_root(Path.cwd())
-        self.cache: ResultCache | None = None
-        if not getattr(args, "no_cache", False):
-            from bot.adapters.cache import ResultCache
-
-            self.cache = ResultCache(self.settings.data_dir)
+        in_data_folder = not getattr(args, "no_cache", False)
+        self.store: CatalogueStore = CatalogueStore(self.settings.catalogue_index if in_data_folder else None)
 
     def color(self, stream: TextIO) -> bool:
         return self.settings.color and stream.isatty()
-
-    def save(self) -> None:
-        if self.cache is not None:
-            self.cache.save()
 
 
 def _print_findings(findings: list[Finding], fmt: str, files_checked: int, ctx: _Context) -> None:
@@ -71,8 +65,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     ctx = _Context(args)
     tree = FolderTree(ctx.root)
-    result = validate_tree(tree, cache=ctx.cache)
-    ctx.save()
+    result = validate_tree(tree, store=ctx.store)
     findings = result.findings
     if args.path:
         wanted = Path(args.path).resolve()
@@ -84,7 +77,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.path} does not exist")
         if prefix not in ("", "."):
             findings = [f for f in findings if f.path == prefix or f.path.startswith(prefix.rstrip("/") + "/")]
-    _print_findings(findings, args.format, len(result.files), ctx)
+    _print_findings(findings, args.format, result.files_checked, ctx)
     return EXIT_FINDINGS if any(f.severity == "error" for f in findings) else EXIT_OK
 
 
@@ -101,8 +94,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     ctx = _Context(args)
     base = _tree(ctx.root, args.base)
     head = _tree(ctx.root, args.head)
-    plan = make_plan(base, head, cache=ctx.cache)
-    ctx.save()
+    plan = make_plan(base, head, store=ctx.store)
     if args.format == "markdown":
         from bot.render import markdown
 
@@ -131,7 +123,6 @@ def cmd_test(args: argparse.Namespace) -> int:
     ctx = _Context(args)
     tree = FolderTree(ctx.root)
     report = run_policy_tests(tree, load_rules(tree))
-    ctx.save()
     by_policy: dict[str, list[Any]] = {}
     for case in report.cases:
         by_policy.setdefault(case.policy, []).append(case)
@@ -162,7 +153,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     ctx = _Context(args)
     rules = load_rules(FolderTree(ctx.root))
-    ctx.save()
     schema = kind_schema(rules, args.kind)
     print(as_markdown(schema) if args.format == "markdown" else as_text(schema), end="")
     return EXIT_OK
@@ -200,7 +190,6 @@ def cmd_new(args: argparse.Namespace) -> int:
 
         print("still to fill in:", file=sys.stderr)
         print(render_text.render_findings(findings, color=ctx.color(sys.stderr)), end="", file=sys.stderr)
-    ctx.save()
     return EXIT_OK
 
 

@@ -58,7 +58,7 @@ def run_demo(args: argparse.Namespace) -> int:
         with GitTree(folder, base) as base_tree, GitTree(folder, head) as head_tree:
             print(f"== 1. The bundled catalogue on main, validated ({folder})")
             validation = validate_tree(base_tree)
-            print(text.render_findings(validation.findings, color=color, files_checked=len(validation.files)),
+            print(text.render_findings(validation.findings, color=color, files_checked=validation.files_checked),
                   end="")
             print()
             print("== 2. A pull request: new-search-service → main")

@@ -239,6 +239,48 @@ class Tree(Protocol):
         """The bytes of several files at once (one round trip where the storage allows)."""
         ...
 
+    def tree_id(self, prefix: str) -> str | None:
+        """Git's id of the folder `prefix` at this revision; None where the storage has no such id."""
+        ...
+
+    def diff(self, since: str, prefix: str) -> dict[str, str | None] | None:
+        """Files under `prefix` that differ from git tree `since`: path -> new blob id (None: deleted).
+
+        None when the difference cannot be computed cheaply here (the caller compares listings).
+        """
+        ...
+
+
+class MemoryTree:
+    """A `Tree` over files held in memory, for judging a few files (policy test cases, previews)."""
+
+    def __init__(self, files: dict[str, bytes], label: str = "memory") -> None:
+        import hashlib
+
+        self._files = files
+        self._label = label
+        self._ids = {p: hashlib.sha1(b"blob %d\0" % len(d) + d, usedforsecurity=False).hexdigest()
+                     for p, d in files.items()}
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    def files(self, prefix: str) -> dict[str, str]:
+        return {p: b for p, b in self._ids.items() if p.startswith(prefix)}
+
+    def read(self, path: str) -> bytes:
+        return self._files[path]
+
+    def read_many(self, paths: Iterable[str]) -> dict[str, bytes]:
+        return {p: self._files[p] for p in paths if p in self._files}
+
+    def tree_id(self, prefix: str) -> str | None:
+        return None
+
+    def diff(self, since: str, prefix: str) -> dict[str, str | None] | None:
+        return None
+
 
 def resource_kind_order(kind: str) -> int:
     """Where a kind sorts when nothing else orders two resources: teams first, grants last."""

@@ -1,18 +1,16 @@
 """From two revisions of the platform repo to a `Plan`; and validation of one revision.
 
-The rules come from the base revision. Work is proportional to what changed: files whose blob is the
-same at both revisions are judged once (and usually come from the cache), and only resources in
-changed files are compared.
+The rules come from the base revision. Work follows what changed: the head's catalogue state is
+derived from the base's (see `catalog.py`), and only resources in changed files are compared.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.catalog import Catalogue, check_catalogue, team_budget, team_costs
+from bot.catalog import Catalogue, CatalogueStore, judge, overlay
 from bot.model import (
     Change,
     FieldChange,
@@ -25,18 +23,15 @@ from bot.model import (
     resource_kind_order,
 )
 from bot.rules import Rules, load_rules, rule_files
-from bot.validate import CATALOG_DIR, FileResult, check_files, is_request_file
-
-Cache = MutableMapping[str, Any]
 
 
 @dataclass(slots=True)
 class Validation:
-    """All findings about one revision, and what was read to find them."""
+    """All findings about one revision, and how much was judged to find them."""
 
     findings: list[Finding]
-    files: list[FileResult]
-    catalogue: Catalogue
+    files_checked: int
+    resources: int
     rules: Rules
 
     @property
@@ -44,20 +39,11 @@ class Validation:
         return [f for f in self.findings if f.severity == "error"]
 
 
-def _judge(tree: Tree, files: list[FileResult], rules: Rules, cache: Cache | None) -> tuple[Catalogue, list[Finding]]:
-    catalogue = Catalogue.of(files)
-    findings = [f for result in files for f in result.findings]
-    findings += check_catalogue(catalogue, rules, tree.read_many, cache)
-    findings.sort(key=Finding.sort_key)
-    return catalogue, findings
-
-
-def validate_tree(tree: Tree, *, rules: Rules | None = None, cache: Cache | None = None) -> Validation:
+def validate_tree(tree: Tree, *, rules: Rules | None = None, store: CatalogueStore | None = None) -> Validation:
     """Judge every request file at one revision, by that revision's rules unless others are given."""
     rules = rules or load_rules(tree)
-    files = check_files(tree, tree.files(CATALOG_DIR), rules, cache)
-    catalogue, findings = _judge(tree, files, rules, cache)
-    return Validation(findings, files, catalogue, rules)
+    catalogue = judge(tree, rules, store or CatalogueStore())
+    return Validation(catalogue.findings(), catalogue.file_count, catalogue.state.resources, rules)
 
 
 def diff_fields(before: Any, after: Any, pointer: str = "") -> list[FieldChange]:
@@ -84,14 +70,14 @@ def diff_fields(before: Any, after: Any, pointer: str = "") -> list[FieldChange]
     return [FieldChange(pointer, "replace", before=before, after=after)]
 
 
-def _order(changes: list[Change], catalogue: Catalogue) -> list[Change]:
-    """Dependencies first (by `Catalogue.dependencies`), ties by kind then identity."""
+def _order(changes: list[Change]) -> list[Change]:
+    """Dependencies first (`Change.depends_on`), ties by kind then identity."""
     by_id = {c.identity: c for c in changes}
-    needs = {c.identity: [d for d in c.depends_on if d in by_id and d != c.identity] for c in changes}
-    waiting = {i: len(set(n)) for i, n in needs.items()}
+    needs = {c.identity: {d for d in c.depends_on if d in by_id and d != c.identity} for c in changes}
+    waiting = {i: len(n) for i, n in needs.items()}
     users: dict[str, list[str]] = {i: [] for i in by_id}
     for identity, deps in needs.items():
-        for dep in set(deps):
+        for dep in deps:
             users[dep].append(identity)
 
     def rank(identity: str) -> tuple[int, str]:
@@ -125,7 +111,7 @@ def _fields(action: str, before: Resource | None, after: Resource) -> tuple[Fiel
     return tuple(diff_fields(before.data if before else {}, after.data))
 
 
-def _change(action: Any, resource: Resource, rules: Rules, catalogue: Catalogue, *,
+def _change(action: Any, resource: Resource, rules: Rules, depends_on: list[str], *,
             before: Resource | None = None) -> Change:
     return Change(
         action=action, kind=resource.kind, name=resource.name, owner=resource.owner, path=resource.path,
@@ -135,7 +121,7 @@ def _change(action: Any, resource: Resource, rules: Rules, catalogue: Catalogue,
         previous_path=before.path if before is not None and before.path != resource.path else None,
         monthly_cost_before=rules.monthly_cost(before.kind, before.data) if before else 0.0,
         monthly_cost_after=rules.monthly_cost(resource.kind, resource.data) if action != "delete" else 0.0,
-        depends_on=tuple(catalogue.dependencies(resource)),
+        depends_on=tuple(depends_on),
     )
 
 
@@ -148,71 +134,81 @@ def _without_name(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "metadata": metadata}
 
 
-def make_plan(base: Tree, head: Tree, *, cache: Cache | None = None) -> Plan:
+def make_plan(base: Tree, head: Tree, *, store: CatalogueStore | None = None) -> Plan:
     """What merging `head` into `base` would do, judged by `base`'s rules."""
     rules = load_rules(base)
-    base_listing = {p: b for p, b in base.files(CATALOG_DIR).items() if is_request_file(p)}
-    head_listing = {p: b for p, b in head.files(CATALOG_DIR).items() if is_request_file(p)}
-    head_files = check_files(head, head_listing, rules, cache)
-    same = {p for p, b in base_listing.items() if head_listing.get(p) == b}
-    base_only = {p: b for p, b in base_listing.items() if p not in same}
-    base_files = [f for f in head_files if f.path in same] + check_files(base, base_only, rules, cache)
-    head_catalogue, findings = _judge(head, head_files, rules, cache)
-    base_catalogue = Catalogue.of(base_files)
+    store = store or CatalogueStore()
+    before = judge(base, rules, store)
+    after = overlay(before, head)
+    try:
+        return _plan(before, after)
+    finally:
+        after.close()
 
-    changed = (set(base_listing) | set(head_listing)) - same
-    broken = {f.path for f in head_files if f.broken}
-    candidates: dict[str, None] = {}
-    for result in base_files + head_files:
-        if result.path in changed:
-            for resource in result.resources:
-                candidates[resource.identity] = None
+
+def _plan(before: Catalogue, after: Catalogue) -> Plan:
+    rules = before.rules
+    head_findings = after.findings()
+    touched: set[str] = set()
+    for path, (old_blob, _) in after.changed.items():
+        if old_blob is not None:
+            touched.update(r.identity for r in before.store.file_result(before.tree, rules, path, old_blob).resources)
+    for result in after.added.values():
+        touched.update(r.identity for r in result.resources)
+    before_all = before.resources(touched)
+    after_all = after.resources(touched)
+    broken = after.broken_paths()
 
     creates: list[Resource] = []
     deletes: list[Resource] = []
-    changes: list[Change] = []
-    for identity in candidates:
-        before = base_catalogue.resources.get(identity)
-        after = head_catalogue.resources.get(identity)
-        if before is not None and after is not None:
-            if before.data != after.data:
-                changes.append(_change("update", after, rules, head_catalogue, before=before))
-        elif after is not None:
-            creates.append(after)
-        elif before is not None and before.path not in broken:
+    updates: list[tuple[Resource, Resource]] = []
+    for identity in sorted(touched):
+        old, new = before_all.get(identity), after_all.get(identity)
+        if old is not None and new is not None:
+            if old.data != new.data:
+                updates.append((old, new))
+        elif new is not None:
+            creates.append(new)
+        elif old is not None and old.path not in broken:
             # A file that no longer parses is a finding, not a reason to delete what it held.
-            deletes.append(before)
+            deletes.append(old)
 
     # A delete and a create of the same kind with the same content but the name is a rename.
+    renames: list[tuple[Resource, Resource]] = []
     for removed in list(deletes):
         twin = next((c for c in creates if c.kind == removed.kind
                      and _without_name(c.data) == _without_name(removed.data)), None)
         if twin is not None:
             creates.remove(twin)
             deletes.remove(removed)
-            changes.append(_change("rename", twin, rules, head_catalogue, before=removed))
-    changes += [_change("create", r, rules, head_catalogue) for r in creates]
-    deletions = [_change("delete", r, rules, base_catalogue, before=r) for r in deletes]
-    ordered = _order(changes, head_catalogue)
-    ordered_deletions = list(reversed(_order(deletions, base_catalogue)))
+            renames.append((removed, twin))
 
-    unchanged = len(head_catalogue.resources) - len(changes)
-    before_costs = team_costs(base_catalogue, rules)
-    after_costs = team_costs(head_catalogue, rules)
-    teams = head_catalogue.named("Team")
+    head_needs = after.references_from([n.identity for _, n in updates + renames] + [c.identity for c in creates])
+    base_needs = before.references_from([d.identity for d in deletes])
+    changes = [_change("update", n, rules, head_needs[n.identity], before=o) for o, n in updates]
+    changes += [_change("rename", n, rules, head_needs[n.identity], before=o) for o, n in renames]
+    changes += [_change("create", c, rules, head_needs[c.identity]) for c in creates]
+    deletions = [_change("delete", d, rules, base_needs[d.identity], before=d) for d in deletes]
+
+    # Teams whose spending the change moves (a team over budget regardless of the change is a finding).
+    teams = {r.owner for r in list(before_all.values()) + list(after_all.values())}
+    spent_before, spent_after = before.team_costs(teams), after.team_costs(teams)
+    budgets = {identity.split("/", 1)[1]: entries[0].budget
+               for identity, entries in after.definitions(f"Team/{t}" for t in teams).items()}
     costs = []
-    for team in sorted(set(before_costs) | set(after_costs)):
-        spent_before, spent_after = before_costs.get(team, 0.0), after_costs.get(team, 0.0)
-        budget = team_budget(teams[team]) if team in teams else None
-        if spent_before != spent_after or (budget is not None and spent_after > budget):
-            costs.append(TeamCost(team, spent_before, spent_after, budget))
+    for team in sorted(set(spent_before) | set(spent_after)):
+        old_total, new_total = spent_before.get(team, 0.0), spent_after.get(team, 0.0)
+        budget = budgets.get(team)
+        if old_total != new_total or (budget is not None and new_total > budget):
+            costs.append(TeamCost(team, old_total, new_total, budget))
 
-    base_rules, head_rules = rule_files(base), rule_files(head)
+    base_rules, head_rules = rule_files(before.tree), rule_files(after.tree)
     rule_changes = [RuleChange(p, "added" if p not in base_rules else "deleted" if p not in head_rules
                                else "modified")
                     for p in sorted(set(base_rules) | set(head_rules)) if base_rules.get(p) != head_rules.get(p)]
     return Plan(
-        base=base.label, head=head.label, changes=tuple(ordered), deletions=tuple(ordered_deletions),
-        unchanged=unchanged, costs=tuple(costs), findings=tuple(findings), rule_changes=tuple(rule_changes),
-        files_checked=len(head_files),
+        base=before.tree.label, head=after.tree.label, changes=tuple(_order(changes)),
+        deletions=tuple(reversed(_order(deletions))),
+        unchanged=before.state.resources - len(updates) - len(renames) - len(deletes), costs=tuple(costs),
+        findings=tuple(head_findings), rule_changes=tuple(rule_changes), files_checked=after.file_count,
     )

@@ -8,13 +8,12 @@ schemas and catalogue checks), with the case file as the whole catalogue.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
-from bot.catalog import Catalogue, check_catalogue
-from bot.model import Finding, Tree
+from bot.catalog import CatalogueStore, judge
+from bot.model import Finding, MemoryTree, Tree
 from bot.rules import Rules
-from bot.validate import check_file
 
 TESTS_DIR = "schemas/policies/tests/"
 
@@ -57,6 +56,7 @@ def run_policy_tests(tree: Tree, rules: Rules) -> PolicyTestReport:
     files = tree.files(TESTS_DIR)
     ids = {p.id for p in rules.policies}
     cases: list[CaseResult] = []
+    store = CatalogueStore()
     seen: set[str] = set()
     unknown: set[str] = set()
     contents = tree.read_many(sorted(p for p in files if p.endswith((".yaml", ".yml"))))
@@ -69,11 +69,12 @@ def run_policy_tests(tree: Tree, rules: Rules) -> PolicyTestReport:
             unknown.add(policy)
             continue
         seen.add(policy)
-        result = check_file(path, contents[path], files[path], rules)
-        catalogue = Catalogue.of([result])
-        findings = result.findings + check_catalogue(catalogue, rules, tree.read_many)
-        mine = tuple(f for f in findings if f.rule == policy)
-        other = tuple(f for f in findings if f.rule != policy and f.severity == "error")
+        # The case file alone is the catalogue, placed under catalog/ so it is judged as a request.
+        case = f"catalog/{path}"
+        catalogue = judge(MemoryTree({case: contents[path]}, label=path), rules, store)
+        found = [replace(f, path=path) for f in catalogue.findings()]
+        mine = tuple(f for f in found if f.rule == policy)
+        other = tuple(f for f in found if f.rule != policy and f.severity == "error")
         ok = bool(mine) if expectation == "fail" else not mine
         cases.append(CaseResult(policy, expectation, path, ok, mine, other))  # type: ignore[arg-type]
     return PolicyTestReport(tuple(cases), tuple(sorted(ids - seen)), tuple(sorted(unknown)))

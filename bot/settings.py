@@ -23,6 +23,11 @@ class Settings:
     data_dir: Path
     color: bool = True
 
+    @property
+    def catalogue_index(self) -> Path:
+        """Where judged files and catalogue states are kept between runs (see `bot.catalog`)."""
+        return self.data_dir / "catalogue.sqlite"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env

@@ -9,15 +9,17 @@ changed.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from bot.model import API_VERSION, Finding, Resource, Tree
 from bot.rules import Rules
 from bot.yamlio import Document, LoadedFile, join, load, resolve_pointer
 
 CATALOG_DIR = "catalog/"
+# Kinds that belong to one Service, named in `spec.service`.
+SERVICE_SCOPED_KINDS = ("Database", "Environment", "Access")
 REQUEST_SUFFIXES = (".yaml", ".yml")
 
 
@@ -35,6 +37,8 @@ class FileResult:
     resources: list[Resource]
     broken: bool = False
     documents: list[Document] | None = field(default=None, repr=False)
+    entries: list[Entry] = field(default_factory=list)
+    references: list[Reference] = field(default_factory=list)
 
 
 def is_request_file(path: str) -> bool:
@@ -150,6 +154,135 @@ def _envelope(doc: Document, path: str, rules: Rules) -> tuple[list[Finding], st
     return found, str(kind)
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A resource as the catalogue-wide checks see it: identity, cost, and where to point at it.
+
+    Positions are taken while the file is parsed, so a catalogue-wide finding never needs the file
+    parsed again.
+    """
+
+    identity: str
+    kind: str
+    name: str
+    owner: str
+    path: str
+    document: int
+    line: int
+    name_line: int
+    name_column: int
+    cost: float
+    service: str | None = None
+    budget: float | None = None
+    budget_line: int = 0
+    budget_column: int = 0
+    tier: str | None = None
+    lifecycle: str | None = None
+
+
+Relation = str  # "owner" | "service" | "team" | "reviewer" | "dependsOn"
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """One place where a request names another resource (`target` is its `Kind/name`)."""
+
+    source: str
+    path: str
+    document: int
+    pointer: str
+    target: str
+    relation: Relation
+    line: int
+    column: int
+
+
+def _references(resource: Resource, doc: Document) -> list[Reference]:
+    spec = resource.spec
+    found: list[tuple[str, str, Relation]] = []
+    if resource.owner and not (resource.kind == "Team" and resource.owner == resource.name):
+        found.append(("/metadata/owner", f"Team/{resource.owner}", "owner"))
+    if resource.kind in SERVICE_SCOPED_KINDS and isinstance(spec.get("service"), str):
+        found.append(("/spec/service", f"Service/{spec['service']}", "service"))
+    if resource.kind == "Access" and isinstance(spec.get("team"), str):
+        found.append(("/spec/team", f"Team/{spec['team']}", "team"))
+    if resource.kind == "Environment" and isinstance(spec.get("requiredReviewers"), list):
+        found += [(f"/spec/requiredReviewers/{i}", f"Team/{t}", "reviewer")
+                  for i, t in enumerate(spec["requiredReviewers"]) if isinstance(t, str)]
+    if isinstance(spec.get("dependsOn"), list):
+        found += [(f"/spec/dependsOn/{i}", d, "dependsOn")
+                  for i, d in enumerate(spec["dependsOn"]) if isinstance(d, str)]
+    return [Reference(resource.identity, resource.path, resource.document, pointer, target, relation,
+                      *doc.position(pointer))
+            for pointer, target, relation in found]
+
+
+def _entry(resource: Resource, doc: Document, rules: Rules) -> Entry:
+    spec = resource.spec
+    budget = resolve_pointer(resource.data, "/spec/budget/monthly") if resource.kind == "Team" else None
+    has_budget = isinstance(budget, int | float) and not isinstance(budget, bool)
+    budget_at = doc.position("/spec/budget/monthly") if has_budget else (0, 0)
+    service = spec.get("service") if resource.kind in SERVICE_SCOPED_KINDS else None
+    name_at = doc.position("/metadata/name")
+    return Entry(
+        identity=resource.identity, kind=resource.kind, name=resource.name, owner=resource.owner,
+        path=resource.path, document=resource.document, line=resource.line,
+        name_line=name_at[0], name_column=name_at[1],
+        cost=rules.monthly_cost(resource.kind, resource.data),
+        service=service if isinstance(service, str) else None,
+        budget=float(budget) if has_budget else None,  # type: ignore[arg-type]
+        budget_line=budget_at[0], budget_column=budget_at[1],
+        tier=spec.get("tier") if resource.kind == "Service" and isinstance(spec.get("tier"), str) else None,
+        lifecycle=(spec.get("lifecycle") if resource.kind == "Service"
+                   and isinstance(spec.get("lifecycle"), str) else None),
+    )
+
+
+def _template_findings(resource: Resource, doc: Document, rules: Rules) -> list[Finding]:
+    """A Service's golden path exists and its parameters fit the template's cookiecutter.json."""
+    template = resource.spec.get("template")
+    if resource.kind != "Service" or not isinstance(template, dict) or not isinstance(template.get("name"), str):
+        return []
+
+    def at(pointer: str, message: str, hint: str | None, rule: str = "catalog.template-parameter") -> Finding:
+        line, column = doc.position(pointer)
+        return Finding(path=resource.path, line=line, column=column, pointer=pointer, message=message,
+                       severity="error", rule=rule, hint=hint, document=resource.document)
+
+    chosen = rules.templates.get(template["name"])
+    if chosen is None:
+        return [at("/spec/template/name", f"there is no golden-path template {template['name']!r} in templates/",
+                   suggest(template["name"], rules.templates)
+                   or f"Available: {', '.join(sorted(rules.templates)) or 'none'}.", "catalog.template")]
+    parameters = template.get("parameters") or {}
+    found: list[Finding] = []
+    for key, value in parameters.items() if isinstance(parameters, dict) else ():
+        pointer = join("/spec/template/parameters", key)
+        parameter = chosen.parameters.get(key)
+        if parameter is None:
+            known = ", ".join(chosen.parameters) or "none"
+            found.append(at(pointer, f"template {chosen.name} has no parameter `{key}`",
+                            suggest(key, chosen.parameters) or f"Parameters: {known}."))
+            continue
+        fits = {"string": isinstance(value, str), "boolean": isinstance(value, bool),
+                "number": isinstance(value, int | float) and not isinstance(value, bool)}[parameter.type]
+        if not fits:
+            found.append(at(pointer, f"parameter `{key}` of template {chosen.name} must be a {parameter.type}; "
+                            f"got {value!r}", f"{key}: {parameter.description}" if parameter.description else None))
+        elif parameter.choices is not None and value not in parameter.choices:
+            choices = [str(c) for c in parameter.choices]
+            found.append(at(pointer, f"parameter `{key}` of template {chosen.name} must be one of "
+                            f"{', '.join(choices)}; got {value!r}", suggest(str(value), choices)))
+    return found
+
+
+def _self_dependency(resource: Resource, references: list[Reference]) -> list[Finding]:
+    return [Finding(path=r.path, line=r.line, column=r.column, pointer=r.pointer, severity="error",
+                    rule="catalog.cycle", message=f"{r.target} depends on itself", hint="Remove the entry.",
+                    document=r.document)
+            for r in references if r.relation == "dependsOn" and r.target == resource.identity]
+
+
 def check_document(doc: Document, path: str, rules: Rules) -> tuple[list[Finding], Resource | None]:
     findings, kind = _envelope(doc, path, rules)
     if kind is None:
@@ -168,17 +301,22 @@ def check_document(doc: Document, path: str, rules: Rules) -> tuple[list[Finding
 
 def check_loaded(loaded: LoadedFile, blob: str, rules: Rules) -> FileResult:
     findings = list(loaded.findings)
-    resources: list[Resource] = []
+    result = FileResult(loaded.path, blob, findings, [], loaded.broken, loaded.documents)
     for doc in loaded.documents:
         doc_findings, resource = check_document(doc, loaded.path, rules)
         findings += doc_findings
         if resource is not None:
-            resources.append(resource)
+            references = _references(resource, doc)
+            findings += _template_findings(resource, doc, rules) + _self_dependency(resource, references)
+            result.resources.append(resource)
+            result.entries.append(_entry(resource, doc, rules))
+            result.references += references
     if not loaded.documents and not loaded.broken:
         findings.append(Finding(path=loaded.path, line=1, column=1, pointer="", severity="warning",
                                 rule="yaml.empty", message="the file holds no request",
                                 hint="Write a request or delete the file."))
-    return FileResult(loaded.path, blob, findings, resources, loaded.broken, loaded.documents)
+    findings.sort(key=Finding.sort_key)
+    return result
 
 
 def check_file(path: str, raw: bytes, blob: str, rules: Rules) -> FileResult:
@@ -186,55 +324,61 @@ def check_file(path: str, raw: bytes, blob: str, rules: Rules) -> FileResult:
     return check_loaded(load(path, raw), blob, rules)
 
 
-# -- caching ---------------------------------------------------------------------------------------
-# Entries are tuples of plain values so a file-backed cache can store them with `marshal`.
+# -- storing results -------------------------------------------------------------------------------
+# As tuples of plain values, so a store can keep them with `marshal`.
 
-def _finding_to_tuple(f: Finding) -> tuple[Any, ...]:
+def finding_to_tuple(f: Finding) -> tuple[Any, ...]:
     return (f.path, f.line, f.column, f.pointer, f.message, f.severity, f.rule, f.hint, f.document)
 
 
-def _finding_from_tuple(t: tuple[Any, ...] | list[Any]) -> Finding:
+def finding_from_tuple(t: tuple[Any, ...] | list[Any]) -> Finding:
     return Finding(*t)
 
 
-def to_entry(result: FileResult) -> tuple[Any, ...]:
+def to_record(result: FileResult) -> tuple[Any, ...]:
     return (
-        [_finding_to_tuple(f) for f in result.findings],
+        [finding_to_tuple(f) for f in result.findings],
         [(r.kind, r.name, r.owner, r.document, r.line, r.data) for r in result.resources],
         result.broken,
+        [tuple(getattr(e, f) for f in Entry.__slots__) for e in result.entries],
+        [tuple(getattr(r, f) for f in Reference.__slots__) for r in result.references],
     )
 
 
-def from_entry(path: str, blob: str, entry: tuple[Any, ...] | list[Any]) -> FileResult:
-    findings, resources, broken = entry
+def from_record(path: str, blob: str, record: tuple[Any, ...] | list[Any]) -> FileResult:
+    findings, resources, broken, entries, references = record
     return FileResult(
-        path, blob, [_finding_from_tuple(f) for f in findings],
+        path, blob, [finding_from_tuple(f) for f in findings],
         [Resource(kind=k, name=n, owner=o, path=path, document=d, line=ln, data=data)
          for k, n, o, d, ln, data in resources],
-        broken,
+        broken, None, [Entry(*e) for e in entries], [Reference(*r) for r in references],
     )
 
 
-def cache_key(rules: Rules, path: str, blob: str) -> str:
-    return f"f:{rules.digest}:{blob}:{path}"
+class FileResults(Protocol):
+    """Where judged files are kept, by rules digest, path and blob id."""
+
+    def get_file(self, rules: Rules, path: str, blob: str) -> FileResult | None: ...
+
+    def put_file(self, rules: Rules, result: FileResult) -> None: ...
 
 
 def check_files(tree: Tree, listing: Mapping[str, str], rules: Rules,
-                cache: MutableMapping[str, Any] | None = None) -> list[FileResult]:
-    """Check every request file in `listing` (path -> blob id), reading only those not in `cache`."""
+                store: FileResults | None = None) -> list[FileResult]:
+    """Check every request file in `listing` (path -> blob id), reading only those not in `store`."""
     results: dict[str, FileResult] = {}
     wanted: list[str] = []
     for path in sorted(listing):
         if not is_request_file(path):
             continue
-        entry = cache.get(cache_key(rules, path, listing[path])) if cache is not None else None
-        if entry is not None:
-            results[path] = from_entry(path, listing[path], entry)
+        known = store.get_file(rules, path, listing[path]) if store is not None else None
+        if known is not None:
+            results[path] = known
         else:
             wanted.append(path)
     for path, raw in tree.read_many(wanted).items():
         result = check_file(path, raw, listing[path], rules)
         results[path] = result
-        if cache is not None:
-            cache[cache_key(rules, path, listing[path])] = to_entry(result)
+        if store is not None:
+            store.put_file(rules, result)
     return [results[p] for p in sorted(results)]

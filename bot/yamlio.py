@@ -60,7 +60,8 @@ class Document:
     """One YAML document of a file: its value and where each of its nodes stands.
 
     `values` maps a JSON pointer to the (line, column) of the node's value, `keys` maps the pointer
-    of a mapping member to the position of its key. Lines and columns are 1-based.
+    of a mapping member to the position of its key, `collections` holds the pointers of mappings and
+    sequences. Lines and columns are 1-based.
     """
 
     index: int
@@ -68,6 +69,7 @@ class Document:
     line: int
     values: dict[str, Position] = field(default_factory=dict)
     keys: dict[str, Position] = field(default_factory=dict)
+    collections: set[str] = field(default_factory=set)
 
     def position(self, pointer: str, *, prefer_key: bool = False) -> Position:
         """Where to point for `pointer`: the node itself, else its nearest ancestor that exists.
@@ -88,8 +90,7 @@ class Document:
             current = current.rsplit("/", 1)[0]
 
     def _is_collection(self, pointer: str) -> bool:
-        node = resolve_pointer(self.data, pointer)
-        return isinstance(node, dict | list)
+        return pointer in self.collections
 
 
 @dataclass(slots=True)
@@ -216,7 +217,7 @@ def _build(parser: Any, path: str, documents: list[Document], findings: list[Fin
         index += 1
         doc_line = event.start_mark.line + 1
         document = Document(index=index, data=None, line=doc_line)
-        values, keys = document.values, document.keys
+        values, keys, collections = document.values, document.keys, document.collections
         anchors: dict[str, tuple[Any, int]] = {}
         # A frame: [container, its pointer, is a mapping, pending key, node count at start, anchor]
         stack: list[list[Any]] = []
@@ -282,6 +283,7 @@ def _build(parser: Any, path: str, documents: list[Document], findings: list[Fin
                     if len(stack) >= MAX_DEPTH:
                         raise _Problem(line, column, f"nesting deeper than {MAX_DEPTH} levels", "yaml.depth")
                     is_map = kind is _MapStart
+                    collections.add(pointer)
                     top = [{} if is_map else [], pointer, is_map, None, nodes, event.anchor]
                     stack.append(top)
                     nodes += 1

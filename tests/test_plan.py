@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot.adapters.cache import ResultCache
 from bot.adapters.repo import FolderTree, GitTree
+from bot.catalog import CatalogueStore
 from bot.errors import ConfigurationError, RevisionError
 from bot.model import FieldChange, Plan
 from bot.plan import make_plan
@@ -164,16 +164,21 @@ class CountingTree:
         self.read_paths += [p for p in wanted if p.startswith("catalog/")]
         return self.inner.read_many(wanted)
 
+    def tree_id(self, prefix: str) -> str | None:
+        return self.inner.tree_id(prefix)
+
+    def diff(self, since: str, prefix: str) -> dict[str, str | None] | None:
+        return self.inner.diff(since, prefix)
+
 
 def test_a_second_plan_reads_only_files_that_changed_since(branch: PlatformRepo, tmp_path: Path) -> None:
-    cache = ResultCache(tmp_path / "data")
+    index = tmp_path / "data" / "catalogue.sqlite"
     branch.write("catalog/teams/growth.yaml", TEAM.format(name="growth", budget=100))
     first = branch.commit()
-    make_plan(GitTree(branch.root, "main"), GitTree(branch.root, first), cache=cache)
-    cache.save()
+    make_plan(GitTree(branch.root, "main"), GitTree(branch.root, first), store=CatalogueStore(index))
     branch.write("catalog/teams/growth.yaml", TEAM.format(name="growth", budget=200))
     second = branch.commit()
     head = CountingTree(GitTree(branch.root, second))
-    plan = make_plan(CountingTree(GitTree(branch.root, "main")), head, cache=ResultCache(tmp_path / "data"))
+    plan = make_plan(CountingTree(GitTree(branch.root, "main")), head, store=CatalogueStore(index))
     assert head.read_paths == ["catalog/teams/growth.yaml"]
     assert [c.identity for c in plan.changes] == ["Team/growth"]

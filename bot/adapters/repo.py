@@ -23,6 +23,10 @@ def blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
+# Git's id of the empty tree: every repository knows it without storing it.
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
 def _git(repo: Path, *args: str) -> bytes:
     try:
         done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=False)
@@ -62,6 +66,7 @@ class GitTree:
                 hint="Fetch it first (git fetch origin), or check the name with `git log --oneline`.",
             ) from exc
         self._listing: dict[str, dict[str, str]] = {}
+        self._tree_ids: dict[str, str] = {}
         self._reader: _BatchReader | None = None
 
     @property
@@ -81,6 +86,33 @@ class GitTree:
                     listing[path.decode("utf-8", "surrogateescape")] = sha.decode()
             self._listing[prefix] = listing
         return self._listing[prefix]
+
+    def tree_id(self, prefix: str) -> str | None:
+        if prefix not in self._tree_ids:
+            try:
+                found = _git(self.repo, "rev-parse", "--verify", "--quiet", f"{self.commit}:{prefix.rstrip('/')}")
+                self._tree_ids[prefix] = found.decode().strip()
+            except RevisionError:
+                self._tree_ids[prefix] = EMPTY_TREE
+        return self._tree_ids[prefix]
+
+    def diff(self, since: str, prefix: str) -> dict[str, str | None] | None:
+        try:
+            out = _git(self.repo, "diff-tree", "-r", "-z", "--no-renames", since, self.tree_id(prefix) or EMPTY_TREE)
+        except RevisionError:
+            return None  # `since` is not a tree of this repository
+        changes: dict[str, str | None] = {}
+        records = out.split(b"\0")
+        for meta, path in zip(records[0::2], records[1::2], strict=False):
+            if not meta.startswith(b":"):
+                continue
+            _, new_mode, _, new_sha, status = meta[1:].split(b" ")
+            name = prefix + path.decode("utf-8", "surrogateescape")
+            if status.startswith(b"D") or new_mode == b"120000":
+                changes[name] = None
+            else:
+                changes[name] = new_sha.decode()
+        return changes
 
     def read(self, path: str) -> bytes:
         found = self.read_many([path])
@@ -166,13 +198,14 @@ class FolderTree:
         listing: dict[str, str] = {}
         if not base.is_dir():
             return listing
+        skip = len(str(self.root)) + 1
         for folder, dirs, names in os.walk(base):
             dirs[:] = sorted(d for d in dirs if d != ".git")
             for name in names:
                 full = os.path.join(folder, name)
                 if os.path.islink(full):
                     continue
-                path = os.path.relpath(full, self.root).replace(os.sep, "/")
+                path = full[skip:].replace(os.sep, "/")
                 data = self._content.get(path)
                 if data is None:
                     with open(full, "rb") as handle:
@@ -180,6 +213,12 @@ class FolderTree:
                     self._content[path] = data
                 listing[path] = blob_id(data)
         return listing
+
+    def tree_id(self, prefix: str) -> str | None:
+        return None
+
+    def diff(self, since: str, prefix: str) -> dict[str, str | None] | None:
+        return None
 
     def read(self, path: str) -> bytes:
         if path not in self._content:
