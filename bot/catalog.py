@@ -106,6 +106,18 @@ class CatalogueStore:
     """Judged files and catalogue states, in SQLite at `path` (in memory when `path` is None)."""
 
     def __init__(self, path: Path | None = None) -> None:
+        try:
+            self._open(path)
+        except sqlite3.DatabaseError:
+            if path is None:
+                raise
+            # The index is only a cache: one that cannot be read (a disk fault, a crash mid-write) is
+            # removed and rebuilt rather than stopping the developer.
+            for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                leftover.unlink(missing_ok=True)
+            self._open(path)
+
+    def _open(self, path: Path | None) -> None:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None, timeout=30)

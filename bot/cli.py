@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         code: int = args.func(args)
@@ -257,6 +257,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as exc:  # a fault in Paved itself: say so in one line, keep the traceback for -v
+        logging.getLogger("paved").debug("internal error", exc_info=True)
+        print(f"paved: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("hint: run again with --verbose for the details, and report them to the platform team.",
+              file=sys.stderr)
+        return EXIT_USAGE
     return code
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -155,3 +156,26 @@ def test_the_installed_command_runs_the_bundled_demo() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Service/search" in done.stdout
     assert "no findings" in done.stdout
+
+
+def test_a_corrupt_index_in_the_data_folder_is_rebuilt(platform_repo: PlatformRepo,
+                                                      capsys: pytest.CaptureFixture[str], isolated_home: Path) -> None:
+    index = isolated_home / "paved-data" / "catalogue.sqlite"
+    index.parent.mkdir(parents=True, exist_ok=True)
+    index.write_bytes(b"this is not a database" * 100)
+    code, out, _ = run(capsys, "validate", "--repo", str(platform_repo.root))
+    assert code == 0 and "no findings" in out
+    assert index.read_bytes().startswith(b"SQLite format 3")
+
+
+def test_a_fault_inside_paved_is_one_line_without_a_traceback(platform_repo: PlatformRepo,
+                                                              capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the disk fell off")
+
+    monkeypatch.setattr("bot.plan.validate_tree", broken)
+    code, out, err = run(capsys, "validate", "--repo", str(platform_repo.root))
+    assert code == 2
+    assert err.splitlines()[0] == "paved: internal error: RuntimeError: the disk fell off"
+    assert "Traceback" not in out + err
