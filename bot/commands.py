@@ -1,0 +1,98 @@
+"""What a pull-request comment asks of Paved: a command to run, a reply to give, or nothing.
+
+Parsing is pure and total: any text becomes exactly one of `Command`, `Reply` or `Ignore`, so the
+comment handler only decides who may do what. Only a line that starts with `/paved` speaks to Paved;
+quoted lines (`> /paved plan`) and code blocks are someone talking about Paved, and are ignored.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shlex
+from dataclasses import dataclass
+from typing import Literal
+
+PREFIX = "/paved"
+
+CommandName = Literal["plan", "retry", "explain"]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A command to run. `acts` is True when it changes something (and so needs permission)."""
+
+    name: CommandName
+    argument: str | None = None
+
+    @property
+    def acts(self) -> bool:
+        return self.name in ("plan", "retry")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Text to answer with, without running anything (help, or what was wrong with the command)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ignore:
+    """The comment is not for Paved."""
+
+    reason: str
+
+
+Parsed = Command | Reply | Ignore
+
+USAGE: dict[str, str] = {
+    "plan": "Plan this pull request again now.",
+    "retry": "On a merged pull request: apply again what failed.",
+    "explain KIND": "Describe the fields of a kind (Team, Service, Database, Environment, Access).",
+    "help": "Show this help.",
+}
+
+
+def help_text() -> str:
+    rows = "\n".join(f"| `{PREFIX} {usage}` | {what} |" for usage, what in USAGE.items())
+    return ("**Paved commands** — write one at the start of a comment line.\n\n"
+            "| command | what it does |\n|---|---|\n" + rows + "\n")
+
+
+def _command_line(body: str) -> str | None:
+    in_code = False
+    for raw in body.splitlines():
+        line = raw.strip()
+        if line.startswith(("```", "~~~")):
+            in_code = not in_code
+            continue
+        if in_code or line.startswith(">"):
+            continue
+        if line == PREFIX or line.startswith(PREFIX + " ") or line.startswith(PREFIX + "\t"):
+            return line
+    return None
+
+
+def parse(body: str) -> Parsed:
+    """Read a comment's text as Paved does."""
+    line = _command_line(body or "")
+    if line is None:
+        return Ignore("no line starts with /paved")
+    try:
+        words = shlex.split(line[len(PREFIX):])
+    except ValueError:
+        words = line[len(PREFIX):].split()
+    if not words or words[0] == "help":
+        return Reply(help_text())
+    name, rest = words[0].lower(), words[1:]
+    if name in ("plan", "retry"):
+        if rest:
+            return Reply(f"`{PREFIX} {name}` takes no arguments; got `{' '.join(rest)}`.\n\n" + help_text())
+        return Command(name)  # type: ignore[arg-type]
+    if name == "explain":
+        if len(rest) != 1:
+            return Reply(f"`{PREFIX} explain` needs one kind, for example `{PREFIX} explain Database`.")
+        return Command("explain", rest[0])
+    close = difflib.get_close_matches(name, ["plan", "retry", "explain", "help"], n=1, cutoff=0.5)
+    hint = f" — did you mean `{PREFIX} {close[0]}`?" if close else ""
+    return Reply(f"Unknown command `{name}`{hint}\n\n" + help_text())
