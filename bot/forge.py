@@ -1,0 +1,116 @@
+"""The forge port: what Paved needs from GitHub, in Paved's words.
+
+Handlers talk to a `Forge`; `bot/adapters/github.py` implements it with PyGithub against GitHub,
+GitHub Enterprise or the local sandbox forge. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from bot.model import Finding
+
+Permission = Literal["admin", "maintain", "write", "triage", "read", "none"]
+PERMISSION_ORDER: tuple[Permission, ...] = ("none", "read", "triage", "write", "maintain", "admin")
+CheckConclusion = Literal["success", "failure", "neutral", "action_required", "cancelled", "skipped"]
+# GitHub takes at most 50 annotations per check-run request.
+ANNOTATIONS_PER_REQUEST = 50
+
+
+def at_least(permission: str, required: str) -> bool:
+    """Whether `permission` is `required` or more (`write` is at least `triage`)."""
+    order = list(PERMISSION_ORDER)
+    have = order.index(permission) if permission in order else 0
+    need = order.index(required) if required in order else len(order)
+    return have >= need
+
+
+@dataclass(frozen=True, slots=True)
+class PullRequest:
+    """A pull request as Paved needs it."""
+
+    repo: str
+    number: int
+    title: str
+    author: str
+    head_sha: str
+    head_ref: str
+    base_ref: str
+    base_sha: str
+    state: Literal["open", "closed"]
+    merged: bool = False
+    merge_commit_sha: str | None = None
+    merged_by: str | None = None
+    draft: bool = False
+    from_fork: bool = False
+    url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """A submitted review; `state` is GitHub's (`APPROVED`, `CHANGES_REQUESTED`, `COMMENTED`, ...)."""
+
+    login: str
+    state: str
+    commit_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """A line-precise note on a check run."""
+
+    path: str
+    line: int
+    level: Literal["notice", "warning", "failure"]
+    message: str
+    title: str = ""
+    column: int = 0
+
+    @classmethod
+    def of(cls, finding: Finding) -> Annotation:
+        level: Literal["notice", "warning", "failure"] = {
+            "error": "failure", "warning": "warning"}.get(finding.severity, "notice")  # type: ignore[assignment]
+        message = finding.message + (f"\n\n{finding.hint}" if finding.hint else "")
+        return cls(path=finding.path, line=max(finding.line, 1), level=level, message=message,
+                   title=finding.rule, column=finding.column)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRun:
+    """A check run to publish on a commit (created, or updated when one of that name exists)."""
+
+    name: str
+    head_sha: str
+    conclusion: CheckConclusion | None
+    title: str
+    summary: str
+    text: str = ""
+    annotations: tuple[Annotation, ...] = ()
+    details_url: str | None = None
+
+
+class Forge(Protocol):
+    """GitHub, as the pull-request loop uses it. `repo` is always `owner/name`."""
+
+    def pull_request(self, repo: str, number: int) -> PullRequest: ...
+
+    def open_pull_requests(self, repo: str) -> list[PullRequest]: ...
+
+    def reviews(self, repo: str, number: int) -> list[Review]: ...
+
+    def upsert_comment(self, repo: str, number: int, marker: str, body: str) -> int:
+        """Edit the comment that starts with `marker` in place, or create it; return its id."""
+        ...
+
+    def comment(self, repo: str, number: int, body: str) -> int: ...
+
+    def react(self, repo: str, comment_id: int, content: str) -> None: ...
+
+    def publish_check(self, repo: str, check: CheckRun) -> int:
+        """Create or update the check run; annotations go in batches of 50. Return its id."""
+        ...
+
+    def permission_of(self, repo: str, login: str) -> Permission: ...
+
+    def default_branch(self, repo: str) -> str: ...
