@@ -315,6 +315,29 @@ class Catalogue:
             totals = {team: sum(e.cost for e in entries) for team, entries in self.owned_by(teams).items()}
         return {team: total for team, total in totals.items() if total}
 
+    def tiers(self, identities: Iterable[str]) -> dict[str, str | None]:
+        """The tier of each resource: a Service's own, or the tier of the Service a resource belongs to."""
+        definitions = {i: e[0] for i, e in self.definitions(identities).items()}
+        services = _services(self, {e.service for e in definitions.values() if e.service})
+        found: dict[str, str | None] = {}
+        for identity, entry in definitions.items():
+            if entry.kind == "Service":
+                found[identity] = entry.tier
+            elif entry.kind in SERVICE_SCOPED_KINDS and entry.service in services:
+                found[identity] = services[entry.service].tier
+            else:
+                found[identity] = None
+        return found
+
+    def people(self, teams: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """Members and maintainers of each named team."""
+        found: dict[str, tuple[str, ...]] = {}
+        for identity, resource in self.resources(f"Team/{t}" for t in teams).items():
+            spec = resource.spec
+            logins = [p for key in ("members", "maintainers") for p in spec.get(key) or [] if isinstance(p, str)]
+            found[identity.split("/", 1)[1]] = tuple(sorted(set(logins)))
+        return found
+
     def names_of(self, kind: str) -> list[str]:
         """Every name of one kind (only asked for when a reference dangles, to suggest a fix)."""
         found = {n for (n,) in self.store.db.execute(

@@ -117,6 +117,7 @@ class Change:
     monthly_cost_before: float = 0.0
     monthly_cost_after: float = 0.0
     depends_on: tuple[str, ...] = ()
+    tier: str | None = None
 
     @property
     def identity(self) -> str:
@@ -168,7 +169,9 @@ class Plan:
     """Everything the core says about moving the catalogue from `base` to `head`.
 
     `changes` excludes deletions and is ordered so that a resource comes after what it depends on;
-    `deletions` are kept apart because they are destructive, ordered dependents first.
+    `deletions` are kept apart because they are destructive, ordered dependents first. `teams` holds
+    the people (members and maintainers) of each team that owns a change, as the catalogue names them:
+    they are who may approve it.
     """
 
     base: str
@@ -180,6 +183,7 @@ class Plan:
     findings: tuple[Finding, ...]
     rule_changes: tuple[RuleChange, ...] = ()
     files_checked: int = 0
+    teams: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def all_changes(self) -> tuple[Change, ...]:

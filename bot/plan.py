@@ -7,7 +7,7 @@ derived from the base's (see `catalog.py`), and only resources in changed files 
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.catalog import Catalogue, CatalogueStore, judge, overlay
@@ -134,9 +134,10 @@ def _without_name(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "metadata": metadata}
 
 
-def make_plan(base: Tree, head: Tree, *, store: CatalogueStore | None = None) -> Plan:
-    """What merging `head` into `base` would do, judged by `base`'s rules."""
-    rules = load_rules(base)
+def make_plan(base: Tree, head: Tree, *, store: CatalogueStore | None = None, rules: Rules | None = None) -> Plan:
+    """What merging `head` into `base` would do, judged by `base`'s rules (or by `rules`, when the
+    caller compares from a merge base but judges by the target branch as it is now)."""
+    rules = rules or load_rules(base)
     store = store or CatalogueStore()
     before = judge(base, rules, store)
     after = overlay(before, head)
@@ -189,6 +190,9 @@ def _plan(before: Catalogue, after: Catalogue) -> Plan:
     changes += [_change("rename", n, rules, head_needs[n.identity], before=o) for o, n in renames]
     changes += [_change("create", c, rules, head_needs[c.identity]) for c in creates]
     deletions = [_change("delete", d, rules, base_needs[d.identity], before=d) for d in deletes]
+    tiers = {**before.tiers(d.identity for d in deletions), **after.tiers(c.identity for c in changes)}
+    changes = [replace(c, tier=tiers.get(c.identity)) for c in changes]
+    deletions = [replace(d, tier=tiers.get(d.identity)) for d in deletions]
 
     # Teams whose spending the change moves (a team over budget regardless of the change is a finding).
     teams = {r.owner for r in list(before_all.values()) + list(after_all.values())}
@@ -211,4 +215,5 @@ def _plan(before: Catalogue, after: Catalogue) -> Plan:
         deletions=tuple(reversed(_order(deletions))),
         unchanged=before.state.resources - len(updates) - len(renames) - len(deletes), costs=tuple(costs),
         findings=tuple(head_findings), rule_changes=tuple(rule_changes), files_checked=after.file_count,
+        teams=tuple(sorted(after.people({c.owner for c in changes + deletions}).items())),
     )

@@ -49,6 +49,16 @@ def test_an_edit_is_an_update_with_field_level_old_and_new(branch: PlatformRepo)
     assert (change.monthly_cost_before, change.monthly_cost_after) == (25.0, 95.0)
 
 
+def test_a_change_carries_its_tier_and_the_people_who_may_approve_it(branch: PlatformRepo) -> None:
+    text = (branch.root / "catalog/services/checkout.yaml").read_text()
+    branch.write("catalog/services/checkout.yaml", text.replace("size: small", "size: medium"))
+    branch.commit()
+    plan = plan_of(branch)
+    [change] = plan.changes
+    assert change.tier == "production"  # a database has the tier of its service
+    assert plan.teams == (("payments", ("alice", "bob")),)
+
+
 def test_a_removed_request_is_a_destructive_deletion_listed_apart(branch: PlatformRepo) -> None:
     branch.write("catalog/services/checkout.yaml",
                  SERVICE.format(name="checkout", owner="payments", tier="production"))
