@@ -1,15 +1,17 @@
-"""The forge port: what Paved needs from GitHub, in Paved's words.
+"""The forge ports: what Paved needs from GitHub and from git, in Paved's words.
 
-Handlers talk to a `Forge`; `bot/adapters/github.py` implements it with PyGithub against GitHub,
-GitHub Enterprise or the local sandbox forge. Nothing here does I/O.
+Handlers talk to a `Forge` (the GitHub API) and a `Mirror` (local copies of repositories);
+`bot/adapters/github.py` and `bot/adapters/workspace.py` implement them against GitHub, GitHub
+Enterprise or the local sandbox forge. Nothing here does I/O.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from bot.model import Finding
+from bot.model import Finding, Tree
 
 Permission = Literal["admin", "maintain", "write", "triage", "read", "none"]
 PERMISSION_ORDER: tuple[Permission, ...] = ("none", "read", "triage", "write", "maintain", "admin")
@@ -114,3 +116,15 @@ class Forge(Protocol):
     def permission_of(self, repo: str, login: str) -> Permission: ...
 
     def default_branch(self, repo: str) -> str: ...
+
+
+class Mirror(Protocol):
+    """Local mirrors of repositories on the forge."""
+
+    def fetch(self, repo: str, refs: Iterable[str]) -> None:
+        """Bring `refs` (branch names or full refs) up to date."""
+        ...
+
+    def tree(self, repo: str, revision: str) -> Tree: ...
+
+    def merge_base(self, repo: str, a: str, b: str) -> str: ...

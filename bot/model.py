@@ -254,6 +254,10 @@ class Tree(Protocol):
         """
         ...
 
+    def close(self) -> None:
+        """Release what reading held open (a git process); the tree is not used afterwards."""
+        ...
+
 
 class MemoryTree:
     """A `Tree` over files held in memory, for judging a few files (policy test cases, previews)."""
@@ -283,6 +287,9 @@ class MemoryTree:
         return None
 
     def diff(self, since: str, prefix: str) -> dict[str, str | None] | None:
+        return None
+
+    def close(self) -> None:
         return None
 
 

@@ -180,6 +180,9 @@ class CountingTree:
     def diff(self, since: str, prefix: str) -> dict[str, str | None] | None:
         return self.inner.diff(since, prefix)
 
+    def close(self) -> None:
+        self.inner.close()
+
 
 def test_a_second_plan_reads_only_files_that_changed_since(branch: PlatformRepo, tmp_path: Path) -> None:
     index = tmp_path / "data" / "catalogue.sqlite"

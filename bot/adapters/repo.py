@@ -220,6 +220,9 @@ class FolderTree:
     def diff(self, since: str, prefix: str) -> dict[str, str | None] | None:
         return None
 
+    def close(self) -> None:
+        return None
+
     def read(self, path: str) -> bytes:
         if path not in self._content:
             try:

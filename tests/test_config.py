@@ -1,0 +1,30 @@
+"""paved.yaml: optional, validated once, wrong settings named by line."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.config import RepoConfig, load_config
+from bot.errors import ConfigurationError
+from bot.model import MemoryTree
+
+
+def test_a_repo_without_paved_yaml_gets_the_defaults() -> None:
+    assert load_config(MemoryTree({})) == RepoConfig("write", ("production", "critical"), None, None)
+
+
+def test_every_setting_is_read() -> None:
+    text = (b"commands:\n  permission: maintain\napprovals:\n  tiers: [critical]\ngithub:\n  organization: acme\n"
+            b"providers:\n  postgres:\n    connectionEnv: PLATFORM_PG\n")
+    assert load_config(MemoryTree({"paved.yaml": text})) == RepoConfig("maintain", ("critical",), "acme",
+                                                                       "PLATFORM_PG")
+
+
+def test_a_wrong_setting_names_the_file_and_line() -> None:
+    with pytest.raises(ConfigurationError, match=r"paved\.yaml:3: /commands/permission"):
+        load_config(MemoryTree({"paved.yaml": b"# settings\ncommands:\n  permission: everyone\n"}))
+
+
+def test_an_unknown_setting_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"paved\.yaml:1"):
+        load_config(MemoryTree({"paved.yaml": b"comands: {}\n"}))
