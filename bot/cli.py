@@ -238,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = add("demo", cmd_demo)
     demo.add_argument("--keep", metavar="DIR", help="build the demo repo in DIR and leave it there")
+
+    from bot.sandbox.cli import add_commands as add_sandbox_commands
+    from bot.sandbox.cli import run as run_sandbox
+
+    add_sandbox_commands(commands)
+    commands.choices["sandbox"].set_defaults(func=run_sandbox)
     return parser
 
 

@@ -1,0 +1,178 @@
+"""The one place that talks to GitHub: the `Forge` port implemented with PyGithub.
+
+Works against github.com, GitHub Enterprise and the local sandbox forge alike; only the API base URL
+differs. Every PyGithub error is wrapped in `ForgeError` carrying GitHub's status and message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from github import Auth, Github, GithubException, GithubIntegration
+
+from bot.errors import PavedError
+from bot.forge import ANNOTATIONS_PER_REQUEST, Annotation, CheckRun, Permission, PullRequest, Review
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ForgeError(PavedError):
+    """Raised when GitHub refuses or fails a request; `status` is the HTTP status (0 when none)."""
+
+    def __init__(self, message: str, *, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@contextmanager
+def _wrapped(what: str) -> Iterator[None]:
+    try:
+        yield
+    except GithubException as exc:
+        data = exc.data if isinstance(exc.data, dict) else {}
+        message = data.get("message") or str(exc)
+        raise ForgeError(f"GitHub refused to {what}: {message} ({exc.status})", status=exc.status) from exc
+
+
+# PyGithub waits 0.25 s between requests and 1 s between writes by default, as GitHub asks of
+# clients to stay clear of its secondary rate limits. Against the local sandbox forge nothing is
+# gained by waiting, so callers may turn it off.
+POLITE = {"seconds_between_requests": 0.25, "seconds_between_writes": 1.0}
+IMPATIENT: dict[str, float | None] = {"seconds_between_requests": None, "seconds_between_writes": None}
+
+
+def connect_with_token(api_url: str, token: str, *, polite: bool = True) -> Github:
+    return Github(base_url=api_url, auth=Auth.Token(token), per_page=100, retry=None,
+                  **(POLITE if polite else IMPATIENT))
+
+
+def installation_client(api_url: str, app_id: int | str, private_key: str, installation_id: int, *,
+                        polite: bool = True) -> Github:
+    """A client acting as one installation of a GitHub App (its token is renewed by PyGithub)."""
+    auth = Auth.AppAuth(int(app_id), private_key).get_installation_auth(installation_id)
+    return Github(base_url=api_url, auth=auth, per_page=100, retry=None,
+                  **(POLITE if polite else IMPATIENT))
+
+
+def installation_of(api_url: str, app_id: int | str, private_key: str, repo: str) -> int:
+    """The id of the App's installation that covers `repo`."""
+    owner, name = repo.split("/", 1)
+    integration = GithubIntegration(base_url=api_url, auth=Auth.AppAuth(int(app_id), private_key))
+    with _wrapped(f"find the installation for {repo}"):
+        return int(integration.get_repo_installation(owner, name).id)
+
+
+def _pull(repo: str, pr: Any) -> PullRequest:
+    head_repo = pr.head.repo.full_name if pr.head.repo is not None else None
+    return PullRequest(
+        repo=repo, number=pr.number, title=pr.title, author=pr.user.login, head_sha=pr.head.sha,
+        head_ref=pr.head.ref, base_ref=pr.base.ref, base_sha=pr.base.sha, state=pr.state,
+        merged=bool(pr.merged), merge_commit_sha=pr.merge_commit_sha,
+        merged_by=pr.merged_by.login if pr.merged and pr.merged_by is not None else None,
+        draft=bool(pr.draft), from_fork=head_repo is not None and head_repo != repo, url=pr.html_url,
+    )
+
+
+def _output(check: CheckRun, annotations: tuple[Annotation, ...]) -> dict[str, Any]:
+    return {
+        "title": check.title[:255], "summary": check.summary[:65535], "text": check.text[:65535],
+        "annotations": [
+            {"path": a.path, "start_line": a.line, "end_line": a.line, "annotation_level": a.level,
+             "message": a.message[:64 * 1024], "title": a.title[:255],
+             **({"start_column": a.column, "end_column": a.column} if a.column else {})}
+            for a in annotations
+        ],
+    }
+
+
+class GitHubForge:
+    """`Forge` over one PyGithub client."""
+
+    def __init__(self, client: Github) -> None:
+        self.client = client
+        self._repos: dict[str, Any] = {}
+
+    def _repo(self, repo: str) -> Any:
+        if repo not in self._repos:
+            with _wrapped(f"read {repo}"):
+                self._repos[repo] = self.client.get_repo(repo)
+        return self._repos[repo]
+
+    def _call(self, what: str, action: Callable[[], T]) -> T:
+        with _wrapped(what):
+            return action()
+
+    def pull_request(self, repo: str, number: int) -> PullRequest:
+        return self._call(f"read pull request #{number} of {repo}",
+                          lambda: _pull(repo, self._repo(repo).get_pull(number)))
+
+    def open_pull_requests(self, repo: str) -> list[PullRequest]:
+        return self._call(f"list the open pull requests of {repo}",
+                          lambda: [_pull(repo, pr) for pr in self._repo(repo).get_pulls(state="open")])
+
+    def reviews(self, repo: str, number: int) -> list[Review]:
+        def read() -> list[Review]:
+            return [Review(r.user.login, r.state, r.commit_id)
+                    for r in self._repo(repo).get_pull(number).get_reviews() if r.user is not None]
+        return self._call(f"read the reviews of #{number} in {repo}", read)
+
+    def upsert_comment(self, repo: str, number: int, marker: str, body: str) -> int:
+        def upsert() -> int:
+            issue = self._repo(repo).get_issue(number)
+            for comment in issue.get_comments():
+                if comment.body.startswith(marker):
+                    if comment.body != body:
+                        comment.edit(body)
+                    return int(comment.id)
+            return int(issue.create_comment(body).id)
+        return self._call(f"comment on #{number} in {repo}", upsert)
+
+    def comment(self, repo: str, number: int, body: str) -> int:
+        return self._call(f"comment on #{number} in {repo}",
+                          lambda: int(self._repo(repo).get_issue(number).create_comment(body).id))
+
+    def react(self, repo: str, comment_id: int, content: str) -> None:
+        self._call(f"react to comment {comment_id} in {repo}",
+                   lambda: self._repo(repo).get_issue_comment(comment_id).create_reaction(content))
+
+    def publish_check(self, repo: str, check: CheckRun) -> int:
+        def publish() -> int:
+            target = self._repo(repo)
+            batches = [check.annotations[i:i + ANNOTATIONS_PER_REQUEST]
+                       for i in range(0, len(check.annotations), ANNOTATIONS_PER_REQUEST)] or [()]
+            existing = next((run for run in target.get_commit(check.head_sha).get_check_runs(check_name=check.name)),
+                            None)
+            fields: dict[str, Any] = {"status": "completed" if check.conclusion else "in_progress"}
+            if check.conclusion:
+                fields["conclusion"] = check.conclusion
+            if check.details_url:
+                fields["details_url"] = check.details_url
+            if existing is None:
+                run = target.create_check_run(name=check.name, head_sha=check.head_sha,
+                                              output=_output(check, batches[0]), **fields)
+            else:
+                run = existing
+                run.edit(output=_output(check, batches[0]), **fields)
+            for batch in batches[1:]:
+                run.edit(output=_output(check, batch))
+            return int(run.id)
+        return self._call(f"publish the {check.name} check on {check.head_sha[:12]} in {repo}", publish)
+
+    def permission_of(self, repo: str, login: str) -> Permission:
+        def read() -> Permission:
+            try:
+                level = self._repo(repo).get_collaborator_role_name(login)
+            except GithubException as exc:
+                if exc.status == 404:
+                    return "none"
+                raise
+            return {"admin": "admin", "maintain": "maintain", "write": "write", "triage": "triage",
+                    "read": "read"}.get(str(level), "none")  # type: ignore[return-value]
+        return self._call(f"read {login}'s permission on {repo}", read)
+
+    def default_branch(self, repo: str) -> str:
+        return self._call(f"read {repo}", lambda: str(self._repo(repo).default_branch))

@@ -1,0 +1,121 @@
+"""Plan on every pull request: a `paved/plan` check run with annotations and one sticky comment.
+
+Triggered by `pull_request` (opened, synchronize, reopened, ready_for_review), `pull_request_review`
+(submitted), `check_run` (rerequested) and `/paved plan`. The plan compares the pull request's head
+with its merge base, judged by the rules of the base branch as it is now, so that neither a stale
+branch nor the pull request itself decides which rules apply.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from bot.approvals import Requirement, requirements, waiting_message
+from bot.config import RepoConfig, load_config
+from bot.forge import Annotation, CheckConclusion, CheckRun, PullRequest
+from bot.handlers import Context
+from bot.model import Plan
+from bot.plan import make_plan
+from bot.render import markdown, text
+from bot.rules import load_rules
+
+log = logging.getLogger(__name__)
+
+CHECK_NAME = "paved/plan"
+# The check shows every finding as an annotation up to this many; the comment and the check's text
+# say how many more there are.
+MAX_ANNOTATIONS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a plan job did: `published`, or `skipped` with the reason."""
+
+    status: Literal["published", "skipped"]
+    reason: str = ""
+    conclusion: CheckConclusion | None = None
+    plan: Plan | None = None
+    pending: tuple[Requirement, ...] = ()
+
+
+def _approval_section(pending: list[Requirement], satisfied: list[Requirement]) -> str:
+    if not pending and not satisfied:
+        return ""
+    lines = ["", "### Approvals", ""]
+    for r in satisfied:
+        lines.append(f"- ✅ team **{r.team}**: approved by {', '.join(f'`{p}`' for p in r.approved_by)}")
+    for r in pending:
+        who = ", ".join(f"`{p}`" for p in r.approvers) or "nobody listed in the team"
+        lines.append(f"- ⏳ team **{r.team}** for {', '.join(f'`{i}`' for i in r.resources)} — "
+                     f"an approving review from one of {who}")
+    return "\n".join(lines) + "\n"
+
+
+def plan_pull_request(ctx: Context, repo: str, number: int, *, head_sha: str | None = None) -> Outcome:
+    """Plan pull request `number` and publish the check run and comment.
+
+    `head_sha` is the head the triggering event saw; when the pull request has moved on since, this
+    job is superseded by the one for the newer head and publishes nothing.
+    """
+    pr = ctx.forge.pull_request(repo, number)
+    if pr.state != "open":
+        return Outcome("skipped", "the pull request is closed")
+    if head_sha is not None and pr.head_sha != head_sha:
+        return Outcome("skipped", f"superseded: the head is now {pr.head_sha[:12]}")
+    ctx.mirror.fetch(repo, [pr.base_ref, f"refs/pull/{number}/head"])
+    target = ctx.mirror.tree(repo, f"refs/heads/{pr.base_ref}")
+    base = ctx.mirror.tree(repo, ctx.mirror.merge_base(repo, f"refs/heads/{pr.base_ref}", pr.head_sha))
+    head = ctx.mirror.tree(repo, pr.head_sha)
+    try:
+        config = load_config(target)
+        plan = make_plan(base, head, store=ctx.store, rules=load_rules(target))
+    finally:
+        for tree in (target, base, head):
+            tree.close()
+    return publish(ctx, pr, plan, config)
+
+
+def publish(ctx: Context, pr: PullRequest, plan: Plan, config: RepoConfig) -> Outcome:
+    """Publish a plan on its pull request, unless the pull request moved on while it was made."""
+    teams = dict(plan.teams)
+    reviews = ctx.forge.reviews(pr.repo, pr.number)
+    needed = requirements(plan.all_changes, {c.identity: c.tier for c in plan.all_changes}, teams, reviews,
+                          pr.author, config.approval_tiers)
+    pending = [r for r in needed if not r.satisfied]
+    satisfied = [r for r in needed if r.satisfied]
+
+    current = ctx.forge.pull_request(pr.repo, pr.number)
+    if current.head_sha != pr.head_sha:
+        return Outcome("skipped", f"superseded: the head is now {current.head_sha[:12]}")
+
+    conclusion: CheckConclusion
+    if plan.errors:
+        conclusion = "failure"
+        title = f"{len(plan.errors)} error{'s' if len(plan.errors) != 1 else ''} to fix"
+    elif pending:
+        conclusion = "neutral"
+        title = waiting_message(pending)
+    else:
+        conclusion = "success"
+        title = "ready to merge" if plan.all_changes else "no changes"
+    summary = markdown.render(plan, repo_url=_web_url(pr), limit=60_000).split("\n", 3)[1]
+    approvals = _approval_section(pending, satisfied)
+    annotations = tuple(Annotation.of(f) for f in plan.findings[:MAX_ANNOTATIONS] if f.line > 0)
+    body = text.render(plan)
+    if len(plan.findings) > MAX_ANNOTATIONS:
+        body += f"\n{len(plan.findings) - MAX_ANNOTATIONS} more findings are not annotated.\n"
+    ctx.forge.publish_check(pr.repo, CheckRun(
+        CHECK_NAME, pr.head_sha, conclusion, title, summary + "\n" + approvals, "```\n" + body + "```\n",
+        annotations))
+    comment = markdown.render(plan, repo_url=_web_url(pr), limit=65_536 - len(approvals) - 16)
+    ctx.forge.upsert_comment(pr.repo, pr.number, markdown.MARKER, comment.rstrip("\n") + "\n" + approvals)
+    log.info("published plan for %s#%d at %s: %s", pr.repo, pr.number, pr.head_sha[:12], title)
+    return Outcome("published", conclusion=conclusion, plan=plan, pending=tuple(pending))
+
+
+def _web_url(pr: PullRequest) -> str | None:
+    """The repository's web address, from the pull request's (`…/owner/name/pull/7`)."""
+    marker = f"/{pr.repo}/pull/"
+    return pr.url.split(marker)[0] + f"/{pr.repo}" if marker in pr.url else None

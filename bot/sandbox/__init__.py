@@ -1,0 +1,52 @@
+"""A small local GitHub-compatible forge for Paved's demos and tests.
+
+It speaks GitHub's REST API (under `/api/v3`, as GitHub Enterprise does), git's smart HTTP protocol
+and GitHub-shaped webhooks, so PyGithub and GitPython work against it unchanged. Start one with
+`Sandbox.start(data_dir)`; see `api.py` for the story-level Python API and `cli.py` for
+`paved sandbox`.
+
+Modules: `server.py` (HTTP, git smart HTTP), `routing.py` + `endpoints/` (REST operations; the
+CLI's administration API in `endpoints/admin.py`), `forge.py` (use cases and GitHub's rules),
+`auth.py` (tokens, JWTs, permissions), `store.py` + `model.py` (state), `gitrepo.py` (git
+plumbing), `render.py` (GitHub's JSON shapes), `webhooks.py` (delivery), `errors.py` (GitHub's
+error answers), `recording.py` (observers for the conformance tests).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .api import (
+        AppCredentials,
+        CommentRef,
+        DeliveryInfo,
+        ForgeHandle,
+        InstallationRef,
+        Org,
+        PullRef,
+        RepoRef,
+        Sandbox,
+        SandboxBusy,
+        TeamRef,
+        User,
+    )
+    from .errors import ApiError
+
+__all__ = [
+    "ApiError", "AppCredentials", "CommentRef", "DeliveryInfo", "ForgeHandle", "InstallationRef", "Org", "PullRef",
+    "RepoRef", "Sandbox", "SandboxBusy", "TeamRef", "User",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the forge on first use, so `paved`'s other commands do not pay for it at start-up."""
+    if name == "ApiError":
+        from .errors import ApiError
+
+        return ApiError
+    if name in __all__:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(name)

@@ -1,0 +1,46 @@
+"""What every endpoint module needs to reach the forge and the repository a request names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..auth import Need
+from ..errors import invalid
+from ..forge import READ_META, Forge
+from ..model import Repo
+from ..routing import Request
+
+
+def forge_of(request: Request) -> Forge:
+    forge: Forge = request.forge
+    return forge
+
+
+def repo_of(request: Request, need: Need = READ_META) -> Repo:
+    """The `{owner}/{repo}` of the path, if the caller may do `need` on it."""
+    return forge_of(request).repo_for(request.principal, request.params["owner"], request.params["repo"], need)
+
+
+def string_field(body: dict[str, Any], name: str, resource: str, required: bool = False) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise invalid(resource, name, "missing_field")
+        return None
+    if not isinstance(value, str):
+        raise invalid(resource, name, "invalid")
+    return value
+
+
+def permissions_json(forge: Forge, request: Request, repo: Repo) -> dict[str, bool]:
+    """The `permissions` object GitHub adds to a repository for the caller."""
+    from ..model import role_rank
+
+    principal = request.principal
+    if principal.kind == "user" and principal.account is not None:
+        rank = role_rank(forge.access.role_of(principal.account, repo) or ("read" if not repo.private else None))
+    elif principal.kind == "installation":
+        rank = 3 if forge.access.permission_level(principal, "contents") >= 2 else 1
+    else:
+        rank = 1 if not repo.private else 0
+    return {"admin": rank >= 5, "maintain": rank >= 4, "push": rank >= 3, "triage": rank >= 2, "pull": rank >= 1}

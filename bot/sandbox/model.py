@@ -1,0 +1,365 @@
+"""The sandbox forge's records: accounts, tokens, apps, repositories and everything hung on them.
+
+Each record is a flat dataclass of plain JSON values with a forge-wide unique `id`, so the store can
+keep and persist any of them the same way (`store.py`). What git knows (branches, commits, files) is
+never copied here: it is read from the bare repository each time (`gitrepo.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["read", "triage", "write", "maintain", "admin"]
+ROLES: tuple[Role, ...] = ("read", "triage", "write", "maintain", "admin")
+AccountType = Literal["User", "Organization", "Bot"]
+
+
+def role_rank(role: str | None) -> int:
+    """0 for no access, then 1 (read) to 5 (admin)."""
+    return ROLES.index(role) + 1 if role in ROLES else 0
+
+
+def best_role(*roles: str | None) -> Role | None:
+    ranked = [role for role in roles if role in ROLES]
+    return max(ranked, key=role_rank) if ranked else None
+
+
+@dataclass
+class Account:
+    """A user, an organization or an app's bot user (`login[bot]`)."""
+
+    id: int
+    login: str
+    type: AccountType
+    created_at: str
+    name: str | None = None
+    email: str | None = None
+    site_admin: bool = False
+
+
+@dataclass
+class Membership:
+    """A user's place in an organization: `admin` (owner) or `member`."""
+
+    id: int
+    org_id: int
+    user_id: int
+    role: Literal["admin", "member"] = "member"
+
+
+@dataclass
+class Token:
+    """A personal access token (user_id set) or an installation access token (installation_id set).
+
+    `permissions` narrows what the token may do (`{"issues": "read"}`), as fine-grained personal
+    tokens and installation tokens do; None means the user's own access, as with a classic token.
+    """
+
+    id: int
+    token: str
+    created_at: str
+    user_id: int | None = None
+    installation_id: int | None = None
+    expires_at: str | None = None
+    permissions: dict[str, str] | None = None
+    repository_ids: list[int] | None = None
+    note: str = ""
+
+
+@dataclass
+class App:
+    id: int
+    slug: str
+    name: str
+    owner_id: int
+    bot_id: int
+    client_id: str
+    public_key_pem: str
+    created_at: str
+    permissions: dict[str, str] = field(default_factory=dict)
+    events: list[str] = field(default_factory=list)
+    description: str = ""
+
+
+@dataclass
+class Installation:
+    id: int
+    app_id: int
+    account_id: int
+    created_at: str
+    repository_selection: Literal["all", "selected"] = "all"
+    repository_ids: list[int] = field(default_factory=list)
+    permissions: dict[str, str] = field(default_factory=dict)
+    events: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Repo:
+    """A repository; its git data lives in `repos/OWNER/NAME.git` under the data folder."""
+
+    id: int
+    owner_id: int
+    name: str
+    created_at: str
+    updated_at: str
+    pushed_at: str | None
+    private: bool = False
+    description: str | None = None
+    default_branch: str = "main"
+    secrets_public_key: str = ""
+    secrets_private_key: str = ""
+
+
+@dataclass
+class Collaborator:
+    id: int
+    repo_id: int
+    user_id: int
+    role: Role
+
+
+@dataclass
+class Team:
+    id: int
+    org_id: int
+    name: str
+    slug: str
+    created_at: str
+    description: str | None = None
+    privacy: str = "closed"
+    parent_id: int | None = None
+    permission: str = "pull"
+
+
+@dataclass
+class TeamMember:
+    id: int
+    team_id: int
+    user_id: int
+    role: Literal["member", "maintainer"] = "member"
+
+
+@dataclass
+class TeamRepo:
+    id: int
+    team_id: int
+    repo_id: int
+    role: Role
+
+
+@dataclass
+class Issue:
+    """An issue or the issue half of a pull request (same number space, as on GitHub)."""
+
+    id: int
+    repo_id: int
+    number: int
+    title: str
+    user_id: int
+    created_at: str
+    updated_at: str
+    body: str | None = None
+    state: Literal["open", "closed"] = "open"
+    state_reason: str | None = None
+    closed_at: str | None = None
+    closed_by_id: int | None = None
+    label_ids: list[int] = field(default_factory=list)
+    assignee_ids: list[int] = field(default_factory=list)
+    is_pull: bool = False
+    locked: bool = False
+    app_id: int | None = None
+
+
+@dataclass
+class PullRequest:
+    """The pull-request half: branches and merge state. Commits and files are read from git."""
+
+    id: int
+    repo_id: int
+    number: int
+    issue_id: int
+    head_ref: str
+    head_sha: str
+    base_ref: str
+    base_sha: str
+    draft: bool = False
+    maintainer_can_modify: bool = False
+    merged: bool = False
+    merged_at: str | None = None
+    merged_by_id: int | None = None
+    merge_commit_sha: str | None = None
+
+
+@dataclass
+class Comment:
+    id: int
+    repo_id: int
+    issue_number: int
+    user_id: int
+    body: str
+    created_at: str
+    updated_at: str
+    app_id: int | None = None
+
+
+@dataclass
+class Reaction:
+    id: int
+    comment_id: int
+    user_id: int
+    content: str
+    created_at: str
+
+
+@dataclass
+class Label:
+    id: int
+    repo_id: int
+    name: str
+    color: str
+    description: str | None = None
+    default: bool = False
+
+
+@dataclass
+class Review:
+    id: int
+    repo_id: int
+    pull_number: int
+    user_id: int
+    state: str
+    commit_id: str
+    submitted_at: str
+    body: str = ""
+
+
+@dataclass
+class CheckSuite:
+    id: int
+    repo_id: int
+    app_id: int
+    head_sha: str
+    head_branch: str | None
+    created_at: str
+    updated_at: str
+    before: str | None = None
+    after: str | None = None
+    rerequestable: bool = True
+
+
+@dataclass
+class CheckRun:
+    id: int
+    repo_id: int
+    suite_id: int
+    app_id: int
+    name: str
+    head_sha: str
+    status: str
+    started_at: str | None
+    completed_at: str | None = None
+    conclusion: str | None = None
+    external_id: str | None = None
+    details_url: str | None = None
+    output: dict[str, Any] = field(default_factory=dict)
+    annotations: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Status:
+    id: int
+    repo_id: int
+    sha: str
+    state: str
+    context: str
+    creator_id: int
+    created_at: str
+    updated_at: str
+    description: str | None = None
+    target_url: str | None = None
+
+
+@dataclass
+class Environment:
+    id: int
+    repo_id: int
+    name: str
+    created_at: str
+    updated_at: str
+    wait_timer: int = 0
+    reviewers: list[dict[str, Any]] = field(default_factory=list)
+    deployment_branch_policy: dict[str, Any] | None = None
+    prevent_self_review: bool = False
+    secrets_public_key: str = ""
+    secrets_private_key: str = ""
+
+
+@dataclass
+class Secret:
+    """An Actions secret as stored: the client's sealed box, openable with the repo's private key."""
+
+    id: int
+    repo_id: int
+    name: str
+    encrypted_value: str
+    key_id: str
+    created_at: str
+    updated_at: str
+    environment: str | None = None
+
+
+@dataclass
+class Protection:
+    """Branch protection as last PUT (normalized request body)."""
+
+    id: int
+    repo_id: int
+    branch: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Hook:
+    """A webhook: on a repository (repo_id) or an app's single hook (app_id)."""
+
+    id: int
+    url: str
+    secret: str
+    created_at: str
+    updated_at: str
+    repo_id: int | None = None
+    app_id: int | None = None
+    events: list[str] = field(default_factory=lambda: ["*"])
+    active: bool = True
+    content_type: str = "json"
+
+
+@dataclass
+class Delivery:
+    """One attempt to deliver a webhook, kept as GitHub keeps it (request, response, timing)."""
+
+    id: int
+    guid: str
+    hook_id: int
+    event: str
+    action: str | None
+    delivered_at: str
+    request_headers: dict[str, str]
+    request_body: str
+    redelivery: bool = False
+    installation_id: int | None = None
+    repository_id: int | None = None
+    status_code: int = 0
+    status: str = "pending"
+    duration: float = 0.0
+    response_headers: dict[str, str] = field(default_factory=dict)
+    response_body: str = ""
+
+
+RECORD_TYPES: tuple[type, ...] = (
+    Account, Membership, Token, App, Installation, Repo, Collaborator, Team, TeamMember, TeamRepo,
+    Issue, PullRequest, Comment, Reaction, Label, Review, CheckSuite, CheckRun, Status, Environment,
+    Secret, Protection, Hook, Delivery,
+)

@@ -1,0 +1,336 @@
+"""The sandbox's HTTP side: GitHub's REST API under `/api/v3` and git's smart HTTP at `/OWNER/REPO.git`.
+
+Why the standard library's `ThreadingHTTPServer` rather than FastAPI under uvicorn: it starts in a
+few milliseconds with nothing to import, it hands over raw request bytes (git's smart HTTP streams
+packfiles, chunked, that must reach `git http-backend` untouched), and the REST layer needs none of
+FastAPI's validation or docs since answers are checked against GitHub's own description instead.
+One thread per connection, HTTP/1.1 keep-alive, bound to 127.0.0.1 only.
+
+Every REST answer carries GitHub's headers (rate limit, media type, request id, `Link` when paged);
+failures become GitHub's error bodies, and a crash is logged and answered 500, never a traceback.
+Observers (see `recording.py`) may watch every exchange; the conformance tests use that.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import subprocess
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from . import gitrepo, recording
+from .auth import ANONYMOUS, Need, Principal
+from .errors import DOCS, ApiError
+from .forge import READ_CODE, WRITE_CODE, Forge, RefUpdate
+from .routing import Request, Response, Routes, parse_query
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v3"
+ADMIN_PREFIX = "/_sandbox"
+_RATE_WINDOW = 3600
+_GIT_ENDPOINTS = ("/info/refs", "/git-upload-pack", "/git-receive-pack")  # git's smart HTTP protocol
+
+
+class RateLimits:
+    """GitHub's primary rate limit per caller: 5,000 an hour (15,000 for installations), 60 anonymous."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    def take(self, principal: Principal, remote: str) -> dict[str, str]:
+        if principal.kind == "anonymous":
+            key, limit = f"ip:{remote}", 60
+        elif principal.kind == "installation" and principal.installation is not None:
+            key, limit = f"inst:{principal.installation.id}", 15000
+        elif principal.kind == "app" and principal.app is not None:
+            key, limit = f"app:{principal.app.id}", 5000
+        else:
+            key, limit = f"user:{principal.account.id if principal.account else 0}", 5000
+        now = time.time()
+        with self._lock:
+            reset, used = self._windows.get(key, (now + _RATE_WINDOW, 0))
+            if reset <= now:
+                reset, used = now + _RATE_WINDOW, 0
+            used += 1
+            self._windows[key] = (reset, used)
+        headers = {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(max(limit - used, 0)),
+            "X-RateLimit-Reset": str(int(reset)),
+            "X-RateLimit-Used": str(min(used, limit)),
+            "X-RateLimit-Resource": "core",
+        }
+        if used > limit:
+            raise ApiError(403, f"API rate limit exceeded for {key}.", headers=headers,
+                           documentation_url="https://docs.github.com/rest/overview/rate-limits-for-the-rest-api")
+        return headers
+
+
+class SandboxServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, forge: Forge, routes: Routes, admin_routes: Routes, port: int = 0) -> None:
+        self.forge = forge
+        self.routes = routes
+        self.admin_routes = admin_routes
+        self.rate_limits = RateLimits()
+        super().__init__(("127.0.0.1", port), _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body leave in one write, without Nagle: otherwise every keep-alive request waits
+    # for the client's delayed ACK (~40 ms).
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
+    server: SandboxServer
+    server_version = "GitHub.com"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_HEAD(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    # -- reading -----------------------------------------------------------------------------------------------
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    # -- dispatching -------------------------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        started = time.monotonic()
+        split = urlsplit(self.path)
+        path = split.path
+        try:
+            body = self._read_body()
+        except (OSError, ValueError):
+            self.close_connection = True
+            return
+        if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+            self._rest(path[len(API_PREFIX):] or "/", split.query, body, started, self.server.routes)
+        elif path.startswith(ADMIN_PREFIX + "/"):
+            self._rest(path, split.query, body, started, self.server.admin_routes, admin=True)
+        elif self._is_git(path):
+            try:
+                self._git(path, split.query, body)
+            except Exception:
+                log.exception("git %s failed", self.path)
+                self._send(500, b"git failed\n", {"Content-Type": "text/plain"})
+        elif path in ("/", ""):
+            self._send(200, b"Paved sandbox forge. REST API at /api/v3\n", {"Content-Type": "text/plain"})
+        else:
+            self._send(404, b"Not Found\n", {"Content-Type": "text/plain"})
+
+    def _rest(self, path: str, query: str, body: bytes, started: float, routes: Routes, admin: bool = False) -> None:
+        forge = self.server.forge
+        request_id = uuid.uuid4().hex[:20].upper()
+        headers: dict[str, str] = {
+            "X-GitHub-Media-Type": "github.v3; format=json",
+            "X-GitHub-Api-Version-Selected": "2022-11-28",
+            "X-GitHub-Request-Id": request_id,
+            "Access-Control-Expose-Headers": "ETag, Link, Location, Retry-After, X-GitHub-OTP, X-RateLimit-Limit, "
+                                             "X-RateLimit-Remaining, X-RateLimit-Used, X-RateLimit-Resource, "
+                                             "X-RateLimit-Reset",
+        }
+        request = Request(self.command, path, parse_query(query), self.headers, body, ANONYMOUS,
+                          f"{forge.urls.api}" if not admin else f"{forge.urls.web}", forge=forge)
+        route_template = ""
+        try:
+            try:
+                request.principal = forge.access.identify(self.headers.get("Authorization"))
+            finally:
+                # Refusals count against the caller's address too, and carry the headers, as on GitHub.
+                if not admin:
+                    headers.update(self.server.rate_limits.take(request.principal, self.client_address[0]))
+                    request.response_headers.update(headers)
+            if admin and not request.principal.is_site_admin:
+                raise ApiError(401 if request.principal.kind == "anonymous" else 403,
+                               "The sandbox administration API needs the admin token")
+            found = routes.match(self.command, path)
+            if found is None:
+                raise ApiError(404, "Not Found")
+            route, request.params = found
+            route_template = route.template
+            request.route = route_template
+            response = route.handler(request)
+        except ApiError as error:
+            headers.update(error.headers)
+            response = Response(error.status, error.body())
+        except Exception:
+            log.exception("%s %s failed", self.command, self.path)
+            response = Response(500, {"message": "Server Error", "documentation_url": DOCS, "status": "500"})
+        for key, value in request.response_headers.items():
+            headers.setdefault(key, value)
+        if "Link" in request.response_headers:
+            headers["Link"] = request.response_headers["Link"]
+        raw = self._encode(response)
+        if response.status != 204:
+            headers["Content-Type"] = response.content_type
+        headers.update(response.headers)
+        self._send(response.status, raw, headers)
+        if not admin:
+            recording.notify_exchange(recording.Exchange(
+                method=self.command, path=path, query=query, route=route_template, params=dict(request.params),
+                request_headers={k: v for k, v in self.headers.items()}, request_body=body,
+                status=response.status, response_headers=headers, response_body=raw,
+                duration=time.monotonic() - started,
+            ))
+
+    @staticmethod
+    def _encode(response: Response) -> bytes:
+        if response.status == 204:
+            return b""
+        if isinstance(response.body, bytes):
+            return response.body
+        return json.dumps(response.body, separators=(",", ":")).encode()
+
+    def _send(self, status: int, raw: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        if self.command != "HEAD" and status != 204:
+            self.wfile.write(raw)
+
+    # -- git smart HTTP ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _is_git(path: str) -> bool:
+        return path.endswith(_GIT_ENDPOINTS)
+
+    def _git(self, path: str, query: str, body: bytes) -> None:
+        forge = self.server.forge
+        suffix = next(end for end in _GIT_ENDPOINTS if path.endswith(end))
+        repo_part, tail = path[1:-len(suffix)], suffix[1:]
+        owner, _, name = repo_part.partition("/")
+        service = parse_query(query).get("service", "") if tail == "info/refs" else tail
+        writing = service == "git-receive-pack"
+        try:
+            principal = forge.access.identify(self.headers.get("Authorization"))
+        except ApiError:
+            return self._git_refuse(401, "Invalid username or token. Password authentication is not supported "
+                                         "for Git operations.")
+        repo = forge.find_repo(owner, name.removesuffix(".git"))
+        if repo is None or not forge.access.can_see(principal, repo):
+            if principal.kind == "anonymous":
+                return self._git_refuse(401, "Authentication required")
+            return self._git_refuse(404, "Repository not found.")
+        need: Need = WRITE_CODE if writing else READ_CODE
+        if not forge.access.may(principal, repo, need):
+            if principal.kind == "anonymous":
+                return self._git_refuse(401, "Authentication required")
+            return self._git_refuse(403, f"Permission to {owner}/{name.removesuffix('.git')}.git denied to "
+                                         f"{principal.login or 'anonymous'}.")
+        git = forge.git(repo)
+        relative = git.path.relative_to(forge.repos_dir).as_posix()
+        env = gitrepo.git_environment({
+            "GIT_PROJECT_ROOT": str(forge.repos_dir),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "PATH_INFO": f"/{relative}/{tail}",
+            "REQUEST_METHOD": self.command,
+            "QUERY_STRING": query,
+            "CONTENT_TYPE": self.headers.get("Content-Type") or "",
+            "CONTENT_LENGTH": str(len(body)),
+            "REMOTE_USER": principal.login or "anonymous",
+            "REMOTE_ADDR": self.client_address[0],
+            "GIT_PROTOCOL": self.headers.get("Git-Protocol") or "",
+            "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding") or "",
+        })
+        if writing and tail == "git-receive-pack":
+            env.update(forge.push_rules(principal, repo).environment())
+            with forge.repo_lock(repo):
+                before = git.refs()
+                output = self._cgi(env, body)
+                after = git.refs()
+            updates = [RefUpdate(ref, before.get(ref, gitrepo.ZERO_SHA), after.get(ref, gitrepo.ZERO_SHA))
+                       for ref in sorted(set(before) | set(after)) if before.get(ref) != after.get(ref)]
+            if updates:
+                try:
+                    forge.after_push(repo, updates, principal.account)
+                except Exception:
+                    log.exception("after-push processing failed for %s", repo.name)
+        else:
+            output = self._cgi(env, body)
+        head, _, payload = output.partition(b"\r\n\r\n")
+        if not _:
+            head, _, payload = output.partition(b"\n\n")
+        status = 200
+        headers: dict[str, str] = {}
+        for line in head.decode(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.lower() == "status":
+                status = int(value.strip().split()[0])
+            elif key:
+                headers[key.strip()] = value.strip()
+        self._send(status, payload, headers)
+        return None
+
+    def _cgi(self, env: dict[str, str], body: bytes) -> bytes:
+        done = subprocess.run(["git", "http-backend"], input=body, capture_output=True, env=env, check=False)
+        if done.returncode != 0 and not done.stdout:
+            log.error("git http-backend failed: %s", done.stderr.decode(errors="replace"))
+            return b"Status: 500 Internal Server Error\r\nContent-Type: text/plain\r\n\r\ngit failed\n"
+        return done.stdout
+
+    def _git_refuse(self, status: int, message: str) -> None:
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Basic realm="GitHub"'
+        self._send(status, (message + "\n").encode(), headers)
+
+
+def basic_auth(token: str) -> str:
+    """An `Authorization` header value as git sends it for `x-access-token:<token>`."""
+    return "Basic " + base64.b64encode(f"x-access-token:{token}".encode()).decode()
+
+
+def quote_path(value: str) -> str:
+    return quote(value, safe="")
+
+
+def serve_in_thread(server: SandboxServer) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="sandbox-http", daemon=True)
+    thread.start()
+    return thread
+
