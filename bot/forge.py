@@ -107,7 +107,9 @@ class Forge(Protocol):
 
     def comment(self, repo: str, number: int, body: str) -> int: ...
 
-    def react(self, repo: str, comment_id: int, content: str) -> None: ...
+    def react(self, repo: str, number: int, comment_id: int, content: str) -> None:
+        """React to comment `comment_id` on pull request `number` (`eyes`, `+1`, ...)."""
+        ...
 
     def publish_check(self, repo: str, check: CheckRun) -> int:
         """Create or update the check run; annotations go in batches of 50. Return its id."""

@@ -7,9 +7,20 @@ import shutil
 import subprocess
 import textwrap
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from github import Auth
+
+from bot.adapters.github import GitHubForge, installation_client, installation_of
+from bot.adapters.workspace import Workspace
+from bot.catalog import CatalogueStore
+from bot.handlers import Context
+from bot.handlers.pull_request import CHECK_NAME
+from bot.render.markdown import MARKER
+from bot.sandbox import Sandbox
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -120,3 +131,69 @@ def platform_repo(tmp_path: Path) -> PlatformRepo:
                + "---" + DATABASE.format(name="checkout-db", owner="payments", service="checkout", size="small"))
     repo.commit("initial catalogue")
     return repo
+
+
+# -- a platform repo on the sandbox forge, and Paved installed on it ----------------------------------
+
+REPO = "acme/platform"
+
+
+@dataclass
+class World:
+    """acme's platform repo (the bundled catalogue) on a sandbox forge, with Paved installed as an app.
+
+    alice owns the org; bob, carol and dave may write to the platform repo; erin may only read it.
+    """
+
+    forge: Sandbox
+    ctx: Context
+    bot_login: str
+
+    def check(self, number: int) -> tuple[str | None, str, int]:
+        pr = self.forge.pull_request("acme", "platform", number)
+        runs = self.ctx.forge._repo(REPO).get_commit(pr.head_sha).get_check_runs(  # type: ignore[attr-defined]
+            check_name=CHECK_NAME)
+        run = next(iter(runs))
+        return run.conclusion, run.output.title, len(self.forge.check_run_annotations("acme", "platform", run.id))
+
+    def delivered(self, event: str, action: str | None = None) -> dict[str, Any]:
+        """The payload of the latest delivery of `event` (and `action`)."""
+        self.forge.wait_for_deliveries()
+        return self.forge.deliveries(event, action)[-1].payload
+
+    def comments(self, number: int) -> list[str]:
+        return [c.body for c in self.forge.comments("acme", "platform", number)]
+
+    def plan_comments(self, number: int) -> list[str]:
+        return [c.body for c in self.forge.comments("acme", "platform", number) if c.body.startswith(MARKER)]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    folder = tmp_path / "seed"
+    for name in ("catalog", "schemas", "templates"):
+        shutil.copytree(PROJECT / name, folder / name)
+    with Sandbox.start(tmp_path / "forge") as forge:
+        alice = forge.create_user("alice")
+        for login in ("bob", "carol", "dave", "erin"):
+            forge.create_user(login)
+        forge.create_org("acme", owners=["alice"], members=["bob", "carol", "dave", "erin"])
+        forge.create_repo_from_folder("acme", "platform", folder, owner_token=alice.token)
+        for login in ("bob", "carol", "dave"):
+            forge.add_collaborator("acme", "platform", login, "write")
+        forge.add_collaborator("acme", "platform", "erin", "read")
+        # Deliveries go nowhere (port 9 refuses); tests read their payloads from the forge's delivery log.
+        app = forge.create_app("acme", "paved", permissions={
+            "checks": "write", "contents": "write", "issues": "write", "pull_requests": "write",
+            "metadata": "read"}, webhook_url="http://127.0.0.1:9/webhooks/github", webhook_secret="x" * 32)
+        forge.install_app(app.id, "acme")
+        installation = installation_of(forge.api_url, app.id, app.private_key, REPO)
+        client = installation_client(forge.api_url, app.id, app.private_key, installation, polite=False)
+        auth = client.requester.auth
+        assert isinstance(auth, Auth.AppInstallationAuth)
+        mirror = Workspace(tmp_path / "mirrors", lambda repo: forge.clone_url(*repo.split("/")),
+                           lambda repo: auth.token)
+        yield World(forge, Context(GitHubForge(client), mirror, CatalogueStore(tmp_path / "index.sqlite")),
+                    app.bot_login)
+
+

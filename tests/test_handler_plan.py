@@ -2,65 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-
-import pytest
-from github import Auth
-
-from bot.adapters.github import GitHubForge, installation_client, installation_of
-from bot.adapters.workspace import Workspace
-from bot.catalog import CatalogueStore
-from bot.handlers import Context
-from bot.handlers.pull_request import CHECK_NAME, plan_pull_request
-from bot.render.markdown import MARKER
-from bot.sandbox import Sandbox
-from tests.conftest import PROJECT
-
-REPO = "acme/platform"
-
-
-@dataclass
-class World:
-    forge: Sandbox
-    ctx: Context
-
-    def check(self, number: int) -> tuple[str | None, str, int]:
-        pr = self.forge.pull_request("acme", "platform", number)
-        runs = self.ctx.forge._repo(REPO).get_commit(pr.head_sha).get_check_runs(check_name=CHECK_NAME)  # type: ignore[attr-defined]
-        run = next(iter(runs))
-        return run.conclusion, run.output.title, len(self.forge.check_run_annotations("acme", "platform", run.id))
-
-    def plan_comments(self, number: int) -> list[str]:
-        return [c.body for c in self.forge.comments("acme", "platform", number) if c.body.startswith(MARKER)]
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    folder = tmp_path / "seed"
-    for name in ("catalog", "schemas", "templates"):
-        shutil.copytree(PROJECT / name, folder / name)
-    with Sandbox.start(tmp_path / "forge") as forge:
-        alice = forge.create_user("alice")
-        for login in ("bob", "carol", "dave"):
-            forge.create_user(login)
-        forge.create_org("acme", owners=["alice"], members=["bob", "carol", "dave"])
-        forge.create_repo_from_folder("acme", "platform", folder, owner_token=alice.token)
-        for login in ("bob", "carol", "dave"):
-            forge.add_collaborator("acme", "platform", login, "write")
-        app = forge.create_app("acme", "paved", permissions={
-            "checks": "write", "contents": "write", "issues": "write", "pull_requests": "write",
-            "metadata": "read"})
-        forge.install_app(app.id, "acme")
-        installation = installation_of(forge.api_url, app.id, app.private_key, REPO)
-        client = installation_client(forge.api_url, app.id, app.private_key, installation, polite=False)
-        auth = client.requester.auth
-        assert isinstance(auth, Auth.AppInstallationAuth)
-        mirror = Workspace(tmp_path / "mirrors", lambda repo: forge.clone_url(*repo.split("/")),
-                           lambda repo: auth.token)
-        yield World(forge, Context(GitHubForge(client), mirror, CatalogueStore(tmp_path / "index.sqlite")))
+from bot.handlers.pull_request import plan_pull_request
+from tests.conftest import REPO, World
 
 
 def team_file(world: World, name: str) -> str:

@@ -135,9 +135,9 @@ class GitHubForge:
         return self._call(f"comment on #{number} in {repo}",
                           lambda: int(self._repo(repo).get_issue(number).create_comment(body).id))
 
-    def react(self, repo: str, comment_id: int, content: str) -> None:
+    def react(self, repo: str, number: int, comment_id: int, content: str) -> None:
         self._call(f"react to comment {comment_id} in {repo}",
-                   lambda: self._repo(repo).get_issue_comment(comment_id).create_reaction(content))
+                   lambda: self._repo(repo).get_issue(number).get_comment(comment_id).create_reaction(content))
 
     def publish_check(self, repo: str, check: CheckRun) -> int:
         def publish() -> int:

@@ -1,0 +1,89 @@
+"""Commands from pull-request comments: `/paved help`, `plan`, `retry` and `explain KIND`.
+
+Only newly created comments on pull requests count; edits, deletions, other bots and Paved's own
+comments are ignored. Commands that act need the permission `paved.yaml` asks for (write by
+default) on the platform repo; anyone else gets a polite answer saying what is required. Every
+comment Paved answers is acknowledged with a reaction first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from bot.commands import Command, Ignore, Reply, parse
+from bot.config import load_config
+from bot.errors import UsageError
+from bot.explain import as_markdown, kind_schema
+from bot.forge import at_least
+from bot.handlers import Context
+from bot.handlers.pull_request import plan_pull_request
+from bot.rules import load_rules
+
+log = logging.getLogger(__name__)
+
+Retry = Callable[[Context, str, int], str]  # (context, repo, pull request number) -> the answer to post
+
+
+@dataclass(frozen=True, slots=True)
+class CommentOutcome:
+    status: Literal["ignored", "replied", "refused", "ran"]
+    detail: str = ""
+
+
+def on_comment(ctx: Context, payload: dict[str, Any], *, bot_login: str | None = None,
+               retry: Retry | None = None) -> CommentOutcome:
+    """Handle one `issue_comment` delivery's payload."""
+    if payload.get("action") != "created":
+        return CommentOutcome("ignored", "only new comments are read")
+    issue, comment = payload.get("issue") or {}, payload.get("comment") or {}
+    if not issue.get("pull_request"):
+        return CommentOutcome("ignored", "not a pull request")
+    author = comment.get("user") or {}
+    login = str(author.get("login", ""))
+    if author.get("type") == "Bot" or login.endswith("[bot]") or (bot_login and login == bot_login):
+        return CommentOutcome("ignored", "written by a bot")
+    parsed = parse(str(comment.get("body") or ""))
+    if isinstance(parsed, Ignore):
+        return CommentOutcome("ignored", parsed.reason)
+    repo = payload["repository"]["full_name"]
+    number = int(issue["number"])
+    ctx.forge.react(repo, number, int(comment["id"]), "eyes")
+    if isinstance(parsed, Reply):
+        ctx.forge.comment(repo, number, parsed.text)
+        return CommentOutcome("replied", parsed.text.splitlines()[0])
+    return _run(ctx, repo, number, login, parsed, retry)
+
+
+def _run(ctx: Context, repo: str, number: int, login: str, command: Command, retry: Retry | None) -> CommentOutcome:
+    branch = ctx.forge.default_branch(repo)
+    ctx.mirror.fetch(repo, [branch])
+    tree = ctx.mirror.tree(repo, f"refs/heads/{branch}")
+    try:
+        config = load_config(tree)
+        if command.name == "explain":
+            try:
+                answer = as_markdown(kind_schema(load_rules(tree), command.argument or ""))
+            except UsageError as exc:
+                answer = exc.message + (f" — {exc.hint}" if exc.hint else "")
+            ctx.forge.comment(repo, number, answer)
+            return CommentOutcome("replied", f"explained {command.argument}")
+    finally:
+        tree.close()
+    permission = ctx.forge.permission_of(repo, login)
+    if not at_least(permission, config.command_permission):
+        ctx.forge.comment(repo, number, (
+            f"Sorry @{login}, `/paved {command.name}` needs **{config.command_permission}** permission on "
+            f"`{repo}`, and you have **{permission}**. Ask a maintainer of the platform repo to run it, or to "
+            f"grant you access."))
+        return CommentOutcome("refused", f"{login} has {permission}")
+    if command.name == "plan":
+        outcome = plan_pull_request(ctx, repo, number)
+        return CommentOutcome("ran", f"plan {outcome.status} {outcome.reason}".strip())
+    if retry is None:
+        ctx.forge.comment(repo, number, "Applying is not set up for this repository, so there is nothing to retry.")
+        return CommentOutcome("replied", "no apply configured")
+    ctx.forge.comment(repo, number, retry(ctx, repo, number))
+    return CommentOutcome("ran", "retry")
