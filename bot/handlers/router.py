@@ -1,0 +1,54 @@
+"""Which use case a webhook delivery calls: one place that maps events to handlers.
+
+Everything not listed is acknowledged and ignored. The service's queue, `paved worker` and
+`paved ci` all call `route`, so an event means the same thing wherever Paved runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from bot.handlers import Context
+from bot.handlers.issue_comment import Retry, on_comment
+from bot.handlers.pull_request import CHECK_NAME, plan_pull_request
+from bot.webhook import Delivery
+
+log = logging.getLogger(__name__)
+
+PLAN_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """What a delivery led to, in one line for the delivery log."""
+
+    handler: str
+    result: str
+
+
+def route(ctx: Context, delivery: Delivery, *, bot_login: str | None = None, retry: Retry | None = None) -> Routed:
+    payload, repo = delivery.payload, delivery.repository
+    if repo is None:
+        return Routed("ignored", f"{delivery.kind} names no repository")
+    if delivery.event == "pull_request" and delivery.action in PLAN_ACTIONS:
+        pr = payload["pull_request"]
+        if pr.get("draft"):
+            return Routed("ignored", "draft pull requests are planned when they are ready for review")
+        outcome = plan_pull_request(ctx, repo, int(pr["number"]), head_sha=pr["head"]["sha"])
+        return Routed("plan", f"{outcome.status} {outcome.reason or outcome.conclusion or ''}".strip())
+    if delivery.kind == "pull_request_review.submitted":
+        outcome = plan_pull_request(ctx, repo, int(payload["pull_request"]["number"]))
+        return Routed("plan", f"{outcome.status} {outcome.reason or outcome.conclusion or ''}".strip())
+    if delivery.kind == "check_run.rerequested":
+        run = payload["check_run"]
+        if run.get("name") != CHECK_NAME:
+            return Routed("ignored", f"check {run.get('name')} is not Paved's")
+        numbers = [int(p["number"]) for p in run.get("pull_requests") or []] or [
+            pr.number for pr in ctx.forge.open_pull_requests(repo) if pr.head_sha == run["head_sha"]]
+        results = [plan_pull_request(ctx, repo, n, head_sha=run["head_sha"]).status for n in numbers]
+        return Routed("plan", ", ".join(results) or "no open pull request has that head")
+    if delivery.event == "issue_comment":
+        outcome = on_comment(ctx, payload, bot_login=bot_login, retry=retry)
+        return Routed("comment", f"{outcome.status} {outcome.detail}".strip())
+    return Routed("ignored", f"Paved does nothing on {delivery.kind}")
