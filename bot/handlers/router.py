@@ -49,6 +49,6 @@ def route(ctx: Context, delivery: Delivery, *, bot_login: str | None = None, ret
         results = [plan_pull_request(ctx, repo, n, head_sha=run["head_sha"]).status for n in numbers]
         return Routed("plan", ", ".join(results) or "no open pull request has that head")
     if delivery.event == "issue_comment":
-        outcome = on_comment(ctx, payload, bot_login=bot_login, retry=retry)
-        return Routed("comment", f"{outcome.status} {outcome.detail}".strip())
+        answered = on_comment(ctx, payload, bot_login=bot_login, retry=retry)
+        return Routed("comment", f"{answered.status} {answered.detail}".strip())
     return Routed("ignored", f"Paved does nothing on {delivery.kind}")
