@@ -239,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = add("demo", cmd_demo)
     demo.add_argument("--keep", metavar="DIR", help="build the demo repo in DIR and leave it there")
 
+    from bot.web.cli import add_commands as add_service_commands
+
+    add_service_commands(commands)
+
     from bot.sandbox.cli import add_commands as add_sandbox_commands
     from bot.sandbox.cli import run as run_sandbox
 

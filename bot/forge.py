@@ -119,6 +119,14 @@ class Forge(Protocol):
 
     def default_branch(self, repo: str) -> str: ...
 
+    def clone_url(self, repo: str) -> str:
+        """The HTTPS address git fetches `repo` from."""
+        ...
+
+    def has_check(self, repo: str, sha: str, name: str) -> bool:
+        """Whether commit `sha` carries a check run called `name`."""
+        ...
+
 
 class Mirror(Protocol):
     """Local mirrors of repositories on the forge."""

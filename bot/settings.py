@@ -1,40 +1,283 @@
 """Paved's settings: the only module that reads the environment.
 
 Settings are read once, when a command starts (never at import time), into one typed object that is
-passed to whatever needs it.
+passed to whatever needs it. Secret values are wrapped in `Secret`, which never shows its value in a
+`repr`, a log line or an error message; `check_service` tells `paved serve` and `paved worker` everything
+that is missing or unsafe in one message, before they start.
 """
 
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+
+from bot.errors import ConfigurationError
+
+Command = Literal["serve", "worker"]
+LogFormat = Literal["text", "json"]
+
+DEFAULT_GITHUB_API_URL = "https://api.github.com"
+# Values people paste from examples. Compared case-insensitively; any secret shorter than
+# MIN_SECRET_LENGTH is refused too, since a webhook secret is only as strong as it is long.
+PLACEHOLDERS = frozenset({
+    "changeme", "change-me", "change_me", "changethis", "secret", "mysecret", "my-secret", "webhook-secret",
+    "webhooksecret", "password", "passw0rd", "token", "your-token", "your-secret", "example", "test", "testing",
+    "todo", "fixme", "xxx", "dummy", "default", "none", "null", "placeholder", "replace-me", "replaceme",
+})
+MIN_SECRET_LENGTH = 16
+CREDENTIALS = ("PAVED_GITHUB_TOKEN, or PAVED_GITHUB_APP_ID with PAVED_GITHUB_PRIVATE_KEY or "
+               "PAVED_GITHUB_PRIVATE_KEY_FILE")
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A secret value that shows as `********` wherever it is printed; `reveal()` gives the value."""
+
+    _value: str = field(repr=False)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    def __str__(self) -> str:
+        return "********"
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     """How this Paved process is set up.
 
-    `data_dir` holds Paved's own state (the results cache now; queues and mirrors later). `color` says
-    whether terminal output may use ANSI colours when it goes to a terminal.
+    `data_dir` holds Paved's own state: the results cache, the embedded queue and the delivery log.
+    `color` says whether terminal output may use ANSI colours when it goes to a terminal. The rest is
+    for `paved serve` and `paved worker`: how to reach GitHub (`github_api_url`, and an App or a token),
+    the webhook secret, where the queue lives (`redis_url`, or SQLite in `data_dir`), and how many
+    consumer threads run jobs (`queue_workers`; None picks by command, see `consumer_threads`).
     """
 
     data_dir: Path
     color: bool = True
+    github_api_url: str = DEFAULT_GITHUB_API_URL
+    github_app_id: str | None = None
+    github_private_key: Secret | None = None
+    github_private_key_file: Path | None = None
+    github_token: Secret | None = None
+    webhook_secret: Secret | None = None
+    redis_url: Secret | None = None  # a secret: the URL may carry the Redis password
+    queue_name: str = "paved"
+    queue_workers: int | None = None
+    queue_immediate: bool = False
+    reconcile_minutes: int = 15
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_format: LogFormat = "text"
+    log_level: str = "INFO"
+    repositories: tuple[str, ...] = ()
+
+    @property
+    def mirrors(self) -> Path:
+        """Where local mirrors of platform repos are kept."""
+        return self.data_dir / "mirrors"
+
+    @property
+    def polite(self) -> bool:
+        """Whether to pace GitHub requests as GitHub asks; a forge on this machine needs no pacing."""
+        host = urllib.parse.urlsplit(self.github_api_url).hostname or ""
+        return host not in ("127.0.0.1", "localhost", "::1")
 
     @property
     def catalogue_index(self) -> Path:
         """Where judged files and catalogue states are kept between runs (see `bot.catalog`)."""
         return self.data_dir / "catalogue.sqlite"
 
+    @property
+    def queue_db(self) -> Path:
+        """The embedded queue (SQLite), used when no Redis URL is set."""
+        return self.data_dir / "queue.sqlite"
+
+    @property
+    def deliveries_db(self) -> Path:
+        """The delivery log (SQLite), used when no Redis URL is set."""
+        return self.data_dir / "deliveries.sqlite"
+
+    @property
+    def redis_display(self) -> str | None:
+        """The Redis URL with any password masked, for log lines."""
+        return None if self.redis_url is None else redact_url(self.redis_url.reveal())
+
+    def consumer_threads(self, command: Command) -> int:
+        """How many threads consume the queue in `command`.
+
+        `paved worker` always consumes (2 threads unless set). `paved serve` consumes with 2 threads on the
+        embedded queue, and not at all when Redis is configured (replicas then only enqueue, and `paved
+        worker` processes run the jobs), unless `queue_workers` asks for threads.
+        """
+        if self.queue_workers is not None:
+            return self.queue_workers
+        return 2 if command == "worker" or self.redis_url is None else 0
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret value, so log output can be scrubbed of them."""
+        values = [s.reveal() for s in (self.webhook_secret, self.github_token, self.github_private_key) if s]
+        if self.redis_url is not None:
+            password = urllib.parse.urlsplit(self.redis_url.reveal()).password
+            if password:
+                values.append(password)
+        return tuple(v for v in values if len(v) >= 4)
+
+    def private_key(self) -> Secret | None:
+        """The GitHub App's private key, from PAVED_GITHUB_PRIVATE_KEY or the file PAVED_GITHUB_PRIVATE_KEY_FILE."""
+        if self.github_private_key is not None:
+            return self.github_private_key
+        if self.github_private_key_file is None:
+            return None
+        try:
+            return Secret(self.github_private_key_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(
+                f"PAVED_GITHUB_PRIVATE_KEY_FILE={self.github_private_key_file} cannot be read: "
+                f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from exc
+
+    def check_service(self, command: Command) -> None:
+        """Raise `ConfigurationError` naming every variable `paved serve` or `paved worker` lacks or refuses.
+
+        `serve` needs the webhook secret, and GitHub credentials when it runs jobs itself; `worker` needs
+        GitHub credentials. Placeholder and short secrets are refused; no value is ever echoed.
+        """
+        problems: list[str] = []
+        runs_jobs = command == "worker" or self.queue_immediate or self.consumer_threads(command) > 0
+        if command == "serve":
+            problems += _secret_problems("PAVED_WEBHOOK_SECRET", self.webhook_secret)
+        if runs_jobs:
+            problems += self._github_problems()
+        if command == "worker" and self.consumer_threads(command) < 1 and not self.queue_immediate:
+            problems.append("PAVED_QUEUE_WORKERS must be at least 1 for paved worker")
+        if not self.github_api_url.startswith(("https://", "http://")):
+            problems.append("PAVED_GITHUB_API_URL must be an http(s) URL")
+        if self.redis_url is not None and urllib.parse.urlsplit(self.redis_url.reveal()).scheme not in (
+                "redis", "rediss", "unix"):
+            problems.append("PAVED_REDIS_URL must start with redis://, rediss:// or unix://")
+        if problems:
+            raise ConfigurationError(
+                f"paved {command} cannot start: " + "; ".join(problems),
+                hint="Set these in the environment of the process (see `paved " + command + " --help`).")
+
+    def _github_problems(self) -> list[str]:
+        app_key_set = self.github_private_key is not None or self.github_private_key_file is not None
+        if self.github_app_id is None and not app_key_set:
+            if self.github_token is None:
+                return [f"GitHub credentials are not set: {CREDENTIALS}"]
+            return _secret_problems("PAVED_GITHUB_TOKEN", self.github_token)
+        problems: list[str] = []
+        if self.github_app_id is None:
+            problems.append("PAVED_GITHUB_APP_ID is not set (the private key is, so the App id is needed too)")
+        elif not self.github_app_id.isdigit():
+            problems.append("PAVED_GITHUB_APP_ID must be the App's numeric id")
+        if self.github_private_key is not None and self.github_private_key_file is not None:
+            problems.append("set only one of PAVED_GITHUB_PRIVATE_KEY and PAVED_GITHUB_PRIVATE_KEY_FILE")
+        elif not app_key_set:
+            problems.append("PAVED_GITHUB_PRIVATE_KEY or PAVED_GITHUB_PRIVATE_KEY_FILE is not set "
+                            "(the App id is, so its private key is needed too)")
+        else:
+            try:
+                key = self.private_key()
+            except ConfigurationError as exc:
+                problems.append(exc.message)
+            else:
+                if key is None or "PRIVATE KEY-----" not in key.reveal():
+                    source = "PAVED_GITHUB_PRIVATE_KEY" if self.github_private_key else "PAVED_GITHUB_PRIVATE_KEY_FILE"
+                    problems.append(f"{source} does not hold a PEM private key (-----BEGIN ... PRIVATE KEY-----)")
+        return problems
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from `env` (default: the process environment); unset or empty means default."""
         env = os.environ if env is None else env
-        if env.get("PAVED_DATA_DIR"):
-            data_dir = Path(env["PAVED_DATA_DIR"]).expanduser()
+
+        def text(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        def secret(name: str) -> Secret | None:
+            value = env.get(name, "")
+            # A key pasted into one line keeps its line breaks as "\n"; the value itself is never trimmed
+            # beyond surrounding whitespace, so a signature computed with it matches GitHub's.
+            value = value.strip().replace("\\n", "\n") if name == "PAVED_GITHUB_PRIVATE_KEY" else value.strip()
+            return Secret(value) if value else None
+
+        def number(name: str, default: int | None, lowest: int) -> int | None:
+            value = text(name)
+            if value is None:
+                return default
+            try:
+                parsed = int(value)
+            except ValueError:
+                parsed = lowest - 1
+            if parsed < lowest:
+                raise ConfigurationError(f"{name}={value} is not a whole number of at least {lowest}")
+            return parsed
+
+        if text("PAVED_DATA_DIR"):
+            data_dir = Path(env["PAVED_DATA_DIR"].strip()).expanduser()
         else:
             xdg = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "share")
             data_dir = Path(xdg) / "paved"
         color = "NO_COLOR" not in env and env.get("TERM") != "dumb"
-        return cls(data_dir=data_dir, color=color)
+        key_file = text("PAVED_GITHUB_PRIVATE_KEY_FILE")
+        log_format = (text("PAVED_LOG_FORMAT") or "text").lower()
+        if log_format not in ("text", "json"):
+            raise ConfigurationError(f"PAVED_LOG_FORMAT={log_format} is neither text nor json")
+        log_level = (text("PAVED_LOG_LEVEL") or "INFO").upper()
+        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigurationError(f"PAVED_LOG_LEVEL={log_level} is not one of DEBUG, INFO, WARNING, ERROR")
+        port = number("PAVED_PORT", 8000, 1)
+        if port is not None and port > 65535:
+            raise ConfigurationError(f"PAVED_PORT={port} is not a TCP port")
+        return cls(
+            data_dir=data_dir,
+            color=color,
+            github_api_url=(text("PAVED_GITHUB_API_URL") or DEFAULT_GITHUB_API_URL).rstrip("/"),
+            github_app_id=text("PAVED_GITHUB_APP_ID"),
+            github_private_key=secret("PAVED_GITHUB_PRIVATE_KEY"),
+            github_private_key_file=Path(key_file).expanduser() if key_file else None,
+            github_token=secret("PAVED_GITHUB_TOKEN"),
+            webhook_secret=secret("PAVED_WEBHOOK_SECRET"),
+            redis_url=secret("PAVED_REDIS_URL"),
+            queue_name=text("PAVED_QUEUE_NAME") or "paved",
+            queue_workers=number("PAVED_QUEUE_WORKERS", None, 0),
+            queue_immediate=(text("PAVED_QUEUE_IMMEDIATE") or "").lower() in ("1", "true", "yes", "on"),
+            reconcile_minutes=number("PAVED_RECONCILE_MINUTES", 15, 0) or 0,
+            host=text("PAVED_HOST") or "127.0.0.1",
+            port=port or 8000,
+            log_format="json" if log_format == "json" else "text",
+            log_level=log_level,
+            repositories=tuple(r.strip() for r in (text("PAVED_REPOSITORIES") or "").split(",") if r.strip()),
+        )
+
+
+def _secret_problems(name: str, value: Secret | None) -> list[str]:
+    if value is None:
+        return [f"{name} is not set"]
+    revealed = value.reveal()
+    if revealed.lower() in PLACEHOLDERS or len(set(revealed)) < 4:
+        advice = ("set the token GitHub issued" if name == "PAVED_GITHUB_TOKEN" else
+                  "use a long random value, such as `openssl rand -hex 32` prints, here and in GitHub's webhook")
+        return [f"{name} is a placeholder value ({advice})"]
+    if len(revealed) < MIN_SECRET_LENGTH:
+        return [f"{name} is {len(revealed)} characters long; use at least {MIN_SECRET_LENGTH}"]
+    return []
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password (if any) replaced by `********`."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:********@{netloc}"))

@@ -176,3 +176,27 @@ class GitHubForge:
 
     def default_branch(self, repo: str) -> str:
         return self._call(f"read {repo}", lambda: str(self._repo(repo).default_branch))
+
+    def clone_url(self, repo: str) -> str:
+        return self._call(f"read {repo}", lambda: str(self._repo(repo).clone_url))
+
+    def has_check(self, repo: str, sha: str, name: str) -> bool:
+        return self._call(f"read the checks of {sha[:12]} in {repo}", lambda: any(
+            True for _ in self._repo(repo).get_commit(sha).get_check_runs(check_name=name)))
+
+
+def token_of(client: Github) -> str:
+    """The token a client currently authenticates with (an installation's is renewed when it expires)."""
+    auth = client.requester.auth
+    token = getattr(auth, "token", None)
+    if not isinstance(token, str):
+        raise ForgeError("this GitHub client has no token to hand to git")
+    return token
+
+
+def installed_repositories(api_url: str, app_id: int | str, private_key: str) -> list[str]:
+    """Every repository the App is installed on, across its installations."""
+    integration = GithubIntegration(base_url=api_url, auth=Auth.AppAuth(int(app_id), private_key))
+    with _wrapped("list the App's installations and their repositories"):
+        return sorted(repo.full_name for installation in integration.get_installations()
+                      for repo in installation.get_repos())

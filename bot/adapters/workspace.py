@@ -9,8 +9,10 @@ HTTP header and never stored in the mirror's config; any error message is scrubb
 from __future__ import annotations
 
 import base64
+import fcntl
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import git
@@ -44,6 +46,19 @@ class Workspace:
         owner, name = repo.split("/", 1)
         return self.root / owner / f"{name}.git"
 
+    @contextmanager
+    def _locked(self, repo: str) -> Iterator[None]:
+        """One writer per mirror at a time, across threads and processes sharing the data folder: two
+        fetches into one repository at once fail on git's ref locks."""
+        lock_path = self.path(repo).with_suffix(".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def _mirror(self, repo: str) -> git.Repo:
         path = self.path(repo)
         if (path / "HEAD").exists():
@@ -52,6 +67,10 @@ class Workspace:
         return git.Repo.init(path, bare=True)
 
     def _run(self, repo: str, what: str, *args: str) -> str:
+        with self._locked(repo):
+            return self._run_locked(repo, what, *args)
+
+    def _run_locked(self, repo: str, what: str, *args: str) -> str:
         token = self.token(repo)
         header = base64.b64encode(f"x-access-token:{token}".encode()).decode()
         mirror = self._mirror(repo)

@@ -1023,7 +1023,7 @@ class Forge:
     def _comment_event(self, action: str, repo: Repo, issue: Issue, comment: Comment, sender: Account,
                        **extra: Any) -> None:
         payload: dict[str, Any] = {"action": action, "issue": self.render.issue(issue, for_webhook=True),
-                                   "comment": self.render.comment(comment), **extra,
+                                   "comment": self.render.comment(comment, for_webhook=True), **extra,
                                    "repository": self.render.repo(repo, for_webhook=True),
                                    "sender": self.render.user(sender)}
         self._add_org(payload, repo)

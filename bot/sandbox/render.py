@@ -421,7 +421,8 @@ class Renderer:
             "author_association": self.author_association(repo, issue.user_id),
             "reactions": self.reactions_rollup(f"{url}/reactions", None),
             "timeline_url": f"{url}/timeline",
-            "performed_via_github_app": self.app(self.store.get(App, issue.app_id)) if issue.app_id else None,
+            "performed_via_github_app": (self.app(self.store.get(App, issue.app_id), for_webhook=for_webhook)
+                                         if issue.app_id else None),
         }
         if issue.is_pull:
             pulls = f"{self.urls.web}/{self.repo_path(repo)}/pull/{issue.number}"
@@ -532,7 +533,7 @@ class Renderer:
             )
         return body
 
-    def comment(self, comment: Comment) -> JSON:
+    def comment(self, comment: Comment, for_webhook: bool = False) -> JSON:
         repo = self._repo(comment.repo_id)
         repo_url = f"{self.urls.api}/repos/{self.repo_path(repo)}"
         issue = self.store.first(Issue, lambda i: i.repo_id == repo.id and i.number == comment.issue_number)
@@ -551,7 +552,8 @@ class Renderer:
             "author_association": self.author_association(repo, comment.user_id),
             "body": comment.body,
             "reactions": self.reactions_rollup(f"{url}/reactions", comment.id),
-            "performed_via_github_app": self.app(self.store.get(App, comment.app_id)) if comment.app_id else None,
+            "performed_via_github_app": (self.app(self.store.get(App, comment.app_id), for_webhook=for_webhook)
+                                         if comment.app_id else None),
         }
 
     def reaction(self, reaction: Reaction) -> JSON:

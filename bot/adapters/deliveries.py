@@ -1,0 +1,368 @@
+"""The delivery log: every webhook delivery Paved accepted, and how its job went.
+
+A delivery is recorded by its `X-GitHub-Delivery` id, so a redelivery of one that was accepted is
+recognised and not acted on twice, while one whose attempt failed is accepted again. The job runner
+moves a record through `accepted` → `processing` → `done` or `failed`; `last_error` is one line, never a
+traceback and never a configured secret.
+
+Two stores keep the same records: an SQLite table in the data folder (the embedded default), and Redis
+when the queue is in Redis, because serve replicas and workers on other machines must all see one log.
+
+Log lines about a delivery carry its id, event and repository: `delivery_context` sets them for the
+code running inside it (threads and asyncio tasks alike, as they are context variables), and
+`DeliveryContextFilter` copies them onto each log record as `delivery_id`, `event` and `repo`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from bot.errors import PavedError
+
+if TYPE_CHECKING:
+    import redis
+
+    from bot.settings import Settings
+    from bot.webhook import Delivery
+
+Status = Literal["accepted", "processing", "done", "failed"]
+STATUSES: tuple[Status, ...] = ("accepted", "processing", "done", "failed")
+KEEP_FOR = timedelta(days=30)
+# A record left `processing` this long belongs to a worker that died mid-job (a job that is still
+# running holds it for less); its redelivery is then accepted like a failed one.
+STALE_AFTER = timedelta(hours=1)
+MAX_ERROR_CHARS = 300
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryLogError(PavedError):
+    """Raised when the delivery log cannot be read or written; `store` names where it lives."""
+
+    def __init__(self, message: str, *, store: str = "") -> None:
+        super().__init__(message)
+        self.store = store
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One delivery as the log knows it. Times are UTC, ISO 8601 with microseconds."""
+
+    id: str
+    event: str
+    action: str | None
+    repo: str | None
+    received_at: str
+    updated_at: str
+    status: Status
+    attempts: int
+    last_error: str | None
+
+
+class DeliveryLog(Protocol):
+    """What the web app and the job runner need from the delivery log."""
+
+    def accept(self, delivery: Delivery) -> Status | None:
+        """Record `delivery` as accepted and return None, or return its status when it is a duplicate.
+
+        A delivery is accepted when it is new, when its last attempt failed, or when it has been
+        `processing` for longer than `STALE_AFTER`; anything else is a duplicate.
+        """
+
+    def claim(self, delivery: Delivery) -> int | None:
+        """Mark an accepted delivery `processing` and return its attempt number; None if it is not waiting."""
+
+    def wait(self, delivery_id: str, reason: str) -> None:
+        """Put a claimed delivery back to `accepted` (its job will run later); the attempt is not counted."""
+
+    def finish(self, delivery_id: str, status: Literal["done", "failed"], error: str | None = None) -> None:
+        """Record how the job ended; `error` is kept as `last_error`, on one line and scrubbed of secrets."""
+
+    def get(self, delivery_id: str) -> Record | None:
+        """The record of `delivery_id`, if there is one."""
+
+    def check(self) -> None:
+        """Raise `DeliveryLogError` unless the log can be read and written now."""
+
+
+def open_delivery_log(settings: Settings) -> DeliveryLog:
+    """The delivery log for `settings`: in Redis when a Redis URL is set, else SQLite in the data folder."""
+    scrub = settings.secret_values()
+    if settings.redis_url is not None:
+        return RedisDeliveryLog(settings.redis_url.reveal(), prefix=f"paved.{settings.queue_name}.delivery.",
+                                scrub=scrub, display=settings.redis_display or "redis")
+    store = SqliteDeliveryLog(settings.deliveries_db, scrub=scrub)
+    store.prune()
+    return store
+
+
+def one_line(text: str, scrub: tuple[str, ...] = ()) -> str:
+    """`text` on one line, at most `MAX_ERROR_CHARS` long, with each value in `scrub` masked."""
+    for value in sorted(scrub, key=len, reverse=True):
+        text = text.replace(value, "********")
+    flat = " ".join(text.split())
+    return flat if len(flat) <= MAX_ERROR_CHARS else flat[:MAX_ERROR_CHARS - 1] + "…"
+
+
+def _now(offset: timedelta = timedelta()) -> str:
+    return (datetime.now(UTC) - offset).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+SCHEMA = """
+create table if not exists deliveries (
+    id          text primary key,
+    event       text not null,
+    action      text,
+    repo        text,
+    received_at text not null,
+    updated_at  text not null,
+    status      text not null check (status in ('accepted', 'processing', 'done', 'failed')),
+    attempts    integer not null default 0,
+    last_error  text
+)
+"""
+
+
+class SqliteDeliveryLog:
+    """The delivery log as one SQLite table in the data folder.
+
+    Each operation opens its own connection: the log is written from the web server's thread pool and
+    from consumer threads, a write is a few rows, and a fresh connection notices at once when the data
+    folder has gone away.
+    """
+
+    def __init__(self, path: Path, *, scrub: tuple[str, ...] = ()) -> None:
+        self.path = path
+        self.scrub = scrub
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DeliveryLogError(f"cannot create the data folder {path.parent}: {exc.strerror}",
+                                   store=str(path)) from exc
+        with self._connect() as db:
+            db.execute("pragma journal_mode=wal")
+            db.execute(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise DeliveryLogError(f"the delivery log {self.path} cannot be opened: {exc}",
+                                   store=str(self.path)) from exc
+        try:
+            yield db
+        except sqlite3.Error as exc:
+            raise DeliveryLogError(f"the delivery log {self.path} cannot be used: {exc}",
+                                   store=str(self.path)) from exc
+        finally:
+            db.close()
+
+    def accept(self, delivery: Delivery) -> Status | None:
+        now = _now()
+        with self._connect() as db:
+            # Closing the connection without a commit (on any error) rolls the transaction back.
+            db.execute("begin immediate")
+            changed = db.execute(
+                "insert into deliveries (id, event, action, repo, received_at, updated_at, status, attempts)"
+                " values (?, ?, ?, ?, ?, ?, 'accepted', 0)"
+                " on conflict (id) do update set status = 'accepted', event = excluded.event,"
+                " action = excluded.action, repo = excluded.repo, received_at = excluded.received_at,"
+                " updated_at = excluded.updated_at"
+                " where deliveries.status = 'failed'"
+                " or (deliveries.status = 'processing' and deliveries.updated_at < ?)",
+                (delivery.id, delivery.event, delivery.action, delivery.repository, now, now,
+                 _now(STALE_AFTER))).rowcount
+            row = None if changed else db.execute("select status from deliveries where id = ?",
+                                                  (delivery.id,)).fetchone()
+            db.execute("commit")
+        return None if row is None else row[0]
+
+    def claim(self, delivery: Delivery) -> int | None:
+        now = _now()
+        with self._connect() as db:
+            row = db.execute(
+                "insert into deliveries (id, event, action, repo, received_at, updated_at, status, attempts)"
+                " values (?, ?, ?, ?, ?, ?, 'processing', 1)"
+                " on conflict (id) do update set status = 'processing', attempts = attempts + 1,"
+                " updated_at = excluded.updated_at where deliveries.status = 'accepted'"
+                " returning attempts",
+                (delivery.id, delivery.event, delivery.action, delivery.repository, now, now)).fetchone()
+        return None if row is None else int(row[0])
+
+    def wait(self, delivery_id: str, reason: str) -> None:
+        with self._connect() as db:
+            db.execute("update deliveries set status = 'accepted', attempts = max(attempts - 1, 0),"
+                       " updated_at = ?, last_error = ? where id = ?",
+                       (_now(), one_line(reason, self.scrub), delivery_id))
+
+    def finish(self, delivery_id: str, status: Literal["done", "failed"], error: str | None = None) -> None:
+        with self._connect() as db:
+            db.execute("update deliveries set status = ?, updated_at = ?, last_error = coalesce(?, last_error)"
+                       " where id = ?",
+                       (status, _now(), None if error is None else one_line(error, self.scrub), delivery_id))
+
+    def get(self, delivery_id: str) -> Record | None:
+        with self._connect() as db:
+            row = db.execute("select id, event, action, repo, received_at, updated_at, status, attempts, last_error"
+                             " from deliveries where id = ?", (delivery_id,)).fetchone()
+        return None if row is None else Record(*row)
+
+    def check(self) -> None:
+        with self._connect() as db:
+            db.execute("begin immediate")
+            db.execute("select count(*) from deliveries where id = ''").fetchone()
+            db.execute("rollback")
+
+    def prune(self, older_than: timedelta = KEEP_FOR) -> int:
+        """Forget deliveries untouched for `older_than`; GitHub redelivers only recent ones anyway."""
+        with self._connect() as db:
+            return db.execute("delete from deliveries where updated_at < ?", (_now(older_than),)).rowcount
+
+
+# Redis keeps each record as a hash that expires `KEEP_FOR` after its last change. The two scripts make
+# "accept unless it is a duplicate" and "claim if it is waiting" atomic across processes and machines.
+ACCEPT = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status and status ~= 'failed' and not (status == 'processing'
+        and (redis.call('HGET', KEYS[1], 'updated_at') or '') < ARGV[6]) then
+    return status
+end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'event', ARGV[2], 'action', ARGV[3], 'repo', ARGV[4],
+           'received_at', ARGV[5], 'updated_at', ARGV[5], 'status', 'accepted')
+if not status then redis.call('HSET', KEYS[1], 'attempts', 0) end
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+return ''
+"""
+CLAIM = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status and status ~= 'accepted' then return 0 end
+if not status then
+    redis.call('HSET', KEYS[1], 'id', ARGV[1], 'event', ARGV[2], 'action', ARGV[3], 'repo', ARGV[4],
+               'received_at', ARGV[5], 'attempts', 0)
+end
+redis.call('HSET', KEYS[1], 'status', 'processing', 'updated_at', ARGV[5])
+local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+return attempts
+"""
+
+
+class RedisDeliveryLog:
+    """The delivery log in Redis, shared by every serve replica and worker that uses the same Redis."""
+
+    def __init__(self, url: str, *, prefix: str, scrub: tuple[str, ...] = (), display: str = "redis") -> None:
+        import redis
+
+        self.prefix = prefix
+        self.scrub = scrub
+        self.display = display
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError,)
+        self._redis: redis.Redis = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5,
+                                                        socket_connect_timeout=3)
+        self._accept = self._redis.register_script(ACCEPT)
+        self._claim = self._redis.register_script(CLAIM)
+        self._ttl = int(KEEP_FOR.total_seconds())
+
+    @contextmanager
+    def _reach(self) -> Iterator[None]:
+        try:
+            yield
+        except self._errors as exc:
+            raise DeliveryLogError(f"the delivery log in {self.display} cannot be used: {exc}",
+                                   store=self.display) from exc
+
+    def _fields(self, delivery: Delivery) -> list[str]:
+        return [delivery.id, delivery.event, delivery.action or "", delivery.repository or "", _now()]
+
+    def accept(self, delivery: Delivery) -> Status | None:
+        with self._reach():
+            status = self._accept(keys=[self.prefix + delivery.id],
+                                  args=[*self._fields(delivery), _now(STALE_AFTER), self._ttl])
+        return None if not status else _status(str(status))
+
+    def claim(self, delivery: Delivery) -> int | None:
+        with self._reach():
+            attempts = int(self._claim(keys=[self.prefix + delivery.id], args=[*self._fields(delivery), self._ttl]))
+        return attempts or None
+
+    def wait(self, delivery_id: str, reason: str) -> None:
+        key = self.prefix + delivery_id
+        with self._reach(), self._redis.pipeline() as pipe:
+            pipe.hset(key, mapping={"status": "accepted", "updated_at": _now(),
+                                    "last_error": one_line(reason, self.scrub)})
+            pipe.hincrby(key, "attempts", -1)
+            pipe.expire(key, self._ttl)
+            pipe.execute()
+
+    def finish(self, delivery_id: str, status: Literal["done", "failed"], error: str | None = None) -> None:
+        key = self.prefix + delivery_id
+        fields: dict[Any, str] = {"status": status, "updated_at": _now()}
+        if error is not None:
+            fields["last_error"] = one_line(error, self.scrub)
+        with self._reach(), self._redis.pipeline() as pipe:
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, self._ttl)
+            pipe.execute()
+
+    def get(self, delivery_id: str) -> Record | None:
+        with self._reach():
+            raw = self._redis.hgetall(self.prefix + delivery_id)
+        found = {_text(k): _text(v) for k, v in raw.items()}
+        if not found or "status" not in found:
+            return None
+        return Record(id=found.get("id", delivery_id), event=found.get("event", ""),
+                      action=found.get("action") or None, repo=found.get("repo") or None,
+                      received_at=found.get("received_at", ""), updated_at=found.get("updated_at", ""),
+                      status=_status(found["status"]), attempts=int(found.get("attempts", 0)),
+                      last_error=found.get("last_error") or None)
+
+    def check(self) -> None:
+        with self._reach():
+            self._redis.ping()
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _status(value: str) -> Status:
+    for status in STATUSES:
+        if value == status:
+            return status
+    raise DeliveryLogError(f"the delivery log holds an unknown status {value!r}")
+
+
+# -- the delivery a log line is about ------------------------------------------------------------------
+
+_current: contextvars.ContextVar[tuple[str, str, str] | None] = contextvars.ContextVar("paved_delivery",
+                                                                                      default=None)
+
+
+@contextmanager
+def delivery_context(delivery_id: str, event: str, repo: str | None) -> Iterator[None]:
+    """Make every log line written inside the block carry this delivery's id, event and repository."""
+    token = _current.set((delivery_id, event, repo or "-"))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+class DeliveryContextFilter(logging.Filter):
+    """Sets `delivery_id`, `event` and `repo` on each record (`-` outside a delivery); attach to handlers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        delivery_id, event, repo = _current.get() or ("-", "-", "-")
+        record.delivery_id = getattr(record, "delivery_id", delivery_id)
+        record.event = getattr(record, "event", event)
+        record.repo = getattr(record, "repo", repo)
+        return True

@@ -1,0 +1,183 @@
+"""The web app of `paved serve`: GitHub webhooks in, jobs queued, and health for the orchestrator.
+
+`create_app` takes its collaborators (settings, the work queue, the delivery log) and returns a FastAPI
+app with three routes:
+
+- `POST /webhooks/github` reads the raw body (refusing more than the bound before reading it when the
+  Content-Length says so), hands headers and bytes to `bot.webhook.parse`, records the delivery, queues
+  its job and answers 202. A redelivery of an accepted delivery is answered 200 and not acted on again;
+  one whose attempt failed is accepted again.
+- `GET /healthz`: the process is up.
+- `GET /readyz`: the queue and the data folder can be reached.
+
+Every answer that is not a success is a JSON body `{"message": ...}`; no traceback ever reaches a
+response. Unexpected errors are logged with the delivery id and answered 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bot.adapters.deliveries import DeliveryLog, DeliveryLogError, delivery_context
+from bot.adapters.queue import QueueError, WorkQueue
+from bot.settings import Settings
+from bot.webhook import MAX_BODY_BYTES, WebhookError, parse
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/webhooks/github"
+
+
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"message": message}, status_code=status, headers=headers)
+
+
+def _loggable(value: str | None) -> str:
+    # Header values are chosen by whoever sends the request: keep log lines one line and short.
+    return re.sub(r"[^A-Za-z0-9._:-]", "?", value[:64]) if value else "-"
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise WebhookError(400, "the Content-Length header is not a number")
+        if int(declared) > limit:
+            raise WebhookError(413, f"payload of {int(declared):,} bytes is over the limit of {limit:,}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():  # a chunked body has no Content-Length: count as it comes
+        size += len(chunk)
+        if size > limit:
+            raise WebhookError(413, f"payload is over the limit of {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _DeliveryContext:
+    """ASGI middleware: everything logged while a webhook request is handled, the access log line included,
+    carries the delivery id and event from its headers (the route adds the repository once verified)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != WEBHOOK_PATH:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        with delivery_context(_loggable(headers.get("x-github-delivery")), _loggable(headers.get("x-github-event")),
+                              None):
+            await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings, queue: WorkQueue, deliveries: DeliveryLog, *, consumers: int = 0,
+               flush_locks: bool = False, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """The FastAPI app of `paved serve`.
+
+    While the app runs (its lifespan), `consumers` threads consume the queue in this process; 0 means
+    it only enqueues (serve replicas next to `paved worker` processes). `flush_locks` releases locks
+    left by a stopped consumer first; ask for it only when no other consumer shares the queue.
+    """
+    secret = settings.webhook_secret
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(lambda: queue.start(consumers, flush_locks=flush_locks))
+        try:
+            yield
+        finally:
+            await run_in_threadpool(queue.stop)
+
+    app = FastAPI(title="Paved", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.add_middleware(_DeliveryContext)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, "the request is not valid")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error answering %s %s", request.method, request.url.path, exc_info=exc)
+        return _error(500, "internal error; it is logged")
+
+    def accept(headers: Mapping[str, str], body: bytes) -> JSONResponse:
+        delivery = parse(headers, body, secret.reveal() if secret else None, max_bytes=max_body_bytes)
+        with delivery_context(delivery.id, delivery.kind, delivery.repository):
+            previous = deliveries.accept(delivery)
+            if previous is not None:
+                log.info("duplicate delivery (already %s): not acting on it again", previous)
+                return JSONResponse({"message": f"duplicate delivery {delivery.id}: it was accepted before and "
+                                                f"is {previous}, so it is not acted on again",
+                                     "duplicate": True, "status": previous}, status_code=200)
+            try:
+                queue.enqueue(delivery)
+            except QueueError as exc:
+                # Not queued means not accepted: fail it, so that GitHub's redelivery is taken.
+                deliveries.finish(delivery.id, "failed", exc.message)
+                raise
+            log.info("accepted and queued")
+            return JSONResponse({"message": f"accepted {delivery.kind}"
+                                            + (f" for {delivery.repository}" if delivery.repository else ""),
+                                 "delivery": delivery.id}, status_code=202)
+
+    @app.post(WEBHOOK_PATH)
+    async def github_webhook(request: Request) -> JSONResponse:
+        """Receive one GitHub webhook delivery."""
+        try:
+            body = await _read_body(request, max_body_bytes)
+            # Verifying, recording and queueing block (HMAC over the body, SQLite or Redis): off the loop.
+            return await run_in_threadpool(accept, dict(request.headers), body)
+        except WebhookError as exc:
+            log.warning("refused with %d: %s", exc.status, exc.message)
+            return _error(exc.status, exc.message)
+        except (QueueError, DeliveryLogError) as exc:
+            log.error("not accepted: %s", exc.message)
+            return _error(503, f"Paved cannot take deliveries right now ({exc.message}); redeliver this one later")
+        except Exception:
+            log.exception("unexpected error handling the delivery")
+            return _error(500, "internal error; it is logged with the delivery id")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        """The queue and the data folder can be reached."""
+        problems: list[str] = []
+        status: dict[str, Any] = {"status": "ready", "queue": queue.backend, "consumers": consumers}
+        try:
+            status["pending"] = queue.pending()
+        except QueueError as exc:
+            problems.append(exc.message)
+        try:
+            deliveries.check()
+        except DeliveryLogError as exc:
+            problems.append(exc.message)
+        if not (settings.data_dir.is_dir() and os.access(settings.data_dir, os.W_OK | os.X_OK)):
+            problems.append(f"the data folder {settings.data_dir} is not a writable folder")
+        if problems:
+            log.warning("not ready: %s", "; ".join(problems))
+            return _error(503, "not ready: " + "; ".join(problems))
+        return JSONResponse(status)
+
+    return app

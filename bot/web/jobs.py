@@ -1,0 +1,96 @@
+"""What `paved serve` and `paved worker` run: a delivery's job, and reconcile on start and on a schedule.
+
+This is where the service composes its collaborators: from the settings it builds, per job, a GitHub
+client (as the App's installation for the delivery's repository, or with a token), the local mirrors
+and the catalogue store, and hands them to the handlers. It stays light to import (no FastAPI, no
+Huey): the `paved` parser imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from bot.errors import ConfigurationError, PavedError
+
+if TYPE_CHECKING:
+    from bot.adapters.queue import Work
+    from bot.handlers import Context
+    from bot.settings import Settings
+    from bot.webhook import Delivery
+
+log = logging.getLogger(__name__)
+
+
+def context_for(settings: Settings, repo: str, installation_id: int | None = None) -> Context:
+    """The handlers' collaborators for work on `repo`, built from the settings."""
+    from bot.adapters.github import (
+        GitHubForge,
+        connect_with_token,
+        installation_client,
+        installation_of,
+        token_of,
+    )
+    from bot.adapters.workspace import Workspace
+    from bot.catalog import CatalogueStore
+    from bot.handlers import Context
+
+    key = settings.private_key()
+    if settings.github_app_id and key is not None:
+        installation = installation_id or installation_of(settings.github_api_url, settings.github_app_id,
+                                                          key.reveal(), repo)
+        client = installation_client(settings.github_api_url, settings.github_app_id, key.reveal(), installation,
+                                     polite=settings.polite)
+    elif settings.github_token is not None:
+        client = connect_with_token(settings.github_api_url, settings.github_token.reveal(), polite=settings.polite)
+    else:
+        raise ConfigurationError("no GitHub credentials: set PAVED_GITHUB_APP_ID and PAVED_GITHUB_PRIVATE_KEY, "
+                                 "or PAVED_GITHUB_TOKEN")
+    forge = GitHubForge(client)
+    mirror = Workspace(settings.mirrors, forge.clone_url, lambda _repo: token_of(client))
+    # One store per job: SQLite connections stay in the thread that opened them.
+    return Context(forge, mirror, CatalogueStore(settings.catalogue_index))
+
+
+def handle_delivery(delivery: Delivery, work: Work) -> None:
+    """Run the use case a delivery calls for (see `bot.handlers.router`)."""
+    from bot.handlers.router import route
+
+    if delivery.repository is None:
+        log.info("%s names no repository; nothing to do", delivery.kind)
+        return
+    ctx = context_for(work.settings, delivery.repository, delivery.installation_id)
+    try:
+        routed = route(ctx, delivery)
+    finally:
+        ctx.store.close()
+    log.info("%s: %s", routed.handler, routed.result)
+
+
+def platform_repositories(settings: Settings) -> list[str]:
+    """The repositories Paved looks after: the App's installations, or PAVED_REPOSITORIES with a token."""
+    from bot.adapters.github import installed_repositories
+
+    key = settings.private_key()
+    if settings.github_app_id and key is not None:
+        return installed_repositories(settings.github_api_url, settings.github_app_id, key.reveal())
+    return list(settings.repositories)
+
+
+def reconcile(work: Work) -> None:
+    """Catch up on what a crash or a lost delivery left undone: plan open pull requests with no plan."""
+    from bot.handlers.pull_request import CHECK_NAME, plan_pull_request
+
+    for repo in platform_repositories(work.settings):
+        try:
+            ctx = context_for(work.settings, repo)
+            try:
+                for pr in ctx.forge.open_pull_requests(repo):
+                    if pr.draft or ctx.forge.has_check(repo, pr.head_sha, CHECK_NAME):
+                        continue
+                    outcome = plan_pull_request(ctx, repo, pr.number, head_sha=pr.head_sha)
+                    log.info("reconcile planned %s#%d: %s", repo, pr.number, outcome.status)
+            finally:
+                ctx.store.close()
+        except PavedError as exc:  # one repository's trouble does not stop the others
+            log.warning("reconcile skipped %s: %s", repo, exc.message)

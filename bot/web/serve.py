@@ -1,0 +1,75 @@
+"""`paved serve` and `paved worker`: check the settings, build the service's parts, run until stopped.
+
+Both take the job and the periodic task as callables (see `bot.adapters.queue.Job` and `Periodic`); by
+default they are the placeholders of `bot.web.jobs`. `serve` runs the web app under uvicorn, with
+consumer threads inside it unless the queue is in Redis; `worker` consumes the queue in the foreground.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from bot.adapters.deliveries import open_delivery_log
+from bot.adapters.queue import Job, Periodic, WorkQueue, make_queue
+from bot.errors import PavedError, UsageError
+from bot.settings import Command, Settings
+from bot.web.app import create_app
+from bot.web.jobs import handle_delivery, reconcile
+from bot.web.logs import configure_logging
+
+log = logging.getLogger(__name__)
+
+
+def _queue(settings: Settings, command: Command, job: Job, periodic: Periodic | None) -> WorkQueue:
+    settings.check_service(command)
+    configure_logging(settings)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PavedError(f"the data folder {settings.data_dir} cannot be created: {exc.strerror}",
+                         hint="Point PAVED_DATA_DIR at a folder this process may write.") from exc
+    return make_queue(settings, open_delivery_log(settings), job, periodic)
+
+
+def serve(settings: Settings, job: Job = handle_delivery, periodic: Periodic | None = reconcile) -> int:
+    """Receive webhooks on `settings.host:port` until stopped; returns the exit code.
+
+    On the embedded SQLite queue this process also runs the jobs (and, being the queue's only consumer,
+    releases locks a previous run left behind). With Redis it only enqueues unless `queue_workers` asks
+    for consumer threads.
+    """
+    queue = _queue(settings, "serve", job, periodic)
+    consumers = settings.consumer_threads("serve")
+    app = create_app(settings, queue, queue.deliveries, consumers=consumers,
+                     flush_locks=queue.backend == "sqlite" and consumers > 0)
+    log.info("paved serve on http://%s:%d: %s queue%s, %d consumer thread(s), GitHub API at %s", settings.host,
+             settings.port, queue.backend, f" at {settings.redis_display}" if settings.redis_display else "",
+             consumers, settings.github_api_url)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
+                                           server_header=False, lifespan="on"))
+    try:
+        server.run()
+    except SystemExit as exc:  # uvicorn exits when it cannot start; say so the way every command does
+        raise PavedError(f"paved serve could not start on {settings.host}:{settings.port}",
+                         hint="The log above says why (a port in use, an unreachable queue).") from exc
+    return 0
+
+
+def worker(settings: Settings, job: Job = handle_delivery, periodic: Periodic | None = reconcile, *,
+           flush_locks: bool = False) -> int:
+    """Run jobs from the queue in the foreground until SIGTERM or SIGINT; returns the exit code.
+
+    `flush_locks` first releases every lock of the queue: use it once after a worker was killed while
+    holding one, when no other worker is running.
+    """
+    if settings.queue_immediate:
+        raise UsageError("PAVED_QUEUE_IMMEDIATE is set: jobs run inside paved serve, so a worker has nothing "
+                         "to consume")
+    queue = _queue(settings, "worker", job, periodic)
+    workers = settings.consumer_threads("worker")
+    log.info("paved worker: %s queue%s, %d thread(s), GitHub API at %s", queue.backend,
+             f" at {settings.redis_display}" if settings.redis_display else "", workers, settings.github_api_url)
+    queue.run_worker(workers, flush_locks=flush_locks)
+    return 0

@@ -1,0 +1,631 @@
+"""`paved serve` over real HTTP: webhooks verified, recorded and queued; jobs run by real consumers.
+
+Each test runs the app under uvicorn on a free local port in a thread and talks to it with httpx, with
+example deliveries GitHub sends. The job is a plain callable passed in, as Paved's handlers are. The
+scale-out tests use a real Redis and a separate `paved worker` process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import itertools
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import uvicorn
+
+from bot.adapters.deliveries import (
+    DeliveryContextFilter,
+    DeliveryLog,
+    Record,
+    SqliteDeliveryLog,
+    open_delivery_log,
+)
+from bot.adapters.queue import Periodic, RepoBusy, Work, WorkQueue, every, make_queue
+from bot.settings import Secret, Settings
+from bot.web.app import create_app
+from bot.web.logs import configure_logging
+from bot.webhook import MAX_BODY_BYTES, Delivery, signature
+from tests.conftest import PROJECT
+from tests.service_jobs import log_delivery
+
+EXAMPLES = Path(__file__).parent / "data" / "github" / "webhooks"
+OPENED = "pull_request.opened.1.json"
+MERGED = "derived/pull_request.closed.merged.1.json"
+REPO = "Codertocat/Hello-World"
+SECRET = "webhook-secret-for-tests-5f1c9a"
+TOKEN = "ghp_" + "T0kenForTests" * 2 + "0123456789"
+REDIS_URL = os.environ.get("PAVED_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+# -- the service under test --------------------------------------------------------------------------------
+
+
+def settings_for(tmp_path: Path, **changes: Any) -> Settings:
+    env = {"PAVED_DATA_DIR": str(tmp_path / "data"), "PAVED_WEBHOOK_SECRET": SECRET, "PAVED_GITHUB_TOKEN": TOKEN,
+           "PAVED_QUEUE_IMMEDIATE": "1"}
+    return dataclasses.replace(Settings.from_env(env), **changes)
+
+
+def signed(body: bytes, delivery_id: str, event: str = "pull_request", secret: str = SECRET,
+           content_type: str = "application/json") -> dict[str, str]:
+    return {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery_id, "Content-Type": content_type,
+            "X-Hub-Signature-256": signature(secret, body), "User-Agent": "GitHub-Hookshot/tests"}
+
+
+class Recorder:
+    """A job that records what it was given; it fails the first `failures` runs of each delivery."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.runs: list[tuple[str, str, str | None, int]] = []
+        self.ran = threading.Event()
+
+    def __call__(self, delivery: Delivery, work: Work) -> None:
+        self.runs.append((delivery.id, delivery.kind, delivery.repository, work.attempt))
+        self.ran.set()
+        if work.attempt <= self.failures:
+            raise RuntimeError(f"GitHub answered 502 for {delivery.repository}\n  while planning")
+
+
+@dataclass
+class Service:
+    url: str
+    queue: WorkQueue
+    deliveries: DeliveryLog
+    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10))
+
+    def deliver(self, example: str, delivery_id: str, **header_changes: str) -> httpx.Response:
+        body = (EXAMPLES / example).read_bytes()
+        headers = {**signed(body, delivery_id, event=example.split("/")[-1].split(".")[0]), **header_changes}
+        return self.client.post(self.url + "/webhooks/github", content=body, headers=headers)
+
+    def wait_for(self, delivery_id: str, status: str, seconds: float = 10.0) -> Record:
+        deadline = time.monotonic() + seconds
+        while True:
+            record = self.deliveries.get(delivery_id)
+            if record is not None and record.status == status:
+                return record
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{delivery_id} did not become {status} in {seconds}s: {record}")
+            time.sleep(0.05)
+
+
+@contextmanager
+def running(settings: Settings, job: Callable[[Delivery, Work], None], periodic: Periodic | None = None, *,
+            consumers: int = 0, max_body_bytes: int = MAX_BODY_BYTES, deliveries: DeliveryLog | None = None,
+            queue: WorkQueue | None = None) -> Iterator[Service]:
+    """The app on a free 127.0.0.1 port, served by uvicorn in a thread, until the block ends."""
+    deliveries = deliveries or open_delivery_log(settings)
+    queue = queue or make_queue(settings, deliveries, job, periodic, busy_retry_seconds=0.2)
+    app = create_app(settings, queue, deliveries, consumers=consumers, max_body_bytes=max_body_bytes)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.01)
+    service = Service(f"http://127.0.0.1:{sock.getsockname()[1]}", queue, deliveries)
+    try:
+        yield service
+    finally:
+        service.client.close()
+        server.should_exit = True
+        thread.join(timeout=40)
+        sock.close()
+
+
+def assert_message_only(response: httpx.Response) -> str:
+    """The body of a refusal: JSON with one `message`, and never a traceback."""
+    assert response.headers["content-type"] == "application/json"
+    assert "Traceback" not in response.text
+    body = response.json()
+    assert list(body) == ["message"] and isinstance(body["message"], str)
+    return str(body["message"])
+
+
+# -- accepting -----------------------------------------------------------------------------------------------
+
+
+def test_a_signed_delivery_is_answered_202_and_its_job_runs_inline_in_immediate_mode(tmp_path: Path) -> None:
+    job = Recorder()
+    with running(settings_for(tmp_path), job) as service:
+        response = service.deliver(OPENED, "opened-1")
+    assert response.status_code == 202
+    assert response.json() == {"message": f"accepted pull_request.opened for {REPO}", "delivery": "opened-1"}
+    assert job.runs == [("opened-1", "pull_request.opened", REPO, 1)]
+
+
+def test_a_consumer_thread_runs_the_job_after_the_202_is_sent(tmp_path: Path) -> None:
+    release = threading.Event()
+    runs: list[str] = []
+
+    def slow_job(delivery: Delivery, work: Work) -> None:
+        release.wait(10)
+        runs.append(delivery.kind)
+
+    with running(settings_for(tmp_path, queue_immediate=False), slow_job, consumers=1) as service:
+        started = time.monotonic()
+        response = service.deliver(MERGED, "merged-1")
+        answered_in = time.monotonic() - started
+        assert response.status_code == 202
+        assert answered_in < 1.0  # milliseconds in practice; the bound only has to beat the blocked job
+        assert runs == []
+        release.set()
+        service.wait_for("merged-1", "done")
+    assert runs == ["pull_request.closed"]
+
+
+def test_the_delivery_log_records_what_arrived_and_how_its_job_ended(tmp_path: Path) -> None:
+    with running(settings_for(tmp_path), Recorder()) as service:
+        service.deliver(MERGED, "merged-2")
+        record = service.deliveries.get("merged-2")
+    assert record is not None
+    assert (record.id, record.event, record.action, record.repo) == ("merged-2", "pull_request", "closed", REPO)
+    assert (record.status, record.attempts, record.last_error) == ("done", 1, None)
+    assert record.received_at <= record.updated_at
+
+
+# -- refusing ------------------------------------------------------------------------------------------------
+
+
+def test_every_delivery_is_refused_with_401_when_no_secret_is_configured(tmp_path: Path) -> None:
+    job = Recorder()
+    with running(settings_for(tmp_path, webhook_secret=None), job) as service:
+        response = service.deliver(OPENED, "no-secret")
+        assert service.deliveries.get("no-secret") is None
+    assert response.status_code == 401
+    assert "no webhook secret is configured" in assert_message_only(response)
+    assert job.runs == []
+
+
+def test_a_delivery_without_a_signature_is_refused_with_401(tmp_path: Path) -> None:
+    job = Recorder()
+    body = (EXAMPLES / OPENED).read_bytes()
+    headers = signed(body, "unsigned")
+    del headers["X-Hub-Signature-256"]
+    with running(settings_for(tmp_path), job) as service:
+        response = service.client.post(service.url + "/webhooks/github", content=body, headers=headers)
+    assert response.status_code == 401
+    assert "no X-Hub-Signature-256" in assert_message_only(response)
+    assert job.runs == []
+
+
+def test_a_delivery_signed_with_another_secret_is_refused_with_401(tmp_path: Path) -> None:
+    job = Recorder()
+    body = (EXAMPLES / OPENED).read_bytes()
+    with running(settings_for(tmp_path), job) as service:
+        response = service.client.post(service.url + "/webhooks/github", content=body,
+                                       headers=signed(body, "forged", secret="someone-elses-secret-123"))
+    assert response.status_code == 401
+    assert "does not match" in assert_message_only(response)
+    assert job.runs == []
+
+
+def test_a_body_declared_over_the_bound_is_refused_with_413_before_it_is_read(tmp_path: Path) -> None:
+    with running(settings_for(tmp_path), Recorder()) as service:
+        host, port = urllib.parse.urlsplit(service.url).netloc.split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as conn:
+            # Only the headers are sent: an answer proves the server did not wait for the gigabyte.
+            conn.sendall(b"POST /webhooks/github HTTP/1.1\r\nHost: paved\r\nContent-Type: application/json\r\n"
+                         b"X-GitHub-Event: push\r\nContent-Length: 1000000000\r\n\r\n")
+            reply = b""
+            while b"}" not in reply:
+                chunk = conn.recv(4096)
+                assert chunk, f"connection closed after {reply!r}"
+                reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 ")
+    assert json.loads(body) == {"message": f"payload of 1,000,000,000 bytes is over the limit of {MAX_BODY_BYTES:,}"}
+
+
+def test_a_chunked_body_over_the_bound_is_refused_with_413(tmp_path: Path) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(8):
+            yield b" " * 1024
+
+    with running(settings_for(tmp_path), Recorder(), max_body_bytes=4096) as service:
+        response = service.client.post(service.url + "/webhooks/github", content=chunks(),
+                                       headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert assert_message_only(response) == "payload is over the limit of 4,096 bytes"
+
+
+def test_a_delivery_that_is_not_json_is_refused_with_415(tmp_path: Path) -> None:
+    job = Recorder()
+    payload = (EXAMPLES / OPENED).read_text(encoding="utf-8")
+    body = urllib.parse.urlencode({"payload": payload}).encode()
+    with running(settings_for(tmp_path), job) as service:
+        response = service.client.post(
+            service.url + "/webhooks/github", content=body,
+            headers=signed(body, "form", content_type="application/x-www-form-urlencoded"))
+    assert response.status_code == 415
+    assert "expected application/json" in assert_message_only(response)
+    assert job.runs == []
+
+
+# -- redeliveries ----------------------------------------------------------------------------------------------
+
+
+def test_a_redelivery_of_an_accepted_delivery_is_answered_200_as_a_duplicate_and_not_run_again(
+        tmp_path: Path) -> None:
+    job = Recorder()
+    with running(settings_for(tmp_path), job) as service:
+        first = service.deliver(OPENED, "twice")
+        again = service.deliver(OPENED, "twice")
+        record = service.deliveries.get("twice")
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.json()["duplicate"] is True
+    assert "duplicate delivery twice" in again.json()["message"]
+    assert len(job.runs) == 1
+    assert record is not None and record.attempts == 1
+
+
+def test_a_redelivery_of_a_failed_delivery_is_run_again(tmp_path: Path) -> None:
+    job = Recorder(failures=1)
+    with running(settings_for(tmp_path), job) as service:
+        assert service.deliver(MERGED, "retry-me").status_code == 202
+        failed = service.deliveries.get("retry-me")
+        again = service.deliver(MERGED, "retry-me")
+        done = service.deliveries.get("retry-me")
+    assert failed is not None and failed.status == "failed"
+    assert again.status_code == 202
+    assert done is not None and (done.status, done.attempts) == ("done", 2)
+    assert [attempt for *_, attempt in job.runs] == [1, 2]
+
+
+def test_a_failed_job_leaves_one_line_in_the_delivery_log(tmp_path: Path) -> None:
+    with running(settings_for(tmp_path), Recorder(failures=1)) as service:
+        service.deliver(MERGED, "fails")
+        record = service.deliveries.get("fails")
+    assert record is not None and record.status == "failed"
+    assert record.last_error == f"RuntimeError: GitHub answered 502 for {REPO} while planning"
+
+
+def test_a_delivery_the_queue_cannot_take_is_answered_503_and_accepted_when_redelivered(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, queue_immediate=False)
+    deliveries = open_delivery_log(settings)
+    nowhere = dataclasses.replace(settings, redis_url=Secret("redis://127.0.0.1:9/0"))
+    unreachable = make_queue(nowhere, deliveries, Recorder())
+    with running(settings, Recorder(), deliveries=deliveries, queue=unreachable) as service:
+        refused = service.deliver(OPENED, "not-queued")
+    job = Recorder()
+    with running(dataclasses.replace(settings, queue_immediate=True), job, deliveries=deliveries) as service:
+        accepted = service.deliver(OPENED, "not-queued")
+    assert refused.status_code == 503
+    assert "redeliver this one later" in assert_message_only(refused)
+    assert accepted.status_code == 202
+    assert [run[0] for run in job.runs] == ["not-queued"]
+
+
+# -- health and errors ---------------------------------------------------------------------------------------------
+
+
+def test_healthz_answers_200_while_the_process_is_up(tmp_path: Path) -> None:
+    with running(settings_for(tmp_path), Recorder()) as service:
+        response = service.client.get(service.url + "/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_readyz_answers_200_when_the_queue_and_the_data_folder_are_reachable(tmp_path: Path) -> None:
+    with running(settings_for(tmp_path, queue_immediate=False), Recorder(), consumers=1) as service:
+        response = service.client.get(service.url + "/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "queue": "sqlite", "consumers": 1, "pending": 0}  # nothing queued
+
+
+def test_readyz_answers_503_when_the_data_folder_is_gone(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, queue_immediate=False)
+    with running(settings, Recorder()) as service:
+        shutil.rmtree(settings.data_dir)
+        response = service.client.get(service.url + "/readyz")
+    assert response.status_code == 503
+    assert f"the data folder {settings.data_dir} is not a writable folder" in assert_message_only(response)
+
+
+class BrokenLog(SqliteDeliveryLog):
+    def accept(self, delivery: Delivery) -> None:
+        raise RuntimeError("the disk is on fire")
+
+
+def test_an_unexpected_error_is_answered_500_and_logged_with_the_delivery_id(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    settings = settings_for(tmp_path)
+    caplog.handler.addFilter(DeliveryContextFilter())
+    with running(settings, Recorder(), deliveries=BrokenLog(settings.deliveries_db)) as service:
+        response = service.deliver(OPENED, "boom-1")
+    assert response.status_code == 500
+    assert assert_message_only(response) == "internal error; it is logged with the delivery id"
+    logged = [r for r in caplog.records if r.exc_info and "the disk is on fire" in str(r.exc_info[1])]
+    assert [(r.delivery_id, r.event) for r in logged] == [("boom-1", "pull_request")]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("method, path, body, status", [
+    ("GET", "/nowhere", b"", 404),
+    ("GET", "/webhooks/github", b"", 405),
+    ("POST", "/webhooks/github", b"{not json", 400),
+    ("POST", "/webhooks/github", b"[1, 2]", 400),
+], ids=["unknown path", "wrong method", "broken json", "json that is not an object"])
+def test_no_answer_carries_a_traceback(tmp_path: Path, method: str, path: str, body: bytes, status: int) -> None:
+    with running(settings_for(tmp_path), Recorder()) as service:
+        response = service.client.request(method, service.url + path, content=body,
+                                          headers=signed(body, "bad-1", event="push"))
+    assert response.status_code == status
+    assert_message_only(response)
+
+
+# -- the queue ---------------------------------------------------------------------------------------------------------
+
+
+def test_work_for_one_repository_never_runs_concurrently(tmp_path: Path) -> None:
+    first_holds, release = threading.Event(), threading.Event()
+    steps: list[str] = []
+
+    def job(delivery: Delivery, work: Work) -> None:
+        with work.repo_lock(delivery.repository or ""):
+            steps.append(f"start {delivery.id}")
+            if delivery.id == "first":
+                first_holds.set()
+                release.wait(10)
+            steps.append(f"end {delivery.id}")
+
+    with running(settings_for(tmp_path, queue_immediate=False), job, consumers=2) as service:
+        service.deliver(OPENED, "first")
+        assert first_holds.wait(10)
+        service.deliver(MERGED, "second")
+        waiting = service.wait_for("second", "accepted", seconds=5)
+        deadline = time.monotonic() + 5
+        while waiting.last_error is None and time.monotonic() < deadline:  # until it found the lock taken
+            time.sleep(0.05)
+            waiting = service.wait_for("second", "accepted", seconds=5)
+        release.set()
+        done = service.wait_for("second", "done")
+    assert steps == ["start first", "end first", "start second", "end second"]
+    assert waiting.last_error == f"waiting: repository {REPO} is busy with other work"
+    assert done.attempts == 1
+
+
+def test_the_repository_lock_is_refused_while_held_whatever_the_case_of_the_name(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    queue = make_queue(settings, open_delivery_log(settings), Recorder())
+    with queue.repo_lock("Codertocat/Hello-World"), pytest.raises(RepoBusy) as busy, \
+            queue.repo_lock("codertocat/hello-world"):
+        pass
+    assert busy.value.repo == "codertocat/hello-world"
+    with queue.repo_lock("codertocat/hello-world"):
+        pass
+
+
+def test_flushing_locks_releases_a_lock_left_by_a_consumer_that_was_killed(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, queue_immediate=False)
+    killed = make_queue(settings, open_delivery_log(settings), Recorder())
+    killed.huey.lock_task("repo:codertocat/hello-world").acquire()  # held, and never released
+    restarted = make_queue(settings, open_delivery_log(settings), Recorder())
+    with pytest.raises(RepoBusy):
+        restarted.repo_lock(REPO).__enter__()
+    assert restarted.flush_locks() == {"repo:codertocat/hello-world"}
+    with restarted.repo_lock(REPO):
+        pass
+
+
+def test_the_periodic_task_runs_when_a_consumer_starts(tmp_path: Path) -> None:
+    triggers: list[str] = []
+    started = threading.Event()
+
+    def reconcile(work: Work) -> None:
+        triggers.append(work.trigger)
+        started.set()
+
+    with running(settings_for(tmp_path, queue_immediate=False), Recorder(), reconcile, consumers=1):
+        assert started.wait(10)
+    # A scheduled run may follow if the test straddles the schedule's minute; the first is the start.
+    assert triggers[0] == "start"
+
+
+def test_the_periodic_schedule_fires_every_n_minutes_around_the_clock() -> None:
+    due = every(7)
+    start = datetime(2024, 12, 31, 22, 0)
+    fired = [m for m in range(3 * 24 * 60) if due(start + timedelta(minutes=m))]
+    assert {later - earlier for earlier, later in itertools.pairwise(fired)} == {7}
+
+
+# -- logging -----------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def log_output() -> Iterator[Callable[[Settings], io.StringIO]]:
+    """Configure logging as `paved serve` does, into a buffer; the test's logging is restored afterwards."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+
+    def configure(settings: Settings) -> io.StringIO:
+        buffer = io.StringIO()
+        configure_logging(settings, stream=buffer)
+        return buffer
+
+    yield configure
+    root.handlers[:] = saved_handlers
+    root.setLevel(saved_level)
+
+
+def test_every_log_line_about_a_delivery_carries_its_id_event_and_repository(
+        tmp_path: Path, log_output: Callable[[Settings], io.StringIO]) -> None:
+    settings = settings_for(tmp_path, log_format="json")
+    output = log_output(settings)
+    with running(settings, log_delivery) as service:
+        service.deliver(OPENED, "logged-1")
+    lines = [json.loads(line) for line in output.getvalue().splitlines()]
+    ours = [line for line in lines if line["logger"].startswith(("bot.", "tests.service_jobs"))
+            and "reconcile" not in line["event"]]
+    assert any("received pull_request.opened for Codertocat/Hello-World" in line["message"] for line in ours)
+    assert len(ours) >= 4
+    assert {(line["delivery_id"], line["event"], line["repo"]) for line in ours} == {
+        ("logged-1", "pull_request.opened", REPO)}
+    access = [line for line in lines if line["logger"] == "uvicorn.access" and "POST" in line["message"]]
+    assert [(line["delivery_id"], line["event"]) for line in access] == [("logged-1", "pull_request")]
+
+
+def test_paved_writes_no_secret_to_the_log_or_an_answer(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with running(settings_for(tmp_path), Recorder(failures=1)) as service:
+        answers = [service.deliver(OPENED, "quiet-1"), service.deliver(OPENED, "quiet-1"),
+                   service.deliver(OPENED, "quiet-2", **{"X-Hub-Signature-256": "sha256=00"}),
+                   service.client.get(service.url + "/readyz")]
+    seen = caplog.text + repr([r.__dict__ for r in caplog.records]) + "".join(a.text for a in answers)
+    assert SECRET not in seen
+    assert TOKEN not in seen
+
+
+def test_a_secret_in_a_job_error_is_masked_in_the_log_and_the_delivery_log(
+        tmp_path: Path, log_output: Callable[[Settings], io.StringIO]) -> None:
+    def leaky(delivery: Delivery, work: Work) -> None:
+        logging.getLogger("a.client").info("calling GitHub with %s", TOKEN)
+        raise PermissionError(f"token {TOKEN} was refused")
+
+    settings = settings_for(tmp_path)
+    output = log_output(settings)
+    with running(settings, leaky) as service:
+        service.deliver(OPENED, "leaky-1")
+        record = service.deliveries.get("leaky-1")
+    assert TOKEN not in output.getvalue()
+    assert "calling GitHub with ********" in output.getvalue()
+    assert record is not None and record.last_error == "PermissionError: token ******** was refused"
+
+
+# -- scale-out with Redis --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_queue() -> Iterator[str]:
+    """A queue name of this test's own in the test Redis; every key under it is removed afterwards."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        message = f"Redis is not reachable at {REDIS_URL} ({exc})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; CI must provide Redis for the scale-out tests", pytrace=False)
+        pytest.skip(f"{message}; start one with `redis-server --daemonize yes` or set PAVED_TEST_REDIS_URL")
+    name = f"paved_test_{uuid.uuid4().hex[:12]}"
+    try:
+        yield name
+    finally:
+        for pattern in (f"huey.*.{name}", f"huey.*.{name}.*", f"paved.{name}.*"):
+            for key in client.scan_iter(match=pattern):
+                client.delete(key)
+        client.close()
+
+
+def redis_settings(tmp_path: Path, queue_name: str, **changes: Any) -> Settings:
+    return settings_for(tmp_path, queue_immediate=False, redis_url=Secret(REDIS_URL), queue_name=queue_name,
+                        **changes)
+
+
+# `paved serve` and `paved worker` as the `paved` command runs them: the service commands on their own parser.
+PAVED = [sys.executable, "-c",
+         "import argparse, sys; from bot.web.cli import add_commands; "
+         "from tests.service_jobs import log_delivery, log_reconcile; "
+         "parser = argparse.ArgumentParser(prog='paved'); "
+         "add_commands(parser.add_subparsers(), job=log_delivery, periodic=log_reconcile); "
+         "args = parser.parse_args(sys.argv[1:]); sys.exit(args.func(args))"]
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    """SIGTERM `process`, wait for it to finish its running jobs, and return what it logged."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.communicate(timeout=30)[1]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+
+
+def test_paved_serve_answers_on_its_port_runs_the_job_and_stops_on_sigterm(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PAVED_WEBHOOK_SECRET": SECRET, "PAVED_GITHUB_TOKEN": TOKEN, "PAVED_PORT": str(port),
+           "PAVED_LOG_FORMAT": "json", "PAVED_DATA_DIR": str(tmp_path / "data")}
+    url = f"http://127.0.0.1:{port}"
+    body = (EXAMPLES / OPENED).read_bytes()
+    process = subprocess.Popen([*PAVED, "serve"], env=env, cwd=PROJECT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                health = httpx.get(url + "/healthz")
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline, "paved serve did not start"
+                time.sleep(0.1)
+        accepted = httpx.post(url + "/webhooks/github", content=body, headers=signed(body, "served-1"))
+        ready = httpx.get(url + "/readyz")
+        deadline = time.monotonic() + 10
+        while ready.json().get("pending") and time.monotonic() < deadline:  # until a consumer took the job
+            time.sleep(0.1)
+            ready = httpx.get(url + "/readyz")
+    finally:
+        log = stop(process)
+    assert (health.status_code, accepted.status_code, ready.status_code) == (200, 202, 200)
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert ("served-1", "pull_request.opened", REPO) in {(line["delivery_id"], line["event"], line["repo"])
+                                                         for line in lines if line["logger"] == "tests.service_jobs"}
+    assert any(line["message"] == "Application shutdown complete." for line in lines)
+
+
+def test_a_serve_replica_enqueues_into_redis_and_a_separate_worker_process_runs_the_job(
+        tmp_path: Path, redis_queue: str) -> None:
+    in_serve = Recorder()
+    settings = redis_settings(tmp_path, redis_queue)
+    env = {**os.environ, "PAVED_REDIS_URL": REDIS_URL, "PAVED_QUEUE_NAME": redis_queue, "PAVED_LOG_FORMAT": "json",
+           "PAVED_GITHUB_TOKEN": TOKEN, "PAVED_DATA_DIR": str(tmp_path / "worker-data")}
+    with running(settings, in_serve, consumers=settings.consumer_threads("serve")) as service:
+        assert service.deliver(MERGED, "scaled-1").status_code == 202
+        worker = subprocess.Popen([*PAVED, "worker"], env=env, cwd=PROJECT, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        try:
+            record = service.wait_for("scaled-1", "done", seconds=20)
+            duplicate = service.deliver(MERGED, "scaled-1")
+        finally:
+            log = stop(worker)
+    assert in_serve.runs == []
+    assert record.attempts == 1
+    assert duplicate.status_code == 200
+    assert worker.returncode == 0, log
+    ran = [json.loads(line) for line in log.splitlines() if '"tests.service_jobs"' in line]
+    assert [(line["delivery_id"], line["event"], line["repo"]) for line in ran if line["delivery_id"] != "-"] == [
+        ("scaled-1", "pull_request.closed", REPO)]
+
+
+def test_a_redelivery_to_another_serve_replica_is_recognised_through_redis(tmp_path: Path, redis_queue: str) -> None:
+    settings = redis_settings(tmp_path, redis_queue)
+    with running(settings, Recorder()) as replica_a, running(settings, Recorder()) as replica_b:
+        first = replica_a.deliver(OPENED, "replicated-1")
+        again = replica_b.deliver(OPENED, "replicated-1")
+        pending = replica_a.queue.pending()
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert pending == 1
