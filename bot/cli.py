@@ -193,6 +193,21 @@ def cmd_new(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Show who asked for what, who approved it, and when it was applied, from git and Paved's notes."""
+    from bot.adapters.repo import commit_dates, fetch_notes_from_origin, notes
+    from bot.apply import NOTES_REF
+    from bot.audit import as_json, as_text, trail
+
+    ctx = _Context(args)
+    if not args.offline:
+        fetch_notes_from_origin(ctx.root, NOTES_REF)
+    recorded = notes(ctx.root, NOTES_REF)
+    entries = trail(recorded, commit_dates(ctx.root, list(recorded)), args.resource)
+    sys.stdout.write(as_json(entries) if args.format == "json" else as_text(entries))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Validate the bundled catalogue and plan the bundled example change, offline."""
     from bot.demo import run_demo
@@ -235,6 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("name", metavar="NAME")
     new.add_argument("--owner", default="platform", help="the owning team (default: platform)")
     new.add_argument("--stdout", action="store_true", help="print the request instead of writing the file")
+
+    audit = add("audit", cmd_audit)
+    audit.add_argument("resource", nargs="?", metavar="KIND/NAME", help="only this resource")
+    audit.add_argument("--format", choices=["text", "json"], default="text")
+    audit.add_argument("--offline", action="store_true", help="do not fetch the notes from origin first")
 
     demo = add("demo", cmd_demo)
     demo.add_argument("--keep", metavar="DIR", help="build the demo repo in DIR and leave it there")

@@ -134,9 +134,24 @@ def _without_name(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "metadata": metadata}
 
 
+@dataclass(frozen=True, slots=True)
+class PlannedRequests:
+    """A plan with the full requests it is about: `before` at the base, `after` at the head, by identity."""
+
+    plan: Plan
+    before: dict[str, Resource]
+    after: dict[str, Resource]
+
+
 def make_plan(base: Tree, head: Tree, *, store: CatalogueStore | None = None, rules: Rules | None = None) -> Plan:
     """What merging `head` into `base` would do, judged by `base`'s rules (or by `rules`, when the
     caller compares from a merge base but judges by the target branch as it is now)."""
+    return plan_requests(base, head, store=store, rules=rules).plan
+
+
+def plan_requests(base: Tree, head: Tree, *, store: CatalogueStore | None = None,
+                  rules: Rules | None = None) -> PlannedRequests:
+    """`make_plan`, keeping the requests each change is about (applying needs them)."""
     rules = rules or load_rules(base)
     store = store or CatalogueStore()
     before = judge(base, rules, store)
@@ -147,7 +162,7 @@ def make_plan(base: Tree, head: Tree, *, store: CatalogueStore | None = None, ru
         after.close()
 
 
-def _plan(before: Catalogue, after: Catalogue) -> Plan:
+def _plan(before: Catalogue, after: Catalogue) -> PlannedRequests:
     rules = before.rules
     head_findings = after.findings()
     touched: set[str] = set()
@@ -210,10 +225,11 @@ def _plan(before: Catalogue, after: Catalogue) -> Plan:
     rule_changes = [RuleChange(p, "added" if p not in base_rules else "deleted" if p not in head_rules
                                else "modified")
                     for p in sorted(set(base_rules) | set(head_rules)) if base_rules.get(p) != head_rules.get(p)]
-    return Plan(
+    plan = Plan(
         base=before.tree.label, head=after.tree.label, changes=tuple(_order(changes)),
         deletions=tuple(reversed(_order(deletions))),
         unchanged=before.state.resources - len(updates) - len(renames) - len(deletes), costs=tuple(costs),
         findings=tuple(head_findings), rule_changes=tuple(rule_changes), files_checked=after.file_count,
         teams=tuple(sorted(after.people({c.owner for c in changes + deletions}).items())),
     )
+    return PlannedRequests(plan, before_all, after_all)

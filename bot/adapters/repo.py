@@ -268,3 +268,37 @@ def commit_all(repo: Path, message: str, env: dict[str, str] | None = None) -> s
 
 def switch_branch(repo: Path, branch: str, *, create: bool = False) -> None:
     _git(repo, "switch", "--quiet", *(["-c"] if create else []), branch)
+
+
+def notes(repo: Path, notes_ref: str) -> dict[str, str]:
+    """Every note under `notes_ref`: annotated commit -> note text."""
+    try:
+        listing = _git(repo, "notes", f"--ref={notes_ref}", "list").decode()
+    except RevisionError:
+        return {}
+    found: dict[str, str] = {}
+    for line in listing.splitlines():
+        blob, _, commit = line.partition(" ")
+        if blob and commit:
+            found[commit] = _git(repo, "cat-file", "blob", blob).decode("utf-8", "replace")
+    return found
+
+
+def commit_dates(repo: Path, commits: list[str]) -> dict[str, tuple[str, str, str]]:
+    """For each commit: (author, ISO date, subject)."""
+    if not commits:
+        return {}
+    out = _git(repo, "show", "--no-patch", "--format=%H%x00%an <%ae>%x00%aI%x00%s", *commits).decode()
+    found: dict[str, tuple[str, str, str]] = {}
+    for line in out.splitlines():
+        parts = line.split("\0")
+        if len(parts) == 4:
+            found[parts[0]] = (parts[1], parts[2], parts[3])
+    return found
+
+
+def fetch_notes_from_origin(repo: Path, notes_ref: str) -> bool:
+    """Bring the notes from `origin` when the clone has one; whether that worked."""
+    done = subprocess.run(["git", "-C", str(repo), "fetch", "--quiet", "origin", f"+{notes_ref}:{notes_ref}"],
+                          capture_output=True, check=False, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+    return done.returncode == 0

@@ -1,0 +1,112 @@
+"""Applying a plan through providers, in dependency order, and the record of what happened.
+
+A resource whose provider fails does not stop independent ones; what depends on it is skipped and
+says why. Deletions run after everything else, dependents first. The outcome is an `ApplyRecord`:
+JSON that Paved keeps as a git note on the applied commit (`refs/notes/paved`), so git history plus
+these notes are the audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bot.model import Change, Plan, Resource
+from bot.provider import Provider, Result, Target
+
+log = logging.getLogger(__name__)
+
+NOTES_REF = "refs/notes/paved"
+APPLIED_REF = "refs/paved/applied"
+RECORD_VERSION = 1
+
+
+def plan_digest(plan: Plan) -> str:
+    """A short digest of what a plan changes, to tie an apply to the plan people saw."""
+    summary = [(c.action, c.identity, [(f.pointer, f.op, f.before, f.after) for f in c.fields])
+               for c in plan.all_changes]
+    return hashlib.sha256(json.dumps(summary, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def apply_plan(plan: Plan, before: Mapping[str, Resource], after: Mapping[str, Resource],
+               providers: Sequence[Provider], target: Target) -> list[Result]:
+    """Apply every change of `plan` with the provider for its kind; one `Result` per change."""
+    by_kind = {kind: p for p in providers for kind in p.kinds}
+    results: list[Result] = []
+    broken: dict[str, str] = {}  # identity -> why it did not happen
+
+    def run(change: Change, desired: Resource | None, previous: Resource | None) -> Result:
+        blocked = [d for d in change.depends_on if d in broken]
+        if blocked:
+            return Result(change.identity, "skipped", f"skipped: {blocked[0]} {broken[blocked[0]]}")
+        provider = by_kind.get(change.kind)
+        if provider is None:
+            return Result(change.identity, "skipped", f"no provider makes {change.kind} resources here")
+        try:
+            return provider.apply(desired, target, previous=previous)
+        except Exception as exc:  # a provider's own fault must not stop independent resources
+            log.exception("provider failed on %s", change.identity)
+            return Result(change.identity, "failed", f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+    for change in plan.changes:
+        result = run(change, after.get(change.identity), before.get(change.identity))
+        if result.status == "failed":
+            broken[change.identity] = "failed"
+        elif result.status == "skipped" and result.message.startswith("skipped:"):
+            broken[change.identity] = "was skipped"
+        results.append(result)
+    for change in plan.deletions:
+        results.append(run(change, None, before.get(change.identity)))
+    return results
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyRecord:
+    """One apply of one commit: what was asked, by whom, who approved, and each resource's result."""
+
+    revision: str
+    previous: str | None
+    applied_at: str
+    plan_digest: str
+    results: tuple[Result, ...]
+    pull_request: int | None = None
+    requested_by: str | None = None
+    merged_by: str | None = None
+    approved_by: tuple[str, ...] = ()
+    actions: Mapping[str, str] = field(default_factory=dict)  # identity -> create | update | rename | delete
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status != "failed" and not r.message.startswith("skipped:") for r in self.results)
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = asdict(self)
+        data["results"] = [{**asdict(r), "steps": [asdict(s) for s in r.steps], "outputs": dict(r.outputs)}
+                           for r in self.results]
+        data["actions"] = dict(self.actions)
+        return json.dumps({"paved": RECORD_VERSION, **data}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ApplyRecord:
+        data = json.loads(text)
+        data.pop("paved", None)
+        results = tuple(Result(r["resource"], r["status"], r.get("message", ""), (), r.get("outputs", {}))
+                        for r in data.pop("results", []))
+        return cls(results=results, approved_by=tuple(data.pop("approved_by", ())), **data)
+
+
+def read_records(note: str) -> list[ApplyRecord]:
+    """Every apply recorded in one commit's note (one JSON object a line, oldest first)."""
+    records = []
+    for line in note.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                records.append(ApplyRecord.from_json(line))
+            except (ValueError, TypeError, KeyError):
+                continue  # a note line written by someone else is not Paved's record
+    return records
