@@ -430,6 +430,10 @@ def judge(tree: Tree, rules: Rules, store: CatalogueStore) -> Catalogue:
     if known is not None:
         return Catalogue(store, rules, known, tree)
     with store.transaction():
+        # Another process may have stored this state while this one waited for the write lock.
+        known = store.find_state(rules, key)
+        if known is not None:
+            return Catalogue(store, rules, known, tree)
         like = store.latest_state(rules)
         changes = _changes(store, like, tree, listing) if like is not None else {
             p: (None, b) for p, b in (listing or tree.files(CATALOG_DIR)).items() if is_request_file(p)}

@@ -259,9 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = add("demo", cmd_demo)
     demo.add_argument("--keep", metavar="DIR", help="build the demo repo in DIR and leave it there")
 
+    from bot.ci import add_commands as add_ci_commands
     from bot.web.cli import add_commands as add_service_commands
 
     add_service_commands(commands)
+    add_ci_commands(commands)
 
     from bot.sandbox.cli import add_commands as add_sandbox_commands
     from bot.sandbox.cli import run as run_sandbox

@@ -127,6 +127,10 @@ class Forge(Protocol):
         """Whether commit `sha` carries a check run called `name`."""
         ...
 
+    def merged_pull_request(self, repo: str, sha: str) -> PullRequest | None:
+        """The recently merged pull request whose merge made commit `sha`, if there is one."""
+        ...
+
 
 class Mirror(Protocol):
     """Local mirrors of repositories on the forge."""
@@ -138,3 +142,23 @@ class Mirror(Protocol):
     def tree(self, repo: str, revision: str) -> Tree: ...
 
     def merge_base(self, repo: str, a: str, b: str) -> str: ...
+
+    def fetch_if_present(self, repo: str, ref: str) -> bool:
+        """Fetch a ref that may not exist yet (Paved's own refs); whether it exists."""
+        ...
+
+    def resolve(self, repo: str, ref: str) -> str | None:
+        """The commit a ref points at in the mirror, or None."""
+        ...
+
+    def note(self, repo: str, notes_ref: str, sha: str) -> str:
+        """The note on commit `sha` under `notes_ref` ("" when there is none)."""
+        ...
+
+    def append_note(self, repo: str, notes_ref: str, sha: str, text: str) -> None: ...
+
+    def set_ref(self, repo: str, ref: str, sha: str) -> None: ...
+
+    def push(self, repo: str, refs: Iterable[str]) -> None:
+        """Push refs of the mirror to the forge under the same names (moving them, not merging)."""
+        ...

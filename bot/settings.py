@@ -281,3 +281,90 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:********@{netloc}"))
+
+
+# -- GitHub Actions (`paved ci`) ------------------------------------------------------------------------------
+
+# What `paved ci` cannot run without, in the order the error message lists them. GitHub's runner sets all
+# but the token, which a workflow passes in explicitly (`GITHUB_TOKEN: ${{ github.token }}`).
+ACTIONS_REQUIRED = ("GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH", "GITHUB_TOKEN", "GITHUB_REPOSITORY")
+DEFAULT_GITHUB_SERVER_URL = "https://github.com"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionsSettings:
+    """How `paved ci` runs inside a GitHub Actions job: the event that started it and how to reach GitHub.
+
+    `event_path` is the file holding the event's payload (the webhook payload GitHub would deliver);
+    `token` is the job's `GITHUB_TOKEN`; `step_summary`, when set, is the file the job's summary page is
+    read from. `run_id` and `run_attempt` name the run, so its log lines can be told apart.
+    """
+
+    event_name: str
+    event_path: Path
+    token: Secret
+    repository: str
+    data_dir: Path
+    api_url: str = DEFAULT_GITHUB_API_URL
+    server_url: str = DEFAULT_GITHUB_SERVER_URL
+    step_summary: Path | None = None
+    run_id: str | None = None
+    run_attempt: str | None = None
+
+    @property
+    def repo_url(self) -> str:
+        """The repository's web address, for links to files in the plan."""
+        return f"{self.server_url}/{self.repository}"
+
+    def service_settings(self) -> Settings:
+        """The same settings the service would have with a token, so `paved ci` builds what it builds."""
+        return Settings(data_dir=self.data_dir, color=False, github_api_url=self.api_url, github_token=self.token)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ActionsSettings:
+        """Read the Actions variables from `env` (default: the process environment).
+
+        Raises `ConfigurationError` naming every required variable that is missing or unusable at once.
+        """
+        env = os.environ if env is None else env
+
+        def text(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        missing = [name for name in ACTIONS_REQUIRED if text(name) is None]
+        problems = [f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set"] if missing else []
+        repository = text("GITHUB_REPOSITORY") or ""
+        if repository and repository.count("/") != 1:
+            problems.append(f"GITHUB_REPOSITORY={repository} is not owner/name")
+        api_url = (text("GITHUB_API_URL") or DEFAULT_GITHUB_API_URL).rstrip("/")
+        server_url = (text("GITHUB_SERVER_URL") or DEFAULT_GITHUB_SERVER_URL).rstrip("/")
+        for name, url in (("GITHUB_API_URL", api_url), ("GITHUB_SERVER_URL", server_url)):
+            if not url.startswith(("https://", "http://")):
+                problems.append(f"{name} must be an http(s) URL")
+        if problems:
+            raise ConfigurationError(
+                "paved ci cannot run: " + "; ".join(problems),
+                hint="Run it as a step of a GitHub Actions job, which sets the GITHUB_ variables, and pass the "
+                     "job's token with `env: GITHUB_TOKEN: ${{ github.token }}`.")
+        # A runner's temp folder is emptied after each job, which suits a cache no later job could reuse
+        # anyway; elsewhere the data folder is found as for every other command.
+        runner_temp = text("RUNNER_TEMP")
+        if runner_temp and not text("PAVED_DATA_DIR"):
+            data_dir = Path(runner_temp) / "paved"
+        else:
+            data_dir = Settings.from_env({name: env[name] for name in ("PAVED_DATA_DIR", "XDG_DATA_HOME", "HOME")
+                                          if name in env}).data_dir
+        summary = text("GITHUB_STEP_SUMMARY")
+        return cls(
+            event_name=text("GITHUB_EVENT_NAME") or "",
+            event_path=Path(text("GITHUB_EVENT_PATH") or ""),
+            token=Secret(text("GITHUB_TOKEN") or ""),
+            repository=repository,
+            data_dir=data_dir,
+            api_url=api_url,
+            server_url=server_url,
+            step_summary=Path(summary) if summary else None,
+            run_id=text("GITHUB_RUN_ID"),
+            run_attempt=text("GITHUB_RUN_ATTEMPT"),
+        )

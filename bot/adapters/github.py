@@ -180,6 +180,15 @@ class GitHubForge:
     def clone_url(self, repo: str) -> str:
         return self._call(f"read {repo}", lambda: str(self._repo(repo).clone_url))
 
+    def merged_pull_request(self, repo: str, sha: str) -> PullRequest | None:
+        def find() -> PullRequest | None:
+            recent = self._repo(repo).get_pulls(state="closed", sort="updated", direction="desc")
+            for pr, _ in zip(recent, range(50), strict=False):
+                if pr.merged and pr.merge_commit_sha == sha:
+                    return _pull(repo, pr)
+            return None
+        return self._call(f"find the pull request merged as {sha[:12]} in {repo}", find)
+
     def has_check(self, repo: str, sha: str, name: str) -> bool:
         return self._call(f"read the checks of {sha[:12]} in {repo}", lambda: any(
             True for _ in self._repo(repo).get_commit(sha).get_check_runs(check_name=name)))

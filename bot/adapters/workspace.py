@@ -17,7 +17,7 @@ from pathlib import Path
 
 import git
 
-from bot.adapters.repo import GitTree
+from bot.adapters.repo import PAVED_IDENTITY, GitTree
 from bot.errors import PavedError
 
 Credentials = Callable[[str], str]  # repo ("owner/name") -> token to fetch and push with
@@ -102,8 +102,41 @@ class Workspace:
                 raise
 
     def push(self, repo: str, refs: Iterable[str]) -> None:
-        """Push local refs of the mirror to the same names on the forge."""
-        self._run(repo, "push", "push", "--quiet", self.clone_url(repo), *[f"{r}:{r}" for r in refs])
+        """Push refs of the mirror to the same names on the forge, moving them where they point.
+
+        Paved pushes only its own refs (notes and `refs/paved/*`), and only while it holds the
+        repository's lock, so moving them is safe.
+        """
+        self._run(repo, "push", "push", "--quiet", self.clone_url(repo), *[f"+{r}:{r}" for r in refs])
+
+    def fetch_if_present(self, repo: str, ref: str) -> bool:
+        try:
+            self.fetch(repo, [ref])
+        except WorkspaceError as exc:
+            if "couldn't find remote ref" in exc.message:
+                return False
+            raise
+        return True
+
+    def resolve(self, repo: str, ref: str) -> str | None:
+        try:
+            return str(self._mirror(repo).git.rev_parse("--verify", "--quiet", f"{ref}^{{commit}}")).strip() or None
+        except git.GitCommandError:
+            return None
+
+    def note(self, repo: str, notes_ref: str, sha: str) -> str:
+        try:
+            return str(self._mirror(repo).git.notes(f"--ref={notes_ref}", "show", sha))
+        except git.GitCommandError:
+            return ""
+
+    def append_note(self, repo: str, notes_ref: str, sha: str, text: str) -> None:
+        with self._locked(repo):
+            self._mirror(repo).git.notes(f"--ref={notes_ref}", "append", "-m", text, sha, env=PAVED_IDENTITY)
+
+    def set_ref(self, repo: str, ref: str, sha: str) -> None:
+        with self._locked(repo):
+            self._mirror(repo).git.update_ref(ref, sha)
 
     def tree(self, repo: str, revision: str) -> GitTree:
         return GitTree(self.path(repo), revision)

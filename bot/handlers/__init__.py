@@ -10,12 +10,14 @@ from dataclasses import dataclass
 
 from bot.catalog import CatalogueStore
 from bot.forge import Forge, Mirror
+from bot.provider import Provider
 
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """The collaborators every handler is given."""
+    """The collaborators every handler is given: `providers` make merged requests real."""
 
     forge: Forge
     mirror: Mirror
     store: CatalogueStore
+    providers: tuple[Provider, ...] = ()

@@ -10,8 +10,10 @@ import logging
 from dataclasses import dataclass
 
 from bot.handlers import Context
-from bot.handlers.issue_comment import Retry, on_comment
+from bot.handlers.issue_comment import on_comment
 from bot.handlers.pull_request import CHECK_NAME, plan_pull_request
+from bot.handlers.push import apply_default_branch
+from bot.model import Plan
 from bot.webhook import Delivery
 
 log = logging.getLogger(__name__)
@@ -21,13 +23,25 @@ PLAN_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review
 
 @dataclass(frozen=True, slots=True)
 class Routed:
-    """What a delivery led to, in one line for the delivery log."""
+    """What a delivery led to, in one line for the delivery log; `plan` is the plan it published, if one."""
 
     handler: str
     result: str
+    plan: Plan | None = None
 
 
-def route(ctx: Context, delivery: Delivery, *, bot_login: str | None = None, retry: Retry | None = None) -> Routed:
+def retry_apply(ctx: Context, repo: str, number: int) -> str:
+    """`/paved retry`: apply the default branch again, for a merged pull request; the answer to post."""
+    pr = ctx.forge.pull_request(repo, number)
+    if not pr.merged:
+        return "`/paved retry` applies merged pull requests again; this one is not merged yet."
+    outcome = apply_default_branch(ctx, repo, ctx.providers)
+    if outcome.status == "up to date":
+        return f"Nothing to retry: `{outcome.revision[:12]}` is already applied."
+    return f"Applied again: {outcome.status}{' — ' + outcome.reason if outcome.reason else ''}."
+
+
+def route(ctx: Context, delivery: Delivery, *, bot_login: str | None = None) -> Routed:
     payload, repo = delivery.payload, delivery.repository
     if repo is None:
         return Routed("ignored", f"{delivery.kind} names no repository")
@@ -36,10 +50,10 @@ def route(ctx: Context, delivery: Delivery, *, bot_login: str | None = None, ret
         if pr.get("draft"):
             return Routed("ignored", "draft pull requests are planned when they are ready for review")
         outcome = plan_pull_request(ctx, repo, int(pr["number"]), head_sha=pr["head"]["sha"])
-        return Routed("plan", f"{outcome.status} {outcome.reason or outcome.conclusion or ''}".strip())
+        return Routed("plan", f"{outcome.status} {outcome.reason or outcome.conclusion or ''}".strip(), outcome.plan)
     if delivery.kind == "pull_request_review.submitted":
         outcome = plan_pull_request(ctx, repo, int(payload["pull_request"]["number"]))
-        return Routed("plan", f"{outcome.status} {outcome.reason or outcome.conclusion or ''}".strip())
+        return Routed("plan", f"{outcome.status} {outcome.reason or outcome.conclusion or ''}".strip(), outcome.plan)
     if delivery.kind == "check_run.rerequested":
         run = payload["check_run"]
         if run.get("name") != CHECK_NAME:
@@ -48,7 +62,13 @@ def route(ctx: Context, delivery: Delivery, *, bot_login: str | None = None, ret
             pr.number for pr in ctx.forge.open_pull_requests(repo) if pr.head_sha == run["head_sha"]]
         results = [plan_pull_request(ctx, repo, n, head_sha=run["head_sha"]).status for n in numbers]
         return Routed("plan", ", ".join(results) or "no open pull request has that head")
+    if delivery.event == "push":
+        branch = (payload.get("repository") or {}).get("default_branch")
+        if payload.get("ref") != f"refs/heads/{branch}" or payload.get("deleted"):
+            return Routed("ignored", f"pushes to {payload.get('ref')} are not applied")
+        applied = apply_default_branch(ctx, repo, ctx.providers)
+        return Routed("apply", f"{applied.status} {applied.revision[:12]} {applied.reason}".strip())
     if delivery.event == "issue_comment":
-        answered = on_comment(ctx, payload, bot_login=bot_login, retry=retry)
+        answered = on_comment(ctx, payload, bot_login=bot_login, retry=retry_apply)
         return Routed("comment", f"{answered.status} {answered.detail}".strip())
     return Routed("ignored", f"Paved does nothing on {delivery.kind}")

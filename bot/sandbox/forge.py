@@ -562,6 +562,9 @@ class Forge:
                 self._request_check_suites(repo, branch, update)
 
     def _push_event(self, repo: Repo, git: gitrepo.GitRepo, update: RefUpdate, pusher: Account | None) -> None:
+        # GitHub sends `push` for branches and tags only; notes and other refs move silently.
+        if not update.ref.startswith(("refs/heads/", "refs/tags/")):
+            return
         created, deleted = update.before == gitrepo.ZERO_SHA, update.after == gitrepo.ZERO_SHA
         commits: list[dict[str, Any]] = []
         if not deleted and git.object_type(update.after) == "commit":

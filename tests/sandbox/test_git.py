@@ -71,6 +71,19 @@ def test_a_push_fires_push_and_synchronizes_the_pull_request(forge: Sandbox, cas
     assert forge.pull_request("acme", "platform", pr.number).head_sha == sha
 
 
+def test_pushing_notes_or_other_refs_fires_no_push_event(forge: Sandbox, cast: Cast, tmp_path: Path,
+                                                         receiver: Receiver) -> None:
+    forge.register_webhook("acme", "platform", receiver.url, secret="topsecret")
+    repo = clone(forge, cast.alice.token, tmp_path / "work")
+    head = repo.head.commit.hexsha
+    repo.git.notes("--ref=paved", "add", "-m", "applied", head)
+    repo.git.update_ref("refs/paved/applied", head)
+    repo.git.push("origin", "refs/notes/paved:refs/notes/paved", "refs/paved/applied:refs/paved/applied")
+    forge.wait_for_deliveries()
+    assert receiver.events("push") == []
+    assert forge.forge.git(forge._repo("acme", "platform")).resolve("refs/paved/applied") == head
+
+
 def test_a_large_push_over_chunked_http_arrives_intact(forge: Sandbox, cast: Cast, tmp_path: Path) -> None:
     repo = clone(forge, cast.bob.token, tmp_path / "work")
     blob = os.urandom(3 * 1024 * 1024)  # over git's 1 MiB post buffer: sent chunked

@@ -1,0 +1,118 @@
+"""`paved ci`: Paved as a step of a GitHub Actions job, for teams that host nothing.
+
+The job's event becomes a `Delivery` and goes through the same router the service uses, with the same
+collaborators the service builds from a token (`bot.web.jobs.context_for`), so a pull request gets the
+same check run and sticky comment, and a comment the same answer, whether Paved runs as a service or in
+Actions. Nothing here knows one event from another. What it adds is for the job's own page: the plan's
+findings as workflow commands (annotations that show even where the token may not write check runs),
+one line saying what happened, and the plan in the job's summary.
+
+Exit codes: 0 done, 1 the plan has errors (the step fails, as `paved plan` does), 2 Paved could not run
+(a missing variable, an unreadable event, GitHub refusing the token), with a message and no traceback.
+`add_commands` adds `ci` to the `paved` parser; this module imports the rest only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from bot.errors import ConfigurationError, PavedError
+
+if TYPE_CHECKING:
+    from bot.settings import ActionsSettings
+    from bot.webhook import Delivery
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+CI_VARIABLES = """
+environment (set by GitHub Actions, except the token):
+  GITHUB_EVENT_NAME     the event that started the workflow (pull_request, issue_comment, push, ...)
+  GITHUB_EVENT_PATH     the file holding the event's payload
+  GITHUB_TOKEN          the job's token: pass it with `env: GITHUB_TOKEN: ${{ github.token }}`
+  GITHUB_REPOSITORY     owner/name of the platform repo
+  GITHUB_API_URL        default https://api.github.com
+  GITHUB_SERVER_URL     default https://github.com (for links in the plan)
+  GITHUB_STEP_SUMMARY   when set, the plan is appended to the job's summary
+  GITHUB_RUN_ID, GITHUB_RUN_ATTEMPT   name the run in log lines
+  PAVED_DATA_DIR        Paved's data folder (default: $RUNNER_TEMP/paved on a runner)
+
+exit status: 0 done, 1 the plan has errors, 2 Paved could not run
+"""
+
+
+def read_event(settings: ActionsSettings) -> Delivery:
+    """The job's event as a webhook delivery, named after the run (or a fresh id outside one)."""
+    from bot.webhook import Delivery
+
+    try:
+        payload: Any = json.loads(settings.event_path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(f"GITHUB_EVENT_PATH={settings.event_path} cannot be read: "
+                                 f"{exc.strerror or type(exc).__name__}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigurationError(f"GITHUB_EVENT_PATH={settings.event_path} does not hold JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise ConfigurationError(f"GITHUB_EVENT_PATH={settings.event_path} does not hold a JSON object")
+    run = f"actions-{settings.run_id}-{settings.run_attempt or 1}" if settings.run_id else str(uuid.uuid4())
+    return Delivery(run, settings.event_name, payload)
+
+
+def run_ci(settings: ActionsSettings) -> int:
+    """Handle the job's event as the service would, then report on the job's own page; the exit code."""
+    from bot.handlers.router import route
+    from bot.render import actions, markdown
+    from bot.web.jobs import context_for
+
+    delivery = read_event(settings)
+    log.info("delivery %s: %s on %s", delivery.id, delivery.kind, settings.repository)
+    ctx = context_for(settings.service_settings(), settings.repository)
+    try:
+        routed = route(ctx, delivery)
+    finally:
+        ctx.store.close()
+    plan = routed.plan
+    if plan is not None:
+        sys.stdout.write(actions.render(plan.findings))
+    # One line whatever the result quotes (a comment's text, a reason), so nothing in it can start a
+    # line the runner would read as a workflow command.
+    print(" ".join(f"paved ci: {delivery.kind}: {routed.handler}: {routed.result}".split()))
+    if plan is not None and settings.step_summary is not None:
+        try:
+            with settings.step_summary.open("a", encoding="utf-8") as summary:
+                summary.write(markdown.render(plan, repo_url=settings.repo_url).rstrip("\n") + "\n")
+        except OSError as exc:
+            # The check run and the comment are out already; a summary that cannot be written is no
+            # reason to fail a step whose work is done.
+            log.warning("the step summary %s cannot be written: %s", settings.step_summary, exc.strerror)
+    return EXIT_FINDINGS if plan is not None and not plan.ok else EXIT_OK
+
+
+def cmd_ci(args: argparse.Namespace) -> int:
+    """Run Paved for this GitHub Actions job's event: plan pull requests, answer commands, apply merges."""
+    from bot.render.actions import escape_data
+    from bot.settings import ActionsSettings
+
+    try:
+        return run_ci(ActionsSettings.from_env())
+    except PavedError as exc:
+        # Said here rather than left to `paved`'s own handler, so the run's page shows it as an error too.
+        print(f"::error title=paved ci::{escape_data(exc.message)}")
+        print(f"paved: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add `ci` to the `paved` parser's subcommands (what `ArgumentParser.add_subparsers()` returned)."""
+    doc = (cmd_ci.__doc__ or "").strip()
+    sub = subparsers.add_parser("ci", help=doc, description=doc, epilog=CI_VARIABLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub.set_defaults(func=cmd_ci)

@@ -1,0 +1,110 @@
+"""Apply after merge: what changed on the default branch since the last applied commit becomes real.
+
+Triggered by a `push` to the default branch, by `/paved retry` and by reconcile. The plan runs from
+the last applied commit (`refs/paved/applied`; nothing yet on the first run) to the branch's head,
+judged by the head's rules, and providers apply it. The outcome is recorded in git: a note on the
+applied commit (`refs/notes/paved`) and, when everything held, `refs/paved/applied` moves to it. A
+`paved/apply` check run on the commit and a comment on the merged pull request report it. Callers
+hold the repository's lock, so applies for one repo never overlap.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from bot.apply import APPLIED_REF, NOTES_REF, ApplyRecord, apply_plan, plan_digest
+from bot.approvals import approvals_in_force
+from bot.config import load_config
+from bot.forge import CheckRun
+from bot.handlers import Context
+from bot.model import MemoryTree, Tree
+from bot.plan import plan_requests
+from bot.provider import Provider, Result, Target
+from bot.rules import load_rules
+
+log = logging.getLogger(__name__)
+
+CHECK_NAME = "paved/apply"
+ICONS = {"applied": "✅", "unchanged": "➖", "failed": "❌", "skipped": "⏭️"}
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOutcome:
+    status: Literal["applied", "failed", "up to date", "refused"]
+    revision: str
+    record: ApplyRecord | None = None
+    reason: str = ""
+
+
+def _results_markdown(record: ApplyRecord) -> str:
+    lines = ["| | resource | result | links |", "|---|---|---|---|"]
+    for r in record.results:
+        links = ", ".join(f"[{k}]({v})" if v.startswith("http") else f"{k}: `{v}`" for k, v in r.outputs.items())
+        lines.append(f"| {ICONS.get(r.status, '')} | `{r.resource}` | {r.status}: {r.message.replace('|', '/')} | "
+                     f"{links} |")
+    return "\n".join(lines) + "\n"
+
+
+def apply_default_branch(ctx: Context, repo: str, providers: Sequence[Provider]) -> ApplyOutcome:
+    """Apply the default branch's head; safe to run again (an applied head is up to date)."""
+    branch = ctx.forge.default_branch(repo)
+    ctx.mirror.fetch(repo, [branch])
+    ctx.mirror.fetch_if_present(repo, APPLIED_REF)
+    ctx.mirror.fetch_if_present(repo, NOTES_REF)
+    head = ctx.mirror.resolve(repo, f"refs/heads/{branch}")
+    if head is None:
+        return ApplyOutcome("refused", "", reason=f"{repo} has no branch {branch}")
+    last = ctx.mirror.resolve(repo, APPLIED_REF)
+    if last == head:
+        return ApplyOutcome("up to date", head)
+    head_tree = ctx.mirror.tree(repo, head)
+    base_tree: Tree = ctx.mirror.tree(repo, last) if last else MemoryTree({}, label="nothing applied yet")
+    try:
+        config = load_config(head_tree)
+        planned = plan_requests(base_tree, head_tree, store=ctx.store, rules=load_rules(head_tree))
+        plan = planned.plan
+        pr = ctx.forge.merged_pull_request(repo, head)
+        approvers: tuple[str, ...] = ()
+        if pr is not None:
+            approvers = tuple(sorted(approvals_in_force(ctx.forge.reviews(repo, pr.number)) - {pr.author.lower()}))
+        if plan.errors:
+            results: list[Result] = []
+            reason = (f"the catalogue at {head[:12]} has {len(plan.errors)} errors "
+                      f"(first: {plan.errors[0].location} {plan.errors[0].message}); nothing was applied")
+        else:
+            target = Target(organization=config.organization or repo.split("/", 1)[0], platform_repo=repo,
+                            tree=head_tree, revision=head, teams=dict(plan.teams))
+            results = apply_plan(plan, planned.before, planned.after, providers, target)
+            reason = ""
+    finally:
+        head_tree.close()
+        base_tree.close()
+
+    record = ApplyRecord(
+        revision=head, previous=last, applied_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        plan_digest=plan_digest(plan), results=tuple(results), pull_request=pr.number if pr else None,
+        requested_by=pr.author if pr else None, merged_by=pr.merged_by if pr else None, approved_by=approvers,
+        actions={c.identity: c.action for c in plan.all_changes})
+    ok = record.ok and not reason
+    ctx.mirror.append_note(repo, NOTES_REF, head, record.to_json())
+    refs = [NOTES_REF]
+    if ok:
+        ctx.mirror.set_ref(repo, APPLIED_REF, head)
+        refs.append(APPLIED_REF)
+    ctx.mirror.push(repo, refs)
+
+    failed = [r for r in record.results if r.status == "failed"]
+    title = reason or (f"{len(failed)} of {len(record.results)} failed" if failed else
+                       f"{sum(r.status == 'applied' for r in record.results)} applied, "
+                       f"{sum(r.status == 'unchanged' for r in record.results)} unchanged")
+    summary = (f"{reason}\n" if reason else "") + _results_markdown(record)
+    ctx.forge.publish_check(repo, CheckRun(CHECK_NAME, head, "success" if ok else "failure", title, summary))
+    if pr is not None:
+        retry = "" if ok else "\n\nFix what failed, then comment `/paved retry` to apply again."
+        ctx.forge.comment(repo, pr.number, f"### Paved applied {head[:12]}: {title}\n\n{summary}{retry}")
+    log.info("applied %s at %s: %s", repo, head[:12], title)
+    return ApplyOutcome("applied" if ok else "failed", head, record, reason)
