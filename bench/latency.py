@@ -14,43 +14,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
 
-import uvicorn
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import generate
 
-from bot.adapters.deliveries import open_delivery_log
-from bot.adapters.queue import make_queue
 from bot.sandbox import Sandbox
 from bot.settings import Secret, Settings
-from bot.web.app import create_app
-from bot.web.jobs import handle_delivery
+from bot.web.serve import Background
 
 SECRET = "a-webhook-secret-for-the-benchmark"
 MARKER = "<!-- paved:plan -->"
-
-
-def serve(settings: Settings) -> tuple[str, uvicorn.Server, threading.Thread, object]:
-    deliveries = open_delivery_log(settings)
-    queue = make_queue(settings, deliveries, handle_delivery, None)
-    app = create_app(settings, queue, deliveries, consumers=2)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    return f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread, deliveries
 
 
 def one_pull_request(forge: Sandbox, deliveries: object, path: str, value: int) -> float:
@@ -87,15 +66,15 @@ def measure(size: int, repeat: int, root: Path) -> dict[str, float]:
         settings = dataclasses.replace(
             Settings.from_env({"PAVED_DATA_DIR": str(root / f"data-{size}")}), github_api_url=forge.api_url,
             github_app_id=str(app.id), github_private_key=Secret(app.private_key), webhook_secret=Secret(SECRET))
-        url, server, thread, deliveries = serve(settings)
+        service = Background(settings)
+        url, deliveries = service.url, service.deliveries
         try:
             forge.set_app_webhook(app.id, url + "/webhooks/github", SECRET)
             path = _a_database(repo)
             warm = one_pull_request(forge, deliveries, path, 20)
             runs = [one_pull_request(forge, deliveries, path, 21 + i) for i in range(repeat)]
         finally:
-            server.should_exit = True
-            thread.join(timeout=10)
+            service.stop()
     return {"warm_up_seconds": warm, "seconds": statistics.median(runs), "max_seconds": max(runs), "runs": repeat}
 
 

@@ -92,6 +92,14 @@ def _chunks(items: Iterable[str]) -> Iterator[list[str]]:
         yield ordered[i:i + _CHUNK]
 
 
+def _looks_like_sqlite(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(16) == b"SQLite format 3\0"
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class State:
     """One judged revision of `catalog/` under one set of rules, stored whole."""
@@ -108,11 +116,13 @@ class CatalogueStore:
     def __init__(self, path: Path | None = None) -> None:
         try:
             self._open(path)
+        except sqlite3.OperationalError:
+            raise  # locked or busy: another process is using the index, which is fine and not ours to fix
         except sqlite3.DatabaseError:
-            if path is None:
+            if path is None or _looks_like_sqlite(path):
                 raise
-            # The index is only a cache: one that cannot be read (a disk fault, a crash mid-write) is
-            # removed and rebuilt rather than stopping the developer.
+            # The index is only a cache: a file that is not SQLite at all (a disk fault, something else
+            # written there) is removed and rebuilt rather than stopping the developer.
             for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
                 leftover.unlink(missing_ok=True)
             self._open(path)

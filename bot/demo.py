@@ -1,70 +1,281 @@
-"""`paved demo`: Paved's main job on its embedded defaults, offline.
+"""`paved demo`: Paved's main job on its embedded defaults, told as a story on this machine.
 
-It builds a throwaway platform repo from the catalogue, schemas and templates bundled with Paved,
-validates it, then applies the bundled example change (`examples/new-search-service/`) on a branch
-and prints the plan a pull request would get. It exits 0 only if the bundled catalogue is clean and
-the example change plans without errors.
+It starts the sandbox forge (a local GitHub), Paved's web service with its queue consumers (SQLite,
+no server needed) on loopback, seeds acme's platform repo from the catalogue, schemas and templates
+bundled with Paved, and installs Paved on it as a GitHub App. Then, step by step: the platform's
+catalogue is applied; gina opens a pull request for the `search` service (the bundled example
+change); the plan comment appears; a typo fails the check with an annotation at its line; the fix
+and `/paved plan` turn it to waiting for the growth team's approval; hugo approves; alice merges;
+the new repository exists, scaffolded from its golden path; `paved audit` tells who asked, who
+approved and when it was applied. It exits 0 only if every step happened. `--keep DIR` keeps
+everything running in DIR and prints the addresses.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import shutil
 import sys
 import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
-from bot.adapters.repo import GitTree, commit_all, init_repo, switch_branch
-from bot.errors import ConfigurationError
-from bot.plan import make_plan, validate_tree
-from bot.render import text
+from bot.errors import ConfigurationError, PavedError
 
 PROJECT = Path(__file__).resolve().parent.parent
 EXAMPLE = "examples/new-search-service"
 BUNDLED = ("catalog", "schemas", "templates")
+SECRET = "paved-demo-webhook-secret-0123456789"
+MARKER = "<!-- paved:plan -->"
+T = TypeVar("T")
 
 
-def build_demo_repo(folder: Path, project: Path = PROJECT) -> tuple[str, str]:
-    """Lay out the platform repo in `folder`: `main` as bundled, `new-search-service` with the change."""
-    missing = [name for name in (*BUNDLED, EXAMPLE) if not (project / name).is_dir()]
+class StoryFailed(PavedError):
+    """Raised when a step of the demo did not happen as told."""
+
+
+def wait_for(what: str, probe: Callable[[], T | None], seconds: float = 60) -> T:
+    """Poll `probe` until it returns something, or fail the story saying what did not happen."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise StoryFailed(f"{what} did not happen within {seconds:.0f} s")
+        time.sleep(0.05)
+
+
+class Story:
+    """The forge, Paved's service and the people, with a line of narration per step."""
+
+    def __init__(self, folder: Path, out: Any) -> None:
+        self.folder = folder
+        self.out = out
+        self.step = 0
+
+    def say(self, text: str) -> None:
+        self.step += 1
+        print(f"\n== {self.step}. {text}", file=self.out, flush=True)
+
+    def show(self, text: str) -> None:
+        print("   " + text.rstrip("\n").replace("\n", "\n   "), file=self.out, flush=True)
+
+
+def _seed(folder: Path) -> Path:
+    missing = [name for name in (*BUNDLED, EXAMPLE) if not (PROJECT / name).is_dir()]
     if missing:
-        raise ConfigurationError(f"the bundled {', '.join(missing)} cannot be found next to Paved in {project}",
+        raise ConfigurationError(f"the bundled {', '.join(missing)} cannot be found next to Paved in {PROJECT}",
                                  hint="Run the demo from a checkout of Paved.")
-    init_repo(folder)
+    seed = folder / "seed"
     for name in BUNDLED:
-        shutil.copytree(project / name, folder / name)
-    base = commit_all(folder, "Platform catalogue as bundled with Paved")
-    switch_branch(folder, "new-search-service", create=True)
-    example = project / EXAMPLE
-    delete_list = example / "DELETE"
-    for source in sorted((example / "catalog").rglob("*")):
-        if source.is_file():
-            target = folder / source.relative_to(example)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
-    if delete_list.exists():
-        for line in delete_list.read_text(encoding="utf-8").splitlines():
-            if line.strip() and not line.startswith("#"):
-                (folder / line.strip()).unlink(missing_ok=True)
-    head = commit_all(folder, "Request the search service, its database and environment")
-    return base, head
+        shutil.copytree(PROJECT / name, seed / name)
+    return seed
+
+
+def _people(seed: Path) -> list[str]:
+    """Every GitHub login the catalogue's teams name, so the forge has them as users."""
+    from bot.yamlio import load
+
+    logins: set[str] = set()
+    for path in sorted((seed / "catalog").rglob("*.yaml")):
+        for doc in load(path.name, path.read_bytes()).documents:
+            data = doc.data if isinstance(doc.data, dict) else {}
+            if data.get("kind") == "Team":
+                spec = data.get("spec") or {}
+                logins.update(p for key in ("members", "maintainers") for p in spec.get(key) or [])
+    return sorted(logins - {"alice"})
+
+
+def _example_change() -> dict[str, str | None]:
+    """The bundled example pull request, as files to write (None: delete)."""
+    example = PROJECT / EXAMPLE
+    files: dict[str, str | None] = {
+        source.relative_to(example).as_posix(): source.read_text(encoding="utf-8")
+        for source in sorted((example / "catalog").rglob("*.yaml"))}
+    for line in (example / "DELETE").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            files[line.strip()] = None
+    return files
+
+
+def run_story(folder: Path, out: Any, *, keep: bool) -> int:
+
+    from bot.sandbox import Sandbox
+    from bot.settings import Secret, Settings
+    from bot.web.serve import Background
+
+    story = Story(folder, out)
+    seed = _seed(folder)
+    with Sandbox.start(folder / "forge") as forge:
+        story.say("A local GitHub (the sandbox forge) with acme's platform repo, seeded from Paved's catalogue")
+        people = _people(seed)
+        forge.create_user("alice")
+        for login in people:
+            forge.create_user(login)
+        forge.create_org("acme", owners=["alice"], members=people)
+        alice_token = forge.create_token("alice")
+        forge.create_repo_from_folder("acme", "platform", seed, owner_token=alice_token)
+        for login in people:
+            forge.add_collaborator("acme", "platform", login, "write")
+        story.show(f"forge at {forge.url}; platform repo {forge.clone_url('acme', 'platform')}")
+        story.show(f"people: alice (owns the acme organization), {', '.join(people)} (as the catalogue's teams name)")
+
+        story.say("Paved installed as a GitHub App; its service and queue consumers listen on loopback")
+        app = forge.create_app("acme", "paved", permissions={
+            "checks": "write", "contents": "write", "issues": "write", "pull_requests": "write",
+            "metadata": "read", "administration": "write", "members": "write"})
+        forge.install_app(app.id, "acme")
+        settings = dataclasses.replace(
+            Settings.from_env({"PAVED_DATA_DIR": str(folder / "paved"), "PAVED_RECONCILE_MINUTES": "0"}),
+            github_api_url=forge.api_url, github_app_id=str(app.id), github_private_key=Secret(app.private_key),
+            webhook_secret=Secret(SECRET))
+        service = Background(settings)
+        service_url = service.url
+        forge.set_app_webhook(app.id, f"{service_url}/webhooks/github", SECRET)
+        story.show(f"Paved at {service_url} (webhooks at /webhooks/github, health at /healthz)")
+        try:
+            _tell(story, forge)
+            if keep:
+                print(f"\nStill running. Forge: {forge.url} (alice's token: {alice_token}); Paved: {service_url}; "
+                      f"data in {folder}. Ctrl-C stops.", file=out, flush=True)
+                try:
+                    while True:
+                        time.sleep(3600)
+                except KeyboardInterrupt:
+                    pass
+        finally:
+            service.stop()
+    return 0
+
+
+def _tell(story: Story, forge: Any) -> None:
+    def plan_comment(number: int) -> str | None:
+        return next((c.body for c in forge.comments("acme", "platform", number) if c.body.startswith(MARKER)), None)
+
+    def check(sha: str, name: str) -> Any:
+        # Read as a person would, through the forge's REST API.
+        runs = forge_get(f"/repos/acme/platform/commits/{sha}/check-runs?check_name={name}")["check_runs"]
+        if not runs:
+            return None
+        run = runs[0]
+        return {"id": run["id"], "status": run["status"], "conclusion": run["conclusion"],
+                "title": (run.get("output") or {}).get("title") or ""}
+
+    token = forge.create_token("alice")
+
+    def forge_get(path: str) -> Any:
+        request = urllib.request.Request(forge.api_url + path, headers={
+            "Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.load(answer)
+
+    story.say("Paved applies the platform's existing catalogue (the first push it sees)")
+    forge.push_files("acme", "platform", "main", {"catalog/README.md": "Requests live here.\n"}, by="alice")
+    head = forge.branch_sha("acme", "platform", "main")
+    applied = wait_for("the first apply", lambda: _finished(check(head, "paved/apply")), 180)
+    story.show(f"paved/apply on {head[:12]}: {applied['conclusion']} — {applied['title']}")
+    if applied["conclusion"] != "success":
+        raise StoryFailed(f"the first apply ended {applied['conclusion']}: {applied['title']}")
+
+    story.say("gina opens a pull request requesting the search service, its database and environment")
+    forge.push_files("acme", "platform", "new-search-service", _example_change(), by="gina")
+    pr = forge.open_pull_request("acme", "platform", head="new-search-service", title="Add the search service",
+                                 by="gina")
+    comment = wait_for("the plan comment", lambda: plan_comment(pr.number))
+    story.show(comment)
+
+    story.say("gina pushes a typo; the check fails with an annotation at its line")
+    path = "catalog/services/search.yaml"
+    good = forge.read_file("acme", "platform", path, ref="new-search-service").decode()
+    forge.push_files("acme", "platform", "new-search-service", {path: good.replace("size: small", "size: smal")},
+                     by="gina")
+    typo_head = forge.branch_sha("acme", "platform", "new-search-service")
+    failed = wait_for("the failing check", lambda: _finished(check(typo_head, "paved/plan")))
+    notes = forge.check_run_annotations("acme", "platform", failed["id"])
+    if failed["conclusion"] != "failure" or not notes:
+        raise StoryFailed(f"the typo was not caught: {failed['conclusion']}, {len(notes)} annotations")
+    story.show(f"paved/plan: {failed['title']}; " + "; ".join(
+        f"{n['path']}:{n['start_line']}: {n['message'].splitlines()[0]}" for n in notes))
+
+    story.say("gina fixes it and asks Paved to plan again with `/paved plan`")
+    forge.push_files("acme", "platform", "new-search-service", {path: good}, by="gina")
+    fixed_head = forge.branch_sha("acme", "platform", "new-search-service")
+    forge.comment("acme", "platform", pr.number, "/paved plan", by="gina")
+    waiting = wait_for("the re-plan", lambda: _finished(check(fixed_head, "paved/plan")))
+    story.show(f"paved/plan: {waiting['conclusion']} — {waiting['title']}")
+    if waiting["conclusion"] != "neutral":
+        raise StoryFailed(f"expected to wait for the growth team's approval, got {waiting['conclusion']}")
+
+    story.say("hugo (growth) approves the new service; dana (data) approves removing data's grant; green")
+    forge.approve("acme", "platform", pr.number, by="hugo")
+    forge.approve("acme", "platform", pr.number, by="dana")
+    green = wait_for("the green check", lambda: (lambda c: c if c and c["conclusion"] == "success" else None)(
+        check(fixed_head, "paved/plan")))
+    story.show(f"paved/plan: {green['conclusion']} — {green['title']}")
+
+    story.say("alice merges; Paved applies the change")
+    merged = forge.merge("acme", "platform", pr.number, by="alice")
+    result = wait_for("the apply of the merge", lambda: _finished(check(merged, "paved/apply")), 120)
+    story.show(f"paved/apply on {merged[:12]}: {result['conclusion']} — {result['title']}")
+    story.show(wait_for("the apply comment on the pull request", lambda: next(
+        (c.body for c in forge.comments("acme", "platform", pr.number) if c.body.startswith("### Paved applied")),
+        None)))
+
+    story.say("The new repository exists, scaffolded from the fastapi-service golden path")
+    readme = forge.read_file("acme", "search", "README.md").decode()
+    story.show(readme.splitlines()[0] + " … (" + ", ".join(
+        f for f in ("pyproject.toml", "catalog-entry.yaml", "CODEOWNERS") if _exists(forge, "search", f)) + ")")
+
+    story.say("`paved audit Service/search`: who asked, who approved, when it was applied")
+    _audit(story, forge)
+
+
+def _exists(forge: Any, repo: str, path: str) -> bool:
+    try:
+        forge.read_file("acme", repo, path)
+        return True
+    except Exception:  # the forge's not-found error
+        return False
+
+
+def _finished(run: Any) -> Any:
+    return run if run is not None and run.get("status") == "completed" else None
+
+
+def _audit(story: Story, forge: Any) -> None:
+    import subprocess
+
+    from bot.adapters.repo import commit_dates, notes
+    from bot.apply import NOTES_REF
+    from bot.audit import as_text, trail
+
+    clone = story.folder / "platform-clone"
+    url = forge.authenticated_clone_url("acme", "platform", forge.create_token("alice"))
+    subprocess.run(["git", "clone", "--quiet", url, str(clone)], check=True, capture_output=True)
+    subprocess.run(["git", "-C", str(clone), "fetch", "--quiet", "origin", f"+{NOTES_REF}:{NOTES_REF}"], check=True,
+                   capture_output=True)
+    recorded = notes(clone, NOTES_REF)
+    entries = trail(recorded, commit_dates(clone, list(recorded)), "Service/search")
+    if not entries or "hugo" not in entries[-1].approved_by or entries[-1].requested_by != "gina":
+        raise StoryFailed("the audit trail does not say that gina asked and hugo approved")
+    story.show(as_text(entries))
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    color = sys.stdout.isatty()
-    with tempfile.TemporaryDirectory(prefix="paved-demo-") as scratch:
-        folder = Path(args.keep) if args.keep else Path(scratch) / "platform"
-        base, head = build_demo_repo(folder)
-        with GitTree(folder, base) as base_tree, GitTree(folder, head) as head_tree:
-            print(f"== 1. The bundled catalogue on main, validated ({folder})")
-            validation = validate_tree(base_tree)
-            print(text.render_findings(validation.findings, color=color, files_checked=validation.files_checked),
-                  end="")
-            print()
-            print("== 2. A pull request: new-search-service → main")
-            plan = make_plan(base_tree, head_tree)
-        print(text.render(plan, color=color), end="")
+    out = sys.stdout
+    try:
         if args.keep:
-            print(f"\nThe demo repo stays in {folder}: try `paved plan --repo {folder} --base main "
-                  f"--head new-search-service --format markdown`.")
-    return 0 if not validation.errors and plan.ok else 1
+            folder = Path(args.keep).resolve()
+            folder.mkdir(parents=True, exist_ok=True)
+            return run_story(folder, out, keep=True)
+        with tempfile.TemporaryDirectory(prefix="paved-demo-") as scratch:
+            return run_story(Path(scratch), out, keep=False)
+    except StoryFailed as failed:
+        print(f"\nThe demo stopped: {failed.message}", file=sys.stderr)
+        return 1

@@ -121,7 +121,7 @@ def _change(action: Any, resource: Resource, rules: Rules, depends_on: list[str]
         previous_path=before.path if before is not None and before.path != resource.path else None,
         monthly_cost_before=rules.monthly_cost(before.kind, before.data) if before else 0.0,
         monthly_cost_after=rules.monthly_cost(resource.kind, resource.data) if action != "delete" else 0.0,
-        depends_on=tuple(depends_on),
+        depends_on=tuple(dict.fromkeys(depends_on)),
     )
 
 

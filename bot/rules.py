@@ -138,6 +138,11 @@ class Rules:
         return self.validator(f"gate:{kind}", {"allOf": rules})
 
 
+def is_platform_repo(tree: Tree) -> bool:
+    """Whether `tree` is a platform repo (it has kind schemas), as opposed to, say, a service's repo."""
+    return bool(tree.files(KINDS_DIR))
+
+
 def rule_files(tree: Tree) -> dict[str, str]:
     """Every file that makes up the rules at this revision, with its blob id."""
     found: dict[str, str] = {}

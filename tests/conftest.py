@@ -6,19 +6,20 @@ import os
 import shutil
 import subprocess
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from github import Auth
+from github import Auth, Github
 
 from bot.adapters.github import GitHubForge, installation_client, installation_of
 from bot.adapters.workspace import Workspace
 from bot.catalog import CatalogueStore
 from bot.handlers import Context
 from bot.handlers.pull_request import CHECK_NAME
+from bot.provider import Target
 from bot.render.markdown import MARKER
 from bot.sandbox import Sandbox
 
@@ -197,3 +198,32 @@ def world(tmp_path: Path) -> Iterator[World]:
                     app.bot_login)
 
 
+@dataclass
+class Provisioner:
+    """What applying merged requests works with: Paved's App with the permissions that needs (it
+    creates repositories and teams, so `administration` and `members` too), installed on acme, and
+    the merged platform repo's files to build from."""
+
+    client: Github
+    token: Callable[[], str]
+    installation_id: int
+    target: Target
+
+
+@pytest.fixture
+def provisioner(world: World) -> Iterator[Provisioner]:
+    forge = world.forge
+    app = forge.create_app("acme", "paved-provisioner", permissions={
+        "administration": "write", "members": "write", "contents": "write", "metadata": "read"})
+    forge.install_app(app.id, "acme")
+    installation = installation_of(forge.api_url, app.id, app.private_key, REPO)
+    client = installation_client(forge.api_url, app.id, app.private_key, installation, polite=False)
+    auth = client.requester.auth
+    assert isinstance(auth, Auth.AppInstallationAuth)
+    world.ctx.mirror.fetch(REPO, ["main"])
+    merged = forge.branch_sha("acme", "platform", "main")
+    assert merged is not None
+    tree = world.ctx.mirror.tree(REPO, merged)
+    yield Provisioner(client, lambda: auth.token, installation,
+                      Target(organization="acme", platform_repo=REPO, tree=tree, revision=merged))
+    tree.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.adapters.queue import Work
 from bot.sandbox import Sandbox
 from bot.settings import Secret, Settings
 from bot.web.jobs import handle_delivery, reconcile
@@ -81,10 +82,5 @@ def test_reconcile_plans_a_pull_request_whose_delivery_was_lost(loop: Loop) -> N
     loop.forge.wait_for_deliveries()
     assert loop.forge.comments("acme", "platform", pr.number) == []
 
-    @dataclass
-    class Restarted:
-        settings: Settings
-        trigger: str = "start"
-
-    reconcile(Restarted(loop.settings))  # type: ignore[arg-type]
+    reconcile(Work(loop.settings, "start", 1, loop.service.queue.repo_lock))
     assert "1 to update" in loop.plan_comment(pr.number, seconds=1)

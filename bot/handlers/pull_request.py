@@ -14,12 +14,13 @@ from typing import Literal
 
 from bot.approvals import Requirement, requirements, waiting_message
 from bot.config import RepoConfig, load_config
+from bot.errors import ConfigurationError
 from bot.forge import Annotation, CheckConclusion, CheckRun, PullRequest
 from bot.handlers import Context
 from bot.model import Plan
 from bot.plan import make_plan
 from bot.render import markdown, text
-from bot.rules import load_rules
+from bot.rules import is_platform_repo, load_rules
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +67,20 @@ def plan_pull_request(ctx: Context, repo: str, number: int, *, head_sha: str | N
         return Outcome("skipped", f"superseded: the head is now {pr.head_sha[:12]}")
     ctx.mirror.fetch(repo, [pr.base_ref, f"refs/pull/{number}/head"])
     target = ctx.mirror.tree(repo, f"refs/heads/{pr.base_ref}")
+    if not is_platform_repo(target):
+        target.close()
+        return Outcome("skipped", f"{repo} is not a platform repo")
     base = ctx.mirror.tree(repo, ctx.mirror.merge_base(repo, f"refs/heads/{pr.base_ref}", pr.head_sha))
     head = ctx.mirror.tree(repo, pr.head_sha)
     try:
         config = load_config(target)
         plan = make_plan(base, head, store=ctx.store, rules=load_rules(target))
+    except ConfigurationError as exc:
+        # The platform's own rules are broken: say so on the pull request instead of judging unfairly.
+        ctx.forge.publish_check(repo, CheckRun(
+            CHECK_NAME, pr.head_sha, "failure", "Paved cannot judge this pull request",
+            f"The rules on `{pr.base_ref}` are broken: {exc.message}" + (f"\n\n{exc.hint}" if exc.hint else "")))
+        return Outcome("published", f"rules broken: {exc.message}", "failure")
     finally:
         for tree in (target, base, head):
             tree.close()

@@ -24,7 +24,7 @@ from bot.handlers import Context
 from bot.model import MemoryTree, Tree
 from bot.plan import plan_requests
 from bot.provider import Provider, Result, Target
-from bot.rules import load_rules
+from bot.rules import KINDS_DIR, is_platform_repo, load_rules
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,8 @@ def _results_markdown(record: ApplyRecord) -> str:
     lines = ["| | resource | result | links |", "|---|---|---|---|"]
     for r in record.results:
         links = ", ".join(f"[{k}]({v})" if v.startswith("http") else f"{k}: `{v}`" for k, v in r.outputs.items())
-        lines.append(f"| {ICONS.get(r.status, '')} | `{r.resource}` | {r.status}: {r.message.replace('|', '/')} | "
-                     f"{links} |")
+        result = f"{r.status}: {r.message.replace('|', '/')}" if r.message else r.status
+        lines.append(f"| {ICONS.get(r.status, '')} | `{r.resource}` | {result} | {links} |")
     return "\n".join(lines) + "\n"
 
 
@@ -62,6 +62,9 @@ def apply_default_branch(ctx: Context, repo: str, providers: Sequence[Provider])
     if last == head:
         return ApplyOutcome("up to date", head)
     head_tree = ctx.mirror.tree(repo, head)
+    if not is_platform_repo(head_tree):
+        head_tree.close()
+        return ApplyOutcome("refused", head, reason=f"{repo} is not a platform repo (no {KINDS_DIR})")
     base_tree: Tree = ctx.mirror.tree(repo, last) if last else MemoryTree({}, label="nothing applied yet")
     try:
         config = load_config(head_tree)

@@ -33,6 +33,7 @@ from .model import (
     CheckSuite,
     Collaborator,
     Comment,
+    DeploymentBranchPolicy,
     Environment,
     Hook,
     Installation,
@@ -226,7 +227,7 @@ class Forge:
             self._require_org_admin(principal, org)
             if not name.strip():
                 raise invalid("Team", "name", "missing_field")
-            slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+            slug = _team_slug(name)
             if self.store.first(Team, lambda t: t.org_id == org.id and (t.slug == slug or t.name == name)):
                 raise unprocessable("Name must be unique for this org")
             team = self.store.put(Team(self.store.new_id(), org.id, name, slug, now_iso(), description=description,
@@ -241,6 +242,93 @@ class Forge:
         with self.store.lock:
             found = self.store.first(TeamMember, lambda m: m.team_id == team.id and m.user_id == user.id)
             self.store.put(TeamMember(found.id if found else self.store.new_id(), team.id, user.id, role))
+
+    def _require_team_admin(self, principal: Principal, team: Team) -> None:
+        """Organization owners (and apps with `members: write`) manage every team; maintainers their own."""
+        account = principal.account if principal.kind == "user" else None
+        if account is not None:
+            user_id = account.id
+            if self.store.first(TeamMember, lambda m: m.team_id == team.id and m.user_id == user_id
+                                and m.role == "maintainer"):
+                return
+        org = self.store.get(Account, team.org_id)
+        assert org is not None
+        self._require_org_admin(principal, org)
+
+    def update_team(self, principal: Principal, team: Team, fields: dict[str, Any]) -> Team:
+        """Rename a team (its slug follows the name) or change its description or privacy."""
+        with self.store.lock:
+            self._require_team_admin(principal, team)
+            name = fields.get("name")
+            if name is not None:
+                if not isinstance(name, str) or not name.strip():
+                    raise invalid("Team", "name")
+                slug = _team_slug(name)
+                if self.store.first(Team, lambda t: t.org_id == team.org_id and t.id != team.id and (
+                        t.slug == slug or t.name == name)):
+                    raise unprocessable("Name must be unique for this org")
+                team.name, team.slug = name, slug
+            if "description" in fields:
+                description = fields["description"]
+                if description is not None and not isinstance(description, str):
+                    raise invalid("Team", "description")
+                team.description = description
+            privacy = fields.get("privacy")
+            if privacy is not None:
+                if privacy not in ("secret", "closed"):
+                    raise invalid("Team", "privacy")
+                team.privacy = privacy
+            return self.store.put(team)
+
+    def delete_team(self, principal: Principal, team: Team) -> None:
+        """Delete a team with its memberships and repository roles; its child teams lose their parent."""
+        with self.store.lock:
+            self._require_team_admin(principal, team)
+            for record in [*self.store.all(TeamMember, lambda m: m.team_id == team.id),
+                           *self.store.all(TeamRepo, lambda r: r.team_id == team.id)]:
+                self.store.delete(record)
+            for child in self.store.all(Team, lambda t: t.parent_id == team.id):
+                child.parent_id = None
+                self.store.put(child)
+            for env in self.store.all(Environment):
+                kept = [r for r in env.reviewers if not (r["type"] == "Team" and r.get("id") == team.id)]
+                if kept != env.reviewers:
+                    env.reviewers = kept
+                    self.store.put(env)
+            self.store.delete(team)
+
+    def team_members(self, team: Team, role: str = "all") -> list[tuple[Account, str]]:
+        """The team's people with their roles (`member` or `maintainer`), filtered by `role` unless "all"."""
+        found: list[tuple[Account, str]] = []
+        for member in self.store.all(TeamMember, lambda m: m.team_id == team.id and role in ("all", m.role)):
+            account = self.store.get(Account, member.user_id)
+            if account is not None:
+                found.append((account, member.role))
+        return found
+
+    def set_team_membership(self, principal: Principal, team: Team, user: Account,
+                            role: Literal["member", "maintainer"] | None) -> None:
+        """Add a user to a team or change their role; None removes them (404 if they are not in it).
+
+        GitHub invites a user from outside the organization and adds them once they accept (the
+        membership is `pending` until then); the sandbox makes them a member of the organization at
+        once, as it does with outside collaborators, so the membership is always `active`.
+        """
+        with self.store.lock:
+            self._require_team_admin(principal, team)
+            if user.type != "User":
+                raise not_found()
+            found = self.store.first(TeamMember, lambda m: m.team_id == team.id and m.user_id == user.id)
+            if role is None:
+                if found is None:
+                    raise not_found()
+                self.store.delete(found)
+                return
+            org = self.store.get(Account, team.org_id)
+            assert org is not None
+            if self.store.first(Membership, lambda m: m.org_id == org.id and m.user_id == user.id) is None:
+                self.add_member(org, user, "member")
+            self.add_team_member(team, user, role)
 
     def set_team_repo(self, principal: Principal, team: Team, repo: Repo, permission: str | None) -> None:
         """Give a team a role on a repository (`pull`, `triage`, `push`, `maintain`, `admin`); None removes it."""
@@ -363,8 +451,10 @@ class Forge:
 
     def create_repo(self, principal: Principal, owner: Account, name: str, private: bool = False,
                     description: str | None = None, auto_init: bool = False,
-                    default_branch: str = "main") -> Repo:
+                    default_branch: str = "main", internal: bool = False) -> Repo:
         with self.store.lock:
+            if internal and owner.type != "Organization":
+                raise invalid("Repository", "visibility", "custom", "Only organization repositories can be internal")
             if principal.kind == "installation":
                 inst = principal.installation
                 allowed = self.access.permission_level(principal, "administration") >= 2
@@ -386,8 +476,8 @@ class Forge:
             private_key = PrivateKey.generate()
             now = now_iso()
             # A new repository reports its creation as its last push, as GitHub's do.
-            repo = Repo(self.store.new_id(), owner.id, name, now, now, now, private=private, description=description,
-                        default_branch=default_branch,
+            repo = Repo(self.store.new_id(), owner.id, name, now, now, now, private=private or internal,
+                        description=description, default_branch=default_branch, internal=internal,
                         secrets_public_key=base64.b64encode(bytes(private_key.public_key)).decode(),
                         secrets_private_key=base64.b64encode(bytes(private_key)).decode())
             self.git(repo).init(default_branch)
@@ -417,6 +507,49 @@ class Forge:
             self.store.put(repo)
             return sha
 
+    def update_repo(self, principal: Principal, repo: Repo, fields: dict[str, Any]) -> Repo:
+        """Change a repository's description, visibility or default branch, or archive or unarchive it.
+
+        An archived repository is read-only: it takes no change but being unarchived. GitHub would also
+        send `repository` webhooks (`edited`, `archived`, `privatized`, ...); the sandbox sends none.
+        """
+        with self.store.lock:
+            self.access.require(principal, repo, ADMIN)
+            archived = fields.get("archived")
+            if archived is not None and not isinstance(archived, bool):
+                raise invalid("Repository", "archived")
+            if repo.archived and archived is not False:
+                raise ApiError(403, "Repository was archived so is read-only.")
+            description = fields.get("description", repo.description)
+            if description is not None and not isinstance(description, str):
+                raise invalid("Repository", "description")
+            visibility = fields.get("visibility")
+            if visibility is None and "private" in fields:
+                if not isinstance(fields["private"], bool):
+                    raise invalid("Repository", "private")
+                visibility = "private" if fields["private"] else "public"
+            if visibility is not None and visibility not in ("public", "private", "internal"):
+                raise invalid("Repository", "visibility")
+            owner = self.store.get(Account, repo.owner_id)
+            if visibility == "internal" and (owner is None or owner.type != "Organization"):
+                raise invalid("Repository", "visibility", "custom", "Only organization repositories can be internal")
+            branch = fields.get("default_branch")
+            if branch is not None and (not isinstance(branch, str) or
+                                       self.git(repo).resolve(f"refs/heads/{branch}") is None):
+                raise invalid("Repository", "default_branch", "invalid",
+                              f"The branch {branch} was not found. Please push that ref first or create it via "
+                              "the Git Data API.")
+            repo.description = description
+            if visibility is not None:
+                repo.private, repo.internal = visibility != "public", visibility == "internal"
+            if branch is not None and branch != repo.default_branch:
+                self.git(repo).set_head(branch)
+                repo.default_branch = branch
+            if archived is not None:
+                repo.archived = archived
+            repo.updated_at = now_iso()
+            return self.store.put(repo)
+
     def delete_repo(self, principal: Principal, repo: Repo) -> None:
         with self.store.lock:
             self.access.require(principal, repo, Need("administration", "write", "admin"))
@@ -442,6 +575,8 @@ class Forge:
         request (`merging`), which is how protected branches change; it answers `refusal_status`.
         """
         with self.store.lock:
+            if repo.archived:
+                raise ApiError(403, "Repository was archived so is read-only.")
             git = self.git(repo)
             with self.repo_lock(repo):
                 current = git.refs(ref).get(ref)
@@ -1359,6 +1494,10 @@ class Forge:
                 found.prevent_self_review = bool(settings["prevent_self_review"])
             if "deployment_branch_policy" in settings:
                 found.deployment_branch_policy = policy
+                if not (policy or {}).get("custom_branch_policies"):
+                    # Turning custom policies off drops the name patterns, as on GitHub.
+                    for pattern in self.store.all(DeploymentBranchPolicy, lambda b: b.environment_id == found.id):
+                        self.store.delete(pattern)
             found.updated_at = now
             return self.store.put(found)
 
@@ -1374,7 +1513,42 @@ class Forge:
             env = self.environment(repo, name)
             for secret in self.store.all(Secret, lambda s: s.repo_id == repo.id and s.environment == env.name):
                 self.store.delete(secret)
+            for pattern in self.store.all(DeploymentBranchPolicy, lambda b: b.environment_id == env.id):
+                self.store.delete(pattern)
             self.store.delete(env)
+
+    def branch_policies(self, repo: Repo, environment: str) -> list[DeploymentBranchPolicy]:
+        env = self.environment(repo, environment)
+        return self.store.all(DeploymentBranchPolicy, lambda b: b.environment_id == env.id)
+
+    def branch_policy(self, repo: Repo, environment: str, policy_id: int) -> DeploymentBranchPolicy:
+        found = next((b for b in self.branch_policies(repo, environment) if b.id == policy_id), None)
+        if found is None:
+            raise not_found()
+        return found
+
+    def add_branch_policy(self, principal: Principal, repo: Repo, environment: str, name: Any,
+                          kind: Any = "branch") -> tuple[DeploymentBranchPolicy, bool]:
+        """A name pattern the environment accepts deployments from; (policy, False) if it already had it."""
+        with self.store.lock:
+            self.access.require(principal, repo, ADMIN)
+            env = self.environment(repo, environment)
+            if not isinstance(name, str) or not name.strip():
+                raise invalid("DeploymentBranchPolicy", "name", "missing_field")
+            if kind not in ("branch", "tag"):
+                raise invalid("DeploymentBranchPolicy", "type")
+            if not (env.deployment_branch_policy or {}).get("custom_branch_policies"):
+                raise unprocessable("Custom deployment branch and tag policies are not enabled for this environment.")
+            existing = self.store.first(DeploymentBranchPolicy, lambda b: b.environment_id == env.id
+                                        and b.name == name and b.type == kind)
+            if existing is not None:
+                return existing, False
+            return self.store.put(DeploymentBranchPolicy(self.store.new_id(), repo.id, env.id, name, kind)), True
+
+    def delete_branch_policy(self, principal: Principal, repo: Repo, environment: str, policy_id: int) -> None:
+        with self.store.lock:
+            self.access.require(principal, repo, ADMIN)
+            self.store.delete(self.branch_policy(repo, environment, policy_id))
 
     def secret_keys(self, repo: Repo, environment: str | None) -> tuple[str, str]:
         """(public key, private key), base64, for the repository or one of its environments."""
@@ -1520,6 +1694,10 @@ def _check_body(body: Any, resource: str) -> None:
         raise invalid(resource, "body", "missing_field")
     if len(body) > MAX_BODY:
         raise invalid(resource, "body", "custom", f"body is too long (maximum is {MAX_BODY} characters)")
+
+
+def _team_slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def _role_from_permission(permission: str) -> Role | None:

@@ -109,6 +109,8 @@ class Repo:
     default_branch: str = "main"
     secrets_public_key: str = ""
     secrets_private_key: str = ""
+    internal: bool = False  # visible to the organization's members; private to everyone else
+    archived: bool = False  # read-only: pushes and ref changes are refused until unarchived
 
 
 @dataclass
@@ -297,6 +299,17 @@ class Environment:
 
 
 @dataclass
+class DeploymentBranchPolicy:
+    """A branch or tag name pattern an environment accepts deployments from (custom branch policies)."""
+
+    id: int
+    repo_id: int
+    environment_id: int
+    name: str
+    type: Literal["branch", "tag"] = "branch"
+
+
+@dataclass
 class Secret:
     """An Actions secret as stored: the client's sealed box, openable with the repo's private key."""
 
@@ -361,5 +374,5 @@ class Delivery:
 RECORD_TYPES: tuple[type, ...] = (
     Account, Membership, Token, App, Installation, Repo, Collaborator, Team, TeamMember, TeamRepo,
     Issue, PullRequest, Comment, Reaction, Label, Review, CheckSuite, CheckRun, Status, Environment,
-    Secret, Protection, Hook, Delivery,
+    DeploymentBranchPolicy, Secret, Protection, Hook, Delivery,
 )

@@ -22,6 +22,7 @@ from .model import (
     CheckSuite,
     Comment,
     Delivery,
+    DeploymentBranchPolicy,
     Environment,
     Hook,
     Installation,
@@ -281,7 +282,7 @@ class Renderer:
             "has_discussions": False,
             "forks_count": 0,
             "mirror_url": None,
-            "archived": False,
+            "archived": repo.archived,
             "disabled": False,
             "open_issues_count": open_issues,
             "license": None,
@@ -289,7 +290,7 @@ class Renderer:
             "is_template": False,
             "web_commit_signoff_required": False,
             "topics": [],
-            "visibility": "private" if repo.private else "public",
+            "visibility": "internal" if repo.internal else "private" if repo.private else "public",
             "forks": 0,
             "open_issues": open_issues,
             "watchers": 0,
@@ -886,6 +887,9 @@ class Renderer:
         }
         return body
 
+    def branch_policy(self, policy: DeploymentBranchPolicy) -> JSON:
+        return {"id": policy.id, "node_id": node_id("GBP", policy.id), "name": policy.name, "type": policy.type}
+
     def _reviewer(self, reviewer: JSON) -> JSON:
         if reviewer["type"] == "Team":
             team = self.store.get(Team, reviewer["id"])
@@ -932,6 +936,10 @@ class Renderer:
                 organization=self.org_full(org),
             )
         return body
+
+    def team_membership(self, team: Team, user: Account, role: str) -> JSON:
+        return {"url": f"{self.urls.api}/teams/{team.id}/memberships/{quote(user.login)}", "role": role,
+                "state": "active"}
 
     def installation(self, installation: Installation, for_webhook: bool = False) -> JSON:
         app = self.store.get(App, installation.app_id)

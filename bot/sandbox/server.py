@@ -261,6 +261,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._git_refuse(401, "Authentication required")
             return self._git_refuse(403, f"Permission to {owner}/{name.removesuffix('.git')}.git denied to "
                                          f"{principal.login or 'anonymous'}.")
+        if writing and repo.archived:
+            return self._git_refuse(403, "This repository was archived so it is read-only.")
         git = forge.git(repo)
         relative = git.path.relative_to(forge.repos_dir).as_posix()
         env = gitrepo.git_environment({

@@ -46,10 +46,13 @@ def context_for(settings: Settings, repo: str, installation_id: int | None = Non
     else:
         raise ConfigurationError("no GitHub credentials: set PAVED_GITHUB_APP_ID and PAVED_GITHUB_PRIVATE_KEY, "
                                  "or PAVED_GITHUB_TOKEN")
+    from bot.providers.github import GitHubProvider
+
     forge = GitHubForge(client)
     mirror = Workspace(settings.mirrors, forge.clone_url, lambda _repo: token_of(client))
+    providers = (GitHubProvider(client, lambda: token_of(client)),)
     # One store per job: SQLite connections stay in the thread that opened them.
-    return Context(forge, mirror, CatalogueStore(settings.catalogue_index))
+    return Context(forge, mirror, CatalogueStore(settings.catalogue_index), providers)
 
 
 def handle_delivery(delivery: Delivery, work: Work) -> None:
@@ -61,10 +64,27 @@ def handle_delivery(delivery: Delivery, work: Work) -> None:
         return
     ctx = context_for(work.settings, delivery.repository, delivery.installation_id)
     try:
-        routed = route(ctx, delivery)
+        if _applies(delivery):
+            # Applies for one repository never overlap (across every consumer of the queue).
+            with work.repo_lock(delivery.repository):
+                routed = route(ctx, delivery)
+        else:
+            routed = route(ctx, delivery)
     finally:
         ctx.store.close()
     log.info("%s: %s", routed.handler, routed.result)
+
+
+def _applies(delivery: Delivery) -> bool:
+    """Whether the delivery may apply: a push, or a `/paved retry` comment."""
+    from bot.commands import Command, parse
+
+    if delivery.event == "push":
+        return True
+    if delivery.event == "issue_comment":
+        parsed = parse(str((delivery.payload.get("comment") or {}).get("body") or ""))
+        return isinstance(parsed, Command) and parsed.name == "retry"
+    return False
 
 
 def platform_repositories(settings: Settings) -> list[str]:
@@ -78,13 +98,23 @@ def platform_repositories(settings: Settings) -> list[str]:
 
 
 def reconcile(work: Work) -> None:
-    """Catch up on what a crash or a lost delivery left undone: plan open pull requests with no plan."""
+    """Catch up on what a crash or a lost delivery left undone: apply a default branch that is ahead of
+    its last applied commit, and plan open pull requests whose head has no plan."""
+    from bot.adapters.queue import RepoBusy
     from bot.handlers.pull_request import CHECK_NAME, plan_pull_request
+    from bot.handlers.push import apply_default_branch
 
     for repo in platform_repositories(work.settings):
         try:
             ctx = context_for(work.settings, repo)
             try:
+                try:
+                    with work.repo_lock(repo):
+                        applied = apply_default_branch(ctx, repo, ctx.providers)
+                    if applied.status != "up to date":
+                        log.info("reconcile applied %s at %s: %s", repo, applied.revision[:12], applied.status)
+                except RepoBusy:
+                    log.info("reconcile left %s to the apply that is running", repo)
                 for pr in ctx.forge.open_pull_requests(repo):
                     if pr.draft or ctx.forge.has_check(repo, pr.head_sha, CHECK_NAME):
                         continue

@@ -73,3 +73,32 @@ def worker(settings: Settings, job: Job = handle_delivery, periodic: Periodic | 
              f" at {settings.redis_display}" if settings.redis_display else "", workers, settings.github_api_url)
     queue.run_worker(workers, flush_locks=flush_locks)
     return 0
+
+
+class Background:
+    """`paved serve` running in a thread of this process on a free loopback port (the demo, benchmarks)."""
+
+    def __init__(self, settings: Settings, job: Job = handle_delivery, periodic: Periodic | None = reconcile, *,
+                 consumers: int = 2) -> None:
+        import socket
+        import threading
+        import time
+
+        self.deliveries = open_delivery_log(settings)
+        self.queue = make_queue(settings, self.deliveries, job, periodic)
+        app = create_app(settings, self.queue, self.deliveries, consumers=consumers)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise PavedError("Paved's service did not start", hint="The log above says why.")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

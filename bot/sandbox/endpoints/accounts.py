@@ -82,12 +82,15 @@ def _create_repo(request: Request, owner: Account) -> Response:
     body = request.body()
     name = string_field(body, "name", "Repository", required=True)
     assert name is not None
-    private = body.get("private", body.get("visibility") in ("private", "internal"))
+    visibility = body.get("visibility")
+    if visibility is not None and visibility not in ("public", "private", "internal"):
+        raise invalid("Repository", "visibility", "invalid")
+    private = body.get("private", visibility in ("private", "internal"))
     if not isinstance(private, bool):
         raise invalid("Repository", "private", "invalid")
     repo = forge.create_repo(request.principal, owner, name, private=private,
                              description=string_field(body, "description", "Repository"),
-                             auto_init=bool(body.get("auto_init", False)))
+                             auto_init=bool(body.get("auto_init", False)), internal=visibility == "internal")
     return Response(201, forge.render.repo(repo, permissions_json(forge, request, repo)))
 
 
@@ -294,6 +297,111 @@ def get_team(request: Request) -> Response:
 def get_team_legacy(request: Request) -> Response:
     return Response(200, forge_of(request).render.team(_team_by_id(request), full=True))
 
+
+@routes.patch("/orgs/{org}/teams/{team_slug}")
+def update_team(request: Request) -> Response:
+    return _update_team(request, _team_by_slug(request))
+
+
+@routes.patch("/teams/{team_id}")
+def update_team_legacy(request: Request) -> Response:
+    return _update_team(request, _team_by_id(request))
+
+
+def _update_team(request: Request, team: Team) -> Response:
+    forge = forge_of(request)
+    return Response(200, forge.render.team(forge.update_team(request.principal, team, request.body()), full=True))
+
+
+@routes.delete("/orgs/{org}/teams/{team_slug}")
+def delete_team(request: Request) -> Response:
+    forge_of(request).delete_team(request.principal, _team_by_slug(request))
+    return no_content()
+
+
+@routes.delete("/teams/{team_id}")
+def delete_team_legacy(request: Request) -> Response:
+    forge_of(request).delete_team(request.principal, _team_by_id(request))
+    return no_content()
+
+
+# -- team members ----------------------------------------------------------------------------------------------
+
+def _list_members(request: Request, team: Team) -> Response:
+    forge = forge_of(request)
+    role = request.query.get("role", "all")
+    if role not in ("all", "member", "maintainer"):
+        raise invalid("Team", "role")
+    people = forge.team_members(team, role)
+    return Response(200, [forge.render.user(account) for account, _ in request.paginate(people)])
+
+
+@routes.get("/orgs/{org}/teams/{team_slug}/members")
+def list_team_members(request: Request) -> Response:
+    return _list_members(request, _team_by_slug(request))
+
+
+@routes.get("/teams/{team_id}/members")
+def list_team_members_legacy(request: Request) -> Response:
+    return _list_members(request, _team_by_id(request))
+
+
+def _membership(request: Request, team: Team) -> Response:
+    forge = forge_of(request)
+    user = forge.account_or_404(request.params["username"])
+    role = next((role for account, role in forge.team_members(team) if account.id == user.id), None)
+    if role is None:
+        raise not_found()
+    return Response(200, forge.render.team_membership(team, user, role))
+
+
+def _set_membership(request: Request, team: Team) -> Response:
+    forge = forge_of(request)
+    user = forge.account_or_404(request.params["username"])
+    role = request.body().get("role", "member")
+    if role not in ("member", "maintainer"):
+        raise invalid("TeamMember", "role")
+    forge.set_team_membership(request.principal, team, user, role)
+    return Response(200, forge.render.team_membership(team, user, role))
+
+
+def _remove_membership(request: Request, team: Team) -> Response:
+    forge = forge_of(request)
+    forge.set_team_membership(request.principal, team, forge.account_or_404(request.params["username"]), None)
+    return no_content()
+
+
+@routes.get("/orgs/{org}/teams/{team_slug}/memberships/{username}")
+def get_team_membership(request: Request) -> Response:
+    return _membership(request, _team_by_slug(request))
+
+
+@routes.get("/teams/{team_id}/memberships/{username}")
+def get_team_membership_legacy(request: Request) -> Response:
+    return _membership(request, _team_by_id(request))
+
+
+@routes.put("/orgs/{org}/teams/{team_slug}/memberships/{username}")
+def put_team_membership(request: Request) -> Response:
+    return _set_membership(request, _team_by_slug(request))
+
+
+@routes.put("/teams/{team_id}/memberships/{username}")
+def put_team_membership_legacy(request: Request) -> Response:
+    return _set_membership(request, _team_by_id(request))
+
+
+@routes.delete("/orgs/{org}/teams/{team_slug}/memberships/{username}")
+def delete_team_membership(request: Request) -> Response:
+    return _remove_membership(request, _team_by_slug(request))
+
+
+@routes.delete("/teams/{team_id}/memberships/{username}")
+def delete_team_membership_legacy(request: Request) -> Response:
+    return _remove_membership(request, _team_by_id(request))
+
+
+# -- team repositories -----------------------------------------------------------------------------------------
 
 @routes.get("/orgs/{org}/teams/{team_slug}/repos")
 def list_team_repos(request: Request) -> Response:

@@ -26,6 +26,13 @@ def get_repo(request: Request) -> Response:
     return Response(200, forge.render.repo(repo, permissions_json(forge, request, repo)))
 
 
+@routes.patch("/repos/{owner}/{repo}")
+def update_repo(request: Request) -> Response:
+    forge = forge_of(request)
+    repo = forge.update_repo(request.principal, repo_of(request), request.body())
+    return Response(200, forge.render.repo(repo, permissions_json(forge, request, repo)))
+
+
 @routes.delete("/repos/{owner}/{repo}")
 def delete_repo(request: Request) -> Response:
     forge = forge_of(request)

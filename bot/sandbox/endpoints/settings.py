@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from ..auth import Need
 from ..errors import ApiError, invalid, not_found
@@ -99,6 +100,51 @@ def put_environment(request: Request) -> Response:
 def delete_environment(request: Request) -> Response:
     forge = forge_of(request)
     forge.delete_environment(request.principal, repo_of(request), request.params["environment_name"])
+    return no_content()
+
+
+# -- deployment branch policies (an environment's custom branch and tag name patterns) ---------------------
+
+_POLICIES = "/repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies"
+
+
+@routes.get(_POLICIES)
+def list_branch_policies(request: Request) -> Response:
+    forge = forge_of(request)
+    found = forge.branch_policies(repo_of(request), request.params["environment_name"])
+    return Response(200, {"total_count": len(found),
+                          "branch_policies": [forge.render.branch_policy(b) for b in request.paginate(found)]})
+
+
+@routes.post(_POLICIES)
+def create_branch_policy(request: Request) -> Response:
+    forge = forge_of(request)
+    repo = repo_of(request)
+    body = request.body()
+    environment = request.params["environment_name"]
+    policy, created = forge.add_branch_policy(request.principal, repo, environment, body.get("name"),
+                                              body.get("type", "branch"))
+    if not created:
+        # GitHub's answer when the pattern exists already: a redirect to it.
+        location = (f"{forge.urls.api}/repos/{forge.render.repo_path(repo)}/environments/"
+                    f"{quote(environment, safe='')}/deployment-branch-policies/{policy.id}")
+        return Response(303, b"", headers={"Location": location})
+    return Response(200, forge.render.branch_policy(policy))
+
+
+@routes.get(_POLICIES + "/{branch_policy_id}")
+def get_branch_policy(request: Request) -> Response:
+    forge = forge_of(request)
+    policy = forge.branch_policy(repo_of(request), request.params["environment_name"],
+                                 request.int_param("branch_policy_id"))
+    return Response(200, forge.render.branch_policy(policy))
+
+
+@routes.delete(_POLICIES + "/{branch_policy_id}")
+def delete_branch_policy(request: Request) -> Response:
+    forge = forge_of(request)
+    forge.delete_branch_policy(request.principal, repo_of(request), request.params["environment_name"],
+                               request.int_param("branch_policy_id"))
     return no_content()
 
 
