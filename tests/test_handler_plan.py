@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from bot.handlers.pull_request import plan_pull_request
-from tests.conftest import REPO, World
+from bot.providers.github import GitHubProvider
+from tests.conftest import PROJECT, REPO, World
 
 
 def team_file(world: World, name: str) -> str:
@@ -62,3 +66,16 @@ def test_a_production_change_waits_for_its_owning_team_then_turns_green(world: W
     approver = outcome.pending[0].approvers[0]
     world.forge.approve("acme", "platform", pr.number, by=approver)
     assert plan_pull_request(world.ctx, REPO, pr.number).conclusion == "success"
+
+
+def test_the_plan_says_what_providers_will_do_against_live_state(world: World, provisioner: Any) -> None:
+    ctx = dataclasses.replace(world.ctx, providers=(GitHubProvider(provisioner.client, provisioner.token),))
+    path = "catalog/services/search.yaml"
+    text = (PROJECT / "examples/new-search-service" / path).read_text()
+    world.forge.push_files("acme", "platform", "search", {path: text}, by="carol")
+    pr = world.forge.open_pull_request("acme", "platform", head="search", title="Search", by="carol")
+    plan_pull_request(ctx, REPO, pr.number)
+    [comment] = world.plan_comments(pr.number)
+    assert "### What Paved will do after merge" in comment
+    assert "- `Service/search`: create repository acme/search (private) from template fastapi-service" in comment
+    assert "- `Database/search-db`: nothing: no provider makes Database resources here" in comment

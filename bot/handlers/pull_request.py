@@ -14,11 +14,12 @@ from typing import Literal
 
 from bot.approvals import Requirement, requirements, waiting_message
 from bot.config import RepoConfig, load_config
-from bot.errors import ConfigurationError
+from bot.errors import ConfigurationError, PavedError
 from bot.forge import Annotation, CheckConclusion, CheckRun, PullRequest
 from bot.handlers import Context
-from bot.model import Plan
-from bot.plan import make_plan
+from bot.model import Plan, Tree
+from bot.plan import PlannedRequests, plan_requests
+from bot.provider import Target
 from bot.render import markdown, text
 from bot.rules import is_platform_repo, load_rules
 
@@ -74,7 +75,9 @@ def plan_pull_request(ctx: Context, repo: str, number: int, *, head_sha: str | N
     head = ctx.mirror.tree(repo, pr.head_sha)
     try:
         config = load_config(target)
-        plan = make_plan(base, head, store=ctx.store, rules=load_rules(target))
+        planned = plan_requests(base, head, store=ctx.store, rules=load_rules(target))
+        plan = planned.plan
+        steps = live_steps(ctx, repo, config, planned, target, pr.base_sha)
     except ConfigurationError as exc:
         # The platform's own rules are broken: say so on the pull request instead of judging unfairly.
         ctx.forge.publish_check(repo, CheckRun(
@@ -84,10 +87,56 @@ def plan_pull_request(ctx: Context, repo: str, number: int, *, head_sha: str | N
     finally:
         for tree in (target, base, head):
             tree.close()
-    return publish(ctx, pr, plan, config)
+    return publish(ctx, pr, plan, config, steps)
 
 
-def publish(ctx: Context, pr: PullRequest, plan: Plan, config: RepoConfig) -> Outcome:
+# Live state is read for at most this many changes; a larger pull request says the rest are not read.
+MAX_OBSERVED = 50
+
+
+def live_steps(ctx: Context, repo: str, config: RepoConfig, planned: PlannedRequests, tree: Tree,
+               revision: str) -> dict[str, list[str]]:
+    """What the providers would do for each change, computed against live state: identity -> lines."""
+    by_kind = {kind: p for p in ctx.providers for kind in p.kinds}
+    if not by_kind:
+        return {}
+    target = Target(organization=config.organization or repo.split("/", 1)[0], platform_repo=repo, tree=tree,
+                    revision=revision, teams=dict(planned.plan.teams))
+    found: dict[str, list[str]] = {}
+    for change in planned.plan.all_changes[:MAX_OBSERVED]:
+        provider = by_kind.get(change.kind)
+        desired, previous = planned.after.get(change.identity), planned.before.get(change.identity)
+        subject = desired or previous
+        if subject is None:
+            continue
+        if provider is None:
+            found[change.identity] = [f"nothing: no provider makes {change.kind} resources here"]
+            continue
+        try:
+            steps = provider.plan(desired if change.action != "delete" else None,
+                                  provider.observe(subject, target), target, previous=previous)
+        except PavedError as exc:
+            found[change.identity] = [f"live state could not be read: {exc.message}"]
+            continue
+        found[change.identity] = [("⚠️ " if step.destructive else "") + step.description for step in steps] or [
+            "nothing: live state already matches"]
+    if len(planned.plan.all_changes) > MAX_OBSERVED:
+        found["…"] = [f"{len(planned.plan.all_changes) - MAX_OBSERVED} more changes: live state not read"]
+    return found
+
+
+def _steps_section(steps: dict[str, list[str]]) -> str:
+    if not steps:
+        return ""
+    lines = ["", "### What Paved will do after merge", "",
+             "Computed against what exists now; applied in the order above when this merges.", ""]
+    for identity, described in steps.items():
+        lines.append(f"- `{identity}`: " + "; ".join(described))
+    return "\n".join(lines) + "\n"
+
+
+def publish(ctx: Context, pr: PullRequest, plan: Plan, config: RepoConfig,
+            steps: dict[str, list[str]] | None = None) -> Outcome:
     """Publish a plan on its pull request, unless the pull request moved on while it was made."""
     teams = dict(plan.teams)
     reviews = ctx.forge.reviews(pr.repo, pr.number)
@@ -111,7 +160,7 @@ def publish(ctx: Context, pr: PullRequest, plan: Plan, config: RepoConfig) -> Ou
         conclusion = "success"
         title = "ready to merge" if plan.all_changes else "no changes"
     summary = markdown.render(plan, repo_url=_web_url(pr), limit=60_000).split("\n", 3)[1]
-    approvals = _approval_section(pending, satisfied)
+    approvals = _steps_section(steps or {}) + _approval_section(pending, satisfied)
     annotations = tuple(Annotation.of(f) for f in plan.findings[:MAX_ANNOTATIONS] if f.line > 0)
     body = text.render(plan)
     if len(plan.findings) > MAX_ANNOTATIONS:
