@@ -37,6 +37,7 @@ import os
 import re
 import tempfile
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -134,7 +135,7 @@ class _Action:
 
 # -- the kinds --------------------------------------------------------------------------------------------
 
-class _Kind:
+class _Kind(ABC):
     """One kind: where its object lives on GitHub, how to read it, and the actions to match a request."""
 
     kind = ""
@@ -146,22 +147,25 @@ class _Kind:
         self.client = client
         self.token = token
 
+    @abstractmethod
     def address(self, resource: Resource, target: Target) -> str:
-        raise NotImplementedError
+        """Where the resource lives on GitHub (`org/repo`, `org/team`, ...)."""
 
+    @abstractmethod
     def observe(self, resource: Resource, target: Target) -> dict[str, Any] | None:
-        raise NotImplementedError
+        """The object as GitHub has it, or None."""
 
+    @abstractmethod
     def actions(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
                 previous: Resource | None) -> list[_Action]:
-        raise NotImplementedError
+        """What to do to make `actual` what `desired` asks (None: remove `previous`)."""
 
     def outputs(self, actual: dict[str, Any] | None) -> dict[str, str]:
         return {}
 
     def believed(self, previous: Resource, target: Target) -> dict[str, Any]:
-        """What the catalogue says `previous` made, for a plan that cannot look (only where `moves`)."""
-        raise NotImplementedError
+        """What the catalogue says `previous` made, for a plan that cannot look; kinds that `move` say more."""
+        return {}
 
     # -- shared reads ---------------------------------------------------------------------------------
 
