@@ -179,8 +179,8 @@ def test_an_unreadable_event_file_exits_2_naming_it(runner: Runner) -> None:
 # -- the settings, on their own ------------------------------------------------------------------------
 
 
-RUNNER_ENV = {"GITHUB_EVENT_NAME": "push", "GITHUB_EVENT_PATH": "/home/runner/work/_temp/event.json",
-              "GITHUB_TOKEN": "ghs_" + "x" * 36, "GITHUB_REPOSITORY": REPO, "RUNNER_TEMP": "/home/runner/work/_temp",
+RUNNER_ENV = {"GITHUB_EVENT_NAME": "push", "GITHUB_EVENT_PATH": "/home/runner/_temp/event.json",
+              "GITHUB_TOKEN": "ghs_" + "x" * 36, "GITHUB_REPOSITORY": REPO, "RUNNER_TEMP": "/home/runner/_temp",
               "HOME": "/home/runner"}
 
 
@@ -191,7 +191,7 @@ def test_the_api_and_web_addresses_default_to_github_com() -> None:
 
 
 def test_the_data_folder_defaults_to_the_runner_temp_folder() -> None:
-    assert ActionsSettings.from_env(RUNNER_ENV).data_dir == Path("/home/runner/work/_temp/paved")
+    assert ActionsSettings.from_env(RUNNER_ENV).data_dir == Path("/home/runner/_temp/paved")
 
 
 def test_paved_data_dir_wins_over_the_runner_temp_folder() -> None:
