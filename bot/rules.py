@@ -47,12 +47,6 @@ class Parameter:
     choices: tuple[Any, ...] | None = None
     description: str = ""
 
-    def json_schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": self.type, "description": self.description, "default": self.default}
-        if self.choices is not None:
-            schema["enum"] = list(self.choices)
-        return schema
-
 
 @dataclass(frozen=True, slots=True)
 class Template:

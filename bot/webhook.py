@@ -58,12 +58,6 @@ class Delivery:
         return sender.get("login") if isinstance(sender, dict) else None
 
     @property
-    def sender_is_bot(self) -> bool:
-        sender = self.payload.get("sender")
-        return isinstance(sender, dict) and (sender.get("type") == "Bot" or str(sender.get("login", "")).endswith(
-            "[bot]"))
-
-    @property
     def kind(self) -> str:
         """`event.action`, or the event alone when it has no action (`push`, `ping`)."""
         return f"{self.event}.{self.action}" if self.action else self.event

@@ -241,33 +241,12 @@ class FolderTree:
         return found
 
 
-# Identity for commits Paved makes itself (demo and test repositories), so they never depend on the
-# machine's git configuration.
+# Identity for commits and notes Paved makes itself, so they never depend on the machine's git
+# configuration.
 PAVED_IDENTITY = {
     "GIT_AUTHOR_NAME": "Paved", "GIT_AUTHOR_EMAIL": "paved@localhost",
     "GIT_COMMITTER_NAME": "Paved", "GIT_COMMITTER_EMAIL": "paved@localhost",
 }
-
-
-def init_repo(folder: Path, branch: str = "main") -> Path:
-    """A new git repository in `folder` whose first branch is `branch`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    _git(folder, "init", "--quiet", f"--initial-branch={branch}")
-    return folder
-
-
-def commit_all(repo: Path, message: str, env: dict[str, str] | None = None) -> str:
-    """Stage everything in the working tree, commit it, and return the new commit id."""
-    full_env = {**os.environ, **PAVED_IDENTITY, **(env or {})}
-    for args in (["add", "--all"], ["commit", "--quiet", "--allow-empty", "-m", message]):
-        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, env=full_env, check=False)
-        if done.returncode != 0:
-            raise RevisionError(done.stderr.decode("utf-8", "replace").strip() or f"git {args[0]} failed")
-    return _git(repo, "rev-parse", "HEAD").decode().strip()
-
-
-def switch_branch(repo: Path, branch: str, *, create: bool = False) -> None:
-    _git(repo, "switch", "--quiet", *(["-c"] if create else []), branch)
 
 
 def notes(repo: Path, notes_ref: str) -> dict[str, str]:

@@ -93,14 +93,6 @@ class Workspace:
             specs.append(f"+{full}:{full}")
         self._run(repo, "fetch", "fetch", "--quiet", "--no-tags", "--prune", self.clone_url(repo), *specs)
 
-    def fetch_notes(self, repo: str, ref: str) -> None:
-        """Fetch a notes ref, tolerating that it does not exist yet."""
-        try:
-            self._run(repo, "fetch notes", "fetch", "--quiet", self.clone_url(repo), f"+{ref}:{ref}")
-        except WorkspaceError as exc:
-            if "couldn't find remote ref" not in exc.message:
-                raise
-
     def push(self, repo: str, refs: Iterable[str]) -> None:
         """Push refs of the mirror to the same names on the forge, moving them where they point.
 

@@ -1,8 +1,9 @@
 """`paved serve` and `paved worker`: check the settings, build the service's parts, run until stopped.
 
 Both take the job and the periodic task as callables (see `bot.adapters.queue.Job` and `Periodic`); by
-default they are the placeholders of `bot.web.jobs`. `serve` runs the web app under uvicorn, with
-consumer threads inside it unless the queue is in Redis; `worker` consumes the queue in the foreground.
+default they are Paved's own, `bot.web.jobs.handle_delivery` and `reconcile`. `serve` runs the web app
+under uvicorn, with consumer threads inside it unless the queue is in Redis; `worker` consumes the queue
+in the foreground.
 """
 
 from __future__ import annotations
