@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bot.model import Change, Plan, Resource
+from bot.model import Plan, Resource
 from bot.provider import Provider, Result, Target
 
 log = logging.getLogger(__name__)
@@ -39,28 +39,36 @@ def apply_plan(plan: Plan, before: Mapping[str, Resource], after: Mapping[str, R
     results: list[Result] = []
     broken: dict[str, str] = {}  # identity -> why it did not happen
 
-    def run(change: Change, desired: Resource | None, previous: Resource | None) -> Result:
-        blocked = [d for d in change.depends_on if d in broken]
+    def run(identity: str, kind: str, depends_on: tuple[str, ...], desired: Resource | None,
+            previous: Resource | None) -> Result:
+        blocked = [d for d in depends_on if d in broken]
         if blocked:
-            return Result(change.identity, "skipped", f"skipped: {blocked[0]} {broken[blocked[0]]}")
-        provider = by_kind.get(change.kind)
+            return Result(identity, "skipped", f"skipped: {blocked[0]} {broken[blocked[0]]}")
+        provider = by_kind.get(kind)
         if provider is None:
-            return Result(change.identity, "skipped", f"no provider makes {change.kind} resources here")
+            return Result(identity, "skipped", f"no provider makes {kind} resources here")
         try:
             return provider.apply(desired, target, previous=previous)
         except Exception as exc:  # a provider's own fault must not stop independent resources
-            log.exception("provider failed on %s", change.identity)
-            return Result(change.identity, "failed", f"{type(exc).__name__}: {exc}".splitlines()[0])
+            log.exception("provider failed on %s", identity)
+            return Result(identity, "failed", f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+    def note(result: Result) -> Result:
+        if result.status == "failed":
+            broken[result.resource] = "failed"
+        elif result.status == "skipped" and result.message.startswith("skipped:"):
+            broken[result.resource] = "was skipped"
+        return result
 
     for change in plan.changes:
-        result = run(change, after.get(change.identity), before.get(change.identity))
-        if result.status == "failed":
-            broken[change.identity] = "failed"
-        elif result.status == "skipped" and result.message.startswith("skipped:"):
-            broken[change.identity] = "was skipped"
-        results.append(result)
+        results.append(note(run(change.identity, change.kind, change.depends_on, after.get(change.identity),
+                                before.get(change.identity))))
+    for identity in plan.refresh:  # unchanged, but what it serves changed (see `Plan.refresh`)
+        resource = after.get(identity)
+        if resource is not None:
+            results.append(note(run(identity, resource.kind, (), resource, resource)))
     for change in plan.deletions:
-        results.append(run(change, None, before.get(change.identity)))
+        results.append(run(change.identity, change.kind, change.depends_on, None, before.get(change.identity)))
     return results
 
 

@@ -348,6 +348,36 @@ class Catalogue:
             found[identity.split("/", 1)[1]] = tuple(sorted(set(logins)))
         return found
 
+    def serving(self, services: Iterable[str], kind: str) -> dict[str, list[Entry]]:
+        """The resources of `kind` that belong to each of `services` (through `spec.service`)."""
+        wanted = set(services)
+        found: dict[str, list[Entry]] = {}
+        for row in self._rows(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE state=? AND service IN ({{marks}})"
+                              "{filter}", wanted):
+            entry = _entry(row)
+            if entry.kind == kind:
+                found.setdefault(entry.service or "", []).append(entry)
+        for entry in self._added_entries():
+            if entry.kind == kind and entry.service in wanted:
+                found.setdefault(entry.service or "", []).append(entry)
+        return found
+
+    def environments(self, services: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """The deployment environment names (`spec.name`) of each of `services`."""
+        serving = self.serving(services, "Environment")
+        requests = self.resources(e.identity for entries in serving.values() for e in entries)
+        found: dict[str, tuple[str, ...]] = {}
+        for service, entries in serving.items():
+            names = {str(requests[e.identity].spec.get("name")) for e in entries if e.identity in requests}
+            found[service] = tuple(sorted(names))
+        return found
+
+    def identities(self) -> list[str]:
+        """Every resource at this revision, by identity."""
+        found = {i for (i,) in self.store.db.execute(
+            f"SELECT DISTINCT identity FROM entries WHERE state=?{self._filter}", (self.state.id,))}
+        return sorted(found | {e.identity for e in self._added_entries()})
+
     def names_of(self, kind: str) -> list[str]:
         """Every name of one kind (only asked for when a reference dangles, to suggest a fix)."""
         found = {n for (n,) in self.store.db.execute(

@@ -171,7 +171,9 @@ class Plan:
     `changes` excludes deletions and is ordered so that a resource comes after what it depends on;
     `deletions` are kept apart because they are destructive, ordered dependents first. `teams` holds
     the people (members and maintainers) of each team that owns a change, as the catalogue names them:
-    they are who may approve it.
+    they are who may approve it. `environments` names the deployment environments of each service a
+    change is about (where a database's credentials go). `refresh` lists unchanged resources that apply
+    again because something they serve changed (a database when its service gains an environment).
     """
 
     base: str
@@ -184,6 +186,8 @@ class Plan:
     rule_changes: tuple[RuleChange, ...] = ()
     files_checked: int = 0
     teams: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    environments: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    refresh: tuple[str, ...] = ()
 
     @property
     def all_changes(self) -> tuple[Change, ...]:

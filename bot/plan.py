@@ -23,6 +23,7 @@ from bot.model import (
     resource_kind_order,
 )
 from bot.rules import Rules, load_rules, rule_files
+from bot.yamlio import load
 
 
 @dataclass(slots=True)
@@ -225,11 +226,45 @@ def _plan(before: Catalogue, after: Catalogue) -> PlannedRequests:
     rule_changes = [RuleChange(p, "added" if p not in base_rules else "deleted" if p not in head_rules
                                else "modified")
                     for p in sorted(set(base_rules) | set(head_rules)) if base_rules.get(p) != head_rules.get(p)]
+    # A service that gains or loses an environment must have its databases' credentials follow.
+    moved_environments = {r.spec.get("service") for r in creates + deletes + [n for _, n in updates + renames]
+                          if r.kind == "Environment"} | {o.spec.get("service") for o, _ in updates + renames
+                                                         if o.kind == "Environment"}
+    serving = after.serving({str(s) for s in moved_environments if s}, "Database")
+    refresh = sorted({e.identity for entries in serving.values() for e in entries} - touched)
+    refreshed = after.resources(refresh)
+    after_all.update(refreshed)
+    services = {str(r.spec.get("service")) for r in [*after_all.values(), *before_all.values()]
+                if r.kind == "Database" and r.spec.get("service")}
+    environments = {**before.environments(services), **after.environments(services)}
+    head_findings += _protected_deletions(deletes, before.tree)
+
     plan = Plan(
         base=before.tree.label, head=after.tree.label, changes=tuple(_order(changes)),
         deletions=tuple(reversed(_order(deletions))),
         unchanged=before.state.resources - len(updates) - len(renames) - len(deletes), costs=tuple(costs),
-        findings=tuple(head_findings), rule_changes=tuple(rule_changes), files_checked=after.file_count,
+        findings=tuple(sorted(head_findings, key=Finding.sort_key)), rule_changes=tuple(rule_changes),
+        files_checked=after.file_count,
         teams=tuple(sorted(after.people({c.owner for c in changes + deletions}).items())),
+        environments=tuple(sorted(environments.items())), refresh=tuple(refresh),
     )
     return PlannedRequests(plan, before_all, after_all)
+
+
+def _protected_deletions(deletes: list[Resource], base: Tree) -> list[Finding]:
+    """Removing a request whose database is still protected is refused, so no data goes by accident."""
+    found = []
+    for d in deletes:
+        if d.kind != "Database" or d.spec.get("deletionProtection") is False:
+            continue
+        pointer, line, column = "/spec/deletionProtection", d.line, 1
+        documents = load(d.path, base.read(d.path)).documents
+        if d.document < len(documents):  # point at the flag itself, as it stands at the base
+            line, column = documents[d.document].position(pointer)
+        found.append(Finding(
+            path=d.path, line=line, column=column, pointer=pointer, document=d.document,
+            severity="error", rule="catalog.deletion-protection",
+            message=f"{d.identity} still has deletionProtection: true, so its request cannot be removed",
+            hint="Set `spec.deletionProtection: false` in a separate pull request first, merge it, then remove "
+                 "the file; the database is dumped to the backups before it is dropped."))
+    return found

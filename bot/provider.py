@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from bot.config import RepoConfig
 from bot.model import Resource, Tree
 
 Verb = Literal["create", "update", "delete"]
@@ -41,13 +42,19 @@ class Result:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where and from what a provider builds: the organization, and the merged platform repo."""
+    """Where and from what a provider builds: the organization, the merged platform repo and its settings.
+
+    `teams` holds each team's people; `environments` each service's deployment environments (by the
+    names the catalogue gives them), for the resources being applied.
+    """
 
     organization: str
     platform_repo: str
     tree: Tree
     revision: str
     teams: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    environments: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    config: RepoConfig = field(default_factory=RepoConfig)
 
 
 class Provider(Protocol):

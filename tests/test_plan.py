@@ -195,3 +195,51 @@ def test_a_second_plan_reads_only_files_that_changed_since(branch: PlatformRepo,
     plan = make_plan(CountingTree(GitTree(branch.root, "main")), head, store=CatalogueStore(index))
     assert head.read_paths == ["catalog/teams/growth.yaml"]
     assert [c.identity for c in plan.changes] == ["Team/growth"]
+
+
+ENVIRONMENT = """
+apiVersion: paved/v1
+kind: Environment
+metadata:
+  name: checkout-{env}
+  owner: payments
+  description: Where checkout runs in {env}.
+spec:
+  service: checkout
+  name: {env}
+"""
+
+
+def test_removing_a_database_that_is_still_protected_is_an_error(branch: PlatformRepo) -> None:
+    branch.write("catalog/services/checkout.yaml",
+                 SERVICE.format(name="checkout", owner="payments", tier="production"))
+    branch.commit()
+    plan = plan_of(branch)
+    [error] = plan.errors
+    assert (error.rule, error.path, error.line, error.pointer) == (
+        "catalog.deletion-protection", "catalog/services/checkout.yaml", 29, "/spec/deletionProtection")
+    assert "Database/checkout-db" in error.message and "separate pull request" in (error.hint or "")
+
+
+def test_removing_a_database_whose_protection_was_turned_off_earlier_is_a_plain_deletion(
+        platform_repo: PlatformRepo) -> None:
+    text = (platform_repo.root / "catalog/services/checkout.yaml").read_text()
+    platform_repo.write("catalog/services/checkout.yaml",
+                        text.replace("deletionProtection: true", "deletionProtection: false"))
+    platform_repo.commit()
+    platform_repo.git("switch", "--quiet", "-c", "change")
+    platform_repo.write("catalog/services/checkout.yaml",
+                        SERVICE.format(name="checkout", owner="payments", tier="production"))
+    platform_repo.commit()
+    plan = plan_of(platform_repo)
+    assert plan.ok
+    assert [c.identity for c in plan.deletions] == ["Database/checkout-db"]
+
+
+def test_a_new_environment_applies_its_services_databases_again(branch: PlatformRepo) -> None:
+    branch.write("catalog/environments/checkout-staging.yaml", ENVIRONMENT.format(env="staging"))
+    branch.commit()
+    plan = plan_of(branch)
+    assert [c.identity for c in plan.changes] == ["Environment/checkout-staging"]
+    assert plan.refresh == ("Database/checkout-db",)
+    assert plan.environments == (("checkout", ("staging",)),)

@@ -101,7 +101,8 @@ def live_steps(ctx: Context, repo: str, config: RepoConfig, planned: PlannedRequ
     if not by_kind:
         return {}
     target = Target(organization=config.organization or repo.split("/", 1)[0], platform_repo=repo, tree=tree,
-                    revision=revision, teams=dict(planned.plan.teams))
+                    revision=revision, teams=dict(planned.plan.teams),
+                    environments=dict(planned.plan.environments), config=config)
     found: dict[str, list[str]] = {}
     for change in planned.plan.all_changes[:MAX_OBSERVED]:
         provider = by_kind.get(change.kind)

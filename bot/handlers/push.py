@@ -80,7 +80,8 @@ def apply_default_branch(ctx: Context, repo: str, providers: Sequence[Provider])
                       f"(first: {plan.errors[0].location} {plan.errors[0].message}); nothing was applied")
         else:
             target = Target(organization=config.organization or repo.split("/", 1)[0], platform_repo=repo,
-                            tree=head_tree, revision=head, teams=dict(plan.teams))
+                            tree=head_tree, revision=head, teams=dict(plan.teams),
+                            environments=dict(plan.environments), config=config)
             results = apply_plan(plan, planned.before, planned.after, providers, target)
             reason = ""
     finally:
