@@ -47,6 +47,7 @@ class PullRequest:
     draft: bool = False
     from_fork: bool = False
     url: str = ""
+    created_at: str = ""  # ISO 8601, UTC: when it was opened
 
 
 @dataclass(frozen=True, slots=True)

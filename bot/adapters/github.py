@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC
 from typing import Any, TypeVar
 
 from github import Auth, Github, GithubException, GithubIntegration
@@ -74,6 +75,7 @@ def _pull(repo: str, pr: Any) -> PullRequest:
         merged=bool(pr.merged), merge_commit_sha=pr.merge_commit_sha,
         merged_by=pr.merged_by.login if pr.merged and pr.merged_by is not None else None,
         draft=bool(pr.draft), from_fork=head_repo is not None and head_repo != repo, url=pr.html_url,
+        created_at=pr.created_at.astimezone(UTC).isoformat(timespec="seconds") if pr.created_at else "",
     )
 
 
