@@ -9,6 +9,7 @@ that is missing or unsafe in one message, before they start.
 from __future__ import annotations
 
 import os
+import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -78,6 +79,13 @@ class Settings:
     log_format: LogFormat = "text"
     log_level: str = "INFO"
     repositories: tuple[str, ...] = ()
+    # Every variable of the environment that holds a PostgreSQL connection string, by name: a platform
+    # repo's `paved.yaml` names which one its databases live on (never the string itself).
+    postgres_servers: Mapping[str, Secret] = field(default_factory=dict, repr=False)
+
+    def postgres_server(self, variable: str) -> Secret | None:
+        """The connection string in `variable`, or None when it is not set (or holds no such string)."""
+        return self.postgres_servers.get(variable)
 
     @property
     def mirrors(self) -> Path:
@@ -128,6 +136,8 @@ class Settings:
             password = urllib.parse.urlsplit(self.redis_url.reveal()).password
             if password:
                 values.append(password)
+        for server in self.postgres_servers.values():
+            values += [server.reveal(), *_conninfo_passwords(server.reveal())]
         return tuple(v for v in values if len(v) >= 4)
 
     def private_key(self) -> Secret | None:
@@ -257,6 +267,8 @@ class Settings:
             log_format="json" if log_format == "json" else "text",
             log_level=log_level,
             repositories=tuple(r.strip() for r in (text("PAVED_REPOSITORIES") or "").split(",") if r.strip()),
+            postgres_servers={name: Secret(value.strip()) for name, value in env.items()
+                              if looks_like_postgres(value)},
         )
 
 
@@ -368,3 +380,19 @@ class ActionsSettings:
             run_id=text("GITHUB_RUN_ID"),
             run_attempt=text("GITHUB_RUN_ATTEMPT"),
         )
+
+
+_CONNINFO = re.compile(r"(?:^|\s)(?:host|hostaddr|dbname|user|port|service)\s*=")
+
+
+def looks_like_postgres(value: str) -> bool:
+    """Whether `value` is a PostgreSQL URL or a libpq `key=value` connection string."""
+    value = value.strip()
+    return value.startswith(("postgresql://", "postgres://")) or bool(_CONNINFO.search(value))
+
+
+def _conninfo_passwords(dsn: str) -> list[str]:
+    if dsn.startswith(("postgresql://", "postgres://")):
+        password = urllib.parse.urlsplit(dsn).password
+        return [urllib.parse.unquote(password)] if password else []
+    return re.findall(r"password\s*=\s*'?([^'\s]+)", dsn)

@@ -227,3 +227,23 @@ def provisioner(world: World) -> Iterator[Provisioner]:
     yield Provisioner(client, lambda: auth.token, installation,
                       Target(organization="acme", platform_repo=REPO, tree=tree, revision=merged))
     tree.close()
+
+
+POSTGRES_DSN = os.environ.get("PAVED_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """A PostgreSQL server to make databases on: PAVED_TEST_POSTGRES_DSN, by default this machine's."""
+    import psycopg
+
+    try:
+        psycopg.connect(POSTGRES_DSN, connect_timeout=5).close()
+    except psycopg.Error as exc:
+        why = " ".join(str(exc).split())[:200]
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"PostgreSQL is unreachable at PAVED_TEST_POSTGRES_DSN ({why}); CI must run beside one")
+        pytest.skip(f"PostgreSQL is unreachable ({why}). Start one (Debian: `sudo apt-get install postgresql`; "
+                    "or `docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:16`) or point "
+                    "PAVED_TEST_POSTGRES_DSN at one")
+    return POSTGRES_DSN

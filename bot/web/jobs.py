@@ -46,11 +46,18 @@ def context_for(settings: Settings, repo: str, installation_id: int | None = Non
     else:
         raise ConfigurationError("no GitHub credentials: set PAVED_GITHUB_APP_ID and PAVED_GITHUB_PRIVATE_KEY, "
                                  "or PAVED_GITHUB_TOKEN")
-    from bot.providers.github import GitHubProvider
+    from bot.providers.database import DatabaseProvider
+    from bot.providers.github import GitHubProvider, GitHubSecrets
 
     forge = GitHubForge(client)
     mirror = Workspace(settings.mirrors, forge.clone_url, lambda _repo: token_of(client))
-    providers = (GitHubProvider(client, lambda: token_of(client)),)
+
+    def server(variable: str) -> str | None:
+        found = settings.postgres_server(variable)
+        return found.reveal() if found is not None else None
+
+    providers = (GitHubProvider(client, lambda: token_of(client)),
+                 DatabaseProvider(server, settings.data_dir, GitHubSecrets(client)))
     # One store per job: SQLite connections stay in the thread that opened them.
     return Context(forge, mirror, CatalogueStore(settings.catalogue_index), providers)
 

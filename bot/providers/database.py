@@ -1,0 +1,707 @@
+"""Databases: each `Database` request becomes a PostgreSQL database with its own owner role (or, where
+no server is configured, a SQLite file), and its credentials go only to the owning service.
+
+Which server: the platform repo's `paved.yaml` names an environment variable
+(`providers.postgres.connectionEnv`) holding the server's connection string where Paved runs; the string
+never comes from git. Without that setting the provider runs embedded: one SQLite file per database under
+the data folder, and every step says so, so the demo on a bare laptop makes real databases too. Naming
+the variable but leaving it unset is an error, never a silent fall back to SQLite.
+
+On PostgreSQL, `Database/NAME` is:
+- the role "NAME": LOGIN, a generated password, CONNECTION LIMIT by size (`CONNECTION_LIMITS`);
+- the database "NAME": OWNER "NAME", the same CONNECTION LIMIT, CONNECT and TEMPORARY revoked from
+  PUBLIC so that only its owner (and superusers) connect, and the requested extensions, from the allowed
+  list of the merged platform repo's own schema;
+- the role's comment: what Paved must remember and cannot read back (the `spec.rotate` applied, where
+  the current password was delivered, which extensions Paved made). Extensions Paved did not make (a
+  service's own migrations) are never dropped.
+
+The password is sent as a SCRAM verifier computed by libpq (`PGconn.encrypt_password`), so neither the
+server nor its statement log ever sees it; it lives only while it is set and delivered. Credentials are
+the Actions secret `DATABASE_URL` on the service's repository and on each of its deployment
+environments. When a target lacks its secret (a new environment, a deleted secret, another service), when
+`spec.rotate` changes, or after a rename, the role gets a new password and every target the new URL.
+
+Deletion: first a dump (`pg_dump --format=custom` into `<data>/backups/`, written under a temporary name
+and renamed only when pg_dump succeeded; the path is in the result's outputs, so the audit note keeps
+it), then access is revoked (NOLOGIN, secrets withdrawn), then the database and the role are dropped. No
+completed dump, no drop.
+
+`observe` only reads, so a state that already holds plans no step and applies no DDL. Names are checked
+as DNS labels before any SQL, and every identifier is quoted by psycopg's `sql.Identifier`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import urllib.parse
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from bot.errors import PavedError
+from bot.model import Resource
+from bot.provider import Result, Step, Target, Verb
+
+log = logging.getLogger(__name__)
+
+SECRET = "DATABASE_URL"
+CONNECTION_LIMITS = {"small": 20, "medium": 100, "large": 300}
+SCHEMA_PATH = "schemas/kinds/database.json"
+_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+_EXTENSION = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_SHOWN_PASSWORD = "********"
+EMBEDDED = "SQLite (embedded: paved.yaml names no PostgreSQL server)"
+
+
+class SecretStore(Protocol):
+    """Where credentials go: Actions secrets of a repository or of one of its environments."""
+
+    def present(self, repo: str, environment: str | None, name: str) -> bool: ...
+
+    def put(self, repo: str, environment: str | None, name: str, value: str) -> None: ...
+
+    def remove(self, repo: str, environment: str | None, name: str) -> None: ...
+
+
+class _Refused(PavedError):
+    """A step that cannot be taken; its message becomes the failed Result's."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One place `DATABASE_URL` goes: a repository, or one of its environments."""
+
+    repo: str
+    environment: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.repo if self.environment is None else f"{self.repo}:{self.environment}"
+
+    @classmethod
+    def parse(cls, key: str) -> Delivery:
+        repo, _, environment = key.partition(":")
+        return cls(repo, environment or None)
+
+    def __str__(self) -> str:
+        return self.repo if self.environment is None else f"environment {self.environment} of {self.repo}"
+
+
+@dataclass(slots=True)
+class StatementCount:
+    """SQL statements a provider sent, reads apart from writes (DDL and grants)."""
+
+    reads: int = 0
+    writes: int = 0
+
+
+@dataclass(slots=True)
+class _Scratch:
+    """What steps hand to later steps during one apply; never shown, never recorded."""
+
+    url: str = ""
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Action:
+    step: Step
+    run: Callable[[_Scratch], None]
+    stops: bool = False  # a precondition that fails: nothing after it can be taken
+
+
+def _memory(comment: str | None) -> dict[str, Any]:
+    """What Paved wrote in a role's comment (or a SQLite file's sidecar); {} when it is not Paved's."""
+    try:
+        data = json.loads(comment or "")
+    except ValueError:
+        return {}
+    memory = data.get("paved") if isinstance(data, dict) else None
+    return memory if isinstance(memory, dict) else {}
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise _Refused(f"{name!r} is not a valid database name (a DNS label); no SQL was run")
+    return name
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+# -- engines ------------------------------------------------------------------------------------------------
+
+class _Engine(ABC):
+    """A place databases live; `label` says which, in every step."""
+
+    label: str
+
+    @abstractmethod
+    def observe(self, name: str) -> dict[str, Any] | None:
+        """The database as it exists, with Paved's memory of it under "memory"; None when it does not."""
+
+    @abstractmethod
+    def ensure(self, desired: Resource, actual: dict[str, Any] | None, allowed: frozenset[str],
+               managed: list[str]) -> list[_Action]:
+        """Steps that make the database and its owner what `desired` asks (credentials apart)."""
+
+    @abstractmethod
+    def new_password(self, name: str) -> _Action:
+        """A step that gives the owner a new password and leaves the new URL in the scratch."""
+
+    @abstractmethod
+    def remember(self, name: str, memory: dict[str, Any]) -> _Action: ...
+
+    @abstractmethod
+    def rename(self, old: str, new: str) -> list[_Action]: ...
+
+    @abstractmethod
+    def remove(self, name: str, actual: dict[str, Any]) -> list[_Action]:
+        """Dump, revoke and drop: each step runs only if the one before it completed."""
+
+    def close(self) -> None:  # noqa: B027 - only a server engine holds connections
+        """Release connections."""
+
+    def step(self, resource: Resource, verb: Verb, text: str, destructive: bool = False) -> Step:
+        return Step(resource.identity, verb, f"{self.label}: {text}", destructive)
+
+
+class _Postgres(_Engine):
+    def __init__(self, dsn: str, backups: Path, counts: StatementCount) -> None:
+        self.dsn = dsn
+        self.backups = backups
+        self.counts = counts
+        params = conninfo_to_dict(dsn)
+        self.secret_words = [str(params["password"])] if params.get("password") else []
+        self._conn: psycopg.Connection[Any] | None = None
+        host = str(params.get("host") or "localhost")
+        self.label = f"PostgreSQL at {host}:{params.get('port') or 5432}"
+
+    # -- connections and statements ----------------------------------------------------------------------
+
+    @property
+    def conn(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=10)
+        return self._conn
+
+    @contextmanager
+    def inside(self, database: str) -> Iterator[psycopg.Connection[Any]]:
+        """A connection to one database (extensions live in the database that uses them)."""
+        with psycopg.connect(make_conninfo(self.dsn, dbname=database), autocommit=True,
+                             connect_timeout=10) as conn:
+            yield conn
+
+    def read(self, query: sql.Composed | str, params: Sequence[Any] = (),
+             conn: psycopg.Connection[Any] | None = None) -> list[tuple[Any, ...]]:
+        self.counts.reads += 1
+        return (conn or self.conn).execute(query, params).fetchall()
+
+    def write(self, statement: sql.Composed, conn: psycopg.Connection[Any] | None = None) -> None:
+        self.counts.writes += 1
+        (conn or self.conn).execute(statement)
+
+    def show(self, statement: sql.Composable) -> str:
+        return f"`{statement.as_string(self.conn)}`"
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- reading --------------------------------------------------------------------------------------------
+
+    @property
+    def version(self) -> str:
+        return str(self.conn.info.server_version // 10000)
+
+    def observe(self, name: str) -> dict[str, Any] | None:
+        _check_name(name)
+        [row] = self.read(
+            "SELECT d.datname IS NOT NULL, d.datconnlimit, pg_get_userbyid(d.datdba), d.datallowconn,"
+            " (d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a"
+            "   WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT')),"
+            " r.rolname IS NOT NULL, r.rolcanlogin, r.rolconnlimit, shobj_description(r.oid, 'pg_authid')"
+            " FROM (SELECT 1) AS one"
+            " LEFT JOIN pg_database d ON d.datname = %s LEFT JOIN pg_roles r ON r.rolname = %s", (name, name))
+        has_db, db_limit, owner, allow, public, has_role, login, role_limit, comment = row
+        if not has_db and not has_role:
+            return None
+        extensions: list[str] = []
+        if has_db and allow:
+            with self.inside(name) as conn:
+                extensions = sorted(e for (e,) in self.read(
+                    "SELECT extname FROM pg_extension WHERE extname <> 'plpgsql'", (), conn))
+        return {
+            "engine": "postgres", "server": self.label, "version": self.version,
+            "database": {"owner": owner, "connection_limit": db_limit, "allow_connections": allow,
+                         "public_connect": public} if has_db else None,
+            "role": {"login": login, "connection_limit": role_limit} if has_role else None,
+            "extensions": extensions, "memory": _memory(comment),
+        }
+
+    # -- making it so ----------------------------------------------------------------------------------
+
+    def ensure(self, desired: Resource, actual: dict[str, Any] | None, allowed: frozenset[str],
+               managed: list[str]) -> list[_Action]:
+        name = _check_name(desired.name)
+        spec = desired.spec
+        found: list[_Action] = []
+        wanted_version = str(spec.get("version") or "")
+        if wanted_version and wanted_version != self.version:
+            message = (f"the server runs PostgreSQL {self.version} but {desired.identity} asks for "
+                       f"{wanted_version}: ask for {self.version}, or point paved.yaml at a {wanted_version} server")
+            found.append(_stop(self.step(desired, "update", f"stop: {message}"), message))
+            return found
+        wanted = [str(e) for e in spec.get("extensions") or []]
+        for extension in wanted:
+            if extension not in allowed or not _EXTENSION.match(extension):
+                message = f"extension {extension!r} is not on the platform's allowed list ({SCHEMA_PATH})"
+                return [_stop(self.step(desired, "update", f"stop: {message}"), message)]
+        limit = CONNECTION_LIMITS.get(str(spec.get("size")), CONNECTION_LIMITS["small"])
+        role, database = (actual or {}).get("role"), (actual or {}).get("database")
+        who, db = sql.Identifier(name), sql.Identifier(name)
+
+        def ddl(verb: Verb, statement: sql.Composed, destructive: bool = False, inside: bool = False) -> None:
+            def run(scratch: _Scratch) -> None:
+                if inside:
+                    with self.inside(name) as conn:
+                        self.write(statement, conn)
+                else:
+                    self.write(statement)
+            found.append(_Action(self.step(desired, verb, f"run {self.show(statement)}", destructive), run))
+
+        if role is None:
+            ddl("create", sql.SQL("CREATE ROLE {} LOGIN CONNECTION LIMIT {}").format(who, sql.Literal(limit)))
+        elif not role["login"] or role["connection_limit"] != limit:
+            ddl("update", sql.SQL("ALTER ROLE {} LOGIN CONNECTION LIMIT {}").format(who, sql.Literal(limit)))
+        if database is None:
+            ddl("create", sql.SQL("CREATE DATABASE {} OWNER {} CONNECTION LIMIT {}").format(
+                db, who, sql.Literal(limit)))
+        else:
+            if database["owner"] != name:
+                ddl("update", sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db, who))
+            if database["connection_limit"] != limit:
+                ddl("update", sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}").format(db, sql.Literal(limit)))
+            if not database["allow_connections"]:
+                ddl("update", sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(db))
+        if database is None or database["public_connect"]:
+            ddl("create" if database is None else "update",
+                sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(db))
+        present = set((actual or {}).get("extensions") or []) if database is not None else set()
+        for extension in wanted:
+            if extension not in present:
+                ddl("create" if database is None else "update",
+                    sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(extension)), inside=True)
+        for extension in managed:
+            if extension not in wanted and extension in present and _EXTENSION.match(extension):
+                ddl("update", sql.SQL("DROP EXTENSION {}").format(sql.Identifier(extension)),
+                    destructive=True, inside=True)
+        return found
+
+    def new_password(self, name: str) -> _Action:
+        shown = sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(name), sql.Literal(_SHOWN_PASSWORD))
+
+        def run(scratch: _Scratch) -> None:
+            password = secrets.token_urlsafe(32)
+            verifier = self.conn.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256")
+            self.write(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(name),
+                                                                    sql.Literal(verifier.decode())))
+            scratch.url = self.url(name, password)
+
+        return _Action(Step(f"Database/{name}", "update",
+                            f"{self.label}: run {self.show(shown)} (a new generated password)"), run)
+
+    def url(self, name: str, password: str) -> str:
+        params = conninfo_to_dict(self.dsn)
+        host = str(params.get("host") or "localhost")
+        port = str(params.get("port") or 5432)
+        user = urllib.parse.quote(name, safe="")
+        if host.startswith("/"):  # a Unix socket: libpq takes its folder as the `host` parameter
+            return f"postgresql://{user}:{urllib.parse.quote(password, safe='')}@/{name}?host={host}&port={port}"
+        return f"postgresql://{user}:{urllib.parse.quote(password, safe='')}@{host}:{port}/{name}"
+
+    def remember(self, name: str, memory: dict[str, Any]) -> _Action:
+        statement = sql.SQL("COMMENT ON ROLE {} IS {}").format(
+            sql.Identifier(name), sql.Literal(json.dumps({"paved": memory}, sort_keys=True)))
+        return _Action(Step(f"Database/{name}", "update", f"{self.label}: run {self.show(statement)}"),
+                       lambda scratch: self.write(statement))
+
+    def rename(self, old: str, new: str) -> list[_Action]:
+        _check_name(old)
+        _check_name(new)
+        identity = f"Database/{new}"
+        kick = sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {}").format(
+            sql.Literal(old))
+        statements = [
+            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(new)),
+            sql.SQL("ALTER ROLE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(new)),
+        ]
+
+        def run_rename(statement: sql.Composed) -> Callable[[_Scratch], None]:
+            def run(scratch: _Scratch) -> None:
+                if "DATABASE" in statement.as_string(self.conn):
+                    self.read(kick)  # a database in use cannot be renamed
+                self.write(statement)
+            return run
+
+        return [_Action(Step(identity, "update", f"{self.label}: run {self.show(s)}"), run_rename(s))
+                for s in statements]
+
+    def remove(self, name: str, actual: dict[str, Any]) -> list[_Action]:
+        _check_name(name)
+        identity = f"Database/{name}"
+        found: list[_Action] = []
+        if actual.get("database") is not None:
+            found.append(_Action(Step(identity, "delete", f"{self.label}: dump {name} with pg_dump to "
+                                      f"{self.backups}/ (nothing is dropped unless it completes)"), self._dump(name)))
+        statements: list[sql.Composed] = []
+        if actual.get("role") is not None:
+            statements.append(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(name)))
+        if actual.get("database") is not None:
+            statements.append(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        if actual.get("role") is not None:
+            statements.append(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+        for statement in statements:
+            dropping = "DROP" in statement.as_string(self.conn)
+            found.append(_Action(Step(identity, "delete", f"{self.label}: run {self.show(statement)}", dropping),
+                                 self._writing(statement)))
+        return found
+
+    def _writing(self, statement: sql.Composed) -> Callable[[_Scratch], None]:
+        return lambda scratch: self.write(statement)
+
+    def _dump(self, name: str) -> Callable[[_Scratch], None]:
+        def run(scratch: _Scratch) -> None:
+            program = shutil.which("pg_dump")
+            if program is None:
+                raise _Refused("pg_dump is not installed where Paved runs (Debian: apt-get install "
+                               "postgresql-client), so nothing was dropped")
+            self.backups.mkdir(parents=True, exist_ok=True)
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            final = self.backups / f"{name}-{stamp}.dump"
+            partial = final.with_suffix(".dump.partial")
+            params = conninfo_to_dict(self.dsn)
+            password = params.pop("password", None)
+            params["dbname"] = name
+            env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
+            if password:
+                env["PGPASSWORD"] = str(password)  # not on the command line, where `ps` would show it
+            done = subprocess.run([program, "--format=custom", f"--file={partial}",
+                                   f"--dbname={make_conninfo('', **params)}"],
+                                  env=env, capture_output=True, text=True, timeout=3600, check=False)
+            if done.returncode != 0 or not partial.exists() or partial.stat().st_size == 0:
+                partial.unlink(missing_ok=True)
+                why = _one_line(done.stderr)[:300] or f"exit status {done.returncode}"
+                raise _Refused(f"pg_dump of {name} did not complete ({why}), so nothing was dropped")
+            partial.rename(final)
+            scratch.outputs["backup"] = str(final)
+
+        return run
+
+
+class _Sqlite(_Engine):
+    label = EMBEDDED
+
+    def __init__(self, folder: Path, backups: Path) -> None:
+        self.folder = folder
+        self.backups = backups
+
+    def path(self, name: str) -> Path:
+        return self.folder / f"{_check_name(name)}.sqlite3"
+
+    def sidecar(self, name: str) -> Path:
+        return self.folder / f"{_check_name(name)}.paved.json"
+
+    def observe(self, name: str) -> dict[str, Any] | None:
+        path = self.path(name)
+        if not path.exists():
+            return None
+        sidecar = self.sidecar(name)
+        memory = _memory(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else {}
+        return {"engine": "sqlite", "server": self.label, "database": {"path": str(path)}, "role": None,
+                "extensions": [], "memory": memory}
+
+    def ensure(self, desired: Resource, actual: dict[str, Any] | None, allowed: frozenset[str],
+               managed: list[str]) -> list[_Action]:
+        if actual is not None:
+            return []
+        path = self.path(desired.name)
+
+        def create(scratch: _Scratch) -> None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with sqlite3.connect(path) as conn:
+                conn.execute("PRAGMA journal_mode=WAL")  # writes the file's header now
+            conn.close()
+
+        return [_Action(self.step(desired, "create", f"create the file {path} (size, connection limit and "
+                                  "extensions apply on PostgreSQL only)"), create)]
+
+    def new_password(self, name: str) -> _Action:
+        path = self.path(name)
+
+        def run(scratch: _Scratch) -> None:
+            scratch.url = f"sqlite:///{path}"
+
+        return _Action(Step(f"Database/{name}", "update", f"{self.label}: a file has no password; its URL is "
+                            f"sqlite:///{path}"), run)
+
+    def remember(self, name: str, memory: dict[str, Any]) -> _Action:
+        sidecar = self.sidecar(name)
+
+        def run(scratch: _Scratch) -> None:
+            sidecar.write_text(json.dumps({"paved": memory}, sort_keys=True), encoding="utf-8")
+
+        return _Action(Step(f"Database/{name}", "update", f"{self.label}: note what was delivered in {sidecar}"),
+                       run)
+
+    def rename(self, old: str, new: str) -> list[_Action]:
+        def run(scratch: _Scratch) -> None:
+            self.path(old).rename(self.path(new))
+            if self.sidecar(old).exists():
+                self.sidecar(old).rename(self.sidecar(new))
+
+        return [_Action(Step(f"Database/{new}", "update", f"{self.label}: rename {self.path(old)} to "
+                             f"{self.path(new)}"), run)]
+
+    def remove(self, name: str, actual: dict[str, Any]) -> list[_Action]:
+        path = self.path(name)
+
+        def backup(scratch: _Scratch) -> None:
+            self.backups.mkdir(parents=True, exist_ok=True)
+            final = self.backups / f"{name}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.sqlite3"
+            partial = final.with_suffix(".sqlite3.partial")
+            source, copy = sqlite3.connect(path), sqlite3.connect(partial)
+            try:
+                source.backup(copy)  # SQLite's online backup: a consistent copy even while in use
+            finally:
+                copy.close()
+                source.close()
+            partial.rename(final)
+            scratch.outputs["backup"] = str(final)
+
+        def drop(scratch: _Scratch) -> None:
+            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), self.sidecar(name)):
+                leftover.unlink(missing_ok=True)
+
+        identity = f"Database/{name}"
+        return [_Action(Step(identity, "delete", f"{self.label}: copy {path} to {self.backups}/ (nothing is "
+                             "deleted unless it completes)"), backup),
+                _Action(Step(identity, "delete", f"{self.label}: delete {path}", True), drop)]
+
+
+def _stop(step: Step, message: str) -> _Action:
+    def run(scratch: _Scratch) -> None:
+        raise _Refused(message)
+    return _Action(step, run, stops=True)
+
+
+# -- the provider -------------------------------------------------------------------------------------------
+
+class DatabaseProvider:
+    """`Provider` for `Database`: PostgreSQL (or embedded SQLite) plus `DATABASE_URL` secrets.
+
+    `server(variable)` gives the connection string held by an environment variable of Paved's process
+    (None when unset); `data_dir` holds the SQLite files and the backups; `secrets` delivers credentials.
+    """
+
+    kinds: tuple[str, ...] = ("Database",)
+
+    def __init__(self, server: Callable[[str], str | None], data_dir: Path, secrets: SecretStore) -> None:
+        self.server = server
+        self.data_dir = data_dir
+        self.secrets = secrets
+        self.statements = StatementCount()
+        self._engines: dict[str, _Engine] = {}
+
+    def _engine(self, target: Target) -> _Engine:
+        variable = target.config.postgres_connection_env
+        backups = self.data_dir / "backups"
+        if variable is None:
+            key = "sqlite"
+            if key not in self._engines:
+                self._engines[key] = _Sqlite(self.data_dir / "databases", backups)
+            return self._engines[key]
+        dsn = self.server(variable)
+        if not dsn:
+            raise _Refused(f"paved.yaml puts databases on the PostgreSQL server in ${variable}, but "
+                           f"{variable} is not set where Paved runs")
+        if variable not in self._engines:
+            self._engines[variable] = _Postgres(dsn, backups, self.statements)
+        return self._engines[variable]
+
+    def close(self) -> None:
+        for engine in self._engines.values():
+            engine.close()
+        self._engines.clear()
+
+    # -- the port ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def deliveries(resource: Resource, target: Target) -> list[Delivery]:
+        service = str(resource.spec.get("service") or "")
+        repo = f"{target.organization}/{service}"
+        return [Delivery(repo), *(Delivery(repo, env) for env in target.environments.get(service, ()))]
+
+    def observe(self, resource: Resource, target: Target) -> dict[str, Any] | None:
+        try:
+            actual = self._engine(target).observe(resource.name)
+        except psycopg.Error as exc:
+            raise _Refused(self._failure(exc, None, target)) from None
+        if actual is None:
+            return None
+        recorded = [Delivery.parse(k) for k in actual["memory"].get("delivered") or []]
+        wanted = self.deliveries(resource, target)
+        actual["secrets"] = {d.key: self.secrets.present(d.repo, d.environment, SECRET)
+                             for d in dict.fromkeys([*wanted, *recorded])}
+        return actual
+
+    def plan(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
+             previous: Resource | None = None) -> list[Step]:
+        try:
+            return self._plan(desired, actual, target, previous)
+        finally:
+            self.close()
+
+    def _plan(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
+              previous: Resource | None) -> list[Step]:
+        try:
+            steps = []
+            if self._renames(desired, actual, target, previous):
+                assert desired is not None and previous is not None
+                steps += [a.step for a in self._engine(target).rename(previous.name, desired.name)]
+                actual = self.observe(previous, target)
+            return steps + [a.step for a in self._actions(desired, actual, target, previous)]
+        except psycopg.Error as exc:
+            raise _Refused(self._failure(exc, None, target)) from None
+
+    def apply(self, desired: Resource | None, target: Target, previous: Resource | None = None) -> Result:
+        try:
+            return self._apply(desired, target, previous)
+        finally:
+            self.close()  # a job may last long after; hold no server connection between applies
+
+    def _apply(self, desired: Resource | None, target: Target, previous: Resource | None) -> Result:
+        subject = desired or previous
+        if subject is None:
+            raise ValueError("apply needs the request, or the previous one to delete")
+        scratch = _Scratch()
+        taken: list[Step] = []
+        current: Step | None = None
+        try:
+            engine = self._engine(target)
+            scratch.outputs["engine"] = engine.label
+            if self._renames(desired, self.observe(subject, target), target, previous):
+                assert desired is not None and previous is not None
+                for action in engine.rename(previous.name, desired.name):
+                    current = action.step
+                    action.run(scratch)
+                    taken.append(action.step)
+            actual = self.observe(subject, target)
+            for action in self._actions(desired, actual, target, previous):
+                current = action.step
+                log.info("%s: %s", subject.identity, action.step.description)
+                action.run(scratch)
+                taken.append(action.step)
+        except (PavedError, psycopg.Error, OSError, sqlite3.Error, subprocess.SubprocessError) as exc:
+            message = self._failure(exc, current, target)
+            log.warning("%s: %s", subject.identity, message)
+            return Result(subject.identity, "failed", message, tuple(taken), dict(scratch.outputs))
+        return Result(subject.identity, "applied" if taken else "unchanged", "", tuple(taken), dict(scratch.outputs))
+
+    def _renames(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
+                 previous: Resource | None) -> bool:
+        """Whether a renamed request's database exists under its old name only (then it is renamed)."""
+        return desired is not None and previous is not None and previous.name != desired.name \
+            and actual is None and self._engine(target).observe(previous.name) is not None
+
+    # -- what to do ----------------------------------------------------------------------------------------
+
+    def _actions(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
+                 previous: Resource | None) -> list[_Action]:
+        engine = self._engine(target)
+        memory = dict((actual or {}).get("memory") or {})
+        recorded = [Delivery.parse(k) for k in memory.get("delivered") or []]
+        if desired is None:
+            if actual is None or previous is None:
+                return []
+            if previous.spec.get("deletionProtection") is not False:
+                message = f"{previous.identity} has deletion protection on; nothing was dropped"
+                return [_stop(engine.step(previous, "delete", f"stop: {message}"), message)]
+            found = engine.remove(previous.name, actual)
+            # Access goes before the data: secrets are withdrawn right after the dump.
+            withdraw = [self._withdraw(previous, engine, d) for d in recorded]
+            return found[:1] + withdraw + found[1:]
+        found = engine.ensure(desired, actual, self._allowed(target), list(memory.get("extensions") or []))
+        stops = [i for i, a in enumerate(found) if a.stops]
+        if stops:
+            return found[:stops[0] + 1]
+        wanted = self.deliveries(desired, target)
+        present = (actual or {}).get("secrets") or {}
+        rotate = desired.spec.get("rotate")
+        stale = (actual is None or memory.get("name") != desired.name or memory.get("rotate") != rotate
+                 or any(d not in recorded or not present.get(d.key) for d in wanted))
+        if stale:
+            found.append(engine.new_password(desired.name))
+            found += [self._deliver(desired, engine, d) for d in wanted]
+        found += [self._withdraw(desired, engine, d) for d in recorded if d not in wanted]
+        extensions = sorted(str(e) for e in desired.spec.get("extensions") or [])
+        remembered = {"name": desired.name, "rotate": rotate, "delivered": sorted(d.key for d in wanted),
+                      "extensions": extensions}
+        if stale or remembered != {k: memory.get(k) for k in remembered}:
+            found.append(engine.remember(desired.name, remembered))
+        return found
+
+    def _deliver(self, resource: Resource, engine: _Engine, delivery: Delivery) -> _Action:
+        def run(scratch: _Scratch) -> None:
+            if not scratch.url:
+                raise _Refused("no new credentials to deliver")
+            self.secrets.put(delivery.repo, delivery.environment, SECRET, scratch.url)
+
+        return _Action(Step(resource.identity, "update", f"set the Actions secret {SECRET} on {delivery}"), run)
+
+    def _withdraw(self, resource: Resource, engine: _Engine, delivery: Delivery) -> _Action:
+        return _Action(Step(resource.identity, "update", f"delete the Actions secret {SECRET} from {delivery}"),
+                       lambda scratch: self.secrets.remove(delivery.repo, delivery.environment, SECRET))
+
+    def _allowed(self, target: Target) -> frozenset[str]:
+        """The extensions the merged platform repo's own Database schema allows."""
+        try:
+            schema = json.loads(target.tree.read(SCHEMA_PATH))
+            items = schema["properties"]["spec"]["properties"]["extensions"]["items"]
+            return frozenset(str(e) for e in items.get("enum") or [])
+        except (KeyError, ValueError, TypeError, AttributeError):
+            return frozenset()
+
+    def _failure(self, exc: BaseException, step: Step | None, target: Target) -> str:
+        doing = f" to {step.description}" if step else ""
+        if isinstance(exc, PavedError):
+            message = exc.message
+        elif isinstance(exc, psycopg.Error):
+            diag = getattr(exc, "diag", None)
+            detail = (diag.message_primary if diag is not None else None) or str(exc)
+            message = f"PostgreSQL refused{doing}: {detail}"
+        else:
+            message = f"could not{doing or ' reach the database'}: {exc}"
+        message = _one_line(message)
+        for engine in self._engines.values():
+            for word in getattr(engine, "secret_words", []):
+                message = message.replace(word, "***")
+        return re.sub(r"(postgres(?:ql)?://[^:/@\s]+:)[^@\s]+@", r"\1***@", message)[:500]

@@ -1,0 +1,373 @@
+"""The database provider makes `Database` requests real on this machine's PostgreSQL, and hands the
+credentials to the owning service only, as Actions secrets on the sandbox forge.
+
+Every test works in its own uniquely named databases and roles, dropped afterwards. What the tests
+check is what a service team would see: the database and its owner exist with the right limits, the
+`DATABASE_URL` their repository received connects, and nothing else can.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from github import Auth
+from psycopg import sql
+
+from bot.adapters.github import installation_client, installation_of
+from bot.config import RepoConfig
+from bot.model import Resource
+from bot.provider import Result, Target
+from bot.providers.database import EMBEDDED, DatabaseProvider
+from bot.providers.github import GitHubSecrets
+from tests.conftest import REPO, World
+
+SERVER_VARIABLE = "PAVED_TEST_SERVER"
+
+
+def database(name: str, **spec: Any) -> Resource:
+    data = {"apiVersion": "paved/v1", "kind": "Database",
+            "metadata": {"name": name, "owner": "payments", "description": "Search data."},
+            "spec": {"engine": "postgres", "version": spec.pop("version", "15"), "size": "small", "service": "search",
+                     "backups": {"enabled": True, "retentionDays": 7}, "deletionProtection": False, **spec}}
+    return Resource("Database", name, "payments", "catalog/search.yaml", 0, 1, data)
+
+
+@dataclass
+class Place:
+    """Where the tests' databases go: the server, the sandbox with acme/search, and the provider."""
+
+    world: World
+    dsn: str
+    provider: DatabaseProvider
+    target: Target
+    data_dir: Path
+    names: list[str]
+
+    def name(self) -> str:
+        found = f"t-{uuid.uuid4().hex[:12]}"
+        self.names.append(found)
+        return found
+
+    def query(self, text: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            return conn.execute(text, params).fetchall()  # type: ignore[arg-type]
+
+    def run(self, statement: sql.Composed) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(statement)
+
+    def secret(self, environment: str | None = None) -> str:
+        return self.world.forge.secret_value("acme", "search", "DATABASE_URL", environment)
+
+    def has_secret(self, environment: str | None = None) -> bool:
+        try:
+            self.secret(environment)
+        except Exception:
+            return False
+        return True
+
+    def with_environments(self, *names: str) -> Target:
+        return replace(self.target, environments={"search": names})
+
+
+def can_connect(url: str) -> str | None:
+    """The user a URL connects as, or None when the server refuses it."""
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            row = conn.execute("SELECT current_user").fetchone()
+            return str(row[0]) if row else None
+    except psycopg.OperationalError:
+        return None
+
+
+@pytest.fixture
+def place(world: World, postgres_dsn: str, tmp_path: Path) -> Iterator[Place]:
+    forge = world.forge
+    app = forge.create_app("acme", "paved-databases", permissions={
+        "administration": "write", "secrets": "write", "metadata": "read"})
+    forge.install_app(app.id, "acme")
+    forge.create_repo("acme", "search", private=True)
+    installation = installation_of(forge.api_url, app.id, app.private_key, REPO)
+    client = installation_client(forge.api_url, app.id, app.private_key, installation, polite=False)
+    assert isinstance(client.requester.auth, Auth.AppInstallationAuth)
+    client.get_repo("acme/search").create_environment("production")
+    world.ctx.mirror.fetch(REPO, ["main"])
+    merged = forge.branch_sha("acme", "platform", "main")
+    assert merged is not None
+    tree = world.ctx.mirror.tree(REPO, merged)
+    servers = {SERVER_VARIABLE: postgres_dsn}
+    provider = DatabaseProvider(servers.get, tmp_path / "data", GitHubSecrets(client))
+    target = Target("acme", REPO, tree, merged, environments={"search": ("production",)},
+                    config=RepoConfig(postgres_connection_env=SERVER_VARIABLE))
+    found = Place(world, postgres_dsn, provider, target, tmp_path / "data", [])
+    yield found
+    tree.close()
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        for name in found.names:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def applied(place: Place, desired: Resource | None, target: Target | None = None,
+            previous: Resource | None = None) -> Result:
+    result = place.provider.apply(desired, target or place.target, previous=previous)
+    assert result.status in ("applied", "unchanged"), result.message
+    return result
+
+
+# -- creating -----------------------------------------------------------------------------------------------
+
+def test_apply_creates_the_database_owned_by_its_own_role_with_the_size_s_connection_limit(place: Place) -> None:
+    name = place.name()
+    applied(place, database(name, size="medium"))
+    [(owner, db_limit)] = place.query("SELECT pg_get_userbyid(datdba), datconnlimit FROM pg_database "
+                                      "WHERE datname = %s", name)
+    [(login, role_limit)] = place.query("SELECT rolcanlogin, rolconnlimit FROM pg_roles WHERE rolname = %s", name)
+    assert (owner, db_limit, login, role_limit) == (name, 100, True, 100)
+
+
+def test_the_service_repository_and_its_environments_receive_a_database_url_that_connects(place: Place) -> None:
+    name = place.name()
+    applied(place, database(name))
+    assert can_connect(place.secret()) == name
+    assert can_connect(place.secret("production")) == name
+
+
+def test_only_the_owner_may_connect_to_the_database(place: Place) -> None:
+    name = place.name()
+    applied(place, database(name))
+    [(public_may,)] = place.query("SELECT EXISTS (SELECT 1 FROM pg_database d, aclexplode(d.datacl) a "
+                                  "WHERE d.datname = %s AND a.grantee = 0 AND a.privilege_type = 'CONNECT')", name)
+    assert public_may is False
+
+
+def test_a_second_apply_of_the_same_state_issues_no_ddl(place: Place) -> None:
+    name = place.name()
+    applied(place, database(name, extensions=["pg_trgm"]))
+    writes = place.provider.statements.writes
+    again = applied(place, database(name, extensions=["pg_trgm"]))
+    assert again.status == "unchanged" and again.steps == ()
+    assert place.provider.statements.writes == writes
+
+
+def test_the_plan_shows_the_exact_statements_against_the_live_server(place: Place) -> None:
+    name = place.name()
+    fresh = [s.description for s in place.provider.plan(database(name), None, place.target)]
+    assert f'PostgreSQL at 127.0.0.1:5432: run `CREATE ROLE "{name}" LOGIN CONNECTION LIMIT 20`' in fresh
+    assert f'PostgreSQL at 127.0.0.1:5432: run `CREATE DATABASE "{name}" OWNER "{name}" CONNECTION LIMIT 20`' \
+        in fresh
+    assert "set the Actions secret DATABASE_URL on environment production of acme/search" in fresh
+    applied(place, database(name))
+    bigger = database(name, size="large")
+    live = place.provider.observe(bigger, place.target)
+    steps = [s.description.split(": run ", 1)[-1] for s in place.provider.plan(bigger, live, place.target)]
+    assert steps == [f'`ALTER ROLE "{name}" LOGIN CONNECTION LIMIT 300`',
+                     f'`ALTER DATABASE "{name}" CONNECTION LIMIT 300`']
+
+
+def test_a_change_made_by_hand_shows_as_the_statements_that_put_it_back(place: Place) -> None:
+    name = place.name()
+    applied(place, database(name))
+    place.run(sql.SQL("ALTER DATABASE {} CONNECTION LIMIT 5").format(sql.Identifier(name)))
+    live = place.provider.observe(database(name), place.target)
+    [step] = place.provider.plan(database(name), live, place.target)
+    assert step.description.endswith(f'run `ALTER DATABASE "{name}" CONNECTION LIMIT 20`')
+
+
+# -- extensions -------------------------------------------------------------------------------------------
+
+def test_allowed_extensions_are_created_in_the_database(place: Place) -> None:
+    name = place.name()
+    applied(place, database(name, extensions=["citext", "pg_trgm"]))
+    with psycopg.connect(place.secret()) as conn:
+        names = {row[0] for row in conn.execute("SELECT extname FROM pg_extension")}
+    assert {"citext", "pg_trgm"} <= names
+
+
+def test_an_extension_taken_out_of_the_request_is_dropped_as_a_destructive_step(place: Place) -> None:
+    name = place.name()
+    applied(place, database(name, extensions=["citext", "pg_trgm"]))
+    result = applied(place, database(name, extensions=["pg_trgm"]))
+    [drop] = [s for s in result.steps if "DROP EXTENSION" in s.description]
+    assert drop.destructive and '"citext"' in drop.description
+    with psycopg.connect(place.secret()) as conn:
+        assert "citext" not in {row[0] for row in conn.execute("SELECT extname FROM pg_extension")}
+
+
+def test_an_extension_off_the_allowed_list_is_refused_before_any_sql(place: Place) -> None:
+    name = place.name()
+    writes = place.provider.statements.writes
+    result = place.provider.apply(database(name, extensions=["plperlu"]), place.target)
+    assert result.status == "failed" and "plperlu" in result.message and "allowed list" in result.message
+    assert place.provider.statements.writes == writes
+    assert place.query("SELECT 1 FROM pg_database WHERE datname = %s", name) == []
+
+
+# -- credentials ----------------------------------------------------------------------------------------------
+
+def password_matches(place: Place, role: str, url: str) -> bool:
+    """Whether the password in `url` is the role's, checked against the server's SCRAM verifier (this
+    machine's server may trust loopback connections whatever the password, so connecting proves nothing)."""
+    [(verifier,)] = place.query("SELECT rolpassword FROM pg_authid WHERE rolname = %s", role)
+    scheme, rest = verifier.split("$", 1)
+    iterations_salt, keys = rest.split("$")
+    iterations, salt = iterations_salt.split(":")
+    stored_key = keys.split(":")[0]
+    password = str(psycopg.conninfo.conninfo_to_dict(url)["password"])
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    return scheme == "SCRAM-SHA-256" and base64.b64encode(hashlib.sha256(client_key).digest()).decode() == stored_key
+
+
+def test_the_url_carries_the_owner_role_s_own_password(place: Place) -> None:
+    name = place.name()
+    applied(place, database(name))
+    assert password_matches(place, name, place.secret())
+
+
+def test_rotating_gives_a_new_password_and_the_old_one_no_longer_matches(place: Place) -> None:
+    name = place.name()
+    applied(place, database(name))
+    old = place.secret()
+    result = applied(place, database(name, rotate="2026-11-28"))
+    new = place.secret()
+    assert new != old and password_matches(place, name, new) and not password_matches(place, name, old)
+    assert place.secret("production") == new
+    assert any("new generated password" in s.description for s in result.steps)
+
+
+def test_a_new_environment_of_the_service_gets_the_credentials_too(place: Place) -> None:
+    name = place.name()
+    applied(place, database(name))
+    client = place.provider.secrets.client  # type: ignore[attr-defined]
+    client.get_repo("acme/search").create_environment("staging")
+    applied(place, database(name), target=place.with_environments("production", "staging"))
+    assert can_connect(place.secret("staging")) == name
+    assert place.secret("production") == place.secret("staging") == place.secret()
+
+
+def test_a_secret_deleted_by_hand_is_delivered_again(place: Place) -> None:
+    name = place.name()
+    applied(place, database(name))
+    client = place.provider.secrets.client  # type: ignore[attr-defined]
+    client.get_repo("acme/search").delete_secret("DATABASE_URL")
+    applied(place, database(name))
+    assert can_connect(place.secret()) == name
+
+
+def test_credentials_never_appear_in_results_or_logs(place: Place, caplog: pytest.LogCaptureFixture) -> None:
+    name = place.name()
+    with caplog.at_level(logging.DEBUG):
+        result = applied(place, database(name))
+        rotated = applied(place, database(name, rotate="2026-12-01"))
+    password = psycopg.conninfo.conninfo_to_dict(place.secret())["password"]
+    shown = repr(result) + repr(rotated) + caplog.text
+    assert password and str(password) not in shown
+    assert "********" in " ".join(s.description for s in result.steps)
+
+
+# -- deleting -----------------------------------------------------------------------------------------------
+
+def test_deleting_dumps_first_then_revokes_and_drops(place: Place) -> None:
+    name = place.name()
+    applied(place, database(name))
+    with psycopg.connect(place.secret(), autocommit=True) as conn:
+        conn.execute("CREATE TABLE orders (id int)")
+        conn.execute("INSERT INTO orders VALUES (42)")
+    result = applied(place, None, previous=database(name))
+    descriptions = [s.description for s in result.steps]
+    assert "dump" in descriptions[0] and "DROP DATABASE" in " ".join(descriptions[1:])
+    backup = Path(result.outputs["backup"])
+    assert backup.parent == place.data_dir / "backups" and backup.stat().st_size > 0
+    listing = subprocess.run(["pg_restore", "--list", str(backup)], capture_output=True, text=True, check=True)
+    assert "TABLE public orders" in listing.stdout
+    assert place.query("SELECT 1 FROM pg_database WHERE datname = %s", name) == []
+    assert place.query("SELECT 1 FROM pg_roles WHERE rolname = %s", name) == []
+    assert not place.has_secret() and not place.has_secret("production")
+
+
+def test_nothing_is_dropped_when_the_dump_cannot_be_written(place: Place) -> None:
+    name = place.name()
+    applied(place, database(name))
+    place.data_dir.mkdir(parents=True, exist_ok=True)
+    (place.data_dir / "backups").write_text("a file where the backups folder should be")
+    result = place.provider.apply(None, place.target, previous=database(name))
+    assert result.status == "failed" and result.steps == ()
+    assert place.query("SELECT 1 FROM pg_database WHERE datname = %s", name) == [(1,)]
+    assert can_connect(place.secret()) == name
+
+
+def test_a_database_still_protected_is_never_dropped(place: Place) -> None:
+    name = place.name()
+    applied(place, database(name))
+    result = place.provider.apply(None, place.target, previous=database(name, deletionProtection=True))
+    assert result.status == "failed" and "deletion protection" in result.message
+    assert place.query("SELECT 1 FROM pg_database WHERE datname = %s", name) == [(1,)]
+
+
+def test_renaming_keeps_the_data_and_delivers_the_new_url(place: Place) -> None:
+    old, new = place.name(), place.name()
+    applied(place, database(old))
+    with psycopg.connect(place.secret(), autocommit=True) as conn:
+        conn.execute("CREATE TABLE kept (id int)")
+    applied(place, database(new), previous=database(old))
+    assert can_connect(place.secret()) == new
+    with psycopg.connect(place.secret()) as conn:
+        assert conn.execute("SELECT count(*) FROM kept").fetchone() == (0,)
+
+
+# -- refusals ---------------------------------------------------------------------------------------------
+
+def test_a_server_variable_that_is_not_set_is_a_clear_failure(place: Place) -> None:
+    target = replace(place.target, config=RepoConfig(postgres_connection_env="PAVED_NOWHERE"))
+    result = place.provider.apply(database(place.name()), target)
+    assert result.status == "failed"
+    assert result.message == ("paved.yaml puts databases on the PostgreSQL server in $PAVED_NOWHERE, "
+                              "but PAVED_NOWHERE is not set where Paved runs")
+
+
+def test_a_version_the_server_does_not_run_is_refused_before_any_sql(place: Place) -> None:
+    name = place.name()
+    result = place.provider.apply(database(name, version="17"), place.target)
+    assert result.status == "failed" and "runs PostgreSQL 15" in result.message and "asks for 17" in result.message
+    assert place.provider.statements.writes == 0
+
+
+def test_a_name_that_is_not_a_dns_label_is_refused_before_any_sql(place: Place) -> None:
+    result = place.provider.apply(database('x"; DROP ROLE postgres; --'), place.target)
+    assert result.status == "failed" and "not a valid database name" in result.message
+    assert place.provider.statements.writes == 0
+
+
+# -- embedded -----------------------------------------------------------------------------------------------
+
+def test_without_a_server_databases_are_sqlite_files_and_the_plan_says_so(place: Place) -> None:
+    target = replace(place.target, config=RepoConfig())
+    name = place.name()
+    steps = place.provider.plan(database(name), None, target)
+    assert steps[0].description.startswith(EMBEDDED)
+    result = applied(place, database(name), target=target)
+    path = place.data_dir / "databases" / f"{name}.sqlite3"
+    assert path.read_bytes().startswith(b"SQLite format 3")
+    assert place.secret() == f"sqlite:///{path}" and result.outputs["engine"] == EMBEDDED
+    assert applied(place, database(name), target=target).status == "unchanged"
+
+
+def test_deleting_an_embedded_database_keeps_a_copy_in_the_backups(place: Place) -> None:
+    target = replace(place.target, config=RepoConfig())
+    name = place.name()
+    applied(place, database(name), target=target)
+    result = applied(place, None, target=target, previous=database(name))
+    assert Path(result.outputs["backup"]).read_bytes().startswith(b"SQLite format 3")
+    assert not (place.data_dir / "databases" / f"{name}.sqlite3").exists()
