@@ -6,9 +6,10 @@ bundled with Paved, and installs Paved on it as a GitHub App. Then, step by step
 catalogue is applied; gina opens a pull request for the `search` service (the bundled example
 change); the plan comment appears; a typo fails the check with an annotation at its line; the fix
 and `/paved plan` turn it to waiting for the growth team's approval; hugo approves; alice merges;
-the new repository exists, scaffolded from its golden path; `paved audit` tells who asked, who
-approved and when it was applied. It exits 0 only if every step happened. `--keep DIR` keeps
-everything running in DIR and prints the addresses.
+the new repository exists, scaffolded from its golden path; its database exists (PostgreSQL when
+PAVED_POSTGRES_DSN is set, else a SQLite file) and only the service's repository and environment hold
+its DATABASE_URL; `paved audit` tells who asked, who approved and when it was applied. It exits 0
+only if every step happened. `--keep DIR` keeps everything running in DIR and prints the addresses.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import re
 import shutil
 import sys
 import tempfile
@@ -32,6 +35,7 @@ EXAMPLE = "examples/new-search-service"
 BUNDLED = ("catalog", "schemas", "templates")
 SECRET = "paved-demo-webhook-secret-0123456789"
 MARKER = "<!-- paved:plan -->"
+SERVER_VARIABLE = "PAVED_POSTGRES_DSN"
 T = TypeVar("T")
 
 
@@ -92,11 +96,93 @@ def _people(seed: Path) -> list[str]:
     return sorted(logins - {"alice"})
 
 
-def _example_change() -> dict[str, str | None]:
+@dataclasses.dataclass
+class DatabaseServer:
+    """Where the story's databases go: PostgreSQL when PAVED_POSTGRES_DSN is set, else SQLite files.
+
+    On a real server every database of the story gets a name of its own (`search-db-<random>`) and the
+    server's version, so the story never touches a database someone already has there, and they are all
+    dropped when the story ends.
+    """
+
+    dsn: str | None
+    suffix: str = ""
+    version: str = ""
+    names: set[str] = dataclasses.field(default_factory=set)
+
+    @classmethod
+    def from_environment(cls, environ: Any) -> DatabaseServer:
+        dsn = (environ.get(SERVER_VARIABLE) or "").strip() or None
+        if dsn is None:
+            return cls(None)
+        import secrets
+
+        import psycopg
+
+        try:
+            with psycopg.connect(dsn, connect_timeout=10) as conn:
+                version = str(conn.info.server_version // 10000)
+        except psycopg.Error as exc:
+            raise ConfigurationError(f"{SERVER_VARIABLE} is set but PostgreSQL cannot be reached there: "
+                                     f"{' '.join(str(exc).split())[:200]}",
+                                     hint=f"Unset {SERVER_VARIABLE} to run the demo with SQLite files.") from None
+        return cls(dsn, f"-{secrets.token_hex(3)}", version)
+
+    @property
+    def engine(self) -> str:
+        return "PostgreSQL" if self.dsn else "SQLite (no PAVED_POSTGRES_DSN set)"
+
+    def name(self, name: str) -> str:
+        return name + self.suffix
+
+    def fit(self, text: str) -> str:
+        """Requests with their databases' names and versions fitted to this server."""
+        if self.dsn is None:
+            return text
+        documents = text.split("\n---\n")
+        for number, document in enumerate(documents):
+            if re.search(r"^kind: Database$", document, re.MULTILINE):
+                found = re.search(r"^  name: (\S+)$", document, re.MULTILINE)
+                if found:
+                    self.names.add(self.name(found.group(1)))
+                    document = document.replace(found.group(0), f"  name: {self.name(found.group(1))}", 1)
+                documents[number] = re.sub(r'^  version: "\d+"$', f'  version: "{self.version}"', document,
+                                           flags=re.MULTILINE)
+        return "\n---\n".join(documents)
+
+    def fit_folder(self, catalog: Path) -> None:
+        for path in sorted(catalog.rglob("*.yaml")):
+            path.write_text(self.fit(path.read_text(encoding="utf-8")), encoding="utf-8")
+
+    def exists(self, data_dir: Path, name: str) -> str | None:
+        """Where one of the story's databases is, once it exists."""
+        if self.dsn is None:
+            path = data_dir / "databases" / f"{name}.sqlite3"
+            return str(path) if path.exists() else None
+        import psycopg
+
+        with psycopg.connect(self.dsn) as conn:
+            row = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+                               (self.name(name),)).fetchone()
+        return f"PostgreSQL database {self.name(name)} owned by role {row[0]}" if row else None
+
+    def drop(self) -> None:
+        if self.dsn is None:
+            return
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            for name in sorted(self.names):
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def _example_change(server: DatabaseServer) -> dict[str, str | None]:
     """The bundled example pull request, as files to write (None: delete)."""
     example = PROJECT / EXAMPLE
     files: dict[str, str | None] = {
-        source.relative_to(example).as_posix(): source.read_text(encoding="utf-8")
+        source.relative_to(example).as_posix(): server.fit(source.read_text(encoding="utf-8"))
         for source in sorted((example / "catalog").rglob("*.yaml"))}
     for line in (example / "DELETE").read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.startswith("#"):
@@ -112,6 +198,11 @@ def run_story(folder: Path, out: Any, *, keep: bool) -> int:
 
     story = Story(folder, out)
     seed = _seed(folder)
+    server = DatabaseServer.from_environment(os.environ)
+    if server.dsn is not None:
+        server.fit_folder(seed / "catalog")
+        (seed / "paved.yaml").write_text(f"providers:\n  postgres:\n    connectionEnv: {SERVER_VARIABLE}\n",
+                                         encoding="utf-8")
     with Sandbox.start(folder / "forge") as forge:
         story.say("A local GitHub (the sandbox forge) with acme's platform repo, seeded from Paved's catalogue")
         people = _people(seed)
@@ -129,18 +220,20 @@ def run_story(folder: Path, out: Any, *, keep: bool) -> int:
         story.say("Paved installed as a GitHub App; its service and queue consumers listen on loopback")
         app = forge.create_app("acme", "paved", permissions={
             "checks": "write", "contents": "write", "issues": "write", "pull_requests": "write",
-            "metadata": "read", "administration": "write", "members": "write"})
+            "metadata": "read", "administration": "write", "members": "write", "secrets": "write"})
         forge.install_app(app.id, "acme")
         settings = dataclasses.replace(
             Settings.from_env({"PAVED_DATA_DIR": str(folder / "paved"), "PAVED_RECONCILE_MINUTES": "0"}),
             github_api_url=forge.api_url, github_app_id=str(app.id), github_private_key=Secret(app.private_key),
-            webhook_secret=Secret(SECRET))
+            webhook_secret=Secret(SECRET),
+            postgres_servers={SERVER_VARIABLE: Secret(server.dsn)} if server.dsn else {})
         service = Background(settings)
         service_url = service.url
         forge.set_app_webhook(app.id, f"{service_url}/webhooks/github", SECRET)
         story.show(f"Paved at {service_url} (webhooks at /webhooks/github, health at /healthz)")
+        story.show(f"databases: {server.engine}")
         try:
-            _tell(story, forge)
+            _tell(story, forge, server, settings.data_dir)
             if keep:
                 print(f"\nStill running. Forge: {forge.url} (alice's token: {alice_token}); Paved: {service_url}; "
                       f"data in {folder}. Ctrl-C stops.", file=out, flush=True)
@@ -151,10 +244,12 @@ def run_story(folder: Path, out: Any, *, keep: bool) -> int:
                     pass
         finally:
             service.stop()
+            if not keep:
+                server.drop()
     return 0
 
 
-def _tell(story: Story, forge: Any) -> None:
+def _tell(story: Story, forge: Any, server: DatabaseServer, data_dir: Path) -> None:
     def plan_comment(number: int) -> str | None:
         return next((c.body for c in forge.comments("acme", "platform", number) if c.body.startswith(MARKER)), None)
 
@@ -184,7 +279,7 @@ def _tell(story: Story, forge: Any) -> None:
         raise StoryFailed(f"the first apply ended {applied['conclusion']}: {applied['title']}")
 
     story.say("gina opens a pull request requesting the search service, its database and environment")
-    forge.push_files("acme", "platform", "new-search-service", _example_change(), by="gina")
+    forge.push_files("acme", "platform", "new-search-service", _example_change(server), by="gina")
     pr = forge.open_pull_request("acme", "platform", head="new-search-service", title="Add the search service",
                                  by="gina")
     comment = wait_for("the plan comment", lambda: plan_comment(pr.number))
@@ -231,6 +326,17 @@ def _tell(story: Story, forge: Any) -> None:
     readme = forge.read_file("acme", "search", "README.md").decode()
     story.show(readme.splitlines()[0] + " … (" + ", ".join(
         f for f in ("pyproject.toml", "catalog-entry.yaml", "CODEOWNERS") if _exists(forge, "search", f)) + ")")
+
+    story.say(f"The search service's database exists ({server.engine}); only its repository holds the URL")
+    where = wait_for("the database", lambda: server.exists(data_dir, "search-db"))
+    url = forge.secret_value("acme", "search", "DATABASE_URL")
+    if not url.startswith(("postgresql://", "sqlite:///")):
+        raise StoryFailed("the search repository has no DATABASE_URL secret")
+    production = forge.secret_value("acme", "search", "DATABASE_URL", "production")
+    if production != url:
+        raise StoryFailed("the production environment did not receive the same DATABASE_URL")
+    story.show(f"{where}; DATABASE_URL set on acme/search and its production environment "
+               f"({url.split(':', 1)[0]}://…, sealed with each one's public key)")
 
     story.say("`paved audit Service/search`: who asked, who approved, when it was applied")
     _audit(story, forge)

@@ -201,6 +201,12 @@ def _plan(before: Catalogue, after: Catalogue) -> PlannedRequests:
             renames.append((removed, twin))
 
     head_needs = after.references_from([n.identity for _, n in updates + renames] + [c.identity for c in creates])
+    # A database's credentials go to its service's environments, so they must exist first.
+    databases = [r for r in creates + [n for _, n in updates + renames] if r.kind == "Database"]
+    environments_of = after.serving({str(r.spec.get("service")) for r in databases}, "Environment")
+    for database in databases:
+        service = str(database.spec.get("service"))
+        head_needs[database.identity] += [e.identity for e in environments_of.get(service, [])]
     base_needs = before.references_from([d.identity for d in deletes])
     changes = [_change("update", n, rules, head_needs[n.identity], before=o) for o, n in updates]
     changes += [_change("rename", n, rules, head_needs[n.identity], before=o) for o, n in renames]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -150,10 +151,13 @@ def test_a_policy_case_in_the_wrong_folder_fails_the_run(platform_repo: Platform
 
 
 def test_the_demo_tells_the_whole_story_and_exits_0() -> None:
+    bare = {k: v for k, v in os.environ.items() if k != "PAVED_POSTGRES_DSN"}  # the laptop story: SQLite
     done = subprocess.run([sys.executable, "-m", "bot.cli", "demo"], capture_output=True, text=True,
-                          cwd=PROJECT, timeout=300)
+                          cwd=PROJECT, timeout=300, env=bare)
     assert done.returncode == 0, done.stdout + done.stderr
     for step in ("**Plan:** 3 to create, 1 to update, 1 to delete", "1 error to fix",
                  "waiting for approval from team data and team growth", "ready to merge", "paved/apply on",
-                 "# search", "Service/search  create: applied", "PR #1 by gina, approved by dana, hugo"):
+                 "# search", "Service/search  create: applied", "PR #1 by gina, approved by dana, hugo",
+                 "SQLite (embedded: paved.yaml names no PostgreSQL server): create the file",
+                 "search-db.sqlite3; DATABASE_URL set on acme/search and its production environment (sqlite://"):
         assert step in done.stdout, step

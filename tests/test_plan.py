@@ -243,3 +243,15 @@ def test_a_new_environment_applies_its_services_databases_again(branch: Platform
     assert [c.identity for c in plan.changes] == ["Environment/checkout-staging"]
     assert plan.refresh == ("Database/checkout-db",)
     assert plan.environments == (("checkout", ("staging",)),)
+
+
+def test_a_database_applies_after_the_environments_its_credentials_go_to(branch: PlatformRepo) -> None:
+    text = (branch.root / "catalog/services/checkout.yaml").read_text()
+    branch.write("catalog/services/checkout.yaml", text.replace("size: small", "size: medium"))
+    branch.write("catalog/environments/checkout-staging.yaml", ENVIRONMENT.format(env="staging"))
+    branch.commit()
+    plan = plan_of(branch)
+    order = [c.identity for c in plan.changes]
+    assert order.index("Environment/checkout-staging") < order.index("Database/checkout-db")
+    [database] = [c for c in plan.changes if c.kind == "Database"]
+    assert "Environment/checkout-staging" in database.depends_on
