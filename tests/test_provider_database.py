@@ -371,3 +371,18 @@ def test_deleting_an_embedded_database_keeps_a_copy_in_the_backups(place: Place)
     result = applied(place, None, target=target, previous=database(name))
     assert Path(result.outputs["backup"]).read_bytes().startswith(b"SQLite format 3")
     assert not (place.data_dir / "databases" / f"{name}.sqlite3").exists()
+
+
+# -- settings -----------------------------------------------------------------------------------------------
+
+def test_the_server_variable_paved_yaml_names_is_read_from_paved_s_environment() -> None:
+    from bot.settings import Settings
+
+    settings = Settings.from_env({"HOME": "/tmp", "DB_MAIN": "postgresql://paved:s3cret-pw@db:5432/postgres",
+                                  "DB_LOCAL": "host=/run/postgresql dbname=postgres password=other-pw",
+                                  "NOT_A_SERVER": "hello"})
+    assert settings.postgres_server("DB_MAIN") is not None
+    assert settings.postgres_server("DB_LOCAL") is not None
+    assert settings.postgres_server("NOT_A_SERVER") is None
+    assert {"s3cret-pw", "other-pw"} <= set(settings.secret_values())
+    assert "s3cret-pw" not in repr(settings)

@@ -608,7 +608,8 @@ class DatabaseProvider:
         try:
             engine = self._engine(target)
             scratch.outputs["engine"] = engine.label
-            if self._renames(desired, self.observe(subject, target), target, previous):
+            renamed = desired is not None and previous is not None and previous.name != desired.name
+            if renamed and self._renames(desired, self.observe(subject, target), target, previous):
                 assert desired is not None and previous is not None
                 for action in engine.rename(previous.name, desired.name):
                     current = action.step
