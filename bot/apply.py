@@ -12,8 +12,8 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
 
 from bot.model import Plan, Resource
 from bot.provider import Provider, Result, Target
@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 NOTES_REF = "refs/notes/paved"
 APPLIED_REF = "refs/paved/applied"
 RECORD_VERSION = 1
+# Why an apply ran: a merge (a push to the default branch), `/paved retry`, reconcile catching up or
+# retrying a failed apply, or reconcile putting back a resource that drifted (`spec.drift: heal`).
+Trigger = Literal["merge", "retry", "reconcile", "heal"]
+TRIGGERS: tuple[Trigger, ...] = ("merge", "retry", "reconcile", "heal")
 
 
 def plan_digest(plan: Plan) -> str:
@@ -85,7 +89,8 @@ class ApplyRecord:
     requested_by: str | None = None
     merged_by: str | None = None
     approved_by: tuple[str, ...] = ()
-    actions: Mapping[str, str] = field(default_factory=dict)  # identity -> create | update | rename | delete
+    actions: Mapping[str, str] = field(default_factory=dict)  # identity -> create | update | rename | delete | heal
+    trigger: Trigger = "merge"
 
     @property
     def ok(self) -> bool:
@@ -100,11 +105,17 @@ class ApplyRecord:
 
     @classmethod
     def from_json(cls, text: str) -> ApplyRecord:
+        """A record from its note line. Records written before a field existed read with its default
+        (those without `trigger` came from merges), and fields a later Paved adds are left aside."""
         data = json.loads(text)
         data.pop("paved", None)
         results = tuple(Result(r["resource"], r["status"], r.get("message", ""), (), r.get("outputs", {}))
                         for r in data.pop("results", []))
-        return cls(results=results, approved_by=tuple(data.pop("approved_by", ())), **data)
+        known = {f.name for f in fields(cls)}
+        kept = {k: v for k, v in data.items() if k in known}
+        if kept.get("trigger") not in TRIGGERS:
+            kept["trigger"] = "merge"
+        return cls(results=results, approved_by=tuple(kept.pop("approved_by", ())), **kept)
 
 
 def read_records(note: str) -> list[ApplyRecord]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from bot.errors import PavedError, UsageError
 
 if TYPE_CHECKING:
+    from bot.audit import PendingCommit
     from bot.catalog import CatalogueStore
     from bot.model import Finding, Tree
     from bot.settings import Settings
@@ -197,14 +198,138 @@ def cmd_audit(args: argparse.Namespace) -> int:
     """Show who asked for what, who approved it, and when it was applied, from git and Paved's notes."""
     from bot.adapters.repo import commit_dates, fetch_notes_from_origin, notes
     from bot.apply import NOTES_REF
-    from bot.audit import as_json, as_text, trail
+    from bot.audit import as_csv, as_json, as_text, parse_resource, parse_since, trail
+    from bot.stats import PLANS_REF, plan_records
 
+    resource = parse_resource(args.resource) if args.resource else None
+    since = parse_since(args.since) if args.since else None
     ctx = _Context(args)
     if not args.offline:
         fetch_notes_from_origin(ctx.root, NOTES_REF)
+        fetch_notes_from_origin(ctx.root, PLANS_REF)
     recorded = notes(ctx.root, NOTES_REF)
-    entries = trail(recorded, commit_dates(ctx.root, list(recorded)), args.resource)
-    sys.stdout.write(as_json(entries) if args.format == "json" else as_text(entries))
+    pending = _pending_commits(ctx, set(recorded))
+    entries = trail(recorded, commit_dates(ctx.root, list(recorded)), resource, since=since, pending=pending,
+                    plans=plan_records(notes(ctx.root, PLANS_REF)))
+    render = {"json": as_json, "csv": as_csv}.get(args.format, as_text)
+    sys.stdout.write(render(entries))
+    return EXIT_OK
+
+
+# Pending commits are planned one by one to say what each changes; past this many, the oldest are left
+# out (and the command says so): a repo Paved has never applied would otherwise plan its whole history.
+MAX_PENDING = 50
+
+
+def _pending_commits(ctx: _Context, applied: set[str]) -> list[PendingCommit]:
+    """The commits on HEAD's first-parent line newer than the newest applied one, with their changes."""
+    from bot.adapters.repo import EMPTY_TREE, GitTree, _git, commit_dates
+    from bot.audit import PendingCommit
+    from bot.errors import RevisionError
+    from bot.model import MemoryTree
+    from bot.plan import make_plan
+    from bot.rules import load_rules
+
+    try:
+        listing = _git(ctx.root, "rev-list", "--first-parent", "--parents", "HEAD").decode().splitlines()
+    except RevisionError:
+        return []  # no commits yet
+    line: list[tuple[str, str | None]] = []
+    for row in listing:
+        sha, *parents = row.split()
+        if sha in applied:
+            break
+        line.append((sha, parents[0] if parents else None))
+    if len(line) > MAX_PENDING:
+        print(f"paved: {len(line)} commits are not applied yet; the trail shows the newest {MAX_PENDING}",
+              file=sys.stderr)
+        line = line[:MAX_PENDING]
+    described = commit_dates(ctx.root, [sha for sha, _ in line])
+    found: list[PendingCommit] = []
+    for sha, parent in line:
+        head = GitTree(ctx.root, sha)
+        base: Tree = GitTree(ctx.root, parent) if parent else MemoryTree({}, label=EMPTY_TREE[:12])
+        try:
+            plan = make_plan(base, head, store=ctx.store, rules=load_rules(head))
+        except PavedError:
+            continue  # not a platform repo at this commit (no rules yet): nothing Paved would apply
+        finally:
+            head.close()
+            base.close()
+        author, when, subject = described.get(sha, ("", "", ""))
+        found.append(PendingCommit(sha, author, when, subject, {c.identity: c.action for c in plan.all_changes}))
+    return found
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Requests per week, lead times, first plans passed, frequent findings and failed applies, from git."""
+    from bot.adapters.repo import fetch_notes_from_origin, notes
+    from bot.apply import NOTES_REF
+    from bot.audit import parse_since
+    from bot.stats import PLANS_REF, apply_records, as_json, as_text, compute, plan_records
+
+    since = parse_since(args.since) if args.since else None
+    ctx = _Context(args)
+    if not args.offline:
+        fetch_notes_from_origin(ctx.root, NOTES_REF)
+        fetch_notes_from_origin(ctx.root, PLANS_REF)
+    plans = plan_records(notes(ctx.root, PLANS_REF))
+    applies = apply_records(notes(ctx.root, NOTES_REF))
+    planned = {p.pull_request for p in plans}
+    # Pull requests merged before plans were recorded are counted from their apply's actions, whose
+    # owners only the catalogue knows: read it at HEAD, and only when such a pull request exists.
+    unplanned = [a for a in applies if a.pull_request is not None and a.pull_request not in planned and a.previous]
+    owners = _owners(ctx, {i for a in unplanned for i in a.actions}) if unplanned else {}
+    stats = compute(plans, applies, since=since, owners=owners)
+    sys.stdout.write(as_json(stats) if args.format == "json" else as_text(stats))
+    return EXIT_OK
+
+
+def _owners(ctx: _Context, identities: set[str]) -> dict[str, str]:
+    """The owning team of each of `identities` still in the catalogue at HEAD."""
+    from bot.adapters.repo import GitTree
+    from bot.catalog import judge
+    from bot.rules import load_rules
+
+    try:
+        with GitTree(ctx.root, "HEAD") as tree:
+            catalogue = judge(tree, load_rules(tree), ctx.store)
+            return {i: entries[0].owner for i, entries in catalogue.definitions(identities).items() if entries}
+    except PavedError:
+        return {}
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write the catalogue as Backstage entities (Groups, Systems, Components, Resources)."""
+    from bot.adapters.repo import GitTree
+    from bot.catalog import judge
+    from bot.config import load_config
+    from bot.export import as_files, as_yaml, backstage
+    from bot.rules import load_rules
+
+    ctx = _Context(args)
+    with GitTree(ctx.root, args.revision) as tree:
+        catalogue = judge(tree, load_rules(tree), ctx.store)
+        resources = catalogue.resources(catalogue.identities())
+        organization = args.organization or load_config(tree).organization
+    exported = backstage(resources.values(), organization=organization)
+    if args.output is None:
+        sys.stdout.write(as_yaml(exported.entities))
+        return EXIT_OK
+    target = Path(args.output)
+    if target.is_dir() or args.output.endswith(("/", "\\")):
+        target.mkdir(parents=True, exist_ok=True)
+        for name, text in as_files(exported).items():
+            (target / name).write_text(text, encoding="utf-8")
+        print(f"wrote {len(exported.entities)} entities to {target}/ (catalog-info.yaml lists them)")
+    else:
+        if not target.parent.is_dir():
+            raise UsageError(f"--output {args.output}: the folder {target.parent} does not exist")
+        target.write_text(as_yaml(exported.entities), encoding="utf-8")
+        print(f"wrote {len(exported.entities)} entities to {target}")
+    if not organization:
+        print("note: no GitHub organisation known (--organization, or github.organization in paved.yaml), "
+              "so components have no github.com/project-slug", file=sys.stderr)
     return EXIT_OK
 
 
@@ -253,8 +378,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = add("audit", cmd_audit)
     audit.add_argument("resource", nargs="?", metavar="KIND/NAME", help="only this resource")
-    audit.add_argument("--format", choices=["text", "json"], default="text")
+    audit.add_argument("--since", metavar="DATE", help="only what happened from DATE on (ISO, e.g. 2026-11-01)")
+    audit.add_argument("--format", choices=["text", "json", "csv"], default="text")
     audit.add_argument("--offline", action="store_true", help="do not fetch the notes from origin first")
+
+    stats = add("stats", cmd_stats)
+    stats.add_argument("--since", metavar="DATE", help="only pull requests and applies from DATE on (ISO date)")
+    stats.add_argument("--format", choices=["text", "json"], default="text")
+    stats.add_argument("--offline", action="store_true", help="do not fetch the notes from origin first")
+
+    export = add("export", cmd_export)
+    export.add_argument("target", choices=["backstage"], help="what to export for (backstage)")
+    export.add_argument("--revision", default="HEAD", metavar="REF", help="the revision to export (default: HEAD)")
+    export.add_argument("--organization", metavar="ORG", help="GitHub organisation of the repositories "
+                        "(default: github.organization in paved.yaml)")
+    export.add_argument("--output", metavar="PATH", help="a file, or a folder (existing, or ending in /) for one "
+                        "file per entity; default: standard output")
 
     demo = add("demo", cmd_demo)
     demo.add_argument("--keep", metavar="DIR", help="build the demo repo in DIR and leave it there")

@@ -4,12 +4,16 @@ Triggered by `pull_request` (opened, synchronize, reopened, ready_for_review), `
 (submitted), `check_run` (rerequested) and `/paved plan`. The plan compares the pull request's head
 with its merge base, judged by the rules of the base branch as it is now, so that neither a stale
 branch nor the pull request itself decides which rules apply.
+
+Each published plan is also recorded in git, for `paved stats`: one JSON line appended to the note on
+the head commit under `refs/notes/paved-plans` (see `bot.stats.PlanRecord`), pushed to the forge.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 from bot.approvals import Requirement, requirements, waiting_message
@@ -22,6 +26,7 @@ from bot.plan import PlannedRequests, plan_requests
 from bot.provider import Target
 from bot.render import markdown, text
 from bot.rules import is_platform_repo, load_rules
+from bot.stats import PLANS_REF, PlanRecord
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +177,27 @@ def publish(ctx: Context, pr: PullRequest, plan: Plan, config: RepoConfig,
     comment = markdown.render(plan, repo_url=_web_url(pr), limit=65_536 - len(approvals) - 16)
     ctx.forge.upsert_comment(pr.repo, pr.number, markdown.MARKER, comment.rstrip("\n") + "\n" + approvals)
     log.info("published plan for %s#%d at %s: %s", pr.repo, pr.number, pr.head_sha[:12], title)
+    record_plan(ctx, pr, plan)
     return Outcome("published", conclusion=conclusion, plan=plan, pending=tuple(pending))
+
+
+def record_plan(ctx: Context, pr: PullRequest, plan: Plan) -> None:
+    """Append the plan's record to the head commit's note under `refs/notes/paved-plans` and push it.
+
+    Best effort: the plan on the pull request is what people wait for, so a note that cannot be
+    written or pushed is logged and left out of the statistics. The notes ref is fetched first so the
+    push (which moves the ref) carries every earlier record; two plans of one repo recorded at the
+    same instant by two workers could still lose one of them, which only costs a statistic.
+    """
+    record = PlanRecord.of(plan, pull_request=pr.number, head=pr.head_sha, opened_at=pr.created_at,
+                           author=pr.author, planned_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    try:
+        ctx.mirror.fetch_if_present(pr.repo, PLANS_REF)
+        ctx.mirror.append_note(pr.repo, PLANS_REF, pr.head_sha, record.to_json())
+        ctx.mirror.push(pr.repo, [PLANS_REF])
+    except Exception as exc:  # whatever git says (or GitPython raises), the published plan stands
+        log.warning("could not record the plan for %s#%d at %s in %s: %s", pr.repo, pr.number,
+                    pr.head_sha[:12], PLANS_REF, exc)
 
 
 def _web_url(pr: PullRequest) -> str | None:

@@ -1,0 +1,381 @@
+"""How the paved road is used: requests per week, lead times, first plans passed, findings, failed applies.
+
+Everything comes from git, like the audit trail: the apply records in `refs/notes/paved` (bot/apply.py)
+and the plan records that Paved appends to `refs/notes/paved-plans`, one JSON line on a pull request's
+head commit each time it publishes a plan there (bot/handlers/pull_request.py). Pure: the caller reads
+the notes; this module parses them into records, computes a `Stats` and renders it.
+
+The figures, and where each comes from:
+
+* **requests per week**, by kind and by owning team: the resource changes of each merged pull
+  request (its latest plan record), in the ISO week it was first applied. Pull requests merged before
+  plans were recorded fall back to their apply record's `actions` (kind known, team from `owners`);
+  the very first apply (no `previous`) brings in the whole existing catalogue, so it is no request.
+* **lead time**: from the pull request's opening (`opened_at` in its first plan record) to the first
+  apply of it that went through; median and 90th percentile (nearest rank, so always a real sample).
+* **first plan passed**: the share of pull requests whose earliest plan record has no error.
+* **most frequent findings**: per rule id, how many pull requests tripped it in any of their plans
+  (a finding that survives five pushes is one trip, not five) — the guardrails people stumble on.
+* **apply failure rate**: failed applies over all applies, leaving out drift heals (`trigger: heal`),
+  which are Paved's own upkeep, not people's requests. An apply with changes but no results was
+  refused (the catalogue had errors) and counts as failed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+from bot.apply import ApplyRecord, read_records
+from bot.model import Plan
+
+PLANS_REF = "refs/notes/paved-plans"
+PLAN_RECORD_VERSION = 1
+# The findings list shows this many rules; the JSON has them all.
+TOP_FINDINGS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRecord:
+    """One plan Paved published on a pull request: when, for whom, whether it passed, what it found."""
+
+    pull_request: int
+    head: str
+    opened_at: str
+    author: str
+    planned_at: str
+    ok: bool
+    findings: Mapping[str, int] = field(default_factory=dict)  # rule id -> findings of that rule
+    changes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # kind -> action -> count
+    teams: Mapping[str, int] = field(default_factory=dict)  # owning team -> changes
+
+    @classmethod
+    def of(cls, plan: Plan, *, pull_request: int, head: str, opened_at: str, author: str,
+           planned_at: str) -> PlanRecord:
+        changes: dict[str, Counter[str]] = defaultdict(Counter)
+        for change in plan.all_changes:
+            changes[change.kind][change.action] += 1
+        return cls(pull_request=pull_request, head=head, opened_at=opened_at, author=author,
+                   planned_at=planned_at, ok=not plan.errors,
+                   findings=dict(sorted(Counter(f.rule for f in plan.findings).items())),
+                   changes={k: dict(sorted(v.items())) for k, v in sorted(changes.items())},
+                   teams=dict(sorted(Counter(c.owner for c in plan.all_changes).items())))
+
+    def to_json(self) -> str:
+        data = {"paved": PLAN_RECORD_VERSION, **asdict(self)}
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> PlanRecord:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a plan record")
+        return cls(
+            pull_request=int(data["pull_request"]), head=str(data.get("head", "")),
+            opened_at=str(data.get("opened_at") or ""), author=str(data.get("author") or ""),
+            planned_at=str(data["planned_at"]), ok=bool(data["ok"]),
+            findings={str(k): int(v) for k, v in (data.get("findings") or {}).items()},
+            changes={str(k): {str(a): int(n) for a, n in v.items()} for k, v in (data.get("changes") or {}).items()},
+            teams={str(k): int(v) for k, v in (data.get("teams") or {}).items()})
+
+    @property
+    def total_changes(self) -> int:
+        return sum(sum(actions.values()) for actions in self.changes.values())
+
+
+def read_plan_records(note: str) -> list[PlanRecord]:
+    """Every plan recorded in one commit's note (one JSON object a line); other lines are not Paved's."""
+    records = []
+    for line in note.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                records.append(PlanRecord.from_json(line))
+            except (ValueError, TypeError, KeyError, AttributeError):
+                continue
+    return records
+
+
+def plan_records(notes: Mapping[str, str]) -> list[PlanRecord]:
+    """The plan records of every note under `refs/notes/paved-plans` (commit -> note text)."""
+    return [r for note in notes.values() for r in read_plan_records(note)]
+
+
+def apply_records(notes: Mapping[str, str]) -> list[ApplyRecord]:
+    """The apply records of every note under `refs/notes/paved` (commit -> note text)."""
+    return [r for note in notes.values() for r in read_records(note)]
+
+
+def trigger_of(record: ApplyRecord) -> str:
+    """Why an apply ran; records written before triggers were recorded came from merges."""
+    return str(getattr(record, "trigger", None) or "merge")
+
+
+def apply_failed(record: ApplyRecord) -> bool:
+    """Whether an apply did not go through: a provider failed or skipped, or it was refused outright
+    (changes were due but nothing was attempted: the merged catalogue had errors)."""
+    return not record.ok or (bool(record.actions) and not record.results)
+
+
+# -- the figures ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Week:
+    """The resource changes merged pull requests asked for in one ISO week (`2026-W48`)."""
+
+    week: str
+    requests: int  # pull requests
+    changes: int
+    by_kind: Mapping[str, int]
+    by_team: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class LeadTime:
+    """Hours from a pull request's opening to its first successful apply."""
+
+    pull_requests: int
+    median_hours: float | None
+    p90_hours: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class FindingCount:
+    """A rule, how many pull requests tripped it, and how many findings it made across their plans."""
+
+    rule: str
+    pull_requests: int
+    findings: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """The figures of one platform repo, from `since` (an ISO date, or everything)."""
+
+    since: str | None
+    pull_requests_planned: int
+    pull_requests_applied: int
+    weeks: tuple[Week, ...]
+    lead_time: LeadTime
+    first_plan_passed: int
+    first_plan_total: int
+    findings: tuple[FindingCount, ...]
+    applies: int
+    applies_failed: int
+    heals_left_out: int
+
+    @property
+    def first_plan_pass_rate(self) -> float | None:
+        return self.first_plan_passed / self.first_plan_total if self.first_plan_total else None
+
+    @property
+    def apply_failure_rate(self) -> float | None:
+        return self.applies_failed / self.applies if self.applies else None
+
+
+def parse_time(value: str) -> datetime | None:
+    """An ISO 8601 timestamp as an aware datetime (UTC when it names no offset), or None."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def percentile(values: list[float], share: float) -> float | None:
+    """The nearest-rank percentile: the smallest sample with at least `share` of them at or below it."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(math.ceil(share * len(ordered)) - 1, 0)]
+
+
+def median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _week(moment: datetime) -> str:
+    year, week, _ = moment.astimezone(UTC).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def compute(plans: Iterable[PlanRecord], applies: Iterable[ApplyRecord], *, since: datetime | None = None,
+            owners: Mapping[str, str] | None = None) -> Stats:
+    """The figures from parsed records. `since` keeps pull requests opened (or, unplanned, applied) and
+    applies made from then on; `owners` (identity -> team) names the team of changes known only from
+    an apply record."""
+    owners = owners or {}
+    by_pr: dict[int, list[PlanRecord]] = defaultdict(list)
+    for plan in plans:
+        by_pr[plan.pull_request].append(plan)
+    for records in by_pr.values():
+        records.sort(key=lambda r: (parse_time(r.planned_at) or datetime.min.replace(tzinfo=UTC), r.planned_at))
+    all_applies = sorted(applies, key=lambda r: (parse_time(r.applied_at) or datetime.min.replace(tzinfo=UTC)))
+
+    def recent(moment: datetime | None) -> bool:
+        return since is None or (moment is not None and moment >= since)
+
+    planned = {n: records for n, records in by_pr.items()
+               if recent(parse_time(records[0].opened_at) or parse_time(records[0].planned_at))}
+
+    # Applies: the failure rate leaves out drift heals; each pull request's first (and first good) apply.
+    counted = [r for r in all_applies if recent(parse_time(r.applied_at))]
+    heals = [r for r in counted if trigger_of(r) == "heal"]
+    requested = [r for r in counted if trigger_of(r) != "heal"]
+    first_apply: dict[int, ApplyRecord] = {}
+    first_good: dict[int, ApplyRecord] = {}
+    for record in all_applies:
+        if record.pull_request is None or trigger_of(record) == "heal":
+            continue
+        first_apply.setdefault(record.pull_request, record)
+        if not apply_failed(record):
+            first_good.setdefault(record.pull_request, record)
+
+    # Requests per week: merged pull requests by the week of their first apply.
+    weeks: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: {"kind": Counter(), "team": Counter(),
+                                                                     "requests": Counter()})
+    for number, record in first_apply.items():
+        applied = parse_time(record.applied_at)
+        if applied is None:
+            continue
+        opened = parse_time(by_pr[number][0].opened_at) if number in by_pr else None
+        if not recent(opened or applied):
+            continue
+        bucket = weeks[_week(applied)]
+        bucket["requests"]["pull requests"] += 1
+        if number in by_pr:
+            latest = by_pr[number][-1]  # the plan of the head that merged
+            for kind, actions in latest.changes.items():
+                bucket["kind"][kind] += sum(actions.values())
+            bucket["team"].update(latest.teams)
+        elif record.previous is not None:  # merged before plans were recorded
+            for identity in record.actions:
+                bucket["kind"][identity.split("/", 1)[0]] += 1
+                bucket["team"][owners.get(identity, "unknown")] += 1
+    week_list = tuple(Week(week=w, requests=b["requests"]["pull requests"], changes=sum(b["kind"].values()),
+                           by_kind=dict(sorted(b["kind"].items())),
+                           by_team=dict(sorted(b["team"].items(), key=lambda kv: (-kv[1], kv[0]))))
+                      for w, b in sorted(weeks.items()))
+
+    # Lead time: opened -> first apply that went through.
+    hours: list[float] = []
+    for number, records in planned.items():
+        opened = parse_time(records[0].opened_at)
+        good = first_good.get(number)
+        applied = parse_time(good.applied_at) if good else None
+        if opened is not None and applied is not None and applied >= opened:
+            hours.append((applied - opened).total_seconds() / 3600)
+
+    trips: Counter[str] = Counter()
+    occurrences: Counter[str] = Counter()
+    for records in planned.values():
+        seen: set[str] = set()
+        for plan in records:
+            occurrences.update(plan.findings)
+            seen |= set(plan.findings)
+        trips.update(seen)
+    findings = tuple(FindingCount(rule, n, occurrences[rule])
+                     for rule, n in sorted(trips.items(), key=lambda kv: (-kv[1], -occurrences[kv[0]], kv[0])))
+
+    return Stats(
+        since=since.date().isoformat() if since else None,
+        pull_requests_planned=len(planned),
+        pull_requests_applied=sum(1 for n, r in first_apply.items() if recent(parse_time(r.applied_at))),
+        weeks=week_list,
+        lead_time=LeadTime(len(hours), median(hours), percentile(hours, 0.9)),
+        first_plan_passed=sum(1 for records in planned.values() if records[0].ok),
+        first_plan_total=len(planned),
+        findings=findings,
+        applies=len(requested),
+        applies_failed=sum(1 for r in requested if apply_failed(r)),
+        heals_left_out=len(heals))
+
+
+# -- rendering ------------------------------------------------------------------------------------
+
+
+def duration(hours: float | None) -> str:
+    """Hours as a person reads them: `45 min`, `5 h 12 min`, `3 d 4 h`."""
+    if hours is None:
+        return "n/a"
+    minutes = round(hours * 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 24 * 60:
+        h, m = divmod(minutes, 60)
+        return f"{h} h {m} min" if m else f"{h} h"
+    d, h = divmod(round(hours), 24)
+    return f"{d} d {h} h" if h else f"{d} d"
+
+
+def _plural(n: int, noun: str, nouns: str | None = None) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {nouns or noun + 's'}"
+
+
+def _share(part: int, whole: int, noun: str, nouns: str | None = None) -> str:
+    if not whole:
+        return f"no {nouns or noun + 's'} yet"
+    return f"{part} of {_plural(whole, noun, nouns)} ({part / whole:.0%})"
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "-"
+
+
+def as_text(stats: Stats) -> str:
+    period = f"since {stats.since}" if stats.since else "all recorded history"
+    lines = [f"Paved stats, {period}: {_plural(stats.pull_requests_planned, 'pull request')} planned, "
+             f"{stats.pull_requests_applied} merged and applied", ""]
+    lines.append("Requests per week (resource changes in merged pull requests, by week applied)")
+    if stats.weeks:
+        width = max(len(_counts(w.by_kind)) for w in stats.weeks)
+        lines.append(f"  {'week':<9} {'PRs':>4} {'changes':>8}  {'by kind':<{width}}  by team")
+        for w in stats.weeks:
+            lines.append(f"  {w.week:<9} {w.requests:>4} {w.changes:>8}  {_counts(w.by_kind):<{width}}  "
+                         f"{_counts(w.by_team)}")
+    else:
+        lines.append("  none yet")
+    lead = stats.lead_time
+    lines += ["", f"Lead time, pull request opened to applied: median {duration(lead.median_hours)}, "
+                  f"p90 {duration(lead.p90_hours)} ({_plural(lead.pull_requests, 'pull request')})",
+              f"First plan passed: {_share(stats.first_plan_passed, stats.first_plan_total, 'pull request')}",
+              f"Apply failure rate: {_share(stats.applies_failed, stats.applies, 'apply', 'applies')} failed"
+              + (f" ({stats.heals_left_out} drift heals not counted)" if stats.heals_left_out else ""),
+              "", "Most frequent findings (pull requests that tripped each rule)"]
+    if stats.findings:
+        shown = stats.findings[:TOP_FINDINGS]
+        width = max(len(f.rule) for f in shown)
+        for f in shown:
+            lines.append(f"  {f.rule:<{width}}  {_plural(f.pull_requests, 'pull request')}"
+                         f" ({_plural(f.findings, 'finding')})")
+        if len(stats.findings) > TOP_FINDINGS:
+            lines.append(f"  … and {len(stats.findings) - TOP_FINDINGS} more rules (--format json lists all)")
+    else:
+        lines.append("  none")
+    if not stats.pull_requests_planned and not stats.applies:
+        lines += ["", "Nothing recorded yet (plans are under refs/notes/paved-plans, applies under "
+                      "refs/notes/paved; fetch them from the platform repo)."]
+    return "\n".join(lines) + "\n"
+
+
+def to_dict(stats: Stats) -> dict[str, object]:
+    """The figures as plain data, for JSON and for the adoption page."""
+    data = asdict(stats)
+    data["first_plan_pass_rate"] = stats.first_plan_pass_rate
+    data["apply_failure_rate"] = stats.apply_failure_rate
+    return {"version": 1, **data}
+
+
+def as_json(stats: Stats) -> str:
+    return json.dumps(to_dict(stats), indent=2) + "\n"
