@@ -93,6 +93,18 @@ class CheckRun:
     details_url: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """An issue (never a pull request) as Paved needs it: to find its own again and keep it current."""
+
+    number: int
+    title: str
+    body: str
+    state: Literal["open", "closed"] = "open"
+    labels: tuple[str, ...] = ()
+    url: str = ""
+
+
 class Forge(Protocol):
     """GitHub, as the pull-request loop uses it. `repo` is always `owner/name`."""
 
@@ -130,6 +142,22 @@ class Forge(Protocol):
 
     def merged_pull_request(self, repo: str, sha: str) -> PullRequest | None:
         """The recently merged pull request whose merge made commit `sha`, if there is one."""
+        ...
+
+    def labelled_issues(self, repo: str, label: str) -> list[Issue]:
+        """The open issues (not pull requests) that carry `label`."""
+        ...
+
+    def open_issue(self, repo: str, title: str, body: str, labels: Iterable[str] = ()) -> Issue: ...
+
+    def ensure_label(self, repo: str, name: str, color: str, description: str) -> None:
+        """Create label `name` unless the repository has it (GitHub would make it grey and unexplained)."""
+        ...
+
+    def update_issue(self, repo: str, number: int, title: str, body: str) -> None: ...
+
+    def close_issue(self, repo: str, number: int, comment: str) -> None:
+        """Say why in a comment, then close the issue as completed."""
         ...
 
 

@@ -95,3 +95,11 @@ def test_the_audit_trail_says_who_asked_who_approved_and_when() -> None:
     text = as_text(entries)
     assert "Service/search  create: applied" in text
     assert "PR #7 by carol, approved by bob, merged by alice" in text
+
+
+def test_a_record_says_what_triggered_it_and_older_records_read_as_merges() -> None:
+    healed = ApplyRecord("abc", "abb", "2026-11-28T10:00:00+00:00", "", (Result("Team/x", "applied"),),
+                         actions={"Team/x": "heal"}, trigger="heal")
+    older = '{"paved": 1, "revision": "abc", "previous": null, "applied_at": "2026-11-27T10:00:00+00:00", ' \
+            '"plan_digest": "d1", "results": [], "approved_by": [], "actions": {}, "a_later_field": 1}'
+    assert [r.trigger for r in read_records(healed.to_json() + "\n" + older)] == ["heal", "merge"]

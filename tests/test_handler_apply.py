@@ -39,6 +39,7 @@ def test_a_merge_is_applied_and_recorded_as_a_note_on_the_merge_commit(world: Wo
     assert (record["revision"], record["pull_request"], record["requested_by"], record["merged_by"]) == (
         merged, number, "carol", "alice")
     assert record["approved_by"] == ["bob"]
+    assert record["trigger"] == "merge"
     assert world.ctx.mirror.resolve(REPO, APPLIED_REF) == merged  # type: ignore[attr-defined]
     assert world.comments(number)[-1].startswith(f"### Paved applied {merged[:12]}")
 

@@ -386,3 +386,21 @@ def test_the_server_variable_paved_yaml_names_is_read_from_paved_s_environment()
     assert settings.postgres_server("NOT_A_SERVER") is None
     assert {"s3cret-pw", "other-pw"} <= set(settings.secret_values())
     assert "s3cret-pw" not in repr(settings)
+
+
+def test_the_plan_of_a_new_environment_shows_its_service_s_database_delivering_there(place: Place) -> None:
+    from bot.handlers import Context
+    from bot.handlers.pull_request import live_steps
+    from bot.model import Plan
+    from bot.plan import PlannedRequests
+
+    target = replace(place.target, config=RepoConfig())
+    name = place.name()
+    applied(place, database(name), target=target)
+    db = database(name)
+    plan = Plan(base="main", head="change", changes=(), deletions=(), unchanged=1, costs=(), findings=(),
+                environments=(("search", ("production", "staging")),), refresh=(db.identity,))
+    ctx = Context(place.world.ctx.forge, place.world.ctx.mirror, place.world.ctx.store, (place.provider,))
+    steps = live_steps(ctx, REPO, RepoConfig(), PlannedRequests(plan, {}, {db.identity: db}), target.tree,
+                       target.revision)
+    assert "set the Actions secret DATABASE_URL on environment staging of acme/search" in steps[db.identity]

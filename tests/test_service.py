@@ -346,6 +346,38 @@ def test_readyz_answers_503_when_the_data_folder_is_gone(tmp_path: Path) -> None
     assert f"the data folder {settings.data_dir} is not a writable folder" in assert_message_only(response)
 
 
+def test_readyz_answers_503_when_the_data_folder_cannot_be_written_to(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, queue_immediate=False)
+    with running(settings, Recorder()) as service:
+        # Something that is not a folder stands where the data folder was: no file can be made in it
+        # (a permission test would pass for root, whom no mode bit stops).
+        shutil.rmtree(settings.data_dir)
+        settings.data_dir.write_text("not a folder")
+        response = service.client.get(service.url + "/readyz")
+    assert response.status_code == 503
+    assert f"the data folder {settings.data_dir} is not a writable folder" in assert_message_only(response)
+
+
+def test_readyz_answers_503_when_the_queue_file_is_gone(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, queue_immediate=False)
+    with running(settings, Recorder()) as service:
+        settings.queue_db.unlink()
+        response = service.client.get(service.url + "/readyz")
+    assert response.status_code == 503
+    assert assert_message_only(response) == f"not ready: the sqlite queue cannot be read: {settings.queue_db} is gone"
+
+
+def test_readyz_answers_503_when_the_redis_queue_cannot_be_reached(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, queue_immediate=False)
+    deliveries = open_delivery_log(settings)
+    unreachable = make_queue(dataclasses.replace(settings, redis_url=Secret("redis://127.0.0.1:9/0")), deliveries,
+                             Recorder())
+    with running(settings, Recorder(), deliveries=deliveries, queue=unreachable) as service:
+        response = service.client.get(service.url + "/readyz")
+    assert response.status_code == 503
+    assert assert_message_only(response).startswith("not ready: the redis queue cannot be read: ")
+
+
 class BrokenLog(SqliteDeliveryLog):
     def accept(self, delivery: Delivery) -> None:
         raise RuntimeError("the disk is on fire")

@@ -8,9 +8,10 @@ traceback and never a configured secret.
 Two stores keep the same records: an SQLite table in the data folder (the embedded default), and Redis
 when the queue is in Redis, because serve replicas and workers on other machines must all see one log.
 
-Log lines about a delivery carry its id, event and repository: `delivery_context` sets them for the
-code running inside it (threads and asyncio tasks alike, as they are context variables), and
-`DeliveryContextFilter` copies them onto each log record as `delivery_id`, `event` and `repo`.
+Log lines about a delivery carry its id, event, repository, pull request and job: `delivery_context`
+(and `job_context` inside it) sets them for the code running inside it (threads and asyncio tasks alike,
+as they are context variables), and `DeliveryContextFilter` copies them onto each log record as
+`delivery_id`, `event`, `repo`, `pr` and `job`.
 """
 
 from __future__ import annotations
@@ -343,26 +344,57 @@ def _status(value: str) -> Status:
 
 # -- the delivery a log line is about ------------------------------------------------------------------
 
-_current: contextvars.ContextVar[tuple[str, str, str] | None] = contextvars.ContextVar("paved_delivery",
-                                                                                      default=None)
+_current: contextvars.ContextVar[tuple[str, str, str, str, str] | None] = contextvars.ContextVar("paved_delivery",
+                                                                                                default=None)
+FIELDS = ("delivery_id", "event", "repo", "pr", "job")
 
 
 @contextmanager
-def delivery_context(delivery_id: str, event: str, repo: str | None) -> Iterator[None]:
-    """Make every log line written inside the block carry this delivery's id, event and repository."""
-    token = _current.set((delivery_id, event, repo or "-"))
+def delivery_context(delivery_id: str, event: str, repo: str | None, *, pr: int | None = None,
+                     job: str | None = None) -> Iterator[None]:
+    """Make every log line written inside the block carry this delivery's id, event, repository, pull
+    request and job (`-` for what is not known)."""
+    token = _current.set((delivery_id, event, repo or "-", "-" if pr is None else str(pr), job or "-"))
     try:
         yield
     finally:
         _current.reset(token)
 
 
+@contextmanager
+def job_context(job: str) -> Iterator[None]:
+    """Within a delivery's context, make log lines also carry the job that runs (or was queued) for it."""
+    delivery_id, event, repo, pr, _ = _current.get() or ("-", "-", "-", "-", "-")
+    token = _current.set((delivery_id, event, repo, pr, job))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def pull_request_of(delivery: Delivery) -> int | None:
+    """The number of the pull request a delivery is about, if it names exactly one."""
+    payload = delivery.payload
+    for key in ("pull_request", "issue"):
+        item = payload.get(key)
+        # An issue comment is about a pull request only when its issue is one.
+        if isinstance(item, dict) and (key == "pull_request" or "pull_request" in item):
+            number = item.get("number")
+            return number if isinstance(number, int) else None
+    run = payload.get("check_run") or payload.get("check_suite")
+    pulls = run.get("pull_requests") if isinstance(run, dict) else None
+    if isinstance(pulls, list) and len(pulls) == 1 and isinstance(pulls[0], dict):
+        number = pulls[0].get("number")
+        return number if isinstance(number, int) else None
+    return None
+
+
 class DeliveryContextFilter(logging.Filter):
-    """Sets `delivery_id`, `event` and `repo` on each record (`-` outside a delivery); attach to handlers."""
+    """Sets `delivery_id`, `event`, `repo`, `pr` and `job` on each record (`-` outside a delivery); attach to
+    handlers."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        delivery_id, event, repo = _current.get() or ("-", "-", "-")
-        record.delivery_id = getattr(record, "delivery_id", delivery_id)
-        record.event = getattr(record, "event", event)
-        record.repo = getattr(record, "repo", repo)
+        for name, value in zip(FIELDS, _current.get() or ("-",) * len(FIELDS), strict=True):
+            if not hasattr(record, name):
+                setattr(record, name, value)
         return True

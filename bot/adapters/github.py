@@ -7,7 +7,7 @@ differs. Every PyGithub error is wrapped in `ForgeError` carrying GitHub's statu
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC
 from typing import Any, TypeVar
@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from github import Auth, Github, GithubException, GithubIntegration
 
 from bot.errors import PavedError
-from bot.forge import ANNOTATIONS_PER_REQUEST, Annotation, CheckRun, Permission, PullRequest, Review
+from bot.forge import ANNOTATIONS_PER_REQUEST, Annotation, CheckRun, Issue, Permission, PullRequest, Review
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,23 +46,52 @@ POLITE = {"seconds_between_requests": 0.25, "seconds_between_writes": 1.0}
 IMPATIENT: dict[str, float | None] = {"seconds_between_requests": None, "seconds_between_writes": None}
 
 
+def _observed(requester: Any, api_url: str) -> None:
+    """Count every request `requester` makes, and record the rate limit GitHub reports, in Paved's metrics.
+
+    PyGithub calls its requester's `DEBUG_ON_RESPONSE` hook after every response, with the status and the
+    headers and whether or not its debug mode is on: wrapping it on this one requester sees each call of
+    this client, without touching PyGithub's classes (other clients in the process are not counted).
+    """
+    from bot.web import metrics
+
+    original = requester.DEBUG_ON_RESPONSE
+
+    def on_response(status: int, headers: dict[str, Any], data: Any) -> None:
+        remaining = headers.get("x-ratelimit-remaining")
+        metrics.github_answered(api_url, int(status), None if remaining is None else str(remaining))
+        original(status, headers, data)
+
+    requester.DEBUG_ON_RESPONSE = on_response
+
+
 def connect_with_token(api_url: str, token: str, *, polite: bool = True) -> Github:
-    return Github(base_url=api_url, auth=Auth.Token(token), per_page=100, retry=None,
-                  **(POLITE if polite else IMPATIENT))
+    client = Github(base_url=api_url, auth=Auth.Token(token), per_page=100, retry=None,
+                    **(POLITE if polite else IMPATIENT))
+    _observed(client.requester, api_url)
+    return client
 
 
 def installation_client(api_url: str, app_id: int | str, private_key: str, installation_id: int, *,
                         polite: bool = True) -> Github:
     """A client acting as one installation of a GitHub App (its token is renewed by PyGithub)."""
     auth = Auth.AppAuth(int(app_id), private_key).get_installation_auth(installation_id)
-    return Github(base_url=api_url, auth=auth, per_page=100, retry=None,
-                  **(POLITE if polite else IMPATIENT))
+    client = Github(base_url=api_url, auth=auth, per_page=100, retry=None,
+                    **(POLITE if polite else IMPATIENT))
+    _observed(client.requester, api_url)
+    return client
+
+
+def _integration(api_url: str, app_id: int | str, private_key: str) -> GithubIntegration:
+    integration = GithubIntegration(base_url=api_url, auth=Auth.AppAuth(int(app_id), private_key))
+    _observed(integration.requester, api_url)
+    return integration
 
 
 def installation_of(api_url: str, app_id: int | str, private_key: str, repo: str) -> int:
     """The id of the App's installation that covers `repo`."""
     owner, name = repo.split("/", 1)
-    integration = GithubIntegration(base_url=api_url, auth=Auth.AppAuth(int(app_id), private_key))
+    integration = _integration(api_url, app_id, private_key)
     with _wrapped(f"find the installation for {repo}"):
         return int(integration.get_repo_installation(owner, name).id)
 
@@ -195,6 +224,44 @@ class GitHubForge:
         return self._call(f"read the checks of {sha[:12]} in {repo}", lambda: any(
             True for _ in self._repo(repo).get_commit(sha).get_check_runs(check_name=name)))
 
+    @staticmethod
+    def _issue(issue: Any) -> Issue:
+        return Issue(number=int(issue.number), title=issue.title or "", body=issue.body or "",
+                     state="closed" if issue.state == "closed" else "open",
+                     labels=tuple(lb.name for lb in issue.labels), url=issue.html_url or "")
+
+    def labelled_issues(self, repo: str, label: str) -> list[Issue]:
+        # GitHub's issue list holds pull requests too; they carry `pull_request`.
+        return self._call(f"list the open issues labelled {label} in {repo}", lambda: [
+            self._issue(i) for i in self._repo(repo).get_issues(state="open", labels=[label])
+            if i.pull_request is None])
+
+    def open_issue(self, repo: str, title: str, body: str, labels: Iterable[str] = ()) -> Issue:
+        return self._call(f"open an issue in {repo}", lambda: self._issue(
+            self._repo(repo).create_issue(title=title, body=body, labels=list(labels))))
+
+    def ensure_label(self, repo: str, name: str, color: str, description: str) -> None:
+        def ensure() -> None:
+            target = self._repo(repo)
+            try:
+                target.get_label(name)
+            except GithubException as exc:
+                if exc.status != 404:
+                    raise
+                target.create_label(name, color, description)
+        self._call(f"create the label {name} in {repo}", ensure)
+
+    def update_issue(self, repo: str, number: int, title: str, body: str) -> None:
+        self._call(f"update issue #{number} in {repo}",
+                   lambda: self._repo(repo).get_issue(number).edit(title=title, body=body))
+
+    def close_issue(self, repo: str, number: int, comment: str) -> None:
+        def close() -> None:
+            issue = self._repo(repo).get_issue(number)
+            issue.create_comment(comment)
+            issue.edit(state="closed", state_reason="completed")
+        self._call(f"close issue #{number} in {repo}", close)
+
 
 def token_of(client: Github) -> str:
     """The token a client currently authenticates with (an installation's is renewed when it expires)."""
@@ -207,7 +274,7 @@ def token_of(client: Github) -> str:
 
 def installed_repositories(api_url: str, app_id: int | str, private_key: str) -> list[str]:
     """Every repository the App is installed on, across its installations."""
-    integration = GithubIntegration(base_url=api_url, auth=Auth.AppAuth(int(app_id), private_key))
+    integration = _integration(api_url, app_id, private_key)
     with _wrapped("list the App's installations and their repositories"):
         return sorted(repo.full_name for installation in integration.get_installations()
                       for repo in installation.get_repos())

@@ -12,6 +12,10 @@ Where the queue lives:
   consume, and `paved serve` replicas only enqueue.
 - immediate: jobs run inline when enqueued, in memory, for tests.
 
+Each job's log lines carry its delivery, pull request and job id (Huey's task id, which `enqueue` returns
+so the web app can log it too), and each run is measured in `bot.web.metrics` (duration by kind, outcome).
+A `paved worker` process keeps its metrics in the data folder for `paved serve` to add up (see there).
+
 This is the only module that imports Huey.
 """
 
@@ -31,8 +35,9 @@ from huey import signals as huey_signals
 from huey.consumer import Consumer  # type: ignore[import-untyped]
 from huey.exceptions import HueyException, RetryTask, TaskLockedException  # type: ignore[import-untyped]
 
-from bot.adapters.deliveries import DeliveryLog, delivery_context, one_line
+from bot.adapters.deliveries import DeliveryLog, delivery_context, one_line, pull_request_of
 from bot.errors import PavedError
+from bot.web import metrics
 from bot.webhook import Delivery
 
 if TYPE_CHECKING:
@@ -130,10 +135,11 @@ class WorkQueue:
             import redis
 
             self._errors += (redis.RedisError,)
-        self._delivery_task = huey.task(name="delivery")(self._run_delivery)
-        self._reconcile_task = huey.task(name="reconcile")(self._run_periodic)
+        # With `context`, Huey hands each run its task, whose id names the job in log lines.
+        self._delivery_task = huey.task(name="delivery", context=True)(self._run_delivery)
+        self._reconcile_task = huey.task(name="reconcile", context=True)(self._run_periodic)
         if periodic is not None and settings.reconcile_minutes > 0:
-            huey.periodic_task(every(settings.reconcile_minutes), name="reconcile_tick")(self._tick)
+            huey.periodic_task(every(settings.reconcile_minutes), name="reconcile_tick", context=True)(self._tick)
         huey.signal(huey_signals.SIGNAL_INTERRUPTED)(self._interrupted)
 
     @contextmanager
@@ -145,15 +151,26 @@ class WorkQueue:
 
     # -- producing ---------------------------------------------------------------------------------------
 
-    def enqueue(self, delivery: Delivery) -> None:
-        """Queue the job for `delivery` (in immediate mode: run it now)."""
+    def enqueue(self, delivery: Delivery) -> str:
+        """Queue the job for `delivery` (in immediate mode: run it now); returns the job's id."""
+        task = self._delivery_task.s(delivery.id, delivery.event, delivery.payload)
         with self._reach("take the delivery"):
-            self._delivery_task(delivery.id, delivery.event, delivery.payload)
+            self.huey.enqueue(task)
+        return str(task.id)
 
     def pending(self) -> int:
         """How many jobs wait in the queue; raises `QueueError` when the queue cannot be reached."""
         with self._reach("be read"):
             return int(self.huey.pending_count())
+
+    def check(self) -> int:
+        """Raise `QueueError` unless the queue can be reached now (Redis answers, the SQLite file is
+        there); returns how many jobs wait."""
+        if self.backend == "sqlite" and not self.settings.queue_db.is_file():
+            # SQLite keeps answering on a file removed under an open connection, and what is queued
+            # there is lost: that is not reachable.
+            raise QueueError(f"the sqlite queue cannot be read: {self.settings.queue_db} is gone", backend="sqlite")
+        return self.pending()
 
     # -- the per-repository lock ---------------------------------------------------------------------------
 
@@ -229,6 +246,8 @@ class WorkQueue:
         """Consume in the foreground until SIGTERM (finish running jobs) or SIGINT (stop now)."""
         if flush_locks:
             self._log_flushed(self.flush_locks())
+        # This process runs jobs for `paved serve` to report: keep its metrics where serve reads them.
+        metrics.share_between_processes(self.settings.data_dir / metrics.METRICS_FOLDER)
         consumer = self._consumer_for(workers, embedded=False)
         self._reconcile_on_start()
         consumer.run()
@@ -248,10 +267,11 @@ class WorkQueue:
     def _work(self, trigger: Trigger, attempt: int) -> Work:
         return Work(settings=self.settings, trigger=trigger, attempt=attempt, repo_lock=self.repo_lock)
 
-    def _run_delivery(self, delivery_id: str, event: str, payload: dict[str, Any]) -> None:
+    def _run_delivery(self, delivery_id: str, event: str, payload: dict[str, Any], task: Any = None) -> None:
         """Run the job for one delivery, recording it as processing, then done or failed."""
         delivery = Delivery(delivery_id, event, payload)
-        with delivery_context(delivery.id, delivery.kind, delivery.repository):
+        with delivery_context(delivery.id, delivery.kind, delivery.repository, pr=pull_request_of(delivery),
+                              job=_job_id(task)):
             attempt = self.deliveries.claim(delivery)
             if attempt is None:
                 # Another consumer took it, or it already finished: a job runs once per acceptance.
@@ -262,13 +282,16 @@ class WorkQueue:
             try:
                 self.job(delivery, self._work("delivery", attempt))
             except RepoBusy as busy:
+                metrics.job_ran(delivery.kind, "waiting", time.monotonic() - started)
                 self._busy(delivery, busy)
             except Exception as exc:
+                metrics.job_ran(delivery.kind, "failed", time.monotonic() - started)
                 message = one_line(f"{type(exc).__name__}: {exc}", self._scrub)
                 self.deliveries.finish(delivery.id, "failed", message)
                 # The traceback goes to the log only; the delivery log keeps one line.
                 log.error("job failed after %.3fs: %s", time.monotonic() - started, message, exc_info=True)
             else:
+                metrics.job_ran(delivery.kind, "done", time.monotonic() - started)
                 self.deliveries.finish(delivery.id, "done")
                 log.info("job done in %.3fs", time.monotonic() - started)
 
@@ -286,14 +309,14 @@ class WorkQueue:
         log.info("%s; trying again in %.1fs", busy.message, self.busy_retry_seconds)
         raise RetryTask(delay=self.busy_retry_seconds) from busy
 
-    def _tick(self) -> None:
-        self._run_periodic("schedule")
+    def _tick(self, task: Any = None) -> None:
+        self._run_periodic("schedule", task)
 
-    def _run_periodic(self, trigger: Trigger) -> None:
+    def _run_periodic(self, trigger: Trigger, task: Any = None) -> None:
         """Run the periodic task, never twice at once, and once per scheduled tick across all consumers."""
         if self.periodic is None:
             return
-        with delivery_context("-", f"reconcile.{trigger}", None):
+        with delivery_context("-", f"reconcile.{trigger}", None, job=_job_id(task)):
             if trigger == "schedule" and not self._claim_tick():
                 log.debug("reconcile of this tick already ran on another consumer")
                 return
@@ -307,10 +330,12 @@ class WorkQueue:
             try:
                 self.periodic(self._work(trigger, 1))
             except Exception as exc:
+                metrics.job_ran("reconcile", "failed", time.monotonic() - started)
                 # The next tick tries again; a failure must not retry in a tight loop.
                 log.error("reconcile failed: %s", one_line(f"{type(exc).__name__}: {exc}", self._scrub),
                           exc_info=True)
             else:
+                metrics.job_ran("reconcile", "done", time.monotonic() - started)
                 log.info("reconcile done in %.3fs", time.monotonic() - started)
             finally:
                 lock.clear()
@@ -329,9 +354,13 @@ class WorkQueue:
         # A job cut short by a stopping consumer is failed, so that its redelivery is accepted.
         if task.name == "delivery" and task.args:
             delivery_id = str(task.args[0])
-            with delivery_context(delivery_id, str(task.args[1]), None):
+            with delivery_context(delivery_id, str(task.args[1]), None, job=_job_id(task)):
                 self.deliveries.finish(delivery_id, "failed", "interrupted: the consumer stopped during the job")
                 log.warning("job interrupted by the consumer stopping")
+
+
+def _job_id(task: Any) -> str | None:
+    return str(task.id) if task is not None and getattr(task, "id", None) else None
 
 
 def make_queue(settings: Settings, deliveries: DeliveryLog, job: Job, periodic: Periodic | None = None, *,

@@ -109,25 +109,29 @@ def live_steps(ctx: Context, repo: str, config: RepoConfig, planned: PlannedRequ
                     revision=revision, teams=dict(planned.plan.teams),
                     environments=dict(planned.plan.environments), config=config)
     found: dict[str, list[str]] = {}
-    for change in planned.plan.all_changes[:MAX_OBSERVED]:
-        provider = by_kind.get(change.kind)
-        desired, previous = planned.after.get(change.identity), planned.before.get(change.identity)
+    # Unchanged resources that apply again (a database whose service gained an environment) count too.
+    subjects = [(c.identity, c.kind, c.action == "delete", planned.before.get(c.identity))
+                for c in planned.plan.all_changes]
+    subjects += [(i, i.split("/", 1)[0], False, planned.after.get(i)) for i in planned.plan.refresh]
+    for identity, kind, deleted, previous in subjects[:MAX_OBSERVED]:
+        provider = by_kind.get(kind)
+        desired = planned.after.get(identity)
         subject = desired or previous
         if subject is None:
             continue
         if provider is None:
-            found[change.identity] = [f"nothing: no provider makes {change.kind} resources here"]
+            found[identity] = [f"nothing: no provider makes {kind} resources here"]
             continue
         try:
-            steps = provider.plan(desired if change.action != "delete" else None,
-                                  provider.observe(subject, target), target, previous=previous)
+            steps = provider.plan(None if deleted else desired, provider.observe(subject, target), target,
+                                  previous=previous)
         except PavedError as exc:
-            found[change.identity] = [f"live state could not be read: {exc.message}"]
+            found[identity] = [f"live state could not be read: {exc.message}"]
             continue
-        found[change.identity] = [("⚠️ " if step.destructive else "") + step.description for step in steps] or [
+        found[identity] = [("⚠️ " if step.destructive else "") + step.description for step in steps] or [
             "nothing: live state already matches"]
-    if len(planned.plan.all_changes) > MAX_OBSERVED:
-        found["…"] = [f"{len(planned.plan.all_changes) - MAX_OBSERVED} more changes: live state not read"]
+    if len(subjects) > MAX_OBSERVED:
+        found["…"] = [f"{len(subjects) - MAX_OBSERVED} more changes: live state not read"]
     return found
 
 

@@ -6,6 +6,11 @@ judged by the head's rules, and providers apply it. The outcome is recorded in g
 applied commit (`refs/notes/paved`) and, when everything held, `refs/paved/applied` moves to it. A
 `paved/apply` check run on the commit and a comment on the merged pull request report it. Callers
 hold the repository's lock, so applies for one repo never overlap.
+
+A head that failed to apply is retried by reconcile (`apply_when_due`) on the backoff `bot.drift`
+sets, counted from the attempts recorded in its note. Those retries stay quiet on the pull request
+unless they succeed; after the last one fails, one comment says that Paved stopped retrying and why.
+`/paved retry` applies at once, whatever the backoff says.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from bot.apply import APPLIED_REF, NOTES_REF, ApplyRecord, apply_plan, plan_digest
+from bot.apply import APPLIED_REF, NOTES_REF, ApplyRecord, Trigger, apply_plan, plan_digest, read_records
 from bot.approvals import approvals_in_force
 from bot.config import load_config
+from bot.drift import BACKOFF, MAX_ATTEMPTS, attempts, retry_state
 from bot.forge import CheckRun
 from bot.handlers import Context
 from bot.model import MemoryTree, Tree
@@ -32,12 +38,21 @@ CHECK_NAME = "paved/apply"
 ICONS = {"applied": "✅", "unchanged": "➖", "failed": "❌", "skipped": "⏭️"}
 
 
+def gave_up_marker(revision: str) -> str:
+    """The hidden first line of the one comment saying Paved stopped retrying `revision`."""
+    return f"<!-- paved:gave-up {revision} -->"
+
+
 @dataclass(frozen=True, slots=True)
 class ApplyOutcome:
-    status: Literal["applied", "failed", "up to date", "refused"]
+    """What became of applying the default branch's head. `waiting`: a retry is not due yet; `gave up`:
+    every automatic attempt failed. `attempts` counts the failed attempts on `revision` so far."""
+
+    status: Literal["applied", "failed", "up to date", "refused", "waiting", "gave up"]
     revision: str
     record: ApplyRecord | None = None
     reason: str = ""
+    attempts: int = 0
 
 
 def _results_markdown(record: ApplyRecord) -> str:
@@ -49,18 +64,56 @@ def _results_markdown(record: ApplyRecord) -> str:
     return "\n".join(lines) + "\n"
 
 
-def apply_default_branch(ctx: Context, repo: str, providers: Sequence[Provider]) -> ApplyOutcome:
-    """Apply the default branch's head; safe to run again (an applied head is up to date)."""
+def fetch_heads(ctx: Context, repo: str) -> tuple[str | None, str | None, str]:
+    """The default branch's head and the last applied commit, fetched into the mirror with the notes."""
     branch = ctx.forge.default_branch(repo)
     ctx.mirror.fetch(repo, [branch])
     ctx.mirror.fetch_if_present(repo, APPLIED_REF)
     ctx.mirror.fetch_if_present(repo, NOTES_REF)
-    head = ctx.mirror.resolve(repo, f"refs/heads/{branch}")
+    return ctx.mirror.resolve(repo, f"refs/heads/{branch}"), ctx.mirror.resolve(repo, APPLIED_REF), branch
+
+
+def head_records(ctx: Context, repo: str, head: str) -> list[ApplyRecord]:
+    """The applies recorded on `head` (fetched already), oldest first."""
+    return read_records(ctx.mirror.note(repo, NOTES_REF, head))
+
+
+def apply_default_branch(ctx: Context, repo: str, providers: Sequence[Provider], *, trigger: Trigger = "merge",
+                         now: datetime | None = None) -> ApplyOutcome:
+    """Apply the default branch's head; safe to run again (an applied head is up to date)."""
+    head, last, branch = fetch_heads(ctx, repo)
     if head is None:
         return ApplyOutcome("refused", "", reason=f"{repo} has no branch {branch}")
-    last = ctx.mirror.resolve(repo, APPLIED_REF)
     if last == head:
         return ApplyOutcome("up to date", head)
+    earlier = len(attempts(head_records(ctx, repo, head)))
+    return _apply(ctx, repo, head, last, providers, trigger, now or datetime.now(UTC), earlier)
+
+
+def apply_when_due(ctx: Context, repo: str, providers: Sequence[Provider], *, now: datetime,
+                   force: bool = False) -> ApplyOutcome:
+    """Reconcile's catch-up: apply a head that is not applied yet, when the backoff says a retry is due
+    (`force`: now, whatever it says). A head nobody tried yet (a lost delivery) is due at once."""
+    head, last, branch = fetch_heads(ctx, repo)
+    if head is None:
+        return ApplyOutcome("refused", "", reason=f"{repo} has no branch {branch}")
+    if last == head:
+        return ApplyOutcome("up to date", head)
+    records = head_records(ctx, repo, head)
+    state = retry_state(records, now)
+    tried = attempts(records)
+    if not force and state.status == "waiting" and state.next_at is not None:
+        return ApplyOutcome("waiting", head, tried[-1], attempts=state.attempts,
+                            reason=f"attempt {state.attempts + 1} of {MAX_ATTEMPTS} is due at "
+                                   f"{state.next_at.isoformat(timespec='seconds')}")
+    if not force and state.status == "exhausted":
+        return ApplyOutcome("gave up", head, tried[-1], attempts=state.attempts,
+                            reason=f"{state.attempts} attempts failed; `/paved retry` applies again")
+    return _apply(ctx, repo, head, last, providers, "reconcile", now, state.attempts)
+
+
+def _apply(ctx: Context, repo: str, head: str, last: str | None, providers: Sequence[Provider], trigger: Trigger,
+           now: datetime, earlier: int) -> ApplyOutcome:
     head_tree = ctx.mirror.tree(repo, head)
     if not is_platform_repo(head_tree):
         head_tree.close()
@@ -89,10 +142,10 @@ def apply_default_branch(ctx: Context, repo: str, providers: Sequence[Provider])
         base_tree.close()
 
     record = ApplyRecord(
-        revision=head, previous=last, applied_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        revision=head, previous=last, applied_at=now.isoformat(timespec="seconds"),
         plan_digest=plan_digest(plan), results=tuple(results), pull_request=pr.number if pr else None,
         requested_by=pr.author if pr else None, merged_by=pr.merged_by if pr else None, approved_by=approvers,
-        actions={c.identity: c.action for c in plan.all_changes})
+        actions={c.identity: c.action for c in plan.all_changes}, trigger=trigger)
     ok = record.ok and not reason
     ctx.mirror.append_note(repo, NOTES_REF, head, record.to_json())
     refs = [NOTES_REF]
@@ -107,8 +160,24 @@ def apply_default_branch(ctx: Context, repo: str, providers: Sequence[Provider])
                        f"{sum(r.status == 'unchanged' for r in record.results)} unchanged")
     summary = (f"{reason}\n" if reason else "") + _results_markdown(record)
     ctx.forge.publish_check(repo, CheckRun(CHECK_NAME, head, "success" if ok else "failure", title, summary))
+    tried = earlier + (0 if ok else 1)
     if pr is not None:
-        retry = "" if ok else "\n\nFix what failed, then comment `/paved retry` to apply again."
-        ctx.forge.comment(repo, pr.number, f"### Paved applied {head[:12]}: {title}\n\n{summary}{retry}")
-    log.info("applied %s at %s: %s", repo, head[:12], title)
-    return ApplyOutcome("applied" if ok else "failed", head, record, reason)
+        if ok or trigger != "reconcile" or earlier == 0:
+            again = f" (attempt {earlier + 1})" if earlier and ok else ""
+            retry = "" if ok else "\n\nFix what failed, then comment `/paved retry` to apply again."
+            ctx.forge.comment(repo, pr.number, f"### Paved applied {head[:12]}{again}: {title}\n\n{summary}{retry}")
+        elif tried >= MAX_ATTEMPTS:
+            ctx.forge.upsert_comment(repo, pr.number, gave_up_marker(head), _gave_up(head, tried, summary))
+        # An automatic retry that failed again is only logged: the pull request heard of the first
+        # failure, and hears of the last.
+    log.info("applied %s at %s (%s): %s", repo, head[:12], trigger, title)
+    return ApplyOutcome("applied" if ok else "failed", head, record, reason, attempts=tried)
+
+
+def _gave_up(head: str, tried: int, summary: str) -> str:
+    waits = ", ".join(f"{int(w.total_seconds() // 60)}" for w in BACKOFF)
+    return (f"{gave_up_marker(head)}\n### Paved stopped retrying {head[:12]}\n\n"
+            f"Applying this merge failed {tried} times (Paved waited {waits} minutes between attempts), so "
+            f"Paved will not try again on its own. The last attempt:\n\n{summary}\n"
+            "Fix what failed (each resource's `paved:drift` issue says what is wrong), then comment "
+            "`/paved retry` here: it applies again at any time.")

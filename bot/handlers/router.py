@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from bot.handlers import Context
+from bot.handlers.drift import check_drift
 from bot.handlers.issue_comment import on_comment
 from bot.handlers.pull_request import CHECK_NAME, plan_pull_request
 from bot.handlers.push import apply_default_branch
@@ -31,12 +32,26 @@ class Routed:
 
 
 def retry_apply(ctx: Context, repo: str, number: int) -> str:
-    """`/paved retry`: apply the default branch again, for a merged pull request; the answer to post."""
+    """`/paved retry`: apply the default branch again, for a merged pull request; the answer to post.
+
+    It applies at once, whatever the backoff of automatic retries says, and also after Paved stopped
+    retrying. When the head is applied already, it puts back whatever has drifted from the catalogue
+    (as `spec.drift: heal` would), which is what the drift issues offer it for.
+    """
     pr = ctx.forge.pull_request(repo, number)
     if not pr.merged:
         return "`/paved retry` applies merged pull requests again; this one is not merged yet."
-    outcome = apply_default_branch(ctx, repo, ctx.providers)
+    outcome = apply_default_branch(ctx, repo, ctx.providers, trigger="retry")
     if outcome.status == "up to date":
+        report = check_drift(ctx, repo, heal_all=True, trigger="retry")
+        if report.healed:
+            names = ", ".join(f"`{r.resource}`" for r in report.healed)
+            return (f"`{outcome.revision[:12]}` was applied already; put back what had drifted from the "
+                    f"catalogue: {names}.")
+        if report.drifts:
+            names = ", ".join(f"`{d.identity}`" for d in report.drifts)
+            return (f"Nothing to retry: `{outcome.revision[:12]}` is already applied, but these still differ "
+                    f"from the catalogue (see their `paved:drift` issues): {names}.")
         return f"Nothing to retry: `{outcome.revision[:12]}` is already applied."
     return f"Applied again: {outcome.status}{' — ' + outcome.reason if outcome.reason else ''}."
 

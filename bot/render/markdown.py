@@ -1,6 +1,7 @@
 """Plans as GitHub Markdown for the sticky pull request comment.
 
 The bot edits one comment in place on every push and finds it again by `MARKER` on its first line.
+`drift_issue` and `drift_resolved` write the drift issues the same way (see `bot.drift`).
 GitHub refuses comments over 65,536 characters, so the renderer degrades to fit `limit`: it drops
 the per-resource details first, then shortens the longest lists, and always says what it left out.
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from bot.drift import Drift, marker
 from bot.model import Change, Finding, Plan, RuleChange, TeamCost
 from bot.render import wording
 
@@ -453,3 +455,69 @@ def _value(value: Any) -> str:
     if len(shown) > _VALUE_WIDTH:
         shown = shown[: _VALUE_WIDTH - 1] + "…"
     return _code(shown)
+
+
+# --- drift issues -----------------------------------------------------------------------------------
+#
+# One issue per drifted resource (see `bot.drift`), found again by its marker and edited in place, so
+# its body must come out the same when nothing changed. Names come from the catalogue and messages
+# from providers: they are escaped like everything else here, and only the owning team is mentioned.
+
+_TEAM_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _team_mention(organization: str, team: str) -> str:
+    if _TEAM_SLUG.match(organization) and _TEAM_SLUG.match(team):
+        return f"@{organization}/{team}"
+    return _code(team)
+
+
+def drift_issue(drift: Drift, *, organization: str, revision: str) -> str:
+    """The body of a resource's drift issue: what differs, who owns it, the last error, how to resolve it."""
+    owner = _team_mention(organization, drift.owner)
+    where = f" in {_code(drift.path)}" if drift.path else ""
+    lines = [marker(drift.identity)]
+    if drift.error:
+        lines.append(f"Paved could not apply {_code(drift.identity)}, owned by {owner}, as its request{where} "
+                     f"asks at {_code(revision[:12])}.")
+    elif drift.unobserved:
+        lines.append(f"Paved cannot see whether {_code(drift.identity)}, owned by {owner}, is as its request{where} "
+                     f"asks at {_code(revision[:12])}.")
+    else:
+        lines.append(f"{_code(drift.identity)}, owned by {owner}, is not as its request{where} asks at "
+                     f"{_code(revision[:12])}: something was changed outside the catalogue.")
+    if drift.steps:
+        lines += ["", "**What differs** — putting it back takes these steps:", ""]
+        lines += [f"- {_plain(step.verb)}: {_plain(step.description)}"
+                  + (" (destructive)" if step.destructive else "") for step in drift.steps]
+    if drift.error:
+        source = f" of pull request #{drift.pull_request}" if drift.pull_request else ""
+        tries = ""
+        if drift.attempts:
+            tries = (f" Paved tried {drift.attempts} times and stopped retrying on its own." if drift.gave_up
+                     else f" Paved has tried {drift.attempts} {'time' if drift.attempts == 1 else 'times'} "
+                          f"and retries with backoff.")
+        lines += ["", f"**The last apply{source} failed:** {_code(drift.error)}{tries}"]
+    if drift.unobserved:
+        lines += ["", f"**Reading it failed:** {_code(drift.unobserved)}"]
+    if drift.mode == "heal" and drift.error and not drift.pull_request:
+        lines += ["", "The request has `spec.drift: heal`; Paved tries to put it back again at its next check."]
+    lines += ["", "**To resolve it**, one of:",
+              "- change the request to match what exists, in a pull request, if the change was meant;",
+              "- set `spec.drift: heal` in the request, and Paved puts back what it asks at its next check;",
+              "- comment `/paved retry` on a merged pull request of this repository"
+              + (f" (such as #{drift.pull_request})" if drift.pull_request else "")
+              + " to apply the catalogue again now.",
+              "", "Paved updates this issue at every check and closes it when the drift is gone."]
+    return "\n".join(lines) + "\n"
+
+
+def drift_resolved(identity: str, *, revision: str, healed: Sequence[str] = (), gone: bool = False) -> str:
+    """The comment that closes a drift issue: healed (with the steps taken), removed, or back in line."""
+    if healed:
+        steps = "\n".join(f"- {_plain(step)}" for step in healed)
+        return (f"Paved put {_code(identity)} back as the catalogue asks at {_code(revision[:12])} "
+                f"(recorded in `refs/notes/paved`):\n\n{steps}\n")
+    if gone:
+        return f"{_code(identity)} is no longer in the catalogue at {_code(revision[:12])}; closing.\n"
+    return f"{_code(identity)} is as the catalogue asks at {_code(revision[:12])} again; closing.\n"

@@ -1,14 +1,16 @@
 """The web app of `paved serve`: GitHub webhooks in, jobs queued, and health for the orchestrator.
 
 `create_app` takes its collaborators (settings, the work queue, the delivery log) and returns a FastAPI
-app with three routes:
+app with four routes:
 
 - `POST /webhooks/github` reads the raw body (refusing more than the bound before reading it when the
   Content-Length says so), hands headers and bytes to `bot.webhook.parse`, records the delivery, queues
   its job and answers 202. A redelivery of an accepted delivery is answered 200 and not acted on again;
   one whose attempt failed is accepted again.
 - `GET /healthz`: the process is up.
-- `GET /readyz`: the queue and the data folder can be reached.
+- `GET /readyz`: the queue (the SQLite file, or Redis) and the delivery log can be reached and the data
+  folder can be written; otherwise 503 saying what is wrong.
+- `GET /metrics`: Prometheus metrics (see `bot.web.metrics`); every webhook answer is counted there.
 
 Every answer that is not a success is a JSON body `{"message": ...}`; no traceback ever reaches a
 response. Unexpected errors are logged with the delivery id and answered 500.
@@ -17,23 +19,25 @@ response. Unexpected errors are logged with the delivery id and answered 500.
 from __future__ import annotations
 
 import logging
-import os
 import re
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bot.adapters.deliveries import DeliveryLog, DeliveryLogError, delivery_context
+from bot.adapters.deliveries import DeliveryLog, DeliveryLogError, delivery_context, job_context, pull_request_of
 from bot.adapters.queue import QueueError, WorkQueue
 from bot.settings import Settings
+from bot.web import metrics
 from bot.webhook import MAX_BODY_BYTES, WebhookError, parse
 
 log = logging.getLogger(__name__)
@@ -65,6 +69,16 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise WebhookError(413, f"payload is over the limit of {limit:,} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _writable(folder: Path) -> bool:
+    # Writing a file is the only test that holds for every user (root passes any permission check) and
+    # for a read-only or full file system.
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 class _DeliveryContext:
@@ -120,7 +134,7 @@ def create_app(settings: Settings, queue: WorkQueue, deliveries: DeliveryLog, *,
 
     def accept(headers: Mapping[str, str], body: bytes) -> JSONResponse:
         delivery = parse(headers, body, secret.reveal() if secret else None, max_bytes=max_body_bytes)
-        with delivery_context(delivery.id, delivery.kind, delivery.repository):
+        with delivery_context(delivery.id, delivery.kind, delivery.repository, pr=pull_request_of(delivery)):
             previous = deliveries.accept(delivery)
             if previous is not None:
                 log.info("duplicate delivery (already %s): not acting on it again", previous)
@@ -128,12 +142,13 @@ def create_app(settings: Settings, queue: WorkQueue, deliveries: DeliveryLog, *,
                                                 f"is {previous}, so it is not acted on again",
                                      "duplicate": True, "status": previous}, status_code=200)
             try:
-                queue.enqueue(delivery)
+                job = queue.enqueue(delivery)
             except QueueError as exc:
                 # Not queued means not accepted: fail it, so that GitHub's redelivery is taken.
                 deliveries.finish(delivery.id, "failed", exc.message)
                 raise
-            log.info("accepted and queued")
+            with job_context(job):
+                log.info("accepted and queued")
             return JSONResponse({"message": f"accepted {delivery.kind}"
                                             + (f" for {delivery.repository}" if delivery.repository else ""),
                                  "delivery": delivery.id}, status_code=202)
@@ -141,6 +156,12 @@ def create_app(settings: Settings, queue: WorkQueue, deliveries: DeliveryLog, *,
     @app.post(WEBHOOK_PATH)
     async def github_webhook(request: Request) -> JSONResponse:
         """Receive one GitHub webhook delivery."""
+        answer = await _answer_webhook(request)
+        metrics.webhook_answered(request.headers.get("x-github-event"), answer.status_code,
+                                 duplicate=answer.status_code == 200)
+        return answer
+
+    async def _answer_webhook(request: Request) -> JSONResponse:
         try:
             body = await _read_body(request, max_body_bytes)
             # Verifying, recording and queueing block (HMAC over the body, SQLite or Redis): off the loop.
@@ -162,22 +183,26 @@ def create_app(settings: Settings, queue: WorkQueue, deliveries: DeliveryLog, *,
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:
-        """The queue and the data folder can be reached."""
+        """The queue, the delivery log and the data folder can be reached."""
         problems: list[str] = []
         status: dict[str, Any] = {"status": "ready", "queue": queue.backend, "consumers": consumers}
         try:
-            status["pending"] = queue.pending()
+            status["pending"] = queue.check()
         except QueueError as exc:
             problems.append(exc.message)
         try:
             deliveries.check()
         except DeliveryLogError as exc:
             problems.append(exc.message)
-        if not (settings.data_dir.is_dir() and os.access(settings.data_dir, os.W_OK | os.X_OK)):
+        if not _writable(settings.data_dir):
             problems.append(f"the data folder {settings.data_dir} is not a writable folder")
         if problems:
             log.warning("not ready: %s", "; ".join(problems))
             return _error(503, "not ready: " + "; ".join(problems))
         return JSONResponse(status)
 
+    @app.get("/metrics")
+    def prometheus_metrics() -> Response:
+        """Prometheus metrics of this process and of the workers sharing its data folder."""
+        return Response(metrics.exposition(settings.data_dir, queue.pending), media_type=metrics.CONTENT_TYPE)
     return app

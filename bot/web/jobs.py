@@ -9,6 +9,7 @@ Huey): the `paved` parser imports it.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.errors import ConfigurationError, PavedError
@@ -16,6 +17,7 @@ from bot.errors import ConfigurationError, PavedError
 if TYPE_CHECKING:
     from bot.adapters.queue import Work
     from bot.handlers import Context
+    from bot.handlers.drift import RepoReconciled
     from bot.settings import Settings
     from bot.webhook import Delivery
 
@@ -63,8 +65,9 @@ def context_for(settings: Settings, repo: str, installation_id: int | None = Non
 
 
 def handle_delivery(delivery: Delivery, work: Work) -> None:
-    """Run the use case a delivery calls for (see `bot.handlers.router`)."""
+    """Run the use case a delivery calls for (see `bot.handlers.router`); plans and applies are counted."""
     from bot.handlers.router import route
+    from bot.web import metrics
 
     if delivery.repository is None:
         log.info("%s names no repository; nothing to do", delivery.kind)
@@ -79,6 +82,7 @@ def handle_delivery(delivery: Delivery, work: Work) -> None:
             routed = route(ctx, delivery)
     finally:
         ctx.store.close()
+    metrics.job_routed(routed.handler, routed.result)
     log.info("%s: %s", routed.handler, routed.result)
 
 
@@ -105,11 +109,13 @@ def platform_repositories(settings: Settings) -> list[str]:
 
 
 def reconcile(work: Work) -> None:
-    """Catch up on what a crash or a lost delivery left undone: apply a default branch that is ahead of
-    its last applied commit, and plan open pull requests whose head has no plan."""
+    """Catch up on what a crash or a lost delivery left undone, and look for drift: apply a default
+    branch that is ahead of its last applied commit (a failed apply again when its backoff says so),
+    check every resource against what exists (`bot.handlers.drift`), and plan open pull requests whose
+    head has no plan."""
     from bot.adapters.queue import RepoBusy
+    from bot.handlers.drift import reconcile_repo
     from bot.handlers.pull_request import CHECK_NAME, plan_pull_request
-    from bot.handlers.push import apply_default_branch
 
     for repo in platform_repositories(work.settings):
         try:
@@ -117,9 +123,8 @@ def reconcile(work: Work) -> None:
             try:
                 try:
                     with work.repo_lock(repo):
-                        applied = apply_default_branch(ctx, repo, ctx.providers)
-                    if applied.status != "up to date":
-                        log.info("reconcile applied %s at %s: %s", repo, applied.revision[:12], applied.status)
+                        done = reconcile_repo(ctx, repo)
+                    _log_reconciled(done)
                 except RepoBusy:
                     log.info("reconcile left %s to the apply that is running", repo)
                 for pr in ctx.forge.open_pull_requests(repo):
@@ -131,3 +136,53 @@ def reconcile(work: Work) -> None:
                 ctx.store.close()
         except PavedError as exc:  # one repository's trouble does not stop the others
             log.warning("reconcile skipped %s: %s", repo, exc.message)
+
+
+def _log_reconciled(done: RepoReconciled) -> None:
+    applied, drift = done.applied, done.drift
+    if applied is not None and applied.status != "up to date":
+        log.info("reconcile applied %s at %s: %s %s", done.repo, applied.revision[:12], applied.status,
+                 applied.reason)
+    if drift is not None and not drift.skipped:
+        log.info("reconcile checked %s for drift: %d checked, %d drifted, %d healed", done.repo, drift.checked,
+                 len(drift.drifts), len(drift.healed))
+    for error in done.errors:
+        log.warning("reconcile of %s: %s", done.repo, error)
+
+
+def reconcile_once(settings: Settings, *, now: datetime | None = None, force: bool = False) -> list[RepoReconciled]:
+    """`paved reconcile`: for every platform repository, the catch-up apply (on the retry backoff;
+    `force` applies at once) and the drift check, once.
+
+    It takes each repository's lock in the queue the settings name (the SQLite queue in the data
+    folder, or Redis), so it never overlaps an apply of a `paved serve` or `paved worker` sharing it;
+    a repository that is busy is reported as such. Raises `ConfigurationError` when Paved has no
+    credentials or no repository to look after.
+    """
+    from bot.adapters.deliveries import open_delivery_log
+    from bot.adapters.queue import RepoBusy, make_queue
+    from bot.handlers.drift import RepoReconciled, reconcile_repo
+
+    if settings.github_token is None and not (settings.github_app_id and settings.private_key() is not None):
+        raise ConfigurationError("no GitHub credentials: set PAVED_GITHUB_APP_ID and PAVED_GITHUB_PRIVATE_KEY, "
+                                 "or PAVED_GITHUB_TOKEN with PAVED_REPOSITORIES")
+    repos = platform_repositories(settings)
+    if not repos:
+        raise ConfigurationError("no platform repositories to reconcile",
+                                 hint="With a token, name them in PAVED_REPOSITORIES (owner/name, comma-separated); "
+                                      "an App reconciles the repositories it is installed on.")
+    queue = make_queue(settings, open_delivery_log(settings), handle_delivery)
+    done: list[RepoReconciled] = []
+    for repo in repos:
+        try:
+            ctx = context_for(settings, repo)
+            try:
+                with queue.repo_lock(repo):
+                    done.append(reconcile_repo(ctx, repo, now=now, force=force))
+            finally:
+                ctx.store.close()
+        except RepoBusy as exc:
+            done.append(RepoReconciled(repo, errors=(f"{exc.message}; try again later",)))
+        except PavedError as exc:  # one repository's trouble does not stop the others
+            done.append(RepoReconciled(repo, errors=(exc.message,)))
+    return done

@@ -1,8 +1,11 @@
 """Log output of `paved serve` and `paved worker`: one line per record, as text or JSON.
 
-Every line carries the delivery it is about (`delivery_id`, `event`, `repo`; `-` outside a delivery),
-set by `bot.adapters.deliveries.delivery_context`. Configured secret values are masked in the finished
-line, tracebacks included, so a job that puts a token in an exception message does not leak it.
+Every line carries the delivery it is about (`delivery_id`, `event`, `repo`, the pull request `pr` and
+the queue's `job` id; `-` for what does not apply), set by `bot.adapters.deliveries.delivery_context`.
+In JSON (`PAVED_LOG_FORMAT=json`) each line is one JSON object, for log collectors to index by those
+fields; a traceback goes into the object's `error`, so it stays one line. Configured secret values are
+masked in the finished line, tracebacks included, so a job that puts a token in an exception message
+does not leak it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import TextIO
 from bot.adapters.deliveries import DeliveryContextFilter
 from bot.settings import Settings
 
-TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(delivery_id)s %(event)s %(repo)s] %(message)s"
+TEXT_FORMAT = ("%(asctime)s %(levelname)s %(name)s [%(delivery_id)s %(event)s %(repo)s pr=%(pr)s job=%(job)s] "
+               "%(message)s")
 
 
 class _Scrubbing(logging.Formatter):
@@ -34,7 +38,10 @@ class _Scrubbing(logging.Formatter):
 
 
 class JsonFormatter(_Scrubbing):
-    """One JSON object per line: time, level, logger, message, delivery_id, event, repo (and error)."""
+    """One JSON object per line: time, level, logger, message, delivery_id, event, repo, pr, job (and error).
+
+    `pr` is the pull request's number, or `-` when the line is about none.
+    """
 
     def __init__(self, secrets: tuple[str, ...]) -> None:
         super().__init__(None, secrets)
@@ -48,10 +55,17 @@ class JsonFormatter(_Scrubbing):
             "delivery_id": getattr(record, "delivery_id", "-"),
             "event": getattr(record, "event", "-"),
             "repo": getattr(record, "repo", "-"),
+            "pr": _number(getattr(record, "pr", "-")),
+            "job": getattr(record, "job", "-"),
         }
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
         return self.scrub(json.dumps(line, ensure_ascii=False))
+
+
+def _number(value: object) -> object:
+    # Numbers stay numbers in JSON, so that a query for pr=42 need not know how it was written.
+    return int(value) if isinstance(value, str) and value.isdigit() else value
 
 
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> logging.Handler:

@@ -1,0 +1,275 @@
+"""Drift: compare what exists with the catalogue at the default branch's head, report it, heal it.
+
+For every resource of a kind some provider makes, the provider observes what exists and plans the
+steps to what the request asks; steps mean drift. Resources that changed since the last applied
+commit and are not applied yet are pending, not drifted, unless their apply failed: then they are
+reported with the error. A provider that cannot read one resource makes that resource's report,
+not the whole check's failure.
+
+Each drifted resource gets one issue on the platform repo (label `paved:drift`), naming its owning
+team, edited in place at every check and closed with a comment when the drift is gone. A request
+with `spec.drift: heal` is put back instead (`provider.apply`), and the heal is recorded in the
+head commit's note like any apply. `reconcile_repo` is what reconcile runs for one repository: the
+catch-up apply with its backoff, then this check. Callers hold the repository's lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from bot.apply import NOTES_REF, ApplyRecord, Trigger
+from bot.catalog import judge
+from bot.config import load_config
+from bot.drift import LABEL, LABEL_COLOR, LABEL_DESCRIPTION, MAX_ATTEMPTS, Drift, attempts, failures, marked, mode_of
+from bot.drift import title as issue_title
+from bot.errors import PavedError
+from bot.forge import Issue
+from bot.handlers import Context
+from bot.handlers.push import ApplyOutcome, apply_when_due, fetch_heads, head_records
+from bot.model import MemoryTree, Resource, Tree
+from bot.plan import plan_requests
+from bot.provider import Provider, Result, Target
+from bot.render.markdown import drift_issue, drift_resolved
+from bot.rules import is_platform_repo, load_rules
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DriftReport:
+    """What one check of one repository found and did. `skipped` says why it checked nothing."""
+
+    repo: str
+    revision: str = ""
+    checked: int = 0
+    drifts: tuple[Drift, ...] = ()
+    healed: tuple[Result, ...] = ()
+    pending: tuple[str, ...] = ()
+    opened: tuple[int, ...] = ()
+    updated: tuple[int, ...] = ()
+    closed: tuple[int, ...] = ()
+    skipped: str = ""
+    issues: Mapping[str, int] = field(default_factory=dict)  # identity -> its open drift issue
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Where the head stands against the last applied commit: what is not applied yet, what failed."""
+
+    identities: set[str] = field(default_factory=set)
+    failed: dict[str, str] = field(default_factory=dict)  # identity -> its last apply's error
+    gone: dict[str, Resource] = field(default_factory=dict)  # failed deletions: the request as it was
+    record: ApplyRecord | None = None
+    attempts: int = 0
+
+
+def check_drift(ctx: Context, repo: str, *, now: datetime | None = None, heal_all: bool = False,
+                trigger: Trigger = "heal") -> DriftReport:
+    """Check every resource of `repo`'s catalogue against what exists; heal, open, update and close issues.
+
+    `heal_all` heals every drifted resource whatever its `spec.drift` says (`/paved retry`), and
+    records it with `trigger`.
+    """
+    now = now or datetime.now(UTC)
+    head, last, branch = fetch_heads(ctx, repo)
+    if head is None:
+        return DriftReport(repo, skipped=f"{repo} has no branch {branch}")
+    head_tree = ctx.mirror.tree(repo, head)
+    try:
+        if not is_platform_repo(head_tree):
+            return DriftReport(repo, head, skipped=f"{repo} is not a platform repo")
+        config = load_config(head_tree)
+        rules = load_rules(head_tree)
+        catalogue = judge(head_tree, rules, ctx.store)
+        resources = catalogue.resources(catalogue.identities())
+        pending = _pending(ctx, repo, head, last, head_tree)
+        services = {str(r.spec.get("service")) for r in resources.values()
+                    if r.kind == "Database" and r.spec.get("service")}
+        target = Target(organization=config.organization or repo.split("/", 1)[0], platform_repo=repo,
+                        tree=head_tree, revision=head, teams=catalogue.people({r.owner for r in resources.values()}),
+                        environments=catalogue.environments(services), config=config)
+        by_kind = {kind: p for p in ctx.providers for kind in p.kinds}
+        drifts: list[Drift] = []
+        unchecked: set[str] = set()
+        healing: list[tuple[Drift, Resource, Provider]] = []
+        checked = 0
+        for identity, resource in sorted(resources.items()):
+            provider = by_kind.get(resource.kind)
+            if provider is None or identity in pending.identities:
+                unchecked.add(identity)
+                continue
+            checked += 1
+            drift = _observe(provider, resource, target)
+            if identity in pending.failed:
+                drift = replace(drift, error=pending.failed[identity],
+                                pull_request=pending.record.pull_request if pending.record else None,
+                                attempts=pending.attempts, gave_up=pending.attempts >= MAX_ATTEMPTS)
+            elif drift.steps and not drift.unobserved and (heal_all or drift.mode == "heal"):
+                healing.append((drift, resource, provider))
+                continue
+            if drift.steps or drift.error or drift.unobserved:
+                drifts.append(drift)
+        for identity, previous in sorted(pending.gone.items()):
+            drifts.append(Drift(identity, previous.kind, previous.owner, mode_of(previous), path=previous.path,
+                                error=pending.failed[identity], attempts=pending.attempts,
+                                pull_request=pending.record.pull_request if pending.record else None,
+                                gave_up=pending.attempts >= MAX_ATTEMPTS))
+        healed, failed_heals = _heal(ctx, repo, head, last, target, healing, now, trigger)
+        drifts += failed_heals
+    finally:
+        head_tree.close()
+    drifts.sort(key=lambda d: d.identity)
+    opened, updated, closed, issues = _issues(ctx, repo, head, target.organization, drifts, healed, unchecked,
+                                              set(resources))
+    log.info("drift in %s at %s: %d checked, %d drifted, %d healed, %d pending", repo, head[:12], checked,
+             len(drifts), len(healed), len(pending.identities))
+    return DriftReport(repo, head, checked, tuple(drifts), tuple(healed), tuple(sorted(pending.identities)),
+                       opened, updated, closed, issues=issues)
+
+
+def _pending(ctx: Context, repo: str, head: str, last: str | None, head_tree: Tree) -> _Pending:
+    """What changed between the last applied commit and the head, and how the head's last attempt went."""
+    found = _Pending()
+    if last == head:
+        return found
+    base_tree: Tree = ctx.mirror.tree(repo, last) if last else MemoryTree({}, label="nothing applied yet")
+    try:
+        planned = plan_requests(base_tree, head_tree, store=ctx.store, rules=load_rules(head_tree))
+    finally:
+        base_tree.close()
+    changed = {c.identity for c in planned.plan.all_changes} | set(planned.plan.refresh)
+    tried = attempts(head_records(ctx, repo, head))
+    done: set[str] = set()
+    if tried:
+        found.record, found.attempts = tried[-1], len(tried)
+        found.failed = failures(tried[-1])
+        done = {r.resource for r in tried[-1].results if r.status in ("applied", "unchanged")}
+    found.identities = changed - done - set(found.failed)
+    found.gone = {i: planned.before[i] for i in found.failed if i not in planned.after and i in planned.before}
+    return found
+
+
+def _observe(provider: Provider, resource: Resource, target: Target) -> Drift:
+    drift = Drift(resource.identity, resource.kind, resource.owner, mode_of(resource), path=resource.path)
+    try:
+        actual = provider.observe(resource, target)
+        steps = provider.plan(resource, actual, target, previous=resource)
+    except Exception as exc:  # one resource a provider cannot read is that resource's report, not the run's end
+        log.warning("could not observe %s", resource.identity, exc_info=not isinstance(exc, PavedError))
+        return replace(drift, unobserved=_message(exc))
+    return replace(drift, steps=tuple(steps))
+
+
+def _message(exc: Exception) -> str:
+    text = exc.message if isinstance(exc, PavedError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())[:500]
+
+
+def _heal(ctx: Context, repo: str, head: str, last: str | None, target: Target,
+          healing: Sequence[tuple[Drift, Resource, Provider]], now: datetime,
+          trigger: Trigger) -> tuple[list[Result], list[Drift]]:
+    """Put back what drifted, record it in the head's note, and return what held and what did not."""
+    results: list[Result] = []
+    still: list[Drift] = []
+    for drift, resource, provider in healing:
+        try:
+            result = provider.apply(resource, target, previous=resource)
+        except Exception as exc:  # as in `apply_plan`: a provider's fault stops only its own resource
+            log.warning("could not heal %s", resource.identity, exc_info=not isinstance(exc, PavedError))
+            result = Result(resource.identity, "failed", _message(exc))
+        results.append(result)
+        if result.status == "failed":
+            still.append(replace(drift, error=result.message or "failed"))
+    if results:
+        record = ApplyRecord(revision=head, previous=last, applied_at=now.isoformat(timespec="seconds"),
+                             plan_digest="", results=tuple(results), actions={r.resource: "heal" for r in results},
+                             trigger=trigger)
+        ctx.mirror.append_note(repo, NOTES_REF, head, record.to_json())
+        ctx.mirror.push(repo, [NOTES_REF])
+    return [r for r in results if r.status != "failed"], still
+
+
+def _issues(ctx: Context, repo: str, head: str, organization: str, drifts: Sequence[Drift],
+            healed: Sequence[Result], unchecked: set[str],
+            present: set[str]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], dict[str, int]]:
+    """Open, update and close the drift issues so that exactly the drifted resources have an open one."""
+    existing: dict[str, Issue] = {}
+    opened: list[int] = []
+    updated: list[int] = []
+    closed: list[int] = []
+    for issue in sorted(ctx.forge.labelled_issues(repo, LABEL), key=lambda i: i.number):
+        identity = marked(issue.body)
+        if identity is None:
+            continue  # labelled by a person, not written by Paved
+        if identity in existing:  # two checks raced; the older issue is the one to keep
+            ctx.forge.close_issue(repo, issue.number, f"A duplicate of #{existing[identity].number}.")
+            closed.append(issue.number)
+            continue
+        existing[identity] = issue
+    labelled = False
+    numbers: dict[str, int] = {}
+    for drift in drifts:
+        title, body = issue_title(drift), drift_issue(drift, organization=organization, revision=head)
+        found = existing.get(drift.identity)
+        if found is None:
+            if not labelled:
+                ctx.forge.ensure_label(repo, LABEL, LABEL_COLOR, LABEL_DESCRIPTION)
+                labelled = True
+            numbers[drift.identity] = ctx.forge.open_issue(repo, title, body, [LABEL]).number
+            opened.append(numbers[drift.identity])
+            continue
+        numbers[drift.identity] = found.number
+        if (found.title, found.body.replace("\r\n", "\n")) != (title, body):
+            ctx.forge.update_issue(repo, found.number, title, body)
+            updated.append(found.number)
+    drifted = {d.identity for d in drifts}
+    steps: Mapping[str, list[str]] = {r.resource: [s.description for s in r.steps] for r in healed}
+    for identity, issue in existing.items():
+        if identity in drifted or identity in unchecked:
+            continue  # still drifted, or not looked at this time (pending, or no provider here)
+        comment = drift_resolved(identity, revision=head, healed=steps.get(identity, ()),
+                                 gone=identity not in present)
+        ctx.forge.close_issue(repo, issue.number, comment)
+        closed.append(issue.number)
+    return tuple(opened), tuple(updated), tuple(closed), numbers
+
+
+# -- reconcile, for one repository ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class RepoReconciled:
+    """What reconcile did for one repository: the catch-up apply, then the drift check.
+
+    `error` is set when either could not run (GitHub or git refused); the other still ran if it could.
+    """
+
+    repo: str
+    applied: ApplyOutcome | None = None
+    drift: DriftReport | None = None
+    errors: tuple[str, ...] = ()
+
+    @property
+    def clean(self) -> bool:
+        """Whether everything is as the catalogue asks (or was healed): nothing drifted, nothing failed."""
+        failed = self.applied is not None and self.applied.status in ("failed", "waiting", "gave up")
+        return not self.errors and not failed and not (self.drift and self.drift.drifts)
+
+
+def reconcile_repo(ctx: Context, repo: str, *, now: datetime | None = None, force: bool = False) -> RepoReconciled:
+    """Apply a head that is not applied yet when a retry is due (`force`: now), then check for drift."""
+    now = now or datetime.now(UTC)
+    errors: list[str] = []
+    applied: ApplyOutcome | None = None
+    drift: DriftReport | None = None
+    try:
+        applied = apply_when_due(ctx, repo, ctx.providers, now=now, force=force)
+    except PavedError as exc:
+        errors.append(f"apply: {exc.message}")
+    try:
+        drift = check_drift(ctx, repo, now=now)
+    except PavedError as exc:
+        errors.append(f"drift check: {exc.message}")
+    return RepoReconciled(repo, applied, drift, tuple(errors))
