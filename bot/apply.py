@@ -24,9 +24,13 @@ NOTES_REF = "refs/notes/paved"
 APPLIED_REF = "refs/paved/applied"
 RECORD_VERSION = 1
 # Why an apply ran: a merge (a push to the default branch), `/paved retry`, reconcile catching up or
-# retrying a failed apply, or reconcile putting back a resource that drifted (`spec.drift: heal`).
-Trigger = Literal["merge", "retry", "reconcile", "heal"]
-TRIGGERS: tuple[Trigger, ...] = ("merge", "retry", "reconcile", "heal")
+# retrying a failed apply, or reconcile putting back a resource that drifted (`spec.drift: heal`). A
+# `drift` record applies nothing: it is what a drift check found (each drifted resource's result says
+# `drifted`), written when that changes, so the catalogue's status can be read from git too.
+Trigger = Literal["merge", "retry", "reconcile", "heal", "drift"]
+TRIGGERS: tuple[Trigger, ...] = ("merge", "retry", "reconcile", "heal", "drift")
+# Records that took no commit's changes: they never count as attempts to apply one.
+OBSERVATIONS: tuple[Trigger, ...] = ("heal", "drift")
 
 
 def plan_digest(plan: Plan) -> str:

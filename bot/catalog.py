@@ -131,7 +131,7 @@ class CatalogueStore:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL" if path else "PRAGMA journal_mode=MEMORY")
+        self._journal("wal" if path else "memory")
         self.db.execute("PRAGMA synchronous=NORMAL")
         try:
             row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
@@ -146,6 +146,21 @@ class CatalogueStore:
         self._overlays = itertools.count()
         # In memory, judged files stay Python objects: nothing outlives the process to share them with.
         self._memory: dict[tuple[str, str, str], FileResult] | None = {} if path is None else None
+
+    def _journal(self, mode: str) -> None:
+        # Changing the journal mode needs the file to itself, and SQLite answers "locked" at once instead
+        # of waiting for the busy timeout; several jobs (and the web pages) open the index together.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                (current,) = self.db.execute("PRAGMA journal_mode").fetchone()
+                if str(current).lower() != mode:
+                    self.db.execute(f"PRAGMA journal_mode={mode}")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def close(self) -> None:
         self.db.close()

@@ -223,7 +223,7 @@ MAX_PENDING = 50
 
 def _pending_commits(ctx: _Context, applied: set[str]) -> list[PendingCommit]:
     """The commits on HEAD's first-parent line newer than the newest applied one, with their changes."""
-    from bot.adapters.repo import EMPTY_TREE, GitTree, _git, commit_dates
+    from bot.adapters.repo import EMPTY_TREE, GitTree, commit_dates, git_output
     from bot.audit import PendingCommit
     from bot.errors import RevisionError
     from bot.model import MemoryTree
@@ -231,7 +231,7 @@ def _pending_commits(ctx: _Context, applied: set[str]) -> list[PendingCommit]:
     from bot.rules import load_rules
 
     try:
-        listing = _git(ctx.root, "rev-list", "--first-parent", "--parents", "HEAD").decode().splitlines()
+        listing = git_output(ctx.root, "rev-list", "--first-parent", "--parents", "HEAD").decode().splitlines()
     except RevisionError:
         return []  # no commits yet
     line: list[tuple[str, str | None]] = []
@@ -353,10 +353,14 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 def _reconciled_text(done: list[Any]) -> str:
     lines: list[str] = []
+    elsewhere: list[str] = []  # an App installed on a whole organization sees every repository
     for r in done:
         drift, applied = r.drift, r.applied
         if drift is not None and drift.skipped and (applied is None or applied.status == "refused") and not r.errors:
-            lines.append(f"{r.repo}: skipped ({drift.skipped})")
+            if "not a platform repo" in drift.skipped:
+                elsewhere.append(r.repo)
+            else:
+                lines.append(f"{r.repo}: skipped ({drift.skipped})")
             continue
         revision = (drift.revision if drift else "") or (applied.revision if applied else "")
         lines.append(f"{r.repo}" + (f" at {revision[:12]}" if revision else ""))
@@ -380,6 +384,8 @@ def _reconciled_text(done: list[Any]) -> str:
             if not drift.drifts:
                 lines.append(f"  matches the catalogue ({drift.checked} resources checked)")
         lines += [f"  error: {e}" for e in r.errors]
+    if elsewhere:
+        lines.append(f"not platform repos (no schemas/kinds/), skipped: {', '.join(elsewhere)}")
     return "\n".join(lines) + "\n"
 
 

@@ -8,7 +8,8 @@ change); the plan comment appears; a typo fails the check with an annotation at 
 and `/paved plan` turn it to waiting for the growth team's approval; hugo approves; alice merges;
 the new repository exists, scaffolded from its golden path; its database exists (PostgreSQL when
 PAVED_POSTGRES_DSN is set, else a SQLite file) and only the service's repository and environment hold
-its DATABASE_URL; `paved audit` tells who asked, who approved and when it was applied. It exits 0
+its DATABASE_URL; alice changes things by hand and `paved reconcile` heals the database and opens a
+drift issue for the rest; `paved audit` tells who asked, who approved and when it was applied. It exits 0
 only if every step happened. `--keep DIR` keeps everything running in DIR and prints the addresses.
 """
 
@@ -225,18 +226,19 @@ def run_story(folder: Path, out: Any, *, keep: bool) -> int:
         settings = dataclasses.replace(
             Settings.from_env({"PAVED_DATA_DIR": str(folder / "paved"), "PAVED_RECONCILE_MINUTES": "0"}),
             github_api_url=forge.api_url, github_app_id=str(app.id), github_private_key=Secret(app.private_key),
-            webhook_secret=Secret(SECRET),
+            webhook_secret=Secret(SECRET), catalogue_repo="acme/platform",
             postgres_servers={SERVER_VARIABLE: Secret(server.dsn)} if server.dsn else {})
         service = Background(settings)
         service_url = service.url
         forge.set_app_webhook(app.id, f"{service_url}/webhooks/github", SECRET)
-        story.show(f"Paved at {service_url} (webhooks at /webhooks/github, health at /healthz)")
+        story.show(f"Paved at {service_url} (the catalogue at /, webhooks at /webhooks/github, health at /healthz, "
+                   "metrics at /metrics)")
         story.show(f"databases: {server.engine}")
         try:
-            _tell(story, forge, server, settings.data_dir)
+            _tell(story, forge, server, settings, service_url)
             if keep:
-                print(f"\nStill running. Forge: {forge.url} (alice's token: {alice_token}); Paved: {service_url}; "
-                      f"data in {folder}. Ctrl-C stops.", file=out, flush=True)
+                print(f"\nStill running. Catalogue: {service_url}/ (open on loopback). Forge: {forge.url} "
+                      f"(alice's token: {alice_token}); data in {folder}. Ctrl-C stops.", file=out, flush=True)
                 try:
                     while True:
                         time.sleep(3600)
@@ -249,7 +251,8 @@ def run_story(folder: Path, out: Any, *, keep: bool) -> int:
     return 0
 
 
-def _tell(story: Story, forge: Any, server: DatabaseServer, data_dir: Path) -> None:
+def _tell(story: Story, forge: Any, server: DatabaseServer, settings: Any, service_url: str) -> None:
+    data_dir = settings.data_dir
     def plan_comment(number: int) -> str | None:
         return next((c.body for c in forge.comments("acme", "platform", number) if c.body.startswith(MARKER)), None)
 
@@ -264,11 +267,16 @@ def _tell(story: Story, forge: Any, server: DatabaseServer, data_dir: Path) -> N
 
     token = forge.create_token("alice")
 
-    def forge_get(path: str) -> Any:
-        request = urllib.request.Request(forge.api_url + path, headers={
-            "Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"})
+    def forge_call(method: str, path: str, body: Any = None) -> Any:
+        request = urllib.request.Request(forge.api_url + path, method=method, headers={
+            "Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"},
+            data=None if body is None else json.dumps(body).encode())
         with urllib.request.urlopen(request, timeout=30) as answer:
-            return json.load(answer)
+            raw = answer.read()
+            return json.loads(raw) if raw else None
+
+    def forge_get(path: str) -> Any:
+        return forge_call("GET", path)
 
     story.say("Paved applies the platform's existing catalogue (the first push it sees)")
     forge.push_files("acme", "platform", "main", {"catalog/README.md": "Requests live here.\n"}, by="alice")
@@ -338,8 +346,41 @@ def _tell(story: Story, forge: Any, server: DatabaseServer, data_dir: Path) -> N
     story.show(f"{where}; DATABASE_URL set on acme/search and its production environment "
                f"({url.split(':', 1)[0]}://…, sealed with each one's public key)")
 
+    story.say("alice changes things by hand, outside git: acme/search made public, its DATABASE_URL deleted")
+    forge_call("PATCH", "/repos/acme/search", {"visibility": "public"})
+    forge_call("DELETE", "/repos/acme/search/actions/secrets/DATABASE_URL")
+    story.show("GET /repos/acme/search: visibility " + forge_get("/repos/acme/search")["visibility"])
+
+    story.say("`paved reconcile` finds the drift: the database (drift: heal) is put back, the rest is an issue")
+    _reconcile(story, settings)
+    healed = forge.secret_value("acme", "search", "DATABASE_URL")
+    if not healed.startswith(("postgresql://", "sqlite:///")):
+        raise StoryFailed("the deleted DATABASE_URL was not delivered again")
+    issues = forge_get("/repos/acme/platform/issues?labels=paved:drift&state=open")
+    drifted = next((i for i in issues if "Service/search" in i["title"]), None)
+    if drifted is None or "@acme/growth" not in (drifted.get("body") or ""):
+        raise StoryFailed("no drift issue names Service/search and the growth team")
+    story.show(f"DATABASE_URL is back on acme/search; issue #{drifted['number']}: {drifted['title']}")
+
     story.say("`paved audit Service/search`: who asked, who approved, when it was applied")
     _audit(story, forge)
+
+    story.say(f"The catalogue in a browser, served by Paved at {service_url}/")
+    with urllib.request.urlopen(f"{service_url}/resources/Database/{server.name('search-db')}",
+                                timeout=60) as answer:
+        page = answer.read().decode()
+    if "search-db" not in page or "heal" not in page:
+        raise StoryFailed("the catalogue's page for the search database does not show it and its heal")
+    story.show(f"{service_url}/resources/Database/{server.name('search-db')}: its request, graph and history "
+               f"({len(page) // 1024} KiB of HTML, nothing loaded from the internet)")
+
+
+def _reconcile(story: Story, settings: Any) -> None:
+    """What `paved reconcile` does and prints, run with the demo's own settings."""
+    from bot.cli import _reconciled_text
+    from bot.web.jobs import reconcile_once
+
+    story.show(_reconciled_text(reconcile_once(settings)))
 
 
 def _exists(forge: Any, repo: str, path: str) -> bool:
@@ -368,7 +409,8 @@ def _audit(story: Story, forge: Any) -> None:
                    capture_output=True)
     recorded = notes(clone, NOTES_REF)
     entries = trail(recorded, commit_dates(clone, list(recorded)), "Service/search")
-    if not entries or "hugo" not in entries[-1].approved_by or entries[-1].requested_by != "gina":
+    created = next((e for e in entries if e.action == "create"), None)
+    if created is None or "hugo" not in created.approved_by or created.requested_by != "gina":
         raise StoryFailed("the audit trail does not say that gina asked and hugo approved")
     story.show(as_text(entries))
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from bot.apply import ApplyRecord
+from bot.apply import OBSERVATIONS, ApplyRecord
 from bot.model import Resource
 from bot.provider import Step
 
@@ -102,11 +102,11 @@ class RetryState:
 
 
 def attempts(records: Sequence[ApplyRecord]) -> list[ApplyRecord]:
-    """The attempts to apply a commit, among the records in its note (a heal is no such attempt).
+    """The attempts to apply a commit, among the records in its note (a heal or a drift check is none).
 
     Every one of them failed: a successful apply moves `refs/paved/applied` and is never retried.
     """
-    return [r for r in records if r.trigger != "heal"]
+    return [r for r in records if r.trigger not in OBSERVATIONS]
 
 
 def retry_state(records: Sequence[ApplyRecord], now: datetime) -> RetryState:

@@ -16,7 +16,7 @@ from bot.config import RepoConfig
 from bot.model import Resource, Tree
 
 Verb = Literal["create", "update", "delete"]
-Status = Literal["applied", "unchanged", "failed", "skipped"]
+Status = Literal["applied", "unchanged", "failed", "skipped", "drifted"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ that is missing or unsafe in one message, before they start.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import urllib.parse
@@ -79,6 +80,16 @@ class Settings:
     log_format: LogFormat = "text"
     log_level: str = "INFO"
     repositories: tuple[str, ...] = ()
+    # The platform repo the web catalogue shows (owner/name); None: the only entry of `repositories`.
+    catalogue_repo: str | None = None
+    # Signing in to the catalogue (`bot/web/signin.py`): the GitHub App's OAuth client, the key that signs
+    # session cookies and the address visitors reach Paved at. Without them the catalogue is open, which
+    # `check_service` allows only on loopback or when `allow_open` says so.
+    github_client_id: str | None = None
+    github_client_secret: Secret | None = None
+    session_secret: Secret | None = None
+    public_url: str | None = None
+    allow_open: bool = False
     # Every variable of the environment that holds a PostgreSQL connection string, by name: a platform
     # repo's `paved.yaml` names which one its databases live on (never the string itself).
     postgres_servers: Mapping[str, Secret] = field(default_factory=dict, repr=False)
@@ -88,9 +99,28 @@ class Settings:
         return self.postgres_servers.get(variable)
 
     @property
+    def signin(self) -> bool:
+        """Whether visitors of the catalogue sign in with GitHub (any sign-in setting asks for it)."""
+        return any(v is not None for v in (self.github_client_id, self.github_client_secret, self.session_secret))
+
+    @property
+    def github_web_url(self) -> str:
+        """GitHub's web address, where visitors sign in: github.com for api.github.com, else the API's host."""
+        if self.github_api_url == DEFAULT_GITHUB_API_URL:
+            return "https://github.com"
+        return self.github_api_url.removesuffix("/api/v3")
+
+    @property
     def mirrors(self) -> Path:
         """Where local mirrors of platform repos are kept."""
         return self.data_dir / "mirrors"
+
+    @property
+    def catalogue_repository(self) -> str | None:
+        """The platform repo the web catalogue shows: PAVED_CATALOGUE_REPO, else the only PAVED_REPOSITORIES entry."""
+        if self.catalogue_repo is not None:
+            return self.catalogue_repo
+        return self.repositories[0] if len(self.repositories) == 1 else None
 
     @property
     def polite(self) -> bool:
@@ -131,7 +161,8 @@ class Settings:
 
     def secret_values(self) -> tuple[str, ...]:
         """Every configured secret value, so log output can be scrubbed of them."""
-        values = [s.reveal() for s in (self.webhook_secret, self.github_token, self.github_private_key) if s]
+        values = [s.reveal() for s in (self.webhook_secret, self.github_token, self.github_private_key,
+                                       self.github_client_secret, self.session_secret) if s]
         if self.redis_url is not None:
             password = urllib.parse.urlsplit(self.redis_url.reveal()).password
             if password:
@@ -165,6 +196,8 @@ class Settings:
             problems += _secret_problems("PAVED_WEBHOOK_SECRET", self.webhook_secret)
         if runs_jobs:
             problems += self._github_problems()
+        if command == "serve":
+            problems += self._signin_problems(credentials_checked=runs_jobs)
         if command == "worker" and self.consumer_threads(command) < 1 and not self.queue_immediate:
             problems.append("PAVED_QUEUE_WORKERS must be at least 1 for paved worker")
         if not self.github_api_url.startswith(("https://", "http://")):
@@ -176,6 +209,33 @@ class Settings:
             raise ConfigurationError(
                 f"paved {command} cannot start: " + "; ".join(problems),
                 hint="Set these in the environment of the process (see `paved " + command + " --help`).")
+
+    def _signin_problems(self, *, credentials_checked: bool) -> list[str]:
+        if not self.signin:
+            if self.allow_open or is_loopback(self.host):
+                return []
+            return [f"the catalogue would be open to anyone who reaches {self.host}: set PAVED_GITHUB_CLIENT_ID, "
+                    "PAVED_GITHUB_CLIENT_SECRET and PAVED_SESSION_SECRET so that visitors sign in with GitHub, "
+                    "listen on 127.0.0.1, or set PAVED_ALLOW_OPEN=1 to serve it open on purpose"]
+        problems: list[str] = []
+        if self.github_client_id is None:
+            problems.append("PAVED_GITHUB_CLIENT_ID is not set (the other sign-in settings are, so the App's client "
+                            "id is needed too)")
+        problems += _secret_problems("PAVED_GITHUB_CLIENT_SECRET", self.github_client_secret)
+        problems += _secret_problems("PAVED_SESSION_SECRET", self.session_secret)
+        if self.public_url is not None:
+            parts = urllib.parse.urlsplit(self.public_url)
+            if parts.scheme not in ("https", "http") or not parts.hostname:
+                problems.append("PAVED_PUBLIC_URL must be an http(s) URL")
+            elif parts.scheme == "http" and not is_loopback(parts.hostname):
+                problems.append("PAVED_PUBLIC_URL must be https:// (session cookies travel with it)")
+        elif not is_loopback(self.host):
+            problems.append("PAVED_PUBLIC_URL is not set (GitHub sends visitors back to it after they sign in)")
+        if self.catalogue_repository is None:
+            problems.append("PAVED_CATALOGUE_REPO is not set (who may sign in follows read access to that repo)")
+        if not credentials_checked:  # visitors' access to the platform repo is read with Paved's own credentials
+            problems += self._github_problems()
+        return problems
 
     def _github_problems(self) -> list[str]:
         app_key_set = self.github_private_key is not None or self.github_private_key_file is not None
@@ -248,6 +308,9 @@ class Settings:
         port = number("PAVED_PORT", 8000, 1)
         if port is not None and port > 65535:
             raise ConfigurationError(f"PAVED_PORT={port} is not a TCP port")
+        catalogue_repo = text("PAVED_CATALOGUE_REPO")
+        if catalogue_repo is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", catalogue_repo):
+            raise ConfigurationError(f"PAVED_CATALOGUE_REPO={catalogue_repo} is not owner/name")
         return cls(
             data_dir=data_dir,
             color=color,
@@ -267,6 +330,12 @@ class Settings:
             log_format="json" if log_format == "json" else "text",
             log_level=log_level,
             repositories=tuple(r.strip() for r in (text("PAVED_REPOSITORIES") or "").split(",") if r.strip()),
+            catalogue_repo=catalogue_repo,
+            github_client_id=text("PAVED_GITHUB_CLIENT_ID"),
+            github_client_secret=secret("PAVED_GITHUB_CLIENT_SECRET"),
+            session_secret=secret("PAVED_SESSION_SECRET"),
+            public_url=(text("PAVED_PUBLIC_URL") or "").rstrip("/") or None,
+            allow_open=(text("PAVED_ALLOW_OPEN") or "").lower() in ("1", "true", "yes", "on"),
             postgres_servers={name: Secret(value.strip()) for name, value in env.items()
                               if looks_like_postgres(value)},
         )
@@ -277,12 +346,24 @@ def _secret_problems(name: str, value: Secret | None) -> list[str]:
         return [f"{name} is not set"]
     revealed = value.reveal()
     if revealed.lower() in PLACEHOLDERS or len(set(revealed)) < 4:
-        advice = ("set the token GitHub issued" if name == "PAVED_GITHUB_TOKEN" else
-                  "use a long random value, such as `openssl rand -hex 32` prints, here and in GitHub's webhook")
+        advice = {"PAVED_GITHUB_TOKEN": "set the token GitHub issued",
+                  "PAVED_GITHUB_CLIENT_SECRET": "set a client secret GitHub generated for the App",
+                  "PAVED_SESSION_SECRET": "use a long random value, such as `openssl rand -hex 32` prints",
+                  }.get(name, "use a long random value, such as `openssl rand -hex 32` prints, here and in GitHub's "
+                              "webhook")
         return [f"{name} is a placeholder value ({advice})"]
     if len(revealed) < MIN_SECRET_LENGTH:
         return [f"{name} is {len(revealed)} characters long; use at least {MIN_SECRET_LENGTH}"]
     return []
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address or name to listen on or reach) is this machine only."""
+    host = host.strip("[]").lower()
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def redact_url(url: str) -> str:

@@ -230,6 +230,8 @@ def compute(plans: Iterable[PlanRecord], applies: Iterable[ApplyRecord], *, sinc
                if recent(parse_time(records[0].opened_at) or parse_time(records[0].planned_at))}
 
     # Applies: the failure rate leaves out drift heals; each pull request's first (and first good) apply.
+    # Drift records apply nothing (they say what a check found), so they are no applies at all.
+    all_applies = [r for r in all_applies if trigger_of(r) != "drift"]
     counted = [r for r in all_applies if recent(parse_time(r.applied_at))]
     heals = [r for r in counted if trigger_of(r) == "heal"]
     requested = [r for r in counted if trigger_of(r) != "heal"]

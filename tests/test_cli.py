@@ -159,5 +159,7 @@ def test_the_demo_tells_the_whole_story_and_exits_0() -> None:
                  "waiting for approval from team data and team growth", "ready to merge", "paved/apply on",
                  "# search", "Service/search  create: applied", "PR #1 by gina, approved by dana, hugo",
                  "SQLite (embedded: paved.yaml names no PostgreSQL server): create the file",
-                 "search-db.sqlite3; DATABASE_URL set on acme/search and its production environment (sqlite://"):
+                 "search-db.sqlite3; DATABASE_URL set on acme/search and its production environment (sqlite://",
+                 "healed: Database/search-db", "drifted: Service/search, owned by growth (issue #",
+                 "DATABASE_URL is back on acme/search", "its request, graph and history"):
         assert step in done.stdout, step

@@ -213,6 +213,17 @@ def test_putting_it_back_by_hand_closes_the_issue_with_a_comment(estate: Estate)
     assert "is as the catalogue asks" in list(issue.get_comments())[-1].body
 
 
+def test_what_a_check_finds_is_noted_in_git_once_and_again_when_it_clears(estate: Estate) -> None:
+    estate.checkout().edit(visibility="public")
+    check_drift(estate.ctx, REPO)
+    check_drift(estate.ctx, REPO)  # the same finding: nothing new to note
+    estate.checkout().edit(visibility="private")
+    check_drift(estate.ctx, REPO)
+    noted = [r for r in estate.notes(estate.head()) if r.trigger == "drift"]
+    assert [[(x.resource, x.status) for x in r.results] for r in noted] == [[("Service/checkout", "drifted")], []]
+    assert "change the visibility of acme/checkout from public to private" in noted[0].results[0].message
+
+
 def test_team_access_removed_by_hand_is_drift_of_the_access_request(estate: Estate) -> None:
     estate.team("data").remove_from_repos(estate.checkout())
     report = check_drift(estate.ctx, REPO)

@@ -27,7 +27,8 @@ def blob_id(data: bytes) -> str:
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
 
-def _git(repo: Path, *args: str) -> bytes:
+def git_output(repo: Path, *args: str) -> bytes:
+    """What `git -C repo ARGS` prints; `RevisionError` with git's own last line when it fails."""
     try:
         done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=False)
     except FileNotFoundError as exc:
@@ -59,7 +60,8 @@ class GitTree:
         self.repo = repo
         self.revision = revision
         try:
-            self.commit = _git(repo, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}").decode().strip()
+            found = git_output(repo, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
+            self.commit = found.decode().strip()
         except RevisionError as exc:
             raise RevisionError(
                 f"{revision!r} is not a commit in {repo}", revision=revision,
@@ -75,7 +77,7 @@ class GitTree:
 
     def files(self, prefix: str) -> dict[str, str]:
         if prefix not in self._listing:
-            out = _git(self.repo, "ls-tree", "-r", "-z", "--full-tree", self.commit, "--", prefix)
+            out = git_output(self.repo, "ls-tree", "-r", "-z", "--full-tree", self.commit, "--", prefix)
             listing: dict[str, str] = {}
             for record in out.split(b"\0"):
                 if not record:
@@ -90,7 +92,7 @@ class GitTree:
     def tree_id(self, prefix: str) -> str | None:
         if prefix not in self._tree_ids:
             try:
-                found = _git(self.repo, "rev-parse", "--verify", "--quiet", f"{self.commit}:{prefix.rstrip('/')}")
+                found = git_output(self.repo, "rev-parse", "--verify", "--quiet", f"{self.commit}:{prefix.rstrip('/')}")
                 self._tree_ids[prefix] = found.decode().strip()
             except RevisionError:
                 self._tree_ids[prefix] = EMPTY_TREE
@@ -98,7 +100,8 @@ class GitTree:
 
     def diff(self, since: str, prefix: str) -> dict[str, str | None] | None:
         try:
-            out = _git(self.repo, "diff-tree", "-r", "-z", "--no-renames", since, self.tree_id(prefix) or EMPTY_TREE)
+            out = git_output(self.repo, "diff-tree", "-r", "-z", "--no-renames", since,
+                             self.tree_id(prefix) or EMPTY_TREE)
         except RevisionError:
             return None  # `since` is not a tree of this repository
         changes: dict[str, str | None] = {}
@@ -252,14 +255,14 @@ PAVED_IDENTITY = {
 def notes(repo: Path, notes_ref: str) -> dict[str, str]:
     """Every note under `notes_ref`: annotated commit -> note text."""
     try:
-        listing = _git(repo, "notes", f"--ref={notes_ref}", "list").decode()
+        listing = git_output(repo, "notes", f"--ref={notes_ref}", "list").decode()
     except RevisionError:
         return {}
     found: dict[str, str] = {}
     for line in listing.splitlines():
         blob, _, commit = line.partition(" ")
         if blob and commit:
-            found[commit] = _git(repo, "cat-file", "blob", blob).decode("utf-8", "replace")
+            found[commit] = git_output(repo, "cat-file", "blob", blob).decode("utf-8", "replace")
     return found
 
 
@@ -267,7 +270,7 @@ def commit_dates(repo: Path, commits: list[str]) -> dict[str, tuple[str, str, st
     """For each commit: (author, ISO date, subject)."""
     if not commits:
         return {}
-    out = _git(repo, "show", "--no-patch", "--format=%H%x00%an <%ae>%x00%aI%x00%s", *commits).decode()
+    out = git_output(repo, "show", "--no-patch", "--format=%H%x00%an <%ae>%x00%aI%x00%s", *commits).decode()
     found: dict[str, tuple[str, str, str]] = {}
     for line in out.splitlines():
         parts = line.split("\0")

@@ -122,6 +122,7 @@ def check_drift(ctx: Context, repo: str, *, now: datetime | None = None, heal_al
     finally:
         head_tree.close()
     drifts.sort(key=lambda d: d.identity)
+    _record(ctx, repo, head, last, drifts, now)
     opened, updated, closed, issues = _issues(ctx, repo, head, target.organization, drifts, healed, unchecked,
                                               set(resources))
     log.info("drift in %s at %s: %d checked, %d drifted, %d healed, %d pending", repo, head[:12], checked,
@@ -166,6 +167,22 @@ def _observe(provider: Provider, resource: Resource, target: Target) -> Drift:
 def _message(exc: Exception) -> str:
     text = exc.message if isinstance(exc, PavedError) else f"{type(exc).__name__}: {exc}"
     return " ".join(text.split())[:500]
+
+
+def _record(ctx: Context, repo: str, head: str, last: str | None, drifts: Sequence[Drift], now: datetime) -> None:
+    """Note what the check found on the head when it differs from what was last noted there, so the
+    catalogue's status (drifted or not) reads from git like everything else, without a note per check."""
+    found = tuple(Result(d.identity, "drifted", "; ".join(s.description for s in d.steps) or d.error
+                         or d.unobserved or "drifted") for d in drifts if d.steps or d.unobserved)
+    noted = [r for r in head_records(ctx, repo, head) if r.trigger == "drift"]
+    before = {(r.resource, r.message) for r in noted[-1].results} if noted else set()
+    if {(r.resource, r.message) for r in found} == before:
+        return
+    record = ApplyRecord(revision=head, previous=last, applied_at=now.isoformat(timespec="seconds"),
+                         plan_digest="", results=found, actions={r.resource: "drift" for r in found},
+                         trigger="drift")
+    ctx.mirror.append_note(repo, NOTES_REF, head, record.to_json())
+    ctx.mirror.push(repo, [NOTES_REF])
 
 
 def _heal(ctx: Context, repo: str, head: str, last: str | None, target: Target,

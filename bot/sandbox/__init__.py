@@ -6,10 +6,11 @@ and GitHub-shaped webhooks, so PyGithub and GitPython work against it unchanged.
 `paved sandbox`.
 
 Modules: `server.py` (HTTP, git smart HTTP), `routing.py` + `endpoints/` (REST operations; the
-CLI's administration API in `endpoints/admin.py`), `forge.py` (use cases and GitHub's rules),
-`auth.py` (tokens, JWTs, permissions), `store.py` + `model.py` (state), `gitrepo.py` (git
-plumbing), `render.py` (GitHub's JSON shapes), `webhooks.py` (delivery), `errors.py` (GitHub's
-error answers), `recording.py` (observers for the conformance tests).
+CLI's administration API in `endpoints/admin.py`, the sign-in pages in `endpoints/oauth.py`),
+`forge.py` (use cases and GitHub's rules), `auth.py` (tokens, JWTs, permissions), `oauth.py` (the
+OAuth web flow), `store.py` + `model.py` (state), `gitrepo.py` (git plumbing), `render.py`
+(GitHub's JSON shapes), `webhooks.py` (delivery), `errors.py` (GitHub's error answers),
+`recording.py` (observers for the conformance tests).
 """
 
 from __future__ import annotations

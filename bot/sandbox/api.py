@@ -19,6 +19,11 @@ default; `seconds_between_requests=None, seconds_between_writes=None` drops that
 forge), and git clones `forge.clone_url("acme", "platform")` with the token as password
 (`forge.authenticated_clone_url(...)` puts `x-access-token:<token>@` in the URL).
 
+A site signs people in as GitHub's web flow does (`oauth.py`): register where they come back with
+`forge.set_callback_urls(app, [url])`, get a secret with `forge.create_client_secret(app)`, and send
+browsers to `forge.url + "/login/oauth/authorize?client_id=..."`, where the forge lists its users to
+sign in as.
+
 Everything goes through the same use cases as the REST API (`forge.py`), with the same permission
 checks and webhooks; people are named by login. Failures raise `ApiError` carrying GitHub's status
 and message. `ForgeHandle` is the operations alone (the CLI's admin endpoint calls it too);
@@ -42,6 +47,7 @@ from .cli import ADMIN_TOKEN_FILE, STATE_FILE
 from .errors import ApiError, not_found
 from .forge import Forge
 from .model import Account, App, CheckRun, Delivery, Installation, Repo, Role, Team, Token
+from .oauth import OAuth
 from .render import Urls
 
 log = logging.getLogger(__name__)
@@ -306,6 +312,14 @@ class ForgeHandle:
         bot = self.forge.store.get(Account, app.bot_id)
         return AppCredentials(app.id, app.slug, app.client_id, pem, bot.login if bot else "")
 
+    def create_client_secret(self, app: int | str) -> str:
+        """A new client secret for the app's sign-in (OAuth web flow); like GitHub, the forge shows it only now."""
+        return OAuth(self.forge.store).add_client_secret(self._app(app))
+
+    def set_callback_urls(self, app: int | str, urls: list[str] | tuple[str, ...]) -> None:
+        """Where the app's sign-in may send users back to (`redirect_uri`); the first is the default."""
+        OAuth(self.forge.store).set_callback_urls(self._app(app), list(urls))
+
     def set_app_webhook(self, app: int | str, url: str, secret: str = "") -> int:
         return self.forge.add_hook(None, url, secret, app=self._app(app)).id
 
@@ -469,6 +483,7 @@ class Sandbox(ForgeHandle):
         """
         from .endpoints import all_routes
         from .endpoints.admin import routes as admin_routes
+        from .endpoints.oauth import web_routes
         from .server import SandboxServer, serve_in_thread
 
         data = Path(data_dir)
@@ -476,7 +491,7 @@ class Sandbox(ForgeHandle):
         started = time.perf_counter()
         lock = _lock_data_folder(data)
         try:
-            server = SandboxServer(None, all_routes(), admin_routes, port)  # type: ignore[arg-type]
+            server = SandboxServer(None, all_routes(), admin_routes, port, web_routes)  # type: ignore[arg-type]
         except OSError:
             lock.close()
             raise

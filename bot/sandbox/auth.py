@@ -3,8 +3,10 @@
 Callers are identified the ways GitHub accepts: `Authorization: token|Bearer X`, or HTTP basic with
 the token as password (git, and `x-access-token:<token>`). A token is a personal access token (acts
 as its user, optionally narrowed to fine-grained permissions), an installation token (acts as the
-app's bot, limited to the installation's repositories and permissions, expires after an hour), or
-an app JWT (RS256, signed with the app's private key, good only for the `/app` endpoints).
+app's bot, limited to the installation's repositories and permissions, expires after an hour), a
+user access token issued by an app's web flow (`oauth.py`: acts as the user, within the app's
+permissions and installations), or an app JWT (RS256, signed with the app's private key, good only
+for the `/app` endpoints).
 
 Repository access follows GitHub's model: a user's role on a repository (read, triage, write,
 maintain, admin) is the best of ownership, organization ownership, the organization's base
@@ -216,8 +218,21 @@ class Access:
         if principal.kind == "installation":
             return self.installation_covers(principal, repo)
         if principal.kind == "user" and principal.account is not None:
-            return self.role_of(principal.account, repo) is not None
+            return self.role_of(principal.account, repo) is not None and self.app_reaches(principal, repo)
         return False
+
+    def app_reaches(self, principal: Principal, repo: Repo) -> bool:
+        """Whether a user access token reaches `repo` through the GitHub App that issued it (True for other tokens).
+
+        GitHub limits such a token to what both the user and the app can reach, so the app must be installed
+        on the repository's owner, with that repository among those it was given.
+        """
+        app_id = principal.token.app_id if principal.token is not None else None
+        if app_id is None:
+            return True
+        installation = self.store.first(Installation, lambda i: i.app_id == app_id and i.account_id == repo.owner_id)
+        return installation is not None and (installation.repository_selection == "all"
+                                             or repo.id in installation.repository_ids)
 
     def require(self, principal: Principal, repo: Repo, need: Need) -> None:
         """Refuse with GitHub's answer unless `principal` may do what `need` says on `repo`."""
@@ -236,11 +251,15 @@ class Access:
                 raise ApiError(403, "Resource not accessible by integration")
             return
         assert principal.account is not None
+        through_app = principal.token is not None and principal.token.app_id is not None
+        if through_app and not self.app_reaches(principal, repo) and not (need.level == "read" and need.role == "read"):
+            raise ApiError(403, "Resource not accessible by integration")
         role = self.role_of(principal.account, repo) or ("read" if not repo.private else None)
         if role_rank(role) < role_rank(need.role):
             raise ApiError(403, _role_message(need.role))
         if self.permission_level(principal, need.category) < _LEVELS[need.level]:
-            raise ApiError(403, "Resource not accessible by personal access token")
+            raise ApiError(403, "Resource not accessible by integration" if through_app
+                           else "Resource not accessible by personal access token")
 
     def may(self, principal: Principal, repo: Repo, need: Need) -> bool:
         try:

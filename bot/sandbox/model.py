@@ -65,6 +65,7 @@ class Token:
     permissions: dict[str, str] | None = None
     repository_ids: list[int] | None = None
     note: str = ""
+    app_id: int | None = None  # a user access token issued through this GitHub App's web flow
 
 
 @dataclass
@@ -80,6 +81,25 @@ class App:
     permissions: dict[str, str] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
     description: str = ""
+    # For signing users in (the OAuth web flow): where GitHub may send them back, and the client secrets'
+    # SHA-256 digests (GitHub shows a secret once, when it is made, and keeps no copy it could show again).
+    callback_urls: list[str] = field(default_factory=list)
+    client_secret_digests: list[str] = field(default_factory=list)
+
+
+@dataclass
+class OAuthCode:
+    """A code the web flow's authorize step hands back, to be exchanged once for a user access token."""
+
+    id: int
+    code: str
+    app_id: int
+    user_id: int
+    redirect_uri: str
+    created_at: str
+    expires_at: str
+    scope: str = ""
+    used: bool = False
 
 
 @dataclass
@@ -372,7 +392,7 @@ class Delivery:
 
 
 RECORD_TYPES: tuple[type, ...] = (
-    Account, Membership, Token, App, Installation, Repo, Collaborator, Team, TeamMember, TeamRepo,
+    Account, Membership, Token, App, OAuthCode, Installation, Repo, Collaborator, Team, TeamMember, TeamRepo,
     Issue, PullRequest, Comment, Reaction, Label, Review, CheckSuite, CheckRun, Status, Environment,
     DeploymentBranchPolicy, Secret, Protection, Hook, Delivery,
 )

@@ -1,4 +1,5 @@
-"""The sandbox's HTTP side: GitHub's REST API under `/api/v3` and git's smart HTTP at `/OWNER/REPO.git`.
+"""The sandbox's HTTP side: GitHub's REST API under `/api/v3`, git's smart HTTP at `/OWNER/REPO.git`,
+and the web pages of the OAuth sign-in flow under `/login/oauth/` (`endpoints/oauth.py`).
 
 Why the standard library's `ThreadingHTTPServer` rather than FastAPI under uvicorn: it starts in a
 few milliseconds with nothing to import, it hands over raw request bytes (git's smart HTTP streams
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v3"
 ADMIN_PREFIX = "/_sandbox"
+WEB_PREFIX = "/login/oauth/"  # github.com's web URLs the sandbox serves (sign-in), beside the API
 _RATE_WINDOW = 3600
 _GIT_ENDPOINTS = ("/info/refs", "/git-upload-pack", "/git-receive-pack")  # git's smart HTTP protocol
 
@@ -78,10 +80,12 @@ class SandboxServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, forge: Forge, routes: Routes, admin_routes: Routes, port: int = 0) -> None:
+    def __init__(self, forge: Forge, routes: Routes, admin_routes: Routes, port: int = 0,
+                 web_routes: Routes | None = None) -> None:
         self.forge = forge
         self.routes = routes
         self.admin_routes = admin_routes
+        self.web_routes = web_routes or Routes()
         self.rate_limits = RateLimits()
         super().__init__(("127.0.0.1", port), _Handler)
 
@@ -149,6 +153,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._rest(path[len(API_PREFIX):] or "/", split.query, body, started, self.server.routes)
         elif path.startswith(ADMIN_PREFIX + "/"):
             self._rest(path, split.query, body, started, self.server.admin_routes, admin=True)
+        elif path.startswith(WEB_PREFIX):
+            self._web(path, split.query, body)
         elif self._is_git(path):
             try:
                 self._git(path, split.query, body)
@@ -214,6 +220,25 @@ class _Handler(BaseHTTPRequestHandler):
                 status=response.status, response_headers=headers, response_body=raw,
                 duration=time.monotonic() - started,
             ))
+
+    def _web(self, path: str, query: str, body: bytes) -> None:
+        """A web page or form post: no API headers, no rate limit, not recorded (the REST description lacks it)."""
+        forge = self.server.forge
+        request = Request(self.command, path, parse_query(query), self.headers, body, ANONYMOUS, forge.urls.web,
+                          forge=forge)
+        try:
+            found = self.server.web_routes.match(self.command, path)
+            if found is None:
+                raise ApiError(404, "Not Found")
+            route, request.params = found
+            response = route.handler(request)
+        except ApiError as error:
+            response = Response(error.status, f"{error.message}\n".encode(), content_type="text/plain; charset=utf-8")
+        except Exception:
+            log.exception("%s %s failed", self.command, self.path)
+            response = Response(500, b"Server Error\n", content_type="text/plain; charset=utf-8")
+        self._send(response.status, self._encode(response), {"Content-Type": response.content_type,
+                                                             **response.headers})
 
     @staticmethod
     def _encode(response: Response) -> bytes:

@@ -38,6 +38,7 @@ from bot.adapters.deliveries import DeliveryLog, DeliveryLogError, delivery_cont
 from bot.adapters.queue import QueueError, WorkQueue
 from bot.settings import Settings
 from bot.web import metrics
+from bot.web.signin import SignIn
 from bot.webhook import MAX_BODY_BYTES, WebhookError, parse
 
 log = logging.getLogger(__name__)
@@ -99,12 +100,14 @@ class _DeliveryContext:
 
 
 def create_app(settings: Settings, queue: WorkQueue, deliveries: DeliveryLog, *, consumers: int = 0,
-               flush_locks: bool = False, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+               flush_locks: bool = False, max_body_bytes: int = MAX_BODY_BYTES,
+               signin: SignIn | None = None) -> FastAPI:
     """The FastAPI app of `paved serve`.
 
     While the app runs (its lifespan), `consumers` threads consume the queue in this process; 0 means
     it only enqueues (serve replicas next to `paved worker` processes). `flush_locks` releases locks
-    left by a stopped consumer first; ask for it only when no other consumer shares the queue.
+    left by a stopped consumer first; ask for it only when no other consumer shares the queue. `signin`
+    guards the catalogue (default: from the settings, see `bot.web.signin`).
     """
     secret = settings.webhook_secret
 
@@ -118,6 +121,10 @@ def create_app(settings: Settings, queue: WorkQueue, deliveries: DeliveryLog, *,
 
     app = FastAPI(title="Paved", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.add_middleware(_DeliveryContext)
+    # /signin, /oauth/callback, /signout and the session cookies; every catalogue page depends on
+    # `signin.viewer` (`dependencies=signin.dependencies()`), which lets everyone in without sign-in settings.
+    signin = signin or SignIn(settings, settings.catalogue_repository or "")
+    signin.install(app)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -205,4 +212,8 @@ def create_app(settings: Settings, queue: WorkQueue, deliveries: DeliveryLog, *,
     def prometheus_metrics() -> Response:
         """Prometheus metrics of this process and of the workers sharing its data folder."""
         return Response(metrics.exposition(settings.data_dir, queue.pending), media_type=metrics.CONTENT_TYPE)
+
+    from bot.web.catalogue import PlatformSource, catalogue_router  # the catalogue's pages, behind sign-in
+
+    app.include_router(catalogue_router(PlatformSource.from_settings(settings), dependencies=signin.dependencies()))
     return app

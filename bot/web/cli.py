@@ -33,6 +33,13 @@ environment:
   PAVED_HOST, PAVED_PORT          where serve listens (default 127.0.0.1:8000)
   PAVED_DATA_DIR                  Paved's data folder (default ~/.local/share/paved)
   PAVED_LOG_FORMAT, PAVED_LOG_LEVEL   text or json; DEBUG, INFO (default), WARNING, ERROR
+  PAVED_CATALOGUE_REPO            the platform repo the web catalogue shows (default: the only PAVED_REPOSITORIES)
+  PAVED_GITHUB_CLIENT_ID          sign-in to the catalogue with GitHub: the App's OAuth client id,
+  PAVED_GITHUB_CLIENT_SECRET      its client secret,
+  PAVED_SESSION_SECRET            the key that signs session cookies (at least 16 characters)
+  PAVED_PUBLIC_URL                where visitors reach Paved (https; GitHub sends them back there)
+  PAVED_ALLOW_OPEN                1: serve the catalogue without sign-in on a non-loopback address
+  (any variable)                  a PostgreSQL DSN that a platform repo's paved.yaml names for its databases
 """
 
 
