@@ -371,6 +371,12 @@ def test_opening_a_resource_and_its_history(browser: Any, platform: Platform, tm
     assert_not_blank(page)
 
 
+def test_the_header_says_who_is_signed_in_and_signs_out(browser: Any, platform: Platform) -> None:
+    sign_in(browser, platform, READER)
+    assert f"Signed in as {READER}" in find(browser, "header form.who").text
+    assert follow(browser, find(browser, "header form.who button"), "main h1").text == "Signed out"
+
+
 def test_signing_out_asks_for_sign_in_again(browser: Any, platform: Platform) -> None:
     sign_in(browser, platform, READER)
     browser.get(platform.url + "/signout")

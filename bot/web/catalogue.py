@@ -28,7 +28,7 @@ from typing import Any
 
 import jinja2
 import markupsafe
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.params import Depends
 from fastapi.responses import HTMLResponse, Response
 
@@ -402,8 +402,17 @@ def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] 
     env.globals.update(url=url, resource_url=resource_url, source=source, link=source.link,
                        team_url=lambda t: url(f"/teams/{urllib.parse.quote(t, safe='')}"))
 
+    # Who is looking, for the header: set by each page as it starts; a page runs in one thread throughout.
+    visitor = threading.local()
+
+    def looking(request: Request) -> None:
+        session = request.scope.get("session") or {}  # there only when sign-in is on (`bot.web.signin`)
+        login = session.get("login")
+        visitor.login = login if isinstance(login, str) else None
+
     def render(template: str, code: int = 200, **context: Any) -> HTMLResponse:
-        return HTMLResponse(env.get_template(template).render(**context), status_code=code)
+        return HTMLResponse(env.get_template(template).render(signed_in=getattr(visitor, "login", None), **context),
+                            status_code=code)
 
     def answer(section: str, build: Callable[[], HTMLResponse]) -> HTMLResponse:
         try:
@@ -432,8 +441,10 @@ def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] 
         return Response(static[name], media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
 
     @router.get("/", response_class=HTMLResponse)
-    def home(kind: str = "", owner: str = "", status: str = "", q: str = "", page: str = "1") -> HTMLResponse:
+    def home(request: Request, kind: str = "", owner: str = "", status: str = "", q: str = "",
+             page: str = "1") -> HTMLResponse:
         """Every resource, filtered and paginated."""
+        looking(request)
         def build() -> HTMLResponse:
             number = _page(page)
             view = reader.view()
@@ -455,8 +466,9 @@ def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] 
         return answer("resources", build)
 
     @router.get("/resources/{kind}/{name}", response_class=HTMLResponse)
-    def resource(kind: str, name: str) -> HTMLResponse:
+    def resource(request: Request, kind: str, name: str) -> HTMLResponse:
         """One resource: its request, outputs, graph and history."""
+        looking(request)
         def build() -> HTMLResponse:
             view = reader.view()
             identity = f"{kind}/{name}"
@@ -484,8 +496,9 @@ def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] 
         return answer("resources", build)
 
     @router.get("/teams", response_class=HTMLResponse)
-    def teams(page: str = "1") -> HTMLResponse:
+    def teams(request: Request, page: str = "1") -> HTMLResponse:
         """Every team, with its monthly cost against its budget."""
+        looking(request)
         def build() -> HTMLResponse:
             number = _page(page)
             view = reader.view()
@@ -500,8 +513,9 @@ def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] 
         return answer("teams", build)
 
     @router.get("/teams/{name}", response_class=HTMLResponse)
-    def team(name: str, page: str = "1") -> HTMLResponse:
+    def team(request: Request, name: str, page: str = "1") -> HTMLResponse:
         """One team: its people, what it owns and what that costs a month against its budget."""
+        looking(request)
         def build() -> HTMLResponse:
             number = _page(page)
             view = reader.view()
@@ -526,8 +540,9 @@ def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] 
         return answer("teams", build)
 
     @router.get("/golden-paths", response_class=HTMLResponse)
-    def golden_paths() -> HTMLResponse:
+    def golden_paths(request: Request) -> HTMLResponse:
         """Each template, its parameters and a request to copy."""
+        looking(request)
         def build() -> HTMLResponse:
             view = reader.view()
             rules = view.snapshot.rules
@@ -536,8 +551,9 @@ def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] 
         return answer("golden-paths", build)
 
     @router.get("/adoption", response_class=HTMLResponse)
-    def adoption() -> HTMLResponse:
+    def adoption(request: Request) -> HTMLResponse:
         """How the paved road is used, as plots."""
+        looking(request)
         def build() -> HTMLResponse:
             view = reader.view()
             return render("adoption.html", section="adoption", view=view, figures=reader.figures(view))
