@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bot.apply import read_records
 from bot.catalog import Catalogue
 from bot.explain import FieldDoc, fields, skeleton
 from bot.rules import Rules, Template
@@ -51,12 +52,8 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Apply:
-    """One apply record of `refs/notes/paved`, as the catalogue shows it.
-
-    Read from the note's JSON directly rather than through `ApplyRecord.from_json`, because the site must
-    show records whatever wrote them: a `trigger` word it does not know (`drift`), a `drifted` status,
-    fields added later. `order` keeps records with equal timestamps in note order.
-    """
+    """One apply record of `refs/notes/paved` (read by `bot.apply.read_records`), as the catalogue shows
+    it; `order` keeps records with equal timestamps in note order."""
 
     revision: str
     previous: str | None
@@ -71,41 +68,19 @@ class Apply:
     order: int = 0
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def read_applies(note: str, revision: str = "") -> list[Apply]:
-    """Every apply record in one commit's note (one JSON object a line); other lines are not Paved's."""
-    found: list[Apply] = []
-    for order, line in enumerate(note.splitlines()):
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            data = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(data, dict) or not isinstance(data.get("results", []), list):
-            continue
-        results: list[Outcome] = []
-        for r in data.get("results") or []:
-            if not isinstance(r, dict) or not isinstance(r.get("resource"), str):
-                continue
-            outputs: dict[str, Any] = r["outputs"] if isinstance(r.get("outputs"), dict) else {}
-            results.append(Outcome(r["resource"], str(r.get("status") or ""), str(r.get("message") or ""),
-                                   tuple((str(k), str(v)) for k, v in outputs.items())))
-        number = data.get("pull_request")
-        actions: dict[str, Any] = data["actions"] if isinstance(data.get("actions"), dict) else {}
-        approved: list[Any] = data["approved_by"] if isinstance(data.get("approved_by"), list) else []
-        found.append(Apply(
-            revision=_text(data.get("revision")) or revision, previous=_text(data.get("previous")),
-            applied_at=str(data.get("applied_at") or ""), trigger=_text(data.get("trigger")) or "merge",
-            results=tuple(results), pull_request=number if isinstance(number, int) and number > 0 else None,
-            requested_by=_text(data.get("requested_by")), merged_by=_text(data.get("merged_by")),
-            approved_by=tuple(str(a) for a in approved), actions={str(k): str(v) for k, v in actions.items()},
-            order=order))
-    return found
+    """Every apply record in one commit's note; lines that are not Paved's records are left out."""
+    return [Apply(
+        revision=record.revision or revision, previous=record.previous, applied_at=str(record.applied_at or ""),
+        trigger=record.trigger,
+        results=tuple(Outcome(r.resource, str(r.status), str(r.message or ""),
+                              tuple((str(k), str(v)) for k, v in dict(r.outputs).items())) for r in record.results),
+        pull_request=record.pull_request if isinstance(record.pull_request, int) and record.pull_request > 0
+        else None,
+        requested_by=record.requested_by or None, merged_by=record.merged_by or None,
+        approved_by=tuple(str(a) for a in record.approved_by),
+        actions={str(k): str(v) for k, v in dict(record.actions).items()}, order=order)
+        for order, record in enumerate(read_records(note))]
 
 
 def safe_outputs(outputs: Iterable[tuple[str, str]]) -> list[tuple[str, str, bool]]:

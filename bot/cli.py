@@ -345,13 +345,13 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from bot.web.jobs import reconcile_once
 
     done = reconcile_once(Settings.from_env(), force=args.now)
-    sys.stdout.write(_reconciled_json(done) if args.format == "json" else _reconciled_text(done))
+    sys.stdout.write(_reconciled_json(done) if args.format == "json" else reconcile_report(done))
     if any(r.errors for r in done):
         return EXIT_USAGE
     return EXIT_OK if all(r.clean for r in done) else EXIT_FINDINGS
 
 
-def _reconciled_text(done: list[Any]) -> str:
+def reconcile_report(done: list[Any]) -> str:
     lines: list[str] = []
     elsewhere: list[str] = []  # an App installed on a whole organization sees every repository
     for r in done:

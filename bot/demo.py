@@ -377,10 +377,10 @@ def _tell(story: Story, forge: Any, server: DatabaseServer, settings: Any, servi
 
 def _reconcile(story: Story, settings: Any) -> None:
     """What `paved reconcile` does and prints, run with the demo's own settings."""
-    from bot.cli import _reconciled_text
+    from bot.cli import reconcile_report
     from bot.web.jobs import reconcile_once
 
-    story.show(_reconciled_text(reconcile_once(settings)))
+    story.show(reconcile_report(reconcile_once(settings)))
 
 
 def _exists(forge: Any, repo: str, path: str) -> bool:

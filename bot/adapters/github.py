@@ -53,7 +53,7 @@ def _observed(requester: Any, api_url: str) -> None:
     headers and whether or not its debug mode is on: wrapping it on this one requester sees each call of
     this client, without touching PyGithub's classes (other clients in the process are not counted).
     """
-    from bot.web import metrics
+    from bot.adapters import metrics
 
     original = requester.DEBUG_ON_RESPONSE
 
@@ -70,6 +70,37 @@ def connect_with_token(api_url: str, token: str, *, polite: bool = True) -> Gith
                     **(POLITE if polite else IMPATIENT))
     _observed(client.requester, api_url)
     return client
+
+
+def oauth_user_token(api_url: str, client_id: str, client_secret: str, code: str) -> str:
+    """The user access token GitHub's OAuth web flow gives for `code` (the visitor's, signing in)."""
+    from requests import RequestException
+
+    client = Github(base_url=api_url, retry=None, seconds_between_requests=None, seconds_between_writes=None)
+    application = client.get_oauth_application(client_id, client_secret)
+    try:
+        # GitHub answers a refused exchange with 200 and an `error`; PyGithub raises on it.
+        return str(application.get_access_token(code).token)
+    except GithubException as exc:
+        data = exc.data if isinstance(exc.data, dict) else {}
+        raise ForgeError(f"GitHub refused the sign-in code: {data.get('error') or exc.status}",
+                         status=exc.status) from exc
+    except RequestException as exc:
+        raise ForgeError(f"GitHub could not be reached to finish signing in ({type(exc).__name__})") from exc
+
+
+def login_of_token(api_url: str, token: str) -> str:
+    """Whose a user access token is."""
+    from requests import RequestException
+
+    client = Github(base_url=api_url, auth=Auth.Token(token), retry=None, seconds_between_requests=None,
+                    seconds_between_writes=None)
+    try:
+        return str(client.get_user().login)
+    except GithubException as exc:
+        raise ForgeError(f"GitHub would not say who signed in ({exc.status})", status=exc.status) from exc
+    except RequestException as exc:
+        raise ForgeError(f"GitHub could not be reached to finish signing in ({type(exc).__name__})") from exc
 
 
 def installation_client(api_url: str, app_id: int | str, private_key: str, installation_id: int, *,

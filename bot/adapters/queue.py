@@ -13,7 +13,7 @@ Where the queue lives:
 - immediate: jobs run inline when enqueued, in memory, for tests.
 
 Each job's log lines carry its delivery, pull request and job id (Huey's task id, which `enqueue` returns
-so the web app can log it too), and each run is measured in `bot.web.metrics` (duration by kind, outcome).
+so the web app can log it too), and each run is measured in `bot.adapters.metrics` (duration by kind, outcome).
 A `paved worker` process keeps its metrics in the data folder for `paved serve` to add up (see there).
 
 This is the only module that imports Huey.
@@ -35,9 +35,9 @@ from huey import signals as huey_signals
 from huey.consumer import Consumer  # type: ignore[import-untyped]
 from huey.exceptions import HueyException, RetryTask, TaskLockedException  # type: ignore[import-untyped]
 
+from bot.adapters import metrics
 from bot.adapters.deliveries import DeliveryLog, delivery_context, one_line, pull_request_of
 from bot.errors import PavedError
-from bot.web import metrics
 from bot.webhook import Delivery
 
 if TYPE_CHECKING:

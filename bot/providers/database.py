@@ -342,7 +342,7 @@ class _Postgres(_Engine):
         statement = sql.SQL("COMMENT ON ROLE {} IS {}").format(
             sql.Identifier(name), sql.Literal(json.dumps({"paved": memory}, sort_keys=True)))
         return _Action(Step(f"Database/{name}", "update", f"{self.label}: run {self.show(statement)}"),
-                       lambda scratch: self.write(statement))
+                       self._writing(statement))
 
     def rename(self, old: str, new: str) -> list[_Action]:
         _check_name(old)
@@ -350,20 +350,15 @@ class _Postgres(_Engine):
         identity = f"Database/{new}"
         kick = sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {}").format(
             sql.Literal(old))
-        statements = [
-            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(new)),
-            sql.SQL("ALTER ROLE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(new)),
-        ]
+        database = sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(new))
+        role = sql.SQL("ALTER ROLE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(new))
 
-        def run_rename(statement: sql.Composed) -> Callable[[_Scratch], None]:
-            def run(scratch: _Scratch) -> None:
-                if "DATABASE" in statement.as_string(self.conn):
-                    self.read(kick)  # a database in use cannot be renamed
-                self.write(statement)
-            return run
+        def rename_database(scratch: _Scratch) -> None:
+            self.read(kick)  # a database in use cannot be renamed
+            self.write(database)
 
-        return [_Action(Step(identity, "update", f"{self.label}: run {self.show(s)}"), run_rename(s))
-                for s in statements]
+        return [_Action(Step(identity, "update", f"{self.label}: run {self.show(database)}"), rename_database),
+                _Action(Step(identity, "update", f"{self.label}: run {self.show(role)}"), self._writing(role))]
 
     def remove(self, name: str, actual: dict[str, Any]) -> list[_Action]:
         _check_name(name)
@@ -372,16 +367,15 @@ class _Postgres(_Engine):
         if actual.get("database") is not None:
             found.append(_Action(Step(identity, "delete", f"{self.label}: dump {name} with pg_dump to "
                                       f"{self.backups}/ (nothing is dropped unless it completes)"), self._dump(name)))
-        statements: list[sql.Composed] = []
+        statements: list[tuple[sql.Composed, bool]] = []  # (statement, whether it destroys anything)
         if actual.get("role") is not None:
-            statements.append(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(name)))
+            statements.append((sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(name)), False))
         if actual.get("database") is not None:
-            statements.append(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+            statements.append((sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)), True))
         if actual.get("role") is not None:
-            statements.append(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
-        for statement in statements:
-            dropping = "DROP" in statement.as_string(self.conn)
-            found.append(_Action(Step(identity, "delete", f"{self.label}: run {self.show(statement)}", dropping),
+            statements.append((sql.SQL("DROP ROLE {}").format(sql.Identifier(name)), True))
+        for statement, destroys in statements:
+            found.append(_Action(Step(identity, "delete", f"{self.label}: run {self.show(statement)}", destroys),
                                  self._writing(statement)))
         return found
 
@@ -648,7 +642,7 @@ class DatabaseProvider:
                 return [_stop(engine.step(previous, "delete", f"stop: {message}"), message)]
             found = engine.remove(previous.name, actual)
             # Access goes before the data: secrets are withdrawn right after the dump.
-            withdraw = [self._withdraw(previous, engine, d) for d in recorded]
+            withdraw = [self._withdraw(previous, d) for d in recorded]
             return found[:1] + withdraw + found[1:]
         found = engine.ensure(desired, actual, self._allowed(target), list(memory.get("extensions") or []))
         stops = [i for i, a in enumerate(found) if a.stops]
@@ -661,8 +655,8 @@ class DatabaseProvider:
                  or any(d not in recorded or not present.get(d.key) for d in wanted))
         if stale:
             found.append(engine.new_password(desired.name))
-            found += [self._deliver(desired, engine, d) for d in wanted]
-        found += [self._withdraw(desired, engine, d) for d in recorded if d not in wanted]
+            found += [self._deliver(desired, d) for d in wanted]
+        found += [self._withdraw(desired, d) for d in recorded if d not in wanted]
         extensions = sorted(str(e) for e in desired.spec.get("extensions") or [])
         remembered = {"name": desired.name, "rotate": rotate, "delivered": sorted(d.key for d in wanted),
                       "extensions": extensions}
@@ -670,7 +664,7 @@ class DatabaseProvider:
             found.append(engine.remember(desired.name, remembered))
         return found
 
-    def _deliver(self, resource: Resource, engine: _Engine, delivery: Delivery) -> _Action:
+    def _deliver(self, resource: Resource, delivery: Delivery) -> _Action:
         def run(scratch: _Scratch) -> None:
             if not scratch.url:
                 raise _Refused("no new credentials to deliver")
@@ -678,7 +672,7 @@ class DatabaseProvider:
 
         return _Action(Step(resource.identity, "update", f"set the Actions secret {SECRET} on {delivery}"), run)
 
-    def _withdraw(self, resource: Resource, engine: _Engine, delivery: Delivery) -> _Action:
+    def _withdraw(self, resource: Resource, delivery: Delivery) -> _Action:
         return _Action(Step(resource.identity, "update", f"delete the Actions secret {SECRET} from {delivery}"),
                        lambda scratch: self.secrets.remove(delivery.repo, delivery.environment, SECRET))
 

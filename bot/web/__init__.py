@@ -1,6 +1,7 @@
 """Paved as a service: the webhook receiver (`paved serve`) and the queue consumers (`paved worker`).
 
 `app` builds the FastAPI app from its collaborators, `serve` runs the commands, `cli` adds them to the
-`paved` command line, `jobs` holds the job and periodic task used until Paved's handlers are plugged in,
-and `logs` sets up log output. Only this package imports FastAPI and uvicorn.
+`paved` command line, `jobs` composes the handlers' collaborators and runs deliveries and reconcile, `logs`
+sets up log output, `catalogue` serves the web catalogue's pages and `signin` guards them with GitHub
+sign-in. Only this package imports FastAPI and uvicorn.
 """

@@ -10,7 +10,7 @@ app with four routes:
 - `GET /healthz`: the process is up.
 - `GET /readyz`: the queue (the SQLite file, or Redis) and the delivery log can be reached and the data
   folder can be written; otherwise 503 saying what is wrong.
-- `GET /metrics`: Prometheus metrics (see `bot.web.metrics`); every webhook answer is counted there.
+- `GET /metrics`: Prometheus metrics (see `bot.adapters.metrics`); every webhook answer is counted there.
 
 Every answer that is not a success is a JSON body `{"message": ...}`; no traceback ever reaches a
 response. Unexpected errors are logged with the delivery id and answered 500.
@@ -34,10 +34,10 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bot.adapters import metrics
 from bot.adapters.deliveries import DeliveryLog, DeliveryLogError, delivery_context, job_context, pull_request_of
 from bot.adapters.queue import QueueError, WorkQueue
 from bot.settings import Settings
-from bot.web import metrics
 from bot.web.signin import SignIn
 from bot.webhook import MAX_BODY_BYTES, WebhookError, parse
 

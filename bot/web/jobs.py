@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from bot.errors import ConfigurationError, PavedError
 
 if TYPE_CHECKING:
+    from github import Github
+
     from bot.adapters.queue import Work
     from bot.handlers import Context
     from bot.handlers.drift import RepoReconciled
@@ -24,30 +26,30 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def context_for(settings: Settings, repo: str, installation_id: int | None = None) -> Context:
-    """The handlers' collaborators for work on `repo`, built from the settings."""
-    from bot.adapters.github import (
-        GitHubForge,
-        connect_with_token,
-        installation_client,
-        installation_of,
-        token_of,
-    )
-    from bot.adapters.workspace import Workspace
-    from bot.catalog import CatalogueStore
-    from bot.handlers import Context
+def github_client(settings: Settings, repo: str, installation_id: int | None = None) -> Github:
+    """A GitHub client for work on `repo`: as the App's installation there, or with the token."""
+    from bot.adapters.github import connect_with_token, installation_client, installation_of
 
     key = settings.private_key()
     if settings.github_app_id and key is not None:
         installation = installation_id or installation_of(settings.github_api_url, settings.github_app_id,
                                                           key.reveal(), repo)
-        client = installation_client(settings.github_api_url, settings.github_app_id, key.reveal(), installation,
-                                     polite=settings.polite)
-    elif settings.github_token is not None:
-        client = connect_with_token(settings.github_api_url, settings.github_token.reveal(), polite=settings.polite)
-    else:
-        raise ConfigurationError("no GitHub credentials: set PAVED_GITHUB_APP_ID and PAVED_GITHUB_PRIVATE_KEY, "
-                                 "or PAVED_GITHUB_TOKEN")
+        return installation_client(settings.github_api_url, settings.github_app_id, key.reveal(), installation,
+                                   polite=settings.polite)
+    if settings.github_token is not None:
+        return connect_with_token(settings.github_api_url, settings.github_token.reveal(), polite=settings.polite)
+    raise ConfigurationError("no GitHub credentials: set PAVED_GITHUB_APP_ID and PAVED_GITHUB_PRIVATE_KEY, "
+                             "or PAVED_GITHUB_TOKEN")
+
+
+def context_for(settings: Settings, repo: str, installation_id: int | None = None) -> Context:
+    """The handlers' collaborators for work on `repo`, built from the settings."""
+    from bot.adapters.github import GitHubForge, token_of
+    from bot.adapters.workspace import Workspace
+    from bot.catalog import CatalogueStore
+    from bot.handlers import Context
+
+    client = github_client(settings, repo, installation_id)
     from bot.providers.database import DatabaseProvider
     from bot.providers.github import GitHubProvider, GitHubSecrets
 
@@ -66,8 +68,8 @@ def context_for(settings: Settings, repo: str, installation_id: int | None = Non
 
 def handle_delivery(delivery: Delivery, work: Work) -> None:
     """Run the use case a delivery calls for (see `bot.handlers.router`); plans and applies are counted."""
+    from bot.adapters import metrics
     from bot.handlers.router import route
-    from bot.web import metrics
 
     if delivery.repository is None:
         log.info("%s names no repository; nothing to do", delivery.kind)

@@ -176,35 +176,22 @@ class GitHubAccounts:
         return f"{self.settings.github_web_url}/login/oauth/authorize?{query}"
 
     def exchange(self, code: str, redirect_uri: str) -> str:
-        from github import Github, GithubException
-        from requests import RequestException
+        from bot.adapters.github import ForgeError, oauth_user_token
 
         assert self.settings.github_client_id is not None and self.settings.github_client_secret is not None
-        client = Github(base_url=self.settings.github_api_url, retry=None, seconds_between_requests=None,
-                        seconds_between_writes=None)
-        application = client.get_oauth_application(self.settings.github_client_id,
-                                                   self.settings.github_client_secret.reveal())
         try:
-            # GitHub answers a refused exchange with 200 and an `error`; PyGithub raises on it.
-            return str(application.get_access_token(code).token)
-        except GithubException as exc:
-            data = exc.data if isinstance(exc.data, dict) else {}
-            raise SignInError(f"GitHub refused the sign-in code: {data.get('error') or exc.status}") from exc
-        except RequestException as exc:
-            raise SignInError(f"GitHub could not be reached to finish signing in ({type(exc).__name__})") from exc
+            return oauth_user_token(self.settings.github_api_url, self.settings.github_client_id,
+                                    self.settings.github_client_secret.reveal(), code)
+        except ForgeError as exc:
+            raise SignInError(exc.message) from exc
 
     def login_of(self, token: str) -> str:
-        from github import Auth, Github, GithubException
-        from requests import RequestException
+        from bot.adapters.github import ForgeError, login_of_token
 
-        client = Github(base_url=self.settings.github_api_url, auth=Auth.Token(token), retry=None,
-                        seconds_between_requests=None, seconds_between_writes=None)
         try:
-            return str(client.get_user().login)
-        except GithubException as exc:
-            raise SignInError(f"GitHub would not say who signed in ({exc.status})") from exc
-        except RequestException as exc:
-            raise SignInError(f"GitHub could not be reached to finish signing in ({type(exc).__name__})") from exc
+            return login_of_token(self.settings.github_api_url, token)
+        except ForgeError as exc:
+            raise SignInError(exc.message) from exc
 
     def permission_of(self, login: str) -> Permission:
         from requests import RequestException
@@ -223,21 +210,13 @@ class GitHubAccounts:
         # One client for the process: as the App's installation (PyGithub renews its token), or with the token.
         with self._lock:
             if self._forge is None:
-                from bot.adapters.github import GitHubForge, connect_with_token, installation_client, installation_of
+                from bot.adapters.github import GitHubForge
+                from bot.web.jobs import github_client
 
-                settings = self.settings
-                key = settings.private_key()
-                if settings.github_app_id and key is not None:
-                    installation = installation_of(settings.github_api_url, settings.github_app_id, key.reveal(),
-                                                   self.repo)
-                    client = installation_client(settings.github_api_url, settings.github_app_id, key.reveal(),
-                                                 installation, polite=settings.polite)
-                elif settings.github_token is not None:
-                    client = connect_with_token(settings.github_api_url, settings.github_token.reveal(),
-                                                polite=settings.polite)
-                else:
-                    raise SignInError("Paved has no GitHub credentials to read visitors' access with")
-                self._forge = GitHubForge(client)
+                try:
+                    self._forge = GitHubForge(github_client(self.settings, self.repo))
+                except ConfigurationError as exc:
+                    raise SignInError("Paved has no GitHub credentials to read visitors' access with") from exc
             return self._forge
 
 
