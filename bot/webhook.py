@@ -4,6 +4,10 @@
 status to answer with. It fails closed both ways: a delivery is refused when Paved has no secret
 configured, and when the delivery has no signature or a wrong one. The web route only hands it the
 headers and the raw bytes.
+
+Before the JSON is parsed its nesting depth is measured on the raw bytes and refused over `MAX_DEPTH`:
+Python's parser recurses once per level, so a few kilobytes of `[` would otherwise end in a
+RecursionError (a 500) instead of a clear 400.
 """
 
 from __future__ import annotations
@@ -11,14 +15,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 from bot.errors import PavedError
 
 # GitHub caps payloads at 25 MB; Paved's events are far smaller, and a bound keeps a flood cheap.
 MAX_BODY_BYTES = 5 * 1024 * 1024
+# GitHub's deepest example payloads nest 6 levels (tests/data/github/webhooks); the parser recurses about a
+# thousand levels before it fails. 64 leaves room for any payload GitHub sends and none for that.
+MAX_DEPTH = 64
+
+# What measuring the depth keeps of a body: quotes and brackets; then a string literal, quote to quote (an
+# unterminated one runs to the end), to be removed; then each bracket as +1 or -1 (a signed byte).
+_NOT_QUOTES_OR_BRACKETS = bytes(b for b in range(256) if b not in b'"[]{}')
+_STRING = re.compile(rb'"[^"]*+"?')
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
 
 class WebhookError(PavedError):
@@ -68,6 +83,25 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def nesting_depth(body: bytes) -> int:
+    """How deeply arrays and objects nest in the JSON text `body`, measured without parsing it.
+
+    All of it is done by C code over the bytes, never a Python step per byte: escaped backslashes and
+    quotes are removed (so every quote left opens or closes a string), then every byte but quotes and
+    brackets; two quotes side by side go too (an empty string, or the end of one string and the start of
+    the next: either way what lies between other quotes stays inside or outside). One regular expression
+    then removes the string literals, and the depth is the highest running sum of +1 per opening and -1
+    per closing bracket. About 30 ms for 5 MB of GitHub-like JSON, under a second for the worst 5 MB.
+    For text that is not valid JSON the answer holds for what a parser reads before it fails, which is
+    what bounds the parser's recursion.
+    """
+    kept = body.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_QUOTES_OR_BRACKETS)
+    brackets = _STRING.sub(b"", kept.replace(b'""', b""))
+    if not brackets:
+        return 0
+    return max(accumulate(memoryview(brackets.translate(_STEPS)).cast("b"), initial=0))
+
+
 def parse(headers: Mapping[str, str], body: bytes, secret: str | None, *,
           max_bytes: int = MAX_BODY_BYTES) -> Delivery:
     """Verify a delivery and read it; raise `WebhookError` with the status to answer otherwise."""
@@ -90,6 +124,9 @@ def parse(headers: Mapping[str, str], body: bytes, secret: str | None, *,
     delivery_id = lower.get("x-github-delivery")
     if not delivery_id:
         raise WebhookError(400, "the delivery has no X-GitHub-Delivery")
+    depth = nesting_depth(body)
+    if depth > MAX_DEPTH:
+        raise WebhookError(400, f"the payload nests {depth:,} levels deep; Paved reads at most {MAX_DEPTH}")
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

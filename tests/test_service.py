@@ -267,6 +267,21 @@ def test_a_delivery_that_is_not_json_is_refused_with_415(tmp_path: Path) -> None
     assert job.runs == []
 
 
+def test_a_signed_delivery_nested_too_deeply_is_refused_with_400_and_the_service_carries_on(tmp_path: Path) -> None:
+    job = Recorder()
+    body = b"[" * 100_000
+    with running(settings_for(tmp_path), job) as service:
+        response = service.client.post(service.url + "/webhooks/github", content=body,
+                                       headers=signed(body, "deep-1"))
+        after = service.deliver(OPENED, "after-deep-1")
+        record = service.deliveries.get("deep-1")
+    assert response.status_code == 400
+    assert assert_message_only(response) == "the payload nests 100,000 levels deep; Paved reads at most 64"
+    assert record is None
+    assert after.status_code == 202
+    assert [run[0] for run in job.runs] == ["after-deep-1"]
+
+
 # -- redeliveries ----------------------------------------------------------------------------------------------
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
-from bot.webhook import WebhookError, parse, signature
+from bot.webhook import MAX_BODY_BYTES, MAX_DEPTH, WebhookError, nesting_depth, parse, signature
 
 EXAMPLES = Path(__file__).parent / "data" / "github" / "webhooks"
 SECRET = "s3cret-for-tests"
@@ -88,3 +89,67 @@ def test_malformed_json_is_a_bad_request() -> None:
     with pytest.raises(WebhookError) as refused:
         parse(headers(body), body, SECRET)
     assert refused.value.status == 400
+
+
+# -- nesting depth ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "depth"), [
+    (b"{}", 1),
+    (b'{"a": [1, {"b": []}]}', 4),
+    (b'"just a string"', 0),
+    (b"42", 0),
+    (b'{"body": "[[[[ {{{{ brackets in text do not nest"}', 1),
+    (b'{"body": "a quote \\" then [[[[", "x": [[]]}', 3),
+    (b'{"body": "a backslash \\\\", "x": [[]]}', 3),
+    (b'{"body": "\\\\\\" still inside [[[["}', 1),
+    (b"[[[", 3),  # unfinished: what a parser would read before failing
+    (b'["unterminated [[[[', 1),
+    (b"]]][[", 0),
+])
+def test_nesting_depth_counts_brackets_outside_strings(text: bytes, depth: int) -> None:
+    assert nesting_depth(text) == depth
+
+
+def test_every_example_delivery_nests_far_below_the_bound() -> None:
+    examples = [p for p in [*EXAMPLES.glob("*.json"), *(EXAMPLES / "derived").glob("*.json")]
+                if p.name != "index.json" and not p.name.startswith("openapi")]
+    deepest = max(nesting_depth(p.read_bytes()) for p in examples)
+    assert deepest == max(_depth(json.loads(p.read_bytes())) for p in examples)
+    assert deepest * 4 < MAX_DEPTH
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def test_a_payload_nested_deeper_than_the_bound_is_a_bad_request_not_a_crash() -> None:
+    for body in (b"[" * 100_000, b'{"a":' * (MAX_DEPTH + 1) + b"1" + b"}" * (MAX_DEPTH + 1),
+                 b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1)):
+        body = body if body.startswith(b"{") else b'{"x":' + body + b"}"
+        with pytest.raises(WebhookError) as refused:
+            parse(headers(body), body, SECRET)
+        assert refused.value.status == 400
+        assert f"Paved reads at most {MAX_DEPTH}" in refused.value.message
+
+
+def test_a_payload_nested_exactly_to_the_bound_is_read() -> None:
+    body = b'{"x":' + b"[" * (MAX_DEPTH - 1) + b"]" * (MAX_DEPTH - 1) + b"}"
+    assert nesting_depth(body) == MAX_DEPTH
+    payload = parse(headers(body), body, SECRET).payload
+    for _ in range(MAX_DEPTH - 1):
+        payload = payload[0] if isinstance(payload, list) else payload["x"]
+    assert payload == []
+
+
+def test_measuring_the_depth_of_the_largest_body_takes_well_under_a_second() -> None:
+    worst = [b"[" * MAX_BODY_BYTES, b'"\\' * (MAX_BODY_BYTES // 2), b'{"a":"b"},' * (MAX_BODY_BYTES // 10),
+             b"[[]" * (MAX_BODY_BYTES // 3), b'"[' * (MAX_BODY_BYTES // 2)]
+    for body in worst:
+        started = time.perf_counter()
+        nesting_depth(body)
+        assert time.perf_counter() - started < 2.0
