@@ -46,11 +46,17 @@ class WebhookError(PavedError):
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One verified webhook delivery: the headers that matter and the JSON payload."""
+    """One verified webhook delivery: the headers that matter and the JSON payload.
+
+    `body_sha256` is the hex SHA-256 of the raw body as signed, set by `parse`: the delivery log knows a
+    body it has acted on by it, whatever delivery id it arrives under again. None for deliveries that did
+    not come over HTTP (a job read back from the queue, an Actions event).
+    """
 
     id: str
     event: str
     payload: dict[str, Any] = field(repr=False)
+    body_sha256: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def action(self) -> str | None:
@@ -133,4 +139,4 @@ def parse(headers: Mapping[str, str], body: bytes, secret: str | None, *,
         raise WebhookError(400, f"the payload is not valid JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise WebhookError(400, "the payload is not a JSON object")
-    return Delivery(delivery_id, event, payload)
+    return Delivery(delivery_id, event, payload, body_sha256=hashlib.sha256(body).hexdigest())

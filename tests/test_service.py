@@ -8,6 +8,7 @@ scale-out tests use a real Redis and a separate `paved worker` process.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import itertools
 import json
@@ -35,8 +36,10 @@ import redis
 import uvicorn
 
 from bot.adapters.deliveries import (
+    SCHEMA,
     DeliveryContextFilter,
     DeliveryLog,
+    Duplicate,
     Record,
     SqliteDeliveryLog,
     open_delivery_log,
@@ -318,6 +321,70 @@ def test_a_failed_job_leaves_one_line_in_the_delivery_log(tmp_path: Path) -> Non
         record = service.deliveries.get("fails")
     assert record is not None and record.status == "failed"
     assert record.last_error == f"RuntimeError: GitHub answered 502 for {REPO} while planning"
+
+
+def test_a_body_replayed_under_a_new_delivery_id_is_answered_200_and_not_acted_on_again(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    job = Recorder()
+    caplog.handler.addFilter(DeliveryContextFilter())
+    with running(settings_for(tmp_path), job) as service:
+        first = service.deliver(OPENED, "original-1")
+        replayed = service.deliver(OPENED, "replayed-1")
+        redelivered = service.deliver(OPENED, "original-1")
+        records = service.deliveries.get("original-1"), service.deliveries.get("replayed-1")
+    assert (first.status_code, replayed.status_code, redelivered.status_code) == (202, 200, 200)
+    assert replayed.json() == {
+        "message": "duplicate delivery replayed-1: its body was accepted before as delivery original-1, which is "
+                   "done, so it is not acted on again", "duplicate": True, "status": "done", "replay_of": "original-1"}
+    assert redelivered.json()["duplicate"] is True and "replay_of" not in redelivered.json()
+    assert [run[0] for run in job.runs] == ["original-1"]
+    digest = hashlib.sha256((EXAMPLES / OPENED).read_bytes()).hexdigest()
+    assert records[0] is not None and records[0].body_sha256 == digest
+    assert records[1] is None
+    replays = [r for r in caplog.records if r.getMessage().startswith("replayed delivery")]
+    assert [(r.levelname, r.delivery_id) for r in replays] == [("WARNING", "replayed-1")]  # type: ignore[attr-defined]
+
+
+def test_a_body_whose_delivery_failed_is_taken_again_under_a_new_id_as_a_redelivery_would_be(tmp_path: Path) -> None:
+    runs: list[str] = []
+
+    def fails_the_first_time(delivery: Delivery, work: Work) -> None:
+        runs.append(delivery.id)
+        if len(runs) == 1:
+            raise RuntimeError("GitHub answered 502")
+
+    with running(settings_for(tmp_path), fails_the_first_time) as service:
+        failed = service.deliver(MERGED, "failed-1")
+        again = service.deliver(MERGED, "failed-1-again")
+        once_more = service.deliver(MERGED, "failed-1")
+    assert (failed.status_code, again.status_code, once_more.status_code) == (202, 202, 200)
+    assert once_more.json()["replay_of"] == "failed-1-again"
+    assert runs == ["failed-1", "failed-1-again"]
+
+
+def test_a_different_body_under_a_new_id_is_accepted(tmp_path: Path) -> None:
+    job = Recorder()
+    with running(settings_for(tmp_path), job) as service:
+        codes = [service.deliver(OPENED, "one").status_code, service.deliver(MERGED, "two").status_code]
+    assert codes == [202, 202]
+    assert [run[0] for run in job.runs] == ["one", "two"]
+
+
+def test_a_delivery_log_written_before_bodies_were_recorded_gains_the_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "deliveries.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute(SCHEMA.replace(",\n    body_sha256 text", ""))
+        db.execute("insert into deliveries values ('old-1', 'push', null, 'acme/platform',"
+                   " '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z', 'done', 1, null)")
+    db.close()
+    store = SqliteDeliveryLog(path)
+    old = store.get("old-1")
+    assert old is not None and (old.status, old.body_sha256) == ("done", None)
+    assert store.accept(Delivery("new-1", "push", {}, body_sha256="ab" * 32)) is None
+    assert SqliteDeliveryLog(path).accept(Delivery("new-2", "push", {}, body_sha256="ab" * 32)) == \
+        Duplicate("new-1", "accepted", replay=True)
 
 
 def test_a_delivery_the_queue_cannot_take_is_answered_503_and_accepted_when_redelivered(tmp_path: Path) -> None:
@@ -676,3 +743,45 @@ def test_a_redelivery_to_another_serve_replica_is_recognised_through_redis(tmp_p
         pending = replica_a.queue.pending()
     assert (first.status_code, again.status_code) == (202, 200)
     assert pending == 1
+
+
+def test_a_body_replayed_to_another_serve_replica_is_recognised_through_redis(tmp_path: Path, redis_queue: str) -> None:
+    settings = redis_settings(tmp_path, redis_queue)
+    with running(settings, Recorder()) as replica_a, running(settings, Recorder()) as replica_b:
+        first = replica_a.deliver(OPENED, "replay-a")
+        replayed = replica_b.deliver(OPENED, "replay-b")
+        redelivered = replica_b.deliver(OPENED, "replay-a")
+        other = replica_b.deliver(MERGED, "replay-c")
+        pending = replica_a.queue.pending()
+        record = replica_a.deliveries.get("replay-a")
+    assert [r.status_code for r in (first, replayed, redelivered, other)] == [202, 200, 200, 202]
+    assert (replayed.json()["replay_of"], replayed.json()["status"]) == ("replay-a", "accepted")
+    assert "replay_of" not in redelivered.json()
+    assert pending == 2
+    assert record is not None and record.body_sha256 == hashlib.sha256((EXAMPLES / OPENED).read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+def test_both_delivery_logs_know_a_body_by_its_digest_until_its_delivery_failed(
+        tmp_path: Path, store: str, request: pytest.FixtureRequest) -> None:
+    log: DeliveryLog
+    if store == "redis":
+        name = request.getfixturevalue("redis_queue")
+        log = open_delivery_log(redis_settings(tmp_path, name))
+    else:
+        log = open_delivery_log(settings_for(tmp_path))
+    body = "cd" * 32
+    assert log.accept(Delivery("d-1", "push", {}, body_sha256=body)) is None
+    assert log.accept(Delivery("d-1", "push", {}, body_sha256=body)) == Duplicate("d-1", "accepted")
+    assert log.accept(Delivery("d-2", "push", {}, body_sha256=body)) == Duplicate("d-1", "accepted", replay=True)
+    assert log.claim(Delivery("d-1", "push", {})) == 1
+    assert log.accept(Delivery("d-2", "push", {}, body_sha256=body)) == Duplicate("d-1", "processing", replay=True)
+    log.finish("d-1", "done")
+    assert log.accept(Delivery("d-2", "push", {}, body_sha256=body)) == Duplicate("d-1", "done", replay=True)
+    assert log.accept(Delivery("d-3", "push", {}, body_sha256="ef" * 32)) is None
+    assert log.accept(Delivery("d-4", "push", {})) is None  # no body known: only its id counts
+    log.finish("d-3", "failed", "GitHub answered 502")
+    assert log.accept(Delivery("d-5", "push", {}, body_sha256="ef" * 32)) is None
+    assert log.accept(Delivery("d-3", "push", {}, body_sha256="ef" * 32)) == Duplicate("d-5", "accepted", replay=True)
+    record = log.get("d-5")
+    assert record is not None and record.body_sha256 == "ef" * 32

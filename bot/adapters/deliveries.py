@@ -1,7 +1,10 @@
 """The delivery log: every webhook delivery Paved accepted, and how its job went.
 
 A delivery is recorded by its `X-GitHub-Delivery` id, so a redelivery of one that was accepted is
-recognised and not acted on twice, while one whose attempt failed is accepted again. The job runner
+recognised and not acted on twice, while one whose attempt failed is accepted again. It is recorded with
+the SHA-256 of its body too: a body that was accepted under one id and arrives again under another (a
+signed delivery captured and replayed) is a duplicate as well, for as long as the log keeps the first
+(`KEEP_FOR`), unless the first failed, exactly as a redelivery would be. The job runner
 moves a record through `accepted` → `processing` → `done` or `failed`; `last_error` is one line, never a
 traceback and never a configured secret.
 
@@ -66,16 +69,32 @@ class Record:
     status: Status
     attempts: int
     last_error: str | None
+    body_sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """Why a delivery is not acted on: delivery `of` was accepted before and is `status`.
+
+    `of` is the delivery itself when GitHub redelivers it; another id when the same body came back under
+    a new one (`replay`).
+    """
+
+    of: str
+    status: Status
+    replay: bool = False
 
 
 class DeliveryLog(Protocol):
     """What the web app and the job runner need from the delivery log."""
 
-    def accept(self, delivery: Delivery) -> Status | None:
-        """Record `delivery` as accepted and return None, or return its status when it is a duplicate.
+    def accept(self, delivery: Delivery) -> Duplicate | None:
+        """Record `delivery` as accepted and return None, or say what it duplicates.
 
         A delivery is accepted when it is new, when its last attempt failed, or when it has been
-        `processing` for longer than `STALE_AFTER`; anything else is a duplicate.
+        `processing` for longer than `STALE_AFTER`; anything else is a duplicate. A new delivery whose
+        `body_sha256` is that of another delivery in the log is a duplicate of that one (a replay) unless
+        that one would be accepted again by the same rules.
         """
 
     def claim(self, delivery: Delivery) -> int | None:
@@ -127,9 +146,18 @@ create table if not exists deliveries (
     updated_at  text not null,
     status      text not null check (status in ('accepted', 'processing', 'done', 'failed')),
     attempts    integer not null default 0,
-    last_error  text
+    last_error  text,
+    body_sha256 text
 )
 """
+# Logs written before bodies were recorded get the column; new ones have it from `SCHEMA`.
+ADD_BODY = "alter table deliveries add column body_sha256 text"
+BODY_INDEX = "create index if not exists deliveries_by_body on deliveries (body_sha256)"
+# The newest other delivery with this body that a redelivery of it would not replace.
+SAME_BODY = (
+    "select id, status from deliveries where body_sha256 = ? and id != ? and received_at >= ?"
+    " and (status in ('accepted', 'done') or (status = 'processing' and updated_at >= ?))"
+    " order by received_at desc limit 1")
 
 
 class SqliteDeliveryLog:
@@ -151,6 +179,13 @@ class SqliteDeliveryLog:
         with self._connect() as db:
             db.execute("pragma journal_mode=wal")
             db.execute(SCHEMA)
+            if "body_sha256" not in {row[1] for row in db.execute("pragma table_info(deliveries)")}:
+                try:
+                    db.execute(ADD_BODY)
+                except sqlite3.OperationalError as exc:  # another process added it first
+                    if "duplicate column" not in str(exc):
+                        raise
+            db.execute(BODY_INDEX)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -167,25 +202,27 @@ class SqliteDeliveryLog:
         finally:
             db.close()
 
-    def accept(self, delivery: Delivery) -> Status | None:
-        now = _now()
+    def accept(self, delivery: Delivery) -> Duplicate | None:
+        now, stale = _now(), _now(STALE_AFTER)
         with self._connect() as db:
             # Closing the connection without a commit (on any error) rolls the transaction back.
             db.execute("begin immediate")
-            changed = db.execute(
-                "insert into deliveries (id, event, action, repo, received_at, updated_at, status, attempts)"
-                " values (?, ?, ?, ?, ?, ?, 'accepted', 0)"
+            row = db.execute("select status, updated_at from deliveries where id = ?", (delivery.id,)).fetchone()
+            if row is not None and row[0] != "failed" and not (row[0] == "processing" and row[1] < stale):
+                return Duplicate(delivery.id, _status(row[0]))
+            if delivery.body_sha256:
+                same = db.execute(SAME_BODY, (delivery.body_sha256, delivery.id, _now(KEEP_FOR), stale)).fetchone()
+                if same is not None:
+                    return Duplicate(same[0], _status(same[1]), replay=True)
+            db.execute(
+                "insert into deliveries (id, event, action, repo, received_at, updated_at, status, attempts,"
+                " body_sha256) values (?, ?, ?, ?, ?, ?, 'accepted', 0, ?)"
                 " on conflict (id) do update set status = 'accepted', event = excluded.event,"
                 " action = excluded.action, repo = excluded.repo, received_at = excluded.received_at,"
-                " updated_at = excluded.updated_at"
-                " where deliveries.status = 'failed'"
-                " or (deliveries.status = 'processing' and deliveries.updated_at < ?)",
-                (delivery.id, delivery.event, delivery.action, delivery.repository, now, now,
-                 _now(STALE_AFTER))).rowcount
-            row = None if changed else db.execute("select status from deliveries where id = ?",
-                                                  (delivery.id,)).fetchone()
+                " updated_at = excluded.updated_at, body_sha256 = excluded.body_sha256",
+                (delivery.id, delivery.event, delivery.action, delivery.repository, now, now, delivery.body_sha256))
             db.execute("commit")
-        return None if row is None else row[0]
+        return None
 
     def claim(self, delivery: Delivery) -> int | None:
         now = _now()
@@ -213,8 +250,8 @@ class SqliteDeliveryLog:
 
     def get(self, delivery_id: str) -> Record | None:
         with self._connect() as db:
-            row = db.execute("select id, event, action, repo, received_at, updated_at, status, attempts, last_error"
-                             " from deliveries where id = ?", (delivery_id,)).fetchone()
+            row = db.execute("select id, event, action, repo, received_at, updated_at, status, attempts, last_error,"
+                             " body_sha256 from deliveries where id = ?", (delivery_id,)).fetchone()
         return None if row is None else Record(*row)
 
     def check(self) -> None:
@@ -229,18 +266,35 @@ class SqliteDeliveryLog:
             return db.execute("delete from deliveries where updated_at < ?", (_now(older_than),)).rowcount
 
 
-# Redis keeps each record as a hash that expires `KEEP_FOR` after its last change. The two scripts make
-# "accept unless it is a duplicate" and "claim if it is waiting" atomic across processes and machines.
+# Redis keeps each record as a hash that expires `KEEP_FOR` after its last change, and for each body
+# accepted a key (its SHA-256 under `body_prefix`) naming the delivery that carried it, expiring `KEEP_FOR`
+# after that. The two scripts make "accept unless it is a duplicate" and "claim if it is waiting" atomic
+# across processes and machines. ACCEPT reads the record of the delivery a body key names, a key it builds
+# from ARGV[8]: one Redis holds the whole log (a cluster is not supported, as for the queue).
 ACCEPT = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if status and status ~= 'failed' and not (status == 'processing'
-        and (redis.call('HGET', KEYS[1], 'updated_at') or '') < ARGV[6]) then
-    return status
+local function live(key)
+    local found = redis.call('HMGET', key, 'status', 'updated_at')
+    local status = found[1]
+    if status and status ~= 'failed' and not (status == 'processing' and (found[2] or '') < ARGV[6]) then
+        return status
+    end
+    return nil
 end
+local status = live(KEYS[1])
+if status then return status end
+if KEYS[2] ~= '' then
+    local earlier = redis.call('GET', KEYS[2])
+    if earlier and earlier ~= ARGV[1] then
+        local other = live(ARGV[8] .. earlier)
+        if other then return 'replay:' .. other .. ':' .. earlier end
+    end
+end
+local known = redis.call('EXISTS', KEYS[1]) == 1
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'event', ARGV[2], 'action', ARGV[3], 'repo', ARGV[4],
-           'received_at', ARGV[5], 'updated_at', ARGV[5], 'status', 'accepted')
-if not status then redis.call('HSET', KEYS[1], 'attempts', 0) end
+           'received_at', ARGV[5], 'updated_at', ARGV[5], 'status', 'accepted', 'body_sha256', ARGV[9])
+if not known then redis.call('HSET', KEYS[1], 'attempts', 0) end
 redis.call('EXPIRE', KEYS[1], ARGV[7])
+if KEYS[2] ~= '' then redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[7]) end
 return ''
 """
 CLAIM = """
@@ -260,10 +314,13 @@ return attempts
 class RedisDeliveryLog:
     """The delivery log in Redis, shared by every serve replica and worker that uses the same Redis."""
 
-    def __init__(self, url: str, *, prefix: str, scrub: tuple[str, ...] = (), display: str = "redis") -> None:
+    def __init__(self, url: str, *, prefix: str, scrub: tuple[str, ...] = (), display: str = "redis",
+                 body_prefix: str | None = None) -> None:
         import redis
 
         self.prefix = prefix
+        # Apart from the records' keys, whatever a delivery id is: ids come from a request header.
+        self.body_prefix = body_prefix or prefix.rstrip(".") + "-body."
         self.scrub = scrub
         self.display = display
         self._errors: tuple[type[Exception], ...] = (redis.RedisError,)
@@ -284,11 +341,18 @@ class RedisDeliveryLog:
     def _fields(self, delivery: Delivery) -> list[str]:
         return [delivery.id, delivery.event, delivery.action or "", delivery.repository or "", _now()]
 
-    def accept(self, delivery: Delivery) -> Status | None:
+    def accept(self, delivery: Delivery) -> Duplicate | None:
+        body_key = self.body_prefix + delivery.body_sha256 if delivery.body_sha256 else ""
         with self._reach():
-            status = self._accept(keys=[self.prefix + delivery.id],
-                                  args=[*self._fields(delivery), _now(STALE_AFTER), self._ttl])
-        return None if not status else _status(str(status))
+            answer = _text(self._accept(keys=[self.prefix + delivery.id, body_key],
+                                        args=[*self._fields(delivery), _now(STALE_AFTER), self._ttl, self.prefix,
+                                              delivery.body_sha256 or ""]))
+        if not answer:
+            return None
+        if answer.startswith("replay:"):
+            _, status, of = answer.split(":", 2)
+            return Duplicate(of, _status(status), replay=True)
+        return Duplicate(delivery.id, _status(answer))
 
     def claim(self, delivery: Delivery) -> int | None:
         with self._reach():
@@ -324,7 +388,7 @@ class RedisDeliveryLog:
                       action=found.get("action") or None, repo=found.get("repo") or None,
                       received_at=found.get("received_at", ""), updated_at=found.get("updated_at", ""),
                       status=_status(found["status"]), attempts=int(found.get("attempts", 0)),
-                      last_error=found.get("last_error") or None)
+                      last_error=found.get("last_error") or None, body_sha256=found.get("body_sha256") or None)
 
     def check(self) -> None:
         with self._reach():

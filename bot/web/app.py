@@ -6,7 +6,8 @@ app with four routes:
 - `POST /webhooks/github` reads the raw body (refusing more than the bound before reading it when the
   Content-Length says so), hands headers and bytes to `bot.webhook.parse`, records the delivery, queues
   its job and answers 202. A redelivery of an accepted delivery is answered 200 and not acted on again;
-  one whose attempt failed is accepted again.
+  one whose attempt failed is accepted again. So is a body already accepted under another delivery id (a
+  signed delivery replayed): answered 200, not acted on, and logged as a replay.
 - `GET /healthz`: the process is up.
 - `GET /readyz`: the queue (the SQLite file, or Redis) and the delivery log can be reached and the data
   folder can be written; otherwise 503 saying what is wrong.
@@ -142,12 +143,19 @@ def create_app(settings: Settings, queue: WorkQueue, deliveries: DeliveryLog, *,
     def accept(headers: Mapping[str, str], body: bytes) -> JSONResponse:
         delivery = parse(headers, body, secret.reveal() if secret else None, max_bytes=max_body_bytes)
         with delivery_context(delivery.id, delivery.kind, delivery.repository, pr=pull_request_of(delivery)):
-            previous = deliveries.accept(delivery)
-            if previous is not None:
-                log.info("duplicate delivery (already %s): not acting on it again", previous)
+            duplicate = deliveries.accept(delivery)
+            if duplicate is not None and duplicate.replay:
+                log.warning("replayed delivery: its body is that of delivery %s (%s), so it is not acted on",
+                            _loggable(duplicate.of), duplicate.status)
+                return JSONResponse({"message": f"duplicate delivery {delivery.id}: its body was accepted before as "
+                                                f"delivery {duplicate.of}, which is {duplicate.status}, so it is not "
+                                                "acted on again", "duplicate": True, "status": duplicate.status,
+                                     "replay_of": duplicate.of}, status_code=200)
+            if duplicate is not None:
+                log.info("duplicate delivery (already %s): not acting on it again", duplicate.status)
                 return JSONResponse({"message": f"duplicate delivery {delivery.id}: it was accepted before and "
-                                                f"is {previous}, so it is not acted on again",
-                                     "duplicate": True, "status": previous}, status_code=200)
+                                                f"is {duplicate.status}, so it is not acted on again",
+                                     "duplicate": True, "status": duplicate.status}, status_code=200)
             try:
                 job = queue.enqueue(delivery)
             except QueueError as exc:
