@@ -116,7 +116,7 @@ def _wait_until_applied(forge: Sandbox, token: str, platform_url: str) -> None:
     api = httpx.Client(base_url=forge.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
     # A session as the reader's own sign-in would make, to read the page while waiting.
     site = httpx.Client(base_url=platform_url, timeout=10, cookies={COOKIE: sign_session(
-        {"login": READER, "checked": int(time.time()), "read": True}, SESSION_SECRET)})
+        {"login": READER, "since": int(time.time()), "checked": int(time.time()), "read": True}, SESSION_SECRET)})
     with api, site:
         while True:
             runs = api.get(f"/repos/acme/platform/commits/{head}/check-runs",

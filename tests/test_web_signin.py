@@ -146,9 +146,10 @@ def test_a_reader_signs_in_with_github_and_sees_the_page_they_asked_for(site: Si
         assert page.status_code == 200
         assert str(page.url) == site.url + "/resources/Service/checkout"
         assert erin.get(site.url + "/", headers=HTML).text.endswith("<p>for erin</p>")
-        # The session holds who signed in and what was found, never a GitHub token.
+        # The session holds who signed in, when, and what was found, never a GitHub token.
         data = read_session(session_cookie(erin), SESSION_KEY)
-        assert set(data) == {"login", "checked", "read"} and data["login"] == "erin"
+        assert set(data) == {"login", "since", "checked", "read"} and data["login"] == "erin"
+        assert data["since"] == int(site.clock.now)
         assert "gh" not in json.dumps(data)
 
 
@@ -194,6 +195,33 @@ def test_access_is_read_again_after_a_while(site: Site) -> None:
         assert mallory.get(site.url + "/", headers=HTML).status_code == 403  # what was found at sign-in still holds
         site.clock.now += RECHECK_SECONDS + 1
         assert mallory.get(site.url + "/", headers=HTML).text.endswith("<p>for mallory</p>")
+
+
+def test_a_session_ends_eight_hours_after_signing_in_however_often_it_was_renewed(site: Site) -> None:
+    with site.visitor() as erin:
+        site.sign_in(erin, "erin")
+        signed_in = read_session(session_cookie(erin), SESSION_KEY)["since"]
+        renewed = set()
+        while site.clock.now + RECHECK_SECONDS + 1 - signed_in <= SESSION_SECONDS:
+            site.clock.now += RECHECK_SECONDS + 1
+            assert erin.get(site.url + "/", headers=HTML).text.endswith("<p>for erin</p>")
+            renewed.add(session_cookie(erin))
+            assert read_session(session_cookie(erin), SESSION_KEY)["since"] == signed_in
+        assert len(renewed) >= SESSION_SECONDS // (RECHECK_SECONDS + 1)  # a fresh cookie at every re-check
+        site.clock.now = signed_in + SESSION_SECONDS + 1
+        over = erin.get(site.url + "/", headers=HTML, follow_redirects=False)
+        assert over.status_code == 303 and over.headers["location"] == "/signin?next=%2F"
+        assert COOKIE not in erin.cookies
+        api = httpx.get(site.url + "/", headers={"Accept": "application/json"},
+                        cookies={COOKIE: next(iter(renewed))})
+        assert api.status_code == 401
+
+
+def test_a_session_that_does_not_say_when_its_visitor_signed_in_is_not_honoured(site: Site) -> None:
+    undated = sign_session({"login": "erin", "checked": int(site.clock.now), "read": True}, SESSION_KEY)
+    with httpx.Client(timeout=10, cookies={COOKIE: undated}) as erin:
+        page = erin.get(site.url + "/", headers=HTML, follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"].startswith("/signin")
 
 
 def test_signing_out_forgets_the_visitor(site: Site) -> None:
@@ -258,7 +286,8 @@ def test_while_github_is_away_the_last_answer_holds_and_is_asked_again_a_minute_
     settings = Settings(data_dir=tmp_path, github_client_id="Iv1.0123456789abcdef", session_secret=Secret(SESSION_KEY),
                         github_client_secret=Secret("0123456789abcdef0123456789abcdef01234567"))
     github, clock = UnreachableGitHub(), Clock()
-    signed_in = sign_session({"login": "erin", "checked": int(clock.now), "read": True}, SESSION_KEY)
+    signed_in = sign_session({"login": "erin", "since": int(clock.now), "checked": int(clock.now), "read": True},
+                             SESSION_KEY)
     with serving(stand_in_catalogue(SignIn(settings, "acme/platform", github, clock=clock))) as url, \
             httpx.Client(base_url=url, timeout=10, cookies={COOKIE: signed_in}) as erin:
         clock.now += RECHECK_SECONDS + 1

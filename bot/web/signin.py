@@ -6,14 +6,17 @@ that signs session cookies), every catalogue page depends on `viewer`, which
 - sends a visitor who has not signed in to `/signin` (a 401 JSON answer when they did not ask for HTML);
 - lets a signed-in visitor in when they may read the platform repo, and answers everyone else 403 with a
   page that says why and how to get access;
-- asks GitHub again, after `RECHECK_SECONDS`, so access taken away on GitHub is taken away here too.
+- asks GitHub again, after `RECHECK_SECONDS`, so access taken away on GitHub is taken away here too;
+- sends the visitor to sign in again `SESSION_SECONDS` after they signed in, however often the session
+  was re-issued since (each re-check writes a fresh cookie, so the cookie's own age never runs out).
 
 Signing in is GitHub's OAuth web flow for GitHub Apps: `/signin` keeps a random `state` in the session
 and redirects to GitHub's authorize page; `/oauth/callback` checks the state, exchanges the code for the
 visitor's user access token (over HTTP, with the App's client secret), reads who they are with it, and
 reads their permission on the platform repo with Paved's own credentials, the same way every later
 re-check does. The visitor's token is dropped at once: the session holds only the login and what was
-found, so a stolen cookie never carries a GitHub credential. `POST /signout` clears the session; there is
+found, and when they signed in (`since`), so a stolen cookie never carries a GitHub credential and is
+worth at most `SESSION_SECONDS` from the sign-in it came from. `POST /signout` clears the session; there is
 no other write on the site.
 
 Sessions are cookies signed with HMAC-SHA256 (`SessionCookies`; stdlib only, so no dependency is added
@@ -292,7 +295,12 @@ class SignIn:
         assert self.accounts is not None
         session = request.session
         login = session.get("login")
-        if not isinstance(login, str) or not login:
+        since = session.get("since")
+        if not isinstance(login, str) or not login or not isinstance(since, int) \
+                or self.clock() - since > SESSION_SECONDS:
+            if login:
+                log.info("%s's session is over: signed in more than %d hours ago", login, SESSION_SECONDS // 3600)
+                session.clear()
             query = request.url.query
             raise SignInRequired(request.url.path + (f"?{query}" if query else ""))
         checked = session.get("checked")
@@ -359,8 +367,8 @@ class SignIn:
                 log.warning("sign-in failed: %s", exc.message)
                 return _page("Sign-in failed", "<p>GitHub could not confirm who you are just now.</p>" + again, 502)
             request.session.clear()
-            request.session.update({"login": login, "checked": int(self.clock()),
-                                    "read": at_least(permission, "read")})
+            now = int(self.clock())
+            request.session.update({"login": login, "since": now, "checked": now, "read": at_least(permission, "read")})
             log.info("%s signed in (%s on %s)", login, permission, self.repo)
             return RedirectResponse(next_path, status_code=303)
 
