@@ -31,12 +31,10 @@ and git errors end in a failed `Result` with a one-line message that never carri
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import re
 import tempfile
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -45,15 +43,13 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import git
-import jinja2
-from cookiecutter.exceptions import CookiecutterException, FailedHookException
-from cookiecutter.main import cookiecutter
 from github import Github, GithubException
 from github.EnvironmentDeploymentBranchPolicy import EnvironmentDeploymentBranchPolicyParams
 from github.EnvironmentProtectionRuleReviewer import ReviewerParams
 from github.NamedUser import NamedUser
 from github.Team import Team as GithubTeam
 
+from bot.adapters import scaffold
 from bot.adapters.github import ForgeError
 from bot.errors import PavedError
 from bot.model import Resource, Tree
@@ -70,9 +66,6 @@ REQUIRED_APPROVALS = 1
 CODEOWNERS_PATHS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
 _TOKEN_SHAPES = re.compile(r"\b(gh[opsur]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")
 _TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-# cookiecutter changes the process's working directory while it renders, so two renders at once (or a
-# render and anything else using relative paths in this process) must not overlap.
-_RENDERING = threading.Lock()
 
 
 class _StepFailed(PavedError):
@@ -640,35 +633,35 @@ def _complete(obj: T) -> T:
 # -- rendering a golden path and pushing it -----------------------------------------------------------------
 
 def _render(desired: Resource, target: Target, scratch: Path) -> Path:
-    """The service's template, from the merged platform repo, rendered by cookiecutter into `scratch`."""
+    """The service's template, from the merged platform repo, rendered into `scratch`.
+
+    `bot.adapters.scaffold` renders it in a child process that holds no secret, with the request's
+    values as data, never as template source.
+    """
     spec = desired.spec.get("template") or {}
     name = str(spec.get("name") or "")
     if not _TEMPLATE_NAME.match(name):
         raise _StepFailed(f"{desired.identity} names no usable template ({name!r})")
     source = _copy_template(target.tree, name, scratch / "templates" / name, target)
-    parameters = spec.get("parameters") or {}
-    context = {**{str(k): v for k, v in parameters.items()}, "name": desired.name, "owner": desired.owner,
-               "description": str(desired.metadata.get("description", "")), "_github_org": target.organization}
-    # A configuration of our own (cookiecutter's YAML is a superset of JSON): the machine's
-    # ~/.cookiecutterrc, its replay and cache folders and any abbreviations pointing at the network
-    # are never read or written.
-    config = scratch / "cookiecutter.yaml"
-    config.write_text(json.dumps({"cookiecutters_dir": str(scratch / "cookiecutters"),
-                                  "replay_dir": str(scratch / "replay"), "default_context": {},
-                                  "abbreviations": {}}), encoding="utf-8")
-    output = scratch / "rendered"
+    values = {"name": desired.name, "owner": desired.owner,
+              "description": str(desired.metadata.get("description", "")), "_github_org": target.organization}
     try:
-        with _RENDERING:
-            project = cookiecutter(str(source), no_input=True, extra_context=context, output_dir=str(output),
-                                   config_file=str(config), accept_hooks=True)
-    except FailedHookException as exc:
+        rendered = scaffold.render(source, scratch / "rendered", values=values,
+                                   parameters=spec.get("parameters") or {})
+    except scaffold.HookRefused as exc:
         # The hooks check the parameters; what they print goes to the log, their verdict here.
-        raise _StepFailed(f"template {name} refused {desired.identity}: {_one_line(str(exc))}; "
+        log.warning("template %s refused %s: %s", name, desired.identity, exc.output or "(it printed nothing)")
+        raise _StepFailed(f"template {name} refused {desired.identity}: {exc.message}; "
                           "check spec.template.parameters") from None
-    except (CookiecutterException, jinja2.TemplateError, ValueError, OSError) as exc:
+    except scaffold.ParameterRefused as exc:
+        raise _StepFailed(f"template {name} refused {desired.identity}: {exc.message}; "
+                          "check spec.template.parameters") from None
+    except scaffold.ScaffoldTimeout as exc:
+        raise _StepFailed(f"template {name} took longer than {exc.seconds:g} s to render "
+                          f"{desired.identity}") from None
+    except scaffold.ScaffoldError as exc:
         raise _StepFailed(f"template {name} could not be rendered for {desired.identity}: "
-                          f"{_one_line(str(exc))[:300]}") from None
-    rendered = Path(project)
+                          f"{_one_line(exc.message)[:300]}") from None
     _ensure_codeowners(rendered, desired, target.organization)
     return rendered
 
