@@ -1,16 +1,25 @@
 """Local mirrors of platform repos: fetch what a job needs, read it as git trees, push notes and refs.
 
 One bare mirror per repository in the data folder, fetched incrementally, so a plan reads base and
-head straight from git objects without a checkout. GitPython drives the fetches and pushes; reading
-files goes through `GitTree` (one `git cat-file --batch`). Credentials are given per command as an
-HTTP header and never stored in the mirror's config; any error message is scrubbed of them.
+head straight from git objects without a checkout. Fetches and pushes run git with `git_environment`;
+GitPython drives the local commands (notes, refs); reading files goes through `GitTree` (one
+`git cat-file --batch`).
+
+Credentials are given per command as an HTTP header, through git's environment (`GIT_CONFIG_COUNT`,
+`GIT_CONFIG_KEY_n`, `GIT_CONFIG_VALUE_n`): never on git's command line, which any user of the machine can
+read in /proc/<pid>/cmdline, and never stored in the mirror's config. That environment is built from
+scratch with only what git needs from Paved's own (where programs and git's config are, proxies, CA
+certificates), so Paved's secrets are not handed to git and the helpers it starts. Any error message is
+scrubbed of credentials. `clone` makes a working clone the same way.
 """
 
 from __future__ import annotations
 
 import base64
 import fcntl
+import os
 import re
+import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,12 +28,64 @@ import git
 
 from bot.adapters.repo import PAVED_IDENTITY, GitTree
 from bot.errors import PavedError
+from bot.files import private_folder
 
 Credentials = Callable[[str], str]  # repo ("owner/name") -> token to fetch and push with
 
 
 class WorkspaceError(PavedError):
     """Raised when git cannot fetch or push; the message never contains a credential."""
+
+
+# What git may need from Paved's environment: where programs and git's own configuration are, proxies and
+# CA certificates for HTTPS. Nothing else is passed on (Paved's variables hold its secrets).
+GIT_NEEDS = ("PATH", "HOME", "TMPDIR", "XDG_CONFIG_HOME", "GIT_EXEC_PATH", "GIT_CONFIG_NOSYSTEM", "GIT_CONFIG_GLOBAL",
+             "GIT_CONFIG_SYSTEM", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH", "SSL_CERT_FILE", "SSL_CERT_DIR",
+             "CURL_CA_BUNDLE", "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+             "no_proxy", "NO_PROXY")
+
+
+def _basic(token: str) -> str:
+    return base64.b64encode(f"x-access-token:{token}".encode()).decode()
+
+
+def git_environment(token: str | None = None) -> dict[str, str]:
+    """The whole environment for a git command: what git needs of Paved's (`GIT_NEEDS`), messages in
+    English (Paved reads some), no prompts, no credential helper, and `token`, when given, as an HTTP
+    `Authorization` header in git's configuration for this command only."""
+    env = {name: os.environ[name] for name in GIT_NEEDS if name in os.environ}
+    env.setdefault("PATH", os.defpath)
+    env.update({"LC_ALL": "C", "LANGUAGE": "C", "GIT_TERMINAL_PROMPT": "0"})
+    config = [("credential.helper", "")]
+    if token:
+        config.append(("http.extraHeader", f"Authorization: Basic {_basic(token)}"))
+    env["GIT_CONFIG_COUNT"] = str(len(config))
+    for index, (key, value) in enumerate(config):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    return env
+
+
+def _git(args: list[str], *, cwd: Path | None, token: str, what: str) -> str:
+    """Run git with `token` in its environment; `WorkspaceError` saying it could not `what`, scrubbed."""
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, env=git_environment(token), stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise WorkspaceError(f"git could not {what}: {exc.strerror}") from None
+    if done.returncode != 0:
+        detail = _scrub(done.stderr.strip() or f"exit status {done.returncode}", [token, _basic(token)])
+        raise WorkspaceError(f"git could not {what}: {detail.splitlines()[-1]}")
+    return done.stdout
+
+
+def clone(url: str, folder: Path, token: str, refs: Iterable[str] = ()) -> None:
+    """Clone `url` into `folder` with `token`, then fetch `refs` (full names, such as notes) under the same
+    names. The token travels in git's environment only, so the clone's `.git/config` holds the bare URL."""
+    _git(["clone", "--quiet", url, str(folder)], cwd=None, token=token, what=f"clone {_scrub(url, [token])}")
+    specs = [f"+{ref}:{ref}" for ref in refs]
+    if specs:
+        _git(["fetch", "--quiet", "origin", *specs], cwd=folder, token=token, what=f"fetch {', '.join(refs)}")
 
 
 def _scrub(text: str, secrets: Iterable[str]) -> str:
@@ -51,7 +112,7 @@ class Workspace:
         """One writer per mirror at a time, across threads and processes sharing the data folder: two
         fetches into one repository at once fail on git's ref locks."""
         lock_path = self.path(repo).with_suffix(".lock")
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(lock_path.parent)
         with open(lock_path, "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
@@ -63,7 +124,7 @@ class Workspace:
         path = self.path(repo)
         if (path / "HEAD").exists():
             return git.Repo(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(path.parent)
         return git.Repo.init(path, bare=True)
 
     def _run(self, repo: str, what: str, *args: str) -> str:
@@ -71,19 +132,8 @@ class Workspace:
             return self._run_locked(repo, what, *args)
 
     def _run_locked(self, repo: str, what: str, *args: str) -> str:
-        token = self.token(repo)
-        header = base64.b64encode(f"x-access-token:{token}".encode()).decode()
         mirror = self._mirror(repo)
-        try:
-            out: str = mirror.git.execute(
-                ["git", "-c", f"http.extraHeader=Authorization: Basic {header}", "-c", "credential.helper=",
-                 *args], env={"GIT_TERMINAL_PROMPT": "0"})
-            return out
-        except git.GitCommandError as exc:
-            detail = _scrub(str(exc.stderr or exc).strip(), [token, header])
-            # `from None`: the original error quotes the command line, credentials included.
-            raise WorkspaceError(
-                f"git could not {what} for {repo}: {detail.splitlines()[-1] if detail else ''}") from None
+        return _git(list(args), cwd=Path(mirror.git_dir), token=self.token(repo), what=f"{what} for {repo}")
 
     def fetch(self, repo: str, refs: Iterable[str]) -> None:
         """Fetch `refs` (branch names or full refs) into the mirror under the same names."""
