@@ -4,7 +4,8 @@
 commands:
   permission: write          # least permission on the platform repo to run /paved plan and retry
 approvals:
-  tiers: [production, critical]   # changes to these tiers need their owning team's approval
+  tiers: [production, critical]   # changes to these tiers need their owning teams' approval
+  platformOwners: [platform]      # teams that approve rule changes (default: the platform repo's admin teams)
 github:
   organization: acme         # where Service repositories are created (default: the platform repo's owner)
 providers:
@@ -42,9 +43,16 @@ SCHEMA: dict[str, Any] = {
         },
         "approvals": {
             "type": "object", "additionalProperties": False,
-            "properties": {"tiers": {"type": "array", "items": {"enum": ["experimental", "production", "critical"]},
-                                     "uniqueItems": True,
-                                     "description": "Tiers whose changes need the owning team's approval."}},
+            "properties": {
+                "tiers": {"type": "array", "items": {"enum": ["experimental", "production", "critical"]},
+                          "uniqueItems": True, "description": "Tiers whose changes need the owning teams' approval."},
+                "platformOwners": {
+                    "type": "array", "minItems": 1, "uniqueItems": True,
+                    "items": {"type": "string", "pattern": "^[a-z][a-z0-9-]*$"},
+                    "description": "Teams of the catalogue whose approval rule changes (schemas, templates, "
+                                   "paved.yaml, workflows) need, and who approve new teams. Default: the teams "
+                                   "with admin permission on the platform repo."},
+            },
         },
         "github": {
             "type": "object", "additionalProperties": False,
@@ -69,6 +77,7 @@ class RepoConfig:
 
     command_permission: str = "write"
     approval_tiers: tuple[str, ...] = ("production", "critical")
+    platform_owners: tuple[str, ...] = ()  # empty: the platform repo's admin teams, as GitHub names them
     organization: str | None = None
     postgres_connection_env: str | None = None
 
@@ -95,6 +104,7 @@ def load_config(tree: Tree) -> RepoConfig:
     return RepoConfig(
         command_permission=data.get("commands", {}).get("permission", "write"),
         approval_tiers=tuple(data.get("approvals", {}).get("tiers", ("production", "critical"))),
+        platform_owners=tuple(data.get("approvals", {}).get("platformOwners", ())),
         organization=data.get("github", {}).get("organization"),
         postgres_connection_env=data.get("providers", {}).get("postgres", {}).get("connectionEnv"),
     )

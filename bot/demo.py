@@ -5,7 +5,8 @@ no server needed) on loopback, seeds acme's platform repo from the catalogue, sc
 bundled with Paved, and installs Paved on it as a GitHub App. Then, step by step: the platform's
 catalogue is applied; gina opens a pull request for the `search` service (the bundled example
 change); the plan comment appears; a typo fails the check with an annotation at its line; the fix
-and `/paved plan` turn it to waiting for the growth team's approval; hugo approves; alice merges;
+and `/paved plan` leave it waiting (in progress, so main's required check blocks the merge) for the
+approval of the teams the catalogue on main names; hugo and dana approve; alice merges;
 the new repository exists, scaffolded from its golden path; its database exists (PostgreSQL when
 PAVED_POSTGRES_DSN is set, else a SQLite file) and only the service's repository and environment hold
 its DATABASE_URL; alice changes things by hand and `paved reconcile` heals the database and opens a
@@ -287,6 +288,12 @@ def _tell(story: Story, forge: Any, server: DatabaseServer, settings: Any, servi
         raise StoryFailed(f"the first apply ended {applied['conclusion']}: {applied['title']}")
 
     story.say("gina opens a pull request requesting the search service, its database and environment")
+    story.say("alice makes paved/plan the required check of main, as SECURITY.md's checklist says")
+    forge_call("PUT", "/repos/acme/platform/branches/main/protection", {
+        "required_status_checks": {"strict": False, "contexts": ["paved/plan"]}, "enforce_admins": False,
+        "required_pull_request_reviews": None, "restrictions": None})
+    story.show("nothing merges into main until Paved's plan passes, and it passes only with the owners' approval")
+
     forge.push_files("acme", "platform", "new-search-service", _example_change(server), by="gina")
     pr = forge.open_pull_request("acme", "platform", head="new-search-service", title="Add the search service",
                                  by="gina")
@@ -310,10 +317,18 @@ def _tell(story: Story, forge: Any, server: DatabaseServer, settings: Any, servi
     forge.push_files("acme", "platform", "new-search-service", {path: good}, by="gina")
     fixed_head = forge.branch_sha("acme", "platform", "new-search-service")
     forge.comment("acme", "platform", pr.number, "/paved plan", by="gina")
-    waiting = wait_for("the re-plan", lambda: _finished(check(fixed_head, "paved/plan")))
-    story.show(f"paved/plan: {waiting['conclusion']} — {waiting['title']}")
-    if waiting["conclusion"] != "neutral":
-        raise StoryFailed(f"expected to wait for the growth team's approval, got {waiting['conclusion']}")
+    waiting = wait_for("the re-plan", lambda: (lambda c: c if c and c["title"].startswith("waiting") else None)(
+        check(fixed_head, "paved/plan")))
+    story.show(f"paved/plan: {waiting['status']} — {waiting['title']}")
+    if waiting["status"] == "completed":
+        raise StoryFailed(f"expected the check to stay in progress until the owners approve, got "
+                          f"{waiting['conclusion']}")
+    try:
+        forge.merge("acme", "platform", pr.number, by="gina")
+    except Exception as refused:  # the forge's refusal: the required check has not passed
+        story.show(f"gina tries to merge: {str(refused).splitlines()[0]} (paved/plan is required)")
+    else:
+        raise StoryFailed("the pull request merged before its owners approved it")
 
     story.say("hugo (growth) approves the new service; dana (data) approves removing data's grant; green")
     forge.approve("acme", "platform", pr.number, by="hugo")

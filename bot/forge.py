@@ -115,7 +115,8 @@ class Forge(Protocol):
     def reviews(self, repo: str, number: int) -> list[Review]: ...
 
     def upsert_comment(self, repo: str, number: int, marker: str, body: str) -> int:
-        """Edit the comment that starts with `marker` in place, or create it; return its id."""
+        """Edit Paved's own comment that starts with `marker` in place, or create it; return its id.
+        A comment by anyone else never counts, whatever it starts with."""
         ...
 
     def comment(self, repo: str, number: int, body: str) -> int: ...
@@ -137,7 +138,17 @@ class Forge(Protocol):
         ...
 
     def has_check(self, repo: str, sha: str, name: str) -> bool:
-        """Whether commit `sha` carries a check run called `name`."""
+        """Whether commit `sha` carries Paved's own check run called `name`."""
+        ...
+
+    def check_conclusion(self, repo: str, sha: str, name: str) -> str | None:
+        """The conclusion of Paved's own check run `name` on `sha` (its status, such as `in_progress`,
+        while it is not completed); None when Paved published none there. A check run of another App or
+        of a workflow that borrows the name is not Paved's and never counts."""
+        ...
+
+    def admin_teams(self, repo: str) -> dict[str, tuple[str, ...]]:
+        """The teams with admin permission on `repo` (slug -> their members' logins)."""
         ...
 
     def merged_pull_request(self, repo: str, sha: str) -> PullRequest | None:

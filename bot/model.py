@@ -155,9 +155,11 @@ RuleChangeStatus = Literal["added", "modified", "deleted"]
 
 @dataclass(frozen=True, slots=True)
 class RuleChange:
-    """A file under `schemas/` or `templates/` that the pull request changes.
+    """A file of the platform's own rules or settings that the pull request changes (`schemas/`,
+    `templates/`, `paved.yaml`, `.github/`, CODEOWNERS): a platform change.
 
-    Such changes do not judge the pull request that makes them; they apply from the merge on.
+    Such changes do not judge the pull request that makes them; they apply from the merge on, and the
+    platform owners approve them.
     """
 
     path: str
@@ -174,6 +176,7 @@ class Plan:
     they are who may approve it. `environments` names the deployment environments of each service a
     change is about (where a database's credentials go). `refresh` lists unchanged resources that apply
     again because something they serve changed (a database when its service gains an environment).
+    `platform_impact` says, a sentence per area, what the rule changes affect.
     """
 
     base: str
@@ -188,6 +191,7 @@ class Plan:
     teams: tuple[tuple[str, tuple[str, ...]], ...] = ()
     environments: tuple[tuple[str, tuple[str, ...]], ...] = ()
     refresh: tuple[str, ...] = ()
+    platform_impact: tuple[str, ...] = ()
 
     @property
     def all_changes(self) -> tuple[Change, ...]:

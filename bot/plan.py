@@ -22,7 +22,7 @@ from bot.model import (
     Tree,
     resource_kind_order,
 )
-from bot.rules import Rules, load_rules, rule_files
+from bot.rules import KINDS_DIR, POLICIES_DIR, PRICES, TEMPLATES_DIR, Rules, load_rules, platform_files
 from bot.yamlio import load
 
 
@@ -228,7 +228,7 @@ def _plan(before: Catalogue, after: Catalogue) -> PlannedRequests:
         if old_total != new_total or (budget is not None and new_total > budget):
             costs.append(TeamCost(team, old_total, new_total, budget))
 
-    base_rules, head_rules = rule_files(before.tree), rule_files(after.tree)
+    base_rules, head_rules = platform_files(before.tree), platform_files(after.tree)
     rule_changes = [RuleChange(p, "added" if p not in base_rules else "deleted" if p not in head_rules
                                else "modified")
                     for p in sorted(set(base_rules) | set(head_rules)) if base_rules.get(p) != head_rules.get(p)]
@@ -253,8 +253,42 @@ def _plan(before: Catalogue, after: Catalogue) -> PlannedRequests:
         files_checked=after.file_count,
         teams=tuple(sorted(after.people({c.owner for c in changes + deletions}).items())),
         environments=tuple(sorted(environments.items())), refresh=tuple(refresh),
+        platform_impact=platform_impact(rule_changes, before),
     )
     return PlannedRequests(plan, before_all, after_all)
+
+
+def platform_impact(rule_changes: list[RuleChange], before: Catalogue) -> tuple[str, ...]:
+    """What a platform change affects, in one sentence per area, counted in the catalogue it applies to."""
+    if not rule_changes:
+        return ()
+    paths = [c.path for c in rule_changes]
+    found: list[str] = []
+    templates = sorted({p[len(TEMPLATES_DIR):].split("/", 1)[0] for p in paths if p.startswith(TEMPLATES_DIR)})
+    if templates:
+        services = before.resources(f"Service/{n}" for n in before.names_of("Service")).values()
+        for name in templates:
+            using = sum(1 for s in services if (s.spec.get("template") or {}).get("name") == name)
+            found.append(f"template {name} changed: {using} service{'s' if using != 1 else ''} scaffold"
+                         f"{'' if using != 1 else 's'} differently from now on (existing repositories are not "
+                         "rendered again)")
+    kinds = {v: k for k, v in before.rules.kind_paths.items()}
+    for path in paths:
+        if path.startswith(KINDS_DIR):
+            kind = kinds.get(path)
+            count = len(before.names_of(kind)) if kind else 0
+            found.append(f"schema {path} changed: it judges {f'the {count} {kind} requests' if kind else 'requests'}"
+                         " from now on")
+        elif path.startswith(POLICIES_DIR) and path.endswith(".json") and path.count("/") == 2:
+            found.append(f"guardrail {path} changed: it judges every request it applies to from now on")
+        elif path == PRICES:
+            found.append("prices changed: every plan's costs and every team's budget are counted with them")
+        elif path == "paved.yaml":
+            found.append("paved.yaml changed: Paved's settings for this platform repo (approvals, commands, "
+                         "providers)")
+        elif path.startswith(".github/") or path.endswith("CODEOWNERS"):
+            found.append(f"{path} changed: how this repository's workflows run or who reviews")
+    return tuple(dict.fromkeys(found))
 
 
 def _protected_deletions(deletes: list[Resource], base: Tree) -> list[Finding]:

@@ -145,6 +145,22 @@ def rule_files(tree: Tree) -> dict[str, str]:
     return found
 
 
+# What decides how Paved judges, builds and runs for a platform repo besides the rules themselves: its
+# settings, its workflows and who reviews. A pull request changing any of it is a platform change.
+PLATFORM_FOLDERS = ("schemas/", "templates/", ".github/")
+PLATFORM_FILES = ("paved.yaml", "CODEOWNERS", "docs/CODEOWNERS")
+
+
+def platform_files(tree: Tree) -> dict[str, str]:
+    """Every file of the platform's own rules and settings at this revision, with its blob id."""
+    found: dict[str, str] = {}
+    for prefix in PLATFORM_FOLDERS:
+        found.update(tree.files(prefix))
+    for path, data in tree.read_many(PLATFORM_FILES).items():
+        found[path] = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+    return found
+
+
 def digest_of(files: dict[str, str]) -> str:
     """A short digest of the rule files (by blob id) and the engine version."""
     h = hashlib.sha256(ENGINE_VERSION.encode())

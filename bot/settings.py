@@ -69,6 +69,8 @@ class Settings:
     github_private_key: Secret | None = None
     github_private_key_file: Path | None = None
     github_token: Secret | None = None
+    # Whom the token acts as, where GitHub does not say (`GET /user` refuses the Actions job token).
+    github_login: str | None = None
     webhook_secret: Secret | None = None
     redis_url: Secret | None = None  # a secret: the URL may carry the Redis password
     queue_name: str = "paved"
@@ -381,6 +383,8 @@ def redact_url(url: str) -> str:
 # What `paved ci` cannot run without, in the order the error message lists them. GitHub's runner sets all
 # but the token, which a workflow passes in explicitly (`GITHUB_TOKEN: ${{ github.token }}`).
 ACTIONS_REQUIRED = ("GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH", "GITHUB_TOKEN", "GITHUB_REPOSITORY")
+# Who writes with a workflow's job token: GitHub's own Actions App, whose bot signs its comments.
+ACTIONS_LOGIN = "github-actions[bot]"
 DEFAULT_GITHUB_SERVER_URL = "https://github.com"
 
 
@@ -411,7 +415,8 @@ class ActionsSettings:
 
     def service_settings(self) -> Settings:
         """The same settings the service would have with a token, so `paved ci` builds what it builds."""
-        return Settings(data_dir=self.data_dir, color=False, github_api_url=self.api_url, github_token=self.token)
+        return Settings(data_dir=self.data_dir, color=False, github_api_url=self.api_url, github_token=self.token,
+                        github_login=ACTIONS_LOGIN)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ActionsSettings:

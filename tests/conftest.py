@@ -136,6 +136,17 @@ def platform_repo(tmp_path: Path) -> PlatformRepo:
 
 # -- a platform repo on the sandbox forge, and Paved installed on it ----------------------------------
 
+AB_TESTING = "catalog/services/ab-testing.yaml"
+
+
+def experimental_change(forge: Sandbox, branch: str, by: str, *, description: str = "Splits visitors into "
+                        "experiment variants.") -> int:
+    """A pull request that rewords growth's experimental ab-testing service: a change nobody has to approve."""
+    text = forge.read_file("acme", "platform", AB_TESTING).decode().replace(
+        "Assigns visitors to experiment variants and records which variant they saw.", description, 1)
+    forge.push_files("acme", "platform", branch, {AB_TESTING: text}, by=by)
+    return forge.open_pull_request("acme", "platform", head=branch, title="Reword ab-testing", by=by).number
+
 REPO = "acme/platform"
 
 

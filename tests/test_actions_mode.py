@@ -18,7 +18,7 @@ import pytest
 
 from bot.errors import ConfigurationError
 from bot.settings import ActionsSettings
-from tests.conftest import PROJECT, REPO, World
+from tests.conftest import PROJECT, REPO, World, experimental_change
 
 # `paved ci` as the `paved` command runs it: the command on its own parser.
 PAVED = [sys.executable, "-c",
@@ -79,7 +79,7 @@ def open_pr(world: World, old: str, new: str, *, draft: bool = False) -> int:
 
 
 def test_a_pull_request_gets_its_plan_comment_and_check_run(runner: Runner) -> None:
-    number = open_pr(runner.world, "monthly: 80", "monthly: 90")
+    number = experimental_change(runner.world.forge, "change", by="carol")
 
     done = runner.run("pull_request", "opened")
 
@@ -127,11 +127,11 @@ def test_the_step_summary_receives_the_plan(runner: Runner) -> None:
 
 
 def test_the_outcome_is_one_line_naming_the_event_and_what_paved_did(runner: Runner) -> None:
-    open_pr(runner.world, "monthly: 80", "monthly: 90")
+    open_pr(runner.world, "monthly: 80", "monthly: 90")  # a team's budget: the team must approve
 
     done = runner.run("pull_request", "opened")
 
-    assert done.stdout.splitlines()[-1] == "paved ci: pull_request.opened: plan: published success"
+    assert done.stdout.splitlines()[-1] == "paved ci: pull_request.opened: plan: published waiting"
 
 
 def test_a_plan_command_from_a_reader_is_politely_refused(runner: Runner) -> None:

@@ -10,14 +10,14 @@ from bot.model import MemoryTree
 
 
 def test_a_repo_without_paved_yaml_gets_the_defaults() -> None:
-    assert load_config(MemoryTree({})) == RepoConfig("write", ("production", "critical"), None, None)
+    assert load_config(MemoryTree({})) == RepoConfig("write", ("production", "critical"), (), None, None)
 
 
 def test_every_setting_is_read() -> None:
-    text = (b"commands:\n  permission: maintain\napprovals:\n  tiers: [critical]\ngithub:\n  organization: acme\n"
-            b"providers:\n  postgres:\n    connectionEnv: PLATFORM_PG\n")
-    assert load_config(MemoryTree({"paved.yaml": text})) == RepoConfig("maintain", ("critical",), "acme",
-                                                                       "PLATFORM_PG")
+    text = (b"commands:\n  permission: maintain\napprovals:\n  tiers: [critical]\n  platformOwners: [platform]\n"
+            b"github:\n  organization: acme\nproviders:\n  postgres:\n    connectionEnv: PLATFORM_PG\n")
+    assert load_config(MemoryTree({"paved.yaml": text})) == RepoConfig("maintain", ("critical",), ("platform",),
+                                                                       "acme", "PLATFORM_PG")
 
 
 def test_a_wrong_setting_names_the_file_and_line() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.handlers.issue_comment import on_comment
-from tests.conftest import REPO, World
+from tests.conftest import REPO, World, experimental_change
 
 
 def open_budget_pr(world: World) -> int:
@@ -19,7 +19,7 @@ def say(world: World, number: int, body: str, by: str) -> dict[str, object]:
 
 
 def test_plan_from_a_writer_publishes_the_plan(world: World) -> None:
-    number = open_budget_pr(world)
+    number = experimental_change(world.forge, "reword", by="carol")
     outcome = on_comment(world.ctx, say(world, number, "/paved plan", by="bob"), bot_login=world.bot_login)
     assert outcome.status == "ran"
     assert len(world.plan_comments(number)) == 1

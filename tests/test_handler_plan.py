@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.handlers.pull_request import plan_pull_request
 from bot.providers.github import GitHubProvider
-from tests.conftest import PROJECT, REPO, World
+from tests.conftest import PROJECT, REPO, World, experimental_change
 
 
 def team_file(world: World, name: str) -> str:
@@ -15,14 +15,21 @@ def team_file(world: World, name: str) -> str:
 
 
 def test_a_clean_pull_request_gets_a_green_check_and_one_plan_comment(world: World) -> None:
+    number = experimental_change(world.forge, "reword", by="carol")
+    outcome = plan_pull_request(world.ctx, REPO, number)
+    assert outcome.status == "published" and outcome.conclusion == "success"
+    assert world.check(number) == ("success", "ready to merge", 0)
+    [comment] = world.plan_comments(number)
+    assert "1 to update" in comment and "`Service/ab-testing`" in comment
+
+
+def test_a_team_change_waits_for_the_team_as_the_base_branch_names_it(world: World) -> None:
     text = team_file(world, "growth").replace("monthly: 80", "monthly: 90")
     world.forge.push_files("acme", "platform", "budget", {"catalog/teams/growth.yaml": text}, by="carol")
     pr = world.forge.open_pull_request("acme", "platform", head="budget", title="More budget", by="carol")
     outcome = plan_pull_request(world.ctx, REPO, pr.number)
-    assert outcome.status == "published" and outcome.conclusion == "success"
-    assert world.check(pr.number) == ("success", "ready to merge", 0)
-    [comment] = world.plan_comments(pr.number)
-    assert "1 to update" in comment and "`Team/growth`" in comment
+    assert (outcome.conclusion, outcome.verdict) == (None, "waiting")
+    assert [(r.team, r.approvers) for r in outcome.pending] == [("growth", ("gina", "hugo"))]
 
 
 def test_a_typo_fails_the_check_with_an_annotation_at_its_line(world: World) -> None:
@@ -61,8 +68,8 @@ def test_a_production_change_waits_for_its_owning_team_then_turns_green(world: W
     world.forge.push_files("acme", "platform", "retention", {path: text}, by="dave")
     pr = world.forge.open_pull_request("acme", "platform", head="retention", title="Shorter retention", by="dave")
     outcome = plan_pull_request(world.ctx, REPO, pr.number)
-    assert outcome.conclusion == "neutral"
-    assert world.check(pr.number)[1] == "waiting for approval from team payments"
+    assert outcome.verdict == "waiting"
+    assert world.check(pr.number)[:2] == (None, "waiting for approval from team payments")
     approver = outcome.pending[0].approvers[0]
     world.forge.approve("acme", "platform", pr.number, by=approver)
     assert plan_pull_request(world.ctx, REPO, pr.number).conclusion == "success"

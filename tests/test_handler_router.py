@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import httpx
+
 from bot.handlers.router import route
 from bot.webhook import Delivery
-from tests.conftest import World
+from tests.conftest import World, experimental_change
 
 
 def delivery(world: World, event: str, action: str | None = None) -> Delivery:
@@ -20,9 +22,14 @@ def open_pr(world: World, *, draft: bool = False) -> int:
 
 
 def test_an_opened_pull_request_is_planned(world: World) -> None:
-    number = open_pr(world)
+    number = experimental_change(world.forge, "reword", by="carol")
     assert route(world.ctx, delivery(world, "pull_request", "opened")).result == "published success"
     assert len(world.plan_comments(number)) == 1
+
+
+def test_a_pull_request_that_needs_approval_is_published_as_waiting(world: World) -> None:
+    open_pr(world)  # a team's budget: the team approves
+    assert route(world.ctx, delivery(world, "pull_request", "opened")).result == "published waiting"
 
 
 def test_a_push_to_the_pull_request_is_planned_again(world: World) -> None:
@@ -40,6 +47,24 @@ def test_an_approving_review_plans_again(world: World) -> None:
     number = open_pr(world)
     world.forge.approve("acme", "platform", number, by="bob")
     assert route(world.ctx, delivery(world, "pull_request_review", "submitted")).handler == "plan"
+
+
+def test_a_review_that_only_comments_plans_nothing(world: World) -> None:
+    number = open_pr(world)
+    answer = httpx.post(f"{world.forge.api_url}/repos/acme/platform/pulls/{number}/reviews",
+                        headers={"Authorization": f"Bearer {world.forge.create_token('bob')}"},
+                        json={"event": "COMMENT", "body": "Looks fine to me."})
+    assert answer.status_code == 200, answer.text
+    routed = route(world.ctx, delivery(world, "pull_request_review", "submitted"))
+    assert routed.handler == "ignored" and world.plan_comments(number) == []
+
+
+def test_a_review_by_someone_who_may_neither_write_nor_approve_plans_nothing(world: World) -> None:
+    number = open_pr(world)
+    world.forge.approve("acme", "platform", number, by="erin")  # may only read, and is in no team
+    routed = route(world.ctx, delivery(world, "pull_request_review", "submitted"))
+    assert routed.handler == "ignored" and "erin" in routed.result
+    assert world.plan_comments(number) == []
 
 
 def test_a_comment_command_is_run(world: World) -> None:
@@ -60,7 +85,7 @@ def test_a_draft_waits_until_it_is_ready_for_review(world: World) -> None:
 
 
 def test_re_running_the_check_on_github_plans_again(world: World) -> None:
-    number = open_pr(world)
+    number = experimental_change(world.forge, "reword", by="carol")
     route(world.ctx, delivery(world, "pull_request", "opened"))
     head = world.forge.pull_request("acme", "platform", number).head_sha
     [run] = list(world.ctx.forge._repo("acme/platform").get_commit(head).get_check_runs())  # type: ignore[attr-defined]

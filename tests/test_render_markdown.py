@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -293,15 +294,23 @@ def test_each_team_cost_shows_before_after_delta_budget_and_whether_it_is_over()
 
 
 def test_rule_changes_are_said_to_apply_only_after_merge() -> None:
-    rules = section(markdown.render(rules_change_plan()), "📜 Rules change")
+    rules = section(markdown.render(rules_change_plan()), "📜 Platform change")
 
     assert "**not** used to judge this pull request" in rules
     assert "take effect after merge" in rules
+    assert "the platform owners approve" in rules
     assert "- `schemas/policies/db-backup-retention.json` (modified)" in rules
 
 
+def test_a_platform_change_says_what_it_affects() -> None:
+    plan = dataclasses.replace(rules_change_plan(), platform_impact=(
+        "template fastapi-service changed: 7 services scaffold differently from now on",))
+    rules = section(markdown.render(plan), "📜 Platform change")
+    assert "- template fastapi-service changed: 7 services scaffold differently from now on" in rules
+
+
 def test_there_is_no_rules_change_section_when_no_rules_change() -> None:
-    assert "Rules change" not in markdown.render(typical_plan())
+    assert "Platform change" not in markdown.render(typical_plan())
 
 
 # --- fitting the limit -------------------------------------------------------------------------

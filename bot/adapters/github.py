@@ -152,11 +152,46 @@ def _output(check: CheckRun, annotations: tuple[Annotation, ...]) -> dict[str, A
 
 
 class GitHubForge:
-    """`Forge` over one PyGithub client."""
+    """`Forge` over one PyGithub client.
 
-    def __init__(self, client: Github) -> None:
+    Paved knows its own comments and check runs by who made them, never by their text alone: anyone
+    who may comment can write Paved's hidden markers, and any workflow can name a check run
+    `paved/plan`. Acting as a GitHub App installation, Paved's are those made by its App (a comment's
+    `performed_via_github_app`, a check run's `app`); acting with a token, those of the token's user.
+    """
+
+    def __init__(self, client: Github, *, login: str | None = None) -> None:
         self.client = client
         self._repos: dict[str, Any] = {}
+        self._login = login  # whom a token acts as, when GitHub will not say (the Actions job token)
+
+    @property
+    def app_id(self) -> int | None:
+        """The id of the GitHub App Paved acts as, or None when it acts with a person's token."""
+        auth = self.client.requester.auth
+        return int(auth.app_id) if isinstance(auth, Auth.AppInstallationAuth) else None
+
+    def _user_login(self) -> str:
+        if self._login is None:
+            with _wrapped("read whose token Paved acts with"):
+                self._login = str(self.client.get_user().login)
+        return self._login
+
+    def _mine(self, comment: Any) -> bool:
+        """Whether Paved wrote this issue comment."""
+        app_id = self.app_id
+        if app_id is not None:
+            via = comment.performed_via_github_app
+            return via is not None and int(via.id) == app_id
+        return comment.user is not None and comment.user.login == self._user_login()
+
+    def _own_run(self, run: Any) -> bool:
+        """Whether Paved published this check run (only Apps publish check runs)."""
+        app_id = self.app_id
+        return app_id is None or (run.app is not None and int(run.app.id) == app_id)
+
+    def _own_runs(self, repo: str, sha: str, name: str) -> list[Any]:
+        return [run for run in self._repo(repo).get_commit(sha).get_check_runs(check_name=name) if self._own_run(run)]
 
     def _repo(self, repo: str) -> Any:
         if repo not in self._repos:
@@ -186,7 +221,7 @@ class GitHubForge:
         def upsert() -> int:
             issue = self._repo(repo).get_issue(number)
             for comment in issue.get_comments():
-                if comment.body.startswith(marker):
+                if comment.body.startswith(marker) and self._mine(comment):
                     if comment.body != body:
                         comment.edit(body)
                     return int(comment.id)
@@ -206,8 +241,7 @@ class GitHubForge:
             target = self._repo(repo)
             batches = [check.annotations[i:i + ANNOTATIONS_PER_REQUEST]
                        for i in range(0, len(check.annotations), ANNOTATIONS_PER_REQUEST)] or [()]
-            existing = next((run for run in target.get_commit(check.head_sha).get_check_runs(check_name=check.name)),
-                            None)
+            existing = next(iter(self._own_runs(repo, check.head_sha, check.name)), None)
             fields: dict[str, Any] = {"status": "completed" if check.conclusion else "in_progress"}
             if check.conclusion:
                 fields["conclusion"] = check.conclusion
@@ -252,8 +286,21 @@ class GitHubForge:
         return self._call(f"find the pull request merged as {sha[:12]} in {repo}", find)
 
     def has_check(self, repo: str, sha: str, name: str) -> bool:
-        return self._call(f"read the checks of {sha[:12]} in {repo}", lambda: any(
-            True for _ in self._repo(repo).get_commit(sha).get_check_runs(check_name=name)))
+        return self.check_conclusion(repo, sha, name) is not None
+
+    def check_conclusion(self, repo: str, sha: str, name: str) -> str | None:
+        def read() -> str | None:
+            runs = self._own_runs(repo, sha, name)
+            if not runs:
+                return None
+            return str(runs[0].conclusion) if runs[0].status == "completed" else str(runs[0].status)
+        return self._call(f"read the checks of {sha[:12]} in {repo}", read)
+
+    def admin_teams(self, repo: str) -> dict[str, tuple[str, ...]]:
+        def read() -> dict[str, tuple[str, ...]]:
+            return {str(team.slug): tuple(sorted(str(u.login) for u in team.get_members()))
+                    for team in self._repo(repo).get_teams() if team.permission == "admin"}
+        return self._call(f"read the teams with admin permission on {repo}", read)
 
     @staticmethod
     def _issue(issue: Any) -> Issue:

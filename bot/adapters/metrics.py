@@ -48,7 +48,7 @@ KNOWN_EVENTS = frozenset({"pull_request", "pull_request_review", "issue_comment"
                           "push", "ping", "installation", "installation_repositories"})
 REFUSALS = {400: "invalid", 401: "unauthorized", 413: "too_large", 415: "unsupported", 503: "unavailable"}
 APPLY_OUTCOMES = ("applied", "failed", "up to date", "refused")
-PLAN_CONCLUSIONS = frozenset({"success", "failure", "neutral", "action_required", "cancelled", "skipped"})
+PLAN_CONCLUSIONS = frozenset({"success", "failure", "neutral", "action_required", "cancelled", "skipped", "waiting"})
 # Jobs take from a tenth of a second (a plan with nothing to judge) to minutes (an apply creating repos).
 JOB_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 

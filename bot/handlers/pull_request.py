@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from bot.approvals import Requirement, requirements, waiting_message
+from bot.approvals import Authority, Requirement, label, requirements, subjects, waiting_message
+from bot.catalog import judge
 from bot.config import RepoConfig, load_config
 from bot.errors import ConfigurationError, PavedError
 from bot.forge import Annotation, CheckConclusion, CheckRun, PullRequest
@@ -25,7 +26,7 @@ from bot.model import Plan, Tree
 from bot.plan import PlannedRequests, plan_requests
 from bot.provider import Target
 from bot.render import markdown, text
-from bot.rules import is_platform_repo, load_rules
+from bot.rules import Rules, is_platform_repo, load_rules
 from bot.stats import PLANS_REF, PlanRecord
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ MAX_ANNOTATIONS = 1000
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What a plan job did: `published`, or `skipped` with the reason."""
+    """What a plan job did: `published`, or `skipped` with the reason. A published plan that waits for
+    approvals has no conclusion: its check stays in progress, which no required check lets through."""
 
     status: Literal["published", "skipped"]
     reason: str = ""
@@ -46,18 +48,51 @@ class Outcome:
     plan: Plan | None = None
     pending: tuple[Requirement, ...] = ()
 
+    @property
+    def verdict(self) -> str:
+        """The check's conclusion, or `waiting` while it waits for approvals."""
+        return self.conclusion or ("waiting" if self.pending else "")
+
 
 def _approval_section(pending: list[Requirement], satisfied: list[Requirement]) -> str:
     if not pending and not satisfied:
         return ""
     lines = ["", "### Approvals", ""]
     for r in satisfied:
-        lines.append(f"- ✅ team **{r.team}**: approved by {', '.join(f'`{p}`' for p in r.approved_by)}")
+        lines.append(f"- ✅ {label(r)}: approved by {', '.join(f'`{p}`' for p in r.approved_by)}")
     for r in pending:
-        who = ", ".join(f"`{p}`" for p in r.approvers) or "nobody listed in the team"
-        lines.append(f"- ⏳ team **{r.team}** for {', '.join(f'`{i}`' for i in r.resources)} — "
-                     f"an approving review from one of {who}")
+        who = (f"an approving review of this head from one of {', '.join(f'`{p}`' for p in r.approvers)}"
+               if r.approvers else "nobody can approve yet: name the platform owners in `paved.yaml` "
+                                   "(`approvals.platformOwners`) or give a team admin permission on this repository")
+        lines.append(f"- ⏳ {label(r)} for {', '.join(f'`{i}`' for i in r.resources)} — {who}")
+        if r.note:
+            lines.append(f"  - {r.note}")
+    lines += ["", "Who approves comes from the catalogue on the base branch, never from this pull request; "
+              "an approval counts for the head it was given on."]
     return "\n".join(lines) + "\n"
+
+
+def may_approve(ctx: Context, repo: str, login: str) -> bool:
+    """Whether a review by `login` can change a plan: someone who may write to the platform repo, or
+    a person the catalogue on the default branch names in a team. Anyone else's review (a reader's) is
+    not worth a plan."""
+    from bot.forge import at_least
+
+    if at_least(ctx.forge.permission_of(repo, login), "write"):
+        return True
+    branch = ctx.forge.default_branch(repo)
+    ctx.mirror.fetch(repo, [branch])
+    tree = ctx.mirror.tree(repo, f"refs/heads/{branch}")
+    try:
+        if not is_platform_repo(tree):
+            return False
+        catalogue = judge(tree, load_rules(tree), ctx.store)
+        people = catalogue.people(catalogue.names_of("Team"))
+    except ConfigurationError:
+        return False
+    finally:
+        tree.close()
+    return any(login.lower() == p.lower() for team in people.values() for p in team)
 
 
 def plan_pull_request(ctx: Context, repo: str, number: int, *, head_sha: str | None = None) -> Outcome:
@@ -80,8 +115,9 @@ def plan_pull_request(ctx: Context, repo: str, number: int, *, head_sha: str | N
     head = ctx.mirror.tree(repo, pr.head_sha)
     try:
         config = load_config(target)
-        planned = plan_requests(base, head, store=ctx.store, rules=load_rules(target))
-        plan = planned.plan
+        rules = load_rules(target)
+        planned = plan_requests(base, head, store=ctx.store, rules=rules)
+        authority = base_authority(ctx, repo, config, target, rules, planned)
         steps = live_steps(ctx, repo, config, planned, target, pr.base_sha)
     except ConfigurationError as exc:
         # The platform's own rules are broken: say so on the pull request instead of judging unfairly.
@@ -92,7 +128,26 @@ def plan_pull_request(ctx: Context, repo: str, number: int, *, head_sha: str | N
     finally:
         for tree in (target, base, head):
             tree.close()
-    return publish(ctx, pr, plan, config, steps)
+    return publish(ctx, pr, planned, authority, config, steps)
+
+
+def base_authority(ctx: Context, repo: str, config: RepoConfig, target: Tree, rules: Rules,
+                   planned: PlannedRequests) -> Authority:
+    """Who decides about `planned`, as the base branch (`target`, as it is now) names them."""
+    catalogue = judge(target, rules, ctx.store)
+    identities, teams = subjects(planned.plan.all_changes, planned.after)
+    resources = catalogue.resources(identities)
+    teams |= {r.owner for r in resources.values()} | {r.name for r in resources.values() if r.kind == "Team"}
+    services = {f"Service/{r.spec['service']}" for r in resources.values() if r.spec.get("service")}
+    resources.update(catalogue.resources(services - set(resources)))
+    teams |= {r.owner for r in resources.values()}
+    if config.platform_owners:
+        owners = catalogue.people(config.platform_owners)
+        platform_owners = {f"team {t}": owners.get(t, ()) for t in config.platform_owners}
+    else:
+        platform_owners = {f"team {t} (admin of {repo})": people for t, people in ctx.forge.admin_teams(repo).items()}
+    return Authority(resources=resources, tiers=catalogue.tiers(resources), people=catalogue.people(teams),
+                     platform_owners=platform_owners)
 
 
 # Live state is read for at most this many changes; a larger pull request says the rest are not read.
@@ -145,13 +200,13 @@ def _steps_section(steps: dict[str, list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def publish(ctx: Context, pr: PullRequest, plan: Plan, config: RepoConfig,
+def publish(ctx: Context, pr: PullRequest, planned: PlannedRequests, authority: Authority, config: RepoConfig,
             steps: dict[str, list[str]] | None = None) -> Outcome:
     """Publish a plan on its pull request, unless the pull request moved on while it was made."""
-    teams = dict(plan.teams)
+    plan = planned.plan
     reviews = ctx.forge.reviews(pr.repo, pr.number)
-    needed = requirements(plan.all_changes, {c.identity: c.tier for c in plan.all_changes}, teams, reviews,
-                          pr.author, config.approval_tiers)
+    needed = requirements(plan.all_changes, planned.after, authority, reviews, pr.author, pr.head_sha,
+                          guarded=config.approval_tiers, rule_changes=plan.rule_changes)
     pending = [r for r in needed if not r.satisfied]
     satisfied = [r for r in needed if r.satisfied]
 
@@ -159,12 +214,14 @@ def publish(ctx: Context, pr: PullRequest, plan: Plan, config: RepoConfig,
     if current.head_sha != pr.head_sha:
         return Outcome("skipped", f"superseded: the head is now {current.head_sha[:12]}")
 
-    conclusion: CheckConclusion
+    # Waiting is never a conclusion: GitHub lets a required check through when it is neutral or skipped,
+    # so until the owners approve, the check stays in progress and the merge button stays blocked.
+    conclusion: CheckConclusion | None
     if plan.errors:
         conclusion = "failure"
         title = f"{len(plan.errors)} error{'s' if len(plan.errors) != 1 else ''} to fix"
     elif pending:
-        conclusion = "neutral"
+        conclusion = None
         title = waiting_message(pending)
     else:
         conclusion = "success"

@@ -25,6 +25,7 @@ from bot.apply import APPLIED_REF, NOTES_REF, ApplyRecord, Trigger, apply_plan, 
 from bot.approvals import approvals_in_force
 from bot.config import load_config
 from bot.drift import BACKOFF, MAX_ATTEMPTS, attempts, retry_state
+from bot.errors import PavedError
 from bot.forge import CheckRun
 from bot.handlers import Context
 from bot.model import MemoryTree, Tree
@@ -36,6 +37,13 @@ log = logging.getLogger(__name__)
 
 CHECK_NAME = "paved/apply"
 ICONS = {"applied": "✅", "unchanged": "➖", "failed": "❌", "skipped": "⏭️"}
+ALARM_LABEL = "paved:alarm"
+ALARM_MARKER = "<!-- paved:alarm applied -->"
+
+
+class AppliedRefRefused(PavedError):
+    """Raised when `refs/paved/applied` points somewhere Paved did not put it (a push by someone else, or
+    history rewritten under it): nothing is applied from it until a person looks."""
 
 
 def gave_up_marker(revision: str) -> str:
@@ -65,12 +73,69 @@ def _results_markdown(record: ApplyRecord) -> str:
 
 
 def fetch_heads(ctx: Context, repo: str) -> tuple[str | None, str | None, str]:
-    """The default branch's head and the last applied commit, fetched into the mirror with the notes."""
+    """The default branch's head and the last applied commit, fetched into the mirror with the notes.
+
+    Anyone who may push to the platform repo can move `refs/paved/applied`, and what it points at is
+    what the next apply compares with (what is gone from it gets deleted). So it is believed only when
+    it is an ancestor of the default branch and carries Paved's own successful `paved/apply` check run
+    (which only Paved's App can publish); otherwise `AppliedRefRefused`.
+    """
     branch = ctx.forge.default_branch(repo)
     ctx.mirror.fetch(repo, [branch])
     ctx.mirror.fetch_if_present(repo, APPLIED_REF)
     ctx.mirror.fetch_if_present(repo, NOTES_REF)
-    return ctx.mirror.resolve(repo, f"refs/heads/{branch}"), ctx.mirror.resolve(repo, APPLIED_REF), branch
+    head, last = ctx.mirror.resolve(repo, f"refs/heads/{branch}"), ctx.mirror.resolve(repo, APPLIED_REF)
+    if head is not None and last is not None:
+        _verify_applied(ctx, repo, branch, head, last)
+    return head, last, branch
+
+
+def _verify_applied(ctx: Context, repo: str, branch: str, head: str, last: str) -> None:
+    try:
+        on_branch = last == head or ctx.mirror.merge_base(repo, last, head) == last
+    except PavedError:
+        on_branch = False
+    if not on_branch:
+        raise AppliedRefRefused(f"{APPLIED_REF} points at {last[:12]}, which is not in the history of {branch}: "
+                                "someone other than Paved moved it, or the branch's history was rewritten")
+    if ctx.forge.check_conclusion(repo, last, CHECK_NAME) != "success":
+        raise AppliedRefRefused(f"{APPLIED_REF} points at {last[:12]}, which Paved never recorded as applied "
+                                f"(it carries no successful {CHECK_NAME} check of Paved's): someone other than "
+                                "Paved moved it")
+
+
+def raise_alarm(ctx: Context, repo: str, head: str, reason: str) -> None:
+    """Stop applying, loudly: the `paved/apply` check on the head and one open issue on the platform repo
+    say why and what a platform owner does about it."""
+    ctx.forge.publish_check(repo, CheckRun(CHECK_NAME, head, "failure", "Paved stopped applying: the applied "
+                                           "state is not Paved's", reason))
+    body = (f"{ALARM_MARKER}\n{reason}.\n\nPaved applies what changed since `{APPLIED_REF}`, and deletes what is "
+            "gone from it, so it will not apply anything while that ref is not what Paved itself recorded. "
+            "Nothing was created, changed or deleted.\n\nTo resume, a platform owner checks who moved the ref "
+            f"(the repository's audit log), then points it back at the last commit whose `{CHECK_NAME}` check "
+            f"Paved marked successful (`git push --force origin <commit>:{APPLIED_REF}`), or deletes it so that "
+            "Paved applies the whole catalogue again (creating what is missing, deleting nothing). Protect "
+            "`refs/paved/*` so that only Paved may push there (see SECURITY.md).")
+    title = "Paved stopped applying: refs/paved/applied was moved by someone other than Paved"
+    ctx.forge.ensure_label(repo, ALARM_LABEL, "b60205", "Paved stopped acting: a person must look")
+    found = next((i for i in ctx.forge.labelled_issues(repo, ALARM_LABEL) if i.body.startswith(ALARM_MARKER)), None)
+    if found is None:
+        ctx.forge.open_issue(repo, title, body, [ALARM_LABEL])
+    elif found.body != body:
+        ctx.forge.update_issue(repo, found.number, title, body)
+    log.error("not applying %s: %s", repo, reason)
+
+
+def _heads(ctx: Context, repo: str) -> tuple[str | None, str | None, str] | ApplyOutcome:
+    """`fetch_heads`, or the refusal (with the alarm raised) when the applied ref cannot be believed."""
+    try:
+        return fetch_heads(ctx, repo)
+    except AppliedRefRefused as refused:
+        branch = ctx.forge.default_branch(repo)
+        head = ctx.mirror.resolve(repo, f"refs/heads/{branch}") or ""
+        if head:
+            raise_alarm(ctx, repo, head, refused.message)
+        return ApplyOutcome("refused", head, reason=refused.message)
 
 
 def head_records(ctx: Context, repo: str, head: str) -> list[ApplyRecord]:
@@ -81,7 +146,10 @@ def head_records(ctx: Context, repo: str, head: str) -> list[ApplyRecord]:
 def apply_default_branch(ctx: Context, repo: str, providers: Sequence[Provider], *, trigger: Trigger = "merge",
                          now: datetime | None = None) -> ApplyOutcome:
     """Apply the default branch's head; safe to run again (an applied head is up to date)."""
-    head, last, branch = fetch_heads(ctx, repo)
+    heads = _heads(ctx, repo)
+    if isinstance(heads, ApplyOutcome):
+        return heads
+    head, last, branch = heads
     if head is None:
         return ApplyOutcome("refused", "", reason=f"{repo} has no branch {branch}")
     if last == head:
@@ -94,7 +162,10 @@ def apply_when_due(ctx: Context, repo: str, providers: Sequence[Provider], *, no
                    force: bool = False) -> ApplyOutcome:
     """Reconcile's catch-up: apply a head that is not applied yet, when the backoff says a retry is due
     (`force`: now, whatever it says). A head nobody tried yet (a lost delivery) is due at once."""
-    head, last, branch = fetch_heads(ctx, repo)
+    heads = _heads(ctx, repo)
+    if isinstance(heads, ApplyOutcome):
+        return heads
+    head, last, branch = heads
     if head is None:
         return ApplyOutcome("refused", "", reason=f"{repo} has no branch {branch}")
     if last == head:
@@ -148,18 +219,19 @@ def _apply(ctx: Context, repo: str, head: str, last: str | None, providers: Sequ
         actions={c.identity: c.action for c in plan.all_changes}, trigger=trigger)
     ok = record.ok and not reason
     ctx.mirror.append_note(repo, NOTES_REF, head, record.to_json())
-    refs = [NOTES_REF]
-    if ok:
-        ctx.mirror.set_ref(repo, APPLIED_REF, head)
-        refs.append(APPLIED_REF)
-    ctx.mirror.push(repo, refs)
+    ctx.mirror.push(repo, [NOTES_REF])
 
     failed = [r for r in record.results if r.status == "failed"]
     title = reason or (f"{len(failed)} of {len(record.results)} failed" if failed else
                        f"{sum(r.status == 'applied' for r in record.results)} applied, "
                        f"{sum(r.status == 'unchanged' for r in record.results)} unchanged")
     summary = (f"{reason}\n" if reason else "") + _results_markdown(record)
+    # The successful check is what makes the applied ref believable (see `fetch_heads`), so it comes first:
+    # a ref moved without it would stop every later apply.
     ctx.forge.publish_check(repo, CheckRun(CHECK_NAME, head, "success" if ok else "failure", title, summary))
+    if ok:
+        ctx.mirror.set_ref(repo, APPLIED_REF, head)
+        ctx.mirror.push(repo, [APPLIED_REF])
     tried = earlier + (0 if ok else 1)
     if pr is not None:
         if ok or trigger != "reconcile" or earlier == 0:

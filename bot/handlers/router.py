@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from bot.handlers import Context
 from bot.handlers.drift import check_drift
 from bot.handlers.issue_comment import on_comment
-from bot.handlers.pull_request import CHECK_NAME, plan_pull_request
+from bot.handlers.pull_request import CHECK_NAME, may_approve, plan_pull_request
 from bot.handlers.push import apply_default_branch
 from bot.model import Plan
 from bot.webhook import Delivery
@@ -65,10 +65,16 @@ def route(ctx: Context, delivery: Delivery, *, bot_login: str | None = None) -> 
         if pr.get("draft"):
             return Routed("ignored", "draft pull requests are planned when they are ready for review")
         outcome = plan_pull_request(ctx, repo, int(pr["number"]), head_sha=pr["head"]["sha"])
-        return Routed("plan", f"{outcome.status} {outcome.reason or outcome.conclusion or ''}".strip(), outcome.plan)
-    if delivery.kind == "pull_request_review.submitted":
+        return Routed("plan", f"{outcome.status} {outcome.reason or outcome.verdict}".strip(), outcome.plan)
+    if delivery.kind in ("pull_request_review.submitted", "pull_request_review.dismissed"):
+        review = payload.get("review") or {}
+        reviewer = str((review.get("user") or {}).get("login") or "")
+        if str(review.get("state") or "").lower() == "commented":
+            return Routed("ignored", "a review that only comments changes no approval")
+        if not reviewer or not may_approve(ctx, repo, reviewer):
+            return Routed("ignored", f"{reviewer or 'someone'} may neither write here nor approve for a team")
         outcome = plan_pull_request(ctx, repo, int(payload["pull_request"]["number"]))
-        return Routed("plan", f"{outcome.status} {outcome.reason or outcome.conclusion or ''}".strip(), outcome.plan)
+        return Routed("plan", f"{outcome.status} {outcome.reason or outcome.verdict}".strip(), outcome.plan)
     if delivery.kind == "check_run.rerequested":
         run = payload["check_run"]
         if run.get("name") != CHECK_NAME:

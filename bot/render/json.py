@@ -51,6 +51,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "costs": [team_cost_to_dict(cost) for cost in plan.costs],
         "findings": [finding_to_dict(f) for f in sorted(plan.findings, key=Finding.sort_key)],
         "rule_changes": [rule_change_to_dict(change) for change in plan.rule_changes],
+        "platform_impact": list(plan.platform_impact),
     }
 
 

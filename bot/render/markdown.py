@@ -117,7 +117,7 @@ class _Comment:
             after_details=(
                 _costs_section(plan.costs),
                 _findings_section(plan.findings, at_head),
-                _rule_changes_section(plan.rule_changes),
+                _rule_changes_section(plan.rule_changes, plan.platform_impact),
             ),
         )
 
@@ -354,18 +354,21 @@ def _finding_entry(finding: Finding, link: _Link) -> str:
     return entry
 
 
-def _rule_changes_section(rule_changes: Sequence[RuleChange]) -> _Section:
+def _rule_changes_section(rule_changes: Sequence[RuleChange], impact: Sequence[str] = ()) -> _Section:
     rows = [f"- {_code(change.path)} ({_plain(change.status)})" for change in rule_changes]
     explanation = (
-        "This pull request changes schemas or templates. These changes are **not** used to judge "
-        "this pull request, which is checked against the rules of its base revision; they take "
-        "effect after merge."
+        "This pull request changes the platform's rules or settings: a platform change, which the "
+        "platform owners approve. These changes are **not** used to judge this pull request, which is "
+        "checked against the rules of its base revision; they take effect after merge."
     )
+    affects = [f"- {_prose(sentence)}" for sentence in impact]
     return _Section(
         "rule file",
         "rule files",
         len(rows),
-        lambda n: ["### 📜 Rules change", "", explanation, *([""] if n else []), *rows[:n]],
+        lambda n: ["### 📜 Platform change", "", explanation, *(["", "What it affects:", "", *affects] if affects
+                                                                 else []),
+                   *([""] if n else []), *rows[:n]],
     )
 
 

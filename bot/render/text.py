@@ -48,7 +48,8 @@ def render(plan: Plan, *, color: bool = False) -> str:
     if plan.costs:
         lines += ["", paint("Cost by team (USD/month):", "heading"), *_cost_lines(plan.costs, paint)]
     if plan.rule_changes:
-        lines += ["", paint("Rules change:", "heading"), *_rule_change_lines(plan.rule_changes)]
+        lines += ["", paint("Platform change:", "heading"), *_rule_change_lines(plan.rule_changes),
+                  *(_clean(f"  affects: {sentence}") for sentence in plan.platform_impact)]
     lines.append("")
     lines.append(render_findings(plan.findings, color=color, files_checked=plan.files_checked or None))
     return "\n".join(lines).rstrip("\n") + "\n"
@@ -140,8 +141,8 @@ def _cost_lines(costs: Sequence[TeamCost], paint: Paint) -> list[str]:
 
 def _rule_change_lines(rule_changes: Sequence[RuleChange]) -> list[str]:
     lines = [
-        "  These schema and template changes are not used to judge this pull request;",
-        "  they take effect after merge.",
+        "  These changes to the platform's rules are not used to judge this pull request;",
+        "  they take effect after merge, once the platform owners approve.",
     ]
     lines.extend(_clean(f"  {change.status:<8} {change.path}") for change in rule_changes)
     return lines

@@ -121,6 +121,7 @@ class CommentRef:
     id: int
     body: str
     url: str
+    user: str = ""  # the author's login (an app's bot as `name[bot]`)
 
 
 @dataclass(frozen=True)
@@ -387,12 +388,12 @@ class ForgeHandle:
     def comment(self, owner: str, repo: str, number: int, body: str, by: str) -> CommentRef:
         found = self._repo(owner, repo)
         comment = self.forge.comment(self._as(by), found, number, body)
-        return CommentRef(comment.id, comment.body, self.forge.render.comment(comment)["url"])
+        return self._comment_ref(comment)
 
     def edit_comment(self, owner: str, repo: str, comment_id: int, body: str, by: str) -> CommentRef:
         found = self._repo(owner, repo)
         comment = self.forge.edit_comment(self._as(by), found, comment_id, body)
-        return CommentRef(comment.id, comment.body, self.forge.render.comment(comment)["url"])
+        return self._comment_ref(comment)
 
     def delete_comment(self, owner: str, repo: str, comment_id: int, by: str) -> None:
         self.forge.delete_comment(self._as(by), self._repo(owner, repo), comment_id)
@@ -401,7 +402,7 @@ class ForgeHandle:
         from .model import Comment
 
         found = self._repo(owner, repo)
-        return [CommentRef(c.id, c.body, self.forge.render.comment(c)["url"]) for c in self.forge.store.all(
+        return [self._comment_ref(c) for c in self.forge.store.all(
             Comment, lambda c: c.repo_id == found.id and c.issue_number == number)]
 
     def approve(self, owner: str, repo: str, number: int, by: str, body: str = "") -> int:
@@ -427,6 +428,10 @@ class ForgeHandle:
         self.forge.rerequest_check_suite(self._as(by), self._repo(owner, repo), suite_id)
 
     # -- looking inside (tests only: GitHub shows none of this) ------------------------------------------------
+
+    def _comment_ref(self, comment: Any) -> CommentRef:
+        rendered = self.forge.render.comment(comment)
+        return CommentRef(comment.id, comment.body, rendered["url"], (rendered.get("user") or {}).get("login") or "")
 
     def secret_value(self, owner: str, repo: str, name: str, environment: str | None = None) -> str:
         """The decrypted value of an Actions secret; GitHub never reveals it, the sandbox does for tests."""

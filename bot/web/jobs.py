@@ -53,7 +53,7 @@ def context_for(settings: Settings, repo: str, installation_id: int | None = Non
     from bot.providers.database import DatabaseProvider
     from bot.providers.github import GitHubProvider, GitHubSecrets
 
-    forge = GitHubForge(client)
+    forge = GitHubForge(client, login=settings.github_login)
     mirror = Workspace(settings.mirrors, forge.clone_url, lambda _repo: token_of(client))
 
     def server(variable: str) -> str | None:
