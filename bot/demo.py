@@ -287,13 +287,13 @@ def _tell(story: Story, forge: Any, server: DatabaseServer, settings: Any, servi
     if applied["conclusion"] != "success":
         raise StoryFailed(f"the first apply ended {applied['conclusion']}: {applied['title']}")
 
-    story.say("gina opens a pull request requesting the search service, its database and environment")
     story.say("alice makes paved/plan the required check of main, as SECURITY.md's checklist says")
     forge_call("PUT", "/repos/acme/platform/branches/main/protection", {
         "required_status_checks": {"strict": False, "contexts": ["paved/plan"]}, "enforce_admins": False,
         "required_pull_request_reviews": None, "restrictions": None})
     story.show("nothing merges into main until Paved's plan passes, and it passes only with the owners' approval")
 
+    story.say("gina opens a pull request requesting the search service, its database and environment")
     forge.push_files("acme", "platform", "new-search-service", _example_change(server), by="gina")
     pr = forge.open_pull_request("acme", "platform", head="new-search-service", title="Add the search service",
                                  by="gina")
