@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bot.files import private_file, private_folder
 from bot.model import Finding, Resource, Tree
 from bot.rules import Policy, Rules
 from bot.validate import (
@@ -129,7 +130,7 @@ class CatalogueStore:
 
     def _open(self, path: Path | None) -> None:
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(private_folder(path.parent) / path.name)  # what was judged in private repositories
         self.db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None, timeout=30)
         self._journal("wal" if path else "memory")
         self.db.execute("PRAGMA synchronous=NORMAL")

@@ -12,6 +12,9 @@ import base64
 import hashlib
 import hmac
 import logging
+import os
+import sqlite3
+import stat
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -371,6 +374,50 @@ def test_deleting_an_embedded_database_keeps_a_copy_in_the_backups(place: Place)
     result = applied(place, None, target=target, previous=database(name))
     assert Path(result.outputs["backup"]).read_bytes().startswith(b"SQLite format 3")
     assert not (place.data_dir / "databases" / f"{name}.sqlite3").exists()
+
+
+# -- private files ------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def ordinary_umask() -> Iterator[None]:
+    """The umask most machines run with (0022), whatever this test runner's is: files would be 0644."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_dump_is_readable_by_paved_s_user_only_in_a_folder_only_it_may_open(
+        place: Place, ordinary_umask: None) -> None:
+    name = place.name()
+    applied(place, database(name))
+    backup = Path(applied(place, None, previous=database(name)).outputs["backup"])
+    assert (mode(backup), mode(backup.parent), mode(place.data_dir)) == (0o600, 0o700, 0o700)
+
+
+def test_embedded_databases_their_sidecars_and_copies_are_private_to_paved_s_user(
+        place: Place, ordinary_umask: None) -> None:
+    target = replace(place.target, config=RepoConfig())
+    name = place.name()
+    applied(place, database(name), target=target)
+    folder = place.data_dir / "databases"
+    path = folder / f"{name}.sqlite3"
+    assert (mode(folder), mode(path), mode(folder / f"{name}.paved.json")) == (0o700, 0o600, 0o600)
+    conn = sqlite3.connect(path)  # the service writes: SQLite's -wal and -shm files take the file's mode
+    try:
+        conn.execute("CREATE TABLE orders (id int)")
+        conn.execute("INSERT INTO orders VALUES (42)")
+        conn.commit()
+        assert {mode(Path(f"{path}{suffix}")) for suffix in ("-wal", "-shm")} == {0o600}
+    finally:
+        conn.close()
+    backup = Path(applied(place, None, target=target, previous=database(name)).outputs["backup"])
+    assert (mode(backup), mode(backup.parent)) == (0o600, 0o700)
 
 
 # -- settings -----------------------------------------------------------------------------------------------

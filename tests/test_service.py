@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -44,6 +45,7 @@ from bot.adapters.deliveries import (
     SqliteDeliveryLog,
     open_delivery_log,
 )
+from bot.adapters.metrics import METRICS_FOLDER
 from bot.adapters.queue import Periodic, RepoBusy, Work, WorkQueue, every, make_queue
 from bot.settings import Secret, Settings
 from bot.web.app import create_app
@@ -733,6 +735,9 @@ def test_a_serve_replica_enqueues_into_redis_and_a_separate_worker_process_runs_
     ran = [json.loads(line) for line in log.splitlines() if '"tests.service_jobs"' in line]
     assert [(line["delivery_id"], line["event"], line["repo"]) for line in ran if line["delivery_id"] != "-"] == [
         ("scaled-1", "pull_request.closed", REPO)]
+    # The worker's data folder and the metrics it keeps there for serve are Paved's user's only.
+    worker_data = tmp_path / "worker-data"
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (worker_data, worker_data / METRICS_FOLDER)} == {0o700}
 
 
 def test_a_redelivery_to_another_serve_replica_is_recognised_through_redis(tmp_path: Path, redis_queue: str) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from bot.errors import PavedError
+from bot.files import private_file, private_folder
 
 if TYPE_CHECKING:
     import redis
@@ -172,7 +173,7 @@ class SqliteDeliveryLog:
         self.path = path
         self.scrub = scrub
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(private_folder(path.parent) / path.name)
         except OSError as exc:
             raise DeliveryLogError(f"cannot create the data folder {path.parent}: {exc.strerror}",
                                    store=str(path)) from exc

@@ -38,6 +38,7 @@ from huey.exceptions import HueyException, RetryTask, TaskLockedException  # typ
 from bot.adapters import metrics
 from bot.adapters.deliveries import DeliveryLog, delivery_context, one_line, pull_request_of
 from bot.errors import PavedError
+from bot.files import private_file, private_folder
 from bot.webhook import Delivery
 
 if TYPE_CHECKING:
@@ -247,7 +248,7 @@ class WorkQueue:
         if flush_locks:
             self._log_flushed(self.flush_locks())
         # This process runs jobs for `paved serve` to report: keep its metrics where serve reads them.
-        metrics.share_between_processes(self.settings.data_dir / metrics.METRICS_FOLDER)
+        metrics.share_between_processes(private_folder(self.settings.data_dir / metrics.METRICS_FOLDER))
         consumer = self._consumer_for(workers, embedded=False)
         self._reconcile_on_start()
         consumer.run()
@@ -374,7 +375,7 @@ def make_queue(settings: Settings, deliveries: DeliveryLog, job: Job, periodic: 
         huey = RedisHuey(name, url=settings.redis_url.reveal(), results=False, blocking=True, read_timeout=1)
         return WorkQueue(huey, "redis", settings, deliveries, job, periodic, busy_retry_seconds=busy_retry_seconds)
     try:
-        settings.queue_db.parent.mkdir(parents=True, exist_ok=True)
+        private_file(private_folder(settings.queue_db.parent) / settings.queue_db.name)
         huey = SqliteHuey(name, filename=str(settings.queue_db), results=False)
     except (OSError, sqlite3.Error) as exc:
         raise QueueError(f"the queue {settings.queue_db} cannot be opened: {exc}", backend="sqlite") from exc

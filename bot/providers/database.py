@@ -55,6 +55,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bot.errors import PavedError
+from bot.files import private_file, private_folder, write_private
 from bot.model import Resource
 from bot.provider import Result, Step, Target, Verb
 
@@ -388,7 +389,7 @@ class _Postgres(_Engine):
             if program is None:
                 raise _Refused("pg_dump is not installed where Paved runs (Debian: apt-get install "
                                "postgresql-client), so nothing was dropped")
-            self.backups.mkdir(parents=True, exist_ok=True)
+            private_folder(self.backups)
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
             final = self.backups / f"{name}-{stamp}.dump"
             partial = final.with_suffix(".dump.partial")
@@ -400,7 +401,8 @@ class _Postgres(_Engine):
                 env["PGPASSWORD"] = str(password)  # not on the command line, where `ps` would show it
             done = subprocess.run([program, "--format=custom", f"--file={partial}",
                                    f"--dbname={make_conninfo('', **params)}"],
-                                  env=env, capture_output=True, text=True, timeout=3600, check=False)
+                                  env=env, capture_output=True, text=True, timeout=3600, check=False,
+                                  umask=0o077)  # the dump is created readable by Paved's user only
             if done.returncode != 0 or not partial.exists() or partial.stat().st_size == 0:
                 partial.unlink(missing_ok=True)
                 why = _one_line(done.stderr)[:300] or f"exit status {done.returncode}"
@@ -440,7 +442,8 @@ class _Sqlite(_Engine):
         path = self.path(desired.name)
 
         def create(scratch: _Scratch) -> None:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            private_folder(self.folder)
+            private_file(path)  # 0600 from the start; SQLite gives its -wal and -shm files the same mode
             with sqlite3.connect(path) as conn:
                 conn.execute("PRAGMA journal_mode=WAL")  # writes the file's header now
             conn.close()
@@ -461,7 +464,7 @@ class _Sqlite(_Engine):
         sidecar = self.sidecar(name)
 
         def run(scratch: _Scratch) -> None:
-            sidecar.write_text(json.dumps({"paved": memory}, sort_keys=True), encoding="utf-8")
+            write_private(sidecar, json.dumps({"paved": memory}, sort_keys=True))
 
         return _Action(Step(f"Database/{name}", "update", f"{self.label}: note what was delivered in {sidecar}"),
                        run)
@@ -479,10 +482,10 @@ class _Sqlite(_Engine):
         path = self.path(name)
 
         def backup(scratch: _Scratch) -> None:
-            self.backups.mkdir(parents=True, exist_ok=True)
+            private_folder(self.backups)
             final = self.backups / f"{name}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.sqlite3"
             partial = final.with_suffix(".sqlite3.partial")
-            source, copy = sqlite3.connect(path), sqlite3.connect(partial)
+            source, copy = sqlite3.connect(path), sqlite3.connect(private_file(partial))
             try:
                 source.backup(copy)  # SQLite's online backup: a consistent copy even while in use
             finally:

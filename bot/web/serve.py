@@ -15,6 +15,7 @@ import uvicorn
 from bot.adapters.deliveries import open_delivery_log
 from bot.adapters.queue import Job, Periodic, WorkQueue, make_queue
 from bot.errors import PavedError, UsageError
+from bot.files import private_folder
 from bot.settings import Command, Settings
 from bot.web.app import create_app
 from bot.web.jobs import handle_delivery, reconcile
@@ -27,7 +28,7 @@ def _queue(settings: Settings, command: Command, job: Job, periodic: Periodic | 
     settings.check_service(command)
     configure_logging(settings)
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_folder(settings.data_dir)
     except OSError as exc:
         raise PavedError(f"the data folder {settings.data_dir} cannot be created: {exc.strerror}",
                          hint="Point PAVED_DATA_DIR at a folder this process may write.") from exc
