@@ -3,6 +3,10 @@
 Parsing is pure and total: any text becomes exactly one of `Command`, `Reply` or `Ignore`, so the
 comment handler only decides who may do what. Only a line that starts with `/paved` speaks to Paved;
 quoted lines (`> /paved plan`) and code blocks are someone talking about Paved, and are ignored.
+
+Anyone who may comment can write a command, so what a reply repeats of it (an unknown command's name,
+arguments it does not take) goes through `bot.render.markdown.echo`: shown as text, it mentions
+nobody and cannot change the reply's Markdown.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import difflib
 import shlex
 from dataclasses import dataclass
 from typing import Literal
+
+from bot.render.markdown import echo
 
 PREFIX = "/paved"
 
@@ -87,7 +93,7 @@ def parse(body: str) -> Parsed:
     name, rest = words[0].lower(), words[1:]
     if name in ("plan", "retry"):
         if rest:
-            return Reply(f"`{PREFIX} {name}` takes no arguments; got `{' '.join(rest)}`.\n\n" + help_text())
+            return Reply(f"`{PREFIX} {name}` takes no arguments; got “{echo(' '.join(rest))}”.\n\n" + help_text())
         return Command(name)  # type: ignore[arg-type]
     if name == "explain":
         if len(rest) != 1:
@@ -95,4 +101,4 @@ def parse(body: str) -> Parsed:
         return Command("explain", rest[0])
     close = difflib.get_close_matches(name, ["plan", "retry", "explain", "help"], n=1, cutoff=0.5)
     hint = f" — did you mean `{PREFIX} {close[0]}`?" if close else ""
-    return Reply(f"Unknown command `{name}`{hint}\n\n" + help_text())
+    return Reply(f"Unknown command “{echo(name)}”{hint}\n\n" + help_text())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from bot.handlers.issue_comment import on_comment
 from tests.conftest import REPO, World, experimental_change
 
@@ -31,7 +33,8 @@ def test_plan_from_a_reader_gets_a_polite_refusal(world: World) -> None:
     outcome = on_comment(world.ctx, say(world, number, "/paved plan", by="erin"), bot_login=world.bot_login)
     assert outcome.status == "refused"
     assert world.plan_comments(number) == []
-    assert world.comments(number)[-1].startswith("Sorry @erin, `/paved plan` needs **write** permission")
+    # erin is named, not mentioned: a refusal notifies nobody the comment chose.
+    assert world.comments(number)[-1].startswith("Sorry @&#8203;erin, `/paved plan` needs **write** permission")
 
 
 def test_help_is_answered_for_anyone(world: World) -> None:
@@ -51,7 +54,26 @@ def test_explain_answers_with_the_fields_of_a_kind(world: World) -> None:
 def test_an_unknown_command_suggests_the_right_one(world: World) -> None:
     number = open_budget_pr(world)
     on_comment(world.ctx, say(world, number, "/paved plna", by="bob"), bot_login=world.bot_login)
-    assert world.comments(number)[-1].startswith("Unknown command `plna` — did you mean `/paved plan`?")
+    assert world.comments(number)[-1].startswith("Unknown command “plna” — did you mean `/paved plan`?")
+
+
+def test_a_reader_cannot_make_paved_mention_a_team(world: World) -> None:
+    number = open_budget_pr(world)
+    outcome = on_comment(world.ctx, say(world, number, "/paved @acme/everyone", by="erin"), bot_login=world.bot_login)
+    answer = world.comments(number)[-1]
+    assert outcome.status == "replied"
+    assert answer.startswith("Unknown command “@&#8203;acme/everyone”")
+    assert not re.search(r"@[A-Za-z0-9]", answer), answer
+
+
+def test_explaining_a_kind_that_does_not_exist_repeats_it_neutralised(world: World) -> None:
+    number = open_budget_pr(world)
+    on_comment(world.ctx, say(world, number, "/paved explain @acme/everyone<b>", by="erin"), bot_login=world.bot_login)
+    answer = world.comments(number)[-1]
+    assert answer.startswith("There is no kind “@&#8203;acme/everyone\\<b\\>” here; the kinds are `")
+    assert not re.search(r"@[A-Za-z0-9]", answer) and "<b>" not in answer
+    on_comment(world.ctx, say(world, number, "/paved explain Databse", by="erin"), bot_login=world.bot_login)
+    assert world.comments(number)[-1].endswith(". Did you mean `Database`?")
 
 
 def test_a_comment_paved_is_acknowledged_with_a_reaction(world: World) -> None:

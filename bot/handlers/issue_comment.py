@@ -3,7 +3,8 @@
 Only newly created comments on pull requests count; edits, deletions, other bots and Paved's own
 comments are ignored. Commands that act need the permission `paved.yaml` asks for (write by
 default) on the platform repo; anyone else gets a polite answer saying what is required. Every
-comment Paved answers is acknowledged with a reaction first.
+comment Paved answers is acknowledged with a reaction first. What an answer repeats of the comment (the
+kind asked for, the commenter's login) is neutralised by `bot.render.markdown.echo`: it mentions nobody.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bot.explain import as_markdown, kind_schema
 from bot.forge import at_least
 from bot.handlers import Context
 from bot.handlers.pull_request import plan_pull_request
+from bot.render.markdown import echo
 from bot.rules import load_rules
 
 log = logging.getLogger(__name__)
@@ -64,10 +66,14 @@ def _run(ctx: Context, repo: str, number: int, login: str, command: Command, ret
     try:
         config = load_config(tree)
         if command.name == "explain":
+            rules = load_rules(tree)
             try:
-                answer = as_markdown(kind_schema(load_rules(tree), command.argument or ""))
+                answer = as_markdown(kind_schema(rules, command.argument or ""))
             except UsageError as exc:
-                answer = exc.message + (f" — {exc.hint}" if exc.hint else "")
+                # Not `exc.message`: it quotes the kind as the comment wrote it.
+                kinds = ", ".join(f"`{kind}`" for kind in rules.kinds)
+                hint = f" {exc.hint[:1].upper()}{exc.hint[1:]}" if exc.hint else ""
+                answer = f"There is no kind “{echo(command.argument or '')}” here; the kinds are {kinds}.{hint}"
             ctx.forge.comment(repo, number, answer)
             return CommentOutcome("replied", f"explained {command.argument}")
     finally:
@@ -75,7 +81,7 @@ def _run(ctx: Context, repo: str, number: int, login: str, command: Command, ret
     permission = ctx.forge.permission_of(repo, login)
     if not at_least(permission, config.command_permission):
         ctx.forge.comment(repo, number, (
-            f"Sorry @{login}, `/paved {command.name}` needs **{config.command_permission}** permission on "
+            f"Sorry {echo('@' + login)}, `/paved {command.name}` needs **{config.command_permission}** permission on "
             f"`{repo}`, and you have **{permission}**. Ask a maintainer of the platform repo to run it, or to "
             f"grant you access."))
         return CommentOutcome("refused", f"{login} has {permission}")

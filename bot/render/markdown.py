@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -446,6 +447,31 @@ def _prose(text: str) -> str:
         position = span.end()
     pieces.append(_neutralise(text[position:]))
     return "".join(pieces)
+
+
+# What a reply may repeat of a comment, at most: a command's name, its arguments, a login.
+ECHO_LIMIT = 60
+# "#12" links issue 12 and leaves a reference in its timeline; a zero-width space after "#" keeps it text.
+_ISSUE_REFERENCE = re.compile(r"#(?=[0-9])")
+
+
+def echo(text: str, limit: int = ECHO_LIMIT) -> str:
+    """Text someone wrote, made safe to repeat in Paved's answer as ordinary Markdown text.
+
+    Anyone who may comment can make Paved repeat what they wrote, so what is repeated must do nothing
+    but show: control and invisible format characters are dropped and line breaks become spaces (no
+    new block, no reordered text), backticks are dropped (no code span to break out of), Markdown and
+    HTML punctuation is escaped (no link, emphasis, table cell, tag or entity), `@name` and `#12` get a
+    zero-width space so nobody is mentioned and no issue is referenced, and it is cut to `limit`
+    characters. Put the result in ordinary text, never inside a code span, where escapes show.
+    """
+    kept = "".join(" " if char.isspace() else char for char in text
+                   if char.isspace() or (unicodedata.category(char)[0] != "C" and char != "`"))
+    kept = " ".join(kept.split())
+    if len(kept) > limit:
+        kept = kept[:limit - 1] + "…"
+    escaped = _MARKDOWN_PUNCTUATION.sub(r"\\\1", kept)
+    return _MENTION.sub(_MENTION_BREAK, _ISSUE_REFERENCE.sub("#&#8203;", escaped))
 
 
 def _neutralise(text: str) -> str:
