@@ -244,10 +244,34 @@ class ForgeHandle:
     # -- repositories ---------------------------------------------------------------------------------------
 
     def create_repo(self, owner: str, name: str, private: bool = False, description: str | None = None,
-                    by: str | None = None, auto_init: bool = False) -> RepoRef:
+                    by: str | None = None, auto_init: bool = False,
+                    custom_properties: dict[str, Any] | None = None) -> RepoRef:
+        """A repository, made by `by` (the sandbox's administrator when None), with `custom_properties`
+        values from its creation (which `by` must be allowed to set)."""
         actor = self._as(by) if by else Principal("user", self._admin_account())
-        repo = self.forge.create_repo(actor, self._account(owner), name, private, description, auto_init)
+        repo = self.forge.create_repo(actor, self._account(owner), name, private, description, auto_init,
+                                      custom_properties=custom_properties)
         return self._repo_ref(repo)
+
+    def define_property(self, org: str, name: str, value_type: str = "string", *, by: str | None = None,
+                        **definition: Any) -> dict[str, Any]:
+        """Define (or redefine) a custom property of `org`'s repositories, as `by` (an owner; the sandbox's
+        administrator when None): `allowed_values`, `required`, `default_value`, `description`,
+        `values_editable_by` (`org_actors`, the default, or `org_and_repo_actors`). Returns GitHub's JSON."""
+        actor = self._as(by) if by else Principal("user", self._admin_account())
+        prop = self.forge.put_custom_property(actor, self._account(org), name,
+                                              {"value_type": value_type, **definition})
+        return self.forge.render.custom_property(prop)
+
+    def set_repo_properties(self, owner: str, repo: str, values: dict[str, Any], by: str) -> None:
+        """Set a repository's custom property values as `by` (None as a value unsets it); GitHub's rules decide
+        who may."""
+        self.forge.set_repo_properties(self._as(by), self._repo(owner, repo),
+                                       [{"property_name": k, "value": v} for k, v in values.items()])
+
+    def repo_properties(self, owner: str, repo: str) -> dict[str, Any]:
+        """A repository's custom property values, as GitHub shows them."""
+        return self.forge.render.custom_property_values(self._repo(owner, repo))
 
     def create_repo_from_folder(self, owner: str, name: str, folder: str | Path, owner_token: str | None = None,
                                 by: str | None = None, private: bool = False, description: str | None = None,

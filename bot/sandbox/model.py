@@ -131,6 +131,31 @@ class Repo:
     secrets_private_key: str = ""
     internal: bool = False  # visible to the organization's members; private to everyone else
     archived: bool = False  # read-only: pushes and ref changes are refused until unarchived
+    # Values of the organization's custom properties set on this repository (name -> value); see
+    # `CustomProperty` for the definitions and who may set them.
+    custom_properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CustomProperty:
+    """An organization's custom property for its repositories (the definition; values live on `Repo`).
+
+    `values_editable_by` says who may set a repository's value: `org_actors` (organization owners, and
+    apps with `organization_custom_properties: write`) or `org_and_repo_actors` (repository admins, and
+    apps with `repository_custom_properties: write`, too). A required property has a default value,
+    which every repository without a value of its own reports.
+    """
+
+    id: int
+    org_id: int
+    name: str
+    value_type: str  # string | single_select | multi_select | true_false | url
+    required: bool = False
+    default_value: str | list[str] | None = None
+    description: str | None = None
+    allowed_values: list[str] | None = None
+    values_editable_by: str = "org_actors"
+    require_explicit_values: bool = False
 
 
 @dataclass
@@ -392,7 +417,7 @@ class Delivery:
 
 
 RECORD_TYPES: tuple[type, ...] = (
-    Account, Membership, Token, App, OAuthCode, Installation, Repo, Collaborator, Team, TeamMember, TeamRepo,
-    Issue, PullRequest, Comment, Reaction, Label, Review, CheckSuite, CheckRun, Status, Environment,
+    Account, Membership, Token, App, OAuthCode, Installation, Repo, CustomProperty, Collaborator, Team, TeamMember,
+    TeamRepo, Issue, PullRequest, Comment, Reaction, Label, Review, CheckSuite, CheckRun, Status, Environment,
     DeploymentBranchPolicy, Secret, Protection, Hook, Delivery,
 )

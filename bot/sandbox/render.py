@@ -21,6 +21,7 @@ from .model import (
     CheckRun,
     CheckSuite,
     Comment,
+    CustomProperty,
     Delivery,
     DeploymentBranchPolicy,
     Environment,
@@ -312,6 +313,7 @@ class Renderer:
                 network_count=0,
                 subscribers_count=0,
                 temp_clone_token=None,
+                custom_properties=self.custom_property_values(repo),
             )
             if owner.type == "Organization" and not for_webhook:
                 body["organization"] = self.user(owner)
@@ -320,8 +322,33 @@ class Renderer:
         if for_webhook:
             for key in _WEBHOOK_REPO_EXTRA:
                 body.pop(key, None)
-            body["custom_properties"] = {}
+            body["custom_properties"] = self.custom_property_values(repo)
         return body
+
+    # -- custom properties ---------------------------------------------------------------------------------------
+
+    def custom_property_values(self, repo: Repo) -> JSON:
+        """A repository's custom property values: its own, and the default of each required property it lacks."""
+        defined = self.store.all(CustomProperty, lambda p: p.org_id == repo.owner_id)
+        values: JSON = {p.name: p.default_value for p in defined if p.required and p.default_value is not None}
+        values.update({name: value for name, value in repo.custom_properties.items()
+                       if any(p.name == name for p in defined)})
+        return values
+
+    def custom_property(self, prop: CustomProperty) -> JSON:
+        org = self.account(prop.org_id)
+        return {
+            "property_name": prop.name,
+            "url": f"{self.urls.api}/orgs/{quote(org.login)}/properties/schema/{quote(prop.name)}",
+            "source_type": "organization",
+            "value_type": prop.value_type,
+            "required": prop.required,
+            "default_value": prop.default_value,
+            "description": prop.description,
+            "allowed_values": prop.allowed_values,
+            "values_editable_by": prop.values_editable_by,
+            "require_explicit_values": prop.require_explicit_values,
+        }
 
     # -- issues, pulls, comments -------------------------------------------------------------------------
 

@@ -7,11 +7,11 @@
 from __future__ import annotations
 
 from ..routing import Routes
-from . import accounts, checks, code, collaboration, settings
+from . import accounts, checks, code, collaboration, properties, settings
 
 
 def all_routes() -> Routes:
     routes = Routes()
-    for module in (accounts, code, collaboration, checks, settings):
+    for module in (accounts, code, collaboration, checks, settings, properties):
         routes.extend(module.routes)
     return routes

@@ -88,9 +88,13 @@ def _create_repo(request: Request, owner: Account) -> Response:
     private = body.get("private", visibility in ("private", "internal"))
     if not isinstance(private, bool):
         raise invalid("Repository", "private", "invalid")
+    properties = body.get("custom_properties")
+    if properties is not None and not isinstance(properties, dict):
+        raise invalid("Repository", "custom_properties", "invalid")
     repo = forge.create_repo(request.principal, owner, name, private=private,
                              description=string_field(body, "description", "Repository"),
-                             auto_init=bool(body.get("auto_init", False)), internal=visibility == "internal")
+                             auto_init=bool(body.get("auto_init", False)), internal=visibility == "internal",
+                             custom_properties=properties)
     return Response(201, forge.render.repo(repo, permissions_json(forge, request, repo)))
 
 

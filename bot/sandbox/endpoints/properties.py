@@ -1,0 +1,63 @@
+"""Custom properties: an organization's property definitions, and each repository's values of them.
+
+Who may do what follows GitHub (see `Forge.put_custom_property` and `Forge.set_repo_properties`):
+organization owners define properties; a property's `values_editable_by` says whether only they (and
+apps with `organization_custom_properties: write`) set its values, or a repository's admins too. New
+repositories may carry values from their creation (`custom_properties` of `POST /orgs/{org}/repos`),
+and every full repository answer shows them under `custom_properties`.
+"""
+
+from __future__ import annotations
+
+from ..errors import not_found
+from ..model import Account
+from ..routing import Request, Response, Routes, no_content
+from .common import forge_of, repo_of
+
+routes = Routes()
+
+
+def _org(request: Request) -> Account:
+    org = forge_of(request).account(request.params["org"])
+    if org is None or org.type != "Organization":
+        raise not_found()
+    return org
+
+
+@routes.get("/orgs/{org}/properties/schema")
+def list_definitions(request: Request) -> Response:
+    forge = forge_of(request)
+    found = forge.custom_properties(request.principal, _org(request))
+    return Response(200, [forge.render.custom_property(p) for p in found])
+
+
+@routes.get("/orgs/{org}/properties/schema/{custom_property_name}")
+def get_definition(request: Request) -> Response:
+    forge = forge_of(request)
+    name = request.params["custom_property_name"]
+    found = next((p for p in forge.custom_properties(request.principal, _org(request)) if p.name == name), None)
+    if found is None:
+        raise not_found()
+    return Response(200, forge.render.custom_property(found))
+
+
+@routes.put("/orgs/{org}/properties/schema/{custom_property_name}")
+def put_definition(request: Request) -> Response:
+    forge = forge_of(request)
+    prop = forge.put_custom_property(request.principal, _org(request), request.params["custom_property_name"],
+                                     request.body())
+    return Response(200, forge.render.custom_property(prop))
+
+
+@routes.get("/repos/{owner}/{repo}/properties/values")
+def get_values(request: Request) -> Response:
+    forge = forge_of(request)
+    values = forge.render.custom_property_values(repo_of(request))
+    return Response(200, [{"property_name": name, "value": value} for name, value in values.items()])
+
+
+@routes.patch("/repos/{owner}/{repo}/properties/values")
+def set_values(request: Request) -> Response:
+    forge = forge_of(request)
+    forge.set_repo_properties(request.principal, repo_of(request), request.body().get("properties"))
+    return no_content()
