@@ -222,7 +222,8 @@ def run_story(folder: Path, out: Any, *, keep: bool) -> int:
         story.say("Paved installed as a GitHub App; its service and queue consumers listen on loopback")
         app = forge.create_app("acme", "paved", permissions={
             "checks": "write", "contents": "write", "issues": "write", "pull_requests": "write",
-            "metadata": "read", "administration": "write", "members": "write", "secrets": "write"})
+            "metadata": "read", "administration": "write", "members": "write", "secrets": "write",
+            "organization_custom_properties": "admin"})
         forge.install_app(app.id, "acme")
         settings = dataclasses.replace(
             Settings.from_env({"PAVED_DATA_DIR": str(folder / "paved"), "PAVED_RECONCILE_MINUTES": "0"}),

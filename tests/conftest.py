@@ -212,7 +212,8 @@ def world(tmp_path: Path) -> Iterator[World]:
 @dataclass
 class Provisioner:
     """What applying merged requests works with: Paved's App with the permissions that needs (it
-    creates repositories and teams, so `administration` and `members` too), installed on acme, and
+    creates repositories and teams, so `administration` and `members` too, and marks its repositories
+    with an organization custom property, so `organization_custom_properties`), installed on acme, and
     the merged platform repo's files to build from."""
 
     client: Github
@@ -225,7 +226,8 @@ class Provisioner:
 def provisioner(world: World) -> Iterator[Provisioner]:
     forge = world.forge
     app = forge.create_app("acme", "paved-provisioner", permissions={
-        "administration": "write", "members": "write", "contents": "write", "metadata": "read"})
+        "administration": "write", "members": "write", "contents": "write", "metadata": "read",
+        "organization_custom_properties": "admin"})
     forge.install_app(app.id, "acme")
     installation = installation_of(forge.api_url, app.id, app.private_key, REPO)
     client = installation_client(forge.api_url, app.id, app.private_key, installation, polite=False)

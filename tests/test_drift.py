@@ -133,7 +133,8 @@ def applied_estate(tmp_path: Path) -> Iterator[Estate]:
         # Deliveries go nowhere (port 9 refuses); tests read their payloads from the forge's delivery log.
         app = forge.create_app("acme", "paved", permissions={
             "checks": "write", "contents": "write", "issues": "write", "pull_requests": "write",
-            "administration": "write", "members": "write", "metadata": "read"},
+            "administration": "write", "members": "write", "metadata": "read",
+            "organization_custom_properties": "admin"},
             webhook_url="http://127.0.0.1:9/webhooks/github", webhook_secret="x" * 32)
         forge.install_app(app.id, "acme")
         settings = dataclasses.replace(

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
-from github import Auth, Github
+from github import Auth, Github, GithubException
+from github.OrganizationCustomProperty import CustomProperty
 
 from bot.model import Resource
 from bot.provider import Result, Target
@@ -384,3 +385,154 @@ def test_no_token_appears_in_any_error_message(provisioner: Provisioner, target:
         shown = " ".join([result.message, *(s.description for s in result.steps), *result.outputs.values()])
         assert not any(secret in shown for secret in secrets), shown
         assert "ghs_" not in shown and "Authorization" not in shown
+
+
+# -- only what Paved made -------------------------------------------------------------------------------------
+
+def unmanaged_search(world: World) -> None:
+    """acme/search made by hand by alice (an owner), as it would be before anyone asked Paved for it."""
+    world.forge.create_repo("acme", "search", private=True, description="Hand-made search.", by="alice",
+                            auto_init=True)
+
+
+REFUSED_REPO = "Paved will not touch repository acme/search: it exists and Paved did not create it " \
+               "(no paved-managed mark)"
+
+
+def test_a_repository_paved_creates_is_marked_from_its_creation(world: World, search_service: Resource) -> None:
+    assert as_alice(world).get_repo("acme/search").custom_properties == {"paved-managed": "true"}
+    mark = as_alice(world).get_organization("acme").get_custom_property("paved-managed")
+    assert (mark.value_type, mark.values_editable_by) == ("true_false", "org_actors")
+
+
+def test_a_team_paved_creates_is_marked_in_its_description_and_the_mark_is_kept(
+        provider: GitHubProvider, target: Target, world: World, payments: Resource) -> None:
+    team = as_alice(world).get_organization("acme").get_team_by_slug("payments")
+    assert team.description == "Takes card payments. [paved-managed]"
+    assert provider.plan(payments, provider.observe(payments, target), target) == []
+    reworded = request(PAYMENTS.replace("Takes card payments.", "Takes card payments and refunds."))
+    result = provider.apply(reworded, target)
+    assert [s.description for s in result.steps] == ["update the description of team payments"]
+    team = as_alice(world).get_organization("acme").get_team_by_slug("payments")
+    assert team.description == "Takes card payments and refunds. [paved-managed]"
+
+
+def test_a_repository_paved_did_not_create_is_not_archived_and_the_plan_says_why(
+        provider: GitHubProvider, target: Target, world: World, payments: Resource) -> None:
+    unmanaged_search(world)
+    service = search()
+    steps = provider.plan(None, provider.observe(service, target), target, previous=service)
+    assert [(s.verb, s.description, s.destructive) for s in steps] == [("delete", REFUSED_REPO, False)]
+    with requests_made() as seen:
+        result = provider.apply(None, target, previous=service)
+    assert (result.status, result.message, result.steps) == ("failed", REFUSED_REPO, ())
+    assert {e.method for e in seen} == {"GET"}
+    assert not as_alice(world).get_repo("acme/search").archived
+
+
+def test_a_repository_paved_did_not_create_is_not_changed_to_match_a_request(
+        provider: GitHubProvider, target: Target, world: World, payments: Resource) -> None:
+    unmanaged_search(world)
+    service = search(visibility="internal")
+    assert [s.description for s in provider.plan(service, provider.observe(service, target), target)] == [
+        REFUSED_REPO]
+    with requests_made() as seen:
+        result = provider.apply(service, target)
+    assert (result.status, result.message, result.steps) == ("failed", REFUSED_REPO, ())
+    assert {e.method for e in seen} == {"GET"}
+    repo = as_alice(world).get_repo("acme/search")
+    assert (repo.visibility, repo.description, repo.custom_properties) == ("private", "Hand-made search.", {})
+    assert [t.slug for t in repo.get_teams()] == []
+    assert not repo.get_branch("main").protected
+
+
+def test_access_and_environments_leave_a_repository_paved_did_not_create_alone(
+        provider: GitHubProvider, target: Target, world: World, payments: Resource, data_team: None) -> None:
+    unmanaged_search(world)
+    world.forge.add_team_repo("acme", "data", "search", "push")
+    grant, production = request(DATA_READS_SEARCH), request(PRODUCTION)
+    for resource, previous in ((grant, None), (production, None), (None, grant)):
+        subject = resource or previous
+        assert subject is not None
+        observed = provider.observe(subject, target)
+        assert [s.description for s in provider.plan(resource, observed, target, previous=previous)] == [
+            REFUSED_REPO]
+        result = provider.apply(resource, target, previous=previous)
+        assert (result.status, result.message, result.steps) == ("failed", REFUSED_REPO, ())
+    repo = as_alice(world).get_repo("acme/search")
+    assert {t.slug: t.permission for t in repo.get_teams()} == {"data": "push"}
+    assert [e.name for e in repo.get_environments()] == []
+
+
+def test_a_team_paved_did_not_create_is_neither_deleted_nor_changed(provider: GitHubProvider, target: Target,
+                                                                    world: World) -> None:
+    world.forge.create_team("acme", "payments", members=["bob"], maintainers=["dave"],
+                            description="Made by hand.")
+    refused = ("Paved will not touch team acme/payments: it exists and Paved did not create it "
+               "(no [paved-managed] mark at the end of its description)")
+    team = request(PAYMENTS)
+    for desired, previous in ((team, None), (None, team)):
+        steps = provider.plan(desired, provider.observe(team, target), target, previous=previous)
+        assert [s.description for s in steps] == [refused]
+        result = provider.apply(desired, target, previous=previous)
+        assert (result.status, result.message, result.steps) == ("failed", refused, ())
+    found = as_alice(world).get_organization("acme").get_team_by_slug("payments")
+    assert found.description == "Made by hand."
+    assert sorted(u.login for u in found.get_members()) == ["bob", "dave"]
+
+
+def test_a_maintainer_cannot_take_the_mark_off_a_repository_paved_made(world: World,
+                                                                       search_service: Resource) -> None:
+    world.forge.add_collaborator("acme", "search", "bob", "maintain")
+    world.forge.add_collaborator("acme", "search", "carol", "admin")
+    for login in ("bob", "carol"):
+        repo = Github(base_url=world.forge.api_url, auth=Auth.Token(world.forge.create_token(login)), retry=None,
+                      seconds_between_requests=None, seconds_between_writes=None).get_repo("acme/search")
+        with pytest.raises(GithubException) as refused:
+            repo.update_custom_properties({"paved-managed": None})
+        assert refused.value.status == 403
+    assert as_alice(world).get_repo("acme/search").custom_properties == {"paved-managed": "true"}
+
+
+def test_an_owner_hands_an_existing_repository_and_team_to_paved_by_marking_them(
+        provider: GitHubProvider, target: Target, world: World) -> None:
+    world.forge.create_team("acme", "payments", members=["bob"], description="Made by hand.")
+    unmanaged_search(world)
+    alice = as_alice(world)
+    alice.get_organization("acme").get_team_by_slug("payments").edit("payments",
+                                                                     description="Made by hand. [paved-managed]")
+    assert provider.apply(request(PAYMENTS), target).status == "applied"
+    assert sorted(u.login for u in alice.get_organization("acme").get_team_by_slug("payments").get_members()) == [
+        "alice", "bob", "carol"]
+    alice.get_organization("acme").create_custom_property(CustomProperty("paved-managed", "true_false"))
+    alice.get_repo("acme/search").update_custom_properties({"paved-managed": "true"})
+    result = provider.apply(search(), target)
+    assert result.status == "applied", result.message
+    assert [t.slug for t in alice.get_repo("acme/search").get_teams()] == ["payments"]
+    assert provider.apply(None, target, previous=search()).status == "applied"
+    assert alice.get_repo("acme/search").archived
+
+
+def test_a_loosened_definition_of_the_mark_is_put_back_when_paved_next_creates_a_repository(
+        provider: GitHubProvider, target: Target, world: World, payments: Resource) -> None:
+    as_alice(world).get_organization("acme").create_custom_property(
+        CustomProperty("paved-managed", "true_false", values_editable_by="org_and_repo_actors"))
+    assert provider.apply(search(), target).status == "applied"
+    mark = as_alice(world).get_organization("acme").get_custom_property("paved-managed")
+    assert mark.values_editable_by == "org_actors"
+
+
+def test_without_leave_to_define_its_mark_paved_creates_no_repository(provisioner: Provisioner, target: Target,
+                                                                      world: World, payments: Resource) -> None:
+    app = world.forge.create_app("acme", "paved-unmarked", permissions={
+        "administration": "write", "members": "write", "contents": "write", "metadata": "read"})
+    installation = world.forge.install_app(app.id, "acme")
+    token = world.forge.installation_token(installation.id)
+    client = Github(base_url=world.forge.api_url, auth=Auth.Token(token), retry=None,
+                    seconds_between_requests=None, seconds_between_writes=None)
+    result = GitHubProvider(client, lambda: token).apply(search(), target)
+    assert result.status == "failed"
+    assert result.message.startswith("GitHub refused to define the custom property paved-managed of acme, which "
+                                     "marks the repositories Paved creates (Paved's App needs "
+                                     "organization_custom_properties: admin)")
+    assert [r.name for r in as_alice(world).get_organization("acme").get_repos()] == ["platform"]

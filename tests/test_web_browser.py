@@ -154,7 +154,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             forge.add_collaborator("acme", "platform", READER, "read")
             app = forge.create_app("acme", "paved", permissions={
                 "checks": "write", "contents": "write", "issues": "write", "pull_requests": "write",
-                "metadata": "read", "administration": "write", "members": "write", "secrets": "write"})
+                "metadata": "read", "administration": "write", "members": "write", "secrets": "write",
+                "organization_custom_properties": "admin"})
             forge.install_app(app.id, "acme")
             settings = dataclasses.replace(
                 Settings.from_env({"PAVED_DATA_DIR": str(folder / "paved"), "PAVED_RECONCILE_MINUTES": "0",

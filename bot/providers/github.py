@@ -2,7 +2,9 @@
 
 `GitHubProvider` makes merged `Team`, `Service`, `Access` and `Environment` requests real in one
 organization, through a PyGithub client acting as Paved's GitHub App installation (which needs
-`administration: write`, `members: write` and `contents: write` there) and a `token()` for git pushes:
+`administration: write`, `members: write`, `contents: write` and `organization_custom_properties: admin`
+there) and a `token()` for git pushes. It changes, archives or deletes only what it made, which carries
+its mark (see `GitHubProvider`):
 
 - `Team`: the team of `target.organization` whose slug is the request's name, with the request's
   description and exactly its people: `spec.maintainers` as maintainers, the rest of `spec.members` as
@@ -24,7 +26,9 @@ organization, through a PyGithub client acting as Paved's GitHub App installatio
   may deploy. Deleting the request deletes the environment with its secrets (destructive).
 
 `plan` only compares the observed state with the request; `apply` observes, plans and takes the steps,
-so applying a state that already holds reads but writes nothing. GitHub's refusals, template failures
+so applying a state that already holds reads but writes nothing. A repository or team that exists
+without Paved's mark is never touched: the plan says so in one step, and `apply` fails with that
+message having taken no step. GitHub's refusals, template failures
 and git errors end in a failed `Result` with a one-line message that never carries a credential.
 """
 
@@ -47,6 +51,7 @@ from github import Github, GithubException
 from github.EnvironmentDeploymentBranchPolicy import EnvironmentDeploymentBranchPolicyParams
 from github.EnvironmentProtectionRuleReviewer import ReviewerParams
 from github.NamedUser import NamedUser
+from github.OrganizationCustomProperty import CustomProperty
 from github.Team import Team as GithubTeam
 
 from bot.adapters import scaffold
@@ -126,6 +131,47 @@ class _Action:
     run: Run
 
 
+# -- Paved's mark on what it made ----------------------------------------------------------------------------
+
+# A repository Paved creates carries the organization custom property `paved-managed` = "true", given in
+# the very request that creates it, so it never exists unmarked. The property's values are editable by
+# organization actors only (`values_editable_by: org_actors`): a repository's own admins and maintainers
+# can neither take the mark off a repository of Paved's nor put it on one of theirs. Teams have no
+# custom properties, so a team Paved creates ends its description with TEAM_MARK; whoever may edit a
+# team's description (its maintainers) may also delete the team, so that mark gives no one more power.
+MARK_PROPERTY = "paved-managed"
+MARK_VALUE = "true"
+MARK_PURPOSE = ("Set to true on the repositories Paved creates: Paved changes and archives only those. "
+                "Only organization owners may set or remove it.")
+TEAM_MARK = "[paved-managed]"
+
+
+def _marked(description: str) -> str:
+    """A team's description as Paved writes it: the request's, then the mark."""
+    return f"{description.strip()} {TEAM_MARK}".lstrip()
+
+
+def _unmarked(description: str) -> tuple[str, bool]:
+    """A team's description without Paved's mark, and whether it carried it."""
+    text = description.strip()
+    if text.endswith(TEAM_MARK):
+        return text[:-len(TEAM_MARK)].rstrip(), True
+    return text, False
+
+
+def _repo_marked(repo: Any) -> bool:
+    """Whether a repository carries Paved's mark (read from the repository itself; from its property
+    values when GitHub leaves them out of it)."""
+    values = repo.raw_data.get("custom_properties")
+    if not isinstance(values, dict):
+        values = repo.get_custom_properties()
+    return values.get(MARK_PROPERTY) == MARK_VALUE
+
+
+def _not_paveds(what: str, mark: str) -> str:
+    return f"Paved will not touch {what}: it exists and Paved did not create it ({mark})"
+
+
 # -- the kinds --------------------------------------------------------------------------------------------
 
 class _Kind(ABC):
@@ -160,6 +206,16 @@ class _Kind(ABC):
         """What the catalogue says `previous` made, for a plan that cannot look; kinds that `move` say more."""
         return {}
 
+    def refusal(self, actual: dict[str, Any] | None) -> str | None:
+        """Why Paved will not touch what `actual` shows (it exists without Paved's mark), or None.
+
+        Repository kinds observe `managed` from the repository they act on: `Access` and `Environment`
+        too, since granting a team or adding an environment changes that repository.
+        """
+        if actual is None or actual.get("managed", True):
+            return None
+        return _not_paveds(f"repository {actual['repository']}", f"no {MARK_PROPERTY} mark")
+
     # -- shared reads ---------------------------------------------------------------------------------
 
     def step(self, resource: Resource, verb: Verb, description: str, destructive: bool = False) -> Step:
@@ -193,10 +249,19 @@ class _Teams(_Kind):
         team = _found(lambda: org.get_team_by_slug(resource.name))
         if team is None:
             return None
+        description, managed = _unmarked(team.description or "")
+        if not managed:
+            return {"slug": team.slug, "address": f"{target.organization}/{team.slug}", "url": team.html_url,
+                    "managed": False}
         maintainers = sorted(u.login for u in team.get_members(role="maintainer"))
         members = sorted(u.login for u in team.get_members(role="member"))
-        return {"slug": team.slug, "name": team.name, "description": team.description or "",
-                "url": team.html_url, "maintainers": maintainers, "members": members}
+        return {"slug": team.slug, "name": team.name, "description": description,
+                "url": team.html_url, "maintainers": maintainers, "members": members, "managed": True}
+
+    def refusal(self, actual: dict[str, Any] | None) -> str | None:
+        if actual is None or actual["managed"]:
+            return None
+        return _not_paveds(f"team {actual['address']}", f"no {TEAM_MARK} mark at the end of its description")
 
     def outputs(self, actual: dict[str, Any] | None) -> dict[str, str]:
         return {"team": actual["url"]} if actual else {}
@@ -222,11 +287,12 @@ class _Teams(_Kind):
 
             return [_Action(self.step(previous, "delete", f"delete team {slug} from {org_name} (its repository "
                                                           "roles go with it)", destructive=True), delete)]
-        slug, description = desired.name, str(desired.metadata.get("description", ""))
+        slug, description = desired.name, str(desired.metadata.get("description", "")).strip()
         found: list[_Action] = []
         if actual is None:
             def create(outputs: Outputs) -> None:
-                team = self.client.get_organization(org_name).create_team(slug, description=description,
+                # Marked as Paved's in the call that creates it.
+                team = self.client.get_organization(org_name).create_team(slug, description=_marked(description),
                                                                           privacy="closed")
                 outputs["team"] = team.html_url
 
@@ -239,7 +305,7 @@ class _Teams(_Kind):
             if actual["description"] != description:
                 def describe(outputs: Outputs) -> None:
                     team = self.team(org_name, slug)
-                    team.edit(team.name, description=description)
+                    team.edit(team.name, description=_marked(description))
 
                 found.append(_Action(self.step(desired, "update", f"update the description of team {slug}"),
                                      describe))
@@ -299,6 +365,8 @@ class _Services(_Kind):
         repo = _found(lambda: self.client.get_repo(full_name))
         if repo is None:
             return None
+        if not _repo_marked(repo):
+            return {"repository": repo.full_name, "url": repo.html_url, "managed": False}
         wanted = self.branch(resource)
         branch = _found(lambda: repo.get_branch(wanted))
         protection = None
@@ -318,7 +386,7 @@ class _Services(_Kind):
             "branch_exists": branch is not None,
             "empty": branch is None and next(iter(repo.get_branches()), None) is None,
             "teams": {team.slug: team.permission for team in repo.get_teams()},
-            "protection": protection,
+            "protection": protection, "managed": True,
         }
 
     def outputs(self, actual: dict[str, Any] | None) -> dict[str, str]:
@@ -422,11 +490,30 @@ class _Services(_Kind):
         # Render before creating anything, so that a template's refusal leaves no empty repository behind.
         with tempfile.TemporaryDirectory(prefix="paved-scaffold-") as scratch:
             project = _render(desired, target, Path(scratch))
-            repo = self.client.get_organization(target.organization).create_repo(
+            org = self.client.get_organization(target.organization)
+            self._define_mark(org, target.organization)
+            # Marked as Paved's in the call that creates it: there is no moment it exists unmarked.
+            repo = org.create_repo(
                 desired.name, description=str(desired.metadata.get("description", "")),
-                visibility=self.visibility(desired), auto_init=False)
+                visibility=self.visibility(desired), auto_init=False,
+                custom_properties={MARK_PROPERTY: MARK_VALUE})
             outputs["repository"] = repo.html_url
             self._push(project, desired, target, repo)
+
+    @staticmethod
+    def _define_mark(org: Any, organization: str) -> None:
+        """Define Paved's mark in the organization when it lacks it, or put back a definition that lets
+        a repository's own admins set it."""
+        try:
+            found = _found(lambda: org.get_custom_property(MARK_PROPERTY))
+            if found is not None and found.value_type == "true_false" and found.values_editable_by == "org_actors":
+                return
+            org.create_custom_property(CustomProperty(MARK_PROPERTY, "true_false", required=False,
+                                                      description=MARK_PURPOSE, values_editable_by="org_actors"))
+        except GithubException as exc:
+            raise _StepFailed(f"GitHub refused to define the custom property {MARK_PROPERTY} of {organization}, "
+                              "which marks the repositories Paved creates (Paved's App needs "
+                              f"organization_custom_properties: admin): {_reason(exc)}") from None
 
     def _scaffold(self, desired: Resource, target: Target, outputs: Outputs) -> None:
         with tempfile.TemporaryDirectory(prefix="paved-scaffold-") as scratch:
@@ -457,10 +544,13 @@ class _Access(_Kind):
         repo = _found(lambda: self.client.get_repo(full_name))
         if repo is None:
             return None
+        if not _repo_marked(repo):
+            return {"repository": full_name, "url": repo.html_url, "managed": False}
         permission = next((t.permission for t in repo.get_teams() if t.slug == slug), None)
         if permission is None:
             return None
-        return {"repository": full_name, "url": repo.html_url, "team": slug, "permission": permission}
+        return {"repository": full_name, "url": repo.html_url, "team": slug, "permission": permission,
+                "managed": True}
 
     def believed(self, previous: Resource, target: Target) -> dict[str, Any]:
         return {"repository": _service_repo(previous, target), "team": str(previous.spec.get("team", "")),
@@ -518,6 +608,8 @@ class _Environments(_Kind):
         repo = _found(lambda: self.client.get_repo(full_name))
         if repo is None:
             return None
+        if not _repo_marked(repo):
+            return {"repository": full_name, "url": repo.html_url, "managed": False}
         env = _found(lambda: _complete(repo.get_environment(name)))
         if env is None:
             return None
@@ -536,7 +628,7 @@ class _Environments(_Kind):
         elif policy is not None and policy.protected_branches:
             branches = ["(protected branches)"]
         return {"repository": full_name, "name": env.name, "url": env.html_url, "wait_timer": wait_timer,
-                "reviewers": sorted(reviewers), "branches": branches}
+                "reviewers": sorted(reviewers), "branches": branches, "managed": True}
 
     def believed(self, previous: Resource, target: Target) -> dict[str, Any]:
         wait_timer, reviewers, branches = self.wanted(previous)
@@ -734,6 +826,23 @@ class GitHubProvider:
 
     `client` acts as Paved's App installation in the organization; `token()` gives the credential git
     pushes a new repository's first commit with (an installation token, renewed by the caller).
+
+    Paved touches only what it made. A repository it creates carries the organization custom property
+    `paved-managed` set to `true` from the moment it exists (given in the call that creates it); a team
+    it creates ends its description with `[paved-managed]`, which Paved keeps on every description
+    change and leaves out when comparing descriptions. Before any change or deletion Paved reads the
+    mark; a repository (for `Service`, and for the `Access` and `Environment` requests acting on it) or
+    team that exists without it is left alone, and the plan says why. The first repository Paved
+    creates in an organization defines the property there (`true_false`, `values_editable_by:
+    org_actors`: only organization owners, and apps allowed to, may set or remove a value; a
+    repository's maintainers and admins may not), and Paved puts that definition back if someone loosens
+    it. So the App needs `organization_custom_properties: admin` (to define the property; `write`
+    would do once it exists) besides `administration: write`, `members: write` and `contents: write`.
+
+    Adoption: an organization owner hands an existing repository to Paved by setting its `paved-managed`
+    property to `true` (the repository's settings, or `PATCH /repos/{owner}/{repo}/properties/values`),
+    and an existing team by ending its description with `[paved-managed]`; Paved then makes them what
+    the catalogue asks. Removing the mark takes them back.
     """
 
     kinds: tuple[str, ...] = ("Team", "Service", "Access", "Environment")
@@ -763,6 +872,9 @@ class GitHubProvider:
         if subject is None:
             return []
         kind = self._kind(subject.kind)
+        refused = kind.refusal(actual)
+        if refused is not None:
+            return [kind.step(subject, "delete" if desired is None else "update", refused)]
         steps = []
         if self._moved(kind, desired, previous, target):
             assert previous is not None
@@ -786,10 +898,17 @@ class GitHubProvider:
         current: Step | None = None
         try:
             planned: list[_Action] = []
+            before: dict[str, Any] | None = None
             if self._moved(kind, desired, previous, target):
                 assert previous is not None
-                planned += kind.actions(None, kind.observe(previous, target), target, previous)
+                before = kind.observe(previous, target)
             actual = kind.observe(subject, target)
+            refused = kind.refusal(before) or kind.refusal(actual)
+            if refused is not None:
+                log.warning("%s: %s", subject.identity, refused)
+                return Result(subject.identity, "failed", refused)
+            if before is not None:
+                planned += kind.actions(None, before, target, previous)
             outputs.update(kind.outputs(actual))
             planned += kind.actions(desired, actual, target, previous)
             for action in planned:
