@@ -412,17 +412,14 @@ def _finished(run: Any) -> Any:
 
 
 def _audit(story: Story, forge: Any) -> None:
-    import subprocess
-
     from bot.adapters.repo import commit_dates, notes
+    from bot.adapters.workspace import clone as clone_with_token
     from bot.apply import NOTES_REF
     from bot.audit import as_text, trail
 
     clone = story.folder / "platform-clone"
-    url = forge.authenticated_clone_url("acme", "platform", forge.create_token("alice"))
-    subprocess.run(["git", "clone", "--quiet", url, str(clone)], check=True, capture_output=True)
-    subprocess.run(["git", "-C", str(clone), "fetch", "--quiet", "origin", f"+{NOTES_REF}:{NOTES_REF}"], check=True,
-                   capture_output=True)
+    # alice's token reaches git through its environment only: nothing of it is kept in the clone's .git/config.
+    clone_with_token(forge.clone_url("acme", "platform"), clone, forge.create_token("alice"), refs=[NOTES_REF])
     recorded = notes(clone, NOTES_REF)
     entries = trail(recorded, commit_dates(clone, list(recorded)), "Service/search")
     created = next((e for e in entries if e.action == "create"), None)
