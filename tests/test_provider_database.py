@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import logging
 import os
 import sqlite3
@@ -167,7 +168,9 @@ def test_a_second_apply_of_the_same_state_issues_no_ddl(place: Place) -> None:
 def test_the_plan_shows_the_exact_statements_against_the_live_server(place: Place) -> None:
     name = place.name()
     fresh = [s.description for s in place.provider.plan(database(name), None, place.target)]
-    assert f'PostgreSQL at 127.0.0.1:5432: run `CREATE ROLE "{name}" LOGIN CONNECTION LIMIT 20`' in fresh
+    memory = json.dumps({"paved": {"delivered": [], "extensions": [], "name": name, "rotate": None}})
+    assert (f'PostgreSQL at 127.0.0.1:5432: run `CREATE ROLE "{name}" LOGIN CONNECTION LIMIT 20` and '
+            f"`COMMENT ON ROLE \"{name}\" IS '{memory}'` in one transaction") in fresh
     assert f'PostgreSQL at 127.0.0.1:5432: run `CREATE DATABASE "{name}" OWNER "{name}" CONNECTION LIMIT 20`' \
         in fresh
     assert "set the Actions secret DATABASE_URL on environment production of acme/search" in fresh
@@ -451,3 +454,124 @@ def test_the_plan_of_a_new_environment_shows_its_service_s_database_delivering_t
     steps = live_steps(ctx, REPO, RepoConfig(), PlannedRequests(plan, {}, {db.identity: db}), target.tree,
                        target.revision)
     assert "set the Actions secret DATABASE_URL on environment staging of acme/search" in steps[db.identity]
+
+
+# -- only what Paved made -------------------------------------------------------------------------------------
+
+def made_by_hand(place: Place, name: str, role: bool = True, database: bool = True) -> None:
+    """A database and its owner role as someone made them without Paved (no comment from Paved), with data."""
+    if role:
+        place.run(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+    if database:
+        place.run(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name),
+                                                               sql.Identifier(name if role else "postgres")))
+        with psycopg.connect(psycopg.conninfo.make_conninfo(place.dsn, dbname=name), autocommit=True) as conn:
+            if role:
+                conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(name)))
+            conn.execute("CREATE TABLE precious (id int)")
+            conn.execute("INSERT INTO precious VALUES (7)")
+
+
+def refusal(name: str, server: str = "PostgreSQL at 127.0.0.1:5432") -> str:
+    return (f"Paved will not touch database {name} on {server}: it exists and Paved did not create it "
+            f"(no role {name} carrying Paved's comment)")
+
+
+def test_a_database_paved_did_not_create_is_neither_dumped_nor_dropped(place: Place) -> None:
+    name = place.name()
+    made_by_hand(place, name)
+    gone = database(name)
+    steps = place.provider.plan(None, place.provider.observe(gone, place.target), place.target, previous=gone)
+    assert [(s.verb, s.description, s.destructive) for s in steps] == [("delete", refusal(name), False)]
+    writes = place.provider.statements.writes
+    result = place.provider.apply(None, place.target, previous=gone)
+    assert (result.status, result.message, result.steps) == ("failed", refusal(name), ())
+    assert "backup" not in result.outputs and not (place.data_dir / "backups").exists()
+    assert place.provider.statements.writes == writes
+    assert place.query("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", name) == [(True,)]
+    with psycopg.connect(psycopg.conninfo.make_conninfo(place.dsn, dbname=name)) as conn:
+        assert conn.execute("SELECT id FROM precious").fetchall() == [(7,)]
+
+
+def test_a_database_or_role_paved_did_not_create_is_not_altered_to_match_a_request(place: Place) -> None:
+    lone_database, lone_role, both = place.name(), place.name(), place.name()
+    made_by_hand(place, lone_database, role=False)
+    made_by_hand(place, lone_role, database=False)
+    made_by_hand(place, both)
+    writes = place.provider.statements.writes
+    for name in (lone_database, lone_role, both):
+        asked = database(name, size="large")
+        live = place.provider.observe(asked, place.target)
+        assert [s.description for s in place.provider.plan(asked, live, place.target)] == [refusal(name)]
+        result = place.provider.apply(asked, place.target)
+        assert (result.status, result.message, result.steps) == ("failed", refusal(name), ())
+    assert place.provider.statements.writes == writes
+    assert place.query("SELECT pg_get_userbyid(datdba), datconnlimit FROM pg_database WHERE datname = %s",
+                       lone_database) == [("postgres", -1)]
+    assert place.query("SELECT 1 FROM pg_roles WHERE rolname = %s", lone_database) == []
+    assert place.query("SELECT 1 FROM pg_database WHERE datname = %s", lone_role) == []
+    assert place.query("SELECT rolconnlimit, rolpassword IS NULL FROM pg_authid WHERE rolname IN (%s, %s)",
+                       lone_role, both) == [(-1, True), (-1, True)]
+    assert not place.has_secret()
+
+
+def test_a_renamed_request_does_not_take_over_a_database_paved_did_not_create(place: Place) -> None:
+    old, new = place.name(), place.name()
+    made_by_hand(place, old)
+    result = place.provider.apply(database(new), place.target, previous=database(old))
+    assert (result.status, result.message, result.steps) == ("failed", refusal(old), ())
+    assert place.query("SELECT datname FROM pg_database WHERE datname IN (%s, %s)", old, new) == [(old,)]
+
+
+def test_the_owner_role_carries_paved_s_comment_from_the_transaction_that_creates_it(place: Place) -> None:
+    name = place.name()
+    # earthdistance needs cube, which is not asked for: creating it fails after the role and the database.
+    failed = place.provider.apply(database(name, extensions=["earthdistance"]), place.target)
+    assert failed.status == "failed" and "cube" in failed.message
+    [(same_transaction, comment)] = place.query(
+        "SELECT a.xmin = d.xmin, d.description FROM pg_authid a JOIN pg_shdescription d ON d.objoid = a.oid "
+        "AND d.classoid = 'pg_authid'::regclass WHERE a.rolname = %s", name)
+    assert same_transaction and json.loads(comment)["paved"]["name"] == name
+    # So the next apply knows the half-made database as Paved's, and finishes it.
+    applied(place, database(name, extensions=["cube", "earthdistance"]))
+    assert can_connect(place.secret()) == name
+
+
+def test_an_operator_hands_a_database_to_paved_by_writing_its_comment(place: Place) -> None:
+    name = place.name()
+    made_by_hand(place, name)
+    place.run(sql.SQL("COMMENT ON ROLE {} IS {}").format(
+        sql.Identifier(name), sql.Literal(json.dumps({"paved": {"name": name}}))))
+    applied(place, database(name))
+    assert can_connect(place.secret()) == name
+    with psycopg.connect(place.secret()) as conn:
+        assert conn.execute("SELECT id FROM precious").fetchall() == [(7,)]
+
+
+def test_an_embedded_database_without_paved_s_sidecar_is_left_alone(place: Place) -> None:
+    target = replace(place.target, config=RepoConfig())
+    name = place.name()
+    folder = place.data_dir / "databases"
+    folder.mkdir(parents=True)
+    path = folder / f"{name}.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE precious (id int)")
+    conn.close()
+    expected = (f"Paved will not touch database {name} on {EMBEDDED}: it exists and Paved did not create it "
+                f"(no {name}.paved.json from Paved beside {path})")
+    gone = database(name)
+    assert [s.description for s in place.provider.plan(None, place.provider.observe(gone, target), target,
+                                                       previous=gone)] == [expected]
+    for desired, previous in ((None, gone), (gone, None)):
+        result = place.provider.apply(desired, target, previous=previous)
+        assert (result.status, result.message, result.steps) == ("failed", expected, ())
+    assert path.exists() and not (place.data_dir / "backups").exists() and not place.has_secret()
+
+
+def test_paved_s_embedded_database_has_its_sidecar_from_its_creation(place: Place) -> None:
+    target = replace(place.target, config=RepoConfig())
+    name = place.name()
+    [create, *_] = place.provider.plan(database(name), None, target)
+    applied(place, database(name), target=target)
+    assert json.loads((place.data_dir / "databases" / f"{name}.paved.json").read_text())["paved"]["name"] == name
+    assert "create the file" in create.description

@@ -16,6 +16,12 @@ On PostgreSQL, `Database/NAME` is:
   the current password was delivered, which extensions Paved made). Extensions Paved did not make (a
   service's own migrations) are never dropped.
 
+The comment is also Paved's mark: the role is created with its first comment in one transaction, so
+it never exists without it, and the database, made next, is owned by it. A database or role named like
+a request that exists without Paved's comment (a SQLite file without Paved's sidecar) is not Paved's:
+Paved never alters, dumps, drops or renames it, takes no step, and the plan says why. An operator hands
+one to Paved by writing the comment by hand (`COMMENT ON ROLE "NAME" IS '{"paved": {"name": "NAME"}}'`).
+
 The password is sent as a SCRAM verifier computed by libpq (`PGconn.encrypt_password`), so neither the
 server nor its statement log ever sees it; it lives only while it is set and delivered. Credentials are
 the Actions secret `DATABASE_URL` on the service's repository and on each of its deployment
@@ -137,6 +143,15 @@ def _memory(comment: str | None) -> dict[str, Any]:
     return memory if isinstance(memory, dict) else {}
 
 
+def _not_paveds(name: str, where: str, mark: str) -> str:
+    return f"Paved will not touch database {name} on {where}: it exists and Paved did not create it ({mark})"
+
+
+def _first_memory(name: str) -> dict[str, Any]:
+    """What a new database's owner remembers from its creation: nothing delivered, no extension made."""
+    return {"name": name, "rotate": None, "delivered": [], "extensions": []}
+
+
 def _check_name(name: str) -> str:
     if not _NAME.match(name):
         raise _Refused(f"{name!r} is not a valid database name (a DNS label); no SQL was run")
@@ -176,6 +191,10 @@ class _Engine(ABC):
     @abstractmethod
     def remove(self, name: str, actual: dict[str, Any]) -> list[_Action]:
         """Dump, revoke and drop: each step runs only if the one before it completed."""
+
+    @abstractmethod
+    def not_paveds(self, name: str) -> str:
+        """Why Paved leaves alone the database `name`, which exists without Paved's memory."""
 
     def close(self) -> None:  # noqa: B027 - only a server engine holds connections
         """Release connections."""
@@ -290,7 +309,7 @@ class _Postgres(_Engine):
             found.append(_Action(self.step(desired, verb, f"run {self.show(statement)}", destructive), run))
 
         if role is None:
-            ddl("create", sql.SQL("CREATE ROLE {} LOGIN CONNECTION LIMIT {}").format(who, sql.Literal(limit)))
+            found.append(self._create_role(desired, limit))
         elif not role["login"] or role["connection_limit"] != limit:
             ddl("update", sql.SQL("ALTER ROLE {} LOGIN CONNECTION LIMIT {}").format(who, sql.Literal(limit)))
         if database is None:
@@ -317,6 +336,28 @@ class _Postgres(_Engine):
                     destructive=True, inside=True)
         return found
 
+    def _create_role(self, desired: Resource, limit: int) -> _Action:
+        """The owner role and its first comment, in one transaction: it never exists without Paved's mark."""
+        who = sql.Identifier(desired.name)
+        create = sql.SQL("CREATE ROLE {} LOGIN CONNECTION LIMIT {}").format(who, sql.Literal(limit))
+        comment = self._comment(desired.name, _first_memory(desired.name))
+
+        def run(scratch: _Scratch) -> None:
+            with self.conn.transaction():
+                self.write(create)
+                self.write(comment)
+
+        return _Action(self.step(desired, "create", f"run {self.show(create)} and {self.show(comment)} in one "
+                                                    "transaction"), run)
+
+    @staticmethod
+    def _comment(name: str, memory: dict[str, Any]) -> sql.Composed:
+        return sql.SQL("COMMENT ON ROLE {} IS {}").format(
+            sql.Identifier(name), sql.Literal(json.dumps({"paved": memory}, sort_keys=True)))
+
+    def not_paveds(self, name: str) -> str:
+        return _not_paveds(name, self.label, f"no role {name} carrying Paved's comment")
+
     def new_password(self, name: str) -> _Action:
         shown = sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(name), sql.Literal(_SHOWN_PASSWORD))
 
@@ -340,8 +381,7 @@ class _Postgres(_Engine):
         return f"postgresql://{user}:{urllib.parse.quote(password, safe='')}@{host}:{port}/{name}"
 
     def remember(self, name: str, memory: dict[str, Any]) -> _Action:
-        statement = sql.SQL("COMMENT ON ROLE {} IS {}").format(
-            sql.Identifier(name), sql.Literal(json.dumps({"paved": memory}, sort_keys=True)))
+        statement = self._comment(name, memory)
         return _Action(Step(f"Database/{name}", "update", f"{self.label}: run {self.show(statement)}"),
                        self._writing(statement))
 
@@ -439,10 +479,12 @@ class _Sqlite(_Engine):
                managed: list[str]) -> list[_Action]:
         if actual is not None:
             return []
-        path = self.path(desired.name)
+        path, sidecar = self.path(desired.name), self.sidecar(desired.name)
 
         def create(scratch: _Scratch) -> None:
             private_folder(self.folder)
+            # The sidecar first: the file never exists without Paved's mark beside it.
+            write_private(sidecar, json.dumps({"paved": _first_memory(desired.name)}, sort_keys=True))
             private_file(path)  # 0600 from the start; SQLite gives its -wal and -shm files the same mode
             with sqlite3.connect(path) as conn:
                 conn.execute("PRAGMA journal_mode=WAL")  # writes the file's header now
@@ -450,6 +492,9 @@ class _Sqlite(_Engine):
 
         return [_Action(self.step(desired, "create", f"create the file {path} (size, connection limit and "
                                   "extensions apply on PostgreSQL only)"), create)]
+
+    def not_paveds(self, name: str) -> str:
+        return _not_paveds(name, self.label, f"no {self.sidecar(name).name} from Paved beside {self.path(name)}")
 
     def new_password(self, name: str) -> _Action:
         path = self.path(name)
@@ -581,8 +626,12 @@ class DatabaseProvider:
               previous: Resource | None) -> list[Step]:
         try:
             steps = []
-            if self._renames(desired, actual, target, previous):
+            old = self._renamed_from(desired, actual, target, previous)
+            if old is not None:
                 assert desired is not None and previous is not None
+                refused = self._refusal(self._engine(target), old, previous.name)
+                if refused is not None:
+                    return [Step(desired.identity, "update", refused)]
                 steps += [a.step for a in self._engine(target).rename(previous.name, desired.name)]
                 actual = self.observe(previous, target)
             return steps + [a.step for a in self._actions(desired, actual, target, previous)]
@@ -606,8 +655,12 @@ class DatabaseProvider:
             engine = self._engine(target)
             scratch.outputs["engine"] = engine.label
             renamed = desired is not None and previous is not None and previous.name != desired.name
-            if renamed and self._renames(desired, self.observe(subject, target), target, previous):
+            old = self._renamed_from(desired, self.observe(subject, target), target, previous) if renamed else None
+            if old is not None:
                 assert desired is not None and previous is not None
+                refused = self._refusal(engine, old, previous.name)
+                if refused is not None:
+                    raise _Refused(refused)  # nothing is renamed
                 for action in engine.rename(previous.name, desired.name):
                     current = action.step
                     action.run(scratch)
@@ -624,11 +677,20 @@ class DatabaseProvider:
             return Result(subject.identity, "failed", message, tuple(taken), dict(scratch.outputs))
         return Result(subject.identity, "applied" if taken else "unchanged", "", tuple(taken), dict(scratch.outputs))
 
-    def _renames(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
-                 previous: Resource | None) -> bool:
-        """Whether a renamed request's database exists under its old name only (then it is renamed)."""
-        return desired is not None and previous is not None and previous.name != desired.name \
-            and actual is None and self._engine(target).observe(previous.name) is not None
+    def _renamed_from(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
+                      previous: Resource | None) -> dict[str, Any] | None:
+        """What exists under a renamed request's old name, when nothing exists under its new one (then it
+        is renamed); None otherwise."""
+        if desired is None or previous is None or previous.name == desired.name or actual is not None:
+            return None
+        return self._engine(target).observe(previous.name)
+
+    @staticmethod
+    def _refusal(engine: _Engine, actual: dict[str, Any] | None, name: str) -> str | None:
+        """Why Paved leaves `name` alone when it exists without Paved's memory (then it is not Paved's)."""
+        if actual is None or actual.get("memory"):
+            return None
+        return engine.not_paveds(name)
 
     # -- what to do ----------------------------------------------------------------------------------------
 
@@ -637,6 +699,10 @@ class DatabaseProvider:
         engine = self._engine(target)
         memory = dict((actual or {}).get("memory") or {})
         recorded = [Delivery.parse(k) for k in memory.get("delivered") or []]
+        subject = desired or previous
+        refused = self._refusal(engine, actual, subject.name) if subject is not None else None
+        if refused is not None and subject is not None:
+            return [_stop(Step(subject.identity, "delete" if desired is None else "update", refused), refused)]
         if desired is None:
             if actual is None or previous is None:
                 return []
