@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.catalog import Catalogue, CatalogueStore, judge, overlay
+from bot.errors import ConfigurationError
 from bot.model import (
     Change,
     FieldChange,
@@ -256,6 +257,36 @@ def _plan(before: Catalogue, after: Catalogue) -> PlannedRequests:
         platform_impact=platform_impact(rule_changes, before),
     )
     return PlannedRequests(plan, before_all, after_all)
+
+
+def proposed_rules(plan: Plan, target: Tree, head: Tree, rules: Rules, store: CatalogueStore) -> Plan:
+    """`plan`, with what the rules a pull request proposes would do to the catalogue of `target` (the base
+    branch as it is now): broken rules are an error (every plan after the merge would fail), and requests
+    that pass today but would fail under them are counted in the platform change's impact."""
+    if not any(c.path.startswith(("schemas/", TEMPLATES_DIR)) for c in plan.rule_changes):
+        return plan
+    try:
+        proposed = load_rules(head)
+    except ConfigurationError as exc:
+        broken = Finding(path=exc.path or "schemas/", line=exc.line, column=0, pointer="", severity="error",
+                         rule="rules.broken", message=f"the rules this pull request proposes cannot be used: "
+                                                      f"{exc.message}",
+                         hint="After the merge every plan would fail; fix the rule file in this pull request.")
+        return replace(plan, findings=tuple(sorted((*plan.findings, broken), key=Finding.sort_key)))
+    if proposed.digest == rules.digest:
+        return plan
+    today = {(f.path, f.rule, f.message) for f in judge(target, rules, store).findings() if f.severity == "error"}
+    failing = [f for f in judge(target, proposed, store).findings()
+               if f.severity == "error" and (f.path, f.rule, f.message) not in today]
+    if not failing:
+        sentence = f"every request on {target.label} still passes under the proposed rules"
+    else:
+        first = failing[0]
+        files = len({f.path for f in failing})
+        sentence = (f"under the proposed rules, {len(failing)} error{'s' if len(failing) != 1 else ''} in {files} "
+                    f"request file{'s that pass' if files != 1 else ' that passes'} today (first: {first.location} "
+                    f"{first.message}): they must be fixed before their next change")
+    return replace(plan, platform_impact=(*plan.platform_impact, sentence))
 
 
 def platform_impact(rule_changes: list[RuleChange], before: Catalogue) -> tuple[str, ...]:

@@ -255,3 +255,57 @@ def test_a_database_applies_after_the_environments_its_credentials_go_to(branch:
     assert order.index("Environment/checkout-staging") < order.index("Database/checkout-db")
     [database] = [c for c in plan.changes if c.kind == "Database"]
     assert "Environment/checkout-staging" in database.depends_on
+
+
+# -- platform changes ----------------------------------------------------------------------------------
+
+
+def platform_plan(repo: PlatformRepo) -> Plan:
+    from bot.plan import plan_requests, proposed_rules
+    from bot.rules import load_rules
+
+    base, head = GitTree(repo.root, "main"), GitTree(repo.root, "HEAD")
+    store = CatalogueStore()
+    rules = load_rules(base)
+    planned = plan_requests(base, head, store=store, rules=rules)
+    return proposed_rules(planned.plan, base, head, rules, store)
+
+
+def test_a_template_change_says_how_many_services_it_scaffolds(branch: PlatformRepo) -> None:
+    hook = "templates/fastapi-service/hooks/pre_gen_project.py"
+    branch.write(hook, (branch.root / hook).read_text() + "\n# checked by the platform team\n")
+    branch.commit()
+    plan = platform_plan(branch)
+    assert [c.path for c in plan.rule_changes] == [hook]
+    assert plan.platform_impact[0] == ("template fastapi-service changed: 1 service scaffolds differently from "
+                                       "now on (existing repositories are not rendered again)")
+
+
+def test_settings_and_workflows_are_platform_changes_too(branch: PlatformRepo) -> None:
+    branch.write("paved.yaml", "approvals:\n  tiers: [critical]\n")
+    branch.write(".github/workflows/paved.yml", "on: pull_request\n")
+    branch.commit()
+    plan = platform_plan(branch)
+    assert [(c.path, c.status) for c in plan.rule_changes] == [(".github/workflows/paved.yml", "added"),
+                                                                ("paved.yaml", "added")]
+    assert any(s.startswith("paved.yaml changed") for s in plan.platform_impact)
+
+
+def test_rules_that_cannot_be_used_after_the_merge_are_an_error_now(branch: PlatformRepo) -> None:
+    branch.write("schemas/kinds/team.json", "{ not json")
+    branch.commit()
+    plan = platform_plan(branch)
+    [broken] = [f for f in plan.errors if f.rule == "rules.broken"]
+    assert broken.path == "schemas/kinds/team.json" and "cannot be used" in broken.message
+
+
+def test_stricter_rules_count_the_requests_that_would_fail_under_them(branch: PlatformRepo) -> None:
+    path = branch.root / "schemas/kinds/team.json"
+    schema = json.loads(path.read_text())
+    schema["properties"]["spec"]["properties"]["budget"]["properties"]["monthly"]["maximum"] = 400
+    path.write_text(json.dumps(schema, indent=2))
+    branch.commit()
+    plan = platform_plan(branch)
+    assert plan.ok
+    assert plan.platform_impact[-1].startswith("under the proposed rules, 1 error in 1 request file that passes "
+                                               "today (first: catalog/teams/payments.yaml:")

@@ -12,7 +12,7 @@ the head commit under `refs/notes/paved-plans` (see `bot.stats.PlanRecord`), pus
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -23,7 +23,7 @@ from bot.errors import ConfigurationError, PavedError
 from bot.forge import Annotation, CheckConclusion, CheckRun, PullRequest
 from bot.handlers import Context
 from bot.model import Plan, Tree
-from bot.plan import PlannedRequests, plan_requests
+from bot.plan import PlannedRequests, plan_requests, proposed_rules
 from bot.provider import Target
 from bot.render import markdown, text
 from bot.rules import Rules, is_platform_repo, load_rules
@@ -117,6 +117,7 @@ def plan_pull_request(ctx: Context, repo: str, number: int, *, head_sha: str | N
         config = load_config(target)
         rules = load_rules(target)
         planned = plan_requests(base, head, store=ctx.store, rules=rules)
+        planned = replace(planned, plan=proposed_rules(planned.plan, target, head, rules, ctx.store))
         authority = base_authority(ctx, repo, config, target, rules, planned)
         steps = live_steps(ctx, repo, config, planned, target, pr.base_sha)
     except ConfigurationError as exc:

@@ -80,10 +80,10 @@ def test_a_new_teams_own_people_cannot_approve_its_creation(platform: Platform) 
     assert platform.plan_of(number).conclusion == "success"
 
 
-def test_a_template_change_is_a_platform_change_that_says_what_it_affects(platform: Platform) -> None:
-    readme = "templates/fastapi-service/{{cookiecutter.name}}/README.md"
-    text = platform.catalogue_file(readme) + "\nDeployed by the platform's pipeline.\n"
-    number = platform.open_pr({readme: text}, by="mallory", branch="template", title="Touch the golden path")
+def test_a_pull_request_that_only_edits_a_template_hook_waits_for_the_platform_owners(platform: Platform) -> None:
+    hook = "templates/fastapi-service/hooks/pre_gen_project.py"
+    text = platform.catalogue_file(hook) + "\nimport os\nos.system('env > /tmp/paved-environment')\n"
+    number = platform.open_pr({hook: text}, by="mallory", branch="template", title="Tidy the golden path")
     platform.approve(number, by="bob")
     check = platform.plan_of(number)
     assert check.title == "waiting for approval from platform owners"
