@@ -40,13 +40,15 @@ from bot.validate import (
     finding_from_tuple,
     finding_to_tuple,
     from_record,
+    is_for,
     is_request_file,
     suggest,
     to_record,
 )
 from bot.yamlio import join, load
 
-SCHEMA_VERSION = "2"
+# 3: a judged file's record holds the path and blob it was judged for.
+SCHEMA_VERSION = "3"
 # States kept besides the ones in use; older ones are dropped (they are rebuilt from file results).
 KEEP_STATES = 12
 _CHUNK = 500  # identities per `IN (...)` query, well under SQLite's parameter limit
@@ -179,13 +181,17 @@ class CatalogueStore:
     # -- judged files, by content ------------------------------------------------------------------
 
     def get_file(self, rules: Rules, path: str, blob: str) -> FileResult | None:
+        """The result judged for `path` at `blob` under `rules`; never one judged for another path or blob."""
         if self._memory is not None:
-            return self._memory.get((rules.digest, path, blob))
+            known = self._memory.get((rules.digest, path, blob))  # only results passing `is_for` are put
+            return known if known is not None and known.path == path and known.blob == blob else None
         row = self.db.execute("SELECT record FROM results WHERE rules=? AND path=? AND blob=?",
                               (rules.digest, path, blob)).fetchone()
         return from_record(path, blob, marshal.loads(row[0])) if row else None
 
     def put_file(self, rules: Rules, result: FileResult) -> None:
+        if not is_for(result, result.path, result.blob):
+            return  # only a result that names its own path throughout is kept (a refused name is not)
         if self._memory is not None:
             self._memory[(rules.digest, result.path, result.blob)] = result
             return
@@ -453,7 +459,7 @@ def _tree_key(tree: Tree) -> tuple[str, dict[str, str] | None]:
     listing = {p: b for p, b in tree.files(CATALOG_DIR).items() if is_request_file(p)}
     digest = hashlib.sha1(usedforsecurity=False)
     for path in sorted(listing):
-        digest.update(f"{path}\0{listing[path]}\n".encode())
+        digest.update(f"{path}\0{listing[path]}\n".encode("utf-8", "surrogateescape"))
     return "listing:" + digest.hexdigest(), listing
 
 

@@ -38,5 +38,19 @@ class RevisionError(PavedError):
         self.revision = revision
 
 
+class ObjectMismatchError(RevisionError):
+    """Raised when what was read for a git object is not that object: git answered for another id or
+    type, or not at all, or a file's bytes are not the blob its listing names.
+
+    `requested` is the object id asked for and `answer` what came back (git's header line, or the id of
+    the bytes read). Reading stops rather than give one file's content for another.
+    """
+
+    def __init__(self, message: str, *, requested: str, answer: str = "", hint: str | None = None) -> None:
+        super().__init__(message, revision=requested, hint=hint)
+        self.requested = requested
+        self.answer = answer
+
+
 class UsageError(PavedError):
     """Raised when a command is called with arguments that cannot work together."""

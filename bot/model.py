@@ -7,6 +7,7 @@ comment, a check run's annotations, GitHub Actions workflow commands and JSON.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -227,6 +228,51 @@ def worst_severity(findings: Iterable[Finding]) -> Severity | None:
     return None
 
 
+# -- paths are data ----------------------------------------------------------------------------------
+# Whoever pushes a commit chooses its file names. A name holding a line break, a tab or an escape
+# sequence can break any line-based protocol or output it reaches, so Paved reads no file so named
+# (`bot.validate.check_files` for requests, `bot.rules.load_rules` for rules) and shows the name only
+# escaped.
+
+# C0 controls (a line break, a tab, an escape), DEL and the C1 controls.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+
+
+def path_problem(path: str) -> str | None:
+    """Why Paved will not read the file at `path`, or None when its name is plain text.
+
+    Trees hand over a name that is not valid UTF-8 with each byte that does not decode as NUL followed
+    by the character of that byte's value: NUL is in no real name, so the result is unambiguous, and
+    it is a control character, so the name is refused like any other.
+    """
+    if "\0" in path:
+        return "is not valid UTF-8"
+    if _CONTROL.search(path):
+        return "holds a control character"
+    return None
+
+
+def shown_path(path: str) -> str:
+    """`path` on one line, as a person would type it: `catalog/a\\nb.yaml` for a name with a line break.
+
+    Control characters become escapes and backslashes are doubled, so the shown name is unambiguous;
+    an undecodable byte (see `path_problem`) shows as `\\xff`.
+    """
+    out: list[str] = []
+    chars = iter(path)
+    for char in chars:
+        if char == "\0":
+            out.append(f"\\x{ord(next(chars, chr(0))):02x}")
+        elif char in _NAMED:
+            out.append(_NAMED[char])
+        elif _CONTROL.match(char):
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 class Tree(Protocol):
     """The platform repo's files at one revision (a git commit, or the working tree).
 
@@ -248,7 +294,8 @@ class Tree(Protocol):
         ...
 
     def read_many(self, paths: Iterable[str]) -> dict[str, bytes]:
-        """The bytes of several files at once (one round trip where the storage allows)."""
+        """The bytes of several files at once (one round trip where the storage allows), each file's own:
+        never another file's, whatever the names hold."""
         ...
 
     def tree_id(self, prefix: str) -> str | None:

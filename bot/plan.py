@@ -22,6 +22,7 @@ from bot.model import (
     TeamCost,
     Tree,
     resource_kind_order,
+    shown_path,
 )
 from bot.rules import KINDS_DIR, POLICIES_DIR, PRICES, TEMPLATES_DIR, Rules, load_rules, platform_files
 from bot.yamlio import load
@@ -230,7 +231,8 @@ def _plan(before: Catalogue, after: Catalogue) -> PlannedRequests:
             costs.append(TeamCost(team, old_total, new_total, budget))
 
     base_rules, head_rules = platform_files(before.tree), platform_files(after.tree)
-    rule_changes = [RuleChange(p, "added" if p not in base_rules else "deleted" if p not in head_rules
+    # A name with control characters is shown escaped: the raw name never reaches a comment or terminal.
+    rule_changes = [RuleChange(shown_path(p), "added" if p not in base_rules else "deleted" if p not in head_rules
                                else "modified")
                     for p in sorted(set(base_rules) | set(head_rules)) if base_rules.get(p) != head_rules.get(p)]
     # A service that gains or loses an environment must have its databases' credentials follow.

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import jsonschema_rs
 
 from bot.errors import ConfigurationError
-from bot.model import Tree, resource_kind_order
+from bot.model import Tree, path_problem, resource_kind_order, shown_path
 from bot.yamlio import load as load_yaml
 from bot.yamlio import resolve_pointer
 
@@ -325,6 +325,15 @@ def _load_templates(tree: Tree, files: dict[str, str]) -> dict[str, Template]:
 def load_rules(tree: Tree) -> Rules:
     """Read and check every rule at this revision; raise `ConfigurationError` on the first broken file."""
     files = rule_files(tree)
+    for path in sorted(files):
+        # Templates are copied whole into the repositories Paved creates, so every name counts, not only
+        # the files read here.
+        problem = path_problem(path)
+        if problem is not None:
+            raise ConfigurationError(f"the file name {problem}: Paved reads no rule file so named",
+                                     path=shown_path(path),
+                                     hint="Rename the file: a name may hold no line breaks, tabs or other "
+                                          "control characters, and must be valid UTF-8.")
     kinds, kind_paths = _load_kinds(tree, files)
     policies = _load_policies(tree, files, kinds)
     prices, currency = _load_prices(tree, files)

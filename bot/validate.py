@@ -4,16 +4,25 @@ What needs other files (owners, references, budgets) or the rest of the catalogu
 at the owning service) is `catalog.py`'s. Results depend only on the file's bytes, its path and the
 rules, so they are cached by blob id and rules digest: a plan on a large catalogue re-reads only what
 changed.
+
+Paths are data. Whoever pushes a commit chooses its file names, and a name holding a line break or an
+escape sequence can break any line-based protocol or output it reaches. `check_files`, which every way
+of judging the catalogue goes through, refuses such a file: the name is an error finding and the file
+is neither read nor judged. A result is kept for the path and blob it was judged from and is never
+taken for another path: the bytes read must be the blob the listing names, and a stored result must
+name the path it is asked for.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bot.model import API_VERSION, Finding, Resource, Tree
+from bot.errors import ObjectMismatchError
+from bot.model import API_VERSION, Finding, Resource, Tree, path_problem, shown_path
 from bot.rules import Rules
 from bot.yamlio import Document, LoadedFile, join, load, resolve_pointer
 
@@ -41,8 +50,31 @@ class FileResult:
     references: list[Reference] = field(default_factory=list)
 
 
+def path_finding(path: str, rule: str = "catalog.path") -> Finding | None:
+    """The error finding for a file whose name Paved refuses, or None when the name is fine.
+
+    The finding names the file as `shown_path` shows it, so no surface it reaches (a terminal, a
+    comment, an annotation) ever receives the raw name.
+    """
+    problem = path_problem(path)
+    if problem is None:
+        return None
+    shown = shown_path(path)
+    return Finding(path=shown, line=0, column=0, pointer="", severity="error", rule=rule,
+                   message=f'the file name "{shown}" {problem}: Paved neither reads nor judges this file',
+                   hint="Rename the file: a name may hold no line breaks, tabs or other control characters, "
+                        "and must be valid UTF-8.")
+
+
 def is_request_file(path: str) -> bool:
-    return path.startswith(CATALOG_DIR) and path.endswith(REQUEST_SUFFIXES)
+    """Whether Paved judges the file at `path`: YAML under `catalog/`, or any file there it must refuse."""
+    return path.startswith(CATALOG_DIR) and (path.endswith(REQUEST_SUFFIXES) or path_problem(path) is not None)
+
+
+def content_id(data: bytes, like: str) -> str:
+    """Git's object id of a blob with these bytes, in the hash of `like` (SHA-1, or SHA-256 repositories)."""
+    digest = hashlib.sha256 if len(like) == 64 else hashlib.sha1
+    return digest(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 def field_name(pointer: str) -> str:
@@ -324,6 +356,14 @@ def check_file(path: str, raw: bytes, blob: str, rules: Rules) -> FileResult:
     return check_loaded(load(path, raw), blob, rules)
 
 
+def refused_file(path: str, blob: str) -> FileResult | None:
+    """The result for a file Paved will not read because of its name (see `path_problem`), or None."""
+    finding = path_finding(path)
+    if finding is None:
+        return None
+    return FileResult(path, blob, [finding], [], broken=True)
+
+
 # -- storing results -------------------------------------------------------------------------------
 # As tuples of plain values, so a store can keep them with `marshal`.
 
@@ -337,6 +377,8 @@ def finding_from_tuple(t: tuple[Any, ...] | list[Any]) -> Finding:
 
 def to_record(result: FileResult) -> tuple[Any, ...]:
     return (
+        result.path,
+        result.blob,
         [finding_to_tuple(f) for f in result.findings],
         [(r.kind, r.name, r.owner, r.document, r.line, r.data) for r in result.resources],
         result.broken,
@@ -345,14 +387,27 @@ def to_record(result: FileResult) -> tuple[Any, ...]:
     )
 
 
-def from_record(path: str, blob: str, record: tuple[Any, ...] | list[Any]) -> FileResult:
-    findings, resources, broken, entries, references = record
-    return FileResult(
+def from_record(path: str, blob: str, record: tuple[Any, ...] | list[Any]) -> FileResult | None:
+    """The stored result for `path` at `blob`; None when the record was judged for another path or blob."""
+    stored_path, stored_blob, findings, resources, broken, entries, references = record
+    if stored_path != path or stored_blob != blob:
+        return None
+    result = FileResult(
         path, blob, [finding_from_tuple(f) for f in findings],
         [Resource(kind=k, name=n, owner=o, path=path, document=d, line=ln, data=data)
          for k, n, o, d, ln, data in resources],
         broken, None, [Entry(*e) for e in entries], [Reference(*r) for r in references],
     )
+    return result if is_for(result, path, blob) else None
+
+
+def is_for(result: FileResult, path: str, blob: str) -> bool:
+    """Whether `result` was judged for the file at `path` with content `blob`, everything in it included."""
+    return (result.path == path and result.blob == blob
+            and all(f.path == path for f in result.findings)
+            and all(r.path == path for r in result.resources)
+            and all(e.path == path for e in result.entries)
+            and all(r.path == path for r in result.references))
 
 
 class FileResults(Protocol):
@@ -365,19 +420,38 @@ class FileResults(Protocol):
 
 def check_files(tree: Tree, listing: Mapping[str, str], rules: Rules,
                 store: FileResults | None = None) -> list[FileResult]:
-    """Check every request file in `listing` (path -> blob id), reading only those not in `store`."""
+    """Check every request file in `listing` (path -> blob id), reading only those not in `store`.
+
+    A file whose name Paved refuses is a finding and is not read. The bytes read for a path must be the
+    blob the listing names, or `ObjectMismatchError` is raised: a result is never judged from one
+    file's content and kept for another's.
+    """
     results: dict[str, FileResult] = {}
     wanted: list[str] = []
     for path in sorted(listing):
         if not is_request_file(path):
             continue
+        refused = refused_file(path, listing[path])
+        if refused is not None:
+            results[path] = refused
+            continue
         known = store.get_file(rules, path, listing[path]) if store is not None else None
-        if known is not None:
+        if known is not None and is_for(known, path, listing[path]):
             results[path] = known
         else:
             wanted.append(path)
-    for path, raw in tree.read_many(wanted).items():
-        result = check_file(path, raw, listing[path], rules)
+    contents = tree.read_many(wanted)
+    for path in wanted:
+        raw = contents.get(path)
+        if raw is None:
+            continue
+        blob = listing[path]
+        found = content_id(raw, blob)
+        if found != blob:
+            raise ObjectMismatchError(
+                f"{shown_path(path)} at {tree.label} read as blob {found}, but its listing names {blob}",
+                requested=blob, answer=found)
+        result = check_file(path, raw, blob, rules)
         results[path] = result
         if store is not None:
             store.put_file(rules, result)

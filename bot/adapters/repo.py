@@ -4,18 +4,27 @@ Both implement the core's `Tree` port. Git objects are read with `git ls-tree` a
 `git cat-file --batch` process rather than GitPython: for a plan that runs on every push, 10,000 blobs
 come back in about 0.24 s this way, 3.6 times faster than a GitPython object stream per blob, and
 without GitPython's 0.23 s import on the `validate`/`plan` path.
+
+Files are read by the blob id their listing names, never by `<commit>:<path>`: whoever pushes a commit
+chooses its file names, and a name holding a line break would be two questions to git's line-based
+protocol, shifting every answer after it onto the wrong file. An object id cannot hold a line break,
+and every answer is checked to name exactly the id asked for. Git also answers by id much faster:
+10,000 blobs in 0.04-0.07 s, against 0.38-0.42 s by `<commit>:<path>` on the same machine.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import threading
-from collections.abc import Iterable
+import weakref
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Protocol
 
-from bot.errors import RevisionError
+from bot.errors import ObjectMismatchError, RevisionError
 
 
 def blob_id(data: bytes) -> str:
@@ -25,6 +34,18 @@ def blob_id(data: bytes) -> str:
 
 # Git's id of the empty tree: every repository knows it without storing it.
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+def path_text(raw: bytes) -> str:
+    """A file name as the core takes it: UTF-8, with each byte that does not decode as NUL followed by
+    the character of that byte's value (NUL is in no real name; see `bot.model.path_problem`)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _UNDECODABLE.sub(lambda m: "\0" + chr(ord(m.group()) - 0xDC00),
+                                raw.decode("utf-8", "surrogateescape"))
 
 
 def git_output(repo: Path, *args: str) -> bytes:
@@ -69,7 +90,12 @@ class GitTree:
             ) from exc
         self._listing: dict[str, dict[str, str]] = {}
         self._tree_ids: dict[str, str] = {}
-        self._reader: _BatchReader | None = None
+        # The blob id of each path at this commit, as listed, diffed or looked up; and paths that have none.
+        self._ids: dict[str, str] = {}
+        self._absent: set[str] = set()
+        self._reader = _BatchReader(repo)
+        # A tree dropped without `close()` still ends its git process.
+        self._finalizer = weakref.finalize(self, self._reader.close)
 
     @property
     def label(self) -> str:
@@ -85,8 +111,9 @@ class GitTree:
                 meta, _, path = record.partition(b"\t")
                 mode, kind, sha = meta.split(b" ")
                 if kind == b"blob" and mode != b"120000":
-                    listing[path.decode("utf-8", "surrogateescape")] = sha.decode()
+                    listing[path_text(path)] = sha.decode()
             self._listing[prefix] = listing
+            self._ids.update(listing)
         return self._listing[prefix]
 
     def tree_id(self, prefix: str) -> str | None:
@@ -110,11 +137,11 @@ class GitTree:
             if not meta.startswith(b":"):
                 continue
             _, new_mode, _, new_sha, status = meta[1:].split(b" ")
-            name = prefix + path.decode("utf-8", "surrogateescape")
+            name = prefix + path_text(path)
             if status.startswith(b"D") or new_mode == b"120000":
                 changes[name] = None
             else:
-                changes[name] = new_sha.decode()
+                changes[name] = self._ids[name] = new_sha.decode()
         return changes
 
     def read(self, path: str) -> bytes:
@@ -124,16 +151,46 @@ class GitTree:
         return found[path]
 
     def read_many(self, paths: Iterable[str]) -> dict[str, bytes]:
-        wanted = list(paths)
-        if self._reader is None:
-            self._reader = _BatchReader(self.repo)
-        specs = [f"{self.commit}:{p}" for p in wanted]
-        return {p: data for p, data in zip(wanted, self._reader.read(specs), strict=True) if data is not None}
+        """The bytes of each path that is a file at this commit: path -> its blob id -> the blob."""
+        wanted = list(dict.fromkeys(paths))
+        self._look_up([p for p in wanted if p not in self._ids and p not in self._absent])
+        ids = {p: self._ids[p] for p in wanted if p in self._ids}
+        objects = sorted(set(ids.values()))  # two paths with the same content are one read
+        contents = dict(zip(objects, self._reader.read(objects), strict=True))
+        return {p: contents[i] for p, i in ids.items()}
+
+    def _look_up(self, paths: list[str]) -> None:
+        """Find the blob ids of paths no listing has given yet (`paved.yaml`, CODEOWNERS ...)."""
+        usable = [p for p in paths if p and "\0" not in p]
+        self._absent.update(p for p in paths if p not in usable)
+        for start in range(0, len(usable), 256):
+            chunk = usable[start:start + 256]
+            try:
+                out = git_output(self.repo, "--literal-pathspecs", "ls-tree", "-z", "--full-tree", self.commit,
+                                 "--", *chunk)
+            except RevisionError:
+                if len(chunk) == 1:  # a path git refuses outright, such as one outside the repository
+                    self._absent.add(chunk[0])
+                else:
+                    for path in chunk:
+                        self._look_up([path])
+                continue
+            found: dict[str, str] = {}
+            for record in out.split(b"\0"):
+                meta, _, name = record.partition(b"\t")
+                if not name:
+                    continue
+                mode, kind, sha = meta.split(b" ")
+                if kind == b"blob" and mode != b"120000":
+                    found[path_text(name)] = sha.decode()
+            for path in chunk:
+                if path in found:
+                    self._ids[path] = found[path]
+                else:
+                    self._absent.add(path)
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        self._reader.close()
 
     def __enter__(self) -> GitTree:
         return self
@@ -142,46 +199,122 @@ class GitTree:
         self.close()
 
 
+# What may be asked of `git cat-file --batch`: one object name, no whitespace or control characters,
+# so that one question is always exactly one line.
+_OBJECT_NAME = re.compile(r"[\x21-\x7e]+")
+
+
 class _BatchReader:
-    """One `git cat-file --batch` process, fed from a thread so large batches never fill both pipes."""
+    """One `git cat-file --batch` process, asked for blobs by object id, fed from a thread so large
+    batches never fill both pipes.
+
+    Every answer must name exactly the id asked for, as a blob, with all its bytes; anything else raises
+    `ObjectMismatchError` and ends the process (its answers can no longer be matched to questions), and
+    the next read starts a fresh one.
+    """
 
     def __init__(self, repo: Path) -> None:
-        self.process = subprocess.Popen(
-            ["git", "-C", str(repo), "cat-file", "--batch"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        )
+        self.repo = repo
+        self.process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
 
-    def read(self, specs: list[str]) -> list[bytes | None]:
-        stdin, stdout = self.process.stdin, self.process.stdout
-        assert stdin is not None and stdout is not None
-        request = "".join(f"{s}\n" for s in specs).encode("utf-8", "surrogateescape")
+    def __enter__(self) -> _BatchReader:
+        return self
 
-        def feed() -> None:
-            stdin.write(request)
-            stdin.flush()
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
-        writer = threading.Thread(target=feed, daemon=True)
-        writer.start()
-        results: list[bytes | None] = []
-        for _ in specs:
-            header = stdout.readline()
-            parts = header.split()
-            if len(parts) != 3 or not parts[2].isdigit():  # "<spec> missing" (the spec may hold spaces)
-                results.append(None)
-                continue
-            size = int(parts[2])
-            data = stdout.read(size)
-            stdout.read(1)  # the newline after each object
-            results.append(data if parts[1] == b"blob" else None)
-        writer.join()
-        return results
+    def _start(self) -> subprocess.Popen[bytes]:
+        if self.process is None or self.process.poll() is not None:
+            try:
+                self.process = subprocess.Popen(
+                    ["git", "-C", str(self.repo), "cat-file", "--batch"],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                )
+            except FileNotFoundError as exc:
+                raise RevisionError("git is not installed or not on PATH") from exc
+        return self.process
+
+    def read(self, objects: Sequence[str]) -> list[bytes]:
+        """The bytes of each blob in `objects` (full object ids), in order."""
+        for name in objects:
+            if not _OBJECT_NAME.fullmatch(name):
+                raise ObjectMismatchError(f"{name!r} cannot be asked of git: an object id is one word",
+                                          requested=name)
+        if not objects:
+            return []
+        with self._lock:
+            process = self._start()
+            stdin, stdout = process.stdin, process.stdout
+            assert stdin is not None and stdout is not None
+            request = "".join(f"{name}\n" for name in objects).encode("ascii")
+
+            def feed() -> None:
+                try:
+                    stdin.write(request)
+                    stdin.flush()
+                except OSError:
+                    pass  # git has gone (or was stopped after a wrong answer); the reading side says why
+
+            writer = threading.Thread(target=feed, daemon=True)
+            writer.start()
+            try:
+                results = [self._answer(stdout, name) for name in objects]
+            except BaseException:
+                self._stop(process, kill=True)
+                writer.join()
+                raise
+            writer.join()
+            return results
+
+    def _answer(self, stdout: _Readable, name: str) -> bytes:
+        header = stdout.readline()
+        expected = f"{name} blob ".encode("ascii")
+        size = header[len(expected):-1]
+        if not (header.startswith(expected) and header.endswith(b"\n") and size.isdigit()):
+            got = header.decode("utf-8", "replace").strip()
+            if got == f"{name} missing":
+                message = f"{self.repo} has no object {name}"
+            elif not got:
+                message = f"git stopped answering in {self.repo} before object {name}"
+            else:
+                message = f"git answered {got[:200]!r} when asked for blob {name} in {self.repo}"
+            raise ObjectMismatchError(message, requested=name, answer=got)
+        data = stdout.read(int(size))
+        if len(data) != int(size) or stdout.read(1) != b"\n":
+            raise ObjectMismatchError(f"git's answer for blob {name} in {self.repo} was cut short",
+                                      requested=name, answer=header.decode("utf-8", "replace").strip())
+        return data
+
+    def _stop(self, process: subprocess.Popen[bytes], *, kill: bool) -> None:
+        if self.process is process:
+            self.process = None
+        if kill:
+            process.kill()
+        try:
+            if process.stdin:
+                process.stdin.close()
+        except OSError:
+            pass  # a broken pipe: git is gone already
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout:
+            process.stdout.close()
 
     def close(self) -> None:
-        if self.process.stdin:
-            self.process.stdin.close()
-        self.process.wait(timeout=10)
-        if self.process.stdout:
-            self.process.stdout.close()
+        """End the git process, if one is running; a later read starts another."""
+        with self._lock:
+            if self.process is not None:
+                self._stop(self.process, kill=False)
+
+
+class _Readable(Protocol):
+    def readline(self) -> bytes: ...
+
+    def read(self, size: int = -1) -> bytes: ...
 
 
 class FolderTree:
@@ -208,7 +341,7 @@ class FolderTree:
                 full = os.path.join(folder, name)
                 if os.path.islink(full):
                     continue
-                path = full[skip:].replace(os.sep, "/")
+                path = path_text(os.fsencode(full[skip:].replace(os.sep, "/")))
                 data = self._content.get(path)
                 if data is None:
                     with open(full, "rb") as handle:
@@ -230,8 +363,8 @@ class FolderTree:
         if path not in self._content:
             try:
                 self._content[path] = (self.root / path).read_bytes()
-            except (FileNotFoundError, IsADirectoryError) as exc:
-                raise KeyError(path) from exc
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError) as exc:
+                raise KeyError(path) from exc  # ValueError: a name with NUL, which no file has
         return self._content[path]
 
     def read_many(self, paths: Iterable[str]) -> dict[str, bytes]:
