@@ -141,7 +141,7 @@ def test_a_plan_command_from_a_reader_is_politely_refused(runner: Runner) -> Non
     done = runner.run("issue_comment", "created")
 
     assert done.returncode == 0, done.stderr
-    [answer] = [body for body in runner.world.comments(number) if body.startswith("Sorry @erin")]
+    [answer] = [body for body in runner.world.comments(number) if body.startswith("Sorry @&#8203;erin")]
     assert "needs **write** permission" in answer and "you have **read**" in answer
     assert runner.world.plan_comments(number) == []
 
