@@ -59,6 +59,20 @@ _WEBHOOK_REPO_EXTRA = {"network_count", "temp_clone_token", "subscribers_count",
                        "parent", "source", "security_and_analysis", "code_of_conduct",
                        "template_repository", "anonymous_access_enabled", "has_pull_requests",
                        "pull_request_creation_policy"}
+# Permission names the webhook schemas know: their apps' and installations' `permissions` forbid others, so
+# newer ones (`organization_custom_properties`, ...) are left out of webhook payloads.
+_WEBHOOK_PERMISSIONS = frozenset({
+    "actions", "administration", "blocking", "checks", "content_references", "contents", "deployments",
+    "discussions", "emails", "environments", "issues", "members", "merge_queues", "metadata",
+    "organization_administration", "organization_hooks", "organization_packages", "organization_plan",
+    "organization_projects", "organization_secrets", "organization_self_hosted_runners",
+    "organization_user_blocking", "packages", "pages", "pull_requests", "repository_hooks", "repository_projects",
+    "secret_scanning_alerts", "secrets", "security_events", "security_scanning_alert", "single_file", "statuses",
+    "team_discussions", "vulnerability_alerts", "workflows"})
+
+
+def _permissions(granted: dict[str, str], for_webhook: bool) -> dict[str, str]:
+    return {k: v for k, v in granted.items() if not for_webhook or k in _WEBHOOK_PERMISSIONS}
 
 
 class Renderer:
@@ -408,7 +422,7 @@ class Renderer:
             "html_url": f"{self.urls.web}/apps/{app.slug}",
             "created_at": app.created_at,
             "updated_at": app.created_at,
-            "permissions": dict(app.permissions),
+            "permissions": _permissions(app.permissions, for_webhook),
             "events": list(app.events),
             **({} if for_webhook else {"client_id": app.client_id}),
         }
@@ -990,7 +1004,7 @@ class Renderer:
             **({} if for_webhook else {"client_id": app.client_id}),
             "target_id": account.id,
             "target_type": account.type,
-            "permissions": dict(installation.permissions),
+            "permissions": _permissions(installation.permissions, for_webhook),
             "events": list(installation.events),
             "created_at": installation.created_at,
             "updated_at": installation.created_at,

@@ -5,12 +5,12 @@ repository carries values of it from its creation or later, and the definition s
 from __future__ import annotations
 
 import pytest
-from github import Github, GithubException
+from github import Auth, Github, GithubException, GithubIntegration
 from github.OrganizationCustomProperty import CustomProperty
 
 from bot.sandbox import Sandbox
 
-from .conftest import Cast, github
+from .conftest import Cast, Receiver, github
 
 MANAGED = CustomProperty("managed-by", "single_select", allowed_values=["platform", "nobody"],
                          description="Who looks after the repository", values_editable_by="org_actors")
@@ -133,3 +133,15 @@ def test_an_app_needs_organization_custom_properties_admin_to_define_and_write_t
     assert made.custom_properties == {"managed-by": "platform"}
     assert refused(lambda: plain.get_repo("two").update_custom_properties({"managed-by": None})) == 403
     assert github(forge, cast.alice.token).get_repo("acme/two").custom_properties == {"managed-by": "platform"}
+
+
+def test_the_permission_shows_over_rest_and_is_left_out_of_webhooks_whose_schemas_predate_it(
+        forge: Sandbox, cast: Cast, receiver: Receiver) -> None:
+    granted = {"metadata": "read", "organization_custom_properties": "admin"}
+    credentials = forge.create_app("acme", "Marker", permissions=granted, webhook_url=receiver.url)
+    installation = forge.install_app(credentials.slug, "acme")
+    forge.wait_for_deliveries()
+    [created] = receiver.events("installation", "created")
+    assert created.payload["installation"]["permissions"] == {"metadata": "read"}
+    integration = GithubIntegration(auth=Auth.AppAuth(credentials.id, credentials.private_key), base_url=forge.api_url)
+    assert integration.get_app_installation(installation.id).permissions == granted
