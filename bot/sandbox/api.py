@@ -429,6 +429,10 @@ class ForgeHandle:
         return [self._comment_ref(c) for c in self.forge.store.all(
             Comment, lambda c: c.repo_id == found.id and c.issue_number == number)]
 
+    def _comment_ref(self, comment: Any) -> CommentRef:
+        rendered = self.forge.render.comment(comment)
+        return CommentRef(comment.id, comment.body, rendered["url"], (rendered.get("user") or {}).get("login") or "")
+
     def approve(self, owner: str, repo: str, number: int, by: str, body: str = "") -> int:
         """Approve a pull request as `by`; returns the review id (authors may not approve their own)."""
         return self.forge.review(self._as(by), self._repo(owner, repo), number, "APPROVE", body).id
@@ -452,10 +456,6 @@ class ForgeHandle:
         self.forge.rerequest_check_suite(self._as(by), self._repo(owner, repo), suite_id)
 
     # -- looking inside (tests only: GitHub shows none of this) ------------------------------------------------
-
-    def _comment_ref(self, comment: Any) -> CommentRef:
-        rendered = self.forge.render.comment(comment)
-        return CommentRef(comment.id, comment.body, rendered["url"], (rendered.get("user") or {}).get("login") or "")
 
     def secret_value(self, owner: str, repo: str, name: str, environment: str | None = None) -> str:
         """The decrypted value of an Actions secret; GitHub never reveals it, the sandbox does for tests."""
