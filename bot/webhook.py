@@ -140,3 +140,32 @@ def parse(headers: Mapping[str, str], body: bytes, secret: str | None, *,
     if not isinstance(payload, dict):
         raise WebhookError(400, "the payload is not a JSON object")
     return Delivery(delivery_id, event, payload, body_sha256=hashlib.sha256(body).hexdigest())
+
+
+def _app_id(node: Any) -> int | None:
+    app = node.get("app") if isinstance(node, dict) else None
+    value = app.get("id") if isinstance(app, dict) else None
+    return value if isinstance(value, int) else None
+
+
+def echo_of(delivery: Delivery, app_id: int | None) -> str | None:
+    """Why `delivery` only echoes one of Paved's own writes (None when a person or another app caused it).
+
+    GitHub tells an App about what the App itself did: the check runs it creates and completes, the
+    check suites they complete, the comments it writes. Acting on those costs a job each and acts on
+    nothing new, so they are dropped before they are queued. A person asking to re-run Paved's check
+    (`check_run.rerequested`) is not an echo.
+    """
+    if app_id is None:
+        return None
+    payload, action = delivery.payload, delivery.action
+    if delivery.event in ("check_run", "check_suite") and action in ("created", "completed") and \
+            _app_id(payload.get(delivery.event)) == app_id:
+        return f"Paved's own {delivery.event.replace('_', ' ')} was {action}"
+    if delivery.event == "issue_comment":
+        comment = payload.get("comment")
+        via = comment.get("performed_via_github_app") if isinstance(comment, dict) else None
+        if isinstance(via, dict) and via.get("id") == app_id:
+            return f"Paved's own comment was {action}"
+    return None
+

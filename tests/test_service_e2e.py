@@ -84,3 +84,19 @@ def test_reconcile_plans_a_pull_request_whose_delivery_was_lost(loop: Loop) -> N
 
     reconcile(Work(loop.settings, "start", 1, loop.service.queue.repo_lock))
     assert "1 to update" in loop.plan_comment(pr.number, seconds=1)
+
+
+def test_paveds_own_check_runs_and_comments_coming_back_are_not_queued(loop: Loop) -> None:
+    path = "catalog/teams/growth.yaml"
+    text = loop.forge.read_file("acme", "platform", path).decode().replace("monthly: 80", "monthly: 95")
+    loop.forge.push_files("acme", "platform", "echo", {path: text}, by="carol")
+    pr = loop.forge.open_pull_request("acme", "platform", head="echo", title="Echo", by="carol")
+    loop.plan_comment(pr.number)
+    loop.forge.wait_for_deliveries()
+
+    echoes = [d for d in loop.forge.deliveries("check_run") if d.action in ("created", "completed")]
+    echoes += [d for d in loop.forge.deliveries("issue_comment", "created")]
+    assert echoes, "the forge told Paved about its own check run and comment"
+    for delivery in echoes:
+        assert delivery.status_code == 200 and '"echo":true' in delivery.response_body, delivery
+        assert loop.service.deliveries.get(delivery.guid) is None  # never recorded, never queued

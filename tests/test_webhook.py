@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.webhook import MAX_BODY_BYTES, MAX_DEPTH, WebhookError, nesting_depth, parse, signature
+from bot.webhook import MAX_BODY_BYTES, MAX_DEPTH, Delivery, WebhookError, echo_of, nesting_depth, parse, signature
 
 EXAMPLES = Path(__file__).parent / "data" / "github" / "webhooks"
 SECRET = "s3cret-for-tests"
@@ -153,3 +153,30 @@ def test_measuring_the_depth_of_the_largest_body_takes_well_under_a_second() -> 
         started = time.perf_counter()
         nesting_depth(body)
         assert time.perf_counter() - started < 2.0
+
+
+# -- echoes of Paved's own writes ---------------------------------------------------------------------
+
+PAVED_APP = 42
+
+
+@pytest.mark.parametrize(("event", "payload", "echo"), [
+    ("check_run", {"action": "created", "check_run": {"app": {"id": PAVED_APP}}}, True),
+    ("check_run", {"action": "completed", "check_run": {"app": {"id": PAVED_APP}}}, True),
+    ("check_suite", {"action": "completed", "check_suite": {"app": {"id": PAVED_APP}}}, True),
+    ("issue_comment", {"action": "created", "comment": {"performed_via_github_app": {"id": PAVED_APP}}}, True),
+    ("issue_comment", {"action": "edited", "comment": {"performed_via_github_app": {"id": PAVED_APP}}}, True),
+    # a person asks to run Paved's check again: that is work
+    ("check_run", {"action": "rerequested", "check_run": {"app": {"id": PAVED_APP}}}, False),
+    # another app's check, a person's comment, another app's comment
+    ("check_run", {"action": "completed", "check_run": {"app": {"id": 7}}}, False),
+    ("issue_comment", {"action": "created", "comment": {"performed_via_github_app": None}}, False),
+    ("issue_comment", {"action": "created", "comment": {"performed_via_github_app": {"id": 7}}}, False),
+    ("pull_request", {"action": "opened", "pull_request": {}}, False),
+])
+def test_only_paveds_own_writes_coming_back_are_echoes(event: str, payload: dict[str, object], echo: bool) -> None:
+    assert (echo_of(Delivery("d", event, payload), PAVED_APP) is not None) is echo
+
+
+def test_without_an_app_nothing_is_taken_for_an_echo() -> None:
+    assert echo_of(Delivery("d", "check_run", {"action": "completed", "check_run": {"app": {"id": 1}}}), None) is None

@@ -40,11 +40,15 @@ from bot.adapters.deliveries import DeliveryLog, DeliveryLogError, delivery_cont
 from bot.adapters.queue import QueueError, WorkQueue
 from bot.settings import Settings
 from bot.web.signin import SignIn
-from bot.webhook import MAX_BODY_BYTES, WebhookError, parse
+from bot.webhook import MAX_BODY_BYTES, WebhookError, echo_of, parse
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/github"
+
+
+class _Echo(JSONResponse):
+    """The answer to a delivery that only echoes one of Paved's own writes (see `bot.webhook.echo_of`)."""
 
 
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -111,6 +115,7 @@ def create_app(settings: Settings, queue: WorkQueue, deliveries: DeliveryLog, *,
     guards the catalogue (default: from the settings, see `bot.web.signin`).
     """
     secret = settings.webhook_secret
+    own_app = int(settings.github_app_id) if settings.github_app_id and settings.github_app_id.isdigit() else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -143,6 +148,11 @@ def create_app(settings: Settings, queue: WorkQueue, deliveries: DeliveryLog, *,
     def accept(headers: Mapping[str, str], body: bytes) -> JSONResponse:
         delivery = parse(headers, body, secret.reveal() if secret else None, max_bytes=max_body_bytes)
         with delivery_context(delivery.id, delivery.kind, delivery.repository, pr=pull_request_of(delivery)):
+            echo = echo_of(delivery, own_app)
+            if echo is not None:
+                log.info("not queued: %s", echo)
+                return _Echo({"message": f"not queued: {echo}, which needs nothing from Paved", "echo": True},
+                             status_code=200)
             duplicate = deliveries.accept(delivery)
             if duplicate is not None and duplicate.replay:
                 log.warning("replayed delivery: its body is that of delivery %s (%s), so it is not acted on",
@@ -173,7 +183,8 @@ def create_app(settings: Settings, queue: WorkQueue, deliveries: DeliveryLog, *,
         """Receive one GitHub webhook delivery."""
         answer = await _answer_webhook(request)
         metrics.webhook_answered(request.headers.get("x-github-event"), answer.status_code,
-                                 duplicate=answer.status_code == 200)
+                                 duplicate=answer.status_code == 200,
+                                 echo=isinstance(answer, _Echo))
         return answer
 
     async def _answer_webhook(request: Request) -> JSONResponse:
