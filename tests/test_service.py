@@ -42,6 +42,7 @@ from bot.adapters.deliveries import (
     DeliveryLog,
     Duplicate,
     Record,
+    RedisDeliveryLog,
     SqliteDeliveryLog,
     open_delivery_log,
 )
@@ -463,7 +464,7 @@ def test_readyz_answers_503_when_the_redis_queue_cannot_be_reached(tmp_path: Pat
 
 
 class BrokenLog(SqliteDeliveryLog):
-    def accept(self, delivery: Delivery) -> None:
+    def accept(self, delivery: Delivery, coalesce: str | None = None) -> None:
         raise RuntimeError("the disk is on fire")
 
 
@@ -790,3 +791,56 @@ def test_both_delivery_logs_know_a_body_by_its_digest_until_its_delivery_failed(
     assert log.accept(Delivery("d-3", "push", {}, body_sha256="ef" * 32)) == Duplicate("d-5", "accepted", replay=True)
     record = log.get("d-5")
     assert record is not None and record.body_sha256 == "ef" * 32
+
+
+# -- coalescing plan triggers ----------------------------------------------------------------------------------
+
+
+def delivery_log(kind: str, tmp_path: Path, queue_name: str) -> DeliveryLog:
+    if kind == "sqlite":
+        return SqliteDeliveryLog(tmp_path / "deliveries.sqlite3")
+    return RedisDeliveryLog(REDIS_URL, prefix=f"paved.{queue_name}.delivery.")
+
+
+def plan_trigger(delivery_id: str, head: str) -> Delivery:
+    return Delivery(delivery_id, "pull_request", {"action": "synchronize", "repository": {"full_name": REPO},
+                                                  "pull_request": {"number": 7, "head": {"sha": head}}},
+                    body_sha256=hashlib.sha256(f"{delivery_id}{head}".encode()).hexdigest())
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_a_plan_trigger_is_absorbed_by_the_plan_job_of_the_same_pull_request_still_waiting(
+        kind: str, tmp_path: Path, redis_queue: str) -> None:
+    log = delivery_log(kind, tmp_path, redis_queue)
+    name = f"plan {REPO}#7"
+    assert log.accept(plan_trigger("first", "a" * 40), coalesce=name) is None
+    absorbed = log.accept(plan_trigger("second", "b" * 40), coalesce=name)
+    assert absorbed is not None and (absorbed.of, absorbed.absorbed) == ("first", True)
+    second = log.get("second")
+    assert second is not None and (second.status, second.last_error) == ("done", "absorbed by delivery first")
+
+    assert log.claim(plan_trigger("first", "a" * 40)) == 1  # the job started: it absorbs nothing more
+    assert log.accept(plan_trigger("third", "c" * 40), coalesce=name) is None
+    assert log.accept(plan_trigger("other-pr", "d" * 40), coalesce=f"plan {REPO}#8") is None
+
+
+def test_a_burst_of_pushes_to_one_pull_request_runs_one_plan_job(tmp_path: Path) -> None:
+    job = Recorder()
+    settings = settings_for(tmp_path, queue_immediate=False)
+    with running(settings, job) as service:  # no consumers: jobs wait in the queue
+        bodies = synchronize_bodies(5)
+        answers = [service.client.post(service.url + "/webhooks/github", content=body,
+                                       headers=signed(body, f"sync-{n}")) for n, body in enumerate(bodies)]
+        assert [a.status_code for a in answers] == [202] * 5
+        assert [a.json().get("absorbed_by") for a in answers] == [None] + ["sync-0"] * 4
+        assert service.queue.pending() == 1
+
+
+def synchronize_bodies(count: int) -> list[bytes]:
+    payload = json.loads((EXAMPLES / OPENED).read_bytes())
+    bodies = []
+    for n in range(count):
+        payload["action"] = "synchronize"
+        payload["pull_request"]["head"]["sha"] = f"{n:040x}"
+        bodies.append(json.dumps(payload).encode())
+    return bodies

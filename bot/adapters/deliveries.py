@@ -84,22 +84,28 @@ class Duplicate:
     of: str
     status: Status
     replay: bool = False
+    absorbed: bool = False  # a plan job for the same pull request is still waiting, and will answer it too
 
 
 class DeliveryLog(Protocol):
     """What the web app and the job runner need from the delivery log."""
 
-    def accept(self, delivery: Delivery) -> Duplicate | None:
+    def accept(self, delivery: Delivery, coalesce: str | None = None) -> Duplicate | None:
         """Record `delivery` as accepted and return None, or say what it duplicates.
 
         A delivery is accepted when it is new, when its last attempt failed, or when it has been
         `processing` for longer than `STALE_AFTER`; anything else is a duplicate. A new delivery whose
         `body_sha256` is that of another delivery in the log is a duplicate of that one (a replay) unless
         that one would be accepted again by the same rules.
+
+        `coalesce` names what the delivery's job would do (plan one pull request): while a job for the same
+        name is queued and has not started, it will do it for both, so this delivery is recorded `done` and
+        returned as `absorbed` by it. A job that started absorbs nothing more.
         """
 
     def claim(self, delivery: Delivery) -> int | None:
-        """Mark an accepted delivery `processing` and return its attempt number; None if it is not waiting."""
+        """Mark an accepted delivery `processing` and return its attempt number; None if it is not waiting.
+        From then on its job absorbs no later delivery (see `accept`)."""
 
     def wait(self, delivery_id: str, reason: str) -> None:
         """Put a claimed delivery back to `accepted` (its job will run later); the attempt is not counted."""
@@ -154,6 +160,9 @@ create table if not exists deliveries (
 # Logs written before bodies were recorded get the column; new ones have it from `SCHEMA`.
 ADD_BODY = "alter table deliveries add column body_sha256 text"
 BODY_INDEX = "create index if not exists deliveries_by_body on deliveries (body_sha256)"
+# A job queued to do something (plan one pull request) that has not started yet: later deliveries asking
+# for the same are absorbed by it.
+WAITING_JOBS = "create table if not exists waiting_jobs (name text primary key, delivery_id text not null)"
 # The newest other delivery with this body that a redelivery of it would not replace.
 SAME_BODY = (
     "select id, status from deliveries where body_sha256 = ? and id != ? and received_at >= ?"
@@ -187,6 +196,7 @@ class SqliteDeliveryLog:
                     if "duplicate column" not in str(exc):
                         raise
             db.execute(BODY_INDEX)
+            db.execute(WAITING_JOBS)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -203,7 +213,7 @@ class SqliteDeliveryLog:
         finally:
             db.close()
 
-    def accept(self, delivery: Delivery) -> Duplicate | None:
+    def accept(self, delivery: Delivery, coalesce: str | None = None) -> Duplicate | None:
         now, stale = _now(), _now(STALE_AFTER)
         with self._connect() as db:
             # Closing the connection without a commit (on any error) rolls the transaction back.
@@ -215,6 +225,23 @@ class SqliteDeliveryLog:
                 same = db.execute(SAME_BODY, (delivery.body_sha256, delivery.id, _now(KEEP_FOR), stale)).fetchone()
                 if same is not None:
                     return Duplicate(same[0], _status(same[1]), replay=True)
+            if coalesce is not None:
+                waiting = db.execute("select w.delivery_id from waiting_jobs w join deliveries d"
+                                     " on d.id = w.delivery_id where w.name = ? and d.status = 'accepted'"
+                                     " and d.id != ?",
+                                     (coalesce, delivery.id)).fetchone()
+                if waiting is not None:
+                    db.execute(
+                        "insert into deliveries (id, event, action, repo, received_at, updated_at, status, attempts,"
+                        " last_error, body_sha256) values (?, ?, ?, ?, ?, ?, 'done', 0, ?, ?)"
+                        " on conflict (id) do update set status = 'done', updated_at = excluded.updated_at,"
+                        " last_error = excluded.last_error",
+                        (delivery.id, delivery.event, delivery.action, delivery.repository, now, now,
+                         f"absorbed by delivery {waiting[0]}", delivery.body_sha256))
+                    db.execute("commit")
+                    return Duplicate(waiting[0], "accepted", absorbed=True)
+                db.execute("insert into waiting_jobs (name, delivery_id) values (?, ?) on conflict (name)"
+                           " do update set delivery_id = excluded.delivery_id", (coalesce, delivery.id))
             db.execute(
                 "insert into deliveries (id, event, action, repo, received_at, updated_at, status, attempts,"
                 " body_sha256) values (?, ?, ?, ?, ?, ?, 'accepted', 0, ?)"
@@ -235,6 +262,7 @@ class SqliteDeliveryLog:
                 " updated_at = excluded.updated_at where deliveries.status = 'accepted'"
                 " returning attempts",
                 (delivery.id, delivery.event, delivery.action, delivery.repository, now, now)).fetchone()
+            db.execute("delete from waiting_jobs where delivery_id = ?", (delivery.id,))
         return None if row is None else int(row[0])
 
     def wait(self, delivery_id: str, reason: str) -> None:
@@ -264,14 +292,18 @@ class SqliteDeliveryLog:
     def prune(self, older_than: timedelta = KEEP_FOR) -> int:
         """Forget deliveries untouched for `older_than`; GitHub redelivers only recent ones anyway."""
         with self._connect() as db:
-            return db.execute("delete from deliveries where updated_at < ?", (_now(older_than),)).rowcount
+            gone = db.execute("delete from deliveries where updated_at < ?", (_now(older_than),)).rowcount
+            db.execute("delete from waiting_jobs where delivery_id not in (select id from deliveries)")
+            return int(gone)
 
 
 # Redis keeps each record as a hash that expires `KEEP_FOR` after its last change, and for each body
 # accepted a key (its SHA-256 under `body_prefix`) naming the delivery that carried it, expiring `KEEP_FOR`
 # after that. The two scripts make "accept unless it is a duplicate" and "claim if it is waiting" atomic
 # across processes and machines. ACCEPT reads the record of the delivery a body key names, a key it builds
-# from ARGV[8]: one Redis holds the whole log (a cluster is not supported, as for the queue).
+# from ARGV[8]: one Redis holds the whole log (a cluster is not supported, as for the queue). A job queued
+# for something that later deliveries would ask again (plan one pull request) is named by a key under
+# `waiting_prefix` (KEYS[3]) until CLAIM starts it.
 ACCEPT = """
 local function live(key)
     local found = redis.call('HMGET', key, 'status', 'updated_at')
@@ -290,10 +322,22 @@ if KEYS[2] ~= '' then
         if other then return 'replay:' .. other .. ':' .. earlier end
     end
 end
+if KEYS[3] ~= '' then
+    local waiting = redis.call('GET', KEYS[3])
+    if waiting and waiting ~= ARGV[1] and redis.call('HGET', ARGV[8] .. waiting, 'status') == 'accepted' then
+        redis.call('HSET', KEYS[1], 'id', ARGV[1], 'event', ARGV[2], 'action', ARGV[3], 'repo', ARGV[4],
+                   'received_at', ARGV[5], 'updated_at', ARGV[5], 'status', 'done', 'attempts', 0,
+                   'last_error', 'absorbed by delivery ' .. waiting, 'body_sha256', ARGV[9])
+        redis.call('EXPIRE', KEYS[1], ARGV[7])
+        return 'absorbed:' .. waiting
+    end
+    redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[7])
+end
 local known = redis.call('EXISTS', KEYS[1]) == 1
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'event', ARGV[2], 'action', ARGV[3], 'repo', ARGV[4],
            'received_at', ARGV[5], 'updated_at', ARGV[5], 'status', 'accepted', 'body_sha256', ARGV[9])
 if not known then redis.call('HSET', KEYS[1], 'attempts', 0) end
+if KEYS[3] ~= '' then redis.call('HSET', KEYS[1], 'waiting_job', KEYS[3]) end
 redis.call('EXPIRE', KEYS[1], ARGV[7])
 if KEYS[2] ~= '' then redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[7]) end
 return ''
@@ -306,6 +350,8 @@ if not status then
                'received_at', ARGV[5], 'attempts', 0)
 end
 redis.call('HSET', KEYS[1], 'status', 'processing', 'updated_at', ARGV[5])
+local waiting = redis.call('HGET', KEYS[1], 'waiting_job')
+if waiting and redis.call('GET', waiting) == ARGV[1] then redis.call('DEL', waiting) end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 return attempts
@@ -322,6 +368,7 @@ class RedisDeliveryLog:
         self.prefix = prefix
         # Apart from the records' keys, whatever a delivery id is: ids come from a request header.
         self.body_prefix = body_prefix or prefix.rstrip(".") + "-body."
+        self.waiting_prefix = prefix.rstrip(".") + "-waiting."
         self.scrub = scrub
         self.display = display
         self._errors: tuple[type[Exception], ...] = (redis.RedisError,)
@@ -342,14 +389,17 @@ class RedisDeliveryLog:
     def _fields(self, delivery: Delivery) -> list[str]:
         return [delivery.id, delivery.event, delivery.action or "", delivery.repository or "", _now()]
 
-    def accept(self, delivery: Delivery) -> Duplicate | None:
+    def accept(self, delivery: Delivery, coalesce: str | None = None) -> Duplicate | None:
         body_key = self.body_prefix + delivery.body_sha256 if delivery.body_sha256 else ""
+        waiting_key = self.waiting_prefix + coalesce if coalesce else ""
         with self._reach():
-            answer = _text(self._accept(keys=[self.prefix + delivery.id, body_key],
+            answer = _text(self._accept(keys=[self.prefix + delivery.id, body_key, waiting_key],
                                         args=[*self._fields(delivery), _now(STALE_AFTER), self._ttl, self.prefix,
                                               delivery.body_sha256 or ""]))
         if not answer:
             return None
+        if answer.startswith("absorbed:"):
+            return Duplicate(answer.split(":", 1)[1], "accepted", absorbed=True)
         if answer.startswith("replay:"):
             _, status, of = answer.split(":", 2)
             return Duplicate(of, _status(status), replay=True)

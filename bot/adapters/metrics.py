@@ -4,7 +4,8 @@ The metrics (all prefixed `paved_`):
 
 - `webhooks_received_total{event, outcome}`: deliveries answered, by GitHub event (`other` for names
   Paved does not subscribe to, so a stranger cannot grow the label set) and by outcome (`accepted`,
-  `echo` (Paved's own write coming back, not queued), `duplicate`, `unauthorized`, `too_large`,
+  `echo` (Paved's own write coming back, not queued), `coalesced` (a waiting plan job answers it),
+  `duplicate`, `unauthorized`, `too_large`,
   `unsupported`, `invalid`, `unavailable`, `error`).
 - `queue_depth`: jobs waiting in the queue, read from the queue at each scrape.
 - `job_duration_seconds{kind}` (histogram) and `jobs_total{kind, outcome}`: each job run, by delivery
@@ -139,10 +140,12 @@ def event_label(event: str | None) -> str:
     return event if event in KNOWN_EVENTS else "other"
 
 
-def webhook_answered(event: str | None, status: int, *, duplicate: bool = False, echo: bool = False) -> None:
-    """Count a webhook delivery answered with HTTP `status` (`echo`: one of Paved's own writes, not queued)."""
+def webhook_answered(event: str | None, status: int, *, duplicate: bool = False, echo: bool = False,
+                     coalesced: bool = False) -> None:
+    """Count a webhook delivery answered with HTTP `status` (`echo`: one of Paved's own writes, not queued;
+    `coalesced`: a job waiting in the queue does its work)."""
     if status < 300:
-        outcome = "echo" if echo else "duplicate" if duplicate else "accepted"
+        outcome = "echo" if echo else "coalesced" if coalesced else "duplicate" if duplicate else "accepted"
     else:
         outcome = REFUSALS.get(status, "error" if status >= 500 else "invalid")
     _inc(lambda m: m.webhooks, event_label(event), outcome)

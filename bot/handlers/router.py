@@ -56,6 +56,22 @@ def retry_apply(ctx: Context, repo: str, number: int) -> str:
     return f"Applied again: {outcome.status}{' — ' + outcome.reason if outcome.reason else ''}."
 
 
+def plan_subject(delivery: Delivery) -> str | None:
+    """What a delivery's job will plan (`plan owner/name#number`), when it surely plans that pull request
+    and does nothing else; None otherwise. A plan job plans the pull request's head as it is when the job
+    runs, so while one waits in the queue it answers every later such trigger for the same pull request.
+
+    Only changes to the pull request itself qualify: a review or a `/paved plan` comment may turn out to
+    plan nothing (a reader's), and a trigger absorbed into a job that plans nothing would go unanswered.
+    """
+    payload, repo = delivery.payload, delivery.repository
+    if delivery.event != "pull_request" or delivery.action not in PLAN_ACTIONS:
+        return None
+    pr = payload.get("pull_request") or {}
+    number = pr.get("number")
+    return f"plan {repo}#{number}" if repo and isinstance(number, int) and not pr.get("draft") else None
+
+
 def route(ctx: Context, delivery: Delivery, *, bot_login: str | None = None) -> Routed:
     payload, repo = delivery.payload, delivery.repository
     if repo is None:
@@ -64,7 +80,9 @@ def route(ctx: Context, delivery: Delivery, *, bot_login: str | None = None) -> 
         pr = payload["pull_request"]
         if pr.get("draft"):
             return Routed("ignored", "draft pull requests are planned when they are ready for review")
-        outcome = plan_pull_request(ctx, repo, int(pr["number"]), head_sha=pr["head"]["sha"])
+        # The head as it is now, not the delivery's: later triggers for this pull request may have been
+        # absorbed into this job while it waited (see `plan_subject`).
+        outcome = plan_pull_request(ctx, repo, int(pr["number"]))
         return Routed("plan", f"{outcome.status} {outcome.reason or outcome.verdict}".strip(), outcome.plan)
     if delivery.kind in ("pull_request_review.submitted", "pull_request_review.dismissed"):
         review = payload.get("review") or {}

@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bot.adapters import metrics
 from bot.adapters.deliveries import DeliveryLog, DeliveryLogError, delivery_context, job_context, pull_request_of
 from bot.adapters.queue import QueueError, WorkQueue
+from bot.handlers.router import plan_subject
 from bot.settings import Settings
 from bot.web.signin import SignIn
 from bot.webhook import MAX_BODY_BYTES, WebhookError, echo_of, parse
@@ -49,6 +50,10 @@ WEBHOOK_PATH = "/webhooks/github"
 
 class _Echo(JSONResponse):
     """The answer to a delivery that only echoes one of Paved's own writes (see `bot.webhook.echo_of`)."""
+
+
+class _Coalesced(JSONResponse):
+    """The answer to a delivery whose work a job already waiting in the queue will do."""
 
 
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -153,7 +158,12 @@ def create_app(settings: Settings, queue: WorkQueue, deliveries: DeliveryLog, *,
                 log.info("not queued: %s", echo)
                 return _Echo({"message": f"not queued: {echo}, which needs nothing from Paved", "echo": True},
                              status_code=200)
-            duplicate = deliveries.accept(delivery)
+            duplicate = deliveries.accept(delivery, coalesce=plan_subject(delivery))
+            if duplicate is not None and duplicate.absorbed:
+                log.info("absorbed by the waiting job of delivery %s", _loggable(duplicate.of))
+                return _Coalesced({"message": f"absorbed: the job of delivery {duplicate.of}, still waiting in the "
+                                              "queue, plans the same pull request's head as it is when it runs",
+                                   "absorbed_by": duplicate.of}, status_code=202)
             if duplicate is not None and duplicate.replay:
                 log.warning("replayed delivery: its body is that of delivery %s (%s), so it is not acted on",
                             _loggable(duplicate.of), duplicate.status)
@@ -184,7 +194,7 @@ def create_app(settings: Settings, queue: WorkQueue, deliveries: DeliveryLog, *,
         answer = await _answer_webhook(request)
         metrics.webhook_answered(request.headers.get("x-github-event"), answer.status_code,
                                  duplicate=answer.status_code == 200,
-                                 echo=isinstance(answer, _Echo))
+                                 echo=isinstance(answer, _Echo), coalesced=isinstance(answer, _Coalesced))
         return answer
 
     async def _answer_webhook(request: Request) -> JSONResponse:
