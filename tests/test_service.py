@@ -373,21 +373,24 @@ def test_a_different_body_under_a_new_id_is_accepted(tmp_path: Path) -> None:
     assert [run[0] for run in job.runs] == ["one", "two"]
 
 
-def test_a_delivery_log_written_before_bodies_were_recorded_gains_the_column(tmp_path: Path) -> None:
+def test_a_delivery_log_written_before_bodies_were_recorded_gains_the_columns(tmp_path: Path) -> None:
     import sqlite3
 
     path = tmp_path / "deliveries.sqlite"
     with sqlite3.connect(path) as db:
-        db.execute(SCHEMA.replace(",\n    body_sha256 text", ""))
+        db.execute(SCHEMA.replace(",\n    body_sha256 text,\n    started_at  text", ""))
         db.execute("insert into deliveries values ('old-1', 'push', null, 'acme/platform',"
                    " '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z', 'done', 1, null)")
     db.close()
     store = SqliteDeliveryLog(path)
     old = store.get("old-1")
-    assert old is not None and (old.status, old.body_sha256) == ("done", None)
+    assert old is not None and (old.status, old.body_sha256, old.started_at) == ("done", None, None)
     assert store.accept(Delivery("new-1", "push", {}, body_sha256="ab" * 32)) is None
+    assert store.claim(Delivery("new-1", "push", {})) == 1
+    started = store.get("new-1")
+    assert started is not None and started.started_at is not None and started.started_at >= started.received_at
     assert SqliteDeliveryLog(path).accept(Delivery("new-2", "push", {}, body_sha256="ab" * 32)) == \
-        Duplicate("new-1", "accepted", replay=True)
+        Duplicate("new-1", "processing", replay=True)
 
 
 def test_a_delivery_the_queue_cannot_take_is_answered_503_and_accepted_when_redelivered(tmp_path: Path) -> None:

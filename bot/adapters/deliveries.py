@@ -71,6 +71,7 @@ class Record:
     attempts: int
     last_error: str | None
     body_sha256: str | None = None
+    started_at: str | None = None  # when its job last started: minus `received_at`, the wait in the queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,11 +155,13 @@ create table if not exists deliveries (
     status      text not null check (status in ('accepted', 'processing', 'done', 'failed')),
     attempts    integer not null default 0,
     last_error  text,
-    body_sha256 text
+    body_sha256 text,
+    started_at  text
 )
 """
-# Logs written before bodies were recorded get the column; new ones have it from `SCHEMA`.
-ADD_BODY = "alter table deliveries add column body_sha256 text"
+# Logs written before a column existed get it; new ones have it from `SCHEMA`.
+ADDED_COLUMNS = {"body_sha256": "alter table deliveries add column body_sha256 text",
+                 "started_at": "alter table deliveries add column started_at text"}
 BODY_INDEX = "create index if not exists deliveries_by_body on deliveries (body_sha256)"
 # A job queued to do something (plan one pull request) that has not started yet: later deliveries asking
 # for the same are absorbed by it.
@@ -189,9 +192,12 @@ class SqliteDeliveryLog:
         with self._connect() as db:
             db.execute("pragma journal_mode=wal")
             db.execute(SCHEMA)
-            if "body_sha256" not in {row[1] for row in db.execute("pragma table_info(deliveries)")}:
+            columns = {row[1] for row in db.execute("pragma table_info(deliveries)")}
+            for column, statement in ADDED_COLUMNS.items():
+                if column in columns:
+                    continue
                 try:
-                    db.execute(ADD_BODY)
+                    db.execute(statement)
                 except sqlite3.OperationalError as exc:  # another process added it first
                     if "duplicate column" not in str(exc):
                         raise
@@ -256,12 +262,12 @@ class SqliteDeliveryLog:
         now = _now()
         with self._connect() as db:
             row = db.execute(
-                "insert into deliveries (id, event, action, repo, received_at, updated_at, status, attempts)"
-                " values (?, ?, ?, ?, ?, ?, 'processing', 1)"
+                "insert into deliveries (id, event, action, repo, received_at, updated_at, status, attempts,"
+                " started_at) values (?, ?, ?, ?, ?, ?, 'processing', 1, ?)"
                 " on conflict (id) do update set status = 'processing', attempts = attempts + 1,"
-                " updated_at = excluded.updated_at where deliveries.status = 'accepted'"
-                " returning attempts",
-                (delivery.id, delivery.event, delivery.action, delivery.repository, now, now)).fetchone()
+                " updated_at = excluded.updated_at, started_at = excluded.started_at"
+                " where deliveries.status = 'accepted' returning attempts",
+                (delivery.id, delivery.event, delivery.action, delivery.repository, now, now, now)).fetchone()
             db.execute("delete from waiting_jobs where delivery_id = ?", (delivery.id,))
         return None if row is None else int(row[0])
 
@@ -280,7 +286,7 @@ class SqliteDeliveryLog:
     def get(self, delivery_id: str) -> Record | None:
         with self._connect() as db:
             row = db.execute("select id, event, action, repo, received_at, updated_at, status, attempts, last_error,"
-                             " body_sha256 from deliveries where id = ?", (delivery_id,)).fetchone()
+                             " body_sha256, started_at from deliveries where id = ?", (delivery_id,)).fetchone()
         return None if row is None else Record(*row)
 
     def check(self) -> None:
@@ -349,7 +355,7 @@ if not status then
     redis.call('HSET', KEYS[1], 'id', ARGV[1], 'event', ARGV[2], 'action', ARGV[3], 'repo', ARGV[4],
                'received_at', ARGV[5], 'attempts', 0)
 end
-redis.call('HSET', KEYS[1], 'status', 'processing', 'updated_at', ARGV[5])
+redis.call('HSET', KEYS[1], 'status', 'processing', 'updated_at', ARGV[5], 'started_at', ARGV[5])
 local waiting = redis.call('HGET', KEYS[1], 'waiting_job')
 if waiting and redis.call('GET', waiting) == ARGV[1] then redis.call('DEL', waiting) end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
@@ -439,7 +445,8 @@ class RedisDeliveryLog:
                       action=found.get("action") or None, repo=found.get("repo") or None,
                       received_at=found.get("received_at", ""), updated_at=found.get("updated_at", ""),
                       status=_status(found["status"]), attempts=int(found.get("attempts", 0)),
-                      last_error=found.get("last_error") or None, body_sha256=found.get("body_sha256") or None)
+                      last_error=found.get("last_error") or None, body_sha256=found.get("body_sha256") or None,
+                      started_at=found.get("started_at") or None)
 
     def check(self) -> None:
         with self._reach():
