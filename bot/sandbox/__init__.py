@@ -10,7 +10,8 @@ CLI's administration API in `endpoints/admin.py`, the sign-in pages in `endpoint
 `forge.py` (use cases and GitHub's rules), `auth.py` (tokens, JWTs, permissions), `oauth.py` (the
 OAuth web flow), `store.py` + `model.py` (state), `gitrepo.py` (git plumbing), `render.py`
 (GitHub's JSON shapes), `webhooks.py` (delivery), `errors.py` (GitHub's error answers),
-`recording.py` (observers for the conformance tests).
+`recording.py` (observers for the conformance tests), `faults.py` (failing on purpose, as GitHub
+sometimes does: `Sandbox.faults(...)`).
 """
 
 from __future__ import annotations

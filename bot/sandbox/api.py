@@ -45,6 +45,7 @@ from typing import IO, Any, Literal
 from .auth import Principal
 from .cli import ADMIN_TOKEN_FILE, STATE_FILE
 from .errors import ApiError, not_found
+from .faults import DEFAULT_KINDS, FaultKind, FaultPlan, Faults
 from .forge import Forge
 from .model import Account, App, CheckRun, Delivery, Installation, Repo, Role, Team, Token
 from .oauth import OAuth
@@ -530,7 +531,7 @@ class Sandbox(ForgeHandle):
         thread = serve_in_thread(server)
         sandbox = cls(forge, server, thread, data)
         sandbox._lock = lock
-        (data / STATE_FILE).write_text(json.dumps({"url": web, "api_url": forge.urls.api, "pid": os.getpid()}))
+        (data / STATE_FILE).write_text(json.dumps({"url": web, "api_url": forge.bound_urls.api, "pid": os.getpid()}))
         log.info("sandbox forge at %s (data in %s), started in %.0f ms", web, data,
                  (time.perf_counter() - started) * 1000)
         return sandbox
@@ -549,14 +550,32 @@ class Sandbox(ForgeHandle):
 
     @property
     def url(self) -> str:
-        return self.forge.urls.web
+        return self.forge.bound_urls.web
 
     @property
     def api_url(self) -> str:
-        return self.forge.urls.api
+        return self.forge.bound_urls.api
 
     def clone_url(self, owner: str, repo: str) -> str:
-        return f"{self.forge.urls.web}/{owner}/{repo}.git"
+        return f"{self.forge.bound_urls.web}/{owner}/{repo}.git"
+
+    # -- faults on purpose ------------------------------------------------------------------------------------
+
+    def faults(self, rate: float, kinds: tuple[FaultKind, ...] | list[FaultKind] = DEFAULT_KINDS, seed: int = 0,
+               slow_seconds: float = 2.0, retry_after: int = 1, only: str = "",
+               limit: int | None = None) -> Faults:
+        """From now on, a fraction `rate` of REST calls (those `only` matches in `"METHOD /path"`, at most
+        `limit` of them) fail in one of `kinds`: `500`, `502`, `secondary` (403 with `Retry-After:
+        retry_after`), `slow` (done, answered `slow_seconds` late), `drop` (done, never answered; a push
+        applied, then dropped). Drawn from `seed`; the administration API never fails. See `faults.py`.
+        Returns the faults at work, whose `served` counts them by kind."""
+        faults = Faults(FaultPlan(rate, tuple(kinds), seed, slow_seconds, retry_after, only, limit))
+        self._server.faults = faults
+        return faults
+
+    def no_faults(self) -> None:
+        """Every call is answered as asked again."""
+        self._server.faults = None
 
     def authenticated_clone_url(self, owner: str, repo: str, token: str) -> str:
         """The git URL with `x-access-token:<token>@` in it, as GitHub Apps clone."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import sys
 import threading
@@ -46,6 +47,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     serve = command("serve", "run the forge until Ctrl-C")
     serve.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
+    serve.add_argument("--faults", type=float, default=0.0, metavar="RATE",
+                       help="fail this fraction (0 to 1) of REST calls on purpose, as GitHub sometimes does")
+    serve.add_argument("--fault-kinds", default="500,502,secondary,slow", metavar="KINDS",
+                       help="which faults, comma-separated: 500, 502, secondary (a 403 secondary rate limit), "
+                            "slow (answered late), drop (done, never answered; pushes too) "
+                            "(default: %(default)s)")
+    serve.add_argument("--fault-seed", type=int, default=0, help="the seed the faults are drawn from (default: 0)")
+    serve.add_argument("--slow-seconds", type=float, default=2.0, help="how late a slow answer leaves (default: 2)")
     serve.set_defaults(handler=_serve)
 
     user = command("create-user", "create a user and print their personal access token")
@@ -175,16 +184,26 @@ def _split(repository: str) -> dict[str, str]:
 
 def _serve(args: argparse.Namespace) -> int:
     from .api import Sandbox
+    from .faults import FaultPlan
 
+    kinds = tuple(k.strip() for k in args.fault_kinds.split(",") if k.strip())
+    try:
+        FaultPlan(args.faults, kinds, args.fault_seed, args.slow_seconds)
+    except (ValueError, re.error) as exc:
+        raise CliError(f"--faults: {exc}") from exc
     stop = threading.Event()
     # Ctrl-C and SIGTERM both end the loop below, so the forge always stops cleanly.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with Sandbox.start(args.data, port=args.port) as forge:
+        if args.faults:
+            forge.faults(args.faults, kinds, seed=args.fault_seed, slow_seconds=args.slow_seconds)
         print(f"Sandbox forge running at {forge.url}")
         print(f"  REST API:    {forge.api_url}")
         print(f"  git:         {forge.url}/OWNER/REPO.git")
         print(f"  data folder: {args.data}")
+        if args.faults:
+            print(f"  faults:      {args.faults:.0%} of REST calls ({args.fault_kinds}), seed {args.fault_seed}")
         print("Press Ctrl-C to stop.", flush=True)
         while not stop.wait(0.5):
             pass

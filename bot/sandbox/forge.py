@@ -109,12 +109,16 @@ class Forge:
         self.repos_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(data_dir / "sandbox.sqlite3")
         self.access = Access(self.store)
-        self.urls = urls
+        self.bound_urls = urls  # where the forge listens; `urls` is where the request being served reached it
         self.render = Renderer(self.store, urls, self.git)
         self.hooks = Dispatcher(self.store)
         self._repo_locks: dict[int, threading.Lock] = {}
         for repo in self.store.all(Repo):
             self.git(repo).install_hooks()  # repositories made by an older sandbox get the current hook
+
+    @property
+    def urls(self) -> Urls:
+        return self.render.urls
 
     def close(self) -> None:
         self.hooks.close()

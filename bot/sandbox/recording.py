@@ -26,6 +26,7 @@ class Exchange:
     response_headers: dict[str, str]
     response_body: bytes
     duration: float
+    fault: str = ""  # the fault served on purpose (`faults.py`), "" for none; "drop": no answer (status 0)
 
 
 @dataclass(frozen=True)

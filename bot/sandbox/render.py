@@ -9,7 +9,9 @@ the shapes are written from the schemas, not replayed). Webhook payloads are str
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -54,6 +56,20 @@ class Urls:
     api: str  # http://127.0.0.1:PORT/api/v3
 
 
+# The forge's addresses as the client of the request being served reached it (see `server.py`).
+_serving: ContextVar[Urls | None] = ContextVar("sandbox_request_urls", default=None)
+
+
+@contextmanager
+def serving(urls: Urls) -> Iterator[None]:
+    """Render URLs from `urls` in this thread while a request is served (and the webhooks it causes)."""
+    token = _serving.set(urls)
+    try:
+        yield
+    finally:
+        _serving.reset(token)
+
+
 # Repository keys the webhook schemas accept (their `repository` objects forbid others).
 _WEBHOOK_REPO_EXTRA = {"network_count", "temp_clone_token", "subscribers_count", "permissions", "organization",
                        "parent", "source", "security_and_analysis", "code_of_conduct",
@@ -78,8 +94,13 @@ def _permissions(granted: dict[str, str], for_webhook: bool) -> dict[str, str]:
 class Renderer:
     def __init__(self, store: Store, urls: Urls, git_for: Callable[[Repo], gitrepo.GitRepo]) -> None:
         self.store = store
-        self.urls = urls
+        self.bound_urls = urls
         self.git_for = git_for
+
+    @property
+    def urls(self) -> Urls:
+        """Where the request being served reached the forge; where it is bound when none is."""
+        return _serving.get() or self.bound_urls
 
     # -- people --------------------------------------------------------------------------------------------
 

@@ -5,11 +5,19 @@ Why the standard library's `ThreadingHTTPServer` rather than FastAPI under uvico
 few milliseconds with nothing to import, it hands over raw request bytes (git's smart HTTP streams
 packfiles, chunked, that must reach `git http-backend` untouched), and the REST layer needs none of
 FastAPI's validation or docs since answers are checked against GitHub's own description instead.
-One thread per connection, HTTP/1.1 keep-alive, bound to 127.0.0.1 only.
+One thread per connection, HTTP/1.1 keep-alive, bound to 127.0.0.1 only, with a listen backlog deep
+enough for a burst of clients connecting at once (the standard library's 5 resets the rest).
+
+Answers name the forge by the address the client reached it at (`Host`, or `X-Forwarded-Proto`,
+`-Host` and `-Port` as a proxy in front of GitHub Enterprise sets them), not by the address it is bound
+to: URLs in bodies, `Location` and `Link` headers and the webhook payloads a call causes all lead back
+through whatever stands between the client and the forge (a proxy, a fault injector). The forge trusts
+these headers; it is a local test forge, never exposed.
 
 Every REST answer carries GitHub's headers (rate limit, media type, request id, `Link` when paged);
 failures become GitHub's error bodies, and a crash is logged and answered 500, never a traceback.
-Observers (see `recording.py`) may watch every exchange; the conformance tests use that.
+Observers (see `recording.py`) may watch every exchange; the conformance tests use that. `faults.py`
+makes some REST calls fail on purpose, as GitHub sometimes does.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import subprocess
 import threading
 import time
@@ -28,7 +37,9 @@ from urllib.parse import quote, urlsplit
 from . import gitrepo, recording
 from .auth import ANONYMOUS, Need, Principal
 from .errors import DOCS, ApiError
+from .faults import BEFORE_ACTING, SECONDARY_DOCS, SECONDARY_MESSAGE, FaultKind, Faults
 from .forge import READ_CODE, WRITE_CODE, Forge, RefUpdate
+from .render import Urls, serving
 from .routing import Request, Response, Routes, parse_query
 
 log = logging.getLogger(__name__)
@@ -38,6 +49,9 @@ ADMIN_PREFIX = "/_sandbox"
 WEB_PREFIX = "/login/oauth/"  # github.com's web URLs the sandbox serves (sign-in), beside the API
 _RATE_WINDOW = 3600
 _GIT_ENDPOINTS = ("/info/refs", "/git-upload-pack", "/git-receive-pack")  # git's smart HTTP protocol
+# A host as a URL may name it: a DNS name or IPv4 address, or an IPv6 address in brackets; a port apart.
+_HOST = re.compile(r"(?P<name>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?")
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
 class RateLimits:
@@ -79,6 +93,10 @@ class RateLimits:
 class SandboxServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # The listen backlog: connections the kernel holds until the accept loop takes them. socketserver's 5
+    # makes a burst of 32 clients meet resets; the kernel caps it at `net.core.somaxconn` anyway.
+    request_queue_size = 1024
+    faults: Faults | None = None  # see `faults.py`; set through `Sandbox.faults`
 
     def __init__(self, forge: Forge, routes: Routes, admin_routes: Routes, port: int = 0,
                  web_routes: Routes | None = None) -> None:
@@ -140,7 +158,31 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- dispatching -------------------------------------------------------------------------------------------
 
+    def _urls(self) -> Urls:
+        """The forge's addresses as this client reached it: `X-Forwarded-*` where a proxy set them, else `Host`.
+
+        A list (proxies in a row) counts by its first value, the one the client used. A value that is not a
+        plain scheme, host or port is ignored, so a header cannot put anything else into a URL.
+        """
+        bound = self.server.forge.bound_urls
+
+        def first(name: str) -> str:
+            return (self.headers.get(name) or "").split(",")[0].strip()
+
+        scheme = first("X-Forwarded-Proto").lower() or bound.web.split("://", 1)[0]
+        host = _HOST.fullmatch(first("X-Forwarded-Host") or first("Host"))
+        port = first("X-Forwarded-Port")
+        if scheme not in _DEFAULT_PORTS or host is None or (port and not port.isdigit()):
+            return bound
+        port = port or host["port"] or ""
+        web = f"{scheme}://{host['name']}" + (f":{port}" if port and port != _DEFAULT_PORTS[scheme] else "")
+        return Urls(web=web, api=f"{web}{API_PREFIX}")
+
     def _dispatch(self) -> None:
+        with serving(self._urls()):
+            self._dispatch_here()
+
+    def _dispatch_here(self) -> None:
         started = time.monotonic()
         split = urlsplit(self.path)
         path = split.path
@@ -180,6 +222,7 @@ class _Handler(BaseHTTPRequestHandler):
         request = Request(self.command, path, parse_query(query), self.headers, body, ANONYMOUS,
                           f"{forge.urls.api}" if not admin else f"{forge.urls.web}", forge=forge)
         route_template = ""
+        fault: FaultKind | None = None
         try:
             try:
                 request.principal = forge.access.identify(self.headers.get("Authorization"))
@@ -197,6 +240,11 @@ class _Handler(BaseHTTPRequestHandler):
             route, request.params = found
             route_template = route.template
             request.route = route_template
+            faults = None if admin else self.server.faults
+            if faults is not None:
+                fault = faults.draw(self.command, path)
+                if fault is not None and fault in BEFORE_ACTING:
+                    raise _fault_answer(fault, request_id, faults.plan.retry_after)
             response = route.handler(request)
         except ApiError as error:
             headers.update(error.headers)
@@ -212,13 +260,20 @@ class _Handler(BaseHTTPRequestHandler):
         if response.status != 204:
             headers["Content-Type"] = response.content_type
         headers.update(response.headers)
-        self._send(response.status, raw, headers)
+        status = response.status
+        if fault == "slow" and self.server.faults is not None:
+            time.sleep(self.server.faults.plan.slow_seconds)
+        if fault == "drop":
+            status, headers, raw = 0, {}, b""  # done, and no answer: the connection closes unanswered
+            self.close_connection = True
+        else:
+            self._send(status, raw, headers)
         if not admin:
             recording.notify_exchange(recording.Exchange(
                 method=self.command, path=path, query=query, route=route_template, params=dict(request.params),
                 request_headers={k: v for k, v in self.headers.items()}, request_body=body,
-                status=response.status, response_headers=headers, response_body=raw,
-                duration=time.monotonic() - started,
+                status=status, response_headers=headers, response_body=raw,
+                duration=time.monotonic() - started, fault=fault or "",
             ))
 
     def _web(self, path: str, query: str, body: bytes) -> None:
@@ -303,7 +358,10 @@ class _Handler(BaseHTTPRequestHandler):
             "GIT_PROTOCOL": self.headers.get("Git-Protocol") or "",
             "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding") or "",
         })
+        dropped = False
         if writing and tail == "git-receive-pack":
+            faults = self.server.faults
+            dropped = faults is not None and faults.draw(self.command, path, kinds=("drop",)) == "drop"
             env.update(forge.push_rules(principal, repo).environment())
             with forge.repo_lock(repo):
                 before = git.refs()
@@ -318,6 +376,9 @@ class _Handler(BaseHTTPRequestHandler):
                     log.exception("after-push processing failed for %s", repo.name)
         else:
             output = self._cgi(env, body)
+        if dropped:
+            self.close_connection = True  # the push is in; its answer never leaves
+            return None
         head, _, payload = output.partition(b"\r\n\r\n")
         if not _:
             head, _, payload = output.partition(b"\n\n")
@@ -344,6 +405,14 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 401:
             headers["WWW-Authenticate"] = 'Basic realm="GitHub"'
         self._send(status, (message + "\n").encode(), headers)
+
+
+def _fault_answer(fault: FaultKind, request_id: str, retry_after: int) -> ApiError:
+    """GitHub's answer for a fault that strikes before anything is done (see `faults.py`)."""
+    if fault == "secondary":
+        return ApiError(403, SECONDARY_MESSAGE.format(request_id=request_id), documentation_url=SECONDARY_DOCS,
+                        headers={"Retry-After": str(retry_after)})
+    return ApiError(int(fault), "Server Error")
 
 
 def basic_auth(token: str) -> str:
