@@ -123,7 +123,11 @@ class ApplyRecord:
 
 
 def read_records(note: str) -> list[ApplyRecord]:
-    """Every apply recorded in one commit's note (one JSON object a line, oldest first)."""
+    """Every apply recorded in one commit's note (one JSON object a line), oldest first.
+
+    Ordered by `applied_at`, not by line: where two writers' notes were merged, the lines of the note
+    are sorted as text (`bot.adapters.workspace`), which is not their order in time.
+    """
     records = []
     for line in note.splitlines():
         line = line.strip()
@@ -132,4 +136,4 @@ def read_records(note: str) -> list[ApplyRecord]:
                 records.append(ApplyRecord.from_json(line))
             except (ValueError, TypeError, KeyError):
                 continue  # a note line written by someone else is not Paved's record
-    return records
+    return sorted(records, key=lambda r: r.applied_at)  # stable: records of one second keep their order

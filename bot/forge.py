@@ -7,7 +7,7 @@ Enterprise or the local sandbox forge. Nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -199,6 +199,9 @@ class Mirror(Protocol):
 
     def set_ref(self, repo: str, ref: str, sha: str) -> None: ...
 
-    def push(self, repo: str, refs: Iterable[str]) -> None:
-        """Push refs of the mirror to the forge under the same names (moving them, not merging)."""
+    def push(self, repo: str, refs: Iterable[str], *, expected: Mapping[str, str | None] | None = None) -> None:
+        """Push refs of the mirror to the forge under the same names, never forcing: a notes ref is merged
+        with the forge's (every record of both kept), retrying when another writer moved it; another
+        ref moves fast-forward only, or only from the commit `expected` gives for it (None: only if
+        it does not exist yet)."""
         ...

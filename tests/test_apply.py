@@ -102,4 +102,5 @@ def test_a_record_says_what_triggered_it_and_older_records_read_as_merges() -> N
                          actions={"Team/x": "heal"}, trigger="heal")
     older = '{"paved": 1, "revision": "abc", "previous": null, "applied_at": "2026-11-27T10:00:00+00:00", ' \
             '"plan_digest": "d1", "results": [], "approved_by": [], "actions": {}, "a_later_field": 1}'
-    assert [r.trigger for r in read_records(healed.to_json() + "\n" + older)] == ["heal", "merge"]
+    # Oldest first, whatever the order of the lines (a note merged from two writers has them sorted as text).
+    assert [r.trigger for r in read_records(healed.to_json() + "\n" + older)] == ["merge", "heal"]

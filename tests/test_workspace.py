@@ -6,17 +6,20 @@ so the tests see exactly what any user of the machine could read in /proc/<pid>/
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from bot.adapters.workspace import Workspace, WorkspaceError, clone, git_environment
-from bot.apply import NOTES_REF
+from bot.adapters.workspace import PushRejected, Workspace, WorkspaceError, clone, git_environment
+from bot.apply import APPLIED_REF, NOTES_REF
+from bot.stats import PLANS_REF
 from tests.conftest import REPO, World
 
 SENTINEL = "paved-secret-sentinel-8c1f"
@@ -164,3 +167,90 @@ def test_mirror_folders_are_private_to_paved_s_user(world: World) -> None:
     owner = world.ctx.mirror.path(REPO).parent
     for folder in (owner, owner.parent):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+
+
+# -- pushing: notes are merged, never forced; other refs move only from where they were expected ----------
+
+
+def other_mirror(world: World, folder: Path) -> Workspace:
+    """Another worker's mirror of the same repositories (another machine, or another data folder)."""
+    mirror = world.ctx.mirror
+    assert isinstance(mirror, Workspace)
+    return Workspace(folder, mirror.clone_url, mirror.token)
+
+
+def forge_note(world: World, tmp_path: Path, ref: str, sha: str) -> list[str]:
+    """The records (lines) of the note on `sha` under `ref`, as the forge has it (read through a fresh
+    mirror); `git notes append` separates them with blank lines."""
+    reader = other_mirror(world, tmp_path / "reader")
+    assert reader.fetch_if_present(REPO, ref)
+    return [line for line in reader.note(REPO, ref, sha).splitlines() if line.strip()]
+
+
+def main_head(world: World) -> str:
+    head = world.forge.branch_sha("acme", "platform", "main")
+    assert head is not None
+    return head
+
+
+def test_a_notes_push_keeps_what_another_worker_pushed_first(world: World, tmp_path: Path) -> None:
+    head = main_head(world)
+    first, second = world.ctx.mirror, other_mirror(world, tmp_path / "second")
+    first.append_note(REPO, PLANS_REF, head, '{"record": 1}')
+    first.push(REPO, [PLANS_REF])
+    second.append_note(REPO, PLANS_REF, head, '{"record": 2}')  # never fetched the forge's notes
+    second.push(REPO, [PLANS_REF])
+    assert forge_note(world, tmp_path, PLANS_REF, head) == ['{"record": 1}', '{"record": 2}']
+
+
+def test_workers_recording_plans_at_once_on_two_mirrors_lose_no_record(world: World, tmp_path: Path) -> None:
+    head = main_head(world)
+    shared, other = world.ctx.mirror, other_mirror(world, tmp_path / "other")
+    start = threading.Barrier(3)
+    failures: list[BaseException] = []
+
+    def record(mirror: Workspace, writer: str) -> None:
+        start.wait()
+        try:
+            for n in range(8):
+                mirror.append_note(REPO, PLANS_REF, head, json.dumps({"writer": writer, "n": n}))
+                mirror.push(REPO, [PLANS_REF])
+        except BaseException as exc:  # reported below, in the test's thread
+            failures.append(exc)
+
+    # Two consumer threads sharing one data folder, and a worker with a mirror of its own.
+    writers = [threading.Thread(target=record, args=(mirror, name))
+               for mirror, name in ((shared, "a1"), (shared, "a2"), (other, "b"))]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join(120)
+    assert not failures, failures
+    lines = forge_note(world, tmp_path, PLANS_REF, head)
+    assert sorted(lines) == sorted(json.dumps({"writer": w, "n": n}) for w in ("a1", "a2", "b") for n in range(8))
+
+
+def test_the_applied_ref_moves_only_from_the_commit_the_apply_found(world: World, tmp_path: Path) -> None:
+    mirror = world.ctx.mirror
+    first = main_head(world)
+    commits = [first]
+    for text in ("Requests live here.\n", "Requests live here, one file each.\n"):
+        world.forge.push_files("acme", "platform", "main", {"catalog/README.md": text}, by="alice")
+        commits.append(main_head(world))
+    _, second, third = commits
+    mirror.fetch(REPO, ["main"])
+
+    mirror.set_ref(REPO, APPLIED_REF, first)
+    mirror.push(REPO, [APPLIED_REF], expected={APPLIED_REF: None})  # the first apply: nothing there yet
+    another = other_mirror(world, tmp_path / "another")
+    another.fetch(REPO, ["main"])
+    another.set_ref(REPO, APPLIED_REF, third)
+    another.push(REPO, [APPLIED_REF], expected={APPLIED_REF: first})  # another worker moved it meanwhile
+
+    mirror.set_ref(REPO, APPLIED_REF, second)
+    for stale in (None, first):  # what this worker believed is no longer true
+        with pytest.raises(PushRejected) as rejected:
+            mirror.push(REPO, [APPLIED_REF], expected={APPLIED_REF: stale})
+        assert token_of(world) not in rejected.value.message
+    mirror.push(REPO, [APPLIED_REF], expected={APPLIED_REF: third})  # from where it is, even backwards
+    assert world.ctx.forge._repo(REPO).get_git_ref("paved/applied").object.sha == second  # type: ignore[attr-defined]

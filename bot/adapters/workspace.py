@@ -11,6 +11,12 @@ read in /proc/<pid>/cmdline, and never stored in the mirror's config. That envir
 scratch with only what git needs from Paved's own (where programs and git's config are, proxies, CA
 certificates), so Paved's secrets are not handed to git and the helpers it starts. Any error message is
 scrubbed of credentials. `clone` makes a working clone the same way.
+
+Pushes never force. Several workers add records to the same notes refs, so a notes ref is merged with
+the forge's before it is pushed (`git notes merge -s cat_sort_uniq`: every record is one JSON line, and
+every line of both sides is kept), and pushed again after another merge when another writer got there
+first. Other refs move fast-forward only, or from the commit the caller expects (a compare-and-swap:
+`--force-with-lease=<ref>:<expected>`).
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from __future__ import annotations
 import base64
 import fcntl
 import os
+import random
 import re
 import subprocess
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import git
@@ -35,6 +43,21 @@ Credentials = Callable[[str], str]  # repo ("owner/name") -> token to fetch and 
 
 class WorkspaceError(PavedError):
     """Raised when git cannot fetch or push; the message never contains a credential."""
+
+
+class PushRejected(WorkspaceError):
+    """Raised when the forge refuses to move a ref because it is not where the push expected it: another
+    writer moved it since it was read (not a fast-forward, or not the expected commit)."""
+
+
+# How a notes ref that another writer moved meanwhile is merged and pushed again: this many pushes at
+# most, waiting a random while between them, up to twice as long each time.
+NOTES_PUSH_ATTEMPTS = 6
+NOTES_RETRY_SECONDS = 0.1
+NOTES_MERGE_STRATEGY = "cat_sort_uniq"
+# What git says when a ref moved under a push: refused by git before sending (`[rejected] … (fetch
+# first | non-fast-forward | stale info)`), or by the forge when another push won the race for the ref.
+_MOVED = ("[rejected]", "cannot lock ref", "failed to update ref", "incorrect old value")
 
 
 # What git may need from Paved's environment: where programs and git's own configuration are, proxies and
@@ -75,7 +98,11 @@ def _git(args: list[str], *, cwd: Path | None, token: str, what: str) -> str:
         raise WorkspaceError(f"git could not {what}: {exc.strerror}") from None
     if done.returncode != 0:
         detail = _scrub(done.stderr.strip() or f"exit status {done.returncode}", [token, _basic(token)])
-        raise WorkspaceError(f"git could not {what}: {detail.splitlines()[-1]}")
+        lines = [line for line in detail.splitlines() if not line.startswith("hint:")] or [detail]
+        moved = [line.strip() for line in lines if any(sign in line for sign in _MOVED)]
+        if args[:1] == ["push"] and moved:
+            raise PushRejected(f"git could not {what}: {moved[0]}")
+        raise WorkspaceError(f"git could not {what}: {lines[-1]}")
     return done.stdout
 
 
@@ -143,13 +170,60 @@ class Workspace:
             specs.append(f"+{full}:{full}")
         self._run(repo, "fetch", "fetch", "--quiet", "--no-tags", "--prune", self.clone_url(repo), *specs)
 
-    def push(self, repo: str, refs: Iterable[str]) -> None:
-        """Push refs of the mirror to the same names on the forge, moving them where they point.
+    def push(self, repo: str, refs: Iterable[str], *, expected: Mapping[str, str | None] | None = None) -> None:
+        """Push refs of the mirror to the same names on the forge, never forcing.
 
-        Paved pushes only its own refs (notes and `refs/paved/*`), and only while it holds the
-        repository's lock, so moving them is safe.
+        A notes ref (`refs/notes/…`) is first merged with the forge's, keeping every record of both,
+        and merged and pushed again when another writer moved it meanwhile. Any other ref moves only
+        fast-forward, or, when `expected` names it, only from that commit (None: only if it does not
+        exist yet), whatever their history; `PushRejected` otherwise.
         """
-        self._run(repo, "push", "push", "--quiet", self.clone_url(repo), *[f"+{r}:{r}" for r in refs])
+        expected = expected or {}
+        others = []
+        for ref in refs:
+            if ref.startswith("refs/notes/"):
+                self._push_notes(repo, ref)
+            else:
+                others.append(ref)
+        if others:
+            leases = [f"--force-with-lease={r}:{expected[r] or ''}" for r in others if r in expected]
+            self._run(repo, "push", "push", "--quiet", *leases, self.clone_url(repo), *[f"{r}:{r}" for r in others])
+
+    def _push_notes(self, repo: str, ref: str) -> None:
+        for attempt in range(1, NOTES_PUSH_ATTEMPTS + 1):
+            with self._locked(repo):
+                self._merge_forge_notes(repo, ref)
+                try:
+                    self._run_locked(repo, f"push {ref}", "push", "--quiet", self.clone_url(repo), f"{ref}:{ref}")
+                    return
+                except PushRejected:
+                    if attempt == NOTES_PUSH_ATTEMPTS:
+                        raise
+            # Another writer pushed between our fetch and our push: let it finish, then merge again.
+            time.sleep(random.uniform(0.5, 1.0) * NOTES_RETRY_SECONDS * 2 ** (attempt - 1))
+
+    def _merge_forge_notes(self, repo: str, ref: str) -> None:
+        """Merge the forge's `ref` into the mirror's (holding the mirror's lock): fetched into a temporary
+        notes ref, then `git notes merge`, where a note both sides changed keeps every line of both."""
+        incoming = "refs/notes/paved-incoming/" + ref.removeprefix("refs/notes/")
+        try:
+            self._run_locked(repo, f"fetch {ref}", "fetch", "--quiet", "--no-tags", self.clone_url(repo),
+                             f"+{ref}:{incoming}")
+        except WorkspaceError as exc:
+            if "couldn't find remote ref" in exc.message:
+                return  # nothing on the forge yet: ours is all there is
+            raise
+        mirror = self._mirror(repo)
+        try:
+            mirror.git.notes(f"--ref={ref}", "merge", "--quiet", f"--strategy={NOTES_MERGE_STRATEGY}", incoming,
+                             env=PAVED_IDENTITY)
+        except git.GitCommandError as exc:
+            with suppress(git.GitCommandError):  # leave no half-done merge behind for the next one
+                mirror.git.notes(f"--ref={ref}", "merge", "--abort")
+            detail = (str(exc.stderr).strip().splitlines() or [f"exit status {exc.status}"])[-1]
+            raise WorkspaceError(f"git could not merge the forge's {ref} for {repo}: {detail}") from exc
+        finally:
+            mirror.git.update_ref("-d", incoming)
 
     def fetch_if_present(self, repo: str, ref: str) -> bool:
         try:

@@ -247,14 +247,13 @@ def record_plan(ctx: Context, pr: PullRequest, plan: Plan) -> None:
     """Append the plan's record to the head commit's note under `refs/notes/paved-plans` and push it.
 
     Best effort: the plan on the pull request is what people wait for, so a note that cannot be
-    written or pushed is logged and left out of the statistics. The notes ref is fetched first so the
-    push (which moves the ref) carries every earlier record; two plans of one repo recorded at the
-    same instant by two workers could still lose one of them, which only costs a statistic.
+    written or pushed is logged and left out of the statistics. The push merges the forge's notes
+    into the mirror's (every record of both kept) and never forces, so plans recorded at the same
+    instant by several workers all count.
     """
     record = PlanRecord.of(plan, pull_request=pr.number, head=pr.head_sha, opened_at=pr.created_at,
                            author=pr.author, planned_at=datetime.now(UTC).isoformat(timespec="seconds"))
     try:
-        ctx.mirror.fetch_if_present(pr.repo, PLANS_REF)
         ctx.mirror.append_note(pr.repo, PLANS_REF, pr.head_sha, record.to_json())
         ctx.mirror.push(pr.repo, [PLANS_REF])
     except Exception as exc:  # whatever git says (or GitPython raises), the published plan stands

@@ -231,7 +231,7 @@ def _apply(ctx: Context, repo: str, head: str, last: str | None, providers: Sequ
     ctx.forge.publish_check(repo, CheckRun(CHECK_NAME, head, "success" if ok else "failure", title, summary))
     if ok:
         ctx.mirror.set_ref(repo, APPLIED_REF, head)
-        ctx.mirror.push(repo, [APPLIED_REF])
+        ctx.mirror.push(repo, [APPLIED_REF], expected={APPLIED_REF: last})
     tried = earlier + (0 if ok else 1)
     if pr is not None:
         if ok or trigger != "reconcile" or earlier == 0:
