@@ -1,24 +1,41 @@
 """The one place that talks to GitHub: the `Forge` port implemented with PyGithub.
 
 Works against github.com, GitHub Enterprise and the local sandbox forge alike; only the API base URL
-differs. Every PyGithub error is wrapped in `ForgeError` carrying GitHub's status and message.
+differs. Every client is built by `_github` (or, for the App itself, `_integration`) with the same
+transport: a timeout on every answer and `_Retry`, PyGithub's `GithubRetry` tuned for Paved (see
+`RetryPolicy`). Every failure, GitHub's refusals and the transport's errors alike, is wrapped in
+`ForgeError` carrying a one-line message and GitHub's status (0 when GitHub never answered).
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC
+from types import TracebackType
 from typing import Any, TypeVar
 
-from github import Auth, Github, GithubException, GithubIntegration
+from github import Auth, Github, GithubException, GithubIntegration, GithubRetry
+from requests import RequestException
+from urllib3.connectionpool import ConnectionPool
+from urllib3.exceptions import HTTPError, InvalidHeader, MaxRetryError, ResponseError
+from urllib3.response import BaseHTTPResponse
+from urllib3.util.retry import Retry
 
 from bot.errors import PavedError
 from bot.forge import ANNOTATIONS_PER_REQUEST, Annotation, CheckRun, Issue, Permission, PullRequest, Review
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# What a request to GitHub fails with when no answer comes back: requests' errors (refused, dropped and
+# timed-out connections), urllib3's (`MaxRetryError` and the like, should one get past requests) and the
+# sockets' own (`OSError`, of which `TimeoutError` and requests' errors are kinds too).
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (RequestException, HTTPError, OSError)
 
 
 class ForgeError(PavedError):
@@ -29,14 +46,181 @@ class ForgeError(PavedError):
         self.status = status
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def refusal(exc: GithubException) -> str:
+    """GitHub's own words for a refusal, on one line: its message (or the start of a proxy's page) and the status."""
+    data = exc.data if isinstance(exc.data, dict) else {}
+    raw = exc.data if isinstance(exc.data, str) else ""  # a proxy's or load balancer's page, not GitHub's JSON
+    return _one_line(f"{data.get('message') or raw[:200] or 'no message'} ({exc.status})")
+
+
+def transport_failure(exc: BaseException) -> str:
+    """How a request got no answer, on one line: the innermost error (requests wraps urllib3's, which wraps the
+    socket's) by kind and words, e.g. `ReadTimeoutError: ... Read timed out. (read timeout=15)`."""
+    root = exc
+    for _ in range(5):
+        inner = getattr(root, "reason", None)  # urllib3's MaxRetryError
+        if not isinstance(inner, BaseException) and root.args and isinstance(root.args[0], BaseException):
+            inner = root.args[0]  # requests' errors hold urllib3's as their first argument
+        if not isinstance(inner, BaseException):
+            break
+        root = inner
+    return _one_line(f"{type(root).__name__}: {root}")[:300]
+
+
 @contextmanager
 def _wrapped(what: str) -> Iterator[None]:
     try:
         yield
     except GithubException as exc:
-        data = exc.data if isinstance(exc.data, dict) else {}
-        message = data.get("message") or str(exc)
-        raise ForgeError(f"GitHub refused to {what}: {message} ({exc.status})", status=exc.status) from exc
+        verb = "failed" if exc.status >= 500 else "refused"
+        raise ForgeError(f"GitHub {verb} to {what}: {refusal(exc)}", status=exc.status) from exc
+    except TRANSPORT_ERRORS as exc:
+        raise ForgeError(f"GitHub did not answer when Paved tried to {what}: {transport_failure(exc)}") from exc
+
+
+# -- the transport: timeouts and retries ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard Paved tries one request to GitHub before giving up with a `ForgeError`.
+
+    `attempts` in all, the first included. Between them Paved waits what GitHub asks (`Retry-After`, or
+    until `X-RateLimit-Reset` when a rate limit is spent), else `backoff` seconds, doubling after each
+    failure, with jitter. The waits of one request never add up to more than `max_wait`: a rate limit that
+    asks for longer fails at once, so a job never sits for an hour on a spent limit. `timeout` bounds the
+    wait for the connection and for each read of the answer.
+    """
+
+    attempts: int = 5
+    backoff: float = 1.0
+    max_wait: float = 60.0
+    timeout: int = 15  # whole seconds: PyGithub takes no fractions
+
+
+RETRIES = RetryPolicy()
+# What GitHub answers when it did not do the request and asks to be asked again: its servers' failures and
+# its rate limits (403 and 429; `GithubRetry` adds 403 and tells a rate limit from a refusal by its body).
+_RETRIED_STATUSES = [429, 500, 502, 503, 504]
+
+
+class _Retry(GithubRetry):
+    """PyGithub's `GithubRetry` (a urllib3 `Retry` that knows GitHub's rate-limit answers), with a budget.
+
+    - **Which requests go again.** An answer of 500, 502, 503, 504 or a rate limit (403/429 with
+      `Retry-After`, or a body saying so) is GitHub saying it did not do the request, so any method may be
+      sent again (a gateway's 502/504 could hide a write done behind it; it is taken at its word too). A
+      request that got no answer is another matter. When the connection could not be made, GitHub never
+      saw it: any method goes again. When it was sent and no answer came (a read timeout, a dropped
+      connection), GitHub may have acted on it: only idempotent methods (urllib3's default
+      `allowed_methods`: GET, HEAD, PUT, DELETE, OPTIONS, TRACE) go again. So a POST that creates a
+      comment, a check run or a repository is never repeated blindly: it fails with a `ForgeError`, and
+      the sticky comment and check runs are looked up before they are created, so the next run edits
+      what the lost answer made.
+    - **How long it waits.** What GitHub asks, else `get_backoff_time`; the wait is decided and counted
+      when the retry is granted, and a wait that would take the request's waits past `max_wait` ends the
+      retries: the last answer stands (PyGithub raises it with its status) or the last error is raised.
+    """
+
+    def __init__(self, *, max_wait: float = RETRIES.max_wait, slept: float = 0.0, wait: float = 0.0,
+                 counted: Callable[[int, str | None], None] | None = None, **kwargs: Any) -> None:
+        self.max_wait = max_wait
+        self.slept = slept  # seconds this request has waited already
+        self.wait = wait  # seconds to wait before the attempt this object grants
+        self.counted = counted  # counts an answer PyGithub never sees (see `_observed`)
+        kwargs["max_rate_limit_wait"] = max(max_wait - slept, 0.0)
+        super().__init__(**kwargs)
+
+    @classmethod
+    def of(cls, policy: RetryPolicy, counted: Callable[[int, str | None], None] | None = None) -> _Retry:
+        return cls(total=max(policy.attempts - 1, 0), status_forcelist=list(_RETRIED_STATUSES),
+                   allowed_methods=Retry.DEFAULT_ALLOWED_METHODS, backoff_factor=policy.backoff,
+                   backoff_max=policy.max_wait, raise_on_status=False, max_wait=policy.max_wait,
+                   secondary_rate_wait=60.0,  # GitHub's advice when a secondary limit names no time
+                   counted=counted)
+
+    def new(self, **kw: Any) -> _Retry:
+        kw.setdefault("max_wait", self.max_wait)
+        kw.setdefault("slept", self.slept)
+        kw.setdefault("counted", self.counted)
+        retry = super().new(**kw)
+        assert isinstance(retry, _Retry)
+        return retry
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        # An answer, whatever the method: see the class's description. (`allowed_methods` still governs
+        # requests that got no answer, in `increment`.)
+        return super().is_retry("GET", status_code, has_retry_after)
+
+    def get_backoff_time(self) -> float:
+        """`backoff` seconds after the first failure, doubling after each next one, each wait drawn between half
+        and all of that so that clients failing together do not come back together (urllib3's own waits
+        nothing after a first failure)."""
+        failures = len(self.history)
+        if failures == 0:
+            return 0.0
+        ceiling = min(self.backoff_max, self.backoff_factor * 2 ** (failures - 1))
+        return ceiling * (0.5 + random.random() / 2)  # jitter, not a secret
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> _Retry:
+        try:
+            retry = super().increment(method, url, response, error, _pool, _stacktrace)  # type: ignore[arg-type]
+        except GithubException:
+            self._count(response)  # a refusal `GithubRetry` raises itself, before PyGithub's hook sees it
+            raise
+        # (On MaxRetryError the answer stands and goes on to PyGithub, which counts it.)
+        assert isinstance(retry, _Retry)
+        wait = self._wait_before(retry, response)
+        if response is not None:
+            what = f"answered {response.status}"
+        else:
+            what = f"did not answer ({transport_failure(error)})" if error is not None else "did not answer"
+        if self.slept + wait > self.max_wait:
+            log.warning("GitHub %s to %s %s; giving up: waiting %.1f s more would pass %.0f s", what, method, url,
+                        wait, self.max_wait)
+            raise MaxRetryError(_pool, url or "", error or ResponseError(  # type: ignore[arg-type]
+                f"{what}, and waiting {wait:.1f} s more would pass {self.max_wait:.0f} s"))
+        retry.wait = wait
+        retry.slept = self.slept + wait
+        retry.max_rate_limit_wait = max(self.max_wait - retry.slept, 0.0)
+        log.info("GitHub %s to %s %s; trying again in %.1f s", what, method, url, wait)
+        self._count(response)  # an answer asked again: PyGithub only sees the last
+        return retry
+
+    def _count(self, response: BaseHTTPResponse | None) -> None:
+        if response is not None and self.counted is not None:
+            self.counted(int(response.status), response.headers.get("X-RateLimit-Remaining"))
+
+    @staticmethod
+    def _wait_before(retry: _Retry, response: BaseHTTPResponse | None) -> float:
+        if response is not None:
+            try:
+                asked = retry.get_retry_after(response)
+            except InvalidHeader:
+                asked = None
+            if asked is not None:
+                return asked
+            reset = response.headers.get("X-RateLimit-Reset") or ""
+            if response.status in (403, 429) and response.headers.get("X-RateLimit-Remaining") == "0" \
+                    and reset.isdigit():
+                return max(int(reset) - time.time() + 1, retry.get_backoff_time())
+        return retry.get_backoff_time()
+
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        # The wait was decided, and counted against `max_wait`, when this attempt was granted.
+        if self.wait > 0:
+            time.sleep(self.wait)
 
 
 # PyGithub waits 0.25 s between requests and 1 s between writes by default, as GitHub asks of
@@ -46,83 +230,101 @@ POLITE = {"seconds_between_requests": 0.25, "seconds_between_writes": 1.0}
 IMPATIENT: dict[str, float | None] = {"seconds_between_requests": None, "seconds_between_writes": None}
 
 
+def _transport(api_url: str, polite: bool, retries: RetryPolicy, observed: bool) -> dict[str, Any]:
+    """The options every client is built with (an installation's token renewals inherit them too)."""
+    return {"retry": _Retry.of(retries, _counter(api_url) if observed else None), "timeout": retries.timeout,
+            **(POLITE if polite else IMPATIENT)}
+
+
+def _counter(api_url: str) -> Callable[[int, str | None], None]:
+    """Counts one answer of GitHub's, and the rate limit it reports, in Paved's metrics."""
+    from bot.adapters import metrics
+
+    def count(status: int, remaining: str | None) -> None:
+        metrics.github_answered(api_url, status, remaining)
+
+    return count
+
+
 def _observed(requester: Any, api_url: str) -> None:
     """Count every request `requester` makes, and record the rate limit GitHub reports, in Paved's metrics.
 
-    PyGithub calls its requester's `DEBUG_ON_RESPONSE` hook after every response, with the status and the
-    headers and whether or not its debug mode is on: wrapping it on this one requester sees each call of
-    this client, without touching PyGithub's classes (other clients in the process are not counted).
+    PyGithub calls its requester's `DEBUG_ON_RESPONSE` hook after every response it is handed, with the status
+    and the headers and whether or not its debug mode is on: wrapping it on this one requester sees each call
+    of this client, without touching PyGithub's classes (other clients in the process are not counted). The
+    answers its retries swallow (a 502 asked again, say) are counted by `_Retry` instead.
     """
-    from bot.adapters import metrics
-
+    count = _counter(api_url)
     original = requester.DEBUG_ON_RESPONSE
 
     def on_response(status: int, headers: dict[str, Any], data: Any) -> None:
         remaining = headers.get("x-ratelimit-remaining")
-        metrics.github_answered(api_url, int(status), None if remaining is None else str(remaining))
+        count(int(status), None if remaining is None else str(remaining))
         original(status, headers, data)
 
     requester.DEBUG_ON_RESPONSE = on_response
 
 
-def connect_with_token(api_url: str, token: str, *, polite: bool = True) -> Github:
-    client = Github(base_url=api_url, auth=Auth.Token(token), per_page=100, retry=None,
-                    **(POLITE if polite else IMPATIENT))
-    _observed(client.requester, api_url)
+def _github(api_url: str, auth: Auth.Auth | None, *, polite: bool, retries: RetryPolicy,
+            observed: bool = True) -> Github:
+    """Every PyGithub client Paved makes, with the same transport."""
+    client = Github(base_url=api_url, auth=auth, per_page=100, **_transport(api_url, polite, retries, observed))
+    if observed:
+        _observed(client.requester, api_url)
     return client
 
 
-def oauth_user_token(api_url: str, client_id: str, client_secret: str, code: str) -> str:
-    """The user access token GitHub's OAuth web flow gives for `code` (the visitor's, signing in)."""
-    from requests import RequestException
+def connect_with_token(api_url: str, token: str, *, polite: bool = True, retries: RetryPolicy = RETRIES) -> Github:
+    return _github(api_url, Auth.Token(token), polite=polite, retries=retries)
 
-    client = Github(base_url=api_url, retry=None, seconds_between_requests=None, seconds_between_writes=None)
+
+def oauth_user_token(api_url: str, client_id: str, client_secret: str, code: str, *,
+                     retries: RetryPolicy = RETRIES) -> str:
+    """The user access token GitHub's OAuth web flow gives for `code` (the visitor's, signing in)."""
+    client = _github(api_url, None, polite=False, retries=retries, observed=False)
     application = client.get_oauth_application(client_id, client_secret)
     try:
         # GitHub answers a refused exchange with 200 and an `error`; PyGithub raises on it.
         return str(application.get_access_token(code).token)
     except GithubException as exc:
         data = exc.data if isinstance(exc.data, dict) else {}
-        raise ForgeError(f"GitHub refused the sign-in code: {data.get('error') or exc.status}",
+        raise ForgeError(f"GitHub refused the sign-in code: {_one_line(str(data.get('error') or exc.status))}",
                          status=exc.status) from exc
-    except RequestException as exc:
-        raise ForgeError(f"GitHub could not be reached to finish signing in ({type(exc).__name__})") from exc
+    except TRANSPORT_ERRORS as exc:
+        raise ForgeError(f"GitHub could not be reached to finish signing in ({transport_failure(exc)})") from exc
 
 
-def login_of_token(api_url: str, token: str) -> str:
+def login_of_token(api_url: str, token: str, *, retries: RetryPolicy = RETRIES) -> str:
     """Whose a user access token is."""
-    from requests import RequestException
-
-    client = Github(base_url=api_url, auth=Auth.Token(token), retry=None, seconds_between_requests=None,
-                    seconds_between_writes=None)
+    client = _github(api_url, Auth.Token(token), polite=False, retries=retries, observed=False)
     try:
         return str(client.get_user().login)
     except GithubException as exc:
         raise ForgeError(f"GitHub would not say who signed in ({exc.status})", status=exc.status) from exc
-    except RequestException as exc:
-        raise ForgeError(f"GitHub could not be reached to finish signing in ({type(exc).__name__})") from exc
+    except TRANSPORT_ERRORS as exc:
+        raise ForgeError(f"GitHub could not be reached to finish signing in ({transport_failure(exc)})") from exc
 
 
 def installation_client(api_url: str, app_id: int | str, private_key: str, installation_id: int, *,
-                        polite: bool = True) -> Github:
+                        polite: bool = True, retries: RetryPolicy = RETRIES) -> Github:
     """A client acting as one installation of a GitHub App (its token is renewed by PyGithub)."""
     auth = Auth.AppAuth(int(app_id), private_key).get_installation_auth(installation_id)
-    client = Github(base_url=api_url, auth=auth, per_page=100, retry=None,
-                    **(POLITE if polite else IMPATIENT))
-    _observed(client.requester, api_url)
-    return client
+    return _github(api_url, auth, polite=polite, retries=retries)
 
 
-def _integration(api_url: str, app_id: int | str, private_key: str) -> GithubIntegration:
-    integration = GithubIntegration(base_url=api_url, auth=Auth.AppAuth(int(app_id), private_key))
+def _integration(api_url: str, app_id: int | str, private_key: str, *, retries: RetryPolicy = RETRIES) -> \
+        GithubIntegration:
+    integration = GithubIntegration(base_url=api_url, auth=Auth.AppAuth(int(app_id), private_key),
+                                    **_transport(api_url, True, retries, True))
     _observed(integration.requester, api_url)
     return integration
 
 
-def installation_of(api_url: str, app_id: int | str, private_key: str, repo: str) -> int:
+def installation_of(api_url: str, app_id: int | str, private_key: str, repo: str, *,
+                    retries: RetryPolicy = RETRIES) -> int:
     """The id of the App's installation that covers `repo`."""
     owner, name = repo.split("/", 1)
-    integration = _integration(api_url, app_id, private_key)
+    integration = _integration(api_url, app_id, private_key, retries=retries)
     with _wrapped(f"find the installation for {repo}"):
         return int(integration.get_repo_installation(owner, name).id)
 
@@ -344,15 +546,17 @@ class GitHubForge:
 def token_of(client: Github) -> str:
     """The token a client currently authenticates with (an installation's is renewed when it expires)."""
     auth = client.requester.auth
-    token = getattr(auth, "token", None)
+    with _wrapped("renew the App installation's token"):
+        token = getattr(auth, "token", None)  # an installation's asks GitHub for a new one when it expires
     if not isinstance(token, str):
         raise ForgeError("this GitHub client has no token to hand to git")
     return token
 
 
-def installed_repositories(api_url: str, app_id: int | str, private_key: str) -> list[str]:
+def installed_repositories(api_url: str, app_id: int | str, private_key: str, *,
+                           retries: RetryPolicy = RETRIES) -> list[str]:
     """Every repository the App is installed on, across its installations."""
-    integration = _integration(api_url, app_id, private_key)
+    integration = _integration(api_url, app_id, private_key, retries=retries)
     with _wrapped("list the App's installations and their repositories"):
         return sorted(repo.full_name for installation in integration.get_installations()
                       for repo in installation.get_repos())

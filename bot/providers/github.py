@@ -55,7 +55,7 @@ from github.OrganizationCustomProperty import CustomProperty
 from github.Team import Team as GithubTeam
 
 from bot.adapters import scaffold
-from bot.adapters.github import ForgeError
+from bot.adapters.github import TRANSPORT_ERRORS, ForgeError, transport_failure
 from bot.errors import PavedError
 from bot.model import Resource, Tree
 from bot.provider import Result, Step, Target, Verb
@@ -75,6 +75,10 @@ _TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 class _StepFailed(PavedError):
     """Raised inside `apply` when a step cannot be taken; the message becomes the failed Result's."""
+
+
+# What ends an apply in a failed Result: GitHub's refusals, no answer from GitHub, and Paved's own errors.
+_FAILURES: tuple[type[Exception], ...] = (GithubException, PavedError, *TRANSPORT_ERRORS)
 
 
 # -- small helpers ----------------------------------------------------------------------------------------
@@ -865,6 +869,9 @@ class GitHubProvider:
             return kind.observe(resource, target)
         except GithubException as exc:
             raise ForgeError(f"GitHub refused to show {resource.identity}: {_reason(exc)}", status=exc.status) from exc
+        except TRANSPORT_ERRORS as exc:
+            raise ForgeError(f"GitHub did not answer when asked for {resource.identity}: {transport_failure(exc)}") \
+                from exc
 
     def plan(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
              previous: Resource | None = None) -> list[Step]:
@@ -916,7 +923,7 @@ class GitHubProvider:
                 log.info("%s: %s", subject.identity, action.step.description)
                 action.run(outputs)
                 taken.append(action.step)
-        except (GithubException, PavedError, OSError) as exc:
+        except _FAILURES as exc:
             message = self._failure(exc, current)
             log.warning("%s: %s", subject.identity, message)
             return Result(subject.identity, "failed", message, tuple(taken), outputs)
@@ -928,8 +935,8 @@ class GitHubProvider:
             message = f"GitHub refused{doing}: {_reason(exc)}"
         elif isinstance(exc, PavedError):
             message = exc.message
-        else:
-            message = f"GitHub could not be reached{doing}: {_one_line(str(exc))[:300]}"
+        else:  # no answer (a timeout, a dropped connection), or a local file's or git's error
+            message = f"GitHub could not be reached{doing}: {transport_failure(exc)}"
         return _scrub(_one_line(message), [])
 
 
@@ -955,6 +962,9 @@ class GitHubSecrets:
         except GithubException as exc:
             raise ForgeError(f"GitHub refused to show secret {name} of {_where(repo, environment)}: "
                              f"{_reason(exc)}", status=exc.status) from None
+        except TRANSPORT_ERRORS as exc:
+            raise ForgeError(f"GitHub did not answer when asked for secret {name} of {_where(repo, environment)}: "
+                             f"{transport_failure(exc)}") from None
 
     def put(self, repo: str, environment: str | None, name: str, value: str) -> None:
         try:
@@ -962,6 +972,9 @@ class GitHubSecrets:
         except GithubException as exc:
             raise ForgeError(f"GitHub refused to set secret {name} on {_where(repo, environment)}: "
                              f"{_scrub(_reason(exc), [value])}", status=exc.status) from None
+        except TRANSPORT_ERRORS as exc:
+            raise ForgeError(f"GitHub did not answer when asked to set secret {name} on "
+                             f"{_where(repo, environment)}: {_scrub(transport_failure(exc), [value])}") from None
 
     def remove(self, repo: str, environment: str | None, name: str) -> None:
         """Delete the secret; one that is already gone (or whose repository is) is fine."""
@@ -970,6 +983,9 @@ class GitHubSecrets:
         except GithubException as exc:
             raise ForgeError(f"GitHub refused to delete secret {name} of {_where(repo, environment)}: "
                              f"{_reason(exc)}", status=exc.status) from None
+        except TRANSPORT_ERRORS as exc:
+            raise ForgeError(f"GitHub did not answer when asked to delete secret {name} of "
+                             f"{_where(repo, environment)}: {transport_failure(exc)}") from None
 
 
 def _where(repo: str, environment: str | None) -> str:
