@@ -446,6 +446,16 @@ def test_readyz_answers_503_when_the_data_folder_cannot_be_written_to(tmp_path: 
     assert f"the data folder {settings.data_dir} is not a writable folder" in assert_message_only(response)
 
 
+def test_readyz_answers_503_when_mirrors_could_not_be_rebuilt(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, queue_immediate=False)
+    with running(settings, Recorder()) as service:
+        shutil.rmtree(settings.mirrors, ignore_errors=True)
+        settings.mirrors.write_text("not a folder")  # as above: no file can be made in it
+        response = service.client.get(service.url + "/readyz")
+    assert response.status_code == 503
+    assert f"the mirrors folder {settings.mirrors} cannot be written" in assert_message_only(response)
+
+
 def test_readyz_answers_503_when_the_queue_file_is_gone(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, queue_immediate=False)
     with running(settings, Recorder()) as service:

@@ -254,3 +254,55 @@ def test_the_applied_ref_moves_only_from_the_commit_the_apply_found(world: World
         assert token_of(world) not in rejected.value.message
     mirror.push(REPO, [APPLIED_REF], expected={APPLIED_REF: third})  # from where it is, even backwards
     assert world.ctx.forge._repo(REPO).get_git_ref("paved/applied").object.sha == second  # type: ignore[attr-defined]
+
+
+# -- the mirror is a cache of the forge ----------------------------------------------------------------------
+
+
+def test_a_mirror_git_cannot_open_is_fetched_again_from_the_forge(world: World) -> None:
+    mirror = world.ctx.mirror
+    assert isinstance(mirror, Workspace)
+    mirror.fetch(REPO, ["main"])
+    (mirror.path(REPO) / "HEAD").write_bytes(b"")  # what a read-only remount left behind
+    mirror.fetch(REPO, ["main"])
+    assert mirror.resolve(REPO, "refs/heads/main") == main_head(world)
+
+
+def test_a_mirror_without_its_objects_is_fetched_again_from_the_forge(world: World) -> None:
+    mirror = world.ctx.mirror
+    assert isinstance(mirror, Workspace)
+    mirror.fetch(REPO, ["main"])
+    shutil.rmtree(mirror.path(REPO) / "objects")  # a half-cleaned disk took the objects away
+    world.forge.push_files("acme", "platform", "main", {"catalog/README.md": "Requests.\n"}, by="alice")
+    mirror.fetch(REPO, ["main"])
+    with mirror.tree(REPO, main_head(world)) as tree:
+        assert tree.read("catalog/README.md") == b"Requests.\n"
+
+
+def test_a_mirror_git_finds_damaged_while_fetching_is_fetched_again_from_the_forge(world: World) -> None:
+    mirror = world.ctx.mirror
+    assert isinstance(mirror, Workspace)
+    mirror.fetch(REPO, ["main"])
+    (mirror.path(REPO) / "refs" / "heads" / "lost").write_text("1" * 40 + "\n")  # names an object it lacks
+    mirror.fetch(REPO, ["main"])
+    assert mirror.resolve(REPO, "refs/heads/main") == main_head(world)
+    assert not (mirror.path(REPO) / "refs" / "heads" / "lost").exists()
+
+
+def test_a_ref_the_forge_does_not_have_is_dropped_from_the_mirror_not_carried(world: World) -> None:
+    mirror = world.ctx.mirror
+    mirror.fetch(REPO, ["main"])
+    mirror.set_ref(REPO, APPLIED_REF, main_head(world))  # set, but its push never arrived
+    assert mirror.fetch_if_present(REPO, APPLIED_REF) is False
+    assert mirror.resolve(REPO, APPLIED_REF) is None
+
+
+def test_a_push_whose_answer_was_lost_counts_when_the_forge_has_it(world: World) -> None:
+    mirror = world.ctx.mirror
+    mirror.fetch(REPO, ["main"])
+    mirror.set_ref(REPO, APPLIED_REF, main_head(world))
+    faults = world.forge.faults(1.0, kinds=("drop",), only="git-receive-pack", limit=1)
+    mirror.push(REPO, [APPLIED_REF], expected={APPLIED_REF: None})
+    world.forge.no_faults()
+    assert faults.served.get("drop") == 1
+    assert world.ctx.forge._repo(REPO).get_git_ref("paved/applied").object.sha == main_head(world)  # type: ignore[attr-defined]

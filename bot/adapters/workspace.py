@@ -16,16 +16,24 @@ Pushes never force. Several workers add records to the same notes refs, so a not
 the forge's before it is pushed (`git notes merge -s cat_sort_uniq`: every record is one JSON line, and
 every line of both sides is kept), and pushed again after another merge when another writer got there
 first. Other refs move fast-forward only, or from the commit the caller expects (a compare-and-swap:
-`--force-with-lease=<ref>:<expected>`).
+`--force-with-lease=<ref>:<expected>`). A push whose answer was lost is asked about: when the forge has
+the ref where the push meant to put it, the push happened.
+
+A mirror is a cache of the forge: a mirror that git cannot open (a crash or a read-only remount left its
+`HEAD` empty, its objects damaged) is deleted and fetched again, and a ref of Paved's that the forge does
+not have (a push that never arrived) is dropped from the mirror when it is fetched, never carried along
+into the next push.
 """
 
 from __future__ import annotations
 
 import base64
 import fcntl
+import logging
 import os
 import random
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -39,6 +47,10 @@ from bot.errors import PavedError
 from bot.files import private_folder
 
 Credentials = Callable[[str], str]  # repo ("owner/name") -> token to fetch and push with
+log = logging.getLogger(__name__)
+# What git says of a mirror it cannot use: rebuilt from the forge, once, then the job goes on.
+_DAMAGED = ("not a git repository", "bad object", "loose object", "is corrupt", "unable to read", "invalid sha1",
+            "bad signature", "index file", "missing object", "did not send all necessary objects")
 
 
 class WorkspaceError(PavedError):
@@ -150,9 +162,30 @@ class Workspace:
     def _mirror(self, repo: str) -> git.Repo:
         path = self.path(repo)
         if (path / "HEAD").exists():
-            return git.Repo(path)
-        private_folder(path.parent)
-        return git.Repo.init(path, bare=True)
+            try:
+                if (path / "HEAD").read_bytes().strip():
+                    return git.Repo(path)
+            except (OSError, git.InvalidGitRepositoryError, git.NoSuchPathError):
+                pass
+            self._discard(repo, "git cannot open it")
+        try:
+            private_folder(path.parent)
+            return git.Repo.init(path, bare=True)
+        except (OSError, git.GitCommandError) as exc:
+            raise WorkspaceError(f"the mirror of {repo} cannot be made in {path.parent}: "
+                                 f"{getattr(exc, 'strerror', None) or exc}") from None
+
+    def _discard(self, repo: str, why: str) -> None:
+        """Delete a damaged mirror: it is only a cache of the forge, fetched again by the next step."""
+        path = self.path(repo)
+        log.warning("the mirror of %s is damaged (%s): deleting it to fetch it again from the forge", repo, why)
+        try:
+            shutil.rmtree(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise WorkspaceError(f"the mirror of {repo} is damaged ({why}) and cannot be rebuilt: "
+                                 f"{exc.strerror or exc}") from None
 
     def _run(self, repo: str, what: str, *args: str) -> str:
         with self._locked(repo):
@@ -163,12 +196,22 @@ class Workspace:
         return _git(list(args), cwd=Path(mirror.git_dir), token=self.token(repo), what=f"{what} for {repo}")
 
     def fetch(self, repo: str, refs: Iterable[str]) -> None:
-        """Fetch `refs` (branch names or full refs) into the mirror under the same names."""
+        """Fetch `refs` (branch names or full refs) into the mirror under the same names; a mirror git
+        finds damaged on the way is rebuilt and fetched again."""
         specs = []
         for ref in refs:
             full = ref if ref.startswith("refs/") else f"refs/heads/{ref}"
             specs.append(f"+{full}:{full}")
-        self._run(repo, "fetch", "fetch", "--quiet", "--no-tags", "--prune", self.clone_url(repo), *specs)
+        with self._locked(repo):
+            try:
+                self._run_locked(repo, "fetch", "fetch", "--quiet", "--no-tags", "--prune", self.clone_url(repo),
+                                 *specs)
+            except WorkspaceError as exc:
+                if not any(sign in exc.message.lower() for sign in _DAMAGED):
+                    raise
+                self._discard(repo, exc.message)
+                self._run_locked(repo, "fetch", "fetch", "--quiet", "--no-tags", "--prune", self.clone_url(repo),
+                                 *specs)
 
     def push(self, repo: str, refs: Iterable[str], *, expected: Mapping[str, str | None] | None = None) -> None:
         """Push refs of the mirror to the same names on the forge, never forcing.
@@ -187,7 +230,24 @@ class Workspace:
                 others.append(ref)
         if others:
             leases = [f"--force-with-lease={r}:{expected[r] or ''}" for r in others if r in expected]
-            self._run(repo, "push", "push", "--quiet", *leases, self.clone_url(repo), *[f"{r}:{r}" for r in others])
+            try:
+                self._run(repo, "push", "push", "--quiet", *leases, self.clone_url(repo),
+                          *[f"{r}:{r}" for r in others])
+            except WorkspaceError:
+                # The answer may have been lost after the forge took the push (git then tries again and is
+                # refused, as the ref already moved): what the forge has now decides.
+                if self._arrived(repo, others):
+                    return
+                raise
+
+    def _arrived(self, repo: str, refs: list[str]) -> bool:
+        """Whether the forge has every one of `refs` where the mirror has it."""
+        try:
+            listed = self._run(repo, "ask the forge where its refs are", "ls-remote", self.clone_url(repo), *refs)
+        except WorkspaceError:
+            return False
+        there = {name: sha for sha, _, name in (line.partition("\t") for line in listed.splitlines())}
+        return all(there.get(ref) is not None and there.get(ref) == self.resolve(repo, ref) for ref in refs)
 
     def _push_notes(self, repo: str, ref: str) -> None:
         for attempt in range(1, NOTES_PUSH_ATTEMPTS + 1):
@@ -226,10 +286,13 @@ class Workspace:
             mirror.git.update_ref("-d", incoming)
 
     def fetch_if_present(self, repo: str, ref: str) -> bool:
+        """Fetch one of Paved's own refs; when the forge has none, the mirror keeps none either."""
         try:
             self.fetch(repo, [ref])
         except WorkspaceError as exc:
             if "couldn't find remote ref" in exc.message:
+                with self._locked(repo), suppress(git.GitCommandError):
+                    self._mirror(repo).git.update_ref("-d", ref)
                 return False
             raise
         return True

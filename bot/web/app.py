@@ -10,7 +10,8 @@ app with four routes:
   signed delivery replayed): answered 200, not acted on, and logged as a replay.
 - `GET /healthz`: the process is up.
 - `GET /readyz`: the queue (the SQLite file, or Redis) and the delivery log can be reached and the data
-  folder can be written; otherwise 503 saying what is wrong.
+  folder (and in it the mirrors' folder, where damaged mirrors are rebuilt) can be written; otherwise 503
+  saying what is wrong.
 - `GET /metrics`: Prometheus metrics (see `bot.adapters.metrics`); every webhook answer is counted there.
 
 Every answer that is not a success is a JSON body `{"message": ...}`; no traceback ever reaches a
@@ -232,6 +233,10 @@ def create_app(settings: Settings, queue: WorkQueue, deliveries: DeliveryLog, *,
             problems.append(exc.message)
         if not _writable(settings.data_dir):
             problems.append(f"the data folder {settings.data_dir} is not a writable folder")
+        elif settings.mirrors.exists() and not _writable(settings.mirrors):
+            # Mirrors are a cache that a damaged one is rebuilt from the forge into: not without this.
+            problems.append(f"the mirrors folder {settings.mirrors} cannot be written, so a damaged mirror "
+                            "cannot be fetched again from GitHub")
         if problems:
             log.warning("not ready: %s", "; ".join(problems))
             return _error(503, "not ready: " + "; ".join(problems))
