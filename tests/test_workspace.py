@@ -306,3 +306,12 @@ def test_a_push_whose_answer_was_lost_counts_when_the_forge_has_it(world: World)
     world.forge.no_faults()
     assert faults.served.get("drop") == 1
     assert world.ctx.forge._repo(REPO).get_git_ref("paved/applied").object.sha == main_head(world)  # type: ignore[attr-defined]
+
+
+def test_a_note_longer_than_any_command_line_is_recorded(world: World, tmp_path: Path) -> None:
+    mirror = world.ctx.mirror
+    mirror.fetch(REPO, ["main"])
+    record = '{"results": "' + "x" * 3_000_000 + '"}'  # Linux refuses one argument over 128 KiB
+    mirror.append_note(REPO, PLANS_REF, main_head(world), record)
+    mirror.push(REPO, [PLANS_REF])
+    assert forge_note(world, tmp_path, PLANS_REF, main_head(world)) == [record]

@@ -35,6 +35,7 @@ import random
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -310,8 +311,12 @@ class Workspace:
             return ""
 
     def append_note(self, repo: str, notes_ref: str, sha: str, text: str) -> None:
-        with self._locked(repo):
-            self._mirror(repo).git.notes(f"--ref={notes_ref}", "append", "-m", text, sha, env=PAVED_IDENTITY)
+        # From a file, not `-m`: the record of a large first apply is longer than a command line may be.
+        with self._locked(repo), tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=self.path(repo),
+                                                             prefix="note-", suffix=".txt") as note:
+            note.write(text)
+            note.flush()
+            self._mirror(repo).git.notes(f"--ref={notes_ref}", "append", "-F", note.name, sha, env=PAVED_IDENTITY)
 
     def set_ref(self, repo: str, ref: str, sha: str) -> None:
         with self._locked(repo):
