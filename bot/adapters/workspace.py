@@ -311,12 +311,15 @@ class Workspace:
             return ""
 
     def append_note(self, repo: str, notes_ref: str, sha: str, text: str) -> None:
-        # From a file, not `-m`: the record of a large first apply is longer than a command line may be.
-        with self._locked(repo), tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=self.path(repo),
-                                                             prefix="note-", suffix=".txt") as note:
-            note.write(text)
-            note.flush()
-            self._mirror(repo).git.notes(f"--ref={notes_ref}", "append", "-F", note.name, sha, env=PAVED_IDENTITY)
+        # From a file, not `-m`: the record of a large first apply is longer than a command line may be. The
+        # mirror is opened (made, for a worker that never fetched) first: the file is written inside it.
+        with self._locked(repo):
+            mirror = self._mirror(repo)
+            with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=self.path(repo), prefix="note-",
+                                             suffix=".txt") as note:
+                note.write(text)
+                note.flush()
+                mirror.git.notes(f"--ref={notes_ref}", "append", "-F", note.name, sha, env=PAVED_IDENTITY)
 
     def set_ref(self, repo: str, ref: str, sha: str) -> None:
         with self._locked(repo):
