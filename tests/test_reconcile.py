@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.adapters.leases import ALWAYS_HELD
 from bot.adapters.queue import Work
 from bot.apply import APPLIED_REF
 from bot.drift import BACKOFF, MAX_ATTEMPTS
@@ -138,7 +139,8 @@ def test_paved_retry_with_nothing_pending_puts_back_what_drifted(estate: Estate)
 
 def test_the_scheduled_reconcile_reports_drift(estate: Estate) -> None:
     estate.checkout().edit(visibility="public")
-    reconcile(Work(estate.settings, "schedule", 1, lambda repo: nullcontext()))
+    reconcile(Work(estate.settings, "schedule", 1, lambda repo: nullcontext(ALWAYS_HELD),
+                   lambda repo, numbers: nullcontext(ALWAYS_HELD)))
     [issue] = estate.drift_issues()
     assert issue.title == "Service/checkout has drifted from the catalogue"
 

@@ -549,10 +549,10 @@ def test_the_repository_lock_is_refused_while_held_whatever_the_case_of_the_name
         pass
 
 
-def test_flushing_locks_releases_a_lock_left_by_a_consumer_that_was_killed(tmp_path: Path) -> None:
+def test_flushing_locks_releases_a_lease_held_by_a_consumer_that_was_killed(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, queue_immediate=False)
     killed = make_queue(settings, open_delivery_log(settings), Recorder())
-    killed.huey.lock_task("repo:codertocat/hello-world").acquire()  # held, and never released
+    assert killed.leases.acquire("repo:codertocat/hello-world", 3600) is not None  # held, and never released
     restarted = make_queue(settings, open_delivery_log(settings), Recorder())
     with pytest.raises(RepoBusy):
         restarted.repo_lock(REPO).__enter__()

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.queue import Work
 from bot.sandbox import Sandbox
 from bot.settings import Secret, Settings
 from bot.web.jobs import handle_delivery, reconcile
@@ -82,7 +81,7 @@ def test_reconcile_plans_a_pull_request_whose_delivery_was_lost(loop: Loop) -> N
     loop.forge.wait_for_deliveries()
     assert loop.forge.comments("acme", "platform", pr.number) == []
 
-    reconcile(Work(loop.settings, "start", 1, loop.service.queue.repo_lock))
+    reconcile(loop.service.queue.work("start"))
     assert "1 to update" in loop.plan_comment(pr.number, seconds=1)
 
 

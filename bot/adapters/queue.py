@@ -3,7 +3,10 @@
 What a job does is not decided here. `make_queue` takes the job (`Job`: a delivery and its `Work`) and
 the periodic task (`Periodic`: reconcile, run when a consumer starts and every `reconcile_minutes`) as
 plain callables; this module runs them, records each delivery's progress in the delivery log, and keeps
-them from overlapping where they must not.
+them from overlapping where they must not, with leases (`bot.adapters.leases`) kept where the queue is:
+applies to one repository, plans of one pull request, and reconcile each hold one. A lease expires
+`LEASE_SECONDS` after its holder last renewed it, so work left by a killed worker is taken up again by
+the next job on its own.
 
 Where the queue lives:
 - embedded (default): `SqliteHuey` in the data folder, durable and serverless; `paved serve` runs the
@@ -25,7 +28,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -33,10 +36,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from huey import MemoryHuey, RedisHuey, SqliteHuey  # type: ignore[import-untyped]
 from huey import signals as huey_signals
 from huey.consumer import Consumer  # type: ignore[import-untyped]
-from huey.exceptions import HueyException, RetryTask, TaskLockedException  # type: ignore[import-untyped]
+from huey.exceptions import HueyException, RetryTask  # type: ignore[import-untyped]
 
 from bot.adapters import metrics
 from bot.adapters.deliveries import DeliveryLog, delivery_context, one_line, pull_request_of
+from bot.adapters.leases import Held, Lease, LeaseStoreError, MemoryLeases, RedisLeases, SqliteLeases, Together, kept
 from bot.errors import PavedError
 from bot.files import private_file, private_folder
 from bot.webhook import Delivery
@@ -49,10 +53,17 @@ Backend = Literal["immediate", "sqlite", "redis"]
 
 log = logging.getLogger(__name__)
 
-# A job that finds its repository locked waits this long before trying again, and gives up (the
-# delivery fails, so a redelivery is accepted) when the lock is still held this long after acceptance.
+# A job that finds its repository (or its pull request) busy waits this long before trying again, and
+# gives up (the delivery fails, so a redelivery is accepted) when it is still busy this long after acceptance.
 BUSY_RETRY_SECONDS = 10.0
 BUSY_GIVE_UP = timedelta(hours=1)
+# A lease lasts this long after its holder last renewed it, and its holder renews it three times as often:
+# a worker that is killed frees its work within a minute, and a holder survives two renewals that the
+# store did not answer (a Redis failover, a pause) before it loses its lease.
+LEASE_SECONDS = 60.0
+# A plan that finds another plan of its pull request running waits this long for it before it is queued
+# again: plans take seconds, and a consumer thread kept waiting is not running other repositories' work.
+PLAN_WAIT_SECONDS = 5.0
 SHUTDOWN_SECONDS = 30  # how long stopping waits for running jobs to finish
 
 
@@ -64,32 +75,51 @@ class QueueError(PavedError):
         self.backend = backend
 
 
-class RepoBusy(PavedError):
-    """Raised by `Work.repo_lock` when other work holds `repo`'s lock.
+class Busy(PavedError):
+    """Raised when other work holds the lease a job needs; `repo` is the repository it works on.
 
-    A job that lets it escape runs again later; the periodic task should catch it and move on to the
-    next repository (the next run catches up).
+    A job that lets it escape runs again later; the periodic task should catch it and move on (the next
+    run catches up).
     """
 
-    def __init__(self, repo: str) -> None:
-        super().__init__(f"repository {repo} is busy with other work")
+    def __init__(self, message: str, repo: str) -> None:
+        super().__init__(message)
         self.repo = repo
+
+
+class RepoBusy(Busy):
+    """Raised by `Work.repo_lock` when other work holds `repo`'s lease (an apply, reconcile)."""
+
+    def __init__(self, repo: str) -> None:
+        super().__init__(f"repository {repo} is busy with other work", repo)
+
+
+class PullRequestBusy(Busy):
+    """Raised by `Work.pull_request_lock` when another job is planning pull request `number` of `repo`."""
+
+    def __init__(self, repo: str, number: int) -> None:
+        super().__init__(f"pull request {repo}#{number} is being planned by other work", repo)
+        self.number = number
 
 
 @dataclass(frozen=True, slots=True)
 class Work:
     """What a job or the periodic task gets besides its delivery.
 
-    `repo_lock(repo)` is a context manager held while doing work that must never run concurrently for
-    one repository (across every consumer of the queue); it raises `RepoBusy` at once instead of
-    waiting, and it is not re-entrant. `attempt` counts runs of this delivery, from 1. `trigger` says why
-    the work runs: a delivery, a consumer starting, or the schedule.
+    `repo_lock(repo)` holds `repo`'s lease for work that must never run concurrently for one repository
+    (across every consumer of the queue: applies); it raises `RepoBusy` at once instead of waiting, and it
+    is not re-entrant. `pull_request_lock(repo, numbers)` holds the leases of those pull requests for
+    planning them, waiting `PLAN_WAIT_SECONDS` for a plan that is running, then `PullRequestBusy`. Both
+    yield the `Held` lease, renewed while the block runs, for the job's writes to `check` first.
+    `attempt` counts runs of this delivery, from 1. `trigger` says why the work runs: a delivery, a
+    consumer starting, or the schedule.
     """
 
     settings: Settings
     trigger: Trigger
     attempt: int
-    repo_lock: Callable[[str], AbstractContextManager[None]]
+    repo_lock: Callable[[str], AbstractContextManager[Held]]
+    pull_request_lock: Callable[[str, tuple[int, ...]], AbstractContextManager[Held]]
 
 
 Job = Callable[[Delivery, Work], None]
@@ -116,22 +146,26 @@ class _EmbeddedConsumer(Consumer):
 
 
 class WorkQueue:
-    """Deliveries in, jobs out: enqueue, consume, and the per-repository lock."""
+    """Deliveries in, jobs out: enqueue, consume, and the leases that keep work from overlapping."""
 
     def __init__(self, huey: Any, backend: Backend, settings: Settings, deliveries: DeliveryLog, job: Job,
-                 periodic: Periodic | None, *, busy_retry_seconds: float = BUSY_RETRY_SECONDS,
-                 busy_give_up: timedelta = BUSY_GIVE_UP) -> None:
+                 periodic: Periodic | None, *, leases: Lease, busy_retry_seconds: float = BUSY_RETRY_SECONDS,
+                 busy_give_up: timedelta = BUSY_GIVE_UP, lease_seconds: float = LEASE_SECONDS,
+                 plan_wait_seconds: float = PLAN_WAIT_SECONDS) -> None:
         self.huey = huey
         self.backend: Backend = backend
         self.settings = settings
         self.deliveries = deliveries
         self.job = job
         self.periodic = periodic
+        self.leases = leases
         self.busy_retry_seconds = busy_retry_seconds
         self.busy_give_up = busy_give_up
+        self.lease_seconds = lease_seconds
+        self.plan_wait_seconds = plan_wait_seconds
         self._scrub = settings.secret_values()
         self._consumer: Any = None
-        self._errors: tuple[type[Exception], ...] = (HueyException, sqlite3.Error, OSError)
+        self._errors: tuple[type[Exception], ...] = (HueyException, sqlite3.Error, OSError, LeaseStoreError)
         if backend == "redis":
             import redis
 
@@ -173,36 +207,59 @@ class WorkQueue:
             raise QueueError(f"the sqlite queue cannot be read: {self.settings.queue_db} is gone", backend="sqlite")
         return self.pending()
 
-    # -- the per-repository lock ---------------------------------------------------------------------------
+    # -- leases ------------------------------------------------------------------------------------------------
+
+    def _take(self, name: str) -> Held | None:
+        with self._reach("take a lease"):
+            return self.leases.acquire(name, self.lease_seconds)
 
     @contextmanager
-    def repo_lock(self, repo: str) -> Iterator[None]:
-        """Hold `repo`'s lock for the block, or raise `RepoBusy` at once if other work holds it."""
-        # GitHub treats owner/name case-insensitively, so the lock does too.
-        lock = self.huey.lock_task(f"repo:{repo.lower()}")
-        with self._reach("take a lock"):
-            try:
-                lock.acquire()
-            except TaskLockedException as exc:
-                raise RepoBusy(repo) from exc
-        try:
-            yield
-        finally:
-            with self._reach("release a lock"):
-                lock.clear()
+    def _kept(self, held: Held) -> Iterator[Held]:
+        with kept(held, self.lease_seconds / 3) as renewed:
+            yield renewed
+
+    @contextmanager
+    def repo_lock(self, repo: str) -> Iterator[Held]:
+        """Hold `repo`'s lease for the block, renewed meanwhile, or raise `RepoBusy` at once if other work
+        holds it."""
+        # GitHub treats owner/name case-insensitively, so the lease does too.
+        held = self._take(f"repo:{repo.lower()}")
+        if held is None:
+            raise RepoBusy(repo)
+        with self._kept(held):
+            yield held
+
+    @contextmanager
+    def pull_request_lock(self, repo: str, numbers: tuple[int, ...]) -> Iterator[Held]:
+        """Hold the leases of pull requests `numbers` of `repo` (one, in practice) for the block, renewed
+        meanwhile; waits `plan_wait_seconds` for other work planning one of them, then raises
+        `PullRequestBusy`, holding none."""
+        with ExitStack() as stack:
+            taken = []
+            for number in sorted(set(numbers)):
+                name = f"pr:{repo.lower()}#{number}"
+                deadline = time.monotonic() + self.plan_wait_seconds
+                while (held := self._take(name)) is None:
+                    if time.monotonic() >= deadline:
+                        raise PullRequestBusy(repo, number)
+                    time.sleep(min(0.2, self.plan_wait_seconds / 10))
+                taken.append(stack.enter_context(self._kept(held)))
+            yield taken[0] if len(taken) == 1 else Together(taken)
 
     def flush_locks(self) -> set[str]:
-        """Release every lock of this queue, held or stale; returns their names.
+        """Release every lease of this queue, held or expired (and any lock an older Paved left); returns
+        the names of those that were held.
 
-        Safe only when no other consumer of the queue is running: a worker killed while holding a lock
-        leaves it held, and the work of that repository waits until the lock is flushed.
+        Not needed after a crash: a lease whose holder died expires `lease_seconds` later and the next job
+        takes it. Safe only when no other consumer of the queue is running.
         """
         prefix = f"{self.huey.name}.lock."
         with self._reach("flush locks"):
             keys = [k for k in self.huey.storage.result_items() if str(k).startswith(prefix)]
             for key in keys:
                 self.huey.delete(key)
-        return {str(k)[len(prefix):] for k in keys}
+            flushed = self.leases.flush()
+        return flushed | {str(k)[len(prefix):] for k in keys}
 
     # -- consuming -------------------------------------------------------------------------------------------
 
@@ -261,12 +318,14 @@ class WorkQueue:
     @staticmethod
     def _log_flushed(names: set[str]) -> None:
         if names:
-            log.warning("released locks left by a stopped consumer: %s", ", ".join(sorted(names)))
+            log.warning("released leases held when the queue started: %s", ", ".join(sorted(names)))
 
     # -- running work ------------------------------------------------------------------------------------------
 
-    def _work(self, trigger: Trigger, attempt: int) -> Work:
-        return Work(settings=self.settings, trigger=trigger, attempt=attempt, repo_lock=self.repo_lock)
+    def work(self, trigger: Trigger, attempt: int = 1) -> Work:
+        """What a job (or the periodic task) run by this queue is given."""
+        return Work(settings=self.settings, trigger=trigger, attempt=attempt, repo_lock=self.repo_lock,
+                    pull_request_lock=self.pull_request_lock)
 
     def _run_delivery(self, delivery_id: str, event: str, payload: dict[str, Any], task: Any = None) -> None:
         """Run the job for one delivery, recording it as processing, then done or failed."""
@@ -281,8 +340,8 @@ class WorkQueue:
             log.info("job started (attempt %d)", attempt)
             started = time.monotonic()
             try:
-                self.job(delivery, self._work("delivery", attempt))
-            except RepoBusy as busy:
+                self.job(delivery, self.work("delivery", attempt))
+            except Busy as busy:
                 metrics.job_ran(delivery.kind, "waiting", time.monotonic() - started)
                 self._busy(delivery, busy)
             except Exception as exc:
@@ -296,13 +355,13 @@ class WorkQueue:
                 self.deliveries.finish(delivery.id, "done")
                 log.info("job done in %.3fs", time.monotonic() - started)
 
-    def _busy(self, delivery: Delivery, busy: RepoBusy) -> None:
+    def _busy(self, delivery: Delivery, busy: Busy) -> None:
         record = self.deliveries.get(delivery.id)
         accepted = (datetime.strptime(record.received_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
                     if record else datetime.now(UTC))
         if datetime.now(UTC) - accepted > self.busy_give_up:
-            message = (f"{busy.message} for over {self.busy_give_up}; if no job is running for it, a stopped "
-                       "worker left its lock: run `paved worker --flush-locks` once")
+            message = (f"{busy.message} for over {self.busy_give_up}: other work has kept renewing its lease "
+                       "all that time; look for a job that does not end")
             self.deliveries.finish(delivery.id, "failed", message)
             log.error("job failed: %s", message)
             return
@@ -321,15 +380,14 @@ class WorkQueue:
             if trigger == "schedule" and not self._claim_tick():
                 log.debug("reconcile of this tick already ran on another consumer")
                 return
-            lock = self.huey.lock_task("reconcile")
-            try:
-                lock.acquire()
-            except TaskLockedException:
+            held = self._take("reconcile")
+            if held is None:
                 log.info("reconcile not run: it is already running")
                 return
             started = time.monotonic()
             try:
-                self.periodic(self._work(trigger, 1))
+                with self._kept(held):
+                    self.periodic(self.work(trigger, 1))
             except Exception as exc:
                 metrics.job_ran("reconcile", "failed", time.monotonic() - started)
                 # The next tick tries again; a failure must not retry in a tight loop.
@@ -338,8 +396,6 @@ class WorkQueue:
             else:
                 metrics.job_ran("reconcile", "done", time.monotonic() - started)
                 log.info("reconcile done in %.3fs", time.monotonic() - started)
-            finally:
-                lock.clear()
 
     def _claim_tick(self) -> bool:
         # Every consumer's scheduler enqueues the tick; the first to run it claims the slot. The previous
@@ -365,18 +421,26 @@ def _job_id(task: Any) -> str | None:
 
 
 def make_queue(settings: Settings, deliveries: DeliveryLog, job: Job, periodic: Periodic | None = None, *,
-               busy_retry_seconds: float = BUSY_RETRY_SECONDS) -> WorkQueue:
-    """The queue `settings` ask for: immediate, Redis when a Redis URL is set, else SQLite in the data folder."""
+               busy_retry_seconds: float = BUSY_RETRY_SECONDS, lease_seconds: float = LEASE_SECONDS,
+               plan_wait_seconds: float = PLAN_WAIT_SECONDS) -> WorkQueue:
+    """The queue `settings` ask for: immediate, Redis when a Redis URL is set, else SQLite in the data folder.
+
+    Its leases live with it: in this process's memory, in Redis beside the queue, or in the queue's file.
+    """
     name = settings.queue_name
+    options: dict[str, Any] = {"busy_retry_seconds": busy_retry_seconds, "lease_seconds": lease_seconds,
+                               "plan_wait_seconds": plan_wait_seconds}
     if settings.queue_immediate:
         return WorkQueue(MemoryHuey(name, immediate=True, results=False), "immediate", settings, deliveries, job,
-                         periodic, busy_retry_seconds=busy_retry_seconds)
+                         periodic, leases=MemoryLeases(), **options)
     if settings.redis_url is not None:
         huey = RedisHuey(name, url=settings.redis_url.reveal(), results=False, blocking=True, read_timeout=1)
-        return WorkQueue(huey, "redis", settings, deliveries, job, periodic, busy_retry_seconds=busy_retry_seconds)
+        return WorkQueue(huey, "redis", settings, deliveries, job, periodic,
+                         leases=RedisLeases(huey.storage.conn, f"paved.{name}"), **options)
     try:
         private_file(private_folder(settings.queue_db.parent) / settings.queue_db.name)
         huey = SqliteHuey(name, filename=str(settings.queue_db), results=False)
-    except (OSError, sqlite3.Error) as exc:
+        leases = SqliteLeases(settings.queue_db)
+    except (OSError, sqlite3.Error, LeaseStoreError) as exc:
         raise QueueError(f"the queue {settings.queue_db} cannot be opened: {exc}", backend="sqlite") from exc
-    return WorkQueue(huey, "sqlite", settings, deliveries, job, periodic, busy_retry_seconds=busy_retry_seconds)
+    return WorkQueue(huey, "sqlite", settings, deliveries, job, periodic, leases=leases, **options)

@@ -1,13 +1,14 @@
 """Use cases: what Paved does for each kind of event, given its collaborators.
 
 Handlers never read the environment or build clients: a `Context` carries the forge, the mirrors and
-the catalogue store, built once by the service, the worker or `paved ci`.
+the catalogue store, built once by the service, the worker or `paved ci`, and the lease the job holds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.adapters.leases import ALWAYS_HELD, Held
 from bot.catalog import CatalogueStore
 from bot.forge import Forge, Mirror
 from bot.provider import Provider
@@ -15,9 +16,16 @@ from bot.provider import Provider
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """The collaborators every handler is given: `providers` make merged requests real."""
+    """The collaborators every handler is given: `providers` make merged requests real.
+
+    `lease` is what the job holds while it runs (the repository's for an apply, the pull request's for a
+    plan): a handler calls `lease.check()` before each external write that another job holding the same
+    lease could also make, so a job that lost its lease (`LeaseLost`) publishes nothing. Work nothing
+    can race (`paved ci`) keeps the default, which is always held.
+    """
 
     forge: Forge
     mirror: Mirror
     store: CatalogueStore
     providers: tuple[Provider, ...] = ()
+    lease: Held = ALWAYS_HELD

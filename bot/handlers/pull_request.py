@@ -122,6 +122,7 @@ def plan_pull_request(ctx: Context, repo: str, number: int, *, head_sha: str | N
         steps = live_steps(ctx, repo, config, planned, target, pr.base_sha)
     except ConfigurationError as exc:
         # The platform's own rules are broken: say so on the pull request instead of judging unfairly.
+        ctx.lease.check()
         ctx.forge.publish_check(repo, CheckRun(
             CHECK_NAME, pr.head_sha, "failure", "Paved cannot judge this pull request",
             f"The rules on `{pr.base_ref}` are broken: {exc.message}" + (f"\n\n{exc.hint}" if exc.hint else "")))
@@ -233,10 +234,13 @@ def publish(ctx: Context, pr: PullRequest, planned: PlannedRequests, authority: 
     body = text.render(plan)
     if len(plan.findings) > MAX_ANNOTATIONS:
         body += f"\n{len(plan.findings) - MAX_ANNOTATIONS} more findings are not annotated.\n"
+    # A job that lost the pull request's lease (another took it after it expired) publishes nothing.
+    ctx.lease.check()
     ctx.forge.publish_check(pr.repo, CheckRun(
         CHECK_NAME, pr.head_sha, conclusion, title, summary + "\n" + approvals, "```\n" + body + "```\n",
         annotations))
     comment = markdown.render(plan, repo_url=_web_url(pr), limit=65_536 - len(approvals) - 16)
+    ctx.lease.check()
     ctx.forge.upsert_comment(pr.repo, pr.number, markdown.MARKER, comment.rstrip("\n") + "\n" + approvals)
     log.info("published plan for %s#%d at %s: %s", pr.repo, pr.number, pr.head_sha[:12], title)
     record_plan(ctx, pr, plan)

@@ -5,7 +5,8 @@ the last applied commit (`refs/paved/applied`; nothing yet on the first run) to 
 judged by the head's rules, and providers apply it. The outcome is recorded in git: a note on the
 applied commit (`refs/notes/paved`) and, when everything held, `refs/paved/applied` moves to it. A
 `paved/apply` check run on the commit and a comment on the merged pull request report it. Callers
-hold the repository's lock, so applies for one repo never overlap.
+hold the repository's lease (`ctx.lease`), so applies for one repo never overlap, and an apply that lost
+it stops before its next write (`LeaseLost`); the applied ref only moves from where this apply found it.
 
 A head that failed to apply is retried by reconcile (`apply_when_due`) on the backoff `bot.drift`
 sets, counted from the attempts recorded in its note. Those retries stay quiet on the pull request
@@ -206,6 +207,7 @@ def _apply(ctx: Context, repo: str, head: str, last: str | None, providers: Sequ
             target = Target(organization=config.organization or repo.split("/", 1)[0], platform_repo=repo,
                             tree=head_tree, revision=head, teams=dict(plan.teams),
                             environments=dict(plan.environments), config=config)
+            ctx.lease.check()
             results = apply_plan(plan, planned.before, planned.after, providers, target)
             reason = ""
     finally:
@@ -219,6 +221,7 @@ def _apply(ctx: Context, repo: str, head: str, last: str | None, providers: Sequ
         actions={c.identity: c.action for c in plan.all_changes}, trigger=trigger)
     ok = record.ok and not reason
     ctx.mirror.append_note(repo, NOTES_REF, head, record.to_json())
+    ctx.lease.check()
     ctx.mirror.push(repo, [NOTES_REF])
 
     failed = [r for r in record.results if r.status == "failed"]
@@ -228,9 +231,11 @@ def _apply(ctx: Context, repo: str, head: str, last: str | None, providers: Sequ
     summary = (f"{reason}\n" if reason else "") + _results_markdown(record)
     # The successful check is what makes the applied ref believable (see `fetch_heads`), so it comes first:
     # a ref moved without it would stop every later apply.
+    ctx.lease.check()
     ctx.forge.publish_check(repo, CheckRun(CHECK_NAME, head, "success" if ok else "failure", title, summary))
     if ok:
         ctx.mirror.set_ref(repo, APPLIED_REF, head)
+        ctx.lease.check()
         ctx.mirror.push(repo, [APPLIED_REF], expected={APPLIED_REF: last})
     tried = earlier + (0 if ok else 1)
     if pr is not None:

@@ -100,5 +100,6 @@ def add_commands(subparsers: Any, *, job: Job = handle_delivery, periodic: Perio
         else:
             sub.add_argument("--workers", type=workers, metavar="N", help="consumer threads (default: 2)")
             sub.add_argument("--flush-locks", action="store_true",
-                             help="first release every lock of the queue (after a worker was killed holding one;"
-                                  " only when no other worker runs)")
+                             help="first release every lease of the queue, held or not (only when no other worker"
+                                  " runs); not needed after a crash: a killed worker's leases expire within a "
+                                  "minute and the next job takes them")

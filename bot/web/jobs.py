@@ -9,6 +9,8 @@ Huey): the `paved` parser imports it.
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,7 @@ from bot.errors import ConfigurationError, PavedError
 if TYPE_CHECKING:
     from github import Github
 
+    from bot.adapters.leases import Held
     from bot.adapters.queue import Work
     from bot.handlers import Context
     from bot.handlers.drift import RepoReconciled
@@ -67,7 +70,11 @@ def context_for(settings: Settings, repo: str, installation_id: int | None = Non
 
 
 def handle_delivery(delivery: Delivery, work: Work) -> None:
-    """Run the use case a delivery calls for (see `bot.handlers.router`); plans and applies are counted."""
+    """Run the use case a delivery calls for (see `bot.handlers.router`); plans and applies are counted.
+
+    Applies hold the repository's lease and plans the pull request's, so however many deliveries race,
+    one repository applies once at a time and one pull request gets one plan comment and one check run.
+    """
     from bot.adapters import metrics
     from bot.handlers.router import route
 
@@ -76,28 +83,65 @@ def handle_delivery(delivery: Delivery, work: Work) -> None:
         return
     ctx = context_for(work.settings, delivery.repository, delivery.installation_id)
     try:
-        if _applies(delivery):
-            # Applies for one repository never overlap (across every consumer of the queue).
-            with work.repo_lock(delivery.repository):
-                routed = route(ctx, delivery)
-        else:
-            routed = route(ctx, delivery)
+        with _lease_for(delivery, work) as held:
+            routed = route(ctx if held is None else replace(ctx, lease=held), delivery)
     finally:
         ctx.store.close()
     metrics.job_routed(routed.handler, routed.result)
     log.info("%s: %s", routed.handler, routed.result)
 
 
-def _applies(delivery: Delivery) -> bool:
-    """Whether the delivery may apply: a push, or a `/paved retry` comment."""
+def _lease_for(delivery: Delivery, work: Work) -> AbstractContextManager[Held | None]:
+    """The lease a delivery's job holds: the repository's when it may apply, the pull request's when it
+    may plan (which raise `RepoBusy` and `PullRequestBusy`, to run again later), else none."""
+    repo = delivery.repository or ""
+    if _applies(delivery):
+        # Applies for one repository never overlap (across every consumer of the queue).
+        return work.repo_lock(repo)
+    numbers = _plans(delivery)
+    if numbers:
+        return work.pull_request_lock(repo, numbers)
+    return nullcontext()
+
+
+def _command(delivery: Delivery) -> str | None:
+    """The `/paved` command a new comment gives, if it gives one."""
     from bot.commands import Command, parse
 
+    if delivery.event != "issue_comment" or delivery.action != "created":
+        return None
+    parsed = parse(str((delivery.payload.get("comment") or {}).get("body") or ""))
+    return parsed.name if isinstance(parsed, Command) else None
+
+
+def _applies(delivery: Delivery) -> bool:
+    """Whether the delivery may apply: a push to the default branch, or a `/paved retry` comment."""
     if delivery.event == "push":
-        return True
-    if delivery.event == "issue_comment":
-        parsed = parse(str((delivery.payload.get("comment") or {}).get("body") or ""))
-        return isinstance(parsed, Command) and parsed.name == "retry"
-    return False
+        payload = delivery.payload
+        branch = (payload.get("repository") or {}).get("default_branch")
+        return bool(branch) and payload.get("ref") == f"refs/heads/{branch}" and not payload.get("deleted")
+    return _command(delivery) == "retry"
+
+
+def _plans(delivery: Delivery) -> tuple[int, ...]:
+    """The pull requests a delivery may plan (see `bot.handlers.router`): their numbers, or none.
+
+    A rerun of the check names its pull requests in the payload; one naming none (a head shared with a
+    fork) is planned without a lease, as the router has to ask GitHub which pull requests it means.
+    """
+    from bot.handlers.router import PLAN_ACTIONS
+
+    payload = delivery.payload
+    number: object = None
+    reviewed = delivery.kind in ("pull_request_review.submitted", "pull_request_review.dismissed")
+    if (delivery.event == "pull_request" and delivery.action in PLAN_ACTIONS) or reviewed:
+        number = (payload.get("pull_request") or {}).get("number")
+    elif delivery.kind == "check_run.rerequested":
+        pulls = (payload.get("check_run") or {}).get("pull_requests") or []
+        return tuple(p["number"] for p in pulls if isinstance(p, dict) and isinstance(p.get("number"), int))
+    elif _command(delivery) == "plan":
+        number = (payload.get("issue") or {}).get("number")
+    return (number,) if isinstance(number, int) else ()
 
 
 def platform_repositories(settings: Settings) -> list[str]:
@@ -115,7 +159,7 @@ def reconcile(work: Work) -> None:
     branch that is ahead of its last applied commit (a failed apply again when its backoff says so),
     check every resource against what exists (`bot.handlers.drift`), and plan open pull requests whose
     head has no plan."""
-    from bot.adapters.queue import RepoBusy
+    from bot.adapters.queue import PullRequestBusy, RepoBusy
     from bot.handlers.drift import reconcile_repo
     from bot.handlers.pull_request import CHECK_NAME, plan_pull_request
 
@@ -124,15 +168,21 @@ def reconcile(work: Work) -> None:
             ctx = context_for(work.settings, repo)
             try:
                 try:
-                    with work.repo_lock(repo):
-                        done = reconcile_repo(ctx, repo)
+                    with work.repo_lock(repo) as held:
+                        done = reconcile_repo(replace(ctx, lease=held), repo)
                     _log_reconciled(done)
                 except RepoBusy:
                     log.info("reconcile left %s to the apply that is running", repo)
                 for pr in ctx.forge.open_pull_requests(repo):
                     if pr.draft or ctx.forge.has_check(repo, pr.head_sha, CHECK_NAME):
                         continue
-                    outcome = plan_pull_request(ctx, repo, pr.number, head_sha=pr.head_sha)
+                    try:
+                        with work.pull_request_lock(repo, (pr.number,)) as held:
+                            outcome = plan_pull_request(replace(ctx, lease=held), repo, pr.number,
+                                                        head_sha=pr.head_sha)
+                    except PullRequestBusy:
+                        log.info("reconcile left %s#%d to the plan that is running", repo, pr.number)
+                        continue
                     log.info("reconcile planned %s#%d: %s", repo, pr.number, outcome.status)
             finally:
                 ctx.store.close()
@@ -179,8 +229,8 @@ def reconcile_once(settings: Settings, *, now: datetime | None = None, force: bo
         try:
             ctx = context_for(settings, repo)
             try:
-                with queue.repo_lock(repo):
-                    done.append(reconcile_repo(ctx, repo, now=now, force=force))
+                with queue.repo_lock(repo) as held:
+                    done.append(reconcile_repo(replace(ctx, lease=held), repo, now=now, force=force))
             finally:
                 ctx.store.close()
         except RepoBusy as exc:

@@ -39,8 +39,8 @@ def serve(settings: Settings, job: Job = handle_delivery, periodic: Periodic | N
     """Receive webhooks on `settings.host:port` until stopped; returns the exit code.
 
     On the embedded SQLite queue this process also runs the jobs (and, being the queue's only consumer,
-    releases locks a previous run left behind). With Redis it only enqueues unless `queue_workers` asks
-    for consumer threads.
+    releases at once the leases a previous run left behind, instead of letting them expire). With Redis
+    it only enqueues unless `queue_workers` asks for consumer threads.
     """
     queue = _queue(settings, "serve", job, periodic)
     consumers = settings.consumer_threads("serve")
@@ -63,8 +63,8 @@ def worker(settings: Settings, job: Job = handle_delivery, periodic: Periodic | 
            flush_locks: bool = False) -> int:
     """Run jobs from the queue in the foreground until SIGTERM or SIGINT; returns the exit code.
 
-    `flush_locks` first releases every lock of the queue: use it once after a worker was killed while
-    holding one, when no other worker is running.
+    `flush_locks` first releases every lease of the queue, when no other worker is running. It is not
+    needed after a crash: the leases of a killed worker expire on their own (`LEASE_SECONDS`).
     """
     if settings.queue_immediate:
         raise UsageError("PAVED_QUEUE_IMMEDIATE is set: jobs run inside paved serve, so a worker has nothing "
