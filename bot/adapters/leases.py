@@ -30,6 +30,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -105,7 +106,7 @@ def holder_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
 
 
-class _Held:
+class _Held(ABC):
     """What the stores share: the local view of the expiry, and losing the lease for good."""
 
     def __init__(self, name: str, ttl: float, holder: str, fence: int, backend: str, taken_at: float) -> None:
@@ -121,13 +122,13 @@ class _Held:
         self._released = False
         self._guard = threading.Lock()
 
+    @abstractmethod
     def _extend(self) -> bool:
         """Extend the lease in the store by `ttl` if it is still this holder's; whether it was."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _drop(self) -> None:
         """Release the lease in the store if it is still this holder's."""
-        raise NotImplementedError
 
     def renew(self) -> None:
         with self._guard:
