@@ -143,12 +143,18 @@ def base_authority(ctx: Context, repo: str, config: RepoConfig, target: Tree, ru
     services = {f"Service/{r.spec['service']}" for r in resources.values() if r.spec.get("service")}
     resources.update(catalogue.resources(services - set(resources)))
     teams |= {r.owner for r in resources.values()}
-    if config.platform_owners:
-        owners = catalogue.people(config.platform_owners)
-        platform_owners = {f"team {t}": owners.get(t, ()) for t in config.platform_owners}
-    else:
-        platform_owners = {f"team {t} (admin of {repo})": people for t, people in ctx.forge.admin_teams(repo).items()}
-    return Authority(resources=resources, tiers=catalogue.tiers(resources), people=catalogue.people(teams),
+    people = catalogue.people(teams)
+    platform_owners: dict[str, tuple[str, ...]] = {}
+    # The platform owners approve rule changes and stand in for teams nobody is in: only then is GitHub
+    # asked who they are.
+    if planned.plan.rule_changes or not all(people.get(t) for t in teams):
+        if config.platform_owners:
+            owners = catalogue.people(config.platform_owners)
+            platform_owners = {f"team {t}": owners.get(t, ()) for t in config.platform_owners}
+        else:
+            platform_owners = {f"team {t} (admin of {repo})": members
+                               for t, members in ctx.forge.admin_teams(repo).items()}
+    return Authority(resources=resources, tiers=catalogue.tiers(resources), people=people,
                      platform_owners=platform_owners)
 
 
