@@ -260,7 +260,7 @@ class MemoryLeases:
             if current and expires >= now:
                 return None
             self._rows[name] = (holder, now + ttl, fence + 1)
-        return _MemoryHeld(self, name, ttl, holder, fence + 1, now)
+        return _RowHeld(self, name, ttl, holder, fence + 1, now)
 
     def flush(self) -> set[str]:
         with self._guard:
@@ -283,8 +283,20 @@ class MemoryLeases:
                 self._rows[name] = ("", 0.0, fence)
 
 
-class _MemoryHeld(_Held):
-    def __init__(self, store: MemoryLeases, name: str, ttl: float, holder: str, fence: int, taken_at: float) -> None:
+class _RowStore(Protocol):
+    """A store that keeps each lease as a row (holder, expiry, fence): the memory and SQLite stores."""
+
+    backend: str
+
+    def _extend(self, name: str, holder: str, fence: int, ttl: float) -> bool: ...
+
+    def _drop(self, name: str, holder: str, fence: int) -> None: ...
+
+
+class _RowHeld(_Held):
+    """A lease held in a `_RowStore`: renewing and releasing touch its row only while it is still ours."""
+
+    def __init__(self, store: _RowStore, name: str, ttl: float, holder: str, fence: int, taken_at: float) -> None:
         super().__init__(name, ttl, holder, fence, store.backend, taken_at)
         self._store = store
 
@@ -348,7 +360,7 @@ class SqliteLeases:
         with self._connection() as db:
             started, now = time.monotonic(), time.time()
             rows = db.execute(_ACQUIRE, {"name": name, "holder": holder, "expires": now + ttl, "now": now}).fetchall()
-        return _SqliteHeld(self, name, ttl, holder, int(rows[0][0]), started) if rows else None
+        return _RowHeld(self, name, ttl, holder, int(rows[0][0]), started) if rows else None
 
     def flush(self) -> set[str]:
         with self._connection() as db:
@@ -370,18 +382,6 @@ class SqliteLeases:
         with self._connection() as db:
             db.execute("UPDATE paved_leases SET holder = '', expires = 0 WHERE name = ? AND holder = ? AND fence = ?",
                        (name, holder, fence))
-
-
-class _SqliteHeld(_Held):
-    def __init__(self, store: SqliteLeases, name: str, ttl: float, holder: str, fence: int, taken_at: float) -> None:
-        super().__init__(name, ttl, holder, fence, store.backend, taken_at)
-        self._store = store
-
-    def _extend(self) -> bool:
-        return self._store._extend(self.name, self.holder, self.fence, self.ttl)
-
-    def _drop(self) -> None:
-        self._store._drop(self.name, self.holder, self.fence)
 
 
 # -- Redis -----------------------------------------------------------------------------------------------------
