@@ -197,16 +197,12 @@ class GitHubAccounts:
             raise SignInError(exc.message) from exc
 
     def permission_of(self, login: str) -> Permission:
-        from requests import RequestException
-
         from bot.adapters.github import ForgeError
 
-        try:
+        try:  # the forge reports GitHub's refusals and unreachable networks alike as ForgeError
             permission: Permission = self._paved_forge().permission_of(self.repo, login)
         except ForgeError as exc:
             raise SignInError(exc.message) from exc
-        except RequestException as exc:
-            raise SignInError(f"GitHub could not be reached to read {login}'s access ({type(exc).__name__})") from exc
         return permission
 
     def _paved_forge(self) -> Any:
