@@ -9,7 +9,7 @@ import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from github import Auth, Github
@@ -242,6 +242,20 @@ def provisioner(world: World) -> Iterator[Provisioner]:
     tree.close()
 
 
+def in_ci() -> bool:
+    """Whether the tests run in CI (`CI` set to true, 1 or yes), where a missing server or browser fails
+    the test instead of skipping it: the one place that reads the switch."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def missing(what: str, how: str) -> NoReturn:
+    """Stop a test that needs `what`: it fails in CI, which must provide it, and is skipped elsewhere with `how`
+    to get it."""
+    if in_ci():
+        pytest.fail(f"{what}; CI must provide it", pytrace=False)
+    pytest.skip(f"{what}. {how}")
+
+
 POSTGRES_DSN = os.environ.get("PAVED_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -254,9 +268,7 @@ def postgres_dsn() -> str:
         psycopg.connect(POSTGRES_DSN, connect_timeout=5).close()
     except psycopg.Error as exc:
         why = " ".join(str(exc).split())[:200]
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"PostgreSQL is unreachable at PAVED_TEST_POSTGRES_DSN ({why}); CI must run beside one")
-        pytest.skip(f"PostgreSQL is unreachable ({why}). Start one (Debian: `sudo apt-get install postgresql`; "
-                    "or `docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:16`) or point "
-                    "PAVED_TEST_POSTGRES_DSN at one")
+        missing(f"PostgreSQL is unreachable at PAVED_TEST_POSTGRES_DSN ({why})",
+                "Start one (Debian: `sudo apt-get install postgresql`; or `docker run -d -p 5432:5432 "
+                "-e POSTGRES_HOST_AUTH_METHOD=trust postgres:16`) or point PAVED_TEST_POSTGRES_DSN at one")
     return POSTGRES_DSN

@@ -15,7 +15,6 @@ where they fail.
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import socket
 import struct
@@ -39,7 +38,7 @@ from bot.settings import Secret, Settings
 from bot.web.app import create_app
 from bot.web.jobs import handle_delivery, reconcile
 from bot.web.signin import COOKIE, sign_session
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, missing
 
 INSTALL = "apt-get install -y chromium chromium-driver"
 WEBHOOK_SECRET = "a-webhook-secret-for-the-browser-tests"
@@ -60,9 +59,7 @@ def _browser() -> tuple[str, str]:
             return chromium, driver
     else:
         problem = f"Debian's chromium and chromium-driver are not installed; install them with `{INSTALL}`"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the browser tests cannot run in CI: {problem}", pytrace=False)
-    pytest.skip(f"browser tests skipped: {problem}")
+    missing(f"the browser tests cannot run: {problem}", "They run in CI, which installs the browser.")
 
 
 # -- the platform: forge, Paved's service and an applied catalogue ------------------------------------------
