@@ -95,6 +95,11 @@ class ApplyRecord:
     approved_by: tuple[str, ...] = ()
     actions: Mapping[str, str] = field(default_factory=dict)  # identity -> create | update | rename | delete | heal
     trigger: Trigger = "merge"
+    # Why nothing was applied (the catalogue had errors), and whether this apply made the commit applied:
+    # a record says so itself, so that a Paved restarted after writing it finishes reporting it instead
+    # of applying again. Records written before these fields existed read as not succeeded.
+    reason: str = ""
+    succeeded: bool = False
 
     @property
     def ok(self) -> bool:

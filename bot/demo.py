@@ -338,13 +338,15 @@ def _tell(story: Story, forge: Any, server: DatabaseServer, settings: Any, servi
         check(fixed_head, "paved/plan")))
     story.show(f"paved/plan: {green['conclusion']} — {green['title']}")
 
+    from bot.handlers.push import applied_marker
+
     story.say("alice merges; Paved applies the change")
     merged = forge.merge("acme", "platform", pr.number, by="alice")
     result = wait_for("the apply of the merge", lambda: _finished(check(merged, "paved/apply")), 120)
     story.show(f"paved/apply on {merged[:12]}: {result['conclusion']} — {result['title']}")
     story.show(wait_for("the apply comment on the pull request", lambda: next(
-        (c.body for c in forge.comments("acme", "platform", pr.number) if c.body.startswith("### Paved applied")),
-        None)))
+        (c.body.split("\n", 1)[1] for c in forge.comments("acme", "platform", pr.number)
+         if c.body.startswith(applied_marker(merged))), None)))
 
     story.say("The new repository exists, scaffolded from the fastapi-service golden path")
     readme = forge.read_file("acme", "search", "README.md").decode()

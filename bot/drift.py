@@ -104,9 +104,10 @@ class RetryState:
 def attempts(records: Sequence[ApplyRecord]) -> list[ApplyRecord]:
     """The attempts to apply a commit, among the records in its note (a heal or a drift check is none).
 
-    Every one of them failed: a successful apply moves `refs/paved/applied` and is never retried.
+    Each of them failed. A successful apply moves `refs/paved/applied` and is never retried; until it
+    moved it (a Paved killed in between), its record is the one to finish, not a failed attempt.
     """
-    return [r for r in records if r.trigger not in OBSERVATIONS]
+    return [r for r in records if r.trigger not in OBSERVATIONS and not r.succeeded]
 
 
 def retry_state(records: Sequence[ApplyRecord], now: datetime) -> RetryState:

@@ -183,6 +183,11 @@ class Mirror(Protocol):
 
     def merge_base(self, repo: str, a: str, b: str) -> str: ...
 
+    def first_parents(self, repo: str, since: str | None, until: str, limit: int) -> list[str]:
+        """The commits from `until` back along first parents to `since` (excluded; None: to the root),
+        newest first, at most `limit` of them."""
+        ...
+
     def fetch_if_present(self, repo: str, ref: str) -> bool:
         """Fetch a ref that may not exist yet (Paved's own refs); whether it exists."""
         ...

@@ -328,6 +328,14 @@ class Workspace:
     def tree(self, repo: str, revision: str) -> GitTree:
         return GitTree(self.path(repo), revision)
 
+    def first_parents(self, repo: str, since: str | None, until: str, limit: int) -> list[str]:
+        span = f"{since}..{until}" if since else until
+        try:
+            listed = self._mirror(repo).git.rev_list("--first-parent", f"--max-count={limit}", span)
+        except git.GitCommandError as exc:
+            raise WorkspaceError(f"cannot list the commits {span} of {repo}") from exc
+        return [line.strip() for line in str(listed).splitlines() if line.strip()]
+
     def merge_base(self, repo: str, a: str, b: str) -> str:
         try:
             return str(self._mirror(repo).git.merge_base(a, b)).strip()

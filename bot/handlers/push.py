@@ -4,9 +4,16 @@ Triggered by a `push` to the default branch, by `/paved retry` and by reconcile.
 the last applied commit (`refs/paved/applied`; nothing yet on the first run) to the branch's head,
 judged by the head's rules, and providers apply it. The outcome is recorded in git: a note on the
 applied commit (`refs/notes/paved`) and, when everything held, `refs/paved/applied` moves to it. A
-`paved/apply` check run on the commit and a comment on the merged pull request report it. Callers
+`paved/apply` check run on the commit and one comment on the merged pull request report it. Callers
 hold the repository's lease (`ctx.lease`), so applies for one repo never overlap, and an apply that lost
 it stops before its next write (`LeaseLost`); the applied ref only moves from where this apply found it.
+
+The note is written (and pushed) before anything reports it, and each reporting step (the check, the
+applied ref, the comment, found again by its marker) can be taken again without harm. So a Paved killed
+anywhere after the note finishes on restart what it started: an apply that finds a successful record
+the applied ref has not caught up with reports it and moves the ref, without running the providers
+again, and an applied head whose comment is missing gets it. A Paved killed before the note applies
+again, which the providers make harmless (they observe first and change only what differs).
 
 A head that failed to apply is retried by reconcile (`apply_when_due`) on the backoff `bot.drift`
 sets, counted from the attempts recorded in its note. Those retries stay quiet on the pull request
@@ -18,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -45,6 +52,11 @@ ALARM_MARKER = "<!-- paved:alarm applied -->"
 class AppliedRefRefused(PavedError):
     """Raised when `refs/paved/applied` points somewhere Paved did not put it (a push by someone else, or
     history rewritten under it): nothing is applied from it until a person looks."""
+
+
+def applied_marker(revision: str) -> str:
+    """The hidden first line of the one comment saying how applying `revision` went."""
+    return f"<!-- paved:applied {revision} -->"
 
 
 def gave_up_marker(revision: str) -> str:
@@ -154,7 +166,12 @@ def apply_default_branch(ctx: Context, repo: str, providers: Sequence[Provider],
     if head is None:
         return ApplyOutcome("refused", "", reason=f"{repo} has no branch {branch}")
     if last == head:
+        _report_comment(ctx, repo, head)
         return ApplyOutcome("up to date", head)
+    finished = _finish_reporting(ctx, repo, last, head)
+    if finished is not None and finished.revision == head:
+        return finished
+    last = finished.revision if finished is not None else last
     earlier = len(attempts(head_records(ctx, repo, head)))
     return _apply(ctx, repo, head, last, providers, trigger, now or datetime.now(UTC), earlier)
 
@@ -162,7 +179,8 @@ def apply_default_branch(ctx: Context, repo: str, providers: Sequence[Provider],
 def apply_when_due(ctx: Context, repo: str, providers: Sequence[Provider], *, now: datetime,
                    force: bool = False) -> ApplyOutcome:
     """Reconcile's catch-up: apply a head that is not applied yet, when the backoff says a retry is due
-    (`force`: now, whatever it says). A head nobody tried yet (a lost delivery) is due at once."""
+    (`force`: now, whatever it says). A head nobody tried yet (a lost delivery) is due at once, and one
+    whose apply a killed Paved left unreported is reported."""
     heads = _heads(ctx, repo)
     if isinstance(heads, ApplyOutcome):
         return heads
@@ -170,7 +188,12 @@ def apply_when_due(ctx: Context, repo: str, providers: Sequence[Provider], *, no
     if head is None:
         return ApplyOutcome("refused", "", reason=f"{repo} has no branch {branch}")
     if last == head:
+        _report_comment(ctx, repo, head)
         return ApplyOutcome("up to date", head)
+    finished = _finish_reporting(ctx, repo, last, head)
+    if finished is not None and finished.revision == head:
+        return finished
+    last = finished.revision if finished is not None else last
     records = head_records(ctx, repo, head)
     state = retry_state(records, now)
     tried = attempts(records)
@@ -182,6 +205,42 @@ def apply_when_due(ctx: Context, repo: str, providers: Sequence[Provider], *, no
         return ApplyOutcome("gave up", head, tried[-1], attempts=state.attempts,
                             reason=f"{state.attempts} attempts failed; `/paved retry` applies again")
     return _apply(ctx, repo, head, last, providers, "reconcile", now, state.attempts)
+
+
+# How far back from the head an apply looks for one a killed Paved recorded but did not finish reporting:
+# merges that land while Paved is down, which the next apply then covers.
+UNREPORTED_LOOKBACK = 50
+
+
+def _finish_reporting(ctx: Context, repo: str, last: str | None, head: str) -> ApplyOutcome | None:
+    """Finish what a Paved killed after recording an apply left undone, and say where that leaves the
+    applied ref; None when there is nothing to finish.
+
+    The recorded note is the apply's journal: once it is on the forge, the providers' work is done, and
+    what follows (the check, the applied ref, the comment) can each be done again without harm. So the
+    newest commit between the applied ref and the head whose note holds a successful apply from the
+    applied ref is reported as that record says, and the applied ref moves to it; the providers are not
+    run again.
+    """
+    for revision in ctx.mirror.first_parents(repo, last, head, UNREPORTED_LOOKBACK):
+        done = [r for r in head_records(ctx, repo, revision) if r.succeeded and r.previous == last]
+        if done:
+            log.warning("finishing the report of %s at %s, which was applied but not reported", repo,
+                        revision[:12])
+            return _report(ctx, repo, done[-1], last, earlier=len(attempts(head_records(ctx, repo, revision))))
+    return None
+
+
+def _report_comment(ctx: Context, repo: str, head: str) -> None:
+    """Comment on an applied head's pull request, if a killed Paved never did: the head's last successful
+    record says what to write, and the comment is found by its marker, so this never adds a second."""
+    records = head_records(ctx, repo, head)
+    done = [r for r in records if r.succeeded]
+    number = done[-1].pull_request if done else None
+    if number is not None:
+        ctx.lease.check()
+        ctx.forge.upsert_comment(repo, number, applied_marker(head),
+                                 _applied_comment(done[-1], _title(done[-1]), len(attempts(records))))
 
 
 def _apply(ctx: Context, repo: str, head: str, last: str | None, providers: Sequence[Provider], trigger: Trigger,
@@ -218,37 +277,61 @@ def _apply(ctx: Context, repo: str, head: str, last: str | None, providers: Sequ
         revision=head, previous=last, applied_at=now.isoformat(timespec="seconds"),
         plan_digest=plan_digest(plan), results=tuple(results), pull_request=pr.number if pr else None,
         requested_by=pr.author if pr else None, merged_by=pr.merged_by if pr else None, approved_by=approvers,
-        actions={c.identity: c.action for c in plan.all_changes}, trigger=trigger)
-    ok = record.ok and not reason
+        actions={c.identity: c.action for c in plan.all_changes}, trigger=trigger, reason=reason)
+    record = replace(record, succeeded=record.ok and not reason)
+    # The note is the apply's journal, written before anything reports it: from here on a restarted Paved
+    # finishes the report (`_finish_reporting`) instead of applying again.
     ctx.mirror.append_note(repo, NOTES_REF, head, record.to_json())
     ctx.lease.check()
     ctx.mirror.push(repo, [NOTES_REF])
+    return _report(ctx, repo, record, last, earlier)
 
+
+def _title(record: ApplyRecord) -> str:
     failed = [r for r in record.results if r.status == "failed"]
-    title = reason or (f"{len(failed)} of {len(record.results)} failed" if failed else
-                       f"{sum(r.status == 'applied' for r in record.results)} applied, "
-                       f"{sum(r.status == 'unchanged' for r in record.results)} unchanged")
-    summary = (f"{reason}\n" if reason else "") + _results_markdown(record)
+    return record.reason or (f"{len(failed)} of {len(record.results)} failed" if failed else
+                             f"{sum(r.status == 'applied' for r in record.results)} applied, "
+                             f"{sum(r.status == 'unchanged' for r in record.results)} unchanged")
+
+
+def _summary(record: ApplyRecord) -> str:
+    return (f"{record.reason}\n" if record.reason else "") + _results_markdown(record)
+
+
+def _applied_comment(record: ApplyRecord, title: str, earlier: int) -> str:
+    again = f" (attempt {earlier + 1})" if earlier and record.succeeded else ""
+    retry = "" if record.succeeded else "\n\nFix what failed, then comment `/paved retry` to apply again."
+    return (f"{applied_marker(record.revision)}\n### Paved applied {record.revision[:12]}{again}: {title}\n\n"
+            f"{_summary(record)}{retry}")
+
+
+def _report(ctx: Context, repo: str, record: ApplyRecord, last: str | None, earlier: int) -> ApplyOutcome:
+    """Say how an apply went, in steps that can each be taken again: the check, the applied ref, the comment."""
+    head, ok, title = record.revision, record.succeeded, _title(record)
     # The successful check is what makes the applied ref believable (see `fetch_heads`), so it comes first:
     # a ref moved without it would stop every later apply.
     ctx.lease.check()
-    ctx.forge.publish_check(repo, CheckRun(CHECK_NAME, head, "success" if ok else "failure", title, summary))
+    ctx.forge.publish_check(repo, CheckRun(CHECK_NAME, head, "success" if ok else "failure", title, _summary(record)))
     if ok:
         ctx.mirror.set_ref(repo, APPLIED_REF, head)
         ctx.lease.check()
         ctx.mirror.push(repo, [APPLIED_REF], expected={APPLIED_REF: last})
     tried = earlier + (0 if ok else 1)
-    if pr is not None:
-        if ok or trigger != "reconcile" or earlier == 0:
-            again = f" (attempt {earlier + 1})" if earlier and ok else ""
-            retry = "" if ok else "\n\nFix what failed, then comment `/paved retry` to apply again."
-            ctx.forge.comment(repo, pr.number, f"### Paved applied {head[:12]}{again}: {title}\n\n{summary}{retry}")
+    if record.pull_request is not None:
+        # One comment per head, found again by its marker: a retry that succeeds turns the failure it
+        # reported into the success, and a restarted Paved never posts it twice.
+        if ok or record.trigger != "reconcile" or earlier == 0:
+            ctx.lease.check()
+            ctx.forge.upsert_comment(repo, record.pull_request, applied_marker(head),
+                                     _applied_comment(record, title, earlier))
         elif tried >= MAX_ATTEMPTS:
-            ctx.forge.upsert_comment(repo, pr.number, gave_up_marker(head), _gave_up(head, tried, summary))
+            ctx.lease.check()
+            ctx.forge.upsert_comment(repo, record.pull_request, gave_up_marker(head),
+                                     _gave_up(head, tried, _summary(record)))
         # An automatic retry that failed again is only logged: the pull request heard of the first
         # failure, and hears of the last.
-    log.info("applied %s at %s (%s): %s", repo, head[:12], trigger, title)
-    return ApplyOutcome("applied" if ok else "failed", head, record, reason, attempts=tried)
+    log.info("applied %s at %s (%s): %s", repo, head[:12], record.trigger, title)
+    return ApplyOutcome("applied" if ok else "failed", head, record, record.reason, attempts=tried)
 
 
 def _gave_up(head: str, tried: int, summary: str) -> str:

@@ -80,7 +80,7 @@ def left_alone(platform: Platform) -> None:
 
 
 def applied_comment(platform: Platform, number: int) -> str:
-    return next(b for b in platform.comments(number) if b.startswith("### Paved applied"))
+    return next(b for b in platform.comments(number) if b.startswith("<!-- paved:applied "))
 
 
 def test_a_merged_change_to_a_repository_and_team_paved_did_not_create_changes_nothing(platform: Platform) -> None:
