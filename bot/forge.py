@@ -119,6 +119,10 @@ class Forge(Protocol):
         A comment by anyone else never counts, whatever it starts with."""
         ...
 
+    def own_comment(self, repo: str, number: int, marker: str) -> str | None:
+        """The body of Paved's own comment on #`number` that starts with `marker`, if there is one."""
+        ...
+
     def comment(self, repo: str, number: int, body: str) -> int: ...
 
     def react(self, repo: str, number: int, comment_id: int, content: str) -> None:

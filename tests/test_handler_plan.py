@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from bot.handlers.pull_request import plan_pull_request
+from bot.handlers.pull_request import is_planned, plan_pull_request, planned_marker
 from bot.providers.github import GitHubProvider
 from tests.conftest import PROJECT, REPO, World, experimental_change
 
@@ -86,3 +86,36 @@ def test_the_plan_says_what_providers_will_do_against_live_state(world: World, p
     assert "### What Paved will do after merge" in comment
     assert "- `Service/search`: create repository acme/search (private) from template fastapi-service" in comment
     assert "- `Database/search-db`: nothing: no provider makes Database resources here" in comment
+
+
+def test_a_head_planned_already_against_the_same_base_is_not_planned_again(world: World) -> None:
+    number = experimental_change(world.forge, "reword", by="carol")
+    assert plan_pull_request(world.ctx, REPO, number, again=False).status == "published"
+    comment = world.plan_comments(number)
+    outcome = plan_pull_request(world.ctx, REPO, number, again=False)
+    assert outcome.status == "skipped" and "planned already" in outcome.reason
+    assert world.plan_comments(number) == comment
+
+
+def test_a_head_is_planned_again_once_the_base_branch_moved(world: World) -> None:
+    number = experimental_change(world.forge, "reword", by="carol")
+    plan_pull_request(world.ctx, REPO, number, again=False)
+    world.forge.push_files("acme", "platform", "main", {"docs/elsewhere.md": "Unrelated.\n"}, by="alice")
+    assert plan_pull_request(world.ctx, REPO, number, again=False).status == "published"
+
+
+def test_a_person_asking_for_a_plan_gets_one_even_for_a_planned_head(world: World) -> None:
+    number = experimental_change(world.forge, "reword", by="carol")
+    plan_pull_request(world.ctx, REPO, number)
+    assert plan_pull_request(world.ctx, REPO, number).status == "published"
+
+
+def test_the_plan_comment_says_which_head_and_base_it_planned(world: World) -> None:
+    number = experimental_change(world.forge, "reword", by="carol")
+    plan_pull_request(world.ctx, REPO, number)
+    pr = world.forge.pull_request("acme", "platform", number)
+    base = world.forge.branch_sha("acme", "platform", "main")
+    assert base is not None
+    [comment] = world.plan_comments(number)
+    assert comment.rstrip("\n").endswith(planned_marker(pr.head_sha, base))
+    assert is_planned(world.ctx, REPO, number, pr.head_sha, base)

@@ -92,3 +92,11 @@ def test_re_running_the_check_on_github_plans_again(world: World) -> None:
     world.forge.rerequest_check_run("acme", "platform", run.id, by="bob")
     routed = route(world.ctx, delivery(world, "check_run", "rerequested"))
     assert (routed.handler, routed.result) == ("plan", "published")
+
+
+def test_a_redelivered_change_to_a_planned_head_costs_no_second_plan(world: World) -> None:
+    number = experimental_change(world.forge, "reword", by="carol")
+    route(world.ctx, delivery(world, "pull_request", "opened"))
+    again = route(world.ctx, delivery(world, "pull_request", "opened"))
+    assert again.handler == "plan" and again.result.startswith("skipped") and "planned already" in again.result
+    assert len(world.plan_comments(number)) == 1

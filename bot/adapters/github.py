@@ -430,6 +430,12 @@ class GitHubForge:
             return int(issue.create_comment(body).id)
         return self._call(f"comment on #{number} in {repo}", upsert)
 
+    def own_comment(self, repo: str, number: int, marker: str) -> str | None:
+        def find() -> str | None:
+            return next((str(c.body) for c in self._repo(repo).get_issue(number).get_comments()
+                         if c.body.startswith(marker) and self._mine(c)), None)
+        return self._call(f"read the comments of #{number} in {repo}", find)
+
     def comment(self, repo: str, number: int, body: str) -> int:
         return self._call(f"comment on #{number} in {repo}",
                           lambda: int(self._repo(repo).get_issue(number).create_comment(body).id))

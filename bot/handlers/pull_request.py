@@ -95,11 +95,28 @@ def may_approve(ctx: Context, repo: str, login: str) -> bool:
     return any(login.lower() == p.lower() for team in people.values() for p in team)
 
 
-def plan_pull_request(ctx: Context, repo: str, number: int, *, head_sha: str | None = None) -> Outcome:
+def planned_marker(head_sha: str, base_sha: str) -> str:
+    """The hidden line that ends a plan comment: which head it planned, judged by which base commit."""
+    return f"<!-- paved:planned {head_sha} {base_sha} -->"
+
+
+def is_planned(ctx: Context, repo: str, number: int, head_sha: str, base_sha: str | None = None) -> bool:
+    """Whether Paved's plan comment on #`number` is for `head_sha` (and, when given, judged by `base_sha`).
+    The comment is published after the check, so a comment for the head means both are there."""
+    body = ctx.forge.own_comment(repo, number, markdown.MARKER) or ""
+    marker = planned_marker(head_sha, base_sha) if base_sha else planned_marker(head_sha, "")[:-4]
+    return marker in body
+
+
+def plan_pull_request(ctx: Context, repo: str, number: int, *, head_sha: str | None = None,
+                      again: bool = True) -> Outcome:
     """Plan pull request `number` and publish the check run and comment.
 
     `head_sha` is the head the triggering event saw; when the pull request has moved on since, this
-    job is superseded by the one for the newer head and publishes nothing.
+    job is superseded by the one for the newer head and publishes nothing. Unless `again`, a head whose
+    plan is published already, judged by the base branch as it is now, is not planned a second time
+    (a storm of redelivered or replayed triggers costs one plan); a person asking (`/paved plan`, a
+    re-run of the check) and a review plan again.
     """
     pr = ctx.forge.pull_request(repo, number)
     if pr.state != "open":
@@ -107,6 +124,9 @@ def plan_pull_request(ctx: Context, repo: str, number: int, *, head_sha: str | N
     if head_sha is not None and pr.head_sha != head_sha:
         return Outcome("skipped", f"superseded: the head is now {pr.head_sha[:12]}")
     ctx.mirror.fetch(repo, [pr.base_ref, f"refs/pull/{number}/head"])
+    base_sha = ctx.mirror.resolve(repo, f"refs/heads/{pr.base_ref}") or ""
+    if not again and is_planned(ctx, repo, number, pr.head_sha, base_sha):
+        return Outcome("skipped", f"{pr.head_sha[:12]} is planned already against {base_sha[:12]}")
     target = ctx.mirror.tree(repo, f"refs/heads/{pr.base_ref}")
     if not is_platform_repo(target):
         target.close()
@@ -130,7 +150,7 @@ def plan_pull_request(ctx: Context, repo: str, number: int, *, head_sha: str | N
     finally:
         for tree in (target, base, head):
             tree.close()
-    return publish(ctx, pr, planned, authority, config, steps)
+    return publish(ctx, pr, planned, authority, config, steps, base_sha=base_sha)
 
 
 def base_authority(ctx: Context, repo: str, config: RepoConfig, target: Tree, rules: Rules,
@@ -209,8 +229,9 @@ def _steps_section(steps: dict[str, list[str]]) -> str:
 
 
 def publish(ctx: Context, pr: PullRequest, planned: PlannedRequests, authority: Authority, config: RepoConfig,
-            steps: dict[str, list[str]] | None = None) -> Outcome:
-    """Publish a plan on its pull request, unless the pull request moved on while it was made."""
+            steps: dict[str, list[str]] | None = None, *, base_sha: str = "") -> Outcome:
+    """Publish a plan on its pull request, unless the pull request moved on while it was made: the check,
+    then the comment, which ends with `planned_marker` (so a comment for the head means both are there)."""
     plan = planned.plan
     reviews = ctx.forge.reviews(pr.repo, pr.number)
     needed = requirements(plan.all_changes, planned.after, authority, reviews, pr.author, pr.head_sha,
@@ -245,9 +266,11 @@ def publish(ctx: Context, pr: PullRequest, planned: PlannedRequests, authority: 
     ctx.forge.publish_check(pr.repo, CheckRun(
         CHECK_NAME, pr.head_sha, conclusion, title, summary + "\n" + approvals, "```\n" + body + "```\n",
         annotations))
-    comment = markdown.render(plan, repo_url=_web_url(pr), limit=65_536 - len(approvals) - 16)
+    planned_line = planned_marker(pr.head_sha, base_sha)
+    comment = markdown.render(plan, repo_url=_web_url(pr), limit=65_536 - len(approvals) - len(planned_line) - 16)
     ctx.lease.check()
-    ctx.forge.upsert_comment(pr.repo, pr.number, markdown.MARKER, comment.rstrip("\n") + "\n" + approvals)
+    ctx.forge.upsert_comment(pr.repo, pr.number, markdown.MARKER,
+                             comment.rstrip("\n") + "\n" + approvals + "\n" + planned_line + "\n")
     log.info("published plan for %s#%d at %s: %s", pr.repo, pr.number, pr.head_sha[:12], title)
     record_plan(ctx, pr, plan)
     return Outcome("published", conclusion=conclusion, plan=plan, pending=tuple(pending))

@@ -82,7 +82,9 @@ def route(ctx: Context, delivery: Delivery, *, bot_login: str | None = None) -> 
             return Routed("ignored", "draft pull requests are planned when they are ready for review")
         # The head as it is now, not the delivery's: later triggers for this pull request may have been
         # absorbed into this job while it waited (see `plan_subject`).
-        outcome = plan_pull_request(ctx, repo, int(pr["number"]))
+        # A head planned already against the same base is not planned again: GitHub's redeliveries and
+        # replays of these events otherwise cost a plan each.
+        outcome = plan_pull_request(ctx, repo, int(pr["number"]), again=False)
         return Routed("plan", f"{outcome.status} {outcome.reason or outcome.verdict}".strip(), outcome.plan)
     if delivery.kind in ("pull_request_review.submitted", "pull_request_review.dismissed"):
         review = payload.get("review") or {}
