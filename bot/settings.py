@@ -59,7 +59,8 @@ class Settings:
     `color` says whether terminal output may use ANSI colours when it goes to a terminal. The rest is
     for `paved serve` and `paved worker`: how to reach GitHub (`github_api_url`, and an App or a token),
     the webhook secret, where the queue lives (`redis_url`, or SQLite in `data_dir`), and how many
-    consumer threads run jobs (`queue_workers`; None picks by command, see `consumer_threads`).
+    consumer threads run jobs (`queue_workers`; None picks by command, see `consumer_threads`), and how
+    long leases last after their holder's last renewal (`lease_seconds`).
     """
 
     data_dir: Path
@@ -77,6 +78,10 @@ class Settings:
     queue_workers: int | None = None
     queue_immediate: bool = False
     reconcile_minutes: int = 15
+    # How long a lease (a repository's apply, a pull request's plan, a running job's delivery) outlives its
+    # holder's last renewal; holders renew three times as often. Shorter frees a killed worker's work sooner
+    # and costs more renewals.
+    lease_seconds: float = 60.0
     host: str = "127.0.0.1"
     port: int = 8000
     log_format: LogFormat = "text"
@@ -327,6 +332,9 @@ class Settings:
             queue_workers=number("PAVED_QUEUE_WORKERS", None, 0),
             queue_immediate=(text("PAVED_QUEUE_IMMEDIATE") or "").lower() in ("1", "true", "yes", "on"),
             reconcile_minutes=number("PAVED_RECONCILE_MINUTES", 15, 0) or 0,
+            # Renewed every third of it, a lease under 3 seconds would be renewed more often than a store
+            # under load answers.
+            lease_seconds=float(number("PAVED_LEASE_SECONDS", 60, 3) or 60),
             host=text("PAVED_HOST") or "127.0.0.1",
             port=port or 8000,
             log_format="json" if log_format == "json" else "text",

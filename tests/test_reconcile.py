@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +22,8 @@ from bot.drift import BACKOFF, MAX_ATTEMPTS
 from bot.handlers.drift import check_drift, reconcile_repo
 from bot.handlers.push import apply_default_branch, apply_when_due
 from bot.handlers.router import route
-from bot.web.jobs import reconcile
+from bot.sandbox.recording import Exchange, watch
+from bot.web.jobs import reconcile, reconcile_once
 from bot.webhook import Delivery
 from tests.conftest import PROJECT
 from tests.test_drift import REPO, Estate, applied_estate
@@ -143,6 +144,36 @@ def test_the_scheduled_reconcile_reports_drift(estate: Estate) -> None:
                    lambda repo, numbers: nullcontext(ALWAYS_HELD)))
     [issue] = estate.drift_issues()
     assert issue.title == "Service/checkout has drifted from the catalogue"
+
+
+def requests_about(repo: str) -> Iterator[list[str]]:
+    """The REST requests (method and route) made about `repo` while the block runs."""
+    seen: list[str] = []
+
+    def record(exchange: Exchange) -> None:
+        if exchange.path.startswith(f"/repos/{repo}/") or exchange.path == f"/repos/{repo}":
+            seen.append(f"{exchange.method} {exchange.route}")
+
+    stop = watch(on_exchange=record)
+    try:
+        yield seen
+    finally:
+        stop()
+
+
+def test_reconcile_passes_over_the_service_repos_the_app_is_installed_on(estate: Estate) -> None:
+    service = "acme/checkout"  # scaffolded by Paved from the catalogue, and covered by the App's installation
+    with contextmanager(requests_about)(service) as asked:
+        reconcile(Work(estate.settings, "schedule", 1, lambda repo: nullcontext(ALWAYS_HELD),
+                       lambda repo, numbers: nullcontext(ALWAYS_HELD)))
+        done = reconcile_once(estate.settings)
+    assert [r.repo for r in done] == [REPO]
+    # The platform repo's drift check reads the service's settings; reconcile itself only asked whether
+    # the service holds kind schemas, and neither fetched it nor looked for pull requests to plan there.
+    assert asked.count("GET /repos/{owner}/{repo}/contents/{path}") == 2
+    assert "GET /repos/{owner}/{repo}/pulls" not in asked
+    assert not estate.ctx.mirror.path(service).exists()  # type: ignore[attr-defined]
+    assert estate.ctx.mirror.path(REPO).exists()  # type: ignore[attr-defined]
 
 
 # -- `paved reconcile` ------------------------------------------------------------------------------------

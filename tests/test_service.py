@@ -378,7 +378,8 @@ def test_a_delivery_log_written_before_bodies_were_recorded_gains_the_columns(tm
 
     path = tmp_path / "deliveries.sqlite"
     with sqlite3.connect(path) as db:
-        db.execute(SCHEMA.replace(",\n    body_sha256 text,\n    started_at  text", ""))
+        db.execute(SCHEMA.replace(",\n    body_sha256 text,\n    started_at  text,\n    payload     text,\n"
+                                  "    retry_at    text", ""))
         db.execute("insert into deliveries values ('old-1', 'push', null, 'acme/platform',"
                    " '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z', 'done', 1, null)")
     db.close()

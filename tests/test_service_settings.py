@@ -56,13 +56,13 @@ def test_every_service_variable_is_read_from_the_environment(tmp_path: Path) -> 
         "PAVED_GITHUB_API_URL": "https://github.example.com/api/v3/", "PAVED_REDIS_URL": "redis://queue:6379/2",
         "PAVED_QUEUE_NAME": "paved-staging", "PAVED_QUEUE_WORKERS": "4", "PAVED_QUEUE_IMMEDIATE": "true",
         "PAVED_RECONCILE_MINUTES": "5", "PAVED_HOST": "0.0.0.0", "PAVED_PORT": "9000", "PAVED_LOG_FORMAT": "json",
-        "PAVED_LOG_LEVEL": "debug"})
+        "PAVED_LOG_LEVEL": "debug", "PAVED_LEASE_SECONDS": "20"})
     assert settings == Settings(
         data_dir=tmp_path, color=True, github_api_url="https://github.example.com/api/v3",
         github_app_id="42", github_private_key=None, github_private_key_file=tmp_path / "app.pem",
         github_token=Secret(TOKEN), webhook_secret=Secret(SECRET), redis_url=Secret("redis://queue:6379/2"),
-        queue_name="paved-staging", queue_workers=4, queue_immediate=True, reconcile_minutes=5, host="0.0.0.0",
-        port=9000, log_format="json", log_level="DEBUG")
+        queue_name="paved-staging", queue_workers=4, queue_immediate=True, reconcile_minutes=5, lease_seconds=20,
+        host="0.0.0.0", port=9000, log_format="json", log_level="DEBUG")
 
 
 def test_the_defaults_are_github_com_the_embedded_queue_and_localhost(tmp_path: Path) -> None:
@@ -73,6 +73,7 @@ def test_the_defaults_are_github_com_the_embedded_queue_and_localhost(tmp_path: 
     assert (settings.github_api_url, settings.redis_url, settings.host, settings.port) == (
         "https://api.github.com", None, "127.0.0.1", 8000)
     assert (settings.consumer_threads("serve"), settings.consumer_threads("worker")) == (2, 2)
+    assert settings.lease_seconds == 60
 
 
 def test_serve_replicas_run_no_consumer_threads_when_the_queue_is_in_redis_unless_asked(tmp_path: Path) -> None:
@@ -170,7 +171,8 @@ def test_the_redis_password_is_masked_when_the_url_is_shown(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("name, value", [("PAVED_PORT", "eighty"), ("PAVED_QUEUE_WORKERS", "-1"),
-                                         ("PAVED_RECONCILE_MINUTES", "often")])
+                                         ("PAVED_RECONCILE_MINUTES", "often"), ("PAVED_LEASE_SECONDS", "2"),
+                                         ("PAVED_LEASE_SECONDS", "1.5")])
 def test_a_malformed_number_is_refused_naming_its_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigurationError) as refused:
         Settings.from_env({name: value})

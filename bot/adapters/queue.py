@@ -5,8 +5,14 @@ the periodic task (`Periodic`: reconcile, run when a consumer starts and every `
 plain callables; this module runs them, records each delivery's progress in the delivery log, and keeps
 them from overlapping where they must not, with leases (`bot.adapters.leases`) kept where the queue is:
 applies to one repository, plans of one pull request, and reconcile each hold one. A lease expires
-`LEASE_SECONDS` after its holder last renewed it, so work left by a killed worker is taken up again by
-the next job on its own.
+`settings.lease_seconds` (`PAVED_LEASE_SECONDS`) after its holder last renewed it, so work left by a
+killed worker is taken up again by the next job on its own.
+
+Deliveries converge the same way. A running job renews its delivery's record (its heartbeat, fenced by
+its attempt number); every consumer sweeps the delivery log when it starts and every `SWEEP_SECONDS`
+(`WorkQueue.sweep`), queueing again what a dead job, a lost enqueue or a failure left behind, and a
+failed delivery when its retry is due. When a delivery's last attempt fails, `make_queue`'s `gave_up`
+callable is told, so that the people waiting on it hear why.
 
 Where the queue lives:
 - embedded (default): `SqliteHuey` in the data folder, durable and serverless; `paved serve` runs the
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -39,8 +46,18 @@ from huey.consumer import Consumer  # type: ignore[import-untyped]
 from huey.exceptions import HueyException, RetryTask  # type: ignore[import-untyped]
 
 from bot.adapters import metrics
-from bot.adapters.deliveries import DeliveryLog, delivery_context, one_line, pull_request_of
-from bot.adapters.leases import Held, Lease, LeaseStoreError, MemoryLeases, RedisLeases, SqliteLeases, Together, kept
+from bot.adapters.deliveries import DeliveryLog, DeliveryLogError, delivery_context, one_line, pull_request_of
+from bot.adapters.leases import (
+    Held,
+    Lease,
+    LeaseLost,
+    LeaseStoreError,
+    MemoryLeases,
+    RedisLeases,
+    SqliteLeases,
+    Together,
+    kept,
+)
 from bot.errors import PavedError
 from bot.files import private_file, private_folder
 from bot.webhook import Delivery
@@ -57,10 +74,13 @@ log = logging.getLogger(__name__)
 # gives up (the delivery fails, so a redelivery is accepted) when it is still busy this long after acceptance.
 BUSY_RETRY_SECONDS = 10.0
 BUSY_GIVE_UP = timedelta(hours=1)
-# A lease lasts this long after its holder last renewed it, and its holder renews it three times as often:
-# a worker that is killed frees its work within a minute, and a holder survives two renewals that the
-# store did not answer (a Redis failover, a pause) before it loses its lease.
-LEASE_SECONDS = 60.0
+# A lease lasts `settings.lease_seconds` after its holder last renewed it, and its holder renews it this
+# many times as often: a holder survives two renewals that the store did not answer (a Redis failover, a
+# pause) before it loses its lease.
+RENEWALS_PER_LEASE = 3
+# Every consumer sweeps the delivery log this often (or every lease, when leases are shorter), so a dead
+# job's delivery runs again within a lease and a sweep of its expiry, and a retry within a sweep of its time.
+SWEEP_SECONDS = 60.0
 # A plan that finds another plan of its pull request running waits this long for it before it is queued
 # again: plans take seconds, and a consumer thread kept waiting is not running other repositories' work.
 PLAN_WAIT_SECONDS = 5.0
@@ -124,6 +144,34 @@ class Work:
 
 Job = Callable[[Delivery, Work], None]
 Periodic = Callable[[Work], None]
+# Told when a delivery's last attempt failed: the delivery, the work it ran with, and the error (one line).
+GaveUp = Callable[[Delivery, Work, str], None]
+
+
+class Heartbeat:
+    """A running job's hold on its delivery's `processing` record, shaped as a `Held` lease so that
+    `kept` renews it: the attempt number is its fence, and a renewal that finds the record taken up
+    again by another job (or finished) is `LeaseLost`. Releasing it does nothing: `finish` ends it."""
+
+    def __init__(self, deliveries: DeliveryLog, delivery_id: str, attempt: int) -> None:
+        self.deliveries = deliveries
+        self.delivery_id = delivery_id
+        self.name = f"delivery:{delivery_id}"
+        self.fence = attempt
+
+    def renew(self) -> None:
+        try:
+            ours = self.deliveries.renew(self.delivery_id, self.fence)
+        except DeliveryLogError as exc:
+            raise LeaseStoreError(exc.message, backend=exc.store or "delivery log") from exc
+        if not ours:
+            raise LeaseLost(self.name, self.fence, "its delivery was taken up again by another job, or finished")
+
+    def check(self) -> None:
+        self.renew()
+
+    def release(self) -> None:
+        pass
 
 
 def every(minutes: int) -> Callable[[datetime], bool]:
@@ -150,8 +198,8 @@ class WorkQueue:
 
     def __init__(self, huey: Any, backend: Backend, settings: Settings, deliveries: DeliveryLog, job: Job,
                  periodic: Periodic | None, *, leases: Lease, busy_retry_seconds: float = BUSY_RETRY_SECONDS,
-                 busy_give_up: timedelta = BUSY_GIVE_UP, lease_seconds: float = LEASE_SECONDS,
-                 plan_wait_seconds: float = PLAN_WAIT_SECONDS) -> None:
+                 busy_give_up: timedelta = BUSY_GIVE_UP, lease_seconds: float | None = None,
+                 plan_wait_seconds: float = PLAN_WAIT_SECONDS, gave_up: GaveUp | None = None) -> None:
         self.huey = huey
         self.backend: Backend = backend
         self.settings = settings
@@ -161,10 +209,12 @@ class WorkQueue:
         self.leases = leases
         self.busy_retry_seconds = busy_retry_seconds
         self.busy_give_up = busy_give_up
-        self.lease_seconds = lease_seconds
+        self.lease_seconds = settings.lease_seconds if lease_seconds is None else lease_seconds
         self.plan_wait_seconds = plan_wait_seconds
+        self.gave_up = gave_up
         self._scrub = settings.secret_values()
         self._consumer: Any = None
+        self._sweeping: tuple[threading.Thread, threading.Event] | None = None
         self._errors: tuple[type[Exception], ...] = (HueyException, sqlite3.Error, OSError, LeaseStoreError)
         if backend == "redis":
             import redis
@@ -215,7 +265,7 @@ class WorkQueue:
 
     @contextmanager
     def _kept(self, held: Held) -> Iterator[Held]:
-        with kept(held, self.lease_seconds / 3) as renewed:
+        with kept(held, self.lease_seconds / RENEWALS_PER_LEASE) as renewed:
             yield renewed
 
     @contextmanager
@@ -276,11 +326,13 @@ class WorkQueue:
         return (_EmbeddedConsumer if embedded else Consumer)(self.huey, **options)
 
     def start(self, consumers: int, *, flush_locks: bool = False) -> None:
-        """Start `consumers` threads in this process (none: only enqueue), and run reconcile once.
+        """Start `consumers` threads in this process (none: only enqueue), sweep the delivery log, run
+        reconcile once, and keep sweeping every `SWEEP_SECONDS` until `stop`.
 
-        In immediate mode nothing is started and reconcile runs inline.
+        In immediate mode nothing is started: the sweep and reconcile run inline, once.
         """
         if self.backend == "immediate":
+            self.sweep()
             self._reconcile_on_start()
             return
         if consumers <= 0:
@@ -290,10 +342,12 @@ class WorkQueue:
         self._consumer = self._consumer_for(consumers, embedded=True)
         self._consumer.start()
         log.info("consuming the %s queue with %d thread(s)", self.backend, consumers)
+        self._start_sweeping()
         self._reconcile_on_start()
 
     def stop(self) -> None:
         """Stop the threads `start` started, letting running jobs finish (up to `SHUTDOWN_SECONDS`)."""
+        self._stop_sweeping()
         if self._consumer is None:
             return
         self._consumer.stop(graceful=True)
@@ -307,13 +361,76 @@ class WorkQueue:
         # This process runs jobs for `paved serve` to report: keep its metrics where serve reads them.
         metrics.share_between_processes(private_folder(self.settings.data_dir / metrics.METRICS_FOLDER))
         consumer = self._consumer_for(workers, embedded=False)
-        self._reconcile_on_start()
-        consumer.run()
+        self._start_sweeping()
+        try:
+            self._reconcile_on_start()
+            consumer.run()
+        finally:
+            self._stop_sweeping()
 
     def _reconcile_on_start(self) -> None:
         if self.periodic is not None and self.settings.reconcile_minutes > 0:
             with self._reach("take the start-up reconcile"):
                 self._reconcile_task("start")
+
+    # -- sweeping the delivery log ---------------------------------------------------------------------------
+
+    def sweep(self, now: datetime | None = None) -> int:
+        """Queue again every delivery the log finds due as of `now` (see `DeliveryLog.take_due`): a dead
+        job's, an accepted one that has no job, a failed one whose retry is due. Returns how many.
+
+        The log hands each to one sweeper only, so sweepers on every consumer never queue one twice. One
+        killed between taking and queueing leaves it `accepted`, and a later sweep takes it as an orphan.
+        Never raises: a sweep that cannot reach the log or the queue is logged and the next one tries.
+        """
+        queued = 0
+        with delivery_context("-", "sweep", None):
+            try:
+                due = self.deliveries.take_due(now)
+            except DeliveryLogError as exc:
+                log.warning("sweep skipped: %s", exc.message)
+                return 0
+            for delivery in due:
+                try:
+                    self.enqueue(delivery)
+                except QueueError as exc:
+                    # Left `accepted`: a later sweep takes it again as an orphan.
+                    log.warning("sweep could not queue delivery %s again: %s", delivery.id, exc.message)
+                    continue
+                queued += 1
+            if queued:
+                log.info("sweep queued %d delivery job(s) again", queued)
+        return queued
+
+    def _start_sweeping(self) -> None:
+        # A thread per consumer process rather than a Huey periodic task: Huey schedules by the minute only,
+        # and its task would wait in the very queue whose backlog (or loss) the sweep repairs; a thread
+        # also follows a lease shorter than a minute.
+        if self._sweeping is not None:
+            return
+        stop = threading.Event()
+        every_seconds = min(SWEEP_SECONDS, self.lease_seconds)
+
+        def sweep_until_stopped() -> None:
+            while True:
+                try:
+                    self.sweep()
+                except Exception as exc:  # a sweep that fails must not end the sweeping
+                    log.error("sweep failed: %s", one_line(f"{type(exc).__name__}: {exc}", self._scrub), exc_info=True)
+                if stop.wait(every_seconds):
+                    return
+
+        thread = threading.Thread(target=sweep_until_stopped, name="paved sweep", daemon=True)
+        self._sweeping = (thread, stop)
+        thread.start()
+
+    def _stop_sweeping(self) -> None:
+        if self._sweeping is None:
+            return
+        thread, stop = self._sweeping
+        stop.set()
+        thread.join(timeout=SHUTDOWN_SECONDS)
+        self._sweeping = None
 
     @staticmethod
     def _log_flushed(names: set[str]) -> None:
@@ -339,21 +456,39 @@ class WorkQueue:
                 return
             log.info("job started (attempt %d)", attempt)
             started = time.monotonic()
+            work = self.work("delivery", attempt)
             try:
-                self.job(delivery, self.work("delivery", attempt))
+                with kept(Heartbeat(self.deliveries, delivery.id, attempt), self.lease_seconds / RENEWALS_PER_LEASE):
+                    self.job(delivery, work)
             except Busy as busy:
                 metrics.job_ran(delivery.kind, "waiting", time.monotonic() - started)
                 self._busy(delivery, busy)
             except Exception as exc:
                 metrics.job_ran(delivery.kind, "failed", time.monotonic() - started)
                 message = one_line(f"{type(exc).__name__}: {exc}", self._scrub)
-                self.deliveries.finish(delivery.id, "failed", message)
                 # The traceback goes to the log only; the delivery log keeps one line.
                 log.error("job failed after %.3fs: %s", time.monotonic() - started, message, exc_info=True)
+                self._failed(delivery, work, message)
             else:
                 metrics.job_ran(delivery.kind, "done", time.monotonic() - started)
                 self.deliveries.finish(delivery.id, "done")
                 log.info("job done in %.3fs", time.monotonic() - started)
+
+    def _failed(self, delivery: Delivery, work: Work, message: str) -> None:
+        """Record a failed attempt; when it was the last, say so through `gave_up`."""
+        record = self.deliveries.finish(delivery.id, "failed", message)
+        if record is None or not record.gave_up:
+            if record is not None and record.retry_at:
+                log.info("delivery will be tried again from %s", record.retry_at)
+            return
+        log.error("gave up on the delivery after %d attempt(s): %s", record.attempts, message)
+        if self.gave_up is None:
+            return
+        try:
+            self.gave_up(delivery, work, message)
+        except Exception as exc:  # telling people failed too: the log says so, Huey is not bothered
+            log.error("could not say that Paved gave up on the delivery: %s",
+                      one_line(f"{type(exc).__name__}: {exc}", self._scrub), exc_info=True)
 
     def _busy(self, delivery: Delivery, busy: Busy) -> None:
         record = self.deliveries.get(delivery.id)
@@ -362,8 +497,8 @@ class WorkQueue:
         if datetime.now(UTC) - accepted > self.busy_give_up:
             message = (f"{busy.message} for over {self.busy_give_up}: other work has kept renewing its lease "
                        "all that time; look for a job that does not end")
-            self.deliveries.finish(delivery.id, "failed", message)
             log.error("job failed: %s", message)
+            self._failed(delivery, self.work("delivery", record.attempts if record else 1), message)
             return
         self.deliveries.wait(delivery.id, f"waiting: {busy.message}")
         log.info("%s; trying again in %.1fs", busy.message, self.busy_retry_seconds)
@@ -408,12 +543,15 @@ class WorkQueue:
         return claimed
 
     def _interrupted(self, signal: str, task: Any, *args: Any) -> None:
-        # A job cut short by a stopping consumer is failed, so that its redelivery is accepted.
-        if task.name == "delivery" and task.args:
-            delivery_id = str(task.args[0])
-            with delivery_context(delivery_id, str(task.args[1]), None, job=_job_id(task)):
-                self.deliveries.finish(delivery_id, "failed", "interrupted: the consumer stopped during the job")
+        # A job cut short by a stopping consumer is failed, so that its redelivery is accepted and a sweep
+        # retries it.
+        if task.name == "delivery" and len(task.args) == 3:
+            delivery = Delivery(str(task.args[0]), str(task.args[1]), task.args[2])
+            with delivery_context(delivery.id, delivery.kind, delivery.repository, job=_job_id(task)):
                 log.warning("job interrupted by the consumer stopping")
+                record = self.deliveries.get(delivery.id)
+                self._failed(delivery, self.work("delivery", record.attempts if record else 1),
+                             "interrupted: the consumer stopped during the job")
 
 
 def _job_id(task: Any) -> str | None:
@@ -421,15 +559,17 @@ def _job_id(task: Any) -> str | None:
 
 
 def make_queue(settings: Settings, deliveries: DeliveryLog, job: Job, periodic: Periodic | None = None, *,
-               busy_retry_seconds: float = BUSY_RETRY_SECONDS, lease_seconds: float = LEASE_SECONDS,
-               plan_wait_seconds: float = PLAN_WAIT_SECONDS) -> WorkQueue:
+               busy_retry_seconds: float = BUSY_RETRY_SECONDS, lease_seconds: float | None = None,
+               plan_wait_seconds: float = PLAN_WAIT_SECONDS, gave_up: GaveUp | None = None) -> WorkQueue:
     """The queue `settings` ask for: immediate, Redis when a Redis URL is set, else SQLite in the data folder.
 
-    Its leases live with it: in this process's memory, in Redis beside the queue, or in the queue's file.
+    Its leases live with it: in this process's memory, in Redis beside the queue, or in the queue's file;
+    they last `settings.lease_seconds` unless `lease_seconds` says otherwise. `gave_up` is told of each
+    delivery whose last attempt failed; its own failure is logged, never raised.
     """
     name = settings.queue_name
     options: dict[str, Any] = {"busy_retry_seconds": busy_retry_seconds, "lease_seconds": lease_seconds,
-                               "plan_wait_seconds": plan_wait_seconds}
+                               "plan_wait_seconds": plan_wait_seconds, "gave_up": gave_up}
     if settings.queue_immediate:
         return WorkQueue(MemoryHuey(name, immediate=True, results=False), "immediate", settings, deliveries, job,
                          periodic, leases=MemoryLeases(), **options)

@@ -1,4 +1,5 @@
-"""What `paved serve` and `paved worker` run: a delivery's job, and reconcile on start and on a schedule.
+"""What `paved serve` and `paved worker` run: a delivery's job, reconcile on start and on a schedule, and
+the word to a pull request when Paved gave up on a delivery about it.
 
 This is where the service composes its collaborators: from the settings it builds, per job, a GitHub
 client (as the App's installation for the delivery's repository, or with a token), the local mirrors
@@ -9,6 +10,7 @@ Huey): the `paved` parser imports it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import datetime
@@ -45,14 +47,16 @@ def github_client(settings: Settings, repo: str, installation_id: int | None = N
                              "or PAVED_GITHUB_TOKEN")
 
 
-def context_for(settings: Settings, repo: str, installation_id: int | None = None) -> Context:
-    """The handlers' collaborators for work on `repo`, built from the settings."""
+def context_for(settings: Settings, repo: str, installation_id: int | None = None, *,
+                client: Github | None = None) -> Context:
+    """The handlers' collaborators for work on `repo`, built from the settings (with `client`, when one for
+    `repo` was made already)."""
     from bot.adapters.github import GitHubForge, token_of
     from bot.adapters.workspace import Workspace
     from bot.catalog import CatalogueStore
     from bot.handlers import Context
 
-    client = github_client(settings, repo, installation_id)
+    client = client or github_client(settings, repo, installation_id)
     from bot.providers.database import DatabaseProvider
     from bot.providers.github import GitHubProvider, GitHubSecrets
 
@@ -154,6 +158,44 @@ def platform_repositories(settings: Settings) -> list[str]:
     return list(settings.repositories)
 
 
+def is_platform_repo(settings: Settings, client: Github, repo: str) -> bool:
+    """Whether `repo` is a platform repo: its default branch has the kind schemas the rules need
+    (`bot.rules.is_platform_repo`). One contents request, and nothing fetched into the mirrors.
+
+    An App may be installed on every repository of an organization, the services it scaffolded among
+    them, and fetching each one into a mirror to find out is what this spares. The `paved-managed`
+    mark would name the scaffolded ones for free, but not the organization's other repositories, and it
+    is not what makes a platform repo; the folder is.
+    """
+    from bot.adapters.github import ForgeError, _wrapped
+    from bot.rules import KINDS_DIR
+
+    # Until the forge port answers "does this path exist" itself, the GitHub adapter's own error wrapping
+    # turns PyGithub's answer into a `ForgeError` with its status.
+    try:
+        with _wrapped(f"look for {KINDS_DIR} in {repo}"):
+            client.withLazy(True).get_repo(repo).get_contents(KINDS_DIR.rstrip("/"))
+    except ForgeError as exc:
+        if exc.status == 404:  # no such folder on the default branch (or an empty repository)
+            return False
+        raise
+    return True
+
+
+def _platform_contexts(settings: Settings, repos: list[str]) -> Iterator[tuple[str, Context | PavedError]]:
+    """Each of `repos` that is a platform repo, with the collaborators for work on it (or the trouble
+    that kept them from being built); the others are left out."""
+    for repo in repos:
+        try:
+            client = github_client(settings, repo)
+            if not is_platform_repo(settings, client, repo):
+                log.debug("reconcile passes over %s: it is not a platform repo", repo)
+                continue
+            yield repo, context_for(settings, repo, client=client)
+        except PavedError as exc:
+            yield repo, exc
+
+
 def reconcile(work: Work) -> None:
     """Catch up on what a crash or a lost delivery left undone, and look for drift: apply a default
     branch that is ahead of its last applied commit (a failed apply again when its backoff says so),
@@ -163,31 +205,33 @@ def reconcile(work: Work) -> None:
     from bot.handlers.drift import reconcile_repo
     from bot.handlers.pull_request import CHECK_NAME, plan_pull_request
 
-    for repo in platform_repositories(work.settings):
+    for repo, built in _platform_contexts(work.settings, platform_repositories(work.settings)):
+        if isinstance(built, PavedError):  # one repository's trouble does not stop the others
+            log.warning("reconcile skipped %s: %s", repo, built.message)
+            continue
+        ctx = built
         try:
-            ctx = context_for(work.settings, repo)
             try:
+                with work.repo_lock(repo) as held:
+                    done = reconcile_repo(replace(ctx, lease=held), repo)
+                _log_reconciled(done)
+            except RepoBusy:
+                log.info("reconcile left %s to the apply that is running", repo)
+            for pr in ctx.forge.open_pull_requests(repo):
+                if pr.draft or ctx.forge.has_check(repo, pr.head_sha, CHECK_NAME):
+                    continue
                 try:
-                    with work.repo_lock(repo) as held:
-                        done = reconcile_repo(replace(ctx, lease=held), repo)
-                    _log_reconciled(done)
-                except RepoBusy:
-                    log.info("reconcile left %s to the apply that is running", repo)
-                for pr in ctx.forge.open_pull_requests(repo):
-                    if pr.draft or ctx.forge.has_check(repo, pr.head_sha, CHECK_NAME):
-                        continue
-                    try:
-                        with work.pull_request_lock(repo, (pr.number,)) as held:
-                            outcome = plan_pull_request(replace(ctx, lease=held), repo, pr.number,
-                                                        head_sha=pr.head_sha)
-                    except PullRequestBusy:
-                        log.info("reconcile left %s#%d to the plan that is running", repo, pr.number)
-                        continue
-                    log.info("reconcile planned %s#%d: %s", repo, pr.number, outcome.status)
-            finally:
-                ctx.store.close()
+                    with work.pull_request_lock(repo, (pr.number,)) as held:
+                        outcome = plan_pull_request(replace(ctx, lease=held), repo, pr.number,
+                                                    head_sha=pr.head_sha)
+                except PullRequestBusy:
+                    log.info("reconcile left %s#%d to the plan that is running", repo, pr.number)
+                    continue
+                log.info("reconcile planned %s#%d: %s", repo, pr.number, outcome.status)
         except PavedError as exc:  # one repository's trouble does not stop the others
             log.warning("reconcile skipped %s: %s", repo, exc.message)
+        finally:
+            ctx.store.close()
 
 
 def _log_reconciled(done: RepoReconciled) -> None:
@@ -225,16 +269,61 @@ def reconcile_once(settings: Settings, *, now: datetime | None = None, force: bo
                                       "an App reconciles the repositories it is installed on.")
     queue = make_queue(settings, open_delivery_log(settings), handle_delivery)
     done: list[RepoReconciled] = []
-    for repo in repos:
+    for repo, built in _platform_contexts(settings, repos):
+        if isinstance(built, PavedError):  # one repository's trouble does not stop the others
+            done.append(RepoReconciled(repo, errors=(built.message,)))
+            continue
         try:
-            ctx = context_for(settings, repo)
-            try:
-                with queue.repo_lock(repo) as held:
-                    done.append(reconcile_repo(replace(ctx, lease=held), repo, now=now, force=force))
-            finally:
-                ctx.store.close()
+            with queue.repo_lock(repo) as held:
+                done.append(reconcile_repo(replace(built, lease=held), repo, now=now, force=force))
         except RepoBusy as exc:
             done.append(RepoReconciled(repo, errors=(f"{exc.message}; try again later",)))
-        except PavedError as exc:  # one repository's trouble does not stop the others
+        except PavedError as exc:
             done.append(RepoReconciled(repo, errors=(exc.message,)))
+        finally:
+            built.store.close()
     return done
+
+
+# One comment per pull request, edited in place however many deliveries about it Paved gives up on.
+GAVE_UP_MARKER = "<!-- paved:gave-up -->"
+
+
+def say_gave_up(delivery: Delivery, work: Work, error: str) -> None:
+    """Tell the pull request a delivery was about that Paved stopped trying its job, in one line: what
+    it could not finish, the error (one line, scrubbed of secrets) and what to do now.
+
+    The pull request is the one the delivery names, or for a push to the default branch the one whose
+    merge made the pushed commit. A delivery about no pull request is only logged (by the queue).
+    """
+    from bot.adapters.deliveries import one_line, pull_request_of
+    from bot.adapters.github import GitHubForge
+
+    repo = delivery.repository
+    if repo is None:
+        return
+    forge = GitHubForge(github_client(work.settings, repo, delivery.installation_id), login=work.settings.github_login)
+    number = pull_request_of(delivery)
+    what, retry = _what_was_given_up(delivery)
+    if number is None and _applies(delivery) and delivery.event == "push":
+        merged = forge.merged_pull_request(repo, str(delivery.payload.get("after") or ""))
+        number = merged.number if merged is not None else None
+    if number is None:
+        log.info("no pull request to tell that Paved gave up on %s", what)
+        return
+    line = (f"⚠️ Paved could not finish {what} after {work.attempt} attempts: "
+            f"{one_line(error, work.settings.secret_values())}. Paved's reconcile picks it up again; comment "
+            f"`{retry}` to try now.")
+    forge.upsert_comment(repo, number, GAVE_UP_MARKER, f"{GAVE_UP_MARKER}\n{line}")
+    log.info("told %s#%d that Paved gave up on %s", repo, number, what)
+
+
+def _what_was_given_up(delivery: Delivery) -> tuple[str, str]:
+    """What the delivery's job was doing, in words, and the command that does it again now."""
+    if delivery.event == "push":
+        after = str(delivery.payload.get("after") or "")
+        return f"applying {after[:12]}", "/paved retry"
+    command = _command(delivery)
+    if command is not None:
+        return f"`/paved {command}`", f"/paved {command}"
+    return f"planning this pull request (`{delivery.kind}`)", "/paved plan"

@@ -1,7 +1,8 @@
 """`paved serve` and `paved worker`: check the settings, build the service's parts, run until stopped.
 
-Both take the job and the periodic task as callables (see `bot.adapters.queue.Job` and `Periodic`); by
-default they are Paved's own, `bot.web.jobs.handle_delivery` and `reconcile`. `serve` runs the web app
+Both take the job, the periodic task and what to do when a delivery's last attempt failed as callables
+(see `bot.adapters.queue.Job`, `Periodic` and `GaveUp`); by default they are Paved's own,
+`bot.web.jobs.handle_delivery`, `reconcile` and `say_gave_up`. `serve` runs the web app
 under uvicorn, with consumer threads inside it unless the queue is in Redis; `worker` consumes the queue
 in the foreground.
 """
@@ -13,18 +14,19 @@ import logging
 import uvicorn
 
 from bot.adapters.deliveries import open_delivery_log
-from bot.adapters.queue import Job, Periodic, WorkQueue, make_queue
+from bot.adapters.queue import GaveUp, Job, Periodic, WorkQueue, make_queue
 from bot.errors import PavedError, UsageError
 from bot.files import private_folder
 from bot.settings import Command, Settings
 from bot.web.app import create_app
-from bot.web.jobs import handle_delivery, reconcile
+from bot.web.jobs import handle_delivery, reconcile, say_gave_up
 from bot.web.logs import configure_logging
 
 log = logging.getLogger(__name__)
 
 
-def _queue(settings: Settings, command: Command, job: Job, periodic: Periodic | None) -> WorkQueue:
+def _queue(settings: Settings, command: Command, job: Job, periodic: Periodic | None,
+           gave_up: GaveUp | None) -> WorkQueue:
     settings.check_service(command)
     configure_logging(settings)
     try:
@@ -32,17 +34,18 @@ def _queue(settings: Settings, command: Command, job: Job, periodic: Periodic | 
     except OSError as exc:
         raise PavedError(f"the data folder {settings.data_dir} cannot be created: {exc.strerror}",
                          hint="Point PAVED_DATA_DIR at a folder this process may write.") from exc
-    return make_queue(settings, open_delivery_log(settings), job, periodic)
+    return make_queue(settings, open_delivery_log(settings), job, periodic, gave_up=gave_up)
 
 
-def serve(settings: Settings, job: Job = handle_delivery, periodic: Periodic | None = reconcile) -> int:
+def serve(settings: Settings, job: Job = handle_delivery, periodic: Periodic | None = reconcile,
+          gave_up: GaveUp | None = say_gave_up) -> int:
     """Receive webhooks on `settings.host:port` until stopped; returns the exit code.
 
     On the embedded SQLite queue this process also runs the jobs (and, being the queue's only consumer,
     releases at once the leases a previous run left behind, instead of letting them expire). With Redis
     it only enqueues unless `queue_workers` asks for consumer threads.
     """
-    queue = _queue(settings, "serve", job, periodic)
+    queue = _queue(settings, "serve", job, periodic, gave_up)
     consumers = settings.consumer_threads("serve")
     app = create_app(settings, queue, queue.deliveries, consumers=consumers,
                      flush_locks=queue.backend == "sqlite" and consumers > 0)
@@ -59,17 +62,17 @@ def serve(settings: Settings, job: Job = handle_delivery, periodic: Periodic | N
     return 0
 
 
-def worker(settings: Settings, job: Job = handle_delivery, periodic: Periodic | None = reconcile, *,
-           flush_locks: bool = False) -> int:
+def worker(settings: Settings, job: Job = handle_delivery, periodic: Periodic | None = reconcile,
+           gave_up: GaveUp | None = say_gave_up, *, flush_locks: bool = False) -> int:
     """Run jobs from the queue in the foreground until SIGTERM or SIGINT; returns the exit code.
 
     `flush_locks` first releases every lease of the queue, when no other worker is running. It is not
-    needed after a crash: the leases of a killed worker expire on their own (`LEASE_SECONDS`).
+    needed after a crash: the leases of a killed worker expire on their own (`PAVED_LEASE_SECONDS`).
     """
     if settings.queue_immediate:
         raise UsageError("PAVED_QUEUE_IMMEDIATE is set: jobs run inside paved serve, so a worker has nothing "
                          "to consume")
-    queue = _queue(settings, "worker", job, periodic)
+    queue = _queue(settings, "worker", job, periodic, gave_up)
     workers = settings.consumer_threads("worker")
     log.info("paved worker: %s queue%s, %d thread(s), GitHub API at %s", queue.backend,
              f" at {settings.redis_display}" if settings.redis_display else "", workers, settings.github_api_url)
@@ -80,14 +83,14 @@ def worker(settings: Settings, job: Job = handle_delivery, periodic: Periodic | 
 class Background:
     """`paved serve` running in a thread of this process on a free loopback port (the demo, benchmarks)."""
 
-    def __init__(self, settings: Settings, job: Job = handle_delivery, periodic: Periodic | None = reconcile, *,
-                 consumers: int = 2) -> None:
+    def __init__(self, settings: Settings, job: Job = handle_delivery, periodic: Periodic | None = reconcile,
+                 gave_up: GaveUp | None = say_gave_up, *, consumers: int = 2) -> None:
         import socket
         import threading
         import time
 
         self.deliveries = open_delivery_log(settings)
-        self.queue = make_queue(settings, self.deliveries, job, periodic)
+        self.queue = make_queue(settings, self.deliveries, job, periodic, gave_up=gave_up)
         app = create_app(settings, self.queue, self.deliveries, consumers=consumers)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
