@@ -242,6 +242,25 @@ def provisioner(world: World) -> Iterator[Provisioner]:
     tree.close()
 
 
+class Killed(BaseException):
+    """A Paved process dying at a call: nothing after it runs, and no handler catches it."""
+
+
+@dataclass
+class DiesAt:
+    """The forge of a Paved that is killed when it makes call `method` (the call does not happen)."""
+
+    forge: Any
+    method: str
+
+    def __getattr__(self, name: str) -> Any:
+        if name == self.method:
+            def die(*args: Any, **kwargs: Any) -> Any:
+                raise Killed(name)
+            return die
+        return getattr(self.forge, name)
+
+
 def in_ci() -> bool:
     """Whether the tests run in CI (`CI` set to true, 1 or yes), where a missing server or browser fails
     the test instead of skipping it: the one place that reads the switch."""

@@ -4,7 +4,7 @@ reported on the commit and the pull request, and applied again only when asked."
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ from bot.handlers.push import CHECK_NAME, applied_marker
 from bot.handlers.router import route
 from bot.plan import validate_tree
 from bot.webhook import Delivery
-from tests.conftest import REPO, World
+from tests.conftest import REPO, DiesAt, Killed, World
 
 
 def merge_budget_change(world: World) -> tuple[int, str]:
@@ -72,25 +72,6 @@ def test_pushes_to_other_branches_are_not_applied(world: World) -> None:
 
 
 # -- a Paved killed while reporting an apply finishes it on restart ------------------------------------------
-
-
-class Killed(BaseException):
-    """The process dying at a call: nothing after it runs, and no handler catches it."""
-
-
-@dataclass
-class DiesAt:
-    """The forge of a Paved that is killed when it makes call `method` (the call does not happen)."""
-
-    forge: Any
-    method: str
-
-    def __getattr__(self, name: str) -> Any:
-        if name == self.method:
-            def die(*args: Any, **kwargs: Any) -> Any:
-                raise Killed(name)
-            return die
-        return getattr(self.forge, name)
 
 
 def killed_at(world: World, method: str) -> None:

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.handlers.pull_request import plan_pull_request
 from bot.sandbox import Sandbox
 from bot.settings import Secret, Settings
-from bot.web.jobs import handle_delivery, reconcile
-from tests.conftest import PROJECT
+from bot.web.jobs import context_for, handle_delivery, reconcile
+from tests.conftest import PROJECT, DiesAt, Killed
 from tests.test_service import Service, running
 
 SECRET = "a-webhook-secret-for-the-e2e-tests"
@@ -79,6 +80,23 @@ def test_reconcile_plans_a_pull_request_whose_delivery_was_lost(loop: Loop) -> N
     loop.forge.push_files("acme", "platform", "quiet", {path: text}, by="carol")
     pr = loop.forge.open_pull_request("acme", "platform", head="quiet", title="Quiet", by="carol")
     loop.forge.wait_for_deliveries()
+    assert loop.forge.comments("acme", "platform", pr.number) == []
+
+    reconcile(loop.service.queue.work("start"))
+    assert "1 to update" in loop.plan_comment(pr.number, seconds=1)
+
+
+def test_reconcile_finishes_a_plan_cut_short_between_its_check_and_its_comment(loop: Loop) -> None:
+    loop.forge.set_app_webhook(loop.app_id, "http://127.0.0.1:9/webhooks/github", SECRET)  # Paved is down
+    path = "catalog/teams/growth.yaml"
+    text = loop.forge.read_file("acme", "platform", path).decode().replace("monthly: 80", "monthly: 86")
+    loop.forge.push_files("acme", "platform", "cut", {path: text}, by="carol")
+    pr = loop.forge.open_pull_request("acme", "platform", head="cut", title="Cut short", by="carol")
+    ctx = context_for(loop.settings, "acme/platform")
+    with pytest.raises(Killed):
+        plan_pull_request(dataclasses.replace(ctx, forge=DiesAt(ctx.forge, "upsert_comment")), "acme/platform",
+                          pr.number)
+    assert ctx.forge.has_check("acme/platform", pr.head_sha, "paved/plan")
     assert loop.forge.comments("acme", "platform", pr.number) == []
 
     reconcile(loop.service.queue.work("start"))

@@ -200,10 +200,10 @@ def reconcile(work: Work) -> None:
     """Catch up on what a crash or a lost delivery left undone, and look for drift: apply a default
     branch that is ahead of its last applied commit (a failed apply again when its backoff says so),
     check every resource against what exists (`bot.handlers.drift`), and plan open pull requests whose
-    head has no plan."""
+    head has no plan comment."""
     from bot.adapters.queue import PullRequestBusy, RepoBusy
     from bot.handlers.drift import reconcile_repo
-    from bot.handlers.pull_request import CHECK_NAME, plan_pull_request
+    from bot.handlers.pull_request import is_planned, plan_pull_request
 
     for repo, built in _platform_contexts(work.settings, platform_repositories(work.settings)):
         if isinstance(built, PavedError):  # one repository's trouble does not stop the others
@@ -218,7 +218,9 @@ def reconcile(work: Work) -> None:
             except RepoBusy:
                 log.info("reconcile left %s to the apply that is running", repo)
             for pr in ctx.forge.open_pull_requests(repo):
-                if pr.draft or ctx.forge.has_check(repo, pr.head_sha, CHECK_NAME):
+                # The plan comment names the head it planned and comes after the check: a head whose plan
+                # was cut short between the two (or never made) is planned here.
+                if pr.draft or is_planned(ctx, repo, pr.number, pr.head_sha):
                     continue
                 try:
                     with work.pull_request_lock(repo, (pr.number,)) as held:
