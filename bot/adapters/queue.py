@@ -342,8 +342,8 @@ class WorkQueue:
         self._consumer = self._consumer_for(consumers, embedded=True)
         self._consumer.start()
         log.info("consuming the %s queue with %d thread(s)", self.backend, consumers)
-        self._start_sweeping()
         self._reconcile_on_start()
+        self._start_sweeping()
 
     def stop(self) -> None:
         """Stop the threads `start` started, letting running jobs finish (up to `SHUTDOWN_SECONDS`)."""
@@ -361,9 +361,9 @@ class WorkQueue:
         # This process runs jobs for `paved serve` to report: keep its metrics where serve reads them.
         metrics.share_between_processes(private_folder(self.settings.data_dir / metrics.METRICS_FOLDER))
         consumer = self._consumer_for(workers, embedded=False)
+        self._reconcile_on_start()
         self._start_sweeping()
         try:
-            self._reconcile_on_start()
             consumer.run()
         finally:
             self._stop_sweeping()
