@@ -39,9 +39,11 @@ import pytest
 import redis
 from psycopg import sql
 
+from bot.adapters.deliveries import DeliveryLog, open_delivery_log
 from bot.apply import NOTES_REF, OBSERVATIONS, ApplyRecord, read_records
 from bot.sandbox import AppCredentials, Sandbox
 from bot.sandbox.model import CheckRun, Comment, Repo
+from bot.settings import Settings
 from tests.conftest import PROJECT
 from tests.test_service import REDIS_URL, redis_queue  # noqa: F401 - the Redis queue fixture, shared
 
@@ -333,6 +335,29 @@ class Chaos:
 
     def head(self, number: int) -> str:
         return self.forge.pull_request(ORG, REPO, number).head_sha
+
+    def delivery_log(self, process: Paved) -> DeliveryLog:
+        """The delivery log `process` keeps (its data folder's, or Redis's), read from this process."""
+        return open_delivery_log(Settings.from_env(process.env))
+
+    def delivery_of_merge(self, head: str) -> str:
+        """The id of the forge's `push` delivery that moved main to `head`."""
+        self.forge.wait_for_deliveries()
+        return next(d.guid for d in self.forge.deliveries("push")
+                    if d.payload.get("after") == head and d.payload.get("ref") == "refs/heads/main")
+
+    def settle(self, log: DeliveryLog, seconds: float = 60) -> None:
+        """Until every delivery the forge sent and Paved took (202) has run to its end, done or failed."""
+        def unfinished() -> list[tuple[str, str, str | None]]:
+            self.forge.wait_for_deliveries()
+            found = []
+            for delivery in self.forge.deliveries():
+                if delivery.status_code == 202:
+                    record = log.get(delivery.guid)
+                    if record is None or record.status not in ("done", "failed"):
+                        found.append((delivery.guid, delivery.event, record and record.status))
+            return found
+        self.wait_for("every accepted delivery to run to its end", unfinished, seconds, until=lambda left: not left)
 
     # -- what the forge holds, read from its store ------------------------------------------------------------
 
