@@ -7,8 +7,11 @@ Actions. Nothing here knows one event from another. What it adds is for the job'
 findings as workflow commands (annotations that show even where the token may not write check runs),
 one line saying what happened, and the plan in the job's summary.
 
-Exit codes: 0 done, 1 the plan has errors (the step fails, as `paved plan` does), 2 Paved could not run
-(a missing variable, an unreadable event, GitHub refusing the token), with a message and no traceback.
+Exit codes a workflow can trust: 0 only when the job did what it was for (the plan published, the merge
+applied, the command answered), 1 when the plan has errors (the step fails, as `paved plan` does, `/paved
+plan` included) or an apply or `/paved retry` failed or was refused, 2 when Paved could not run (a missing
+variable, an unreadable event, a token without the permissions the job needs), with a message and no
+traceback. Every run appends what it did to the job's summary page.
 `add_commands` adds `ci` to the `paved` parser; this module imports the rest only when the command runs.
 """
 
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from bot.errors import ConfigurationError, PavedError
 
 if TYPE_CHECKING:
+    from bot.handlers.router import Routed
     from bot.settings import ActionsSettings
     from bot.webhook import Delivery
 
@@ -39,11 +43,11 @@ environment (set by GitHub Actions, except the token):
   GITHUB_REPOSITORY     owner/name of the platform repo
   GITHUB_API_URL        default https://api.github.com
   GITHUB_SERVER_URL     default https://github.com (for links in the plan)
-  GITHUB_STEP_SUMMARY   when set, the plan is appended to the job's summary
+  GITHUB_STEP_SUMMARY   when set, what Paved did (and the plan) is appended to the job's summary
   GITHUB_RUN_ID, GITHUB_RUN_ATTEMPT   name the run in log lines
   PAVED_DATA_DIR        Paved's data folder (default: $RUNNER_TEMP/paved on a runner)
 
-exit status: 0 done, 1 the plan has errors, 2 Paved could not run
+exit status: 0 done, 1 the plan has errors or the apply failed, 2 Paved could not run
 """
 
 
@@ -80,18 +84,43 @@ def run_ci(settings: ActionsSettings) -> int:
     plan = routed.plan
     if plan is not None:
         sys.stdout.write(actions.render(plan.findings))
+    outcome = " ".join(f"paved ci: {delivery.kind}: {routed.handler}: {routed.result}".split())
     # One line whatever the result quotes (a comment's text, a reason), so nothing in it can start a
     # line the runner would read as a workflow command.
-    print(" ".join(f"paved ci: {delivery.kind}: {routed.handler}: {routed.result}".split()))
-    if plan is not None and settings.step_summary is not None:
-        try:
-            with settings.step_summary.open("a", encoding="utf-8") as summary:
-                summary.write(markdown.render(plan, repo_url=settings.repo_url).rstrip("\n") + "\n")
-        except OSError as exc:
-            # The check run and the comment are out already; a summary that cannot be written is no
-            # reason to fail a step whose work is done.
-            log.warning("the step summary %s cannot be written: %s", settings.step_summary, exc.strerror)
-    return EXIT_FINDINGS if plan is not None and not plan.ok else EXIT_OK
+    print(outcome)
+    sections = [f"**{escape_markdown(outcome)}**"]
+    if routed.report:
+        sections.append(routed.report)
+    if plan is not None:
+        sections.append(markdown.render(plan, repo_url=settings.repo_url))
+    write_summary(settings, sections)
+    return exit_status(routed)
+
+
+def exit_status(routed: Routed) -> int:
+    """0 only when the job did what it was for; 1 when the plan it published has errors or what it
+    applied failed, so a workflow (and a required check on it) can trust the step's colour."""
+    if routed.failed or (routed.plan is not None and not routed.plan.ok):
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def escape_markdown(text: str) -> str:
+    """`text` shown as it is in Markdown: what it quotes of a comment or a reason cannot format the page."""
+    return "".join(f"\\{c}" if c in "\\`*_[]<>|~" else c for c in text)
+
+
+def write_summary(settings: ActionsSettings, sections: list[str]) -> None:
+    """Append `sections` to the job's summary page, when the runner gave one."""
+    if settings.step_summary is None:
+        return
+    try:
+        with settings.step_summary.open("a", encoding="utf-8") as summary:
+            summary.write("\n\n".join(section.strip("\n") for section in sections) + "\n")
+    except OSError as exc:
+        # The check run and the comment are out already; a summary that cannot be written is no
+        # reason to fail a step whose work is done.
+        log.warning("the step summary %s cannot be written: %s", settings.step_summary, exc.strerror)
 
 
 def cmd_ci(args: argparse.Namespace) -> int:
@@ -99,14 +128,19 @@ def cmd_ci(args: argparse.Namespace) -> int:
     from bot.render.actions import escape_data
     from bot.settings import ActionsSettings
 
+    settings: ActionsSettings | None = None
     try:
-        return run_ci(ActionsSettings.from_env())
+        settings = ActionsSettings.from_env()
+        return run_ci(settings)
     except PavedError as exc:
         # Said here rather than left to `paved`'s own handler, so the run's page shows it as an error too.
         print(f"::error title=paved ci::{escape_data(exc.message)}")
         print(f"paved: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
+        if settings is not None:
+            write_summary(settings, [f"**paved ci could not run:** {escape_markdown(exc.message)}",
+                                     escape_markdown(exc.hint) if exc.hint else ""])
         return EXIT_USAGE
 
 

@@ -403,6 +403,10 @@ class ActionsSettings:
     `event_path` is the file holding the event's payload (the webhook payload GitHub would deliver);
     `token` is the job's `GITHUB_TOKEN`; `step_summary`, when set, is the file the job's summary page is
     read from. `run_id` and `run_attempt` name the run, so its log lines can be told apart.
+    `app_slug` names the GitHub App whose installation token `token` is, when it is not the job's own
+    (`actions/create-github-app-token` gives it as `app-slug`), so Paved knows its own comments by their
+    author. `plan_dir` is where a pull request's plan is left for a later job to publish, when the token
+    may not publish it (a fork's), and where that job finds it.
     """
 
     event_name: str
@@ -415,6 +419,13 @@ class ActionsSettings:
     step_summary: Path | None = None
     run_id: str | None = None
     run_attempt: str | None = None
+    app_slug: str | None = None
+    plan_dir: Path | None = None
+
+    @property
+    def login(self) -> str:
+        """Who the token acts as on GitHub: the App's bot, or GitHub Actions' own."""
+        return f"{self.app_slug}[bot]" if self.app_slug else ACTIONS_LOGIN
 
     @property
     def repo_url(self) -> str:
@@ -424,7 +435,7 @@ class ActionsSettings:
     def service_settings(self) -> Settings:
         """The same settings the service would have with a token, so `paved ci` builds what it builds."""
         return Settings(data_dir=self.data_dir, color=False, github_api_url=self.api_url, github_token=self.token,
-                        github_login=ACTIONS_LOGIN)
+                        github_login=self.login)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ActionsSettings:
@@ -448,6 +459,9 @@ class ActionsSettings:
         for name, url in (("GITHUB_API_URL", api_url), ("GITHUB_SERVER_URL", server_url)):
             if not url.startswith(("https://", "http://")):
                 problems.append(f"{name} must be an http(s) URL")
+        app_slug = text("PAVED_APP_SLUG")
+        if app_slug and not re.fullmatch(r"[a-z0-9][a-z0-9-]*", app_slug):
+            problems.append(f"PAVED_APP_SLUG={app_slug} is not a GitHub App's slug")
         if problems:
             raise ConfigurationError(
                 "paved ci cannot run: " + "; ".join(problems),
@@ -462,6 +476,9 @@ class ActionsSettings:
             data_dir = Settings.from_env({name: env[name] for name in ("PAVED_DATA_DIR", "XDG_DATA_HOME", "HOME")
                                           if name in env}).data_dir
         summary = text("GITHUB_STEP_SUMMARY")
+        plan_dir = text("PAVED_PLAN_DIR")
+        if plan_dir is None:
+            plan_dir = str(Path(runner_temp) / "paved-plan") if runner_temp else str(data_dir / "plan")
         return cls(
             event_name=text("GITHUB_EVENT_NAME") or "",
             event_path=Path(text("GITHUB_EVENT_PATH") or ""),
@@ -473,6 +490,8 @@ class ActionsSettings:
             step_summary=Path(summary) if summary else None,
             run_id=text("GITHUB_RUN_ID"),
             run_attempt=text("GITHUB_RUN_ATTEMPT"),
+            app_slug=app_slug,
+            plan_dir=Path(plan_dir),
         )
 
 

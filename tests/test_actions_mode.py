@@ -123,7 +123,7 @@ def test_the_step_summary_receives_the_plan(runner: Runner) -> None:
     runner.run("pull_request", "opened")
 
     summary = runner.summary.read_text(encoding="utf-8")
-    assert summary.startswith("<!-- paved:plan -->") and "1 to update" in summary
+    assert "\n<!-- paved:plan -->\n" in summary and "1 to update" in summary
 
 
 def test_the_outcome_is_one_line_naming_the_event_and_what_paved_did(runner: Runner) -> None:
@@ -146,13 +146,44 @@ def test_a_plan_command_from_a_reader_is_politely_refused(runner: Runner) -> Non
     assert runner.world.plan_comments(number) == []
 
 
+def test_a_plan_command_on_a_pull_request_with_errors_fails_the_step(runner: Runner) -> None:
+    number = open_pr(runner.world, "monthly: 80", "montly: 80")
+    runner.world.forge.comment("acme", "platform", number, "/paved plan", by="bob")
+
+    done = runner.run("issue_comment", "created")
+
+    assert done.returncode == 1, done.stderr
+    assert any(line.startswith(f"::error file={GROWTH},line=") for line in done.stdout.splitlines())
+
+
+def test_a_comment_writes_what_paved_did_to_the_step_summary(runner: Runner) -> None:
+    number = open_pr(runner.world, "monthly: 80", "monthly: 90")
+    runner.world.forge.comment("acme", "platform", number, "/paved help", by="bob")
+
+    done = runner.run("issue_comment", "created")
+
+    assert done.returncode == 0, done.stderr
+    summary = runner.summary.read_text(encoding="utf-8")
+    assert summary.startswith("**paved ci: issue\\_comment.created: comment: replied")
+
+
+def test_an_apply_that_applies_nothing_fails_the_step_and_says_why_in_the_summary(runner: Runner) -> None:
+    text = runner.world.forge.read_file("acme", "platform", GROWTH).decode().replace("monthly: 80", "montly: 80")
+    runner.world.forge.push_files("acme", "platform", "main", {GROWTH: text}, by="alice")
+
+    done = runner.run("push")
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "nothing was applied" in runner.summary.read_text(encoding="utf-8")
+
+
 def test_a_draft_pull_request_is_left_alone_and_the_step_passes(runner: Runner) -> None:
     number = open_pr(runner.world, "monthly: 80", "monthly: 90", draft=True)
 
     done = runner.run("pull_request", "opened")
 
     assert (done.returncode, runner.world.comments(number)) == (0, [])
-    assert not runner.summary.exists()
+    assert "draft pull requests are planned when they are ready for review" in runner.summary.read_text()
 
 
 def test_missing_variables_exit_2_with_a_message_naming_them_and_no_traceback(tmp_path: Path) -> None:
@@ -212,6 +243,15 @@ def test_the_service_settings_authenticate_with_the_token() -> None:
     assert service.service_settings().github_token == service.token
     assert (service.service_settings().github_api_url, service.service_settings().github_app_id) == (
         "https://ghe.example.com/api/v3", None)
+
+
+def test_the_token_acts_as_github_actions_unless_an_app_is_named() -> None:
+    assert ActionsSettings.from_env(RUNNER_ENV).login == "github-actions[bot]"
+    assert ActionsSettings.from_env({**RUNNER_ENV, "PAVED_APP_SLUG": "acme-paved"}).login == "acme-paved[bot]"
+
+
+def test_a_plan_for_a_later_job_is_left_in_the_runner_temp_folder() -> None:
+    assert ActionsSettings.from_env(RUNNER_ENV).plan_dir == Path("/home/runner/_temp/paved-plan")
 
 
 def test_every_missing_variable_is_named_at_once() -> None:

@@ -21,18 +21,34 @@ from bot.explain import as_markdown, kind_schema
 from bot.forge import at_least
 from bot.handlers import Context
 from bot.handlers.pull_request import plan_pull_request
+from bot.model import Plan
 from bot.render.markdown import echo
 from bot.rules import load_rules
 
 log = logging.getLogger(__name__)
 
-Retry = Callable[[Context, str, int], str]  # (context, repo, pull request number) -> the answer to post
+
+@dataclass(frozen=True, slots=True)
+class RetryAnswer:
+    """What `/paved retry` did: the answer to post, and whether applying failed (then the job did not do
+    what it was asked, and says so by its exit status where one is read, as in Actions)."""
+
+    text: str
+    failed: bool = False
+
+
+Retry = Callable[[Context, str, int], RetryAnswer]  # (context, repo, pull request number) -> what it did
 
 
 @dataclass(frozen=True, slots=True)
 class CommentOutcome:
+    """What a comment led to. `plan` is the plan `/paved plan` published; `failed` says the command ran but
+    what it was for did not happen (a retry that failed to apply)."""
+
     status: Literal["ignored", "replied", "refused", "ran"]
     detail: str = ""
+    plan: Plan | None = None
+    failed: bool = False
 
 
 def on_comment(ctx: Context, payload: dict[str, Any], *, bot_login: str | None = None,
@@ -87,9 +103,11 @@ def _run(ctx: Context, repo: str, number: int, login: str, command: Command, ret
         return CommentOutcome("refused", f"{login} has {permission}")
     if command.name == "plan":
         outcome = plan_pull_request(ctx, repo, number)
-        return CommentOutcome("ran", f"plan {outcome.status} {outcome.reason}".strip())
+        return CommentOutcome("ran", f"plan {outcome.status} {outcome.reason}".strip(),
+                              plan=outcome.plan)
     if retry is None:
         ctx.forge.comment(repo, number, "Applying is not set up for this repository, so there is nothing to retry.")
         return CommentOutcome("replied", "no apply configured")
-    ctx.forge.comment(repo, number, retry(ctx, repo, number))
-    return CommentOutcome("ran", "retry")
+    retried = retry(ctx, repo, number)
+    ctx.forge.comment(repo, number, retried.text)
+    return CommentOutcome("ran", "retry failed" if retried.failed else "retry", failed=retried.failed)

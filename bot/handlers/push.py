@@ -294,7 +294,8 @@ def _title(record: ApplyRecord) -> str:
                              f"{sum(r.status == 'unchanged' for r in record.results)} unchanged")
 
 
-def _summary(record: ApplyRecord) -> str:
+def apply_summary(record: ApplyRecord) -> str:
+    """How an apply went, as Markdown: its reason, then one row per resource (the check's and the job's summary)."""
     return (f"{record.reason}\n" if record.reason else "") + _results_markdown(record)
 
 
@@ -302,7 +303,7 @@ def _applied_comment(record: ApplyRecord, title: str, earlier: int) -> str:
     again = f" (attempt {earlier + 1})" if earlier and record.succeeded else ""
     retry = "" if record.succeeded else "\n\nFix what failed, then comment `/paved retry` to apply again."
     return (f"{applied_marker(record.revision)}\n### Paved applied {record.revision[:12]}{again}: {title}\n\n"
-            f"{_summary(record)}{retry}")
+            f"{apply_summary(record)}{retry}")
 
 
 def _report(ctx: Context, repo: str, record: ApplyRecord, last: str | None, earlier: int) -> ApplyOutcome:
@@ -311,7 +312,8 @@ def _report(ctx: Context, repo: str, record: ApplyRecord, last: str | None, earl
     # The successful check is what makes the applied ref believable (see `fetch_heads`), so it comes first:
     # a ref moved without it would stop every later apply.
     ctx.lease.check()
-    ctx.forge.publish_check(repo, CheckRun(CHECK_NAME, head, "success" if ok else "failure", title, _summary(record)))
+    ctx.forge.publish_check(repo, CheckRun(CHECK_NAME, head, "success" if ok else "failure", title,
+                                           apply_summary(record)))
     if ok:
         ctx.mirror.set_ref(repo, APPLIED_REF, head)
         ctx.lease.check()
@@ -327,7 +329,7 @@ def _report(ctx: Context, repo: str, record: ApplyRecord, last: str | None, earl
         elif tried >= MAX_ATTEMPTS:
             ctx.lease.check()
             ctx.forge.upsert_comment(repo, record.pull_request, gave_up_marker(head),
-                                     _gave_up(head, tried, _summary(record)))
+                                     _gave_up(head, tried, apply_summary(record)))
         # An automatic retry that failed again is only logged: the pull request heard of the first
         # failure, and hears of the last.
     log.info("applied %s at %s (%s): %s", repo, head[:12], record.trigger, title)

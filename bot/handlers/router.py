@@ -11,27 +11,35 @@ from dataclasses import dataclass
 
 from bot.handlers import Context
 from bot.handlers.drift import check_drift
-from bot.handlers.issue_comment import on_comment
+from bot.handlers.issue_comment import RetryAnswer, on_comment
 from bot.handlers.pull_request import CHECK_NAME, may_approve, plan_pull_request
-from bot.handlers.push import apply_default_branch
+from bot.handlers.push import apply_default_branch, apply_summary
 from bot.model import Plan
 from bot.webhook import Delivery
 
 log = logging.getLogger(__name__)
 
 PLAN_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
+# Apply outcomes after which nothing (more) was applied though the head asked for it.
+FAILED_APPLIES = frozenset({"failed", "refused", "gave up"})
 
 
 @dataclass(frozen=True, slots=True)
 class Routed:
-    """What a delivery led to, in one line for the delivery log; `plan` is the plan it published, if one."""
+    """What a delivery led to, in one line for the delivery log; `plan` is the plan it published, if one.
+
+    `failed` says the job did not do what it was for (an apply or a retry that failed or was refused), and
+    `report` is Markdown saying what an apply did, for a page a person reads (the job's summary in Actions).
+    """
 
     handler: str
     result: str
     plan: Plan | None = None
+    failed: bool = False
+    report: str = ""
 
 
-def retry_apply(ctx: Context, repo: str, number: int) -> str:
+def retry_apply(ctx: Context, repo: str, number: int) -> RetryAnswer:
     """`/paved retry`: apply the default branch again, for a merged pull request; the answer to post.
 
     It applies at once, whatever the backoff of automatic retries says, and also after Paved stopped
@@ -40,20 +48,21 @@ def retry_apply(ctx: Context, repo: str, number: int) -> str:
     """
     pr = ctx.forge.pull_request(repo, number)
     if not pr.merged:
-        return "`/paved retry` applies merged pull requests again; this one is not merged yet."
+        return RetryAnswer("`/paved retry` applies merged pull requests again; this one is not merged yet.")
     outcome = apply_default_branch(ctx, repo, ctx.providers, trigger="retry")
     if outcome.status == "up to date":
         report = check_drift(ctx, repo, heal_all=True, trigger="retry")
         if report.healed:
             names = ", ".join(f"`{r.resource}`" for r in report.healed)
-            return (f"`{outcome.revision[:12]}` was applied already; put back what had drifted from the "
-                    f"catalogue: {names}.")
+            return RetryAnswer(f"`{outcome.revision[:12]}` was applied already; put back what had drifted "
+                               f"from the catalogue: {names}.")
         if report.drifts:
             names = ", ".join(f"`{d.identity}`" for d in report.drifts)
-            return (f"Nothing to retry: `{outcome.revision[:12]}` is already applied, but these still differ "
-                    f"from the catalogue (see their `paved:drift` issues): {names}.")
-        return f"Nothing to retry: `{outcome.revision[:12]}` is already applied."
-    return f"Applied again: {outcome.status}{' — ' + outcome.reason if outcome.reason else ''}."
+            return RetryAnswer(f"Nothing to retry: `{outcome.revision[:12]}` is already applied, but these still "
+                               f"differ from the catalogue (see their `paved:drift` issues): {names}.")
+        return RetryAnswer(f"Nothing to retry: `{outcome.revision[:12]}` is already applied.")
+    return RetryAnswer(f"Applied again: {outcome.status}{' — ' + outcome.reason if outcome.reason else ''}.",
+                       failed=outcome.status in FAILED_APPLIES)
 
 
 def plan_subject(delivery: Delivery) -> str | None:
@@ -108,8 +117,11 @@ def route(ctx: Context, delivery: Delivery, *, bot_login: str | None = None) -> 
         if payload.get("ref") != f"refs/heads/{branch}" or payload.get("deleted"):
             return Routed("ignored", f"pushes to {payload.get('ref')} are not applied")
         applied = apply_default_branch(ctx, repo, ctx.providers)
-        return Routed("apply", f"{applied.status} {applied.revision[:12]} {applied.reason}".strip())
+        report = apply_summary(applied.record) if applied.record is not None else applied.reason
+        return Routed("apply", f"{applied.status} {applied.revision[:12]} {applied.reason}".strip(),
+                      failed=applied.status in FAILED_APPLIES, report=report)
     if delivery.event == "issue_comment":
         answered = on_comment(ctx, payload, bot_login=bot_login, retry=retry_apply)
-        return Routed("comment", f"{answered.status} {answered.detail}".strip())
+        return Routed("comment", f"{answered.status} {answered.detail}".strip(), answered.plan,
+                      failed=answered.failed)
     return Routed("ignored", f"Paved does nothing on {delivery.kind}")
