@@ -22,6 +22,7 @@ import json
 import logging
 import sys
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import ConfigurationError, PavedError
@@ -76,7 +77,8 @@ def run_ci(settings: ActionsSettings) -> int:
 
     delivery = read_event(settings)
     log.info("delivery %s: %s on %s", delivery.id, delivery.kind, settings.repository)
-    ctx = context_for(settings.service_settings(), settings.repository)
+    # A runner's data folder is thrown away with it: the embedded database default would be lost.
+    ctx = replace(context_for(settings.service_settings(), settings.repository), embedded_databases=False)
     try:
         routed = route(ctx, delivery)
     finally:

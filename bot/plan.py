@@ -10,7 +10,7 @@ import heapq
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.catalog import Catalogue, CatalogueStore, judge, overlay
+from bot.catalog import Catalogue, CatalogueIndex, file_result, judge, overlay
 from bot.errors import ConfigurationError
 from bot.model import (
     Change,
@@ -42,10 +42,10 @@ class Validation:
         return [f for f in self.findings if f.severity == "error"]
 
 
-def validate_tree(tree: Tree, *, rules: Rules | None = None, store: CatalogueStore | None = None) -> Validation:
+def validate_tree(tree: Tree, *, store: CatalogueIndex, rules: Rules | None = None) -> Validation:
     """Judge every request file at one revision, by that revision's rules unless others are given."""
     rules = rules or load_rules(tree)
-    catalogue = judge(tree, rules, store or CatalogueStore())
+    catalogue = judge(tree, rules, store)
     return Validation(catalogue.findings(), catalogue.file_count, catalogue.state.resources, rules)
 
 
@@ -146,17 +146,15 @@ class PlannedRequests:
     after: dict[str, Resource]
 
 
-def make_plan(base: Tree, head: Tree, *, store: CatalogueStore | None = None, rules: Rules | None = None) -> Plan:
+def make_plan(base: Tree, head: Tree, *, store: CatalogueIndex, rules: Rules | None = None) -> Plan:
     """What merging `head` into `base` would do, judged by `base`'s rules (or by `rules`, when the
     caller compares from a merge base but judges by the target branch as it is now)."""
     return plan_requests(base, head, store=store, rules=rules).plan
 
 
-def plan_requests(base: Tree, head: Tree, *, store: CatalogueStore | None = None,
-                  rules: Rules | None = None) -> PlannedRequests:
+def plan_requests(base: Tree, head: Tree, *, store: CatalogueIndex, rules: Rules | None = None) -> PlannedRequests:
     """`make_plan`, keeping the requests each change is about (applying needs them)."""
     rules = rules or load_rules(base)
-    store = store or CatalogueStore()
     before = judge(base, rules, store)
     after = overlay(before, head)
     try:
@@ -171,7 +169,7 @@ def _plan(before: Catalogue, after: Catalogue) -> PlannedRequests:
     touched: set[str] = set()
     for path, (old_blob, _) in after.changed.items():
         if old_blob is not None:
-            touched.update(r.identity for r in before.store.file_result(before.tree, rules, path, old_blob).resources)
+            touched.update(r.identity for r in file_result(before.index, before.tree, rules, path, old_blob).resources)
     for result in after.added.values():
         touched.update(r.identity for r in result.resources)
     before_all = before.resources(touched)
@@ -261,7 +259,7 @@ def _plan(before: Catalogue, after: Catalogue) -> PlannedRequests:
     return PlannedRequests(plan, before_all, after_all)
 
 
-def proposed_rules(plan: Plan, target: Tree, head: Tree, rules: Rules, store: CatalogueStore) -> Plan:
+def proposed_rules(plan: Plan, target: Tree, head: Tree, rules: Rules, store: CatalogueIndex) -> Plan:
     """`plan`, with what the rules a pull request proposes would do to the catalogue of `target` (the base
     branch as it is now): broken rules are an error (every plan after the merge would fail), and requests
     that pass today but would fail under them are counted in the platform change's impact."""
@@ -341,3 +339,44 @@ def _protected_deletions(deletes: list[Resource], base: Tree) -> list[Finding]:
             hint="Set `spec.deletionProtection: false` in a separate pull request first, merge it, then remove "
                  "the file; the database is dumped to the backups before it is dropped."))
     return found
+
+
+EMBEDDED_DATABASE_RULE = "paved.database-server"
+
+
+def refuse_embedded_databases(planned: PlannedRequests, head: Tree, *, server_named: bool) -> PlannedRequests:
+    """`planned` with an error on every Database it creates or changes when `paved.yaml` names no server.
+
+    Where Paved runs in a job whose machine is thrown away afterwards (GitHub Actions), the embedded
+    default (a SQLite file in the data folder) would be made, recorded as applied and lost with the
+    runner, so a request for one is refused before merge instead. Whether that holds is the caller's to
+    say (`server_named` comes from `paved.yaml`; callers that keep their data folder never call this).
+    The finding points at `spec.engine` of the request at the head.
+    """
+    if server_named:
+        return planned
+    wanted = [c for c in planned.plan.changes if c.kind == "Database" and c.action != "delete"]
+    if not wanted:
+        return planned
+    findings = []
+    for change in wanted:
+        resource = planned.after.get(change.identity)
+        line, column = (change.line, 0)
+        if resource is not None:
+            try:
+                documents = load(resource.path, head.read(resource.path)).documents
+            except KeyError:
+                documents = []
+            document = next((d for d in documents if d.index == resource.document), None)
+            if document is not None:
+                line, column = document.position("/spec/engine")
+        findings.append(Finding(
+            change.path, line, column, "/spec/engine",
+            f"Database {change.name} needs a database server: paved.yaml names none, and here a database "
+            f"would be a file on a machine that is thrown away when the job ends",
+            "error", EMBEDDED_DATABASE_RULE,
+            hint="Name a PostgreSQL server in paved.yaml (`providers: postgres: connectionEnv: "
+                 "PAVED_POSTGRES_DSN`) and give the job that variable from a repository secret.",
+            document=resource.document if resource is not None else 0))
+    merged = tuple(sorted((*planned.plan.findings, *findings), key=Finding.sort_key))
+    return replace(planned, plan=replace(planned.plan, findings=merged))

@@ -18,7 +18,7 @@ import pytest
 
 from bot.errors import ConfigurationError
 from bot.settings import ActionsSettings
-from tests.conftest import PROJECT, REPO, World, experimental_change
+from tests.conftest import AB_TESTING, PROJECT, REPO, World, experimental_change
 
 # `paved ci` as the `paved` command runs it: the command on its own parser.
 PAVED = [sys.executable, "-c",
@@ -175,6 +175,34 @@ def test_an_apply_that_applies_nothing_fails_the_step_and_says_why_in_the_summar
 
     assert done.returncode == 1, done.stdout + done.stderr
     assert "nothing was applied" in runner.summary.read_text(encoding="utf-8")
+
+
+def test_a_database_with_no_server_in_paved_yaml_fails_the_plan_at_its_engine_line(runner: Runner) -> None:
+    text = runner.world.forge.read_file("acme", "platform", AB_TESTING).decode().replace(
+        "retentionDays: 3", "retentionDays: 5")
+    runner.world.forge.push_files("acme", "platform", "change", {AB_TESTING: text}, by="carol")
+    number = runner.world.forge.open_pull_request("acme", "platform", head="change", title="Keep more",
+                                                  by="carol").number
+
+    done = runner.run("pull_request", "opened")
+
+    engine = text.splitlines().index("  engine: postgres") + 1
+    assert done.returncode == 1, done.stderr
+    assert any(line.startswith(f"::error file={AB_TESTING},line={engine},") and "needs a database server" in line
+               for line in done.stdout.splitlines())
+    assert runner.world.check(number)[0] == "failure"
+
+
+def test_an_apply_of_a_database_with_no_server_makes_no_file_on_the_runner(runner: Runner) -> None:
+    text = runner.world.forge.read_file("acme", "platform", AB_TESTING).decode().replace(
+        "retentionDays: 3", "retentionDays: 5")
+    runner.world.forge.push_files("acme", "platform", "main", {AB_TESTING: text}, by="alice")
+
+    done = runner.run("push")
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "needs a database server" in runner.summary.read_text(encoding="utf-8")
+    assert list((runner.folder / "temp").rglob("*.sqlite3")) == []
 
 
 def test_a_draft_pull_request_is_left_alone_and_the_step_passes(runner: Runner) -> None:

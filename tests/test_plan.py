@@ -13,7 +13,7 @@ from bot.adapters.repo import FolderTree, GitTree
 from bot.catalog import CatalogueStore
 from bot.errors import ConfigurationError, RevisionError
 from bot.model import FieldChange, Plan
-from bot.plan import make_plan
+from bot.plan import PlannedRequests, make_plan, plan_requests, refuse_embedded_databases
 from tests.conftest import DATABASE, SERVICE, TEAM, PlatformRepo
 
 
@@ -309,3 +309,31 @@ def test_stricter_rules_count_the_requests_that_would_fail_under_them(branch: Pl
     assert plan.ok
     assert plan.platform_impact[-1].startswith("under the proposed rules, 1 error in 1 request file that passes "
                                                "today (first: catalog/teams/payments.yaml:")
+
+
+# -- where the embedded database default would be lost (GitHub Actions) -----------------------------------
+
+
+def planned_with_a_new_database(branch: PlatformRepo) -> tuple[PlannedRequests, GitTree]:
+    branch.write("catalog/data/orders.yaml", DATABASE.format(name="orders-db", owner="payments",
+                                                             service="checkout", size="small"))
+    branch.commit()
+    head = GitTree(branch.root, "HEAD")
+    return plan_requests(GitTree(branch.root, "main"), head), head
+
+
+def test_a_new_database_without_a_server_is_an_error_at_its_engine_when_embedded_ones_would_be_lost(
+        branch: PlatformRepo) -> None:
+    planned, head = planned_with_a_new_database(branch)
+
+    [error] = refuse_embedded_databases(planned, head, server_named=False).plan.errors
+
+    assert (error.path, error.line, error.pointer, error.rule) == (
+        "catalog/data/orders.yaml", 8, "/spec/engine", "paved.database-server")
+    assert error.hint is not None and "connectionEnv" in error.hint
+
+
+def test_a_database_on_a_named_server_is_no_finding(branch: PlatformRepo) -> None:
+    planned, head = planned_with_a_new_database(branch)
+
+    assert refuse_embedded_databases(planned, head, server_named=True) == planned

@@ -22,6 +22,10 @@ class Context:
     plan): a handler calls `lease.check()` before each external write that another job holding the same
     lease could also make, so a job that lost its lease (`LeaseLost`) publishes nothing. Work nothing
     can race (`paved ci`) keeps the default, which is always held.
+
+    `embedded_databases` says whether a Database may be made by the embedded default (a SQLite file in
+    the data folder) when `paved.yaml` names no server: true where the data folder lasts (`paved serve`),
+    false in a job whose machine is thrown away (`paved ci`), where such a request is a finding instead.
     """
 
     forge: Forge
@@ -29,3 +33,4 @@ class Context:
     store: CatalogueStore
     providers: tuple[Provider, ...] = ()
     lease: Held = ALWAYS_HELD
+    embedded_databases: bool = True

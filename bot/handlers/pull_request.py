@@ -23,7 +23,7 @@ from bot.errors import ConfigurationError, PavedError
 from bot.forge import Annotation, CheckConclusion, CheckRun, PullRequest
 from bot.handlers import Context
 from bot.model import Plan, Tree
-from bot.plan import PlannedRequests, plan_requests, proposed_rules
+from bot.plan import PlannedRequests, plan_requests, proposed_rules, refuse_embedded_databases
 from bot.provider import Target
 from bot.render import markdown, text
 from bot.rules import Rules, is_platform_repo, load_rules
@@ -138,6 +138,8 @@ def plan_pull_request(ctx: Context, repo: str, number: int, *, head_sha: str | N
         rules = load_rules(target)
         planned = plan_requests(base, head, store=ctx.store, rules=rules)
         planned = replace(planned, plan=proposed_rules(planned.plan, target, head, rules, ctx.store))
+        if not ctx.embedded_databases:
+            planned = refuse_embedded_databases(planned, head, server_named=config.postgres_connection_env is not None)
         authority = base_authority(ctx, repo, config, target, rules, planned)
         steps = live_steps(ctx, repo, config, planned, target, pr.base_sha)
     except ConfigurationError as exc:

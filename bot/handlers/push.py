@@ -37,7 +37,7 @@ from bot.errors import PavedError
 from bot.forge import CheckRun
 from bot.handlers import Context
 from bot.model import MemoryTree, Tree
-from bot.plan import plan_requests
+from bot.plan import plan_requests, refuse_embedded_databases
 from bot.provider import Provider, Result, Target
 from bot.rules import KINDS_DIR, is_platform_repo, load_rules
 
@@ -253,6 +253,10 @@ def _apply(ctx: Context, repo: str, head: str, last: str | None, providers: Sequ
     try:
         config = load_config(head_tree)
         planned = plan_requests(base_tree, head_tree, store=ctx.store, rules=load_rules(head_tree))
+        if not ctx.embedded_databases:
+            # Made here, a database would be lost with the machine; the plan's error keeps it from being made.
+            planned = refuse_embedded_databases(planned, head_tree,
+                                                server_named=config.postgres_connection_env is not None)
         plan = planned.plan
         pr = ctx.forge.merged_pull_request(repo, head)
         approvers: tuple[str, ...] = ()
