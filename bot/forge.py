@@ -119,6 +119,11 @@ class Forge(Protocol):
         A comment by anyone else never counts, whatever it starts with."""
         ...
 
+    def has_path(self, repo: str, path: str) -> bool:
+        """Whether the default branch of `repo` holds `path` (a file or a folder); an empty repository
+        holds nothing."""
+        ...
+
     def own_comment(self, repo: str, number: int, marker: str) -> str | None:
         """The body of Paved's own comment on #`number` that starts with `marker`, if there is one."""
         ...

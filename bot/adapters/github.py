@@ -430,6 +430,17 @@ class GitHubForge:
             return int(issue.create_comment(body).id)
         return self._call(f"comment on #{number} in {repo}", upsert)
 
+    def has_path(self, repo: str, path: str) -> bool:
+        try:
+            with _wrapped(f"look for {path} in {repo}"):
+                # Lazily: one request for the contents, none for the repository itself.
+                self.client.withLazy(True).get_repo(repo).get_contents(path.rstrip("/"))
+        except ForgeError as exc:
+            if exc.status == 404:  # not on the default branch, or the repository is empty
+                return False
+            raise
+        return True
+
     def own_comment(self, repo: str, number: int, marker: str) -> str | None:
         def find() -> str | None:
             return next((str(c.body) for c in self._repo(repo).get_issue(number).get_comments()

@@ -47,16 +47,14 @@ def github_client(settings: Settings, repo: str, installation_id: int | None = N
                              "or PAVED_GITHUB_TOKEN")
 
 
-def context_for(settings: Settings, repo: str, installation_id: int | None = None, *,
-                client: Github | None = None) -> Context:
-    """The handlers' collaborators for work on `repo`, built from the settings (with `client`, when one for
-    `repo` was made already)."""
+def context_for(settings: Settings, repo: str, installation_id: int | None = None) -> Context:
+    """The handlers' collaborators for work on `repo`, built from the settings."""
     from bot.adapters.github import GitHubForge, token_of
     from bot.adapters.workspace import Workspace
-    from bot.catalog import CatalogueStore
+    from bot.adapters.catalogue_index import SQLiteCatalogueIndex
     from bot.handlers import Context
 
-    client = client or github_client(settings, repo, installation_id)
+    client = github_client(settings, repo, installation_id)
     from bot.providers.database import DatabaseProvider
     from bot.providers.github import GitHubProvider, GitHubSecrets
 
@@ -69,8 +67,8 @@ def context_for(settings: Settings, repo: str, installation_id: int | None = Non
 
     providers = (GitHubProvider(client, lambda: token_of(client)),
                  DatabaseProvider(server, settings.data_dir, GitHubSecrets(client)))
-    # One store per job: SQLite connections stay in the thread that opened them.
-    return Context(forge, mirror, CatalogueStore(settings.catalogue_index), providers)
+    # One index connection per job: SQLite connections stay in the thread that opened them.
+    return Context(forge, mirror, SQLiteCatalogueIndex(settings.catalogue_index), providers)
 
 
 def handle_delivery(delivery: Delivery, work: Work) -> None:
@@ -158,42 +156,36 @@ def platform_repositories(settings: Settings) -> list[str]:
     return list(settings.repositories)
 
 
-def is_platform_repo(settings: Settings, client: Github, repo: str) -> bool:
-    """Whether `repo` is a platform repo: its default branch has the kind schemas the rules need
-    (`bot.rules.is_platform_repo`). One contents request, and nothing fetched into the mirrors.
-
-    An App may be installed on every repository of an organization, the services it scaffolded among
-    them, and fetching each one into a mirror to find out is what this spares. The `paved-managed`
-    mark would name the scaffolded ones for free, but not the organization's other repositories, and it
-    is not what makes a platform repo; the folder is.
-    """
-    from bot.adapters.github import ForgeError, _wrapped
-    from bot.rules import KINDS_DIR
-
-    # Until the forge port answers "does this path exist" itself, the GitHub adapter's own error wrapping
-    # turns PyGithub's answer into a `ForgeError` with its status.
-    try:
-        with _wrapped(f"look for {KINDS_DIR} in {repo}"):
-            client.withLazy(True).get_repo(repo).get_contents(KINDS_DIR.rstrip("/"))
-    except ForgeError as exc:
-        if exc.status == 404:  # no such folder on the default branch (or an empty repository)
-            return False
-        raise
-    return True
-
-
 def _platform_contexts(settings: Settings, repos: list[str]) -> Iterator[tuple[str, Context | PavedError]]:
     """Each of `repos` that is a platform repo, with the collaborators for work on it (or the trouble
-    that kept them from being built); the others are left out."""
+    that kept them from being built); the others are left out.
+
+    A platform repo is one whose default branch has the kind schemas the rules need
+    (`bot.rules.is_platform_repo`): asked of GitHub in one request, with nothing fetched into the
+    mirrors. An App may be installed on every repository of an organization, the services it
+    scaffolded among them, and fetching each into a mirror to find out is what this spares. The
+    `paved-managed` mark would name the scaffolded ones for free, but not the organization's other
+    repositories, and it is not what makes a platform repo; the folder is.
+    """
+    from bot.rules import KINDS_DIR
+
     for repo in repos:
         try:
-            client = github_client(settings, repo)
-            if not is_platform_repo(settings, client, repo):
-                log.debug("reconcile passes over %s: it is not a platform repo", repo)
-                continue
-            yield repo, context_for(settings, repo, client=client)
+            ctx = context_for(settings, repo)
         except PavedError as exc:
             yield repo, exc
+            continue
+        try:
+            platform = ctx.forge.has_path(repo, KINDS_DIR)
+        except PavedError as exc:
+            ctx.store.close()
+            yield repo, exc
+            continue
+        if not platform:
+            ctx.store.close()
+            log.debug("reconcile passes over %s: it is not a platform repo", repo)
+            continue
+        yield repo, ctx
 
 
 def reconcile(work: Work) -> None:
