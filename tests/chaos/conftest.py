@@ -41,6 +41,7 @@ from psycopg import sql
 
 from bot.adapters.deliveries import DeliveryLog, open_delivery_log
 from bot.apply import NOTES_REF, OBSERVATIONS, ApplyRecord, read_records
+from bot.handlers.push import applied_marker
 from bot.sandbox import AppCredentials, Sandbox
 from bot.sandbox.model import CheckRun, Comment, Repo
 from bot.settings import Settings
@@ -58,7 +59,8 @@ APPLIED_REF = "refs/paved/applied"
 PLANS_REF = "refs/notes/paved-plans"
 # Short enough that a killed holder's lease frees its work within seconds, long enough to be renewed.
 LEASE_SECONDS = 5
-# Reconcile runs when a process starts (the catch-up after a crash) and every minute, as in production.
+# Reconcile runs when a process starts (the catch-up after a crash) and on a schedule, every minute here
+# (every 15 by default).
 RECONCILE_MINUTES = 1
 PEOPLE = {"payments": ("alice", "bob", "carol"), "data": ("dana", "erik", "farah"), "growth": ("gina", "hugo"),
           "platform": ("maya", "oskar", "priya")}
@@ -98,11 +100,6 @@ spec:
     retentionDays: 3
   deletionProtection: false
 """
-
-
-def applied_marker(head: str) -> str:
-    """The first line of Paved's one apply comment for `head` (`bot.handlers.push.applied_marker`)."""
-    return f"<!-- paved:applied {head} -->"
 
 
 def free_port() -> int:
@@ -259,7 +256,8 @@ class Chaos:
 
     def _healthy(self, process: Paved) -> bool:
         if not process.alive:
-            raise AssertionError(f"{process.name} exited with {process.process and process.process.returncode}")
+            raise AssertionError(f"{process.name} exited with {process.process and process.process.returncode}\n"
+                                 f"{self.logs()}")
         try:
             return httpx.get(self.url + "/healthz", timeout=2).status_code == 200
         except httpx.TransportError:
@@ -274,10 +272,13 @@ class Chaos:
         RLIMIT_FSIZE set from outside with prlimit(2) needs no root and no special file system: a write
         that would make a file larger fails with EFBIG (Python ignores SIGXFSZ), as on a full disk.
         """
-        resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
+        _, hard = resource.prlimit(process.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (0, hard))
 
     def free_disk(self, process: Paved) -> None:
-        resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        """Room on the disk again, for `process` and the children it starts from now on."""
+        _, hard = resource.prlimit(process.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (hard, hard))
 
     def stop_all(self) -> None:
         for process in reversed(self.processes):
