@@ -28,10 +28,10 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.github import installation_client, installation_of
 from bot.adapters.repo import GitTree
 from bot.apply import apply_plan
-from bot.catalog import CatalogueStore
 from bot.config import RepoConfig
 from bot.model import MemoryTree
 from bot.plan import plan_requests
@@ -131,7 +131,7 @@ def main() -> int:
                 for service in services:
                     client.get_repo(f"acme/{service}").create_environment("production")
                 head_tree = GitTree(root, head)
-                planned = plan_requests(MemoryTree({}), head_tree, store=CatalogueStore(),
+                planned = plan_requests(MemoryTree({}), head_tree, store=SQLiteCatalogueIndex(),
                                         rules=load_rules(head_tree))
                 if planned.plan.errors:
                     print(f"the benchmark's catalogue has errors: {planned.plan.errors[0].message}")

@@ -4,29 +4,26 @@ Identities are unique, references resolve (owners are Teams, a database's servic
 `dependsOn` has no cycles, every team stays within its monthly budget, and the guardrail policies hold
 (they may look at the owning service, so they belong here, not to one file).
 
-A judged revision of `catalog/` is a *state*: rows in an SQLite index (in the data folder, or in
-memory) of its files, resources, references and catalogue-wide findings. A pull request's head is
-not judged from scratch: it is an *overlay* of the base's state, hiding the files that changed and
-adding their new versions, and only the checks whose subjects the change touched are run again. So
-planning a one-file change costs about the same on 100 resources as on 10,000, where loading every
-resource into Python would not. SQLite is an in-process library here, not a service: the caller
-chooses whether the index lives in the data folder or in memory.
+A judged revision of `catalog/` is a *state*: rows in the catalogue index of its files, resources,
+references and catalogue-wide findings. A pull request's head is not judged from scratch: it is an
+*overlay* of the base's state, hiding the files that changed and adding their new versions, and only
+the checks whose subjects the change touched are run again. So planning a one-file change costs about
+the same on 100 resources as on 10,000, where loading every resource into Python would not.
+
+This module decides what to store and what to ask; it reaches the index only through its port,
+`CatalogueIndex` (typed questions in the catalogue's words: states, entries, references, checks,
+policies). `bot.adapters.catalogue_index` keeps it in SQLite, in the data folder or in memory, and is
+the one place that knows its tables; the caller builds it and hands it in.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
-import marshal
-import sqlite3
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
-from bot.files import private_file, private_folder
 from bot.model import Finding, Resource, Tree
 from bot.rules import Policy, Rules
 from bot.validate import (
@@ -34,73 +31,14 @@ from bot.validate import (
     SERVICE_SCOPED_KINDS,
     Entry,
     FileResult,
+    FileResults,
     Reference,
     check_files,
     field_name,
-    finding_from_tuple,
-    finding_to_tuple,
-    from_record,
-    is_for,
     is_request_file,
     suggest,
-    to_record,
 )
 from bot.yamlio import join, load
-
-# 3: a judged file's record holds the path and blob it was judged for.
-SCHEMA_VERSION = "3"
-# States kept besides the ones in use; older ones are dropped (they are rebuilt from file results).
-KEEP_STATES = 12
-_CHUNK = 500  # identities per `IN (...)` query, well under SQLite's parameter limit
-
-_ENTRY_FIELDS: tuple[str, ...] = Entry.__slots__
-_REF_FIELDS: tuple[str, ...] = Reference.__slots__
-_ENTRY_COLUMNS = ", ".join(_ENTRY_FIELDS)
-_REF_COLUMNS = ", ".join(_REF_FIELDS)
-
-_DDL = f"""
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS results(rules TEXT, path TEXT, blob TEXT, record BLOB, PRIMARY KEY(rules, path, blob));
-CREATE TABLE IF NOT EXISTS states(id INTEGER PRIMARY KEY, rules TEXT, tree TEXT, used REAL,
-                                  files INTEGER, resources INTEGER, UNIQUE(rules, tree));
-CREATE TABLE IF NOT EXISTS files(state INTEGER, path TEXT, blob TEXT, broken INTEGER, findings BLOB,
-                                 PRIMARY KEY(state, path));
-CREATE TABLE IF NOT EXISTS entries(state INTEGER, {_ENTRY_COLUMNS}, context TEXT, policy BLOB);
-CREATE INDEX IF NOT EXISTS entries_by_identity ON entries(state, identity);
-CREATE INDEX IF NOT EXISTS entries_by_path ON entries(state, path);
-CREATE INDEX IF NOT EXISTS entries_by_service ON entries(state, service);
-CREATE INDEX IF NOT EXISTS entries_by_owner ON entries(state, owner);
-CREATE TABLE IF NOT EXISTS refs(state INTEGER, {_REF_COLUMNS});
-CREATE INDEX IF NOT EXISTS refs_by_path ON refs(state, path);
-CREATE INDEX IF NOT EXISTS refs_by_target ON refs(state, target);
-CREATE INDEX IF NOT EXISTS refs_by_relation ON refs(state, relation);
-CREATE TABLE IF NOT EXISTS checks(state INTEGER, category TEXT, subject TEXT, path TEXT, finding BLOB);
-CREATE INDEX IF NOT EXISTS checks_by_state ON checks(state, category);
-"""
-_TABLES = ("meta", "results", "states", "files", "entries", "refs", "checks")
-
-
-def _dump(findings: Iterable[Finding]) -> bytes | None:
-    rows = [finding_to_tuple(f) for f in findings]
-    return marshal.dumps(rows) if rows else None
-
-
-def _load(blob: bytes | None) -> list[Finding]:
-    return [finding_from_tuple(t) for t in marshal.loads(blob)] if blob else []
-
-
-def _chunks(items: Iterable[str]) -> Iterator[list[str]]:
-    ordered = sorted(set(items))
-    for i in range(0, len(ordered), _CHUNK):
-        yield ordered[i:i + _CHUNK]
-
-
-def _looks_like_sqlite(path: Path) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(16) == b"SQLite format 3\0"
-    except OSError:
-        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,139 +51,106 @@ class State:
     resources: int
 
 
-class CatalogueStore:
-    """Judged files and catalogue states, in SQLite at `path` (in memory when `path` is None)."""
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """The rows a question to the index reads: one stored state's, less the files an overlay hides.
 
-    def __init__(self, path: Path | None = None) -> None:
-        try:
-            self._open(path)
-        except sqlite3.OperationalError:
-            raise  # locked or busy: another process is using the index, which is fine and not ours to fix
-        except sqlite3.DatabaseError:
-            if path is None or _looks_like_sqlite(path):
-                raise
-            # The index is only a cache: a file that is not SQLite at all (a disk fault, something else
-            # written there) is removed and rebuilt rather than stopping the developer.
-            for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-                leftover.unlink(missing_ok=True)
-            self._open(path)
+    `hidden` is the index's number for an overlay's hidden files (`CatalogueIndex.hide`); 0 hides none.
+    """
 
-    def _open(self, path: Path | None) -> None:
-        if path is not None:
-            private_file(private_folder(path.parent) / path.name)  # what was judged in private repositories
-        self.db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None, timeout=30)
-        self._journal("wal" if path else "memory")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        try:
-            row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        except sqlite3.OperationalError:
-            row = None
-        if row is not None and row[0] != SCHEMA_VERSION:
-            # An index written by another version of Paved: it is only a cache, so start afresh.
-            for table in _TABLES:
-                self.db.execute(f"DROP TABLE IF EXISTS {table}")
-        self.db.executescript(_DDL)
-        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-        self._overlays = itertools.count()
-        # In memory, judged files stay Python objects: nothing outlives the process to share them with.
-        self._memory: dict[tuple[str, str, str], FileResult] | None = {} if path is None else None
-
-    def _journal(self, mode: str) -> None:
-        # Changing the journal mode needs the file to itself, and SQLite answers "locked" at once instead
-        # of waiting for the busy timeout; several jobs (and the web pages) open the index together.
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                (current,) = self.db.execute("PRAGMA journal_mode").fetchone()
-                if str(current).lower() != mode:
-                    self.db.execute(f"PRAGMA journal_mode={mode}")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def close(self) -> None:
-        self.db.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
-
-    # -- judged files, by content ------------------------------------------------------------------
-
-    def get_file(self, rules: Rules, path: str, blob: str) -> FileResult | None:
-        """The result judged for `path` at `blob` under `rules`; never one judged for another path or blob."""
-        if self._memory is not None:
-            known = self._memory.get((rules.digest, path, blob))  # only results passing `is_for` are put
-            return known if known is not None and known.path == path and known.blob == blob else None
-        row = self.db.execute("SELECT record FROM results WHERE rules=? AND path=? AND blob=?",
-                              (rules.digest, path, blob)).fetchone()
-        return from_record(path, blob, marshal.loads(row[0])) if row else None
-
-    def put_file(self, rules: Rules, result: FileResult) -> None:
-        if not is_for(result, result.path, result.blob):
-            return  # only a result that names its own path throughout is kept (a refused name is not)
-        if self._memory is not None:
-            self._memory[(rules.digest, result.path, result.blob)] = result
-            return
-        self.db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?)",
-                        (rules.digest, result.path, result.blob, marshal.dumps(to_record(result))))
-
-    def file_result(self, tree: Tree, rules: Rules, path: str, blob: str) -> FileResult:
-        """The judgement of one file, from the store or judged now."""
-        known = self.get_file(rules, path, blob)
-        if known is not None:
-            return known
-        [result] = check_files(tree, {path: blob}, rules, self)
-        return result
-
-    # -- states ------------------------------------------------------------------------------------
-
-    def find_state(self, rules: Rules, tree: str) -> State | None:
-        row = self.db.execute("SELECT id, files, resources FROM states WHERE rules=? AND tree=?",
-                              (rules.digest, tree)).fetchone()
-        if row is None:
-            return None
-        self.db.execute("UPDATE states SET used=? WHERE id=?", (time.time(), row[0]))
-        return State(row[0], tree, row[1], row[2])
-
-    def latest_state(self, rules: Rules) -> State | None:
-        row = self.db.execute("SELECT id, tree, files, resources FROM states WHERE rules=? ORDER BY used DESC "
-                              "LIMIT 1", (rules.digest,)).fetchone()
-        return State(*row) if row else None
-
-    def listing(self, state: State) -> dict[str, str]:
-        return dict(self.db.execute("SELECT path, blob FROM files WHERE state=?", (state.id,)).fetchall())
-
-    def insert_files(self, state: int, results: Iterable[FileResult]) -> None:
-        results = list(results)
-        self.db.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?)",
-                            [(state, r.path, r.blob, int(r.broken), _dump(r.findings)) for r in results])
-        self.db.executemany(
-            f"INSERT INTO entries VALUES (?, {', '.join('?' * len(_ENTRY_FIELDS))}, NULL, NULL)",
-            [(state, *(getattr(e, f) for f in _ENTRY_FIELDS)) for r in results for e in r.entries])
-        self.db.executemany(
-            f"INSERT INTO refs VALUES (?, {', '.join('?' * len(_REF_FIELDS))})",
-            [(state, *(getattr(ref, f) for f in _REF_FIELDS)) for r in results for ref in r.references])
-
-    def prune(self) -> None:
-        stale = [r[0] for r in self.db.execute("SELECT id FROM states ORDER BY used DESC LIMIT -1 OFFSET ?",
-                                               (KEEP_STATES,))]
-        for state in stale:
-            for table in ("files", "entries", "refs", "checks"):
-                self.db.execute(f"DELETE FROM {table} WHERE state=?", (state,))
-            self.db.execute("DELETE FROM states WHERE id=?", (state,))
+    state: int
+    hidden: int = 0
 
 
-def _entry(row: Sequence[Any]) -> Entry:
-    return Entry(*row[:len(_ENTRY_FIELDS)])
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A catalogue-wide finding stored with a state, and the subject that makes it stale when touched:
+    an identity (a duplicate, a dangling reference's target) or a team (a budget)."""
+
+    category: Literal["duplicate", "reference", "budget"]
+    subject: str
+    finding: Finding
+
+
+@dataclass(frozen=True, slots=True)
+class StalePolicy:
+    """A stored resource whose policies must be judged (again): never judged, or its service changed.
+
+    `context` is the owning service's context now (`policy_context`); `row` is the index's own handle.
+    """
+
+    row: int
+    entry: Entry
+    context: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPolicy:
+    """A resource's stored policy findings, and the service context (`policy_context`) they were judged in."""
+
+    entry: Entry
+    context: str | None
+    findings: tuple[Finding, ...]
+
+
+class CatalogueIndex(FileResults, Protocol):
+    """The port to where judged files and catalogue states are kept (`bot.adapters.catalogue_index`).
+
+    States are written whole, in a `transaction`; every question names the `Scope` it reads, so an
+    overlay's answers leave out the files it hides. Lists come back in no particular order.
+    """
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    # states
+    def find_state(self, rules: str, tree: str) -> State | None:
+        """The state of `tree` under the rules with digest `rules`, marked as just used."""
+    def latest_state(self, rules: str) -> State | None: ...
+    def add_state(self, rules: str, tree: str, since: State | None, changed: Collection[str],
+                  results: Iterable[FileResult]) -> State: ...
+    def prune(self) -> None: ...
+
+    # files of a state
+    def listing(self, state: int) -> dict[str, str]: ...
+    def blobs(self, state: int, paths: Iterable[str]) -> dict[str, str]: ...
+    def broken_paths(self, scope: Scope) -> set[str]: ...
+    def file_findings(self, scope: Scope) -> list[Finding]: ...
+
+    # overlays
+    def hide(self, state: int, paths: Iterable[str]) -> Scope: ...
+    def release(self, scope: Scope) -> None: ...
+    def hidden_entries(self, scope: Scope) -> list[Entry]: ...
+
+    # resources and references
+    def definitions(self, scope: Scope, identities: Iterable[str]) -> list[Entry]: ...
+    def owned_by(self, scope: Scope, teams: Iterable[str]) -> list[Entry]: ...
+    def serving(self, scope: Scope, services: Iterable[str]) -> list[Entry]: ...
+    def identities(self, scope: Scope) -> set[str]: ...
+    def names_of(self, scope: Scope, kind: str) -> set[str]: ...
+    def team_costs(self, scope: Scope) -> dict[str, float]: ...
+    def references_to(self, scope: Scope, targets: Iterable[str]) -> list[Reference]: ...
+    def references_from(self, scope: Scope, sources: Iterable[str]) -> list[tuple[str, str]]: ...
+    def dependencies(self, scope: Scope) -> list[Reference]: ...
+
+    # catalogue-wide checks and policies of a stored state
+    def duplicated_identities(self, state: int) -> list[str]: ...
+    def dangling_references(self, state: int) -> list[Reference]: ...
+    def teams_over_budget(self, state: int) -> list[str]: ...
+    def add_checks(self, state: int, checks: Iterable[Check]) -> None: ...
+    def checks(self, scope: Scope) -> list[Check]: ...
+    def stale_policies(self, state: int) -> list[StalePolicy]: ...
+    def set_policies(self, judged: Iterable[tuple[StalePolicy, list[Finding]]]) -> None: ...
+    def policy_findings(self, scope: Scope, except_services: Collection[str] = ()) -> list[Finding]: ...
+    def service_policies(self, scope: Scope, services: Iterable[str]) -> list[StoredPolicy]: ...
+
+
+def file_result(index: FileResults, tree: Tree, rules: Rules, path: str, blob: str) -> FileResult:
+    """The judgement of one file, from the index or judged now."""
+    known = index.get_file(rules, path, blob)
+    if known is not None:
+        return known
+    [result] = check_files(tree, {path: blob}, rules, index)
+    return result
 
 
 @dataclass(slots=True)
@@ -256,19 +161,19 @@ class Catalogue:
     versions of the files that still exist. Every query below answers for the revision as a whole.
     """
 
-    store: CatalogueStore
+    index: CatalogueIndex
     rules: Rules
     state: State
     tree: Tree
+    scope: Scope
     changed: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     added: dict[str, FileResult] = field(default_factory=dict)
-    _hidden: str = ""
 
     # -- where rows come from ----------------------------------------------------------------------
 
     @property
-    def _filter(self) -> str:
-        return f" AND path NOT IN (SELECT path FROM temp.{self._hidden})" if self._hidden else ""
+    def is_overlay(self) -> bool:
+        return bool(self.scope.hidden)
 
     def _added_entries(self) -> Iterator[Entry]:
         for result in self.added.values():
@@ -278,21 +183,13 @@ class Catalogue:
         for result in self.added.values():
             yield from result.references
 
-    def _rows(self, sql: str, values: Iterable[str]) -> Iterator[Sequence[Any]]:
-        """Rows of `sql` (with `{marks}` for the IN list) from the base state, without hidden files."""
-        for chunk in _chunks(values):
-            yield from self.store.db.execute(sql.format(marks=",".join("?" * len(chunk)), filter=self._filter),
-                                             (self.state.id, *chunk))
-
     # -- what the checks ask -----------------------------------------------------------------------
 
     def definitions(self, identities: Iterable[str]) -> dict[str, list[Entry]]:
         """Every definition of each identity, in file order (the first is the one that counts)."""
         wanted = set(identities)
         found: dict[str, list[Entry]] = {}
-        for row in self._rows(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE state=? AND identity IN ({{marks}})"
-                              "{filter}", wanted):
-            entry = _entry(row)
+        for entry in self.index.definitions(self.scope, wanted):
             found.setdefault(entry.identity, []).append(entry)
         for entry in self._added_entries():
             if entry.identity in wanted:
@@ -303,15 +200,13 @@ class Catalogue:
 
     def references_to(self, targets: Iterable[str]) -> list[Reference]:
         wanted = set(targets)
-        found = [Reference(*row) for row in self._rows(
-            f"SELECT {_REF_COLUMNS} FROM refs WHERE state=? AND target IN ({{marks}}){{filter}}", wanted)]
+        found = self.index.references_to(self.scope, wanted)
         return found + [r for r in self._added_references() if r.target in wanted]
 
     def references_from(self, sources: Iterable[str]) -> dict[str, list[str]]:
         wanted = set(sources)
         found: dict[str, list[str]] = {s: [] for s in wanted}
-        for source, target in self._rows("SELECT source, target FROM refs WHERE state=? AND source IN ({marks})"
-                                         "{filter}", wanted):
+        for source, target in self.index.references_from(self.scope, wanted):
             found[source].append(target)
         for r in self._added_references():
             if r.source in wanted:
@@ -319,16 +214,13 @@ class Catalogue:
         return found
 
     def dependencies(self) -> list[Reference]:
-        found = [Reference(*row) for row in self.store.db.execute(
-            f"SELECT {_REF_COLUMNS} FROM refs WHERE state=? AND relation='dependsOn'{self._filter}", (self.state.id,))]
+        found = self.index.dependencies(self.scope)
         return found + [r for r in self._added_references() if r.relation == "dependsOn"]
 
     def owned_by(self, teams: Iterable[str]) -> dict[str, list[Entry]]:
         found: dict[str, list[Entry]] = {}
         wanted = set(teams)
-        for row in self._rows(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE state=? AND owner IN ({{marks}})"
-                              "{filter}", wanted):
-            entry = _entry(row)
+        for entry in self.index.owned_by(self.scope, wanted):
             found.setdefault(entry.owner, []).append(entry)
         for entry in self._added_entries():
             if entry.owner in wanted:
@@ -338,15 +230,12 @@ class Catalogue:
     def team_costs(self, teams: Iterable[str] | None = None) -> dict[str, float]:
         """Monthly cost per owning team: of `teams`, or of every team that spends anything."""
         if teams is None:
-            rows = self.store.db.execute(f"SELECT owner, SUM(cost) FROM entries WHERE state=?{self._filter} "
-                                         "GROUP BY owner", (self.state.id,)).fetchall()
-            totals = {owner: float(total) for owner, total in rows}
+            totals = self.index.team_costs(self.scope)
             for entry in self._added_entries():
                 totals[entry.owner] = totals.get(entry.owner, 0.0) + entry.cost
         else:
             totals = {team: sum(e.cost for e in entries) for team, entries in self.owned_by(teams).items()}
         return {team: total for team, total in totals.items() if total}
-
     def tiers(self, identities: Iterable[str]) -> dict[str, str | None]:
         """The tier of each resource: a Service's own, or the tier of the Service a resource belongs to."""
         definitions = {i: e[0] for i, e in self.definitions(identities).items()}
@@ -374,9 +263,7 @@ class Catalogue:
         """The resources of `kind` that belong to each of `services` (through `spec.service`)."""
         wanted = set(services)
         found: dict[str, list[Entry]] = {}
-        for row in self._rows(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE state=? AND service IN ({{marks}})"
-                              "{filter}", wanted):
-            entry = _entry(row)
+        for entry in self.index.serving(self.scope, wanted):
             if entry.kind == kind:
                 found.setdefault(entry.service or "", []).append(entry)
         for entry in self._added_entries():
@@ -396,14 +283,12 @@ class Catalogue:
 
     def identities(self) -> list[str]:
         """Every resource at this revision, by identity."""
-        found = {i for (i,) in self.store.db.execute(
-            f"SELECT DISTINCT identity FROM entries WHERE state=?{self._filter}", (self.state.id,))}
+        found = self.index.identities(self.scope)
         return sorted(found | {e.identity for e in self._added_entries()})
 
     def names_of(self, kind: str) -> list[str]:
         """Every name of one kind (only asked for when a reference dangles, to suggest a fix)."""
-        found = {n for (n,) in self.store.db.execute(
-            f"SELECT DISTINCT name FROM entries WHERE state=? AND kind=?{self._filter}", (self.state.id, kind))}
+        found = self.index.names_of(self.scope, kind)
         return sorted(found | {e.name for e in self._added_entries() if e.kind == kind})
 
     # -- the revision as a whole -------------------------------------------------------------------
@@ -414,8 +299,7 @@ class Catalogue:
             - sum(1 for old, new in self.changed.values() if old is not None and new is None)
 
     def broken_paths(self) -> set[str]:
-        found = {r[0] for r in self.store.db.execute(f"SELECT path FROM files WHERE state=? AND broken{self._filter}",
-                                                      (self.state.id,))}
+        found = self.index.broken_paths(self.scope)
         return found | {p for p, r in self.added.items() if r.broken}
 
     def resources(self, identities: Iterable[str]) -> dict[str, Resource]:
@@ -428,9 +312,8 @@ class Catalogue:
         for path, identities_here in by_file.items():
             result = self.added.get(path)
             if result is None:
-                blob = self.store.db.execute("SELECT blob FROM files WHERE state=? AND path=?",
-                                             (self.state.id, path)).fetchone()[0]
-                result = self.store.file_result(self.tree, self.rules, path, blob)
+                blob = self.index.blobs(self.state.id, [path])[path]
+                result = file_result(self.index, self.tree, self.rules, path, blob)
             for resource in result.resources:
                 first = wanted[resource.identity][0] if resource.identity in identities_here else None
                 if first is not None and resource.document == first.document and resource.identity not in found:
@@ -439,14 +322,15 @@ class Catalogue:
 
     def findings(self) -> list[Finding]:
         """Every finding at this revision: per file, catalogue-wide and policies, in file order."""
-        found = _overlay_findings(self) if self._hidden else _stored_findings(self)
+        found = _overlay_findings(self) if self.is_overlay else _stored_findings(self)
         found.sort(key=Finding.sort_key)
         return found
 
     def close(self) -> None:
-        if self._hidden:
-            self.store.db.execute(f"DROP TABLE IF EXISTS temp.{self._hidden}")
-            self._hidden = ""
+        """Let the index forget what an overlay hides (a stored state holds nothing to forget)."""
+        if self.is_overlay:
+            self.index.release(self.scope)
+            self.scope = Scope(self.state.id)
 
 
 # -- building states and overlays ------------------------------------------------------------------
@@ -463,7 +347,7 @@ def _tree_key(tree: Tree) -> tuple[str, dict[str, str] | None]:
     return "listing:" + digest.hexdigest(), listing
 
 
-def _changes(store: CatalogueStore, since: State, tree: Tree,
+def _changes(index: CatalogueIndex, since: State, tree: Tree,
              listing: dict[str, str] | None) -> dict[str, tuple[str | None, str | None]]:
     """Request files that differ between a stored state and `tree`: path -> (blob before, blob after)."""
     diff = tree.diff(since.tree, CATALOG_DIR) if listing is None else None
@@ -471,68 +355,48 @@ def _changes(store: CatalogueStore, since: State, tree: Tree,
     if diff is None:
         current = listing if listing is not None else {
             p: b for p, b in tree.files(CATALOG_DIR).items() if is_request_file(p)}
-        before = store.listing(since)
+        before = index.listing(since.id)
         diff = {p: b for p, b in current.items() if before.get(p) != b}
         diff.update({p: None for p in before if p not in current})
     diff = {p: b for p, b in diff.items() if is_request_file(p)}
     olds: dict[str, str] = before if before is not None else {}
     if before is None:
-        for chunk in _chunks(diff):
-            olds.update(store.db.execute(
-                f"SELECT path, blob FROM files WHERE state=? AND path IN ({','.join('?' * len(chunk))})",
-                (since.id, *chunk)).fetchall())
+        olds = index.blobs(since.id, diff)
     return {p: (olds.get(p), b) for p, b in diff.items() if olds.get(p) != b}
 
 
-def judge(tree: Tree, rules: Rules, store: CatalogueStore) -> Catalogue:
-    """The catalogue at `tree`, stored whole: found in `store`, or derived from the most recently used
+def judge(tree: Tree, rules: Rules, index: CatalogueIndex) -> Catalogue:
+    """The catalogue at `tree`, stored whole: found in `index`, or derived from the most recently used
     state by judging only the files that differ, or built from scratch."""
     key, listing = _tree_key(tree)
-    known = store.find_state(rules, key)
+    known = index.find_state(rules.digest, key)
     if known is not None:
-        return Catalogue(store, rules, known, tree)
-    with store.transaction():
+        return Catalogue(index, rules, known, tree, Scope(known.id))
+    with index.transaction():
         # Another process may have stored this state while this one waited for the write lock.
-        known = store.find_state(rules, key)
+        known = index.find_state(rules.digest, key)
         if known is not None:
-            return Catalogue(store, rules, known, tree)
-        like = store.latest_state(rules)
-        changes = _changes(store, like, tree, listing) if like is not None else {
+            return Catalogue(index, rules, known, tree, Scope(known.id))
+        like = index.latest_state(rules.digest)
+        changes = _changes(index, like, tree, listing) if like is not None else {
             p: (None, b) for p, b in (listing or tree.files(CATALOG_DIR)).items() if is_request_file(p)}
-        state_id = store.db.execute("INSERT INTO states(rules, tree, used) VALUES (?, ?, ?)",
-                                    (rules.digest, key, time.time())).lastrowid
-        assert state_id is not None
-        if like is not None:
-            store.db.execute("CREATE TEMP TABLE IF NOT EXISTS carry(path TEXT PRIMARY KEY)")
-            store.db.execute("DELETE FROM temp.carry")
-            store.db.executemany("INSERT INTO temp.carry VALUES (?)", [(p,) for p in changes])
-            keep = "WHERE state=? AND path NOT IN (SELECT path FROM temp.carry)"
-            for table, columns in (("files", "path, blob, broken, findings"),
-                                   ("entries", f"{_ENTRY_COLUMNS}, context, policy"), ("refs", _REF_COLUMNS)):
-                store.db.execute(f"INSERT INTO {table} SELECT ?, {columns} FROM {table} {keep}", (state_id, like.id))
         fresh = {p: new for p, (_, new) in changes.items() if new is not None}
-        results = {r.path: r for r in check_files(tree, fresh, rules, store)}
-        store.insert_files(state_id, results.values())
-        files = store.db.execute("SELECT COUNT(*) FROM files WHERE state=?", (state_id,)).fetchone()[0]
-        resources = store.db.execute("SELECT COUNT(DISTINCT identity) FROM entries WHERE state=?",
-                                     (state_id,)).fetchone()[0]
-        store.db.execute("UPDATE states SET files=?, resources=? WHERE id=?", (files, resources, state_id))
-        catalogue = Catalogue(store, rules, State(state_id, key, files, resources), tree)
+        results = {r.path: r for r in check_files(tree, fresh, rules, index)}
+        state = index.add_state(rules.digest, key, like, changes.keys(), results.values())
+        catalogue = Catalogue(index, rules, state, tree, Scope(state.id))
         _store_checks(catalogue, results)
-        store.prune()
+        index.prune()
     return catalogue
 
 
 def overlay(base: Catalogue, tree: Tree) -> Catalogue:
     """The catalogue at `tree` as the stored `base` plus what changed: nothing is stored."""
     _, listing = _tree_key(tree)
-    changed = _changes(base.store, base.state, tree, listing)
-    name = f"hidden_{next(base.store._overlays)}"
-    base.store.db.execute(f"CREATE TEMP TABLE {name}(path TEXT PRIMARY KEY)")
-    base.store.db.executemany(f"INSERT INTO temp.{name} VALUES (?)", [(p,) for p in changed])
+    changed = _changes(base.index, base.state, tree, listing)
+    scope = base.index.hide(base.state.id, changed)
     fresh = {p: new for p, (_, new) in changed.items() if new is not None}
-    added = {r.path: r for r in check_files(tree, fresh, base.rules, base.store)}
-    return Catalogue(base.store, base.rules, base.state, tree, changed, added, name)
+    added = {r.path: r for r in check_files(tree, fresh, base.rules, base.index)}
+    return Catalogue(base.index, base.rules, base.state, tree, scope, changed, added)
 
 
 # -- policies --------------------------------------------------------------------------------------
@@ -543,7 +407,7 @@ def _context(service: Entry | None) -> dict[str, Any]:
     return {"service": {"name": service.name, "tier": service.tier, "lifecycle": service.lifecycle}}
 
 
-def _context_key(service: Entry | None) -> str:
+def policy_context(service: Entry | None) -> str:
     return "-" if service is None else f"{service.tier}|{service.lifecycle}"
 
 
@@ -566,10 +430,9 @@ def _evaluate(catalogue: Catalogue, entries: Iterable[Entry], services: dict[str
             continue
         result = results.get(entry.path)
         if result is None:
-            blob = catalogue.store.db.execute("SELECT blob FROM files WHERE state=? AND path=?",
-                                              (catalogue.state.id, entry.path)).fetchone()[0]
-            result = results[entry.path] = catalogue.store.file_result(catalogue.tree, catalogue.rules,
-                                                                       entry.path, blob)
+            blob = catalogue.index.blobs(catalogue.state.id, [entry.path])[entry.path]
+            result = results[entry.path] = file_result(catalogue.index, catalogue.tree, catalogue.rules,
+                                                       entry.path, blob)
         resource = next((r for r in result.resources if r.document == entry.document), None)
         if resource is None:
             found[entry] = []
@@ -717,80 +580,50 @@ def _budgets(catalogue: Catalogue, teams: Iterable[str]) -> dict[str, list[Findi
 
 def _store_checks(catalogue: Catalogue, fresh: dict[str, FileResult]) -> None:
     """Run every catalogue-wide check over a newly stored state and keep the results with it."""
-    db, state = catalogue.store.db, catalogue.state.id
-    duplicated = [i for (i,) in db.execute("SELECT identity FROM entries WHERE state=? GROUP BY identity "
-                                           "HAVING COUNT(*) > 1", (state,))]
-    dangling_rows = db.execute(
-        f"SELECT {_REF_COLUMNS} FROM refs r WHERE state=? AND NOT EXISTS "
-        "(SELECT 1 FROM entries e WHERE e.state=r.state AND e.identity=r.target)", (state,)).fetchall()
-    over = [t for (t,) in db.execute(
-        "WITH spent AS (SELECT owner, SUM(cost) AS total FROM entries WHERE state=? GROUP BY owner) "
-        "SELECT t.name FROM entries t JOIN spent ON spent.owner=t.name WHERE t.state=? AND t.kind='Team' "
-        "AND t.budget IS NOT NULL AND spent.total > t.budget", (state, state))]
-    rows: list[tuple[Any, ...]] = []
-    for identity, findings in _duplicates(catalogue.definitions(duplicated)).items():
-        rows += [(state, "duplicate", identity, f.path, marshal.dumps(finding_to_tuple(f))) for f in findings]
-    for r, f in _dangling(catalogue, (Reference(*row) for row in dangling_rows)):
-        rows.append((state, "reference", r.target, r.path, marshal.dumps(finding_to_tuple(f))))
-    for team, findings in _budgets(catalogue, over).items():
-        rows += [(state, "budget", team, f.path, marshal.dumps(finding_to_tuple(f))) for f in findings]
-    db.executemany("INSERT INTO checks VALUES (?, ?, ?, ?, ?)", rows)
+    index, state = catalogue.index, catalogue.state.id
+    checks: list[Check] = []
+    for identity, findings in _duplicates(catalogue.definitions(index.duplicated_identities(state))).items():
+        checks += [Check("duplicate", identity, f) for f in findings]
+    for r, f in _dangling(catalogue, index.dangling_references(state)):
+        checks.append(Check("reference", r.target, f))
+    for team, findings in _budgets(catalogue, index.teams_over_budget(state)).items():
+        checks += [Check("budget", team, f) for f in findings]
+    index.add_checks(state, checks)
 
-    # Policies: every resource whose request is new here, or whose owning service's tier changed. The
-    # context key is computed in SQL (as `_context_key` does) so unchanged rows never reach Python.
-    scoped = ",".join(f"'{k}'" for k in SERVICE_SCOPED_KINDS)
-    stale_rows = db.execute(
-        f"SELECT rid, {_ENTRY_COLUMNS}, key FROM (SELECT e.rowid AS rid, e.*, CASE WHEN e.kind IN ({scoped}) THEN "
-        "COALESCE((SELECT COALESCE(s.tier, 'None') || '|' || COALESCE(s.lifecycle, 'None') "
-        "FROM entries s INDEXED BY entries_by_identity "
-        "WHERE s.state=e.state AND s.identity='Service/' || e.service ORDER BY s.path, s.document LIMIT 1), '-') "
-        "ELSE '-' END AS key FROM entries e WHERE e.state=?) WHERE context IS NULL OR context != key",
-        (state,)).fetchall()
-    if not stale_rows:
+    # Policies: every resource whose request is new here, or whose owning service's tier changed (the
+    # index compares contexts itself, so unchanged resources never reach Python).
+    stale = index.stale_policies(state)
+    if not stale:
         return
-    stale = [(row[0], _entry(row[1:]), row[-1]) for row in stale_rows]
-    services = _services(catalogue, {e.service for _, e, _ in stale if e.service})
-    evaluated = _evaluate(catalogue, (e for _, e, _ in stale), services, fresh)
-    db.executemany("UPDATE entries SET context=?, policy=? WHERE rowid=?",
-                   [(key, _dump(evaluated[entry]), rowid) for rowid, entry, key in stale])
+    services = _services(catalogue, {s.entry.service for s in stale if s.entry.service})
+    evaluated = _evaluate(catalogue, (s.entry for s in stale), services, fresh)
+    index.set_policies((s, evaluated[s.entry]) for s in stale)
 
 
 def _stored_findings(catalogue: Catalogue) -> list[Finding]:
-    db, state = catalogue.store.db, catalogue.state.id
-    found: list[Finding] = []
-    for (blob,) in db.execute("SELECT findings FROM files WHERE state=? AND findings IS NOT NULL", (state,)):
-        found += _load(blob)
-    for (blob,) in db.execute("SELECT policy FROM entries WHERE state=? AND policy IS NOT NULL", (state,)):
-        found += _load(blob)
-    found += [finding_from_tuple(marshal.loads(b)) for (b,) in db.execute(
-        "SELECT finding FROM checks WHERE state=?", (state,))]
+    index, scope = catalogue.index, catalogue.scope
+    found = index.file_findings(scope) + index.policy_findings(scope)
+    found += [check.finding for check in index.checks(scope)]
     return found + _cycles(catalogue.dependencies())
 
 
 def _overlay_findings(catalogue: Catalogue) -> list[Finding]:
     """The findings of an overlay: the base's, less what the change touched, plus those checked again."""
-    db, state, hidden = catalogue.store.db, catalogue.state.id, f"temp.{catalogue._hidden}"
-    removed = [_entry(row) for row in db.execute(
-        f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE state=? AND path IN (SELECT path FROM {hidden})", (state,))]
+    index, scope = catalogue.index, catalogue.scope
+    removed = index.hidden_entries(scope)
     added = list(catalogue._added_entries())
     touched = {e.identity for e in removed} | {e.identity for e in added}
     teams = {e.owner for e in removed + added} | {e.name for e in removed + added if e.kind == "Team"}
     services = {e.name for e in removed + added if e.kind == "Service"}
 
-    found: list[Finding] = []
-    for (blob,) in db.execute(f"SELECT findings FROM files WHERE state=? AND findings IS NOT NULL AND path NOT IN "
-                              f"(SELECT path FROM {hidden})", (state,)):
-        found += _load(blob)
+    found: list[Finding] = index.file_findings(scope)
     for result in catalogue.added.values():
         found += result.findings
 
-    kept = db.execute(f"SELECT category, subject, finding FROM checks WHERE state=? AND path NOT IN "
-                      f"(SELECT path FROM {hidden})", (state,)).fetchall()
-    for category, subject, blob in kept:
-        stale = (category == "duplicate" and subject in touched) or (category == "reference" and subject in touched) \
-            or (category == "budget" and subject in teams)
+    for check in index.checks(scope):
+        stale = check.subject in (teams if check.category == "budget" else touched)
         if not stale:
-            found.append(finding_from_tuple(marshal.loads(blob)))
+            found.append(check.finding)
     for findings in _duplicates({i: e for i, e in catalogue.definitions(touched).items() if len(e) > 1}).values():
         found += findings
     fresh_refs = list(catalogue._added_references())
@@ -802,18 +635,13 @@ def _overlay_findings(catalogue: Catalogue) -> list[Finding]:
 
     # Policies: kept where neither the request nor its owning service changed; evaluated again otherwise.
     service_entries = _services(catalogue, services | {e.service for e in added if e.service})
-    for (blob,) in db.execute(
-            f"SELECT policy FROM entries WHERE state=? AND policy IS NOT NULL AND path NOT IN (SELECT path FROM "
-            f"{hidden}) AND (service IS NULL OR kind NOT IN ({','.join('?' * len(SERVICE_SCOPED_KINDS))}) "
-            f"OR service NOT IN ({','.join('?' * len(services))}))",
-            (state, *SERVICE_SCOPED_KINDS, *sorted(services))):
-        found += _load(blob)
+    found += index.policy_findings(scope, except_services=services)
     again: list[Entry] = list(added)
-    for row in catalogue._rows(f"SELECT {_ENTRY_COLUMNS}, context, policy FROM entries WHERE state=? AND "
-                               f"service IN ({{marks}}){{filter}}", services):
-        entry = _entry(row)
-        if entry.kind not in SERVICE_SCOPED_KINDS or _context_key(service_entries.get(entry.service or "")) == row[-2]:
-            found += _load(row[-1])
+    for stored in index.service_policies(scope, services):
+        entry = stored.entry
+        if entry.kind not in SERVICE_SCOPED_KINDS or \
+                policy_context(service_entries.get(entry.service or "")) == stored.context:
+            found += stored.findings
         else:
             again.append(entry)
     for findings in _evaluate(catalogue, again, service_entries).values():

@@ -1,14 +1,20 @@
 """The web catalogue's read model: what each page shows, from git history, apply notes and the index.
 
-Nothing here reads git or the network. The caller (`bot/web/catalogue.py`) hands in the first-parent
-history of the default branch (`Commit`s), the apply records from `refs/notes/paved` (parsed here,
-tolerantly) and the `Catalogue` judged at the branch's head; this module joins them into statuses,
-histories and pages, and draws the SVG a page shows (dependency graphs and plots).
+Nothing here reads git, files, the network or a database. The caller (`bot/web/catalogue.py`) hands in
+the first-parent history of the default branch (`Commit`s), the apply records from `refs/notes/paved`
+(parsed here, tolerantly), the `Catalogue` judged at the branch's head and the catalogue index's lists
+(`ResourceListings`); this module joins them into statuses, histories and pages, and draws the SVG a
+page shows (dependency graphs and plots).
+
+So it belongs to the core, not to the adapters: it is the pages' read model, plain functions over data
+that tests call without a server. What it asks the index for (a page of resources matching the home
+page's filters, counts, teams) it asks through `ResourceListings`, a port in the pages' words; the one
+module that turns those questions into SQL is `bot.adapters.catalogue_index`.
 
 Cost: everything that grows with the catalogue or its history is computed once per `Timeline`
-(one per head, applied commit and notes revision) and kept by the caller; a page then asks the SQLite
-index for one page of rows (`list_resources`), so a warm page costs about the same on 100 resources as
-on 10,000.
+(one per head, applied commit and notes revision) and kept by the caller; a page then asks the index
+for one page of rows (`list_resources`), so a warm page costs about the same on 100 resources as on
+10,000.
 """
 
 from __future__ import annotations
@@ -16,10 +22,9 @@ from __future__ import annotations
 import html
 import json
 import re
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol
 
 from bot.apply import read_records
 from bot.catalog import Catalogue
@@ -286,108 +291,56 @@ class Row:
     tier: str | None = None
 
 
-_STATUS_TABLE = "temp.paved_view_status"
+class ResourceListings(Protocol):
+    """The lists the pages ask the catalogue index for, over one stored state (never an overlay).
 
-
-def load_statuses(db: sqlite3.Connection, key: str, statuses: Mapping[str, Status]) -> None:
-    """Put the non-`applied` statuses into a temporary table of this connection, once per `key`.
-
-    Filtering by status then runs in SQLite next to the other filters, so a page never walks every
-    resource in Python.
+    Statuses come from git history and apply records, not from the index: `remember_statuses` hands
+    the index the non-`applied` ones so that filtering by status runs next to the other filters.
     """
-    db.execute(f"CREATE TABLE IF NOT EXISTS {_STATUS_TABLE}(identity TEXT PRIMARY KEY, status TEXT)")
-    db.execute("CREATE TABLE IF NOT EXISTS temp.paved_view_key(key TEXT)")
-    row = db.execute("SELECT key FROM temp.paved_view_key").fetchone()
-    if row is not None and row[0] == key:
-        return
-    db.execute(f"DELETE FROM {_STATUS_TABLE}")
-    db.executemany(f"INSERT INTO {_STATUS_TABLE} VALUES (?, ?)", sorted(statuses.items()))
-    db.execute("DELETE FROM temp.paved_view_key")
-    db.execute("INSERT INTO temp.paved_view_key VALUES (?)", (key,))
+
+    def remember_statuses(self, key: str, statuses: Mapping[str, Status]) -> None:
+        """Use `statuses` for the lists from now on; a second call with the same `key` changes nothing."""
+    def resource_page(self, state: int, filters: Filters, page: int, size: int) -> list[Row]:
+        """One page (from 1) of the resources matching `filters`, by identity, their tiers unknown."""
+    def count_resources(self, state: int, filters: Filters) -> int: ...
+    def identities_in(self, state: int, paths: Iterable[str]) -> dict[str, str]: ...
+    def references_in(self, state: int, path: str, source: str) -> list[tuple[str, str]]:
+        """(target, relation) of what `source` names in its file `path`."""
+    def team_page(self, state: int, page: int, size: int) -> list[str]: ...
+    def count_teams(self, state: int) -> int: ...
 
 
-def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _query(catalogue: Catalogue, filters: Filters) -> tuple[str, list[Any]]:
-    """The FROM and WHERE of a filtered list, shaped so SQLite walks as few rows as it can."""
-    # The site reads stored states only (never an overlay), so the `entries` rows of the state are the
-    # revision's resources; see `bot.catalog`.
-    if filters.status and filters.status != "applied":
-        # Few resources are anything but applied: start from them (CROSS JOIN keeps SQLite to that order).
-        sql = (f"FROM {_STATUS_TABLE} s CROSS JOIN entries e INDEXED BY entries_by_identity "
-               "ON e.state=? AND e.identity=s.identity WHERE s.status=?")
-        values: list[Any] = [catalogue.state.id, filters.status]
-    else:
-        # The index has no statistics for SQLite's planner (nothing runs ANALYZE), so it is told: a team's
-        # resources by owner (a few rows to sort), everything else in identity order, stopping at a page.
-        index = "entries_by_owner" if filters.owner else "entries_by_identity"
-        sql = (f"FROM entries e INDEXED BY {index} LEFT JOIN {_STATUS_TABLE} s ON s.identity=e.identity "
-               "WHERE e.state=?")
-        values = [catalogue.state.id]
-        if filters.status == "applied":
-            sql += " AND s.status IS NULL"
-    if filters.kind:
-        # An identity starts with its kind: a range of the identity index.
-        sql += " AND e.identity >= ? AND e.identity < ? AND e.kind=?"
-        values += [f"{filters.kind}/", f"{filters.kind}0", filters.kind]
-    if filters.owner:
-        sql += " AND e.owner=?"
-        values.append(filters.owner)
-    if filters.q:
-        sql += " AND (e.identity LIKE ? ESCAPE '\\' OR e.owner LIKE ? ESCAPE '\\')"
-        values += [_like(filters.q), _like(filters.q)]
-    return sql, values
-
-
-def list_resources(catalogue: Catalogue, filters: Filters, page: int, size: int = PAGE_SIZE) -> list[Row]:
-    """One page (from 1) of resources matching `filters`, by identity; statuses from `load_statuses`."""
+def list_resources(listings: ResourceListings, catalogue: Catalogue, filters: Filters, page: int,
+                   size: int = PAGE_SIZE) -> list[Row]:
+    """One page (from 1) of resources matching `filters`, by identity; statuses as last remembered."""
     assert not catalogue.changed, "the site lists stored states, never overlays"
-    sql, values = _query(catalogue, filters)
-    rows = catalogue.store.db.execute(
-        f"SELECT e.identity, e.kind, e.name, e.owner, e.path, e.cost, COALESCE(s.status, 'applied') {sql} "
-        "GROUP BY e.identity ORDER BY e.identity LIMIT ? OFFSET ?", (*values, size, (page - 1) * size)).fetchall()
-    tiers = catalogue.tiers(r[0] for r in rows) if rows else {}
-    return [Row(identity=r[0], kind=r[1], name=r[2], owner=r[3], path=r[4], cost=float(r[5] or 0), status=r[6],
-                tier=tiers.get(r[0])) for r in rows]
+    rows = listings.resource_page(catalogue.state.id, filters, page, size)
+    tiers = catalogue.tiers(r.identity for r in rows) if rows else {}
+    return [replace(r, tier=tiers.get(r.identity)) for r in rows]
 
 
-def count_resources(catalogue: Catalogue, filters: Filters) -> int:
-    sql, values = _query(catalogue, filters)
-    return int(catalogue.store.db.execute(f"SELECT COUNT(DISTINCT e.identity) {sql}", values).fetchone()[0])
+def count_resources(listings: ResourceListings, catalogue: Catalogue, filters: Filters) -> int:
+    return listings.count_resources(catalogue.state.id, filters)
 
 
-def identities_in(catalogue: Catalogue, paths: Iterable[str]) -> dict[str, str]:
+def identities_in(listings: ResourceListings, catalogue: Catalogue, paths: Iterable[str]) -> dict[str, str]:
     """The identities defined in `paths` at this revision, with their file."""
-    found: dict[str, str] = {}
-    ordered = sorted(set(paths))
-    for i in range(0, len(ordered), 500):
-        chunk = ordered[i:i + 500]
-        found.update(catalogue.store.db.execute(
-            f"SELECT identity, path FROM entries WHERE state=? AND path IN ({','.join('?' * len(chunk))})",
-            (catalogue.state.id, *chunk)).fetchall())
-    return found
+    return listings.identities_in(catalogue.state.id, paths)
 
 
-def references_of(catalogue: Catalogue, identity: str, path: str) -> list[tuple[str, str]]:
+def references_of(listings: ResourceListings, catalogue: Catalogue, identity: str,
+                  path: str) -> list[tuple[str, str]]:
     """What the resource names (target, relation), read from the references of its own file."""
-    rows = catalogue.store.db.execute(
-        "SELECT target, relation FROM refs INDEXED BY refs_by_path WHERE state=? AND path=? AND source=?",
-        (catalogue.state.id, path, identity)).fetchall()
+    rows = listings.references_in(catalogue.state.id, path, identity)
     return sorted({(t, r) for t, r in rows if t != identity}, key=lambda row: (row[1], row[0]))
 
 
-def list_teams(catalogue: Catalogue, page: int, size: int = PAGE_SIZE) -> list[str]:
-    return [n for (n,) in catalogue.store.db.execute(
-        "SELECT DISTINCT name FROM entries INDEXED BY entries_by_identity WHERE state=? AND identity >= 'Team/' "
-        "AND identity < 'Team0' ORDER BY identity LIMIT ? OFFSET ?", (catalogue.state.id, size, (page - 1) * size))]
+def list_teams(listings: ResourceListings, catalogue: Catalogue, page: int, size: int = PAGE_SIZE) -> list[str]:
+    return listings.team_page(catalogue.state.id, page, size)
 
 
-def count_teams(catalogue: Catalogue) -> int:
-    return int(catalogue.store.db.execute(
-        "SELECT COUNT(DISTINCT identity) FROM entries WHERE state=? AND identity >= 'Team/' AND identity < 'Team0'",
-        (catalogue.state.id,)).fetchone()[0])
+def count_teams(listings: ResourceListings, catalogue: Catalogue) -> int:
+    return listings.count_teams(catalogue.state.id)
 
 
 # -- a request, field by field ----------------------------------------------------------------------

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from bot.errors import PavedError, UsageError
 
 if TYPE_CHECKING:
+    from bot.adapters.catalogue_index import SQLiteCatalogueIndex
     from bot.audit import PendingCommit
-    from bot.catalog import CatalogueStore
     from bot.model import Finding, Tree
     from bot.settings import Settings
 
@@ -28,17 +28,19 @@ PLURALS = {"Team": "teams", "Service": "services", "Database": "databases", "Env
 
 
 class _Context:
-    """What every command needs: settings, the repo root and the catalogue store."""
+    """What every command needs: settings, the repo root and the catalogue index."""
 
     def __init__(self, args: argparse.Namespace) -> None:
+        from bot.adapters.catalogue_index import SQLiteCatalogueIndex
         from bot.adapters.repo import find_root
-        from bot.catalog import CatalogueStore
         from bot.settings import Settings
 
         self.settings: Settings = Settings.from_env()
         self.root: Path = Path(args.repo).resolve() if getattr(args, "repo", None) else find_root(Path.cwd())
         in_data_folder = not getattr(args, "no_cache", False)
-        self.store: CatalogueStore = CatalogueStore(self.settings.catalogue_index if in_data_folder else None)
+        # `--no-cache` keeps the index in memory: nothing judged in this run outlives it.
+        self.store: SQLiteCatalogueIndex = SQLiteCatalogueIndex(
+            self.settings.catalogue_index if in_data_folder else None)
 
     def color(self, stream: TextIO) -> bool:
         return self.settings.color and stream.isatty()
@@ -117,13 +119,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_test(args: argparse.Namespace) -> int:
     """Run every policy's pass/fail cases under schemas/policies/tests/."""
+    from bot.adapters.catalogue_index import SQLiteCatalogueIndex
     from bot.adapters.repo import FolderTree
     from bot.policy_tests import run_policy_tests
     from bot.rules import load_rules
 
     ctx = _Context(args)
     tree = FolderTree(ctx.root)
-    report = run_policy_tests(tree, load_rules(tree))
+    report = run_policy_tests(tree, load_rules(tree), SQLiteCatalogueIndex())
     by_policy: dict[str, list[Any]] = {}
     for case in report.cases:
         by_policy.setdefault(case.policy, []).append(case)

@@ -10,7 +10,7 @@ import heapq
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.catalog import Catalogue, CatalogueStore, judge, overlay
+from bot.catalog import Catalogue, CatalogueIndex, file_result, judge, overlay
 from bot.errors import ConfigurationError
 from bot.model import (
     Change,
@@ -42,10 +42,10 @@ class Validation:
         return [f for f in self.findings if f.severity == "error"]
 
 
-def validate_tree(tree: Tree, *, rules: Rules | None = None, store: CatalogueStore | None = None) -> Validation:
+def validate_tree(tree: Tree, *, store: CatalogueIndex, rules: Rules | None = None) -> Validation:
     """Judge every request file at one revision, by that revision's rules unless others are given."""
     rules = rules or load_rules(tree)
-    catalogue = judge(tree, rules, store or CatalogueStore())
+    catalogue = judge(tree, rules, store)
     return Validation(catalogue.findings(), catalogue.file_count, catalogue.state.resources, rules)
 
 
@@ -146,17 +146,15 @@ class PlannedRequests:
     after: dict[str, Resource]
 
 
-def make_plan(base: Tree, head: Tree, *, store: CatalogueStore | None = None, rules: Rules | None = None) -> Plan:
+def make_plan(base: Tree, head: Tree, *, store: CatalogueIndex, rules: Rules | None = None) -> Plan:
     """What merging `head` into `base` would do, judged by `base`'s rules (or by `rules`, when the
     caller compares from a merge base but judges by the target branch as it is now)."""
     return plan_requests(base, head, store=store, rules=rules).plan
 
 
-def plan_requests(base: Tree, head: Tree, *, store: CatalogueStore | None = None,
-                  rules: Rules | None = None) -> PlannedRequests:
+def plan_requests(base: Tree, head: Tree, *, store: CatalogueIndex, rules: Rules | None = None) -> PlannedRequests:
     """`make_plan`, keeping the requests each change is about (applying needs them)."""
     rules = rules or load_rules(base)
-    store = store or CatalogueStore()
     before = judge(base, rules, store)
     after = overlay(before, head)
     try:
@@ -171,7 +169,7 @@ def _plan(before: Catalogue, after: Catalogue) -> PlannedRequests:
     touched: set[str] = set()
     for path, (old_blob, _) in after.changed.items():
         if old_blob is not None:
-            touched.update(r.identity for r in before.store.file_result(before.tree, rules, path, old_blob).resources)
+            touched.update(r.identity for r in file_result(before.index, before.tree, rules, path, old_blob).resources)
     for result in after.added.values():
         touched.update(r.identity for r in result.resources)
     before_all = before.resources(touched)
@@ -261,7 +259,7 @@ def _plan(before: Catalogue, after: Catalogue) -> PlannedRequests:
     return PlannedRequests(plan, before_all, after_all)
 
 
-def proposed_rules(plan: Plan, target: Tree, head: Tree, rules: Rules, store: CatalogueStore) -> Plan:
+def proposed_rules(plan: Plan, target: Tree, head: Tree, rules: Rules, store: CatalogueIndex) -> Plan:
     """`plan`, with what the rules a pull request proposes would do to the catalogue of `target` (the base
     branch as it is now): broken rules are an error (every plan after the merge would fail), and requests
     that pass today but would fail under them are counted in the platform change's impact."""

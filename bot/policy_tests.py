@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from bot.catalog import CatalogueStore, judge
+from bot.catalog import CatalogueIndex, judge
 from bot.model import Finding, MemoryTree, Tree
 from bot.rules import Rules
 
@@ -52,11 +52,12 @@ class PolicyTestReport:
         return all(c.ok for c in self.cases) and not self.untested and not self.unknown
 
 
-def run_policy_tests(tree: Tree, rules: Rules) -> PolicyTestReport:
+def run_policy_tests(tree: Tree, rules: Rules, index: CatalogueIndex) -> PolicyTestReport:
+    """Judge each case file as a catalogue of its own, in `index` (an in-memory one: the cases are not
+    the platform's catalogue, and their states are of no use to anything else)."""
     files = tree.files(TESTS_DIR)
     ids = {p.id for p in rules.policies}
     cases: list[CaseResult] = []
-    store = CatalogueStore()
     seen: set[str] = set()
     unknown: set[str] = set()
     contents = tree.read_many(sorted(p for p in files if p.endswith((".yaml", ".yml"))))
@@ -71,7 +72,7 @@ def run_policy_tests(tree: Tree, rules: Rules) -> PolicyTestReport:
         seen.add(policy)
         # The case file alone is the catalogue, placed under catalog/ so it is judged as a request.
         case = f"catalog/{path}"
-        catalogue = judge(MemoryTree({case: contents[path]}, label=path), rules, store)
+        catalogue = judge(MemoryTree({case: contents[path]}, label=path), rules, index)
         found = [replace(f, path=path) for f in catalogue.findings()]
         mine = tuple(f for f in found if f.rule == policy)
         other = tuple(f for f in found if f.rule != policy and f.severity == "error")

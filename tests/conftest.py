@@ -14,9 +14,9 @@ from typing import Any, NoReturn
 import pytest
 from github import Auth, Github
 
+from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.github import GitHubForge, installation_client, installation_of
 from bot.adapters.workspace import Workspace
-from bot.catalog import CatalogueStore
 from bot.handlers import Context
 from bot.handlers.pull_request import CHECK_NAME
 from bot.provider import Target
@@ -205,7 +205,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         assert isinstance(auth, Auth.AppInstallationAuth)
         mirror = Workspace(tmp_path / "mirrors", lambda repo: forge.clone_url(*repo.split("/")),
                            lambda repo: auth.token)
-        yield World(forge, Context(GitHubForge(client), mirror, CatalogueStore(tmp_path / "index.sqlite")),
+        yield World(forge, Context(GitHubForge(client), mirror, SQLiteCatalogueIndex(tmp_path / "index.sqlite")),
                     app.bot_login)
 
 

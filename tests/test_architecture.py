@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +14,19 @@ from tests.conftest import PROJECT
 
 BOT = PROJECT / "bot"
 # The pure core: plain functions over data. It may use parsing and validation libraries, never the
-# outside world's clients, and never the adapters or entry points that wrap it.
-CORE = ["model", "errors", "yamlio", "rules", "validate", "catalog", "plan", "policy_tests", "explain", "render"]
+# outside world's clients, files or databases, and never the adapters or entry points that wrap it.
+CORE = ["model", "errors", "yamlio", "rules", "validate", "catalog", "plan", "policy_tests", "explain", "render",
+        "catalogue_view"]
 OUTSIDE_WORLD = {"github", "git", "fastapi", "starlette", "uvicorn", "cookiecutter", "psycopg", "huey", "redis",
-                 "requests", "httpx", "urllib3", "socket", "http"}
+                 "requests", "httpx", "urllib3", "socket", "http",
+                 "sqlite3", "os", "pathlib", "shutil", "tempfile", "glob", "subprocess"}
 ENTRY_POINTS_AND_ADAPTERS = {"bot.adapters", "bot.cli", "bot.demo", "bot.sandbox", "bot.settings", "bot.web",
-                             "bot.handlers", "bot.providers"}
+                             "bot.handlers", "bot.providers", "bot.files"}
+# The catalogue index's tables, temporary tables and indexes: named in SQL by its owner alone.
+INDEX_OWNER = BOT / "adapters" / "catalogue_index.py"
+INDEX_SQL = re.compile(r"\b(FROM|INTO|UPDATE|JOIN|TABLE(?: IF NOT EXISTS)?)\s+(temp\.)?"
+                       r"(meta|results|states|files|entries|refs|checks|carry|hidden_\w*|paved_view_\w+)\b"
+                       r"|\b(entries|refs|checks)_by_\w+")
 
 
 def core_modules() -> list[Path]:
@@ -44,6 +52,20 @@ def test_the_core_imports_neither_adapters_nor_the_outside_world(module: Path) -
     names = imported(module)
     assert not {n for n in names if n.split(".")[0] in OUTSIDE_WORLD}, names
     assert not {n for n in names if any(n == p or n.startswith(p + ".") for p in ENTRY_POINTS_AND_ADAPTERS)}
+
+
+@pytest.mark.parametrize("module", core_modules(), ids=lambda p: p.relative_to(PROJECT).as_posix())
+def test_the_core_opens_no_files(module: Path) -> None:
+    calls = [node.func.id for node in ast.walk(ast.parse(module.read_text(encoding="utf-8")))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
+    assert "open" not in calls
+
+
+def test_only_the_catalogue_index_speaks_its_sql() -> None:
+    speakers = sorted(path.relative_to(PROJECT).as_posix() for path in BOT.rglob("*.py")
+                      if path != INDEX_OWNER and INDEX_SQL.search(path.read_text(encoding="utf-8")))
+    assert speakers == []
+    assert INDEX_SQL.search(INDEX_OWNER.read_text(encoding="utf-8"))  # the pattern still finds what it looks for
 
 
 def test_validate_and_plan_import_only_what_they_use(platform_repo: object) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.repo import FolderTree
 from bot.model import Finding
 from bot.plan import validate_tree
@@ -9,7 +10,7 @@ from tests.conftest import DATABASE, SERVICE, TEAM, PlatformRepo
 
 
 def findings(repo: PlatformRepo) -> list[Finding]:
-    return validate_tree(FolderTree(repo.root)).findings
+    return validate_tree(FolderTree(repo.root), store=SQLiteCatalogueIndex()).findings
 
 
 def by_rule(repo: PlatformRepo, rule: str) -> list[Finding]:

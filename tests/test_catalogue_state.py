@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.repo import GitTree
-from bot.catalog import CatalogueStore, judge, overlay
+from bot.catalog import judge, overlay
 from bot.model import Finding
 from bot.rules import load_rules
 from tests.conftest import DATABASE, SERVICE, TEAM, PlatformRepo
@@ -17,10 +18,10 @@ from tests.conftest import DATABASE, SERVICE, TEAM, PlatformRepo
 
 def whole(repo: PlatformRepo, revision: str) -> list[Finding]:
     tree = GitTree(repo.root, revision)
-    return judge(tree, load_rules(GitTree(repo.root, "main")), CatalogueStore()).findings()
+    return judge(tree, load_rules(GitTree(repo.root, "main")), SQLiteCatalogueIndex()).findings()
 
 
-def overlaid(repo: PlatformRepo, base: str, head: str, store: CatalogueStore) -> list[Finding]:
+def overlaid(repo: PlatformRepo, base: str, head: str, store: SQLiteCatalogueIndex) -> list[Finding]:
     rules = load_rules(GitTree(repo.root, "main"))
     before = judge(GitTree(repo.root, base), rules, store)
     after = overlay(before, GitTree(repo.root, head))
@@ -86,13 +87,13 @@ def test_an_overlay_finds_what_judging_the_head_whole_finds(platform_repo: Platf
     platform_repo.git("switch", "--quiet", "-c", "change")
     CHANGES[change](platform_repo)
     head = platform_repo.commit(change)
-    assert overlaid(platform_repo, "main", head, CatalogueStore()) == whole(platform_repo, head)
+    assert overlaid(platform_repo, "main", head, SQLiteCatalogueIndex()) == whole(platform_repo, head)
 
 
 def test_an_overlay_stays_exact_over_a_long_random_history(platform_repo: PlatformRepo, tmp_path: Path) -> None:
     rng = random.Random(7)
     teams, services = ["payments", "data", "growth", "ghost"], ["checkout", "search", "ledger", "mail"]
-    store = CatalogueStore(tmp_path / "index.sqlite")
+    store = SQLiteCatalogueIndex(tmp_path / "index.sqlite")
     previous = platform_repo.git("rev-parse", "HEAD")
     for step in range(40):
         choice = rng.randrange(5)

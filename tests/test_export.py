@@ -13,8 +13,9 @@ from jsonschema import Draft7Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
+from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.repo import FolderTree
-from bot.catalog import CatalogueStore, judge
+from bot.catalog import judge
 from bot.cli import main
 from bot.export import as_yaml, backstage
 from bot.model import Resource
@@ -39,7 +40,7 @@ def schema_errors(entity: dict[str, Any]) -> list[str]:
 def bundled() -> list[Resource]:
     """The resources of the bundled catalogue (catalog/ of this project)."""
     tree = FolderTree(PROJECT)
-    catalogue = judge(tree, load_rules(tree), CatalogueStore())
+    catalogue = judge(tree, load_rules(tree), SQLiteCatalogueIndex())
     return list(catalogue.resources(catalogue.identities()).values())
 
 

@@ -54,7 +54,7 @@ def test_the_first_apply_covers_the_whole_catalogue(world: World) -> None:
     route(world.ctx, pushed(world))
     [record] = notes_of(world, merged)
     assert record["previous"] is None
-    catalogue = validate_tree(world.ctx.mirror.tree(REPO, merged))  # type: ignore[attr-defined]
+    catalogue = validate_tree(world.ctx.mirror.tree(REPO, merged), store=world.ctx.store)  # type: ignore[attr-defined]
     assert len(record["results"]) == catalogue.resources  # type: ignore[arg-type]
 
 

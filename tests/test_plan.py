@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.repo import FolderTree, GitTree
-from bot.catalog import CatalogueStore
 from bot.errors import ConfigurationError, RevisionError
 from bot.model import FieldChange, Plan
 from bot.plan import PlannedRequests, make_plan, plan_requests, refuse_embedded_databases
@@ -19,6 +19,7 @@ from tests.conftest import DATABASE, SERVICE, TEAM, PlatformRepo
 
 def plan_of(repo: PlatformRepo, base: str = "main", head: str | None = "HEAD", **kwargs: Any) -> Plan:
     head_tree = FolderTree(repo.root) if head is None else GitTree(repo.root, head)
+    kwargs.setdefault("store", SQLiteCatalogueIndex())
     return make_plan(GitTree(repo.root, base), head_tree, **kwargs)
 
 
@@ -188,11 +189,11 @@ def test_a_second_plan_reads_only_files_that_changed_since(branch: PlatformRepo,
     index = tmp_path / "data" / "catalogue.sqlite"
     branch.write("catalog/teams/growth.yaml", TEAM.format(name="growth", budget=100))
     first = branch.commit()
-    make_plan(GitTree(branch.root, "main"), GitTree(branch.root, first), store=CatalogueStore(index))
+    make_plan(GitTree(branch.root, "main"), GitTree(branch.root, first), store=SQLiteCatalogueIndex(index))
     branch.write("catalog/teams/growth.yaml", TEAM.format(name="growth", budget=200))
     second = branch.commit()
     head = CountingTree(GitTree(branch.root, second))
-    plan = make_plan(CountingTree(GitTree(branch.root, "main")), head, store=CatalogueStore(index))
+    plan = make_plan(CountingTree(GitTree(branch.root, "main")), head, store=SQLiteCatalogueIndex(index))
     assert head.read_paths == ["catalog/teams/growth.yaml"]
     assert [c.identity for c in plan.changes] == ["Team/growth"]
 
@@ -265,7 +266,7 @@ def platform_plan(repo: PlatformRepo) -> Plan:
     from bot.rules import load_rules
 
     base, head = GitTree(repo.root, "main"), GitTree(repo.root, "HEAD")
-    store = CatalogueStore()
+    store = SQLiteCatalogueIndex()
     rules = load_rules(base)
     planned = plan_requests(base, head, store=store, rules=rules)
     return proposed_rules(planned.plan, base, head, rules, store)
@@ -319,7 +320,7 @@ def planned_with_a_new_database(branch: PlatformRepo) -> tuple[PlannedRequests, 
                                                              service="checkout", size="small"))
     branch.commit()
     head = GitTree(branch.root, "HEAD")
-    return plan_requests(GitTree(branch.root, "main"), head), head
+    return plan_requests(GitTree(branch.root, "main"), head, store=SQLiteCatalogueIndex()), head
 
 
 def test_a_new_database_without_a_server_is_an_error_at_its_engine_when_embedded_ones_would_be_lost(

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.deliveries import SqliteDeliveryLog
 from bot.adapters.queue import make_queue
-from bot.catalog import CatalogueStore
 from bot.files import private_file, private_folder, write_private
 from bot.settings import Settings
 from bot.webhook import Delivery
@@ -81,10 +81,10 @@ def test_the_delivery_log_and_the_embedded_queue_are_private(tmp_path: Path) -> 
 
 def test_the_catalogue_index_is_private(tmp_path: Path) -> None:
     path = tmp_path / "data" / "catalogue.sqlite"
-    store = CatalogueStore(path)
+    store = SQLiteCatalogueIndex(path)
     try:
         assert (mode(path.parent), mode(path)) == (0o700, 0o600)
         assert {p.name: mode(p) for p in path.parent.glob("catalogue.sqlite-*")} == {
             "catalogue.sqlite-wal": 0o600, "catalogue.sqlite-shm": 0o600}
     finally:
-        store.db.close()
+        store.close()

@@ -1,15 +1,15 @@
 """Use cases: what Paved does for each kind of event, given its collaborators.
 
 Handlers never read the environment or build clients: a `Context` carries the forge, the mirrors and
-the catalogue store, built once by the service, the worker or `paved ci`, and the lease the job holds.
+the catalogue index, built once by the service, the worker or `paved ci`, and the lease the job holds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.leases import ALWAYS_HELD, Held
-from bot.catalog import CatalogueStore
 from bot.forge import Forge, Mirror
 from bot.provider import Provider
 
@@ -30,7 +30,7 @@ class Context:
 
     forge: Forge
     mirror: Mirror
-    store: CatalogueStore
+    store: SQLiteCatalogueIndex
     providers: tuple[Provider, ...] = ()
     lease: Held = ALWAYS_HELD
     embedded_databases: bool = True

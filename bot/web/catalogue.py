@@ -10,7 +10,7 @@ the golden paths (`/golden-paths`) and adoption (`/adoption`).
 
 Cost: a `_Snapshot` (the history index, the apply records, every status) is built once per head,
 applied commit and notes revision and shared by every request; each request thread keeps its own
-SQLite connection and git reader (neither may cross threads) and asks the index for one page of rows.
+catalogue index connection and git reader (neither may cross threads) and asks the index for one page of rows.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from fastapi import APIRouter, Request
 from fastapi.params import Depends
 from fastapi.responses import HTMLResponse, Response
 
+from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.repo import GitTree, git_output
 from bot.apply import APPLIED_REF, NOTES_REF
-from bot.catalog import Catalogue, CatalogueStore, judge
+from bot.catalog import Catalogue, judge
 from bot.catalogue_view import (
     PAGE_SIZE,
     STATUSES,
@@ -44,6 +45,7 @@ from bot.catalogue_view import (
     Commit,
     Filters,
     Neighbour,
+    ResourceListings,
     Status,
     Timeline,
     bar_chart,
@@ -53,7 +55,6 @@ from bot.catalogue_view import (
     identities_in,
     list_resources,
     list_teams,
-    load_statuses,
     read_applies,
     references_of,
     request_fields,
@@ -181,7 +182,7 @@ class _Snapshot:
 
 
 class _Local(threading.local):
-    store: CatalogueStore | None = None
+    index: SQLiteCatalogueIndex | None = None
     head: str | None = None
     tree: GitTree | None = None
     catalogue: Catalogue | None = None
@@ -203,10 +204,13 @@ class Reader:
 
     # -- per thread: the index connection and the git reader at the head -------------------------
 
+    def _index(self) -> SQLiteCatalogueIndex:
+        if self._local.index is None:
+            self._local.index = SQLiteCatalogueIndex(self.source.index)
+        return self._local.index
+
     def _catalogue(self, head: str, rules: Rules) -> Catalogue:
-        local = self._local
-        if local.store is None:
-            local.store = CatalogueStore(self.source.index)
+        local, index = self._local, self._index()
         if local.head != head or local.catalogue is None:
             if local.tree is not None:
                 local.tree.close()
@@ -215,10 +219,9 @@ class Reader:
             local.head, local.catalogue = head, None
         catalogue = local.catalogue
         # The index keeps a few states and drops the least used: check this one is still there.
-        if catalogue is None or local.store.db.execute(
-                "SELECT 1 FROM states WHERE id=?", (catalogue.state.id,)).fetchone() is None:
+        if catalogue is None or not index.has_state(catalogue.state.id):
             assert local.tree is not None
-            catalogue = local.catalogue = judge(local.tree, rules, local.store)
+            catalogue = local.catalogue = judge(local.tree, rules, index)
         return catalogue
 
     def _tree(self) -> GitTree:
@@ -235,8 +238,9 @@ class Reader:
             with self._lock:
                 snapshot = self._snapshots.get(refs.key) or self._build(refs)
         catalogue = self._catalogue(refs.head, snapshot.rules)
-        load_statuses(catalogue.store.db, f"{catalogue.state.id}:{snapshot.key}", snapshot.statuses)
-        return View(self, snapshot, catalogue, self._tree())
+        index = self._index()
+        index.remember_statuses(f"{catalogue.state.id}:{snapshot.key}", snapshot.statuses)
+        return View(self, snapshot, catalogue, index, self._tree())
 
     def _build(self, refs: _Refs) -> _Snapshot:
         assert self.source.git_dir is not None
@@ -250,7 +254,7 @@ class Reader:
             _remember(self._rules, refs.head, rules)
         catalogue = self._catalogue(refs.head, rules)
         timeline = Timeline(self._commits(refs.head), self._applies(refs.notes), refs.applied)
-        statuses = timeline.statuses(identities_in(catalogue, timeline.pending_paths()))
+        statuses = timeline.statuses(identities_in(self._index(), catalogue, timeline.pending_paths()))
         counts = {s: 0 for s in STATUSES}
         for status in statuses.values():
             counts[status] += 1
@@ -323,6 +327,7 @@ class View:
     reader: Reader
     snapshot: _Snapshot
     catalogue: Catalogue
+    listings: ResourceListings
     tree: GitTree
 
     def count(self, filters: Filters) -> int:
@@ -331,7 +336,7 @@ class View:
         cached = self.snapshot.cached_counts
         found = cached.get(filters)
         if found is None:
-            found = cached[filters] = count_resources(self.catalogue, filters)
+            found = cached[filters] = count_resources(self.listings, self.catalogue, filters)
             while len(cached) > 256:
                 cached.popitem(last=False)
         return found
@@ -457,7 +462,7 @@ def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] 
                 raise _BadRequest("the search and owner fields take at most 200 characters")
             filters = Filters(kind, owner.strip(), status, q.strip())
             total = view.count(filters)
-            rows = list_resources(view.catalogue, filters, number)
+            rows = list_resources(view.listings, view.catalogue, filters, number)
             changes = {r.identity: view.snapshot.timeline.last_change(r.path) for r in rows}
             query = {"kind": kind, "owner": filters.owner, "status": status, "q": filters.q}
             return render("home.html", section="resources", view=view, rows=rows, changes=changes,
@@ -478,7 +483,8 @@ def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] 
                                               f"{view.snapshot.refs.head[:12]}.", view)
             request = found[identity]
             schema = view.snapshot.rules.kinds.get(request.kind, {})
-            dependencies = [Neighbour(t, r) for t, r in references_of(view.catalogue, identity, request.path)]
+            dependencies = [Neighbour(t, r)
+                            for t, r in references_of(view.listings, view.catalogue, identity, request.path)]
             dependents = [Neighbour(r.source, r.relation) for r in view.catalogue.references_to([identity])
                           if r.source != identity]
             dependents = sorted(set(dependents), key=lambda n: (n.identity, n.relation))
@@ -502,12 +508,12 @@ def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] 
         def build() -> HTMLResponse:
             number = _page(page)
             view = reader.view()
-            names = list_teams(view.catalogue, number)
+            names = list_teams(view.listings, view.catalogue, number)
             definitions = view.catalogue.definitions(f"Team/{n}" for n in names)
             costs = view.catalogue.team_costs(names)
             rows = [(n, costs.get(n, 0.0), definitions[f"Team/{n}"][0].budget if f"Team/{n}" in definitions else None)
                     for n in names]
-            total = count_teams(view.catalogue)
+            total = count_teams(view.listings, view.catalogue)
             return render("teams.html", section="teams", view=view, rows=rows, page=number, pages=_pages_of(total),
                           total=total, currency=view.snapshot.rules.currency)
         return answer("teams", build)

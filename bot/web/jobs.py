@@ -49,9 +49,9 @@ def github_client(settings: Settings, repo: str, installation_id: int | None = N
 
 def context_for(settings: Settings, repo: str, installation_id: int | None = None) -> Context:
     """The handlers' collaborators for work on `repo`, built from the settings."""
+    from bot.adapters.catalogue_index import SQLiteCatalogueIndex
     from bot.adapters.github import GitHubForge, token_of
     from bot.adapters.workspace import Workspace
-    from bot.adapters.catalogue_index import SQLiteCatalogueIndex
     from bot.handlers import Context
 
     client = github_client(settings, repo, installation_id)
