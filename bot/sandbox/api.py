@@ -365,6 +365,33 @@ class ForgeHandle:
         token, _ = self.forge.installation_token(Principal("app", app=app), installation.id, permissions=permissions)
         return token.token
 
+    def job_token(self, owner: str, repo: str, permissions: dict[str, str], *, fork: bool = False) -> str:
+        """The `GITHUB_TOKEN` of one GitHub Actions job in `owner/repo`, made as GitHub makes it.
+
+        It is an installation token of the `github-actions` app (its comments come from
+        `github-actions[bot]`), for that one repository, with what the job's `permissions:` grants.
+        GitHub lets a workflow grant only `JOB_TOKEN_PERMISSIONS`: never administration, members,
+        secrets or organization permissions, so asking for one is refused here as the workflow would
+        be. A job for a pull request from a fork gets every permission lowered to read.
+        """
+        outside = sorted(set(permissions) - set(JOB_TOKEN_PERMISSIONS))
+        if outside:
+            raise ValueError(f"a workflow cannot grant the job's token {', '.join(outside)}")
+        target = self._repo(owner, repo)
+        app = self.forge.store.first(App, lambda a: a.slug == "github-actions")
+        if app is None:
+            app, _ = self.forge.create_app(self._admin_account(), "GitHub Actions",
+                                           {name: "write" for name in JOB_TOKEN_PERMISSIONS}, events=[])
+        installation = self.forge.store.first(
+            Installation, lambda i: i.app_id == app.id and i.account_id == target.owner_id)
+        if installation is None:
+            installation = self.forge.install_app(app, self._account(owner))
+        granted = {name: ("read" if fork and level != "none" else level)
+                   for name, level in {**permissions, "metadata": "read"}.items() if level != "none"}
+        token, _ = self.forge.installation_token(Principal("app", app=app), installation.id,
+                                                 repository_ids=[target.id], permissions=granted)
+        return token.token
+
     def register_webhook(self, owner: str, repo: str, url: str, secret: str = "",
                          events: list[str] | tuple[str, ...] = ("*",)) -> int:
         """A repository webhook; GitHub pings it at once. Returns the hook id."""
@@ -471,6 +498,13 @@ class ForgeHandle:
 
 class SandboxBusy(RuntimeError):
     """Raised when another running forge already keeps its data in the folder asked for."""
+
+
+# What a workflow's `permissions:` may grant its job's `GITHUB_TOKEN` (GitHub's list, in the token's own
+# spelling); everything an organisation-wide change needs is missing on purpose.
+JOB_TOKEN_PERMISSIONS = ("actions", "attestations", "checks", "contents", "deployments", "discussions", "issues",
+                         "metadata", "packages", "pages", "pull_requests", "repository_projects",
+                         "security_events", "statuses")
 
 
 def _lock_data_folder(data: Path) -> IO[str]:

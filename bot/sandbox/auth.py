@@ -248,7 +248,7 @@ class Access:
             if not self.installation_covers(principal, repo) and need.level != "read":
                 raise ApiError(403, "Resource not accessible by integration")
             if self.permission_level(principal, need.category) < _LEVELS[need.level]:
-                raise ApiError(403, "Resource not accessible by integration")
+                raise refused(need.category, need.level)
             return
         assert principal.account is not None
         through_app = principal.token is not None and principal.token.app_id is not None
@@ -258,8 +258,10 @@ class Access:
         if role_rank(role) < role_rank(need.role):
             raise ApiError(403, _role_message(need.role))
         if self.permission_level(principal, need.category) < _LEVELS[need.level]:
-            raise ApiError(403, "Resource not accessible by integration" if through_app
-                           else "Resource not accessible by personal access token")
+            if through_app:
+                raise refused(need.category, need.level)
+            raise ApiError(403, "Resource not accessible by personal access token",
+                           headers={"X-Accepted-GitHub-Permissions": f"{need.category}={need.level}"})
 
     def may(self, principal: Principal, repo: Repo, need: Need) -> bool:
         try:
@@ -275,6 +277,14 @@ def _role_message(role: str) -> str:
     if role in ("write", "maintain"):
         return "Must have push access to repository"
     return "Must have triage access to repository"
+
+
+def refused(category: str, level: str) -> ApiError:
+    """GitHub's 403 for an app's token that lacks a permission. The `X-Accepted-GitHub-Permissions`
+    header names what the endpoint accepts (`members=write`), which is how a client learns which
+    permission its token is missing."""
+    return ApiError(403, "Resource not accessible by integration",
+                    headers={"X-Accepted-GitHub-Permissions": f"{category}={level}"})
 
 
 def bad_credentials() -> ApiError:

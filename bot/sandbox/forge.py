@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from nacl.public import PrivateKey, SealedBox
 
 from . import gitrepo
-from .auth import INSTALLATION_TOKEN_LIFETIME, Access, Need, Principal, new_token, now_iso, parse_iso
+from .auth import INSTALLATION_TOKEN_LIFETIME, Access, Need, Principal, new_token, now_iso, parse_iso, refused
 from .errors import ApiError, invalid, not_found, unprocessable
 from .model import (
     Account,
@@ -221,7 +221,7 @@ class Forge:
         if principal.kind == "installation" and principal.installation is not None:
             if principal.installation.account_id == org.id and self.access.permission_level(principal, "members") >= 2:
                 return
-            raise ApiError(403, "Resource not accessible by integration")
+            raise refused("members", "write")
         account = self.actor_account(principal)
         member = self.store.first(Membership, lambda m: m.org_id == org.id and m.user_id == account.id)
         if member is None:
@@ -472,7 +472,7 @@ class Forge:
                 inst = principal.installation
                 allowed = self.access.permission_level(principal, "administration") >= 2
                 if inst is None or inst.account_id != owner.id or not allowed:
-                    raise ApiError(403, "Resource not accessible by integration")
+                    raise refused("administration", "write")
             elif not principal.is_site_admin:
                 account = self.actor_account(principal)
                 if owner.type == "Organization":
@@ -584,7 +584,7 @@ class Forge:
                 installation = principal.installation
                 if installation is None or installation.account_id != org.id or \
                         self.access.permission_level(principal, "organization_custom_properties") < 1:
-                    raise ApiError(403, "Resource not accessible by integration")
+                    raise refused("organization_custom_properties", "read")
             elif principal.account is None or self._membership(org, principal.account) is None:
                 raise not_found()
         return self.store.all(CustomProperty, lambda p: p.org_id == org.id)
@@ -603,7 +603,7 @@ class Forge:
                     installation = principal.installation
                     if installation is None or installation.account_id != org.id or \
                             self.access.permission_level(principal, "organization_custom_properties") < 3:
-                        raise ApiError(403, "Resource not accessible by integration")
+                        raise refused("organization_custom_properties", "admin")
                 else:
                     member = self._membership(org, self.actor_account(principal))
                     if member is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..auth import Principal
+from ..auth import Principal, refused
 from ..errors import ApiError, invalid, not_found
 from ..model import Account, Installation, Repo, Team, TeamRepo, role_rank
 from ..routing import Request, Response, Routes, no_content
@@ -79,6 +79,11 @@ def list_org_repos(request: Request) -> Response:
 
 def _create_repo(request: Request, owner: Account) -> Response:
     forge = forge_of(request)
+    # GitHub asks what the token may do before it reads the body, so an app without the permission is
+    # refused as such (and told which one), whatever it sent.
+    if request.principal.kind == "installation" and \
+            forge.access.permission_level(request.principal, "administration") < 2:
+        raise refused("administration", "write")
     body = request.body()
     name = string_field(body, "name", "Repository", required=True)
     assert name is not None
