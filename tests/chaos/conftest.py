@@ -452,7 +452,13 @@ class Chaos:
         assert len(self.plan_comments(number)) == 1, self.plan_comments(number)
 
     def assert_applied_once(self, number: int, head: str) -> None:
-        """One `paved/apply` check, one apply comment, one successful record, and each resource made once."""
+        """Everything happened once: the pull request's head has one plan (check and comment); the merge
+        `head` one `paved/apply` check, one apply comment and one successful record; the catalogue Paved
+        found first one apply too; and the service's repository and database exist once."""
+        self.assert_planned_once(number)
+        seed = self.check_runs(self.seed_head, APPLY_CHECK)
+        assert [(r.status, r.conclusion) for r in seed] == [("completed", "success")], seed
+        assert len(self.successful_applies(self.seed_head)) == 1, self.records(self.seed_head)
         runs = self.check_runs(head, APPLY_CHECK)
         assert [(r.status, r.conclusion) for r in runs] == [("completed", "success")], runs
         assert len(self.apply_comments(number, head)) == 1, self.paveds_comments(number)
