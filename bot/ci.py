@@ -77,6 +77,7 @@ def run_ci(settings: ActionsSettings) -> int:
 
     delivery = read_event(settings)
     log.info("delivery %s: %s on %s", delivery.id, delivery.kind, settings.repository)
+    check_token(settings, delivery)
     # A runner's data folder is thrown away with it: the embedded database default would be lost.
     ctx = replace(context_for(settings.service_settings(), settings.repository), embedded_databases=False)
     try:
@@ -97,6 +98,48 @@ def run_ci(settings: ActionsSettings) -> int:
         sections.append(markdown.render(plan, repo_url=settings.repo_url))
     write_summary(settings, sections)
     return exit_status(routed)
+
+
+# What each kind of job publishes or changes, by event; what is not here needs no more than reading.
+PLAN_EVENTS = frozenset({"pull_request", "pull_request_review", "check_run"})
+APP_TOKEN_HINT = ("GitHub never grants these to a job's own token (GITHUB_TOKEN). Give this job an installation "
+                  "token of the platform's GitHub App instead: mint it with actions/create-github-app-token from "
+                  "the PAVED_APP_ID and PAVED_APP_PRIVATE_KEY secrets, as README.md's \"Paved with nothing to host\" "
+                  "shows.")
+
+
+def check_token(settings: ActionsSettings, delivery: Delivery) -> None:
+    """Ask GitHub what the token may do before acting, and refuse to start a job it cannot finish.
+
+    Raises `ConfigurationError` naming every permission the job needs and the token lacks: an apply
+    (a merge, or `/paved retry`) that creates teams, repositories and secrets with the job's own token
+    would fail half-way with 403 after GitHub had done part of it.
+    """
+    from bot.adapters import permissions
+    from bot.commands import Command, parse
+
+    probes: tuple[permissions.Probe, ...] = ()
+    job = ""
+    if delivery.event == "push":
+        probes, job = permissions.APPLY, "apply"
+    elif delivery.event == "issue_comment":
+        parsed = parse(str((delivery.payload.get("comment") or {}).get("body") or ""))
+        if isinstance(parsed, Command) and parsed.name == "retry":
+            probes, job = permissions.APPLY, "apply again (/paved retry)"
+    elif delivery.event in PLAN_EVENTS:
+        probes, job = (permissions.PUBLISH_CHECK,), "publish the plan"
+    if not probes:
+        return
+    lacking = permissions.missing(settings.api_url, settings.token.reveal(), settings.repository, probes)
+    if not lacking:
+        return
+    organisation_wide = {permissions.CREATE_TEAMS, permissions.CREATE_REPOS, permissions.SEAL_SECRETS,
+                         permissions.MARK_REPOS}
+    hint = (APP_TOKEN_HINT if any(m.probe in organisation_wide for m in lacking) else
+            f"Grant the job `permissions: {lacking[0].probe.permission}` in the workflow (a pull request from a "
+            "fork gets a read-only token whatever the workflow asks).")
+    raise ConfigurationError(f"paved ci cannot {job} with this token: it lacks "
+                             + "; ".join(str(m) for m in lacking), hint=hint)
 
 
 def exit_status(routed: Routed) -> int:

@@ -63,12 +63,33 @@ def paved_ci(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def runner(world: World, tmp_path: Path) -> Runner:
-    app = world.forge.create_app("acme", "GitHub Actions", permissions={
-        "checks": "write", "contents": "write", "issues": "write", "pull_requests": "write", "metadata": "read"})
-    installation = world.forge.install_app(app.id, "acme")
+    """A runner whose job has its own token, with what paved.yml grants a plan job."""
     folder = tmp_path / "runner"
     (folder / "temp").mkdir(parents=True)
-    return Runner(world, folder, world.forge.installation_token(installation.id))
+    return Runner(world, folder, world.forge.job_token("acme", "platform", JOB_PERMISSIONS))
+
+
+# What the platform's own GitHub App needs to apply (README: "Paved with nothing to host").
+APP_PERMISSIONS = {"checks": "write", "contents": "write", "issues": "write", "pull_requests": "write",
+                   "metadata": "read", "members": "write", "administration": "write", "secrets": "write",
+                   "organization_custom_properties": "admin"}
+JOB_PERMISSIONS = {"checks": "write", "contents": "write", "issues": "write", "pull_requests": "write"}
+
+
+@pytest.fixture
+def app_runner(world: World, tmp_path: Path) -> Runner:
+    """A runner whose job minted an installation token of the platform's App (create-github-app-token)."""
+    app = world.forge.create_app("acme", "acme-paved", permissions=APP_PERMISSIONS)
+    installation = world.forge.install_app(app.id, "acme")
+    folder = tmp_path / "app-runner"
+    (folder / "temp").mkdir(parents=True)
+    return AppRunner(world, folder, world.forge.installation_token(installation.id))
+
+
+@dataclass
+class AppRunner(Runner):
+    def environment(self, event: str) -> dict[str, str]:
+        return {**super().environment(event), "PAVED_APP_SLUG": "acme-paved"}
 
 
 def open_pr(world: World, old: str, new: str, *, draft: bool = False) -> int:
@@ -167,7 +188,8 @@ def test_a_comment_writes_what_paved_did_to_the_step_summary(runner: Runner) -> 
     assert summary.startswith("**paved ci: issue\\_comment.created: comment: replied")
 
 
-def test_an_apply_that_applies_nothing_fails_the_step_and_says_why_in_the_summary(runner: Runner) -> None:
+def test_an_apply_that_applies_nothing_fails_the_step_and_says_why_in_the_summary(app_runner: Runner) -> None:
+    runner = app_runner
     text = runner.world.forge.read_file("acme", "platform", GROWTH).decode().replace("monthly: 80", "montly: 80")
     runner.world.forge.push_files("acme", "platform", "main", {GROWTH: text}, by="alice")
 
@@ -193,7 +215,8 @@ def test_a_database_with_no_server_in_paved_yaml_fails_the_plan_at_its_engine_li
     assert runner.world.check(number)[0] == "failure"
 
 
-def test_an_apply_of_a_database_with_no_server_makes_no_file_on_the_runner(runner: Runner) -> None:
+def test_an_apply_of_a_database_with_no_server_makes_no_file_on_the_runner(app_runner: Runner) -> None:
+    runner = app_runner
     text = runner.world.forge.read_file("acme", "platform", AB_TESTING).decode().replace(
         "retentionDays: 3", "retentionDays: 5")
     runner.world.forge.push_files("acme", "platform", "main", {AB_TESTING: text}, by="alice")
@@ -203,6 +226,40 @@ def test_an_apply_of_a_database_with_no_server_makes_no_file_on_the_runner(runne
     assert done.returncode == 1, done.stdout + done.stderr
     assert "needs a database server" in runner.summary.read_text(encoding="utf-8")
     assert list((runner.folder / "temp").rglob("*.sqlite3")) == []
+
+
+def test_an_apply_with_the_jobs_own_token_exits_2_naming_every_permission_it_lacks(runner: Runner) -> None:
+    runner.world.forge.push_files("acme", "platform", "main", {"README.md": "acme's platform\n"}, by="alice")
+
+    done = runner.run("push")
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    for needed in ("members: write", "administration: write", "secrets: write",
+                   "organization_custom_properties: admin"):
+        assert needed in done.stderr
+    assert "GitHub accepts members=write" in done.stderr and "create-github-app-token" in done.stderr
+    assert "cannot apply with this token" in runner.summary.read_text(encoding="utf-8")
+    assert "Traceback" not in done.stderr
+
+
+def test_a_retry_with_the_jobs_own_token_exits_2_before_applying_anything(runner: Runner) -> None:
+    number = experimental_change(runner.world.forge, "change", by="carol")
+    runner.world.forge.comment("acme", "platform", number, "/paved retry", by="bob")
+
+    done = runner.run("issue_comment", "created")
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "cannot apply again (/paved retry) with this token" in done.stderr
+    assert runner.world.comments(number)[-1] == "/paved retry"
+
+
+def test_an_apply_with_the_platform_apps_token_gets_past_the_token_check(app_runner: Runner) -> None:
+    app_runner.world.forge.push_files("acme", "platform", "main", {"README.md": "acme's platform\n"}, by="alice")
+
+    done = app_runner.run("push")
+
+    assert "paved ci: push: apply:" in done.stdout, done.stderr
+    assert "cannot apply" not in done.stderr
 
 
 def test_a_draft_pull_request_is_left_alone_and_the_step_passes(runner: Runner) -> None:

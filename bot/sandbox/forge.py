@@ -215,7 +215,8 @@ class Forge:
             found = self.store.first(Membership, lambda m: m.org_id == org.id and m.user_id == user.id)
             self.store.put(Membership(found.id if found else self.store.new_id(), org.id, user.id, role))
 
-    def _require_org_admin(self, principal: Principal, org: Account) -> None:
+    def require_org_admin(self, principal: Principal, org: Account) -> None:
+        """Refuse unless `principal` may administer `org`'s teams (an owner, or an app with members: write)."""
         if principal.is_site_admin:
             return
         if principal.kind == "installation" and principal.installation is not None:
@@ -233,7 +234,7 @@ class Forge:
                     privacy: str = "closed", members: list[Account] | None = None,
                     maintainers: list[Account] | None = None, parent_id: int | None = None) -> Team:
         with self.store.lock:
-            self._require_org_admin(principal, org)
+            self.require_org_admin(principal, org)
             if not name.strip():
                 raise invalid("Team", "name", "missing_field")
             slug = _team_slug(name)
@@ -262,7 +263,7 @@ class Forge:
                 return
         org = self.store.get(Account, team.org_id)
         assert org is not None
-        self._require_org_admin(principal, org)
+        self.require_org_admin(principal, org)
 
     def update_team(self, principal: Principal, team: Team, fields: dict[str, Any]) -> Team:
         """Rename a team (its slug follows the name) or change its description or privacy."""
@@ -361,7 +362,7 @@ class Forge:
         user = principal.account if principal.kind == "user" else None
         if user is not None and self.access.role_of(user, repo) == "admin":
             return
-        self._require_org_admin(principal, org)
+        self.require_org_admin(principal, org)
 
     def add_collaborator(self, repo: Repo, user: Account, role: Role = "write") -> None:
         with self.store.lock:

@@ -91,10 +91,11 @@ def test_an_invalid_write_the_token_may_make_is_refused_as_invalid_not_forbidden
     assert answer.status_code == 422
 
 
-def test_an_app_token_without_administration_is_told_so_before_its_body_is_read(forge: Sandbox, cast: Cast) -> None:
+def test_an_app_token_without_a_permission_is_told_so_before_its_body_is_read(forge: Sandbox, cast: Cast) -> None:
     token = forge.job_token("acme", "platform", PLAN_JOB)
 
-    answer = call(forge, token, "POST", "/orgs/acme/repos", {})
+    for path, permission in (("/orgs/acme/repos", "administration=write"), ("/orgs/acme/teams", "members=write")):
+        answer = call(forge, token, "POST", path, {})
 
-    assert answer.status_code == 403
-    assert answer.headers["X-Accepted-GitHub-Permissions"] == "administration=write"
+        assert answer.status_code == 403
+        assert answer.headers["X-Accepted-GitHub-Permissions"] == permission

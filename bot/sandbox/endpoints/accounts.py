@@ -277,6 +277,8 @@ def list_teams(request: Request) -> Response:
 def create_team(request: Request) -> Response:
     forge = forge_of(request)
     org = _org(request)
+    if request.principal.kind == "installation":
+        forge.require_org_admin(request.principal, org)  # before the body, as GitHub asks
     body = request.body()
     name = string_field(body, "name", "Team", required=True)
     assert name is not None
