@@ -177,3 +177,39 @@ def test_paved_check_plans_the_pull_request_as_github_annotations() -> None:
 
     assert plan["run"] == 'paved plan --base "origin/$BASE_REF" --head "$HEAD_SHA" --format github'
     assert plan["env"] == {"BASE_REF": "${{ github.base_ref }}", "HEAD_SHA": "${{ github.sha }}"}
+
+
+def paved_jobs() -> dict[str, Any]:
+    return load(WORKFLOWS_DIR / "paved.yml")["jobs"]
+
+
+def test_both_paved_workflows_name_one_required_check_paved_plan() -> None:
+    assert paved_jobs()["plan"]["name"] == "paved/plan"
+    assert next(iter(load(WORKFLOWS_DIR / "paved-check.yml")["jobs"].values()))["name"] == "paved/plan"
+
+
+def test_apply_and_retry_share_one_concurrency_group_that_is_never_cancelled() -> None:
+    groups = {name: paved_jobs()[name]["concurrency"] for name in ("apply", "retry")}
+
+    assert groups["apply"] == groups["retry"] == {"group": "paved-apply", "cancel-in-progress": False}
+
+
+def test_plans_and_replies_queue_per_pull_request_in_groups_of_their_own() -> None:
+    plan, reply = paved_jobs()["plan"]["concurrency"]["group"], paved_jobs()["reply"]["concurrency"]["group"]
+
+    assert plan.startswith("paved-plan-") and reply.startswith("paved-reply-")
+
+
+def test_jobs_that_apply_use_the_platform_apps_installation_token() -> None:
+    for name in ("apply", "retry"):
+        steps = paved_jobs()[name]["steps"]
+        minted = next(step for step in steps if "actions/create-github-app-token@" in step.get("uses", ""))
+        ran = next(step for step in steps if step.get("run") == "paved ci")
+
+        assert minted["with"] == {"app-id": "${{ secrets.PAVED_APP_ID }}",
+                                  "private-key": "${{ secrets.PAVED_APP_PRIVATE_KEY }}"}
+        assert ran["env"]["GITHUB_TOKEN"] == "${{ steps.app-token.outputs.token }}"
+
+
+def test_the_plan_job_may_record_its_plan_as_a_git_note() -> None:
+    assert paved_jobs()["plan"]["permissions"]["contents"] == "write"
