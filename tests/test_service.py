@@ -447,6 +447,16 @@ def test_readyz_answers_503_when_the_data_folder_cannot_be_written_to(tmp_path: 
     assert f"the data folder {settings.data_dir} is not a writable folder" in assert_message_only(response)
 
 
+def test_the_readiness_probe_finds_a_folder_that_has_no_room_left_unwritable(tmp_path: Path) -> None:
+    # A process that may not grow any file stands for a full disk (no root needed): making an empty file
+    # still works there, so only a probe that writes a block tells the two apart.
+    probe = ("import resource, sys; from pathlib import Path; from bot.web.app import _writable; "
+             "resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0)); print(_writable(Path(sys.argv[1])))")
+    done = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True,
+                          cwd=PROJECT, check=True, timeout=60)
+    assert done.stdout.strip() == "False"
+
+
 def test_readyz_answers_503_when_mirrors_could_not_be_rebuilt(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, queue_immediate=False)
     with running(settings, Recorder()) as service:

@@ -21,6 +21,7 @@ response. Unexpected errors are logged with the delivery id and answered 500.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import tempfile
 from collections.abc import AsyncIterator, Mapping
@@ -83,11 +84,18 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+PROBE_BYTES = 4096  # one block: an empty file needs no room, so it succeeds on a full disk
+
+
 def _writable(folder: Path) -> bool:
     # Writing a file is the only test that holds for every user (root passes any permission check) and
-    # for a read-only or full file system.
+    # for a read-only or full file system; the block is written through to the disk, where a full one
+    # refuses it.
     try:
-        with tempfile.TemporaryFile(dir=folder):
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(b"\0" * PROBE_BYTES)
+            probe.flush()
+            os.fsync(probe.fileno())
             return True
     except OSError:
         return False
