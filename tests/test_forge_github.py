@@ -74,8 +74,52 @@ def test_a_check_run_carries_more_than_fifty_annotations_in_batches(story: Story
                                                                  "summary", annotations=notes))
     seen = story.forge.check_run_annotations("acme", "platform", run_id)
     assert len(seen) == 120
-    again = story.paved.publish_check("acme/platform", CheckRun("paved/plan", sha, "success", "fine", "ok"))
-    assert again == run_id
+
+
+def latest_run_annotations(story: Story, sha: str) -> list[str]:
+    """The messages of the annotations on the `paved/plan` run GitHub shows for `sha` (its newest)."""
+    [run] = story.paved._repo("acme/platform").get_commit(sha).get_check_runs(check_name="paved/plan")
+    return [a["message"] for a in story.forge.check_run_annotations("acme", "platform", run.id)]
+
+
+def test_publishing_the_same_annotations_again_edits_the_run_and_adds_none(story: Story) -> None:
+    sha = story.forge.branch_sha("acme", "platform", "search")
+    assert sha is not None
+    notes = (Annotation("catalog/search.yaml", 1, "failure", "kind is unknown", "schema"),)
+
+    first = story.paved.publish_check("acme/platform", CheckRun("paved/plan", sha, "failure", "1 error", "s", "",
+                                                                notes))
+    again = story.paved.publish_check("acme/platform", CheckRun("paved/plan", sha, "failure", "1 error", "s2", "",
+                                                                notes))
+
+    assert again == first
+    assert latest_run_annotations(story, sha) == ["kind is unknown"]
+
+
+def test_publishing_other_annotations_starts_a_new_run_that_shows_only_them(story: Story) -> None:
+    sha = story.forge.branch_sha("acme", "platform", "search")
+    assert sha is not None
+    old = (Annotation("catalog/search.yaml", 1, "failure", "kind is unknown", "schema"),)
+    new = (Annotation("catalog/search.yaml", 1, "warning", "no description", "policy"),)
+
+    first = story.paved.publish_check("acme/platform", CheckRun("paved/plan", sha, "failure", "1 error", "s", "",
+                                                                old))
+    second = story.paved.publish_check("acme/platform", CheckRun("paved/plan", sha, "success", "fine", "s", "",
+                                                                 new))
+
+    assert second != first
+    assert latest_run_annotations(story, sha) == ["no description"]
+
+
+def test_a_check_whose_findings_are_gone_shows_no_annotation(story: Story) -> None:
+    sha = story.forge.branch_sha("acme", "platform", "search")
+    assert sha is not None
+    notes = (Annotation("catalog/search.yaml", 1, "failure", "kind is unknown", "schema"),)
+    story.paved.publish_check("acme/platform", CheckRun("paved/plan", sha, "failure", "1 error", "s", "", notes))
+
+    story.paved.publish_check("acme/platform", CheckRun("paved/plan", sha, "success", "fine", "ok"))
+
+    assert latest_run_annotations(story, sha) == []
 
 
 def test_permissions_are_read_per_person(story: Story) -> None:

@@ -353,6 +353,18 @@ def _output(check: CheckRun, annotations: tuple[Annotation, ...]) -> dict[str, A
     }
 
 
+def _shown_of(annotations: Iterable[Annotation]) -> list[tuple[str, int, int, str, str, str, int]]:
+    """`annotations` as GitHub will list them once published (cut as `_output` cuts them), in order."""
+    return sorted((a.path, a.line, a.line, a.level, a.message[:64 * 1024], a.title[:255], a.column)
+                  for a in annotations)
+
+
+def _shown(listed: Iterable[Any]) -> list[tuple[str, int, int, str, str, str, int]]:
+    """The annotations a check run carries, as GitHub's list-annotations endpoint gives them, in order."""
+    return sorted((str(a.path), int(a.start_line), int(a.end_line), str(a.annotation_level), str(a.message or ""),
+                   str(a.title or ""), int(a.start_column or 0)) for a in listed)
+
+
 class GitHubForge:
     """`Forge` over one PyGithub client.
 
@@ -456,6 +468,15 @@ class GitHubForge:
                    lambda: self._repo(repo).get_issue(number).get_comment(comment_id).create_reaction(content))
 
     def publish_check(self, repo: str, check: CheckRun) -> int:
+        """Publish `check` on its head: one run per head and name, carrying each annotation once.
+
+        GitHub appends the annotations of every update to those the run has (its update endpoint says so),
+        and cannot delete one. So a re-plan whose annotations are already on the run updates everything
+        else and sends none; one whose annotations differ starts a new run for the head, because the newest
+        run of a name is the one GitHub lists (`filter=latest`) and shows on the pull request, with only
+        its own annotations. Editing the old run would show old and new findings side by side, and the
+        person fixing them could not tell which still hold.
+        """
         def publish() -> int:
             target = self._repo(repo)
             batches = [check.annotations[i:i + ANNOTATIONS_PER_REQUEST]
@@ -466,6 +487,11 @@ class GitHubForge:
                 fields["conclusion"] = check.conclusion
             if check.details_url:
                 fields["details_url"] = check.details_url
+            if existing is not None and int(existing.output.annotations_count or 0):
+                if _shown(existing.get_annotations()) == _shown_of(check.annotations):
+                    existing.edit(output=_output(check, ()), **fields)
+                    return int(existing.id)
+                existing = None
             if existing is None:
                 run = target.create_check_run(name=check.name, head_sha=check.head_sha,
                                               output=_output(check, batches[0]), **fields)
