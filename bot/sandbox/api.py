@@ -424,6 +424,22 @@ class ForgeHandle:
                                             draft=draft)
         return self._pull_ref(found, pull.number)
 
+    def fork(self, owner: str, repo: str, by: str) -> RepoRef:
+        """`owner/repo` forked into `by`'s account, with its branches, as GitHub's "Fork" button does."""
+        return self._repo_ref(self.forge.fork_repo(self._as(by), self._repo(owner, repo)))
+
+    def complete_workflow_run(self, owner: str, repo: str, number: int, *, workflow: str = "Paved",
+                              path: str = ".github/workflows/paved.yml", conclusion: str = "success",
+                              by: str | None = None) -> dict[str, Any]:
+        """The `workflow_run completed` payload of a run of `workflow` for pull request `number`'s head, as
+        GitHub sends it to the workflows that listen for it (and to hooks that want `workflow_run`)."""
+        found = self._repo(owner, repo)
+        pull = self.forge.pull(found, number)
+        issue = self.forge.issue(found, number)
+        actor = self._account(by) if by else self.forge.store.get(Account, issue.user_id)
+        assert actor is not None
+        return self.forge.complete_workflow_run(found, pull, workflow, path, conclusion, actor)
+
     def pull_request(self, owner: str, repo: str, number: int) -> PullRef:
         return self._pull_ref(self._repo(owner, repo), number)
 

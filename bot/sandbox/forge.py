@@ -55,7 +55,7 @@ from .model import (
     Token,
     role_rank,
 )
-from .render import REACTIONS, Renderer, Urls
+from .render import REACTIONS, Renderer, Urls, node_id
 from .store import Store
 from .webhooks import Dispatcher
 
@@ -834,8 +834,10 @@ class Forge:
                 branch = update.ref.removeprefix("refs/heads/")
                 if update.after == gitrepo.ZERO_SHA:
                     continue
+                self._follow_fork_branch(repo, branch, update, pusher)
                 # Open pull requests follow their branches; closed ones keep theirs until reopened.
-                for pull in self.store.all(PullRequest, lambda p: p.repo_id == repo.id and not p.merged):
+                for pull in self.store.all(PullRequest, lambda p: p.repo_id == repo.id and not p.merged
+                                           and p.head_repo_id is None):
                     issue = self.store.get(Issue, pull.issue_id)
                     if issue is None or issue.state != "open":
                         continue
@@ -852,6 +854,31 @@ class Forge:
                         self.store.put(issue)
                         self._pull_event("synchronize", pull, pusher, before=before, after=update.after)
                 self._request_check_suites(repo, branch, update)
+
+    def _follow_fork_branch(self, pushed: Repo, branch: str, update: RefUpdate, pusher: Account | None) -> None:
+        """Pull requests from a fork follow its branch into the repository they were opened on, as those
+        from the same repository do, and follow their base branch there."""
+        for pull in self.store.all(PullRequest, lambda p: not p.merged and p.head_repo_id is not None and (
+                (p.head_repo_id == pushed.id and p.head_ref == branch)
+                or (p.repo_id == pushed.id and p.base_ref == branch))):
+            issue = self.store.get(Issue, pull.issue_id)
+            target = self.store.get(Repo, pull.repo_id)
+            if issue is None or issue.state != "open" or target is None:
+                continue
+            if pull.repo_id == pushed.id:
+                pull.base_sha = update.after
+                self.store.put(pull)
+                self.update_pull_refs(target, pull)
+                continue
+            if pull.head_sha == update.after:
+                continue
+            self._take_fork_head(target, pushed, branch)
+            before, pull.head_sha = pull.head_sha, update.after
+            self.store.put(pull)
+            self.update_pull_refs(target, pull)
+            issue.updated_at = now_iso()
+            self.store.put(issue)
+            self._pull_event("synchronize", pull, pusher, before=before, after=update.after)
 
     def _push_event(self, repo: Repo, git: gitrepo.GitRepo, update: RefUpdate, pusher: Account | None) -> None:
         # GitHub sends `push` for branches and tags only; notes and other refs move silently.
@@ -959,6 +986,38 @@ class Forge:
 
     # -- pull requests -------------------------------------------------------------------------------------
 
+    def fork_repo(self, principal: Principal, repo: Repo) -> Repo:
+        """`repo` forked into the account of whoever acts, with its branches (GitHub shares a network's
+        objects; here the fork gets a copy of them)."""
+        with self.store.lock:
+            self.access.require(principal, repo, Need("contents", "read", "read"))
+            account = self.actor_account(principal)
+            found = self.find_repo(account.login, repo.name)
+            if found is not None and found.fork_of == repo.id:
+                return found
+            fork = self.create_repo(principal, account, repo.name, repo.private, repo.description,
+                                    default_branch=repo.default_branch)
+            fork.fork_of = repo.id
+            self.store.put(fork)
+            self.git(fork).run("fetch", "--quiet", str(self.git(repo).path), "+refs/heads/*:refs/heads/*")
+            return fork
+
+    def _head_repo(self, repo: Repo, head: str) -> Repo:
+        """The repository holding a pull request's head branch: `repo`, or the fork `owner:branch` names."""
+        owner = self.store.get(Account, repo.owner_id)
+        assert owner is not None
+        login = head.split(":", 1)[0] if ":" in head else owner.login
+        if login.lower() == owner.login.lower():
+            return repo
+        fork = self.find_repo(login, repo.name)
+        if fork is None or fork.fork_of != repo.id:
+            raise invalid("PullRequest", "head", "invalid")
+        return fork
+
+    def _take_fork_head(self, repo: Repo, fork: Repo, branch: str) -> None:
+        """Bring a fork's branch's objects into `repo`, as GitHub's shared object store has them."""
+        self.git(repo).run("fetch", "--quiet", "--no-tags", str(self.git(fork).path), f"refs/heads/{branch}")
+
     def open_pull_request(self, principal: Principal, repo: Repo, head: str, base: str, title: str,
                           body: str | None = None, draft: bool = False,
                           maintainer_can_modify: bool = False) -> PullRequest:
@@ -967,7 +1026,11 @@ class Forge:
             author = self.actor_account(principal)
             git = self.git(repo)
             head_ref = head.split(":", 1)[1] if ":" in head else head
-            head_sha, base_sha = git.resolve(f"refs/heads/{head_ref}"), git.resolve(f"refs/heads/{base}")
+            head_repo = self._head_repo(repo, head)
+            head_sha = self.git(head_repo).resolve(f"refs/heads/{head_ref}")
+            base_sha = git.resolve(f"refs/heads/{base}")
+            if head_repo is not repo and head_sha is not None:
+                self._take_fork_head(repo, head_repo, head_ref)
             if not title or not title.strip():
                 raise invalid("PullRequest", "title", "missing_field")
             if head_sha is None:
@@ -978,8 +1041,9 @@ class Forge:
                 raise invalid("PullRequest", "body", "custom", f"body is too long (maximum is {MAX_BODY} characters)")
             owner = self.store.get(Account, repo.owner_id)
             assert owner is not None
+            head_repo_id = head_repo.id if head_repo is not repo else None
             for other in self.store.all(PullRequest, lambda p: p.repo_id == repo.id and p.head_ref == head_ref
-                                        and p.base_ref == base):
+                                        and p.base_ref == base and p.head_repo_id == head_repo_id):
                 other_issue = self.store.get(Issue, other.issue_id)
                 if other_issue is not None and other_issue.state == "open":
                     raise invalid("PullRequest", "", "custom",
@@ -991,10 +1055,72 @@ class Forge:
             issue = self.store.put(Issue(self.store.new_id(), repo.id, number, title, author.id, now, now, body=body,
                                          is_pull=True, app_id=principal.app.id if principal.app else None))
             pull = self.store.put(PullRequest(self.store.new_id(), repo.id, number, issue.id, head_ref, head_sha, base,
-                                              base_sha, draft=draft, maintainer_can_modify=maintainer_can_modify))
+                                              base_sha, draft=draft, maintainer_can_modify=maintainer_can_modify,
+                                              head_repo_id=head_repo_id))
             self.update_pull_refs(repo, pull)
             self._pull_event("opened", pull, author)
             return pull
+
+    def complete_workflow_run(self, repo: Repo, pull: PullRequest, workflow: str, path: str, conclusion: str,
+                              actor: Account) -> dict[str, Any]:
+        """A GitHub Actions run of `workflow` (its file `path`) for `pull`'s head has completed: the
+        `workflow_run completed` payload, sent to the hooks that want it and returned.
+
+        As on GitHub, a run for a fork's pull request lists no pull request (`pull_requests` is empty) and
+        names the fork as its head repository: whoever acts on it must find the pull request itself.
+        """
+        with self.store.lock:
+            head_repo = self.store.get(Repo, pull.head_repo_id) if pull.head_repo_id is not None else repo
+            assert head_repo is not None
+            run_id, workflow_id = self.store.new_id(), self.store.new_id()
+            now = now_iso()
+            api = f"{self.render.urls.api}/repos/{self.render.repo_path(repo)}"
+            web = f"{self.render.urls.web}/{self.render.repo_path(repo)}"
+            run_url = f"{api}/actions/runs/{run_id}"
+            commit = self.git(repo).commit(pull.head_sha)
+            who = {"name": commit.author.name, "email": commit.author.email}
+            simple_repo = self.render.repo(repo, full=False)
+            pull_requests = [] if pull.head_repo_id is not None else [{
+                "url": f"{api}/pulls/{pull.number}", "id": pull.id, "number": pull.number,
+                "head": {"ref": pull.head_ref, "sha": pull.head_sha,
+                         "repo": {"id": repo.id, "url": api, "name": repo.name}},
+                "base": {"ref": pull.base_ref, "sha": pull.base_sha,
+                         "repo": {"id": repo.id, "url": api, "name": repo.name}},
+            }]
+            actor_json = self.render.user(actor)
+            payload: dict[str, Any] = {
+                "action": "completed",
+                "workflow": {
+                    "badge_url": f"{web}/workflows/{path.rsplit('/', 1)[-1]}/badge.svg", "created_at": now,
+                    "html_url": f"{web}/blob/{repo.default_branch}/{path}", "id": workflow_id, "name": workflow,
+                    "node_id": node_id("W", workflow_id), "path": path, "state": "active", "updated_at": now,
+                    "url": f"{api}/actions/workflows/{workflow_id}",
+                },
+                "workflow_run": {
+                    "actor": actor_json, "triggering_actor": actor_json,
+                    "artifacts_url": f"{run_url}/artifacts", "cancel_url": f"{run_url}/cancel",
+                    "check_suite_id": run_id, "check_suite_node_id": node_id("CS", run_id),
+                    "check_suite_url": f"{api}/check-suites/{run_id}", "conclusion": conclusion,
+                    "created_at": now, "updated_at": now, "run_started_at": now, "event": "pull_request",
+                    "head_branch": pull.head_ref, "head_sha": pull.head_sha,
+                    "head_commit": {"id": pull.head_sha, "tree_id": commit.tree, "message": commit.message,
+                                    "timestamp": commit.committer.date, "author": who,
+                                    "committer": {"name": commit.committer.name, "email": commit.committer.email}},
+                    "head_repository": self.render.repo(head_repo, full=False), "repository": simple_repo,
+                    "html_url": f"{web}/actions/runs/{run_id}", "id": run_id, "jobs_url": f"{run_url}/jobs",
+                    "logs_url": f"{run_url}/logs", "name": workflow, "node_id": node_id("WFR", run_id),
+                    "path": path, "previous_attempt_url": None, "pull_requests": pull_requests,
+                    "rerun_url": f"{run_url}/rerun", "run_attempt": 1, "run_number": run_id, "status": "completed",
+                    "url": run_url, "workflow_id": workflow_id,
+                    "workflow_url": f"{api}/actions/workflows/{workflow_id}",
+                    "display_title": self.render.pull(pull)["title"], "referenced_workflows": [],
+                },
+                "repository": self.render.repo(repo, for_webhook=True),
+                "sender": actor_json,
+            }
+            self._add_org(payload, repo)
+            self.hooks.emit("workflow_run", payload, repo)
+            return payload
 
     def update_pull_refs(self, repo: Repo, pull: PullRequest) -> None:
         """GitHub's hidden refs of a pull request: `refs/pull/N/head` (its head) and, while it is open and

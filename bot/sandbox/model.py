@@ -134,6 +134,7 @@ class Repo:
     # Values of the organization's custom properties set on this repository (name -> value); see
     # `CustomProperty` for the definitions and who may set them.
     custom_properties: dict[str, Any] = field(default_factory=dict)
+    fork_of: int | None = None  # the repository this one is a fork of; a fork shares its git objects
 
 
 @dataclass
@@ -232,6 +233,7 @@ class PullRequest:
     base_sha: str
     draft: bool = False
     maintainer_can_modify: bool = False
+    head_repo_id: int | None = None  # a fork's pull request: the fork holding its head branch
     merged: bool = False
     merged_at: str | None = None
     merged_by_id: int | None = None

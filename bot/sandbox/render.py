@@ -260,7 +260,7 @@ class Renderer:
             "owner": self.user(owner),
             "html_url": html,
             "description": repo.description,
-            "fork": False,
+            "fork": repo.fork_of is not None,
             "url": url,
             "forks_url": f"{url}/forks",
             "keys_url": f"{url}/keys{{/key_id}}",
@@ -512,6 +512,11 @@ class Renderer:
         html = f"{self.urls.web}/{self.repo_path(repo)}/pull/{pull.number}"
         owner = self.account(repo.owner_id)
         repo_json = self.repo(repo, for_webhook=for_webhook, full=for_webhook)
+        # A fork's pull request names the fork, and its owner, as its head.
+        head_repo = self._repo(pull.head_repo_id) if pull.head_repo_id is not None else repo
+        head_owner = self.account(head_repo.owner_id)
+        head_json = (self.repo(head_repo, for_webhook=for_webhook, full=for_webhook)
+                     if head_repo is not repo else repo_json)
         assignees = [self.user_by_id(a) for a in issue.assignee_ids]
         body: JSON = {
             "url": url,
@@ -545,11 +550,11 @@ class Renderer:
             "requested_reviewers": [],
             "requested_teams": [],
             "head": {
-                "label": f"{owner.login}:{pull.head_ref}",
+                "label": f"{head_owner.login}:{pull.head_ref}",
                 "ref": pull.head_ref,
                 "sha": pull.head_sha,
-                "user": self.user(owner),
-                "repo": repo_json,
+                "user": self.user(head_owner),
+                "repo": head_json,
             },
             "base": {
                 "label": f"{owner.login}:{pull.base_ref}",
