@@ -7,6 +7,10 @@ Actions. Nothing here knows one event from another. What it adds is for the job'
 findings as workflow commands (annotations that show even where the token may not write check runs),
 one line saying what happened, and the plan in the job's summary.
 
+A pull request from a fork gets a read-only token: its job plans and reports on its own page as ever,
+holds back the check and the comment, and leaves a record naming the pull request (`bot.handoff`); on
+`workflow_run`, `publish_from_run` checks that record against GitHub, plans the head itself and publishes.
+
 Exit codes a workflow can trust: 0 only when the job did what it was for (the plan published, the merge
 applied, the command answered), 1 when the plan has errors (the step fails, as `paved plan` does, `/paved
 plan` included) or an apply or `/paved retry` failed or was refused, 2 when Paved could not run (a missing
@@ -23,11 +27,13 @@ import logging
 import sys
 import uuid
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from bot.errors import ConfigurationError, PavedError
 
 if TYPE_CHECKING:
+    from bot.forge import CheckRun, Forge
     from bot.handlers.router import Routed
     from bot.settings import ActionsSettings
     from bot.webhook import Delivery
@@ -38,7 +44,8 @@ EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 CI_VARIABLES = """
 environment (set by GitHub Actions, except the token):
-  GITHUB_EVENT_NAME     the event that started the workflow (pull_request, issue_comment, push, ...)
+  GITHUB_EVENT_NAME     the event that started the workflow (pull_request, issue_comment, push, ...);
+                        on workflow_run, the plan of a fork's pull request is published (see below)
   GITHUB_EVENT_PATH     the file holding the event's payload
   GITHUB_TOKEN          the job's token: pass it with `env: GITHUB_TOKEN: ${{ github.token }}`
   GITHUB_REPOSITORY     owner/name of the platform repo
@@ -47,6 +54,11 @@ environment (set by GitHub Actions, except the token):
   GITHUB_STEP_SUMMARY   when set, what Paved did (and the plan) is appended to the job's summary
   GITHUB_RUN_ID, GITHUB_RUN_ATTEMPT   name the run in log lines
   PAVED_DATA_DIR        Paved's data folder (default: $RUNNER_TEMP/paved on a runner)
+  PAVED_PLAN_DIR        where a fork's plan job leaves the record naming its pull request, and where the
+                        workflow_run job finds it (default: $RUNNER_TEMP/paved-plan)
+
+A fork's pull request gets a read-only token: its job plans, prints the findings and leaves the record;
+the workflow_run job checks the record against GitHub, plans the head itself and publishes.
 
 exit status: 0 done, 1 the plan has errors or the apply failed, 2 Paved could not run
 """
@@ -72,22 +84,36 @@ def read_event(settings: ActionsSettings) -> Delivery:
 def run_ci(settings: ActionsSettings) -> int:
     """Handle the job's event as the service would, then report on the job's own page; the exit code."""
     from bot.handlers.router import route
-    from bot.render import actions, markdown
     from bot.web.jobs import context_for
 
     delivery = read_event(settings)
     log.info("delivery %s: %s on %s", delivery.id, delivery.kind, settings.repository)
-    check_token(settings, delivery)
+    if delivery.event == "workflow_run":
+        return publish_from_run(settings, delivery)
+    held = fork_pull_request(delivery) is not None and not may_publish(settings)
+    if not held:
+        check_token(settings, delivery)
     # A runner's data folder is thrown away with it: the embedded database default would be lost.
     ctx = replace(context_for(settings.service_settings(), settings.repository), embedded_databases=False)
+    if held:
+        ctx = replace(ctx, forge=cast("Forge", HeldForge(ctx.forge)))
     try:
         routed = route(ctx, delivery)
     finally:
         ctx.store.close()
+    if held:
+        routed = hand_off(settings, delivery, routed)
+    return report(settings, delivery.kind, routed)
+
+
+def report(settings: ActionsSettings, kind: str, routed: Routed) -> int:
+    """Say on the job's page what Paved did (annotations, one line, the summary); the exit code."""
+    from bot.render import actions, markdown
+
     plan = routed.plan
     if plan is not None:
         sys.stdout.write(actions.render(plan.findings))
-    outcome = " ".join(f"paved ci: {delivery.kind}: {routed.handler}: {routed.result}".split())
+    outcome = " ".join(f"paved ci: {kind}: {routed.handler}: {routed.result}".split())
     # One line whatever the result quotes (a comment's text, a reason), so nothing in it can start a
     # line the runner would read as a workflow command.
     print(outcome)
@@ -100,8 +126,128 @@ def run_ci(settings: ActionsSettings) -> int:
     return exit_status(routed)
 
 
+# -- pull requests from forks ----------------------------------------------------------------------------
+#
+# GitHub runs a fork's pull request workflow with a read-only token and no secrets, whatever the workflow
+# asks, so that code from the fork cannot write to the repository. Paved does as GitHub recommends: the
+# fork's job plans and shows the plan on its own page (annotations, summary), and leaves a record naming
+# the pull request (`bot.handoff`); a `workflow_run` job of the base repository, which may write, makes the
+# plan again itself and publishes it.
+
+FORK_EVENTS = frozenset({"pull_request", "pull_request_review"})
+
+
+def fork_pull_request(delivery: Delivery) -> dict[str, Any] | None:
+    """The pull request of a plan event, when its head is in another repository (a fork); else None."""
+    if delivery.event not in FORK_EVENTS:
+        return None
+    pr = delivery.payload.get("pull_request")
+    if not isinstance(pr, dict):
+        return None
+    head_repo = ((pr.get("head") or {}).get("repo") or {}).get("full_name")
+    return pr if head_repo != delivery.repository else None
+
+
+def may_publish(settings: ActionsSettings) -> bool:
+    """Whether the token may publish the `paved/plan` check (a fork's may not)."""
+    from bot.adapters import permissions
+
+    return not permissions.missing(settings.api_url, settings.token.reveal(), settings.repository,
+                                   (permissions.PUBLISH_CHECK,))
+
+
+class HeldForge:
+    """The forge, with the check run and the comment held back: a read-only token may not publish them.
+
+    Everything else is asked of GitHub as ever, so the plan is the one the publishing job will make.
+    """
+
+    def __init__(self, forge: Forge) -> None:
+        self._forge = forge
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._forge, name)
+
+    def publish_check(self, repo: str, check: CheckRun) -> int:
+        return 0
+
+    def upsert_comment(self, repo: str, number: int, marker: str, body: str) -> int:
+        return 0
+
+
+def hand_off(settings: ActionsSettings, delivery: Delivery, routed: Routed) -> Routed:
+    """Leave the record the publishing job needs, and say what the fork's job did instead of publishing."""
+    from bot import handoff
+    from bot.handlers.router import Routed
+
+    pr = fork_pull_request(delivery) or {}
+    if routed.handler != "plan":
+        return routed
+    record = handoff.Handoff(int(pr["number"]), str(pr["head"]["sha"]), str((pr.get("base") or {}).get("sha")))
+    assert settings.plan_dir is not None
+    handoff.write(settings.plan_dir, record)
+    result = ("planned; this job's token is read-only (a fork's), so the `Paved publish` workflow publishes "
+              "the check and the comment" if routed.plan is not None else routed.result)
+    return Routed(routed.handler, result, routed.plan, routed.failed, routed.report)
+
+
+def publish_from_run(settings: ActionsSettings, delivery: Delivery) -> int:
+    """`workflow_run`: publish the plan of the fork's pull request whose Paved run has just completed.
+
+    Nothing from the fork is checked out or run, and nothing the fork's job wrote is believed: its record
+    only says which pull request to look at. GitHub's event says which head and which repository the run
+    was for; the pull request must have that head now and come from that repository. Then the plan is
+    made here, from git objects, with the base branch's rules, and published.
+    """
+    from bot import handoff
+    from bot.adapters import permissions
+    from bot.handlers.pull_request import plan_pull_request
+    from bot.handlers.router import Routed
+    from bot.web.jobs import context_for
+
+    run = delivery.payload.get("workflow_run")
+    run = run if isinstance(run, dict) else {}
+    head_sha = run.get("head_sha")
+    head_repo = (run.get("head_repository") or {}).get("full_name") if isinstance(
+        run.get("head_repository"), dict) else None
+    if not isinstance(head_sha, str) or not handoff.SHA.fullmatch(head_sha) or not isinstance(head_repo, str):
+        raise ConfigurationError("the workflow_run event names no head commit and head repository")
+    if run.get("event") not in FORK_EVENTS:
+        return report(settings, delivery.kind, Routed("ignored", f"runs for {run.get('event')} plan nothing"))
+    if head_repo == settings.repository:
+        return report(settings, delivery.kind, Routed(
+            "ignored", "the run was for a branch of this repository: its plan job published the plan itself"))
+    record = handoff.read(settings.plan_dir or Path("."))
+    if record.head_sha != head_sha:
+        raise handoff.HandoffRefused(f"the plan record names head {record.head_sha[:12]}, but GitHub says the run "
+                                     f"was for {head_sha[:12]}: nothing published")
+    lacking = permissions.missing(settings.api_url, settings.token.reveal(), settings.repository,
+                                  (permissions.PUBLISH_CHECK,))
+    if lacking:
+        raise ConfigurationError(f"paved ci cannot publish the plan with this token: it lacks {lacking[0]}",
+                                 hint="Grant the publishing job `permissions: checks: write`.")
+    ctx = replace(context_for(settings.service_settings(), settings.repository), embedded_databases=False)
+    try:
+        pr = ctx.forge.pull_request(settings.repository, record.pull_request)
+        if pr.head_repo != head_repo:
+            raise handoff.HandoffRefused(
+                f"pull request #{pr.number} comes from {pr.head_repo or 'a deleted repository'}, not from "
+                f"{head_repo}, which the run was for: nothing published")
+        if pr.head_sha != head_sha:
+            if pr.head_ref == run.get("head_branch"):
+                return report(settings, delivery.kind, Routed(
+                    "plan", f"skipped superseded: the head is now {pr.head_sha[:12]}, whose own run publishes"))
+            raise handoff.HandoffRefused(f"pull request #{pr.number}'s head is {pr.head_sha[:12]}, not "
+                                         f"{head_sha[:12]}, which the run was for: nothing published")
+        outcome = plan_pull_request(ctx, settings.repository, pr.number, head_sha=head_sha)
+    finally:
+        ctx.store.close()
+    result = f"#{pr.number} {outcome.status} {outcome.reason or outcome.verdict}".strip()
+    return report(settings, delivery.kind, Routed("plan", result, outcome.plan))
+
+
 # What each kind of job publishes or changes, by event; what is not here needs no more than reading.
-PLAN_EVENTS = frozenset({"pull_request", "pull_request_review", "check_run"})
+PLAN_EVENTS = frozenset({"pull_request", "pull_request_review", "check_run", "workflow_run"})
 APP_TOKEN_HINT = ("GitHub never grants these to a job's own token (GITHUB_TOKEN). Give this job an installation "
                   "token of the platform's GitHub App instead: mint it with actions/create-github-app-token from "
                   "the PAVED_APP_ID and PAVED_APP_PRIVATE_KEY secrets, as README.md's \"Paved with nothing to host\" "

@@ -48,6 +48,7 @@ class PullRequest:
     from_fork: bool = False
     url: str = ""
     created_at: str = ""  # ISO 8601, UTC: when it was opened
+    head_repo: str = ""  # owner/name of the repository holding the head branch (a fork's, or `repo`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -213,3 +213,30 @@ def test_jobs_that_apply_use_the_platform_apps_installation_token() -> None:
 
 def test_the_plan_job_may_record_its_plan_as_a_git_note() -> None:
     assert paved_jobs()["plan"]["permissions"]["contents"] == "write"
+
+
+def publish_job() -> dict[str, Any]:
+    return load(WORKFLOWS_DIR / "paved-publish.yml")["jobs"]["publish"]
+
+
+def test_fork_plans_are_published_after_paveds_own_run_completes() -> None:
+    assert triggers(load(WORKFLOWS_DIR / "paved-publish.yml")) == {
+        "workflow_run": {"workflows": [load(WORKFLOWS_DIR / "paved.yml")["name"]], "types": ["completed"]}}
+
+
+def test_the_publishing_job_checks_out_nothing_from_the_fork() -> None:
+    uses = [step.get("uses", "") for step in publish_job()["steps"]]
+
+    assert not any("actions/checkout@" in ref for ref in uses)
+    assert [step["run"] for step in publish_job()["steps"] if "run" in step][-1] == "paved ci"
+
+
+def test_the_publishing_job_runs_only_for_forks() -> None:
+    assert "github.event.workflow_run.head_repository.full_name != github.repository" in publish_job()["if"]
+
+
+def test_a_forks_plan_job_uploads_the_record_even_when_its_plan_failed() -> None:
+    upload = next(step for step in paved_jobs()["plan"]["steps"] if "actions/upload-artifact@" in step.get("uses", ""))
+
+    assert upload["if"].startswith("always() && ") and "head.repo.full_name != github.repository" in upload["if"]
+    assert upload["with"]["name"] == "paved-plan"

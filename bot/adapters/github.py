@@ -338,6 +338,7 @@ def _pull(repo: str, pr: Any) -> PullRequest:
         merged_by=pr.merged_by.login if pr.merged and pr.merged_by is not None else None,
         draft=bool(pr.draft), from_fork=head_repo is not None and head_repo != repo, url=pr.html_url,
         created_at=pr.created_at.astimezone(UTC).isoformat(timespec="seconds") if pr.created_at else "",
+        head_repo=head_repo or "",
     )
 
 
