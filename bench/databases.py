@@ -37,7 +37,7 @@ from bot.model import MemoryTree
 from bot.plan import plan_requests
 from bot.provider import Target
 from bot.providers.database import DatabaseProvider
-from bot.providers.github import GitHubSecrets
+from bot.providers.github.secrets import GitHubSecrets
 from bot.rules import load_rules
 from bot.sandbox import Sandbox
 

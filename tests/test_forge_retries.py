@@ -29,7 +29,7 @@ from bot.adapters.github import (
 )
 from bot.model import Resource
 from bot.provider import Target
-from bot.providers.github import GitHubProvider
+from bot.providers.github.provider import GitHubProvider
 from bot.sandbox import Sandbox
 from bot.sandbox.recording import Exchange, watch
 

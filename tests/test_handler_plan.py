@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from bot.handlers.pull_request import is_planned, plan_pull_request, planned_marker
-from bot.providers.github import GitHubProvider
+from bot.providers.github.provider import GitHubProvider
 from tests.conftest import PROJECT, REPO, World, experimental_change
 
 

@@ -33,7 +33,7 @@ from bot.config import RepoConfig
 from bot.model import Resource
 from bot.provider import Result, Target
 from bot.providers.database import EMBEDDED, DatabaseProvider
-from bot.providers.github import GitHubSecrets
+from bot.providers.github.secrets import GitHubSecrets
 from tests.conftest import REPO, World
 
 SERVER_VARIABLE = "PAVED_TEST_SERVER"

@@ -19,7 +19,7 @@ from github.OrganizationCustomProperty import CustomProperty
 
 from bot.model import Resource
 from bot.provider import Result, Target
-from bot.providers.github import GitHubProvider
+from bot.providers.github.provider import GitHubProvider
 from bot.sandbox.recording import Exchange, watch
 from tests.conftest import Provisioner, World
 

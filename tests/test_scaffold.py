@@ -223,7 +223,7 @@ def test_a_failing_hook_is_reported_on_one_line(tmp_path: Path) -> None:
 
 
 def test_paveds_own_process_never_loads_cookiecutter() -> None:
-    code = "import sys, bot.providers.github; print('cookiecutter' in sys.modules)"
+    code = "import sys, bot.providers.github.provider; print('cookiecutter' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
 
     assert done.stdout.strip() == "False"

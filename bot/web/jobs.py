@@ -56,7 +56,8 @@ def context_for(settings: Settings, repo: str, installation_id: int | None = Non
 
     client = github_client(settings, repo, installation_id)
     from bot.providers.database import DatabaseProvider
-    from bot.providers.github import GitHubProvider, GitHubSecrets
+    from bot.providers.github.provider import GitHubProvider
+    from bot.providers.github.secrets import GitHubSecrets
 
     forge = GitHubForge(client, login=settings.github_login)
     mirror = Workspace(settings.mirrors, forge.clone_url, lambda _repo: token_of(client))

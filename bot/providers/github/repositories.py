@@ -1,0 +1,348 @@
+"""`Service` on GitHub: the repository `ORG/NAME`, made from a golden path.
+
+The repository has the request's visibility, description and default branch
+(`spec.repository.defaultBranch`, default `main`). A new repository's first commit is its golden-path
+template (`templates/TEMPLATE/` of the merged platform repo, rendered with cookiecutter), pushed with git;
+then the owning team gets `maintain` and the default branch needs one approving review and the code
+owners' review. Later, visibility, description and default branch follow the request; the template is
+never rendered again. Deleting the request archives the repository: destructive, but reversible, since an
+archived repository keeps everything and asking for the service again unarchives it.
+
+The repository carries Paved's mark, the organization custom property `paved-managed`, from the call that
+creates it; one without it is left alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import git
+from github import GithubException
+from github.OrganizationCustomProperty import CustomProperty
+
+from bot.adapters import scaffold
+from bot.model import Resource, Tree
+from bot.provider import Target
+from bot.providers.github.shared import (
+    MARK_PROPERTY,
+    MARK_PURPOSE,
+    MARK_VALUE,
+    Action,
+    Kind,
+    Outputs,
+    Run,
+    StepFailed,
+    if_found,
+    one_line,
+    reason_of,
+    repo_marked,
+    scrub,
+)
+
+log = logging.getLogger(__name__)
+
+AUTHOR_NAME = "Paved"
+AUTHOR_EMAIL = "paved@users.noreply.github.com"
+OWNER_PERMISSION = "maintain"
+REQUIRED_APPROVALS = 1
+# Where GitHub looks for CODEOWNERS, in the order it looks.
+CODEOWNERS_PATHS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
+_TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class Services(Kind):
+    kind = "Service"
+
+    def address(self, resource: Resource, target: Target) -> str:
+        return f"{target.organization}/{resource.name}"
+
+    @staticmethod
+    def branch(resource: Resource) -> str:
+        repository = resource.spec.get("repository") or {}
+        return str(repository.get("defaultBranch") or "main")
+
+    @staticmethod
+    def visibility(resource: Resource) -> str:
+        return str((resource.spec.get("repository") or {}).get("visibility") or "private")
+
+    @staticmethod
+    def template(resource: Resource) -> str:
+        return str((resource.spec.get("template") or {}).get("name") or "")
+
+    def observe(self, resource: Resource, target: Target) -> dict[str, Any] | None:
+        full_name = self.address(resource, target)
+        repo = if_found(lambda: self.client.get_repo(full_name))
+        if repo is None:
+            return None
+        if not repo_marked(repo):
+            return {"repository": repo.full_name, "url": repo.html_url, "managed": False}
+        wanted = self.branch(resource)
+        branch = if_found(lambda: repo.get_branch(wanted))
+        protection = None
+        if branch is not None and branch.protected:
+            rules = branch.get_protection()
+            reviews, checks = rules.required_pull_request_reviews, rules.required_status_checks
+            protection = {
+                "approvals": reviews.required_approving_review_count if reviews else 0,
+                "code_owners": bool(reviews and reviews.require_code_owner_reviews),
+                "status_checks": {"strict": checks.strict, "contexts": list(checks.contexts)} if checks else None,
+                "enforce_admins": bool(rules.enforce_admins),
+            }
+        return {
+            "full_name": repo.full_name, "url": repo.html_url, "visibility": repo.visibility,
+            "description": repo.description or "", "archived": bool(repo.archived),
+            "default_branch": repo.default_branch,
+            "branch_exists": branch is not None,
+            "empty": branch is None and next(iter(repo.get_branches()), None) is None,
+            "teams": {team.slug: team.permission for team in repo.get_teams()},
+            "protection": protection, "managed": True,
+        }
+
+    def outputs(self, actual: dict[str, Any] | None) -> dict[str, str]:
+        return {"repository": actual["url"]} if actual else {}
+
+    def actions(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
+                previous: Resource | None) -> list[Action]:
+        if desired is None:
+            if actual is None or actual["archived"] or previous is None:
+                return []
+            full_name = actual["full_name"]
+
+            def archive(outputs: Outputs) -> None:
+                self.repo(full_name, previous.identity).edit(archived=True)
+
+            return [Action(self.step(previous, "delete", f"archive repository {full_name} (it stays readable and "
+                                                          "is unarchived if the service is asked for again)",
+                                      destructive=True), archive)]
+        full_name = self.address(desired, target)
+        branch, visibility, template = self.branch(desired), self.visibility(desired), self.template(desired)
+        description = str(desired.metadata.get("description", ""))
+        owner = desired.owner
+        found: list[Action] = []
+        protect = self.step(desired, "create" if actual is None else "update",
+                            f"protect branch {branch} of {full_name}: {REQUIRED_APPROVALS} approving review, "
+                            "code owners must approve")
+        if actual is None:
+            found.append(Action(self.step(desired, "create", f"create repository {full_name} ({visibility}) from "
+                                                              f"template {template}"),
+                                 lambda outputs: self._create(desired, target, outputs)))
+            found.append(Action(self.step(desired, "create", f"give team {owner} {OWNER_PERMISSION} on {full_name}"),
+                                 self._grant(target.organization, owner, full_name, desired)))
+            found.append(Action(protect, self._protect(full_name, branch, None, desired)))
+            return found
+        if actual["archived"]:
+            found.append(Action(self.step(desired, "update", f"unarchive repository {full_name}"),
+                                 self._edit(full_name, desired, archived=False)))
+        if actual["empty"]:
+            found.append(Action(self.step(desired, "update", f"render template {template} into the empty "
+                                                              f"repository {full_name}"),
+                                 lambda outputs: self._scaffold(desired, target, outputs)))
+        elif actual["default_branch"] != branch:
+            found.append(Action(self.step(desired, "update", f"make {branch} the default branch of {full_name}"),
+                                 self._edit(full_name, desired, default_branch=branch)))
+        if actual["visibility"] != visibility:
+            found.append(Action(self.step(desired, "update", f"change the visibility of {full_name} from "
+                                                              f"{actual['visibility']} to {visibility}"),
+                                 self._edit(full_name, desired, visibility=visibility)))
+        if actual["description"] != description:
+            found.append(Action(self.step(desired, "update", f"update the description of {full_name}"),
+                                 self._edit(full_name, desired, description=description)))
+        if actual["teams"].get(owner) != OWNER_PERMISSION:
+            found.append(Action(self.step(desired, "update", f"give team {owner} {OWNER_PERMISSION} on {full_name}"),
+                                 self._grant(target.organization, owner, full_name, desired)))
+        if previous is not None and previous.owner != owner and \
+                actual["teams"].get(previous.owner) == OWNER_PERMISSION:
+            found.append(Action(self.step(desired, "update", f"remove team {previous.owner} from {full_name} (it no "
+                                                              "longer owns it)"),
+                                 self._grant(target.organization, previous.owner, full_name, desired, remove=True)))
+        rules = actual["protection"]
+        if not (rules and rules["approvals"] >= REQUIRED_APPROVALS and rules["code_owners"]):
+            found.append(Action(protect, self._protect(full_name, branch, rules, desired)))
+        return found
+
+    # -- what the steps do --------------------------------------------------------------------------------
+
+    def _edit(self, full_name: str, desired: Resource, **fields: Any) -> Run:
+        def run(outputs: Outputs) -> None:
+            self.repo(full_name, desired.identity).edit(**fields)
+
+        return run
+
+    def _grant(self, organization: str, slug: str, full_name: str, desired: Resource,
+               remove: bool = False) -> Run:
+        def run(outputs: Outputs) -> None:
+            team, repo = self.team(organization, slug), self.repo(full_name, desired.identity)
+            if remove:
+                team.remove_from_repos(repo)
+            else:
+                team.update_team_repository(repo, OWNER_PERMISSION)
+
+        return run
+
+    def _protect(self, full_name: str, branch: str, rules: dict[str, Any] | None,
+                 desired: Resource) -> Run:
+        def run(outputs: Outputs) -> None:
+            # GitHub replaces the whole protection of a branch at once: keep the status checks and the
+            # admin rule someone set, so that asking for reviews does not drop them.
+            kept: dict[str, Any] = {}
+            if rules and rules["status_checks"]:
+                kept.update(strict=rules["status_checks"]["strict"], contexts=rules["status_checks"]["contexts"])
+            if rules and rules["enforce_admins"]:
+                kept["enforce_admins"] = True
+            self.repo(full_name, desired.identity).get_branch(branch).edit_protection(
+                required_approving_review_count=max(REQUIRED_APPROVALS, rules["approvals"] if rules else 0),
+                require_code_owner_reviews=True, **kept)
+
+        return run
+
+    def _create(self, desired: Resource, target: Target, outputs: Outputs) -> None:
+        # Render before creating anything, so that a template's refusal leaves no empty repository behind.
+        with tempfile.TemporaryDirectory(prefix="paved-scaffold-") as scratch:
+            project = _render(desired, target, Path(scratch))
+            org = self.client.get_organization(target.organization)
+            self._define_mark(org, target.organization)
+            # Marked as Paved's in the call that creates it: there is no moment it exists unmarked.
+            repo = org.create_repo(
+                desired.name, description=str(desired.metadata.get("description", "")),
+                visibility=self.visibility(desired), auto_init=False,
+                custom_properties={MARK_PROPERTY: MARK_VALUE})
+            outputs["repository"] = repo.html_url
+            self._push(project, desired, target, repo)
+
+    @staticmethod
+    def _define_mark(org: Any, organization: str) -> None:
+        """Define Paved's mark in the organization when it lacks it, or put back a definition that lets
+        a repository's own admins set it."""
+        try:
+            found = if_found(lambda: org.get_custom_property(MARK_PROPERTY))
+            if found is not None and found.value_type == "true_false" and found.values_editable_by == "org_actors":
+                return
+            org.create_custom_property(CustomProperty(MARK_PROPERTY, "true_false", required=False,
+                                                      description=MARK_PURPOSE, values_editable_by="org_actors"))
+        except GithubException as exc:
+            raise StepFailed(f"GitHub refused to define the custom property {MARK_PROPERTY} of {organization}, "
+                              "which marks the repositories Paved creates (Paved's App needs "
+                              f"organization_custom_properties: admin): {reason_of(exc)}") from None
+
+    def _scaffold(self, desired: Resource, target: Target, outputs: Outputs) -> None:
+        with tempfile.TemporaryDirectory(prefix="paved-scaffold-") as scratch:
+            project = _render(desired, target, Path(scratch))
+            repo = self.repo(self.address(desired, target), desired.identity)
+            outputs["repository"] = repo.html_url
+            self._push(project, desired, target, repo)
+
+    def _push(self, project: Path, desired: Resource, target: Target, repo: Any) -> None:
+        branch = self.branch(desired)
+        message = (f"Create {desired.name} from the {self.template(desired)} golden path\n\n"
+                   f"Rendered by Paved for {desired.identity} ({desired.path}) from {target.platform_repo} at "
+                   f"{target.revision}.\n")
+        _commit_and_push(project, branch, message, repo.clone_url, repo.full_name, self.token)
+        if repo.default_branch != branch:
+            repo.edit(default_branch=branch)
+
+
+
+# -- rendering a golden path and pushing it -----------------------------------------------------------------
+
+def _render(desired: Resource, target: Target, scratch: Path) -> Path:
+    """The service's template, from the merged platform repo, rendered into `scratch`.
+
+    `bot.adapters.scaffold` renders it in a child process that holds no secret, with the request's
+    values as data, never as template source.
+    """
+    spec = desired.spec.get("template") or {}
+    name = str(spec.get("name") or "")
+    if not _TEMPLATE_NAME.match(name):
+        raise StepFailed(f"{desired.identity} names no usable template ({name!r})")
+    source = _copy_template(target.tree, name, scratch / "templates" / name, target)
+    values = {"name": desired.name, "owner": desired.owner,
+              "description": str(desired.metadata.get("description", "")), "_github_org": target.organization}
+    try:
+        rendered = scaffold.render(source, scratch / "rendered", values=values,
+                                   parameters=spec.get("parameters") or {})
+    except scaffold.HookRefused as exc:
+        # The hooks check the parameters; what they print goes to the log, their verdict here.
+        log.warning("template %s refused %s: %s", name, desired.identity, exc.output or "(it printed nothing)")
+        raise StepFailed(f"template {name} refused {desired.identity}: {exc.message}; "
+                          "check spec.template.parameters") from None
+    except scaffold.ParameterRefused as exc:
+        raise StepFailed(f"template {name} refused {desired.identity}: {exc.message}; "
+                          "check spec.template.parameters") from None
+    except scaffold.ScaffoldTimeout as exc:
+        raise StepFailed(f"template {name} took longer than {exc.seconds:g} s to render "
+                          f"{desired.identity}") from None
+    except scaffold.ScaffoldError as exc:
+        raise StepFailed(f"template {name} could not be rendered for {desired.identity}: "
+                          f"{one_line(exc.message)[:300]}") from None
+    _ensure_codeowners(rendered, desired, target.organization)
+    return rendered
+
+
+def _copy_template(tree: Tree, name: str, destination: Path, target: Target) -> Path:
+    prefix = f"templates/{name}/"
+    listing = tree.files(prefix)
+    if f"{prefix}cookiecutter.json" not in listing:
+        raise StepFailed(f"template {name} is not in {target.platform_repo} at {target.revision[:12]}")
+    for path, data in tree.read_many(sorted(listing)).items():
+        relative = PurePosixPath(path[len(prefix):])
+        if relative.is_absolute() or ".." in relative.parts:
+            raise StepFailed(f"template {name} holds a file outside its folder: {path}")
+        file = destination.joinpath(*relative.parts)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_bytes(data)
+    return destination
+
+
+def _ensure_codeowners(project: Path, desired: Resource, organization: str) -> None:
+    """Make the project's CODEOWNERS (the one GitHub reads) name the owning team, adding one if need be."""
+    owner = f"@{organization}/{desired.owner}"
+    existing = next((project / p for p in CODEOWNERS_PATHS if (project / p).is_file()), None)
+    if existing is None:
+        (project / "CODEOWNERS").write_text(f"# {desired.owner} owns {desired.name}: GitHub asks them to review "
+                                            f"every pull request.\n* {owner}\n", encoding="utf-8")
+        return
+    text = existing.read_text(encoding="utf-8")
+    if owner not in text.split():
+        # The last matching line wins in CODEOWNERS, so a final catch-all makes the team own everything.
+        existing.write_text(f"{text.rstrip()}\n\n# Paved: {desired.owner} owns {desired.name}.\n* {owner}\n",
+                            encoding="utf-8")
+
+
+def _commit_and_push(project: Path, branch: str, message: str, url: str, full_name: str,
+                     token: Callable[[], str]) -> None:
+    """The rendered project as the first commit of `branch`, pushed to `url` over HTTPS.
+
+    The machine's git configuration is not read (no signing, hooks or credential helpers of its own),
+    and the credential travels as an HTTP header given through the environment (`GIT_CONFIG_COUNT`,
+    git 2.31 or newer): it is never in the remote URL, in a configuration file, or on a command line
+    that others on the machine may list.
+    """
+    secret = token()
+    header = base64.b64encode(f"x-access-token:{secret}".encode()).decode()
+    quiet = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_TERMINAL_PROMPT": "0",
+             "GIT_AUTHOR_NAME": AUTHOR_NAME, "GIT_AUTHOR_EMAIL": AUTHOR_EMAIL,
+             "GIT_COMMITTER_NAME": AUTHOR_NAME, "GIT_COMMITTER_EMAIL": AUTHOR_EMAIL}
+    pushing = {**quiet, "GIT_CONFIG_COUNT": "2",
+               "GIT_CONFIG_KEY_0": "http.extraHeader", "GIT_CONFIG_VALUE_0": f"Authorization: Basic {header}",
+               "GIT_CONFIG_KEY_1": "credential.helper", "GIT_CONFIG_VALUE_1": ""}
+    try:
+        git.Git(str(project)).execute(["git", "init", "--quiet", f"--initial-branch={branch}"], env=quiet)
+        repo = git.Repo(project)
+        repo.git.execute(["git", "add", "--all"], env=quiet)
+        repo.git.execute(["git", "commit", "--quiet", "--no-verify", "-m", message], env=quiet)
+        repo.git.execute(["git", "push", "--quiet", url, f"HEAD:refs/heads/{branch}"], env=pushing)
+    except git.GitCommandError as exc:
+        detail = scrub(str(exc.stderr or exc).strip(), [secret, header])
+        # GitPython quotes what git said as "stderr: '...'"; keep git's own last line.
+        last = detail.splitlines()[-1].strip().removeprefix("stderr:").strip().strip("'") if detail else ""
+        # `from None`: the original error carries the command and its environment's effects verbatim.
+        raise StepFailed(f"git could not push the first commit of {full_name}: {one_line(last)}") from None
+
+

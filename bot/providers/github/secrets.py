@@ -1,0 +1,63 @@
+"""Actions secrets of a repository and of its deployment environments, for other providers (the
+database provider delivers `DATABASE_URL` through them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from github import Github, GithubException
+
+from bot.adapters.github import TRANSPORT_ERRORS, ForgeError, transport_failure
+from bot.providers.github.shared import complete, if_found, reason_of, scrub
+
+
+class GitHubSecrets:
+    """Actions secrets of a repository and of its deployment environments, for other providers.
+
+    GitHub only accepts a secret sealed with the public key of the repository (or environment) it goes
+    to; PyGithub fetches that key and seals the value with PyNaCl's sealed box, so the value leaves
+    Paved encrypted and can never be read back, by Paved or anyone. Errors never carry the value.
+    """
+
+    def __init__(self, client: Github) -> None:
+        self.client = client
+
+    def _holder(self, repo: str, environment: str | None) -> Any:
+        holder = self.client.get_repo(repo)
+        return holder if environment is None else holder.get_environment(environment)
+
+    def present(self, repo: str, environment: str | None, name: str) -> bool:
+        """Whether the secret exists (a missing repository or environment has none)."""
+        try:
+            return if_found(lambda: complete(self._holder(repo, environment).get_secret(name))) is not None
+        except GithubException as exc:
+            raise ForgeError(f"GitHub refused to show secret {name} of {_where(repo, environment)}: "
+                             f"{reason_of(exc)}", status=exc.status) from None
+        except TRANSPORT_ERRORS as exc:
+            raise ForgeError(f"GitHub did not answer when asked for secret {name} of {_where(repo, environment)}: "
+                             f"{transport_failure(exc)}") from None
+
+    def put(self, repo: str, environment: str | None, name: str, value: str) -> None:
+        try:
+            self._holder(repo, environment).create_secret(name, value)
+        except GithubException as exc:
+            raise ForgeError(f"GitHub refused to set secret {name} on {_where(repo, environment)}: "
+                             f"{scrub(reason_of(exc), [value])}", status=exc.status) from None
+        except TRANSPORT_ERRORS as exc:
+            raise ForgeError(f"GitHub did not answer when asked to set secret {name} on "
+                             f"{_where(repo, environment)}: {scrub(transport_failure(exc), [value])}") from None
+
+    def remove(self, repo: str, environment: str | None, name: str) -> None:
+        """Delete the secret; one that is already gone (or whose repository is) is fine."""
+        try:
+            if_found(lambda: self._holder(repo, environment).delete_secret(name))
+        except GithubException as exc:
+            raise ForgeError(f"GitHub refused to delete secret {name} of {_where(repo, environment)}: "
+                             f"{reason_of(exc)}", status=exc.status) from None
+        except TRANSPORT_ERRORS as exc:
+            raise ForgeError(f"GitHub did not answer when asked to delete secret {name} of "
+                             f"{_where(repo, environment)}: {transport_failure(exc)}") from None
+
+
+def _where(repo: str, environment: str | None) -> str:
+    return repo if environment is None else f"environment {environment} of {repo}"
