@@ -61,7 +61,9 @@ def test_a_push_fires_push_and_synchronizes_the_pull_request(forge: Sandbox, cas
     repo.git.push("origin", "feature")
     forge.wait_for_deliveries()
     push = [r.payload for r in receiver.events("push") if r.payload["after"] == sha]
-    assert len(push) == 1
+    # When the receiver got nothing, what the forge recorded of its attempt says why (a timeout, a refusal).
+    attempts = [(d.event, d.action, d.status) for d in forge.deliveries("push")]
+    assert len(push) == 1, attempts
     assert push[0]["ref"] == "refs/heads/feature"
     assert [c["message"] for c in push[0]["commits"]] == ["Add b"]
     assert push[0]["pusher"]["name"] == "bob"
