@@ -138,7 +138,7 @@ def main() -> int:
                     return 1
                 provider = DatabaseProvider({VARIABLE: dsn}.get, folder / "data", GitHubSecrets(client))
                 target = Target("acme", "acme/platform", head_tree, head, environments=dict(planned.plan.environments),
-                                config=RepoConfig(postgres_connection_env=VARIABLE))
+                                config=RepoConfig(providers={"postgres": {"connectionEnv": VARIABLE}}))
                 figures = []
                 for label in ("first apply (creates everything)", "second apply (same state)"):
                     before = (provider.statements.reads, provider.statements.writes)

@@ -308,13 +308,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     from bot.catalog import judge
     from bot.config import load_config
     from bot.export import as_files, as_yaml, backstage
+    from bot.providers import installed, settings_schemas
     from bot.rules import load_rules
 
     ctx = _Context(args)
     with GitTree(ctx.root, args.revision) as tree:
         catalogue = judge(tree, load_rules(tree), ctx.store)
         resources = catalogue.resources(catalogue.identities())
-        organization = args.organization or load_config(tree).organization
+        organization = args.organization or load_config(tree, settings_schemas(installed())).organization
     exported = backstage(resources.values(), organization=organization)
     if args.output is None:
         sys.stdout.write(as_yaml(exported.entities))

@@ -8,25 +8,28 @@ approvals:
   platformOwners: [platform]      # teams that approve rule changes (default: the platform repo's admin teams)
 github:
   organization: acme         # where Service repositories are created (default: the platform repo's owner)
-providers:
+providers:                   # each installed provider's own settings, under its name
   postgres:
     connectionEnv: PAVED_POSTGRES_DSN   # the environment variable that holds the server's address
 ```
 
 Every key is optional. The file names environment variables, never credentials. It is validated once
-into a `RepoConfig`; nothing past this module reads the raw mapping.
+into a `RepoConfig`; nothing past this module reads the raw mapping. A section under `providers:` is
+validated by the JSON Schema of the provider it names: the caller passes the installed providers'
+schemas in (`bot.providers.settings_schemas`), so this module knows no provider and loads no plugin.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
 
 import jsonschema_rs
 
 from bot.errors import ConfigurationError
 from bot.model import Tree
-from bot.yamlio import join, load
+from bot.yamlio import Document, join, load
 
 PATH = "paved.yaml"
 PERMISSIONS = ["read", "triage", "write", "maintain", "admin"]
@@ -59,14 +62,8 @@ SCHEMA: dict[str, Any] = {
             "properties": {"organization": {"type": "string", "pattern": "^[A-Za-z0-9][-A-Za-z0-9]*$",
                                             "description": "Where Service repositories are created."}},
         },
-        "providers": {
-            "type": "object", "additionalProperties": False,
-            "properties": {"postgres": {
-                "type": "object", "additionalProperties": False,
-                "properties": {"connectionEnv": {"type": "string", "pattern": "^[A-Z_][A-Z0-9_]*$",
-                                                 "description": "Environment variable with the server's DSN."}},
-            }},
-        },
+        # Each section is checked against its provider's own schema (`load_config`).
+        "providers": {"type": "object", "description": "Each installed provider's settings, under its name."},
     },
 }
 
@@ -79,11 +76,20 @@ class RepoConfig:
     approval_tiers: tuple[str, ...] = ("production", "critical")
     platform_owners: tuple[str, ...] = ()  # empty: the platform repo's admin teams, as GitHub names them
     organization: str | None = None
-    postgres_connection_env: str | None = None
+    # Each provider's section under `providers:`, by the provider's name, as its schema validated it.
+    providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def settings_of(self, provider: str) -> Mapping[str, Any]:
+        """The settings `paved.yaml` gives the provider named `provider`; empty when it gives none."""
+        return self.providers.get(provider, {})
 
 
-def load_config(tree: Tree) -> RepoConfig:
-    """The settings at `tree`; defaults when there is no `paved.yaml`; `ConfigurationError` when it is wrong."""
+def load_config(tree: Tree, provider_schemas: Mapping[str, Mapping[str, Any]]) -> RepoConfig:
+    """The settings at `tree`; defaults when there is no `paved.yaml`; `ConfigurationError` when it is wrong.
+
+    `provider_schemas` gives, for each installed provider's name, the JSON Schema of its section under
+    `providers:`; a section naming no installed provider is wrong too.
+    """
     try:
         raw = tree.read(PATH)
     except KeyError:
@@ -98,13 +104,37 @@ def load_config(tree: Tree) -> RepoConfig:
     data = document.data
     validator = jsonschema_rs.validator_for(SCHEMA)
     for error in validator.iter_errors(data):
-        pointer = "".join(join("", t) for t in error.instance_path)
-        line = document.position(pointer)[0]
-        raise ConfigurationError(f"{pointer or '(file)'}: {error.message}", path=PATH, line=line)
+        _refuse(document, "", error)
+    providers = _provider_settings(document, data.get("providers") or {}, provider_schemas)
     return RepoConfig(
         command_permission=data.get("commands", {}).get("permission", "write"),
         approval_tiers=tuple(data.get("approvals", {}).get("tiers", ("production", "critical"))),
         platform_owners=tuple(data.get("approvals", {}).get("platformOwners", ())),
         organization=data.get("github", {}).get("organization"),
-        postgres_connection_env=data.get("providers", {}).get("postgres", {}).get("connectionEnv"),
+        providers=providers,
     )
+
+
+def _provider_settings(document: Document, sections: dict[str, Any],
+                       schemas: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """Each section under `providers:`, checked against the schema of the provider it names.
+
+    Each is validated on its own rather than as part of one assembled schema, so that a provider's
+    schema may use references (`#/$defs/...`) relative to itself.
+    """
+    for name, section in sections.items():
+        pointer = join("/providers", name)
+        if name not in schemas:
+            installed = ", ".join(sorted(schemas)) or "none"
+            raise ConfigurationError(f"{pointer}: no installed provider is named {name!r} (installed: {installed})",
+                                     path=PATH, line=document.position(pointer, prefer_key=True)[0])
+        for error in jsonschema_rs.validator_for(dict(schemas[name])).iter_errors(section):
+            _refuse(document, pointer, error)
+    return dict(sections)
+
+
+def _refuse(document: Document, prefix: str, error: jsonschema_rs.ValidationError) -> NoReturn:
+    """Raise the first thing wrong with the file, at its line, named by its JSON pointer."""
+    pointer = prefix + "".join(join("", t) for t in error.instance_path)
+    line = document.position(pointer)[0]
+    raise ConfigurationError(f"{pointer or '(file)'}: {error.message}", path=PATH, line=line)

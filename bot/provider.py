@@ -3,17 +3,30 @@
 A provider looks after some kinds (GitHub repositories for `Service`, team grants for `Access`, ...).
 It can `observe` what exists, `plan` the steps from that to what a request asks (the plan on the pull
 request shows them, so it reflects live state), and `apply` them, idempotently: applying a state that
-already holds takes no step. Implementations live in `bot/providers/`; nothing here does I/O.
+already holds takes no step. Nothing here does I/O.
+
+Providers are plugins: a package offers one as a `ProviderPlugin` named by an entry point of the group
+`paved.providers`, and `bot.providers` finds them. Paved's own (`github`, `postgres`, in
+`bot/providers/`) are registered in its `pyproject.toml` exactly as a third-party package registers its:
+
+```toml
+[project.entry-points."paved.providers"]
+buckets = "acme_paved:plugin"      # a ProviderPlugin named "buckets"
+```
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from bot.config import RepoConfig
 from bot.model import Resource, Tree
+
+if TYPE_CHECKING:
+    from github import Github
 
 Verb = Literal["create", "update", "delete"]
 Status = Literal["applied", "unchanged", "failed", "skipped", "drifted"]
@@ -74,3 +87,41 @@ class Provider(Protocol):
     def apply(self, desired: Resource | None, target: Target, previous: Resource | None = None) -> Result:
         """Observe, plan and take the steps; safe to run again."""
         ...
+
+
+# A provider's settings section when it has none to take: `providers.NAME: {}` and nothing else.
+NO_SETTINGS: Mapping[str, Any] = {"type": "object", "additionalProperties": False, "properties": {}}
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEnv:
+    """What Paved gives every provider it builds, whoever wrote it.
+
+    `github` acts as Paved's App installation for the platform repo being worked on, and `token()` gives
+    a credential for git over HTTPS as that installation (renewed by the caller). `data_dir` is Paved's
+    data folder, which lasts between jobs where Paved runs as a service. `server(variable)` is the
+    address a variable of Paved's environment holds (a database's connection string), or None when it
+    is unset: `paved.yaml` names variables, never addresses or credentials.
+    """
+
+    github: Github
+    token: Callable[[], str]
+    data_dir: Path
+    server: Callable[[str], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderPlugin:
+    """A provider as a package offers it: what an entry point of the group `paved.providers` names.
+
+    `name` is its key under `providers:` in `paved.yaml`, where `settings_schema` (a JSON Schema, draft
+    2020-12) validates its section; the provider reads the result from `target.config.settings_of(name)`.
+    `kinds` are the kinds it makes real: no two installed plugins may claim one. `build(env)` makes the
+    provider for one job. Finding plugins imports each one's module: a plugin that imports its provider's
+    libraries inside `build` keeps that cheap (as `bot.providers.github` does).
+    """
+
+    name: str
+    kinds: tuple[str, ...]
+    build: Callable[[ProviderEnv], Provider]
+    settings_schema: Mapping[str, Any] = field(default_factory=lambda: dict(NO_SETTINGS))

@@ -113,7 +113,7 @@ def place(world: World, postgres_dsn: str, tmp_path: Path) -> Iterator[Place]:
     servers = {SERVER_VARIABLE: postgres_dsn}
     provider = DatabaseProvider(servers.get, tmp_path / "data", GitHubSecrets(client))
     target = Target("acme", REPO, tree, merged, environments={"search": ("production",)},
-                    config=RepoConfig(postgres_connection_env=SERVER_VARIABLE))
+                    config=RepoConfig(providers={"postgres": {"connectionEnv": SERVER_VARIABLE}}))
     found = Place(world, postgres_dsn, provider, target, tmp_path / "data", [])
     yield found
     tree.close()
@@ -336,7 +336,7 @@ def test_renaming_keeps_the_data_and_delivers_the_new_url(place: Place) -> None:
 # -- refusals ---------------------------------------------------------------------------------------------
 
 def test_a_server_variable_that_is_not_set_is_a_clear_failure(place: Place) -> None:
-    target = replace(place.target, config=RepoConfig(postgres_connection_env="PAVED_NOWHERE"))
+    target = replace(place.target, config=RepoConfig(providers={"postgres": {"connectionEnv": "PAVED_NOWHERE"}}))
     result = place.provider.apply(database(place.name()), target)
     assert result.status == "failed"
     assert result.message == ("paved.yaml puts databases on the PostgreSQL server in $PAVED_NOWHERE, "

@@ -81,7 +81,7 @@ def check_drift(ctx: Context, repo: str, *, now: datetime | None = None, heal_al
     try:
         if not is_platform_repo(head_tree):
             return DriftReport(repo, head, skipped=f"{repo} is not a platform repo")
-        config = load_config(head_tree)
+        config = load_config(head_tree, ctx.provider_schemas)
         rules = load_rules(head_tree)
         catalogue = judge(head_tree, rules, ctx.store)
         resources = catalogue.resources(catalogue.identities())

@@ -80,7 +80,7 @@ def _run(ctx: Context, repo: str, number: int, login: str, command: Command, ret
     ctx.mirror.fetch(repo, [branch])
     tree = ctx.mirror.tree(repo, f"refs/heads/{branch}")
     try:
-        config = load_config(tree)
+        config = load_config(tree, ctx.provider_schemas)
         if command.name == "explain":
             rules = load_rules(tree)
             try:

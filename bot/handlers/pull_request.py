@@ -21,7 +21,7 @@ from bot.catalog import judge
 from bot.config import RepoConfig, load_config
 from bot.errors import ConfigurationError, PavedError
 from bot.forge import Annotation, CheckConclusion, CheckRun, PullRequest
-from bot.handlers import Context
+from bot.handlers import Context, names_a_server
 from bot.model import Plan, Tree
 from bot.plan import PlannedRequests, plan_requests, proposed_rules, refuse_embedded_databases
 from bot.provider import Target
@@ -134,12 +134,12 @@ def plan_pull_request(ctx: Context, repo: str, number: int, *, head_sha: str | N
     base = ctx.mirror.tree(repo, ctx.mirror.merge_base(repo, f"refs/heads/{pr.base_ref}", pr.head_sha))
     head = ctx.mirror.tree(repo, pr.head_sha)
     try:
-        config = load_config(target)
+        config = load_config(target, ctx.provider_schemas)
         rules = load_rules(target)
         planned = plan_requests(base, head, store=ctx.store, rules=rules)
         planned = replace(planned, plan=proposed_rules(planned.plan, target, head, rules, ctx.store))
         if not ctx.embedded_databases:
-            planned = refuse_embedded_databases(planned, head, server_named=config.postgres_connection_env is not None)
+            planned = refuse_embedded_databases(planned, head, server_named=names_a_server(config))
         authority = base_authority(ctx, repo, config, target, rules, planned)
         steps = live_steps(ctx, repo, config, planned, target, pr.base_sha)
     except ConfigurationError as exc:

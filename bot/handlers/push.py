@@ -35,7 +35,7 @@ from bot.config import load_config
 from bot.drift import BACKOFF, MAX_ATTEMPTS, attempts, retry_state
 from bot.errors import PavedError
 from bot.forge import CheckRun
-from bot.handlers import Context
+from bot.handlers import Context, names_a_server
 from bot.model import MemoryTree, Tree
 from bot.plan import plan_requests, refuse_embedded_databases
 from bot.provider import Provider, Result, Target
@@ -251,12 +251,12 @@ def _apply(ctx: Context, repo: str, head: str, last: str | None, providers: Sequ
         return ApplyOutcome("refused", head, reason=f"{repo} is not a platform repo (no {KINDS_DIR})")
     base_tree: Tree = ctx.mirror.tree(repo, last) if last else MemoryTree({}, label="nothing applied yet")
     try:
-        config = load_config(head_tree)
+        config = load_config(head_tree, ctx.provider_schemas)
         planned = plan_requests(base_tree, head_tree, store=ctx.store, rules=load_rules(head_tree))
         if not ctx.embedded_databases:
             # Made here, a database would be lost with the machine; the plan's error keeps it from being made.
             planned = refuse_embedded_databases(planned, head_tree,
-                                                server_named=config.postgres_connection_env is not None)
+                                                server_named=names_a_server(config))
         plan = planned.plan
         pr = ctx.forge.merged_pull_request(repo, head)
         approvers: tuple[str, ...] = ()

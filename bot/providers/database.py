@@ -63,7 +63,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from bot.errors import PavedError
 from bot.files import private_file, private_folder, write_private
 from bot.model import Resource
-from bot.provider import Result, Step, Target, Verb
+from bot.provider import Provider, ProviderEnv, ProviderPlugin, Result, Step, Target, Verb
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,14 @@ _NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 _EXTENSION = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _SHOWN_PASSWORD = "********"
 EMBEDDED = "SQLite (embedded: paved.yaml names no PostgreSQL server)"
+# The provider's name: its key under `providers:` in paved.yaml, and its entry point's.
+NAME = "postgres"
+# `providers.postgres` in paved.yaml.
+SETTINGS_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"connectionEnv": {"type": "string", "pattern": "^[A-Z_][A-Z0-9_]*$",
+                                     "description": "Environment variable with the server's DSN."}},
+}
 
 
 class SecretStore(Protocol):
@@ -574,7 +582,7 @@ class DatabaseProvider:
         self._engines: dict[str, _Engine] = {}
 
     def _engine(self, target: Target) -> _Engine:
-        variable = target.config.postgres_connection_env
+        variable = target.config.settings_of(NAME).get("connectionEnv")
         backups = self.data_dir / "backups"
         if variable is None:
             key = "sqlite"
@@ -769,3 +777,16 @@ class DatabaseProvider:
             for word in getattr(engine, "secret_words", []):
                 message = message.replace(word, "***")
         return re.sub(r"(postgres(?:ql)?://[^:/@\s]+:)[^@\s]+@", r"\1***@", message)[:500]
+
+
+# -- the plugin -------------------------------------------------------------------------------------------------
+
+def _build(env: ProviderEnv) -> Provider:
+    # Credentials go to the service as Actions secrets, through the job's GitHub client.
+    from bot.providers.github.secrets import GitHubSecrets
+
+    return DatabaseProvider(env.server, env.data_dir, GitHubSecrets(env.github))
+
+
+# Named by the entry point `postgres` of `paved.providers` in Paved's pyproject.toml.
+plugin = ProviderPlugin(name=NAME, kinds=DatabaseProvider.kinds, settings_schema=SETTINGS_SCHEMA, build=_build)

@@ -53,12 +53,12 @@ def context_for(settings: Settings, repo: str, installation_id: int | None = Non
     from bot.adapters.github import GitHubForge, token_of
     from bot.adapters.workspace import Workspace
     from bot.handlers import Context
+    from bot.provider import ProviderEnv
+    from bot.providers import build, installed, settings_schemas
 
+    # Found before any client is made: a broken plugin stops the job before it talks to GitHub.
+    plugins = installed()
     client = github_client(settings, repo, installation_id)
-    from bot.providers.database import DatabaseProvider
-    from bot.providers.github.provider import GitHubProvider
-    from bot.providers.github.secrets import GitHubSecrets
-
     forge = GitHubForge(client, login=settings.github_login)
     mirror = Workspace(settings.mirrors, forge.clone_url, lambda _repo: token_of(client))
 
@@ -66,10 +66,11 @@ def context_for(settings: Settings, repo: str, installation_id: int | None = Non
         found = settings.postgres_server(variable)
         return found.reveal() if found is not None else None
 
-    providers = (GitHubProvider(client, lambda: token_of(client)),
-                 DatabaseProvider(server, settings.data_dir, GitHubSecrets(client)))
+    # Paved's own providers and any installed package's, found and built alike (`bot.providers`).
+    env = ProviderEnv(github=client, token=lambda: token_of(client), data_dir=settings.data_dir, server=server)
     # One index connection per job: SQLite connections stay in the thread that opened them.
-    return Context(forge, mirror, SQLiteCatalogueIndex(settings.catalogue_index), providers)
+    return Context(forge, mirror, SQLiteCatalogueIndex(settings.catalogue_index), build(plugins, env),
+                   provider_schemas=settings_schemas(plugins))
 
 
 def handle_delivery(delivery: Delivery, work: Work) -> None:

@@ -13,5 +13,22 @@ its mark. One module per kind, each the place to read what Paved makes of it:
 - `secrets.py`: Actions secrets, which other providers deliver credentials through;
 - `shared.py`: what the kinds share (GitHub's refusals in words, Paved's mark, the `Kind` base class).
 
-Importing this package imports none of them (nor PyGithub): they load when a provider is built.
+Importing this package imports none of them (nor PyGithub): they load when `plugin` builds a provider.
+`plugin` is what the entry point `github` of `paved.providers` names; the provider takes no settings
+under `providers:` (the organization is `github.organization` in `paved.yaml`).
 """
+
+from __future__ import annotations
+
+from bot.provider import Provider, ProviderEnv, ProviderPlugin
+
+KINDS: tuple[str, ...] = ("Team", "Service", "Access", "Environment")
+
+
+def _build(env: ProviderEnv) -> Provider:
+    from bot.providers.github.provider import GitHubProvider
+
+    return GitHubProvider(env.github, env.token)
+
+
+plugin = ProviderPlugin(name="github", kinds=KINDS, build=_build)

@@ -19,6 +19,7 @@ from bot.adapters.github import TRANSPORT_ERRORS, ForgeError, transport_failure
 from bot.errors import PavedError
 from bot.model import Resource
 from bot.provider import Result, Step, Target
+from bot.providers.github import KINDS
 from bot.providers.github.access import Access
 from bot.providers.github.environments import Environments
 from bot.providers.github.repositories import Services
@@ -53,7 +54,7 @@ class GitHubProvider:
     the catalogue asks. Removing the mark takes them back.
     """
 
-    kinds: tuple[str, ...] = ("Team", "Service", "Access", "Environment")
+    kinds: tuple[str, ...] = KINDS
 
     def __init__(self, client: Github, token: Callable[[], str]) -> None:
         self.client = client
