@@ -1263,11 +1263,16 @@ class Forge:
                                "by reviewers with write access.")
         checks_rule = protection.settings.get("required_status_checks") or None
         if checks_rule:
-            contexts = list(checks_rule.get("contexts") or []) + [c["context"] for c in checks_rule.get("checks") or []]
+            # A check required from one app (`checks: [{context, app_id}]`, the "expected source" GitHub
+            # shows) is passed only by that app's check runs; one required by its name alone, by any.
+            required: dict[str, int | None] = {c: None for c in checks_rule.get("contexts") or []}
+            for check in checks_rule.get("checks") or []:
+                app_id = check.get("app_id")
+                required[check["context"]] = app_id if isinstance(app_id, int) and app_id > 0 else None
             passed = self._passing_contexts(repo, pull.head_sha)
-            missing = [c for c in dict.fromkeys(contexts) if c not in passed]
-            for context in missing:
-                reasons.append(f"Required status check \"{context}\" is expected.")
+            for context, app_id in required.items():
+                if context not in (passed if app_id is None else self._passing_runs(repo, pull.head_sha, app_id)):
+                    reasons.append(f"Required status check \"{context}\" is expected.")
         return reasons
 
     def _may_write(self, account_id: int, repo: Repo) -> bool:
@@ -1286,6 +1291,15 @@ class Forge:
         passed |= {name for name, r in runs.items() if r.status == "completed" and r.conclusion in
                    ("success", "neutral", "skipped")}
         return passed
+
+    def _passing_runs(self, repo: Repo, sha: str, app_id: int) -> set[str]:
+        """The names of `app_id`'s check runs on `sha` whose latest run passed."""
+        runs: dict[str, CheckRun] = {}
+        for run in self.store.all(CheckRun, lambda r: r.repo_id == repo.id and r.head_sha == sha
+                                  and r.app_id == app_id):
+            runs[run.name] = run
+        return {name for name, r in runs.items() if r.status == "completed" and r.conclusion in
+                ("success", "neutral", "skipped")}
 
     def merge(self, principal: Principal, repo: Repo, number: int, method: str = "merge",
               commit_title: str | None = None, commit_message: str | None = None,

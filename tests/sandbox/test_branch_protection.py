@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from git import GitCommandError, Repo
-from github import GithubException
+from github import Github, GithubException
 
 from bot.sandbox import ApiError, Sandbox
 
@@ -74,3 +74,40 @@ def test_a_protected_branch_changes_through_a_reviewed_pull_request(forge: Sandb
     forge.approve("acme", "platform", pr.number, by="alice")
     sha = forge.merge("acme", "platform", pr.number, by="bob")
     assert forge.branch_sha("acme", "platform", "main") == sha
+
+
+def pull_request_with_check_runs(forge: Sandbox, cast: Cast) -> tuple[int, str, dict[str, Github], int]:
+    """bob's pull request, two apps that may write check runs on it, and the id of the first, Paved's."""
+    forge.push_files("acme", "platform", "change", {"change.txt": "x\n"}, by="bob")
+    pr = forge.open_pull_request("acme", "platform", head="change", title="Change", by="bob")
+    permissions = {"metadata": "read", "checks": "write"}
+    apps, ids = {}, []
+    for name in ("Paved", "Other checks"):
+        app = forge.create_app("acme", name, permissions=permissions)
+        apps[name] = github(forge, forge.installation_token(forge.install_app(app.slug, "acme").id))
+        ids.append(app.id)
+    return pr.number, pr.head_sha, apps, ids[0]
+
+
+def test_a_check_required_from_one_app_is_not_passed_by_another_apps_run_of_that_name(
+        forge: Sandbox, cast: Cast) -> None:
+    number, head, apps, paved_id = pull_request_with_check_runs(forge, cast)
+    protect(forge, cast.alice.token, required_status_checks={
+        "strict": False, "checks": [{"context": "paved/plan", "app_id": paved_id}]})
+    apps["Paved"].get_repo("acme/platform").create_check_run("paved/plan", head, status="in_progress")
+    apps["Other checks"].get_repo("acme/platform").create_check_run("paved/plan", head, conclusion="success")
+
+    with pytest.raises(ApiError) as refused:
+        forge.merge("acme", "platform", number, by="bob")
+
+    assert 'Required status check "paved/plan" is expected.' in str(refused.value)
+
+
+def test_a_check_required_from_one_app_is_passed_by_that_apps_run(forge: Sandbox, cast: Cast) -> None:
+    number, head, apps, paved_id = pull_request_with_check_runs(forge, cast)
+    protect(forge, cast.alice.token, required_status_checks={
+        "strict": False, "checks": [{"context": "paved/plan", "app_id": paved_id}]})
+
+    apps["Paved"].get_repo("acme/platform").create_check_run("paved/plan", head, conclusion="success")
+
+    assert forge.merge("acme", "platform", number, by="bob")
