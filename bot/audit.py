@@ -19,9 +19,9 @@ from datetime import UTC, date, datetime
 
 from bot.apply import read_records
 from bot.errors import UsageError
+from bot.kinds import Kinds
 from bot.stats import PlanRecord, parse_time
 
-KINDS = ("Team", "Service", "Database", "Environment", "Access")
 # How merges name their pull request in the commit subject: GitHub's merge commits, and its squash
 # and rebase merges (`Title (#12)`).
 _PR_IN_SUBJECT = re.compile(r"^Merge pull request #(\d+)\b|\(#(\d+)\)\s*$")
@@ -71,14 +71,16 @@ def pull_request_of(subject: str) -> int | None:
     return int(found.group(1) or found.group(2)) if found else None
 
 
-def parse_resource(text: str) -> str:
-    """`KIND/NAME` as typed (any case of the kind) -> the resource's identity (`Service/search`)."""
+def parse_resource(text: str, kinds: Kinds) -> str:
+    """`KIND/NAME` as typed (the kind or its plural, in any case) -> the resource's identity
+    (`Service/search`), for the kinds the rules describe."""
     kind, slash, name = text.partition("/")
     if not slash or not kind or not name or "/" in name:
-        raise UsageError(f"{text!r} is not a resource: write KIND/NAME, for example Service/search")
-    canonical = {k.lower(): k for k in KINDS}.get(kind.lower())
+        raise UsageError(f"{text!r} is not a resource: write KIND/NAME",
+                         hint=f"The kinds are {', '.join(kinds.names)}.")
+    canonical = kinds.by_name(kind)
     if canonical is None:
-        raise UsageError(f"{kind!r} is not a kind of resource", hint=f"The kinds are {', '.join(KINDS)}.")
+        raise UsageError(f"{kind!r} is not a kind of resource", hint=f"The kinds are {', '.join(kinds.names)}.")
     return f"{canonical}/{name}"
 
 

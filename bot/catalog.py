@@ -19,16 +19,16 @@ the one place that knows its tables; the caller builds it and hands it in.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
+from bot.kinds import value_at
 from bot.model import Finding, Resource, Tree
 from bot.rules import Policy, Rules
 from bot.validate import (
     CATALOG_DIR,
-    SERVICE_SCOPED_KINDS,
     Entry,
     FileResult,
     FileResults,
@@ -138,7 +138,9 @@ class CatalogueIndex(FileResults, Protocol):
     def teams_over_budget(self, state: int) -> list[str]: ...
     def add_checks(self, state: int, checks: Iterable[Check]) -> None: ...
     def checks(self, scope: Scope) -> list[Check]: ...
-    def stale_policies(self, state: int) -> list[StalePolicy]: ...
+    def stale_policies(self, state: int, parents: Mapping[str, str]) -> list[StalePolicy]:
+        """Resources whose policies must be judged; `parents` maps each kind that belongs to another
+        (through `Entry.service`) to that kind, whose tier and lifecycle make the policy context."""
     def set_policies(self, judged: Iterable[tuple[StalePolicy, list[Finding]]]) -> None: ...
     def policy_findings(self, scope: Scope, except_services: Collection[str] = ()) -> list[Finding]: ...
     def service_policies(self, scope: Scope, services: Iterable[str]) -> list[StoredPolicy]: ...
@@ -237,30 +239,40 @@ class Catalogue:
             totals = {team: sum(e.cost for e in entries) for team, entries in self.owned_by(teams).items()}
         return {team: total for team, total in totals.items() if total}
     def tiers(self, identities: Iterable[str]) -> dict[str, str | None]:
-        """The tier of each resource: a Service's own, or the tier of the Service a resource belongs to."""
+        """The tier of each resource: its own (a Service's), or the tier of the resource it belongs to."""
+        kinds = self.rules.described
         definitions = {i: e[0] for i, e in self.definitions(identities).items()}
-        services = _services(self, {e.service for e in definitions.values() if e.service})
+        parents = _parents(self, definitions.values())
         found: dict[str, str | None] = {}
         for identity, entry in definitions.items():
-            if entry.kind == "Service":
+            parent = parents.get(kinds.parent_of(entry.kind, entry.service) or "")
+            if kinds[entry.kind].tier is not None:
                 found[identity] = entry.tier
-            elif entry.kind in SERVICE_SCOPED_KINDS and entry.service in services:
-                found[identity] = services[entry.service].tier
+            elif parent is not None:
+                found[identity] = parent.tier
             else:
                 found[identity] = None
         return found
 
     def people(self, teams: Iterable[str]) -> dict[str, tuple[str, ...]]:
-        """Members and maintainers of each named team."""
+        """Members and maintainers of each named team (the fields its kind's description names)."""
+        kind = self.rules.described.team
+        if kind is None:
+            return {}
+        pointers = self.rules.describe(kind).people
         found: dict[str, tuple[str, ...]] = {}
-        for identity, resource in self.resources(f"Team/{t}" for t in teams).items():
-            spec = resource.spec
-            logins = [p for key in ("members", "maintainers") for p in spec.get(key) or [] if isinstance(p, str)]
+        for identity, resource in self.resources(f"{kind}/{t}" for t in teams).items():
+            logins = [p for pointer in pointers for p in value_at(resource.data, pointer) or [] if isinstance(p, str)]
             found[identity.split("/", 1)[1]] = tuple(sorted(set(logins)))
         return found
 
+    def teams(self) -> list[str]:
+        """Every team's name."""
+        kind = self.rules.described.team
+        return self.names_of(kind) if kind is not None else []
+
     def serving(self, services: Iterable[str], kind: str) -> dict[str, list[Entry]]:
-        """The resources of `kind` that belong to each of `services` (through `spec.service`)."""
+        """The resources of `kind` that belong to each of `services` (the reference marked `belongsTo`)."""
         wanted = set(services)
         found: dict[str, list[Entry]] = {}
         for entry in self.index.serving(self.scope, wanted):
@@ -272,14 +284,17 @@ class Catalogue:
         return found
 
     def environments(self, services: Iterable[str]) -> dict[str, tuple[str, ...]]:
-        """The deployment environment names (`spec.name`) of each of `services`."""
-        serving = self.serving(services, "Environment")
-        requests = self.resources(e.identity for entries in serving.values() for e in entries)
-        found: dict[str, tuple[str, ...]] = {}
-        for service, entries in serving.items():
-            names = {str(requests[e.identity].spec.get("name")) for e in entries if e.identity in requests}
-            found[service] = tuple(sorted(names))
-        return found
+        """The names handed to followers (a Database's deployment environments: each Environment's
+        `spec.name`) of the followed resources belonging to each of `services`."""
+        services = list(services)
+        found: dict[str, set[str]] = {}
+        for kind, name in self.rules.described.followed().items():
+            serving = self.serving(services, kind)
+            requests = self.resources(e.identity for entries in serving.values() for e in entries)
+            for service, entries in serving.items():
+                found.setdefault(service, set()).update(
+                    str(value_at(requests[e.identity].data, name)) for e in entries if e.identity in requests)
+        return {service: tuple(sorted(names)) for service, names in found.items()}
 
     def identities(self) -> list[str]:
         """Every resource at this revision, by identity."""
@@ -401,14 +416,15 @@ def overlay(base: Catalogue, tree: Tree) -> Catalogue:
 
 # -- policies --------------------------------------------------------------------------------------
 
-def _context(service: Entry | None) -> dict[str, Any]:
-    if service is None:
+def _context(parent: Entry | None) -> dict[str, Any]:
+    """What a policy sees of the resource a request belongs to, under its kind's name (`context.service`)."""
+    if parent is None:
         return {}
-    return {"service": {"name": service.name, "tier": service.tier, "lifecycle": service.lifecycle}}
+    return {parent.kind.lower(): {"name": parent.name, "tier": parent.tier, "lifecycle": parent.lifecycle}}
 
 
-def policy_context(service: Entry | None) -> str:
-    return "-" if service is None else f"{service.tier}|{service.lifecycle}"
+def policy_context(parent: Entry | None) -> str:
+    return "-" if parent is None else f"{parent.tier}|{parent.lifecycle}"
 
 
 def _policy_pointer(policy: Policy, errors: list[Any]) -> str:
@@ -418,7 +434,7 @@ def _policy_pointer(policy: Policy, errors: list[Any]) -> str:
     return "".join(join("", t) for t in deepest.instance_path)
 
 
-def _evaluate(catalogue: Catalogue, entries: Iterable[Entry], services: dict[str, Entry],
+def _evaluate(catalogue: Catalogue, entries: Iterable[Entry], parents: dict[str, Entry],
               fresh: dict[str, FileResult] | None = None) -> dict[Entry, list[Finding]]:
     """Policy findings of each entry, with its owning service as context, positioned in its file."""
     found: dict[Entry, list[Finding]] = {}
@@ -437,8 +453,8 @@ def _evaluate(catalogue: Catalogue, entries: Iterable[Entry], services: dict[str
         if resource is None:
             found[entry] = []
             continue
-        service = services.get(entry.service or "") if entry.kind in SERVICE_SCOPED_KINDS else None
-        instance = {**resource.data, "context": _context(service)}
+        parent = parents.get(catalogue.rules.described.parent_of(entry.kind, entry.service) or "")
+        instance = {**resource.data, "context": _context(parent)}
         produced: list[Finding] = []
         if catalogue.rules.policy_gate(entry.kind).is_valid(instance):
             found[entry] = produced
@@ -469,10 +485,12 @@ def _position(findings: list[Finding], result: FileResult, tree: Tree) -> list[F
     return placed
 
 
-def _services(catalogue: Catalogue, names: Iterable[str]) -> dict[str, Entry]:
-    """The first definition of each named Service."""
-    found = catalogue.definitions(f"Service/{n}" for n in names)
-    return {identity.split("/", 1)[1]: entries[0] for identity, entries in found.items()}
+def _parents(catalogue: Catalogue, entries: Iterable[Entry]) -> dict[str, Entry]:
+    """The first definition of the resource each of `entries` belongs to, by identity."""
+    kinds = catalogue.rules.described
+    wanted = {kinds.parent_of(e.kind, e.service) for e in entries} - {None}
+    found = catalogue.definitions(i for i in wanted if i is not None)
+    return {identity: definitions[0] for identity, definitions in found.items()}
 
 
 # -- catalogue-wide checks, each over the subjects it is asked about ---------------------------------
@@ -505,9 +523,9 @@ def _dangling(catalogue: Catalogue, references: Iterable[Reference]) -> list[tup
             continue
         kind, _, name = r.target.partition("/")
         if r.relation == "owner":
-            message = f"the owner {name!r} is not a Team"
+            message = f"the owner {name!r} is not a {kind}"
             hint = suggest(name, names.setdefault(kind, catalogue.names_of(kind))) or \
-                "Every resource is owned by a Team of the catalogue."
+                f"Every resource is owned by a {kind} of the catalogue."
         elif r.relation == "dependsOn":
             candidates = [f"{kind}/{n}" for n in names.setdefault(kind, catalogue.names_of(kind))]
             message = f"`dependsOn` names {r.target}, which does not exist"
@@ -557,9 +575,13 @@ def _cycles(references: list[Reference]) -> list[Finding]:
 
 
 def _budgets(catalogue: Catalogue, teams: Iterable[str]) -> dict[str, list[Finding]]:
+    kind = catalogue.rules.described.team
+    if kind is None:
+        return {}
+    at_budget = catalogue.rules.describe(kind).budget or ""
     teams = set(teams)
     owned = catalogue.owned_by(teams)
-    definitions = catalogue.definitions(f"Team/{t}" for t in teams)
+    definitions = catalogue.definitions(f"{kind}/{t}" for t in teams)
     currency = catalogue.rules.currency
     found: dict[str, list[Finding]] = {}
     for entries in definitions.values():
@@ -570,7 +592,7 @@ def _budgets(catalogue: Catalogue, teams: Iterable[str]) -> dict[str, list[Findi
         biggest = sorted(((e.cost, e.identity) for e in owned.get(team.name, []) if e.cost > 0),
                          key=lambda item: (-item[0], item[1]))[:3]
         found[team.name] = [_at(
-            team.path, team.budget_line, team.budget_column, "/spec/budget/monthly", team.document,
+            team.path, team.budget_line, team.budget_column, at_budget, team.document,
             f"team {team.name} would spend {currency} {spent:,.2f}/month, over its budget of "
             f"{currency} {team.budget:,.2f}", "catalog.budget",
             "Largest items: " + ", ".join(f"{i} ({c:,.0f})" for c, i in biggest)
@@ -592,11 +614,11 @@ def _store_checks(catalogue: Catalogue, fresh: dict[str, FileResult]) -> None:
 
     # Policies: every resource whose request is new here, or whose owning service's tier changed (the
     # index compares contexts itself, so unchanged resources never reach Python).
-    stale = index.stale_policies(state)
+    stale = index.stale_policies(state, catalogue.rules.described.parents())
     if not stale:
         return
-    services = _services(catalogue, {s.entry.service for s in stale if s.entry.service})
-    evaluated = _evaluate(catalogue, (s.entry for s in stale), services, fresh)
+    parents = _parents(catalogue, (s.entry for s in stale))
+    evaluated = _evaluate(catalogue, (s.entry for s in stale), parents, fresh)
     index.set_policies((s, evaluated[s.entry]) for s in stale)
 
 
@@ -613,8 +635,10 @@ def _overlay_findings(catalogue: Catalogue) -> list[Finding]:
     removed = index.hidden_entries(scope)
     added = list(catalogue._added_entries())
     touched = {e.identity for e in removed} | {e.identity for e in added}
-    teams = {e.owner for e in removed + added} | {e.name for e in removed + added if e.kind == "Team"}
-    services = {e.name for e in removed + added if e.kind == "Service"}
+    kinds = catalogue.rules.described
+    teams = {e.owner for e in removed + added} | {e.name for e in removed + added if e.kind == kinds.team}
+    parent_kinds = kinds.parent_kinds()
+    services = {e.name for e in removed + added if e.kind in parent_kinds}
 
     found: list[Finding] = index.file_findings(scope)
     for result in catalogue.added.values():
@@ -633,17 +657,18 @@ def _overlay_findings(catalogue: Catalogue) -> list[Finding]:
         found += findings
     found += _cycles(catalogue.dependencies())
 
-    # Policies: kept where neither the request nor its owning service changed; evaluated again otherwise.
-    service_entries = _services(catalogue, services | {e.service for e in added if e.service})
+    # Policies: kept where neither the request nor what it belongs to changed; evaluated again otherwise.
+    stored_policies = index.service_policies(scope, services)
+    parents = _parents(catalogue, [*added, *(stored.entry for stored in stored_policies)])
     found += index.policy_findings(scope, except_services=services)
     again: list[Entry] = list(added)
-    for stored in index.service_policies(scope, services):
+    for stored in stored_policies:
         entry = stored.entry
-        if entry.kind not in SERVICE_SCOPED_KINDS or \
-                policy_context(service_entries.get(entry.service or "")) == stored.context:
+        parent = kinds.parent_of(entry.kind, entry.service)
+        if parent is None or policy_context(parents.get(parent)) == stored.context:
             found += stored.findings
         else:
             again.append(entry)
-    for findings in _evaluate(catalogue, again, service_entries).values():
+    for findings in _evaluate(catalogue, again, parents).values():
         found += findings
     return found

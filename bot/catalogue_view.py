@@ -306,8 +306,8 @@ class ResourceListings(Protocol):
     def identities_in(self, state: int, paths: Iterable[str]) -> dict[str, str]: ...
     def references_in(self, state: int, path: str, source: str) -> list[tuple[str, str]]:
         """(target, relation) of what `source` names in its file `path`."""
-    def team_page(self, state: int, page: int, size: int) -> list[str]: ...
-    def count_teams(self, state: int) -> int: ...
+    def team_page(self, state: int, page: int, size: int, *, kind: str) -> list[str]: ...
+    def count_teams(self, state: int, *, kind: str) -> int: ...
 
 
 def list_resources(listings: ResourceListings, catalogue: Catalogue, filters: Filters, page: int,
@@ -336,11 +336,13 @@ def references_of(listings: ResourceListings, catalogue: Catalogue, identity: st
 
 
 def list_teams(listings: ResourceListings, catalogue: Catalogue, page: int, size: int = PAGE_SIZE) -> list[str]:
-    return listings.team_page(catalogue.state.id, page, size)
+    kind = catalogue.rules.described.team
+    return listings.team_page(catalogue.state.id, page, size, kind=kind) if kind is not None else []
 
 
 def count_teams(listings: ResourceListings, catalogue: Catalogue) -> int:
-    return listings.count_teams(catalogue.state.id)
+    kind = catalogue.rules.described.team
+    return listings.count_teams(catalogue.state.id, kind=kind) if kind is not None else 0
 
 
 # -- a request, field by field ----------------------------------------------------------------------
@@ -432,14 +434,24 @@ SNIPPET_OWNER = "my-team"
 
 
 def snippet(rules: Rules, template: Template) -> dict[str, Any]:
-    """A ready Service request on `template`: the kind's required fields, every parameter at its default."""
-    data = skeleton(rules.kinds["Service"], SNIPPET_NAME, SNIPPET_OWNER)
-    data["metadata"]["description"] = template.description or f"A service on the {template.name} golden path."
-    spec = data.setdefault("spec", {})
-    spec["template"] = {"name": template.name}
+    """A ready request on `template` of the kind that names templates (a Service): the kind's required
+    fields, every parameter at its default."""
+    kind = rules.described.with_template() or ""
+    data = skeleton(rules.kinds[kind], SNIPPET_NAME, SNIPPET_OWNER)
+    data["metadata"]["description"] = template.description or f"A {kind.lower()} on the {template.name} golden path."
+    chosen: dict[str, Any] = {"name": template.name}
     if template.parameters:
-        spec["template"]["parameters"] = {p.name: p.default for p in template.parameters.values()}
+        chosen["parameters"] = {p.name: p.default for p in template.parameters.values()}
+    _set_at(data, rules.describe(kind).template or "/spec/template", chosen)
     return data
+
+
+def _set_at(data: dict[str, Any], pointer: str, value: Any) -> None:
+    """Put `value` at `pointer`, making the mappings on the way."""
+    tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]]
+    for token in tokens[:-1]:
+        data = data.setdefault(token, {})
+    data[tokens[-1]] = value
 
 
 # -- SVG: dependency graphs and plots ----------------------------------------------------------------

@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from bot.settings import Settings
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
-PLURALS = {"Team": "teams", "Service": "services", "Database": "databases", "Environment": "environments",
-           "Access": "access"}
 
 
 class _Context:
@@ -175,7 +173,8 @@ def cmd_new(args: argparse.Namespace) -> int:
     rules = load_rules(tree)
     schema = kind_schema(rules, args.kind)
     kind = schema["properties"]["kind"]["const"]
-    target = ctx.root / "catalog" / PLURALS.get(kind, kind.lower()) / f"{args.name}.yaml"
+    # Requests go to a folder per kind, named by the kind's plural (`x-paved.plural` in its schema).
+    target = ctx.root / "catalog" / rules.describe(kind).plural / f"{args.name}.yaml"
     if target.exists():
         raise UsageError(f"{target.relative_to(ctx.root)} already exists",
                          hint="Edit it, or choose another name.")
@@ -204,9 +203,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from bot.audit import as_csv, as_json, as_text, parse_resource, parse_since, trail
     from bot.stats import PLANS_REF, plan_records
 
-    resource = parse_resource(args.resource) if args.resource else None
     since = parse_since(args.since) if args.since else None
     ctx = _Context(args)
+    resource = None
+    if args.resource:
+        from bot.adapters.repo import FolderTree
+        from bot.rules import load_rules
+
+        resource = parse_resource(args.resource, load_rules(FolderTree(ctx.root)).described)
     if not args.offline:
         fetch_notes_from_origin(ctx.root, NOTES_REF)
         fetch_notes_from_origin(ctx.root, PLANS_REF)

@@ -87,10 +87,11 @@ def _walk(schema: dict[str, Any], prefix: str, depth: int, out: list[FieldDoc], 
 
 
 def kind_schema(rules: Rules, kind: str) -> dict[str, Any]:
-    """The schema of `kind`, matched without regard to case; `UsageError` with a suggestion otherwise."""
-    for name, schema in rules.kinds.items():
-        if name.lower() == kind.lower():
-            return schema
+    """The schema of `kind`, named by its name or its plural (`x-paved.plural`) in any case; `UsageError`
+    with a suggestion otherwise."""
+    found = rules.described.by_name(kind)
+    if found is not None and found in rules.kinds:
+        return rules.kinds[found]
     hint = suggest(kind, rules.kinds)
     raise UsageError(f"unknown kind {kind!r}; kinds: {', '.join(rules.kinds)}", hint=hint)
 

@@ -16,7 +16,6 @@ Severity = Literal["error", "warning", "notice"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "notice")
 
 API_VERSION = "paved/v1"
-KINDS: tuple[str, ...] = ("Team", "Service", "Database", "Environment", "Access")
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,7 +346,3 @@ class MemoryTree:
     def close(self) -> None:
         return None
 
-
-def resource_kind_order(kind: str) -> int:
-    """Where a kind sorts when nothing else orders two resources: teams first, grants last."""
-    return KINDS.index(kind) if kind in KINDS else len(KINDS)

@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.catalog import Catalogue, CatalogueIndex, file_result, judge, overlay
 from bot.errors import ConfigurationError
+from bot.kinds import value_at
 from bot.model import (
     Change,
     FieldChange,
@@ -21,7 +22,6 @@ from bot.model import (
     RuleChange,
     TeamCost,
     Tree,
-    resource_kind_order,
     shown_path,
 )
 from bot.rules import KINDS_DIR, POLICIES_DIR, PRICES, TEMPLATES_DIR, Rules, load_rules, platform_files
@@ -73,8 +73,8 @@ def diff_fields(before: Any, after: Any, pointer: str = "") -> list[FieldChange]
     return [FieldChange(pointer, "replace", before=before, after=after)]
 
 
-def _order(changes: list[Change]) -> list[Change]:
-    """Dependencies first (`Change.depends_on`), ties by kind then identity."""
+def _order(changes: list[Change], rules: Rules) -> list[Change]:
+    """Dependencies first (`Change.depends_on`), ties by kind (as the rules order kinds) then identity."""
     by_id = {c.identity: c for c in changes}
     needs = {c.identity: {d for d in c.depends_on if d in by_id and d != c.identity} for c in changes}
     waiting = {i: len(n) for i, n in needs.items()}
@@ -84,7 +84,7 @@ def _order(changes: list[Change]) -> list[Change]:
             users[dep].append(identity)
 
     def rank(identity: str) -> tuple[int, str]:
-        return (resource_kind_order(by_id[identity].kind), identity)
+        return (rules.described.order(by_id[identity].kind), identity)
 
     ready = [rank(i) for i, n in waiting.items() if n == 0]
     heapq.heapify(ready)
@@ -144,6 +144,7 @@ class PlannedRequests:
     plan: Plan
     before: dict[str, Resource]
     after: dict[str, Resource]
+    rules: Rules | None = None
 
 
 def make_plan(base: Tree, head: Tree, *, store: CatalogueIndex, rules: Rules | None = None) -> Plan:
@@ -201,12 +202,19 @@ def _plan(before: Catalogue, after: Catalogue) -> PlannedRequests:
             renames.append((removed, twin))
 
     head_needs = after.references_from([n.identity for _, n in updates + renames] + [c.identity for c in creates])
-    # A database's credentials go to its service's environments, so they must exist first.
-    databases = [r for r in creates + [n for _, n in updates + renames] if r.kind == "Database"]
-    environments_of = after.serving({str(r.spec.get("service")) for r in databases}, "Environment")
-    for database in databases:
-        service = str(database.spec.get("service"))
-        head_needs[database.identity] += [e.identity for e in environments_of.get(service, [])]
+    # What follows the resources of its parent (a database's credentials go to its service's
+    # environments) applies after them, so they must exist first.
+    kinds = rules.described
+    followers: dict[str, list[tuple[Resource, str]]] = {}
+    for resource in creates + [n for _, n in updates + renames]:
+        described = kinds[resource.kind]
+        if described.follows is not None and described.parent is not None:
+            service = str(value_at(resource.data, described.parent.pointer))
+            followers.setdefault(described.follows.kind, []).append((resource, service))
+    for followed, waiting in followers.items():
+        serving = after.serving({service for _, service in waiting}, followed)
+        for resource, service in waiting:
+            head_needs[resource.identity] += [e.identity for e in serving.get(service, [])]
     base_needs = before.references_from([d.identity for d in deletes])
     changes = [_change("update", n, rules, head_needs[n.identity], before=o) for o, n in updates]
     changes += [_change("rename", n, rules, head_needs[n.identity], before=o) for o, n in renames]
@@ -220,7 +228,7 @@ def _plan(before: Catalogue, after: Catalogue) -> PlannedRequests:
     teams = {r.owner for r in list(before_all.values()) + list(after_all.values())}
     spent_before, spent_after = before.team_costs(teams), after.team_costs(teams)
     budgets = {identity.split("/", 1)[1]: entries[0].budget
-               for identity, entries in after.definitions(f"Team/{t}" for t in teams).items()}
+               for identity, entries in after.definitions(f"{kinds.team}/{t}" for t in teams).items()}
     costs = []
     for team in sorted(set(spent_before) | set(spent_after)):
         old_total, new_total = spent_before.get(team, 0.0), spent_after.get(team, 0.0)
@@ -233,22 +241,32 @@ def _plan(before: Catalogue, after: Catalogue) -> PlannedRequests:
     rule_changes = [RuleChange(shown_path(p), "added" if p not in base_rules else "deleted" if p not in head_rules
                                else "modified")
                     for p in sorted(set(base_rules) | set(head_rules)) if base_rules.get(p) != head_rules.get(p)]
-    # A service that gains or loses an environment must have its databases' credentials follow.
-    moved_environments = {r.spec.get("service") for r in creates + deletes + [n for _, n in updates + renames]
-                          if r.kind == "Environment"} | {o.spec.get("service") for o, _ in updates + renames
-                                                         if o.kind == "Environment"}
-    serving = after.serving({str(s) for s in moved_environments if s}, "Database")
-    refresh = sorted({e.identity for entries in serving.values() for e in entries} - touched)
+    # A service that gains or loses an environment must have its databases' credentials follow: what
+    # follows a kind applies again when a resource of that kind belonging to the same parent moves.
+    refresh_set: set[str] = set()
+    moved = [*creates, *deletes, *(n for _, n in updates + renames), *(o for o, _ in updates + renames)]
+    for kind in {r.kind for r in moved}:
+        belongs = kinds[kind].parent
+        if belongs is None:
+            continue
+        parents = {value_at(r.data, belongs.pointer) for r in moved if r.kind == kind}
+        for follower in kinds.followers_of(kind):
+            serving = after.serving({str(p) for p in parents if p}, follower)
+            refresh_set |= {e.identity for entries in serving.values() for e in entries}
+    refresh = sorted(refresh_set - touched)
     refreshed = after.resources(refresh)
     after_all.update(refreshed)
-    services = {str(r.spec.get("service")) for r in [*after_all.values(), *before_all.values()]
-                if r.kind == "Database" and r.spec.get("service")}
+    services: set[str] = set()
+    for r in [*after_all.values(), *before_all.values()]:
+        belongs = kinds[r.kind].parent
+        if kinds[r.kind].follows is not None and belongs is not None and value_at(r.data, belongs.pointer):
+            services.add(str(value_at(r.data, belongs.pointer)))
     environments = {**before.environments(services), **after.environments(services)}
-    head_findings += _protected_deletions(deletes, before.tree)
+    head_findings += _protected_deletions(deletes, before.tree, rules)
 
     plan = Plan(
-        base=before.tree.label, head=after.tree.label, changes=tuple(_order(changes)),
-        deletions=tuple(reversed(_order(deletions))),
+        base=before.tree.label, head=after.tree.label, changes=tuple(_order(changes, rules)),
+        deletions=tuple(reversed(_order(deletions, rules))),
         unchanged=before.state.resources - len(updates) - len(renames) - len(deletes), costs=tuple(costs),
         findings=tuple(sorted(head_findings, key=Finding.sort_key)), rule_changes=tuple(rule_changes),
         files_checked=after.file_count,
@@ -256,7 +274,7 @@ def _plan(before: Catalogue, after: Catalogue) -> PlannedRequests:
         environments=tuple(sorted(environments.items())), refresh=tuple(refresh),
         platform_impact=platform_impact(rule_changes, before),
     )
-    return PlannedRequests(plan, before_all, after_all)
+    return PlannedRequests(plan, before_all, after_all, rules)
 
 
 def proposed_rules(plan: Plan, target: Tree, head: Tree, rules: Rules, store: CatalogueIndex) -> Plan:
@@ -296,10 +314,12 @@ def platform_impact(rule_changes: list[RuleChange], before: Catalogue) -> tuple[
     paths = [c.path for c in rule_changes]
     found: list[str] = []
     templates = sorted({p[len(TEMPLATES_DIR):].split("/", 1)[0] for p in paths if p.startswith(TEMPLATES_DIR)})
-    if templates:
-        services = before.resources(f"Service/{n}" for n in before.names_of("Service")).values()
+    scaffolded = before.rules.described.with_template()
+    if templates and scaffolded is not None:
+        at_template = before.rules.describe(scaffolded).template or ""
+        services = before.resources(f"{scaffolded}/{n}" for n in before.names_of(scaffolded)).values()
         for name in templates:
-            using = sum(1 for s in services if (s.spec.get("template") or {}).get("name") == name)
+            using = sum(1 for s in services if (value_at(s.data, at_template) or {}).get("name") == name)
             found.append(f"template {name} changed: {using} service{'s' if using != 1 else ''} scaffold"
                          f"{'' if using != 1 else 's'} differently from now on (existing repositories are not "
                          "rendered again)")
@@ -322,22 +342,25 @@ def platform_impact(rule_changes: list[RuleChange], before: Catalogue) -> tuple[
     return tuple(dict.fromkeys(found))
 
 
-def _protected_deletions(deletes: list[Resource], base: Tree) -> list[Finding]:
-    """Removing a request whose database is still protected is refused, so no data goes by accident."""
+def _protected_deletions(deletes: list[Resource], base: Tree, rules: Rules) -> list[Finding]:
+    """Removing a request whose resource is still protected (a database's `deletionProtection`) is refused,
+    so no data goes by accident."""
     found = []
     for d in deletes:
-        if d.kind != "Database" or d.spec.get("deletionProtection") is False:
+        pointer = rules.describe(d.kind).deletion_protection
+        if pointer is None or value_at(d.data, pointer) is False:
             continue
-        pointer, line, column = "/spec/deletionProtection", d.line, 1
+        line, column = d.line, 1
         documents = load(d.path, base.read(d.path)).documents
         if d.document < len(documents):  # point at the flag itself, as it stands at the base
             line, column = documents[d.document].position(pointer)
+        field = pointer.rsplit("/", 1)[-1]
         found.append(Finding(
             path=d.path, line=line, column=column, pointer=pointer, document=d.document,
             severity="error", rule="catalog.deletion-protection",
-            message=f"{d.identity} still has deletionProtection: true, so its request cannot be removed",
-            hint="Set `spec.deletionProtection: false` in a separate pull request first, merge it, then remove "
-                 "the file; the database is dumped to the backups before it is dropped."))
+            message=f"{d.identity} still has {field}: true, so its request cannot be removed",
+            hint=f"Set `{pointer[1:].replace('/', '.')}: false` in a separate pull request first, merge it, then "
+                 f"remove the file; the {d.kind.lower()} is dumped to the backups before it is dropped."))
     return found
 
 
@@ -345,7 +368,8 @@ EMBEDDED_DATABASE_RULE = "paved.database-server"
 
 
 def refuse_embedded_databases(planned: PlannedRequests, head: Tree, *, server_named: bool) -> PlannedRequests:
-    """`planned` with an error on every Database it creates or changes when `paved.yaml` names no server.
+    """`planned` with an error on every request it creates or changes whose kind keeps data (`keepsData`:
+    a Database) when `paved.yaml` names no server.
 
     Where Paved runs in a job whose machine is thrown away afterwards (GitHub Actions), the embedded
     default (a SQLite file in the data folder) would be made, recorded as applied and lost with the
@@ -355,7 +379,8 @@ def refuse_embedded_databases(planned: PlannedRequests, head: Tree, *, server_na
     """
     if server_named:
         return planned
-    wanted = [c for c in planned.plan.changes if c.kind == "Database" and c.action != "delete"]
+    keeping = {d.kind for d in planned.rules.described if d.keeps_data} if planned.rules is not None else set()
+    wanted = [c for c in planned.plan.changes if c.kind in keeping and c.action != "delete"]
     if not wanted:
         return planned
     findings = []
@@ -372,7 +397,7 @@ def refuse_embedded_databases(planned: PlannedRequests, head: Tree, *, server_na
                 line, column = document.position("/spec/engine")
         findings.append(Finding(
             change.path, line, column, "/spec/engine",
-            f"Database {change.name} needs a database server: paved.yaml names none, and here a database "
+            f"{change.kind} {change.name} needs a database server: paved.yaml names none, and here a database "
             f"would be a file on a machine that is thrown away when the job ends",
             "error", EMBEDDED_DATABASE_RULE,
             hint="Name a PostgreSQL server in paved.yaml (`providers: postgres: connectionEnv: "

@@ -13,13 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import jsonschema_rs
 
 from bot.errors import ConfigurationError
-from bot.model import Tree, path_problem, resource_kind_order, shown_path
+from bot.kinds import KindDescription, Kinds, check_kinds, describe, order_kinds
+from bot.model import Tree, path_problem, shown_path
 from bot.yamlio import load as load_yaml
 from bot.yamlio import resolve_pointer
 
@@ -30,7 +32,7 @@ PRICES = "schemas/prices.yaml"
 TEMPLATES_DIR = "templates/"
 RULE_PREFIXES = ("schemas/", "templates/")
 # Bumped whenever what Paved derives from a file changes, so cached results from older code are unused.
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"
 # Variables Paved fills from the request's metadata; the rest of a template's variables are parameters.
 FILLED_BY_PAVED = frozenset({"name", "owner", "description"})
 
@@ -99,6 +101,7 @@ class Rules:
     currency: str
     templates: dict[str, Template]
     digest: str
+    described: Kinds = field(default_factory=Kinds)
     _validators: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def validator(self, key: str, schema: dict[str, Any]) -> Any:
@@ -118,6 +121,10 @@ class Rules:
     def monthly_cost(self, kind: str, data: dict[str, Any]) -> float:
         price = self.prices.get(kind)
         return price.of(data) if price else 0.0
+
+    def describe(self, kind: str) -> KindDescription:
+        """What Paved knows about `kind` (`bot.kinds.KindDescription`), from its schema's `x-paved`."""
+        return self.described[kind]
 
     def policies_for(self, kind: str) -> tuple[Policy, ...]:
         return tuple(p for p in self.policies if kind in p.kinds)
@@ -193,9 +200,20 @@ def _check_schema(path: str, schema: Any) -> None:
         raise ConfigurationError(f"the schema does not compile: {exc}", path=path) from exc
 
 
-def _load_kinds(tree: Tree, files: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+def _line_in(raw: bytes) -> Any:
+    """`line_of(pointer)` for a JSON file: JSON is YAML 1.2, so the YAML loader positions its nodes."""
+
+    def line_of(pointer: str) -> int:
+        loaded = load_yaml("", raw)
+        return loaded.documents[0].position(pointer)[0] if loaded.documents else 0
+    return line_of
+
+
+def _load_kinds(tree: Tree, files: dict[str, str]) -> tuple[dict[str, Any], dict[str, str], Kinds]:
     kinds: dict[str, Any] = {}
     paths: dict[str, str] = {}
+    lines: dict[str, Any] = {}
+    described = []
     names = sorted(p for p in files if p.startswith(KINDS_DIR) and p.endswith(".json") and p.count("/") == 2)
     for path, raw in tree.read_many(names).items():
         schema = _json(path, raw)
@@ -207,10 +225,26 @@ def _load_kinds(tree: Tree, files: dict[str, str]) -> tuple[dict[str, Any], dict
             raise ConfigurationError(f"kind {kind} is defined twice (also in {paths[kind]})", path=path)
         kinds[kind] = schema
         paths[kind] = path
+        lines[path] = _line_in(raw)
+        described.append(describe(kind, path, schema, lines[path]))
     if not kinds:
         raise ConfigurationError(f"no kind schemas found under {KINDS_DIR}",
                                  hint="A platform repo needs schemas/kinds/*.json (see Paved's own repo).")
-    return kinds, paths
+    ordered = Kinds({d.kind: d for d in order_kinds(described)})
+    check_kinds(ordered, lambda path, pointer: lines[path](pointer))
+    plurals: dict[str, str] = {}
+    for d in ordered:
+        if d.plural in plurals:
+            raise ConfigurationError(f"{d.kind} and {plurals[d.plural]} share the plural {d.plural!r}", path=d.path,
+                                     line=lines[d.path]("/x-paved/plural"))
+        plurals[d.plural] = d.kind
+    return {k: kinds[k] for k in ordered.names}, paths, ordered
+
+
+def _unknown_kind(kind: str, kinds: Iterable[str], path: str, line: int, what: str) -> ConfigurationError:
+    known = list(kinds)
+    return ConfigurationError(f"{what} names the unknown kind {kind!r}", path=path, line=line,
+                              hint=f"The kinds are {', '.join(known)} (one schema each under {KINDS_DIR}).")
 
 
 def _load_policies(tree: Tree, files: dict[str, str], kinds: dict[str, Any]) -> tuple[Policy, ...]:
@@ -231,9 +265,9 @@ def _load_policies(tree: Tree, files: dict[str, str], kinds: dict[str, Any]) -> 
         stem = path.rsplit("/", 1)[1].removesuffix(".json")
         if doc.get("id") != stem:
             raise ConfigurationError(f"the policy id {doc.get('id')!r} must equal the file name {stem!r}", path=path)
-        unknown = [k for k in doc.get("kinds", []) if k not in kinds]
-        if unknown:
-            raise ConfigurationError(f"the policy names unknown kinds: {', '.join(unknown)}", path=path)
+        for i, kind in enumerate(doc.get("kinds", [])):
+            if kind not in kinds:
+                raise _unknown_kind(kind, kinds, path, _line_in(raw)(f"/kinds/{i}"), "the policy")
         _check_schema(path, doc["rule"])
         policies.append(Policy(
             id=stem, title=str(doc.get("title", stem)), severity=doc.get("severity", "error"),
@@ -244,7 +278,7 @@ def _load_policies(tree: Tree, files: dict[str, str], kinds: dict[str, Any]) -> 
     return tuple(policies)
 
 
-def _load_prices(tree: Tree, files: dict[str, str]) -> tuple[dict[str, Price], str]:
+def _load_prices(tree: Tree, files: dict[str, str], kinds: Iterable[str]) -> tuple[dict[str, Price], str]:
     if PRICES not in files:
         return {}, "USD"
     loaded = load_yaml(PRICES, tree.read(PRICES))
@@ -257,6 +291,8 @@ def _load_prices(tree: Tree, files: dict[str, str]) -> tuple[dict[str, Price], s
     prices: dict[str, Price] = {}
     for kind, entry in data["prices"].items():
         line = loaded.documents[0].position(f"/prices/{kind}")[0]
+        if kind not in kinds:
+            raise _unknown_kind(str(kind), kinds, PRICES, line, "the price list")
         if not isinstance(entry, dict) or "monthly" not in entry:
             raise ConfigurationError(f"the price of {kind} needs `monthly`", path=PRICES, line=line)
         monthly = entry["monthly"]
@@ -334,9 +370,8 @@ def load_rules(tree: Tree) -> Rules:
                                      path=shown_path(path),
                                      hint="Rename the file: a name may hold no line breaks, tabs or other "
                                           "control characters, and must be valid UTF-8.")
-    kinds, kind_paths = _load_kinds(tree, files)
+    kinds, kind_paths, described = _load_kinds(tree, files)
     policies = _load_policies(tree, files, kinds)
-    prices, currency = _load_prices(tree, files)
+    prices, currency = _load_prices(tree, files, kinds)
     templates = _load_templates(tree, files)
-    ordered = dict(sorted(kinds.items(), key=lambda item: resource_kind_order(item[0])))
-    return Rules(ordered, kind_paths, policies, prices, currency, templates, digest_of(files))
+    return Rules(kinds, kind_paths, policies, prices, currency, templates, digest_of(files), described)

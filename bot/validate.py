@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.errors import ObjectMismatchError
+from bot.kinds import value_at, values_at
 from bot.model import API_VERSION, Finding, Resource, Tree, path_problem, shown_path
 from bot.rules import Rules
 from bot.yamlio import Document, LoadedFile, join, load, resolve_pointer
 
 CATALOG_DIR = "catalog/"
-# Kinds that belong to one Service, named in `spec.service`.
-SERVICE_SCOPED_KINDS = ("Database", "Environment", "Access")
 REQUEST_SUFFIXES = (".yaml", ".yml")
 
 
@@ -229,51 +228,52 @@ class Reference:
     column: int
 
 
-def _references(resource: Resource, doc: Document) -> list[Reference]:
-    spec = resource.spec
+def _references(resource: Resource, doc: Document, rules: Rules) -> list[Reference]:
+    """Every place the request names another resource, as its kind's description says where to look."""
+    described = rules.describe(resource.kind)
+    team = rules.described.team
     found: list[tuple[str, str, Relation]] = []
-    if resource.owner and not (resource.kind == "Team" and resource.owner == resource.name):
-        found.append(("/metadata/owner", f"Team/{resource.owner}", "owner"))
-    if resource.kind in SERVICE_SCOPED_KINDS and isinstance(spec.get("service"), str):
-        found.append(("/spec/service", f"Service/{spec['service']}", "service"))
-    if resource.kind == "Access" and isinstance(spec.get("team"), str):
-        found.append(("/spec/team", f"Team/{spec['team']}", "team"))
-    if resource.kind == "Environment" and isinstance(spec.get("requiredReviewers"), list):
-        found += [(f"/spec/requiredReviewers/{i}", f"Team/{t}", "reviewer")
-                  for i, t in enumerate(spec["requiredReviewers"]) if isinstance(t, str)]
-    if isinstance(spec.get("dependsOn"), list):
-        found += [(f"/spec/dependsOn/{i}", d, "dependsOn")
-                  for i, d in enumerate(spec["dependsOn"]) if isinstance(d, str)]
+    # A team may own itself; that is no reference to check.
+    if team is not None and resource.owner and not (described.is_team and resource.owner == resource.name):
+        found.append((described.owner, f"{team}/{resource.owner}", "owner"))
+    for field_ in described.references:
+        for pointer, value in values_at(resource.data, field_.pointer):
+            if isinstance(value, str):
+                found.append((pointer, value if field_.kind is None else f"{field_.kind}/{value}", field_.relation))
     return [Reference(resource.identity, resource.path, resource.document, pointer, target, relation,
                       *doc.position(pointer))
             for pointer, target, relation in found]
 
 
+def _text(data: dict[str, Any], pointer: str | None) -> str | None:
+    value = value_at(data, pointer)
+    return value if isinstance(value, str) else None
+
+
 def _entry(resource: Resource, doc: Document, rules: Rules) -> Entry:
-    spec = resource.spec
-    budget = resolve_pointer(resource.data, "/spec/budget/monthly") if resource.kind == "Team" else None
+    described = rules.describe(resource.kind)
+    budget = value_at(resource.data, described.budget)
     has_budget = isinstance(budget, int | float) and not isinstance(budget, bool)
-    budget_at = doc.position("/spec/budget/monthly") if has_budget else (0, 0)
-    service = spec.get("service") if resource.kind in SERVICE_SCOPED_KINDS else None
+    budget_at = doc.position(described.budget or "") if has_budget else (0, 0)
+    parent = described.parent
     name_at = doc.position("/metadata/name")
     return Entry(
         identity=resource.identity, kind=resource.kind, name=resource.name, owner=resource.owner,
         path=resource.path, document=resource.document, line=resource.line,
         name_line=name_at[0], name_column=name_at[1],
         cost=rules.monthly_cost(resource.kind, resource.data),
-        service=service if isinstance(service, str) else None,
-        budget=float(budget) if has_budget else None,  # type: ignore[arg-type]
+        service=_text(resource.data, parent.pointer) if parent is not None else None,
+        budget=float(budget) if has_budget else None,
         budget_line=budget_at[0], budget_column=budget_at[1],
-        tier=spec.get("tier") if resource.kind == "Service" and isinstance(spec.get("tier"), str) else None,
-        lifecycle=(spec.get("lifecycle") if resource.kind == "Service"
-                   and isinstance(spec.get("lifecycle"), str) else None),
+        tier=_text(resource.data, described.tier), lifecycle=_text(resource.data, described.lifecycle),
     )
 
 
 def _template_findings(resource: Resource, doc: Document, rules: Rules) -> list[Finding]:
-    """A Service's golden path exists and its parameters fit the template's cookiecutter.json."""
-    template = resource.spec.get("template")
-    if resource.kind != "Service" or not isinstance(template, dict) or not isinstance(template.get("name"), str):
+    """A request's golden path exists and its parameters fit the template's cookiecutter.json."""
+    at_template = rules.describe(resource.kind).template
+    template = value_at(resource.data, at_template)
+    if at_template is None or not isinstance(template, dict) or not isinstance(template.get("name"), str):
         return []
 
     def at(pointer: str, message: str, hint: str | None, rule: str = "catalog.template-parameter") -> Finding:
@@ -283,13 +283,13 @@ def _template_findings(resource: Resource, doc: Document, rules: Rules) -> list[
 
     chosen = rules.templates.get(template["name"])
     if chosen is None:
-        return [at("/spec/template/name", f"there is no golden-path template {template['name']!r} in templates/",
+        return [at(join(at_template, "name"), f"there is no golden-path template {template['name']!r} in templates/",
                    suggest(template["name"], rules.templates)
                    or f"Available: {', '.join(sorted(rules.templates)) or 'none'}.", "catalog.template")]
     parameters = template.get("parameters") or {}
     found: list[Finding] = []
     for key, value in parameters.items() if isinstance(parameters, dict) else ():
-        pointer = join("/spec/template/parameters", key)
+        pointer = join(join(at_template, "parameters"), key)
         parameter = chosen.parameters.get(key)
         if parameter is None:
             known = ", ".join(chosen.parameters) or "none"
@@ -324,7 +324,7 @@ def check_document(doc: Document, path: str, rules: Rules) -> tuple[list[Finding
     name = resolve_pointer(doc.data, "/metadata/name")
     if not isinstance(name, str) or not name:
         return findings, None
-    owner = resolve_pointer(doc.data, "/metadata/owner")
+    owner = value_at(doc.data, rules.describe(kind).owner)
     line = doc.position("/kind")[0]
     resource = Resource(kind=kind, name=name, owner=owner if isinstance(owner, str) else "",
                         path=path, document=doc.index, line=line, data=doc.data)
@@ -338,7 +338,7 @@ def check_loaded(loaded: LoadedFile, blob: str, rules: Rules) -> FileResult:
         doc_findings, resource = check_document(doc, loaded.path, rules)
         findings += doc_findings
         if resource is not None:
-            references = _references(resource, doc)
+            references = _references(resource, doc, rules)
             findings += _template_findings(resource, doc, rules) + _self_dependency(resource, references)
             result.resources.append(resource)
             result.entries.append(_entry(resource, doc, rules))

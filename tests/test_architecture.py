@@ -15,8 +15,8 @@ from tests.conftest import PROJECT
 BOT = PROJECT / "bot"
 # The pure core: plain functions over data. It may use parsing and validation libraries, never the
 # outside world's clients, files or databases, and never the adapters or entry points that wrap it.
-CORE = ["model", "errors", "yamlio", "rules", "validate", "catalog", "plan", "policy_tests", "explain", "render",
-        "catalogue_view"]
+CORE = ["model", "errors", "yamlio", "rules", "kinds", "validate", "catalog", "plan", "policy_tests", "explain",
+        "render", "catalogue_view"]
 OUTSIDE_WORLD = {"github", "git", "fastapi", "starlette", "uvicorn", "cookiecutter", "psycopg", "huey", "redis",
                  "requests", "httpx", "urllib3", "socket", "http",
                  "sqlite3", "os", "pathlib", "shutil", "tempfile", "glob", "subprocess"}
@@ -59,6 +59,29 @@ def test_the_core_opens_no_files(module: Path) -> None:
     calls = [node.func.id for node in ast.walk(ast.parse(module.read_text(encoding="utf-8")))
              if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
     assert "open" not in calls
+
+
+# The kinds Paved's own schemas describe. Everything the core knows about a kind comes from its schema's
+# `x-paved` section (bot/kinds.py), so none of these names may appear in the core as a string, nor as
+# the start of an identity (`"Team/..."`).
+BUILT_IN_KINDS = ("Team", "Service", "Database", "Environment", "Access")
+# Beyond the core, the modules that read kind descriptions rather than naming kinds.
+KIND_AGNOSTIC = [BOT / "audit.py"]
+
+
+def _strings(path: Path) -> list[tuple[int, str]]:
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found.append((node.lineno, node.value))
+    return found
+
+
+@pytest.mark.parametrize("module", core_modules() + KIND_AGNOSTIC, ids=lambda p: p.relative_to(PROJECT).as_posix())
+def test_the_core_names_no_kind(module: Path) -> None:
+    named = [(line, text) for line, text in _strings(module)
+             if text in BUILT_IN_KINDS or any(text.startswith(f"{kind}/") for kind in BUILT_IN_KINDS)]
+    assert named == [], f"{module.name} names kinds; describe them in x-paved instead (docs/kinds.md)"
 
 
 def test_only_the_catalogue_index_speaks_its_sql() -> None:

@@ -10,13 +10,15 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bot.adapters.repo import FolderTree
 from bot.apply import ApplyRecord
 from bot.audit import PendingCommit, as_csv, as_text, parse_resource, parse_since, pull_request_of, trail
 from bot.cli import main
 from bot.errors import UsageError
 from bot.provider import Result
+from bot.rules import load_rules
 from bot.stats import PlanRecord
-from tests.conftest import DATABASE, SERVICE, PlatformRepo
+from tests.conftest import DATABASE, PROJECT, SERVICE, PlatformRepo
 
 
 def applied(revision: str, applied_at: str, resources: dict[str, str], *, pr: int | None = 7,
@@ -71,11 +73,13 @@ def test_since_takes_an_iso_date_or_date_and_time_and_nothing_else() -> None:
 
 
 def test_a_resource_is_kind_slash_name_with_the_kind_in_any_case() -> None:
-    assert parse_resource("service/search") == "Service/search"
+    kinds = load_rules(FolderTree(PROJECT)).described
+    assert parse_resource("service/search", kinds) == "Service/search"
+    assert parse_resource("services/search", kinds) == "Service/search"  # the plural its schema gives
     with pytest.raises(UsageError, match="'search' is not a resource: write KIND/NAME"):
-        parse_resource("search")
+        parse_resource("search", kinds)
     with pytest.raises(UsageError, match="'Bucket' is not a kind of resource"):
-        parse_resource("Bucket/logs")
+        parse_resource("Bucket/logs", kinds)
 
 
 def test_csv_has_a_header_row_and_one_row_per_entry() -> None:

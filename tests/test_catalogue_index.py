@@ -194,7 +194,7 @@ def test_stored_checks_come_back_and_an_overlay_leaves_out_those_in_hidden_files
 def test_policies_are_stale_until_judged_and_again_when_the_service_changes(index: SQLiteCatalogueIndex,
                                                                             rules: Rules) -> None:
     state = stored(index, rules)
-    stale = index.stale_policies(state.id)
+    stale = index.stale_policies(state.id, rules.described.parents())
     assert len(stale) == 5
     context = {s.entry.identity: s.context for s in stale}
     assert context["Team/payments"] == "-"  # not scoped to a service
@@ -202,7 +202,7 @@ def test_policies_are_stale_until_judged_and_again_when_the_service_changes(inde
     finding = Finding(path="catalog/databases/orders.yaml", line=0, column=0, pointer="/spec", message="too big",
                       severity="warning", rule="size")
     index.set_policies((s, [finding] if s.entry.identity == "Database/orders" else []) for s in stale)
-    assert index.stale_policies(state.id) == []
+    assert index.stale_policies(state.id, rules.described.parents()) == []
     assert index.policy_findings(Scope(state.id)) == [finding]
     assert index.policy_findings(Scope(state.id), except_services={"checkout"}) == []
     [kept] = index.service_policies(Scope(state.id), ["checkout"])
@@ -212,7 +212,7 @@ def test_policies_are_stale_until_judged_and_again_when_the_service_changes(inde
     critical = service(rules, "checkout", "payments", tier="critical")
     with index.transaction():
         changed = index.add_state(RULES, "tree-2", state, [critical.path], [critical])
-    assert {s.entry.identity: s.context for s in index.stale_policies(changed.id)} == {
+    assert {s.entry.identity: s.context for s in index.stale_policies(changed.id, rules.described.parents())} == {
         "Service/checkout": "-", "Database/orders": "critical|production"}
 
 
@@ -288,8 +288,9 @@ def test_pages_of_resources_and_teams_follow_each_other(index: SQLiteCatalogueIn
     state = stored(index, rules).id
     first, second = (index.resource_page(state, Filters(), n, size=3) for n in (1, 2))
     assert [r.identity for r in first + second] == [r.identity for r in index.resource_page(state, Filters(), 1, 9)]
-    assert index.team_page(state, 1, size=1) == ["data"] and index.team_page(state, 2, size=1) == ["payments"]
-    assert index.count_teams(state) == 2
+    assert index.team_page(state, 1, size=1, kind="Team") == ["data"]
+    assert index.team_page(state, 2, size=1, kind="Team") == ["payments"]
+    assert index.count_teams(state, kind="Team") == 2
 
 
 def test_identities_and_references_of_files_are_read_by_path(index: SQLiteCatalogueIndex, rules: Rules) -> None:

@@ -29,7 +29,6 @@ from bot.files import private_file, private_folder
 from bot.model import Finding
 from bot.rules import Rules
 from bot.validate import (
-    SERVICE_SCOPED_KINDS,
     Entry,
     FileResult,
     Reference,
@@ -400,20 +399,27 @@ class SQLiteCatalogueIndex:
 
     # -- policies ----------------------------------------------------------------------------------
 
-    def stale_policies(self, state: int) -> list[StalePolicy]:
-        """The resources of `state` whose policies were never judged, or judged in another service context.
+    def stale_policies(self, state: int, parents: Mapping[str, str]) -> list[StalePolicy]:
+        """The resources of `state` whose policies were never judged, or judged in another context.
 
-        The context is computed here as `bot.catalog.policy_context` computes it, so the rows that did not
-        change never leave SQLite.
+        The context is computed here as `bot.catalog.policy_context` computes it, from the resource each
+        one belongs to (`parents`: kind -> the kind it belongs to), so the rows that did not change never
+        leave SQLite.
         """
-        scoped = ",".join(f"'{k}'" for k in SERVICE_SCOPED_KINDS)
+        if parents:
+            whens = " ".join("WHEN ? THEN ?" for _ in parents)
+            context = (f"CASE WHEN e.service IS NOT NULL AND e.kind IN ({','.join('?' * len(parents))}) "
+                       "THEN COALESCE((SELECT COALESCE(s.tier, 'None') || '|' || COALESCE(s.lifecycle, 'None') "
+                       "FROM entries s INDEXED BY entries_by_identity "
+                       f"WHERE s.state=e.state AND s.identity=(CASE e.kind {whens} END) || '/' || e.service "
+                       "ORDER BY s.path, s.document LIMIT 1), '-') ELSE '-' END")
+            arguments: tuple[Any, ...] = (*parents, *(x for pair in parents.items() for x in pair))
+        else:
+            context, arguments = "'-'", ()
         rows = self._db.execute(
-            f"SELECT rid, {_ENTRY_COLUMNS}, key FROM (SELECT e.rowid AS rid, e.*, CASE WHEN e.kind IN ({scoped}) "
-            "THEN COALESCE((SELECT COALESCE(s.tier, 'None') || '|' || COALESCE(s.lifecycle, 'None') "
-            "FROM entries s INDEXED BY entries_by_identity "
-            "WHERE s.state=e.state AND s.identity='Service/' || e.service ORDER BY s.path, s.document LIMIT 1), '-') "
-            "ELSE '-' END AS key FROM entries e WHERE e.state=?) WHERE context IS NULL OR context != key",
-            (state,)).fetchall()
+            f"SELECT rid, {_ENTRY_COLUMNS}, key FROM (SELECT e.rowid AS rid, e.*, {context} AS key "
+            "FROM entries e WHERE e.state=?) WHERE context IS NULL OR context != key",
+            (*arguments, state)).fetchall()
         return [StalePolicy(row[0], _entry(row[1:]), row[-1]) for row in rows]
 
     def set_policies(self, judged: Iterable[tuple[StalePolicy, list[Finding]]]) -> None:
@@ -424,11 +430,12 @@ class SQLiteCatalogueIndex:
         """Stored policy findings in `scope`, but for the resources belonging to one of `except_services`."""
         found: list[Finding] = []
         if scope.hidden or except_services:
-            kinds, services = ",".join("?" * len(SERVICE_SCOPED_KINDS)), ",".join("?" * len(except_services))
+            # Only a resource that belongs to another has a `service` (`bot.validate`'s entries).
+            services = ",".join("?" * len(except_services))
             rows = self._db.execute(
                 f"SELECT policy FROM entries WHERE state=? AND policy IS NOT NULL{self._filter(scope)} "
-                f"AND (service IS NULL OR kind NOT IN ({kinds}) OR service NOT IN ({services}))",
-                (scope.state, *SERVICE_SCOPED_KINDS, *sorted(except_services)))
+                f"AND (service IS NULL OR service NOT IN ({services}))",
+                (scope.state, *sorted(except_services)))
         else:
             rows = self._db.execute("SELECT policy FROM entries WHERE state=? AND policy IS NOT NULL", (scope.state,))
         for (blob,) in rows:
@@ -524,13 +531,15 @@ class SQLiteCatalogueIndex:
             "SELECT target, relation FROM refs INDEXED BY refs_by_path WHERE state=? AND path=? AND source=?",
             (state, path, source))]
 
-    def team_page(self, state: int, page: int, size: int) -> list[str]:
-        """One page (from 1) of team names, by name."""
+    def team_page(self, state: int, page: int, size: int, *, kind: str) -> list[str]:
+        """One page (from 1) of the names of `kind` (the teams' kind), by name."""
+        # `Kind/` up to `Kind0` ('0' follows '/'): every identity of that kind, by the identity index.
         return [n for (n,) in self._db.execute(
-            "SELECT DISTINCT name FROM entries INDEXED BY entries_by_identity WHERE state=? AND identity >= 'Team/' "
-            "AND identity < 'Team0' ORDER BY identity LIMIT ? OFFSET ?", (state, size, (page - 1) * size))]
+            "SELECT DISTINCT name FROM entries INDEXED BY entries_by_identity WHERE state=? AND identity >= ? "
+            "AND identity < ? ORDER BY identity LIMIT ? OFFSET ?",
+            (state, f"{kind}/", f"{kind}0", size, (page - 1) * size))]
 
-    def count_teams(self, state: int) -> int:
+    def count_teams(self, state: int, *, kind: str) -> int:
         return int(self._db.execute(
-            "SELECT COUNT(DISTINCT identity) FROM entries WHERE state=? AND identity >= 'Team/' AND identity < 'Team0'",
-            (state,)).fetchone()[0])
+            "SELECT COUNT(DISTINCT identity) FROM entries WHERE state=? AND identity >= ? AND identity < ?",
+            (state, f"{kind}/", f"{kind}0")).fetchone()[0])

@@ -61,6 +61,7 @@ from bot.catalogue_view import (
     snippet,
 )
 from bot.errors import PavedError, RevisionError
+from bot.kinds import value_at
 from bot.rules import Rules, load_rules
 from bot.settings import DEFAULT_GITHUB_API_URL, Settings
 
@@ -509,9 +510,11 @@ def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] 
             number = _page(page)
             view = reader.view()
             names = list_teams(view.listings, view.catalogue, number)
-            definitions = view.catalogue.definitions(f"Team/{n}" for n in names)
+            kind = view.snapshot.rules.described.team
+            definitions = view.catalogue.definitions(f"{kind}/{n}" for n in names)
             costs = view.catalogue.team_costs(names)
-            rows = [(n, costs.get(n, 0.0), definitions[f"Team/{n}"][0].budget if f"Team/{n}" in definitions else None)
+            rows = [(n, costs.get(n, 0.0),
+                     definitions[f"{kind}/{n}"][0].budget if f"{kind}/{n}" in definitions else None)
                     for n in names]
             total = count_teams(view.listings, view.catalogue)
             return render("teams.html", section="teams", view=view, rows=rows, page=number, pages=_pages_of(total),
@@ -525,14 +528,17 @@ def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] 
         def build() -> HTMLResponse:
             number = _page(page)
             view = reader.view()
-            identity = f"Team/{name}"
-            found = view.catalogue.resources([identity])
+            kind = view.snapshot.rules.described.team
+            identity = f"{kind}/{name}"
+            found = view.catalogue.resources([identity]) if kind is not None else {}
             if identity not in found:
                 return not_found("teams", f"There is no team {name} in the catalogue.", view)
             request = found[identity]
-            spec = request.spec
-            members = sorted({p for p in spec.get("members") or [] if isinstance(p, str)})
-            maintainers = sorted({p for p in spec.get("maintainers") or [] if isinstance(p, str)})
+            # The first field of people its kind names are the members; the others, the maintainers.
+            people = [{p for p in value_at(request.data, pointer) or [] if isinstance(p, str)}
+                      for pointer in view.snapshot.rules.describe(request.kind).people]
+            members = sorted(people[0]) if people else []
+            maintainers = sorted(set().union(*people[1:]))
             owned = sorted((e for e in view.catalogue.owned_by([name]).get(name, []) if e.identity != identity),
                            key=lambda e: e.identity)
             shown = owned[(number - 1) * PAGE_SIZE:number * PAGE_SIZE]
@@ -641,7 +647,8 @@ def _share(part: int, whole: int) -> str:
 
 
 def _environments(catalogue: Catalogue, request: Any) -> tuple[str, ...]:
-    if request.kind != "Service":
+    """The names a resource's followers are handed (a Service's deployment environments)."""
+    if request.kind not in catalogue.rules.described.parent_kinds():
         return ()
     return catalogue.environments([request.name]).get(request.name, ())
 
@@ -655,7 +662,7 @@ def _snippet_text(rules: Rules, template: str) -> str:
         from bot.yamlio import dump_request
 
         _SNIPPETS[key] = dump_request(snippet(rules, rules.templates[template]),
-                                      schema_comment="../../" + rules.kind_paths["Service"])
+                                      schema_comment="../../" + rules.kind_paths[rules.described.with_template() or ""])
     return _SNIPPETS[key]
 
 
