@@ -1,17 +1,31 @@
-"""Fixtures shared by the whole suite: an isolated home and data folder, and real platform repos in git."""
+"""Fixtures shared by the whole suite: an isolated home and data folder, real platform repos in git, a web app
+served for real, and the sandbox forge held to GitHub's descriptions.
+
+Every test is also watched: whatever the sandbox forge answers or delivers while it runs is checked
+against GitHub's descriptions (`tests/conformance.py`) when it ends, so a new test is covered without
+doing anything and a non-conforming answer fails the test that caused it.
+"""
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import shutil
+import socket
 import subprocess
 import textwrap
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import pytest
+import uvicorn
+import yaml
 from github import Auth, Github
 
 from bot.adapters.catalogue_index import SQLiteCatalogueIndex
@@ -22,6 +36,12 @@ from bot.handlers.pull_request import CHECK_NAME
 from bot.provider import Target
 from bot.render.markdown import MARKER
 from bot.sandbox import Sandbox
+from bot.sandbox.recording import Exchange, SentDelivery, watch
+from bot.settings import Settings
+from bot.web.logs import configure_logging
+
+if TYPE_CHECKING:
+    from tests.conformance import RestConformance, WebhookConformance
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +57,145 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     for name in ("GIT_DIR", "GIT_WORK_TREE", "XDG_DATA_HOME"):
         monkeypatch.delenv(name, raising=False)
     yield home
+
+
+# -- the sandbox held to GitHub's descriptions, test by test ------------------------------------------
+
+
+@dataclass
+class ConformanceWatch:
+    """What the sandbox answers and delivers, each with the test that was running; checked as each test ends.
+
+    Exchanges are named by the test running when they were recorded (from its setup, which starts shared
+    fixtures too, to the end of its teardown, which stops them), and every one not yet checked is checked
+    at the next teardown, so an answer that arrives late is still checked and still named rightly.
+    """
+
+    current: str = ""
+    expects_server_error: set[str] = field(default_factory=set)
+    pending_exchanges: list[tuple[str, Exchange]] = field(default_factory=list)
+    pending_deliveries: list[tuple[str, SentDelivery]] = field(default_factory=list)
+    exchanges: int = 0
+    routes: set[tuple[str, str]] = field(default_factory=set)
+    deliveries: int = 0
+    events: set[str] = field(default_factory=set)
+    seconds: float = 0.0  # spent checking, said in the summary so that a slow check shows
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Built on first use: loading GitHub's REST description takes most of a second, which a run that
+    # never starts a sandbox should not pay.
+    _rest: RestConformance | None = None
+    _webhooks: WebhookConformance | None = None
+
+    def on_exchange(self, exchange: Exchange) -> None:
+        with self.lock:
+            self.pending_exchanges.append((self.current, exchange))
+
+    def on_delivery(self, delivery: SentDelivery) -> None:
+        with self.lock:
+            self.pending_deliveries.append((self.current, delivery))
+
+    def begin(self, item: pytest.Item) -> None:
+        with self.lock:
+            self.current = item.nodeid
+        if item.get_closest_marker("sandbox_expects_server_error"):
+            self.expects_server_error.add(item.nodeid)
+
+    def problems(self) -> list[str]:
+        """Each problem with what was recorded since the last call, naming its test and the request."""
+        with self.lock:
+            exchanges, self.pending_exchanges = self.pending_exchanges, []
+            deliveries, self.pending_deliveries = self.pending_deliveries, []
+        if not exchanges and not deliveries:
+            return []
+        started = time.perf_counter()
+        found: list[str] = []
+        if exchanges:
+            if self._rest is None:
+                from tests.conformance import RestConformance
+
+                self._rest = RestConformance()
+            for test, exchange in exchanges:
+                self.exchanges += 1
+                if exchange.route:
+                    self.routes.add((exchange.method, exchange.route))
+                found += [f"{test or '(outside any test)'}: {exchange.method} {exchange.path} -> {exchange.status}: "
+                          f"{problem}" for problem in self._rest.check(
+                              exchange, allow_server_error=test in self.expects_server_error)]
+        if deliveries:
+            if self._webhooks is None:
+                from tests.conformance import WebhookConformance
+
+                self._webhooks = WebhookConformance()
+            for test, delivery in deliveries:
+                self.deliveries += 1
+                self.events.add(f"{delivery.event}.{delivery.action}" if delivery.action else delivery.event)
+                found += [f"{test or '(outside any test)'}: webhook to {delivery.url}: {problem}"
+                          for problem in self._webhooks.check(delivery)]
+        self.seconds += time.perf_counter() - started
+        return list(dict.fromkeys(found))
+
+
+def _unlike_github(problems: list[str]) -> str:
+    shown = "\n".join(problems[:50]) + (f"\n... and {len(problems) - 50} more" if len(problems) > 50 else "")
+    return f"the sandbox answered unlike GitHub's descriptions (tests/conformance.py):\n{shown}"
+
+
+_WATCH = ConformanceWatch()
+# What fails the run outside any test, said in the terminal summary.
+_SESSION_PROBLEMS = pytest.StashKey[list[str]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sandbox_expects_server_error: the test provokes a 500 on purpose; "
+                                       "the conformance check accepts it (still GitHub-shaped)")
+    config.stash[_SESSION_PROBLEMS] = []
+    config.add_cleanup(watch(_WATCH.on_exchange, _WATCH.on_delivery))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Name the test before its fixtures start: a module's shared sandbox is started by its first test."""
+    _WATCH.begin(item)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, None, None]:
+    """Once the test's fixtures are stopped (its sandbox with them), what it made the sandbox say must conform;
+    an answer that does not is an error in this test's teardown, naming the request."""
+    try:
+        yield
+    finally:
+        problems = _WATCH.problems()
+        if problems:
+            pytest.fail(_unlike_github(problems), pytrace=False)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Answers recorded after the last teardown (a sandbox thread finishing late) are checked too."""
+    problems = _WATCH.problems()
+    if problems:
+        session.config.stash[_SESSION_PROBLEMS].append(_unlike_github(problems))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """What the conformance check covered in this run, in one line; and what fails the run outside any test."""
+    for problem in config.stash.get(_SESSION_PROBLEMS, []):
+        terminalreporter.write_line(problem, red=True)
+    if not _WATCH.exchanges and not _WATCH.deliveries:
+        return
+    terminalreporter.write_line(
+        f"sandbox conformance: {_WATCH.exchanges} REST answers over {len(_WATCH.routes)} operations and "
+        f"{_WATCH.deliveries} webhook payloads over {len(_WATCH.events)} event kinds checked against GitHub's "
+        f"descriptions in {_WATCH.seconds:.1f} s ({', '.join(sorted(_WATCH.events))})")
+    from bot.sandbox.endpoints import all_routes
+
+    served = {(r.method, r.template) for r in all_routes().routes}
+    idle = sorted(f"{method} {route}" for method, route in served - _WATCH.routes)
+    whole_suite = not (config.option.file_or_dir or config.option.keyword or config.option.markexpr)
+    if idle and whole_suite:  # a part of the suite leaves most routes idle, which says nothing
+        terminalreporter.write_line(f"sandbox routes no test called: {', '.join(idle)}")
 
 
 class PlatformRepo:
@@ -273,6 +432,66 @@ def missing(what: str, how: str) -> NoReturn:
     if in_ci():
         pytest.fail(f"{what}; CI must provide it", pytrace=False)
     pytest.skip(f"{what}. {how}")
+
+
+# -- a web app served for real, its log, and cookiecutter kept to itself ------------------------------
+
+
+@contextmanager
+def serving(app: Any, *, lifespan: Literal["on", "off"] = "on", start_seconds: float = 10) -> Iterator[str]:
+    """`app` served by uvicorn in a thread on a free 127.0.0.1 port until the block ends; yields its base URL.
+
+    The socket is bound before the server starts, so the port is known without a race and no other
+    process can take it in between.
+    """
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan=lifespan))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_seconds
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=40)
+        sock.close()
+
+
+@pytest.fixture
+def log_output() -> Iterator[Callable[[Settings], io.StringIO]]:
+    """Configure logging as `paved serve` does, into a buffer; the test's logging is restored afterwards."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+
+    def configure(settings: Settings) -> io.StringIO:
+        buffer = io.StringIO()
+        configure_logging(settings, stream=buffer)
+        return buffer
+
+    yield configure
+    root.handlers[:] = saved_handlers
+    root.setLevel(saved_level)
+
+
+@pytest.fixture(scope="module")
+def isolated_cookiecutter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private HOME and cookiecutter configuration for a module's renderings, so that rendering never reads
+    the user's own; module-wide, because renderings shared by a module's tests are made before any test's
+    own HOME exists."""
+    home = tmp_path_factory.mktemp("home")
+    config = home / "cookiecutter.yaml"
+    config.write_text(
+        yaml.safe_dump({"cookiecutters_dir": str(home / "cookiecutters"), "replay_dir": str(home / "replay")})
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))
+        patch.setenv("USERPROFILE", str(home))
+        patch.setenv("COOKIECUTTER_CONFIG", str(config))
+        yield home
 
 
 POSTGRES_DSN = os.environ.get("PAVED_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -10,8 +10,7 @@ from __future__ import annotations
 import copy
 import io
 import json
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,28 +18,11 @@ import pytest
 
 from bot.adapters.deliveries import pull_request_of
 from bot.settings import Settings
-from bot.web.logs import configure_logging
 from bot.webhook import Delivery
 from tests.service_jobs import log_delivery
 from tests.test_service import EXAMPLES, OPENED, REPO, running, settings_for
 
 OURS = ("bot.", "tests.service_jobs")
-
-
-@pytest.fixture
-def log_output() -> Iterator[Callable[[Settings], io.StringIO]]:
-    """Configure logging as `paved serve` does, into a buffer; the test's logging is restored afterwards."""
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-
-    def configure(settings: Settings) -> io.StringIO:
-        buffer = io.StringIO()
-        configure_logging(settings, stream=buffer)
-        return buffer
-
-    yield configure
-    root.handlers[:] = saved_handlers
-    root.setLevel(saved_level)
 
 
 def delivered(tmp_path: Path, log_output: Callable[[Settings], io.StringIO], example: str, delivery_id: str,

@@ -34,7 +34,6 @@ from typing import Any
 import httpx
 import pytest
 import redis
-import uvicorn
 
 from bot.adapters.deliveries import (
     SCHEMA,
@@ -50,9 +49,8 @@ from bot.adapters.metrics import METRICS_FOLDER
 from bot.adapters.queue import Periodic, RepoBusy, Work, WorkQueue, every, make_queue
 from bot.settings import Secret, Settings
 from bot.web.app import create_app
-from bot.web.logs import configure_logging
 from bot.webhook import MAX_BODY_BYTES, Delivery, signature
-from tests.conftest import PROJECT, missing
+from tests.conftest import PROJECT, missing, serving
 from tests.service_jobs import log_delivery
 
 EXAMPLES = Path(__file__).parent / "data" / "github" / "webhooks"
@@ -125,23 +123,12 @@ def running(settings: Settings, job: Callable[[Delivery, Work], None], periodic:
     deliveries = deliveries or open_delivery_log(settings)
     queue = queue or make_queue(settings, deliveries, job, periodic, busy_retry_seconds=0.2)
     app = create_app(settings, queue, deliveries, consumers=consumers, max_body_bytes=max_body_bytes)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    service = Service(f"http://127.0.0.1:{sock.getsockname()[1]}", queue, deliveries)
-    try:
-        yield service
-    finally:
-        service.client.close()
-        server.should_exit = True
-        thread.join(timeout=40)
-        sock.close()
+    with serving(app) as url:
+        service = Service(url, queue, deliveries)
+        try:
+            yield service
+        finally:
+            service.client.close()
 
 
 def assert_message_only(response: httpx.Response) -> str:
@@ -592,22 +579,6 @@ def test_the_periodic_schedule_fires_every_n_minutes_around_the_clock() -> None:
 
 
 # -- logging -----------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def log_output() -> Iterator[Callable[[Settings], io.StringIO]]:
-    """Configure logging as `paved serve` does, into a buffer; the test's logging is restored afterwards."""
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-
-    def configure(settings: Settings) -> io.StringIO:
-        buffer = io.StringIO()
-        configure_logging(settings, stream=buffer)
-        return buffer
-
-    yield configure
-    root.handlers[:] = saved_handlers
-    root.setLevel(saved_level)
 
 
 def test_every_log_line_about_a_delivery_carries_its_id_event_and_repository(

@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,19 +50,8 @@ GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
 JINJA_SYNTAX = ("{{", "{%")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def isolated_cookiecutter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A private HOME and cookiecutter configuration, so rendering never reads the user's own."""
-    home = tmp_path_factory.mktemp("home")
-    config = home / "cookiecutter.yaml"
-    config.write_text(
-        yaml.safe_dump({"cookiecutters_dir": str(home / "cookiecutters"), "replay_dir": str(home / "replay")})
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HOME", str(home))
-        patch.setenv("USERPROFILE", str(home))
-        patch.setenv("COOKIECUTTER_CONFIG", str(config))
-        yield home
+# Every rendering, the module's shared ones included, with a private HOME and cookiecutter configuration.
+pytestmark = pytest.mark.usefixtures("isolated_cookiecutter")
 
 
 @pytest.fixture(scope="module")

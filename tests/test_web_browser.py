@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import socket
 import struct
-import threading
 import time
 import zlib
 from collections import Counter
@@ -29,7 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from fastapi import FastAPI
 
 from bot.adapters.deliveries import open_delivery_log
 from bot.adapters.queue import make_queue
@@ -38,7 +36,7 @@ from bot.settings import Secret, Settings
 from bot.web.app import create_app
 from bot.web.jobs import handle_delivery, reconcile
 from bot.web.signin import COOKIE, sign_session
-from tests.conftest import PROJECT, missing
+from tests.conftest import PROJECT, missing, serving
 
 INSTALL = "apt-get install -y chromium chromium-driver"
 WEBHOOK_SECRET = "a-webhook-secret-for-the-browser-tests"
@@ -82,28 +80,11 @@ def _people(seed: Path) -> list[str]:
     return sorted(logins - {"alice"})
 
 
-@dataclass
-class _Served:
-    url: str
-    server: uvicorn.Server
-    thread: threading.Thread
-
-
-def _serve(settings: Settings) -> _Served:
-    """Paved's app (the real `create_app`: webhooks, catalogue, sign-in; two consumer threads) on loopback."""
+def _paved(settings: Settings) -> FastAPI:
+    """Paved's app (the real `create_app`: webhooks, catalogue, sign-in; two consumer threads)."""
     deliveries = open_delivery_log(settings)
     queue = make_queue(settings, deliveries, handle_delivery, reconcile)
-    app = create_app(settings, queue, deliveries, consumers=2)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "Paved's service did not start"
-        time.sleep(0.02)
-    return _Served(f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread)
+    return create_app(settings, queue, deliveries, consumers=2)
 
 
 def _wait_until_applied(forge: Sandbox, token: str, platform_url: str) -> None:
@@ -161,17 +142,13 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
                 webhook_secret=Secret(WEBHOOK_SECRET), github_client_id=app.client_id,
                 github_client_secret=Secret(forge.create_client_secret(app.id)),
                 session_secret=Secret(SESSION_SECRET))
-            served = _serve(settings)
-            try:
-                forge.set_app_webhook(app.id, served.url + "/webhooks/github", WEBHOOK_SECRET)
-                forge.set_callback_urls(app.id, [served.url + "/oauth/callback"])
+            with serving(_paved(settings), start_seconds=30) as url:
+                forge.set_app_webhook(app.id, url + "/webhooks/github", WEBHOOK_SECRET)
+                forge.set_callback_urls(app.id, [url + "/oauth/callback"])
                 forge.push_files("acme", "platform", "main", {"catalog/README.md": "Requests live here.\n"},
                                  by="alice", message="Say where requests live")
-                _wait_until_applied(forge, alice, served.url)
-                yield Platform(forge, served.url, settings)
-            finally:
-                served.server.should_exit = True
-                served.thread.join(timeout=30)
+                _wait_until_applied(forge, alice, url)
+                yield Platform(forge, url, settings)
 
 
 # -- the browser ------------------------------------------------------------------------------------------------

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse
 
@@ -39,31 +35,12 @@ from bot.web.signin import (
     read_session,
     sign_session,
 )
+from tests.conftest import serving
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 SESSION_KEY = "a-session-key-for-the-sign-in-tests"
 TOKEN = "ghp_" + "T0kenForTests" * 2 + "0123456789"
 WEBHOOK = "webhook-secret-for-tests-5f1c9a"
-
-
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """`app` under uvicorn on a free loopback port until the block ends; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 class Clock:
@@ -129,7 +106,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
             github_client_id=app.client_id, github_client_secret=Secret(forge.create_client_secret(app.id)),
             session_secret=Secret(SESSION_KEY))
         clock = Clock()
-        with serving(stand_in_catalogue(SignIn(settings, "acme/platform", clock=clock))) as url:
+        with serving(stand_in_catalogue(SignIn(settings, "acme/platform", clock=clock)), lifespan="off") as url:
             forge.set_callback_urls(app.id, [url + "/oauth/callback"])
             yield Site(forge, url, clock)
 
@@ -288,7 +265,7 @@ def test_while_github_is_away_the_last_answer_holds_and_is_asked_again_a_minute_
     github, clock = UnreachableGitHub(), Clock()
     signed_in = sign_session({"login": "erin", "since": int(clock.now), "checked": int(clock.now), "read": True},
                              SESSION_KEY)
-    with serving(stand_in_catalogue(SignIn(settings, "acme/platform", github, clock=clock))) as url, \
+    with serving(stand_in_catalogue(SignIn(settings, "acme/platform", github, clock=clock)), lifespan="off") as url, \
             httpx.Client(base_url=url, timeout=10, cookies={COOKIE: signed_in}) as erin:
         clock.now += RECHECK_SECONDS + 1
         assert erin.get("/", headers=HTML).text.endswith("<p>for erin</p>")
@@ -324,7 +301,8 @@ def test_after_signing_in_a_visitor_goes_back_only_to_this_site(asked: str | Non
 
 def test_without_sign_in_settings_the_catalogue_is_open(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
-    with serving(stand_in_catalogue(SignIn(settings, "acme/platform"))) as url, httpx.Client(timeout=10) as client:
+    with serving(stand_in_catalogue(SignIn(settings, "acme/platform")), lifespan="off") as url, \
+            httpx.Client(timeout=10) as client:
         page = client.get(url + "/", headers=HTML)
         assert page.status_code == 200 and page.text.endswith("<p>for anyone</p>")
         assert "set-cookie" not in page.headers

@@ -1,9 +1,7 @@
-"""Fixtures for the sandbox forge's tests, and the conformance recorder that watches all of them.
+"""Fixtures for the sandbox forge's tests: a forge, the people in it, a webhook receiver.
 
-Every REST answer and webhook payload the sandbox produces during the session is recorded (see
-`bot/sandbox/recording.py`) with the test that caused it; at the end of the session all of them are
-checked against GitHub's descriptions (`conformance.py`) and any that does not conform fails the
-run, so a new test is covered without doing anything.
+The conformance check that holds every sandbox answer to GitHub's descriptions watches the whole suite
+(`tests/conftest.py`), these tests included.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,88 +19,6 @@ import pytest
 from github import Auth, Github
 
 from bot.sandbox import Sandbox, User
-from bot.sandbox.recording import Exchange, SentDelivery, watch
-
-from .conformance import RestConformance, WebhookConformance
-
-# -- the recorder ------------------------------------------------------------------------------------------------
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "sandbox_expects_server_error: the test provokes a 500 on purpose; "
-                                       "the conformance check accepts it (still GitHub-shaped)")
-
-
-@dataclass
-class Recorder:
-    current_test: str = ""
-    expected_server_errors: set[str] = field(default_factory=set)
-    exchanges: list[tuple[str, Exchange]] = field(default_factory=list)
-    deliveries: list[tuple[str, SentDelivery]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def on_exchange(self, exchange: Exchange) -> None:
-        with self.lock:
-            self.exchanges.append((self.current_test, exchange))
-
-    def on_delivery(self, delivery: SentDelivery) -> None:
-        with self.lock:
-            self.deliveries.append((self.current_test, delivery))
-
-
-_RECORDER = Recorder()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def conformance() -> Iterator[Recorder]:
-    """Records the whole session; at its end, every recorded answer must conform to GitHub's descriptions."""
-    stop = watch(_RECORDER.on_exchange, _RECORDER.on_delivery)
-    yield _RECORDER
-    stop()
-    if not _RECORDER.exchanges and not _RECORDER.deliveries:
-        return
-    problems = []
-    if _RECORDER.exchanges:
-        rest = RestConformance()
-        for test, exchange in _RECORDER.exchanges:
-            for problem in rest.check(exchange, allow_server_error=test in _RECORDER.expected_server_errors):
-                problems.append(f"{test}: {exchange.method} {exchange.path} -> {exchange.status}: {problem}")
-    if _RECORDER.deliveries:
-        hooks = WebhookConformance()
-        for test, delivery in _RECORDER.deliveries:
-            for problem in hooks.check(delivery):
-                problems.append(f"{test}: webhook {problem}")
-    if problems:
-        unique = list(dict.fromkeys(problems))
-        pytest.fail(f"{len(unique)} answers do not conform to GitHub's descriptions:\n" + "\n".join(unique[:200]),
-                    pytrace=False)
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """One line saying what the conformance check covered in this run."""
-    if not _RECORDER.exchanges and not _RECORDER.deliveries:
-        return
-    routes = {(e.method, e.route) for _, e in _RECORDER.exchanges if e.route}
-    events = {f"{d.event}.{d.action}" if d.action else d.event for _, d in _RECORDER.deliveries}
-    terminalreporter.write_line(
-        f"sandbox conformance: {len(_RECORDER.exchanges)} REST answers over {len(routes)} operations and "
-        f"{len(_RECORDER.deliveries)} webhook payloads over {len(events)} event kinds checked against GitHub's "
-        f"descriptions ({', '.join(sorted(events))})")
-    from bot.sandbox.endpoints import all_routes
-
-    served = {(r.method, r.template) for r in all_routes().routes}
-    idle = sorted(f"{method} {route}" for method, route in served - routes)
-    if idle and len(routes) > 20:  # only worth saying for a whole-suite run
-        terminalreporter.write_line(f"sandbox routes no test called: {', '.join(idle)}")
-
-
-@pytest.fixture(autouse=True)
-def _name_the_test(request: pytest.FixtureRequest) -> Iterator[None]:
-    _RECORDER.current_test = request.node.nodeid
-    if request.node.get_closest_marker("sandbox_expects_server_error"):
-        _RECORDER.expected_server_errors.add(request.node.nodeid)
-    yield
-    _RECORDER.current_test = ""
-
 
 # -- an isolated environment for git ----------------------------------------------------------------------------
 

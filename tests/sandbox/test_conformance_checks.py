@@ -10,8 +10,7 @@ import json
 import pytest
 
 from bot.sandbox.recording import Exchange, SentDelivery
-
-from .conformance import DATA, RestConformance, WebhookConformance
+from tests.conformance import DATA, RestConformance, WebhookConformance
 
 INDEX = json.loads((DATA / "webhooks" / "index.json").read_text())["examples"]
 VALID_EXAMPLES = [e for e in INDEX if all(e["valid_against"].values())]

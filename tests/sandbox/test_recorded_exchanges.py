@@ -16,8 +16,7 @@ import pytest
 import requests
 
 from bot.sandbox import Sandbox
-
-from .conformance import DATA
+from tests.conformance import DATA
 
 SCENARIOS = sorted(path.stem for path in (DATA / "rest-fixtures").glob("*.json"))
 ORG = "octokit-fixture-org"

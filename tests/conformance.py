@@ -24,7 +24,7 @@ from openapi_core.testing import MockRequest, MockResponse
 
 from bot.sandbox.recording import Exchange, SentDelivery
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "github"
+DATA = Path(__file__).resolve().parent / "data" / "github"
 HOST = "https://api.github.com"
 
 # Sandbox routes GitHub still serves but no longer describes (legacy spellings of described ones).
