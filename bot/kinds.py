@@ -132,6 +132,11 @@ class KindDescription:
 
 def values_at(data: Any, pointer: str) -> Iterator[tuple[str, Any]]:
     """Each (pointer, value) that `pointer` finds in `data`, a `*` token standing for every list item."""
+    if "*" not in pointer:
+        value = value_at(data, pointer, _MISSING)
+        if value is not _MISSING:
+            yield pointer, value
+        return
     nodes: list[tuple[str, Any]] = [("", data)]
     for raw in pointer.split("/")[1:]:
         token = raw.replace("~1", "/").replace("~0", "~")
@@ -145,18 +150,42 @@ def values_at(data: Any, pointer: str) -> Iterator[tuple[str, Any]]:
     yield from nodes
 
 
-def value_at(data: Any, pointer: str | None) -> Any:
-    """The one value at `pointer` in `data` (None when absent, or when no pointer is given)."""
+_MISSING = object()
+
+
+def value_at(data: Any, pointer: str | None, missing: Any = None) -> Any:
+    """The value at `pointer` in `data` (`missing` when absent, or when no pointer is given); a `*`
+    token takes the first item."""
     if pointer is None:
-        return None
-    return next((v for _, v in values_at(data, pointer)), None)
+        return missing
+    if "*" in pointer:
+        return next((v for _, v in values_at(data, pointer)), missing)
+    # Read for every request and field a description names, so walked directly.
+    for raw in pointer.split("/")[1:]:
+        if not isinstance(data, dict):
+            return missing
+        token = raw.replace("~1", "/").replace("~0", "~") if "~" in raw else raw
+        if token not in data:
+            return missing
+        data = data[token]
+    return data
+
+
+_COMPILED: list[Any] = []
+
+
+def _meta_validator() -> Any:
+    """The meta-schema, compiled once per process (rules are loaded for every revision judged)."""
+    if not _COMPILED:
+        import jsonschema_rs
+
+        _COMPILED.append(jsonschema_rs.validator_for(META_SCHEMA))
+    return _COMPILED[0]
 
 
 def describe(kind: str, path: str, schema: Mapping[str, Any], line_of: Any) -> KindDescription:
     """The description of `kind` from its schema (loaded from `path`); `line_of(pointer)` positions
     a problem in the file. Raises `ConfigurationError` when the section is malformed."""
-    import jsonschema_rs
-
     section = schema.get(SECTION)
     if section is None:
         # Without its description a kind would be judged with no references, owners or tiers: refuse it
@@ -165,7 +194,7 @@ def describe(kind: str, path: str, schema: Mapping[str, Any], line_of: Any) -> K
                                  "requests mean to the rest of the catalogue", path=path, line=line_of(""),
                                  hint="Describe the kind (docs/kinds.md); Paved's own schemas/kinds/ describe "
                                       "the built-in kinds.")
-    errors = sorted(jsonschema_rs.validator_for(META_SCHEMA).iter_errors(section),
+    errors = sorted(_meta_validator().iter_errors(section),
                     key=lambda e: [str(t) for t in e.instance_path])
     if errors:
         first = errors[0]
@@ -196,9 +225,15 @@ def describe(kind: str, path: str, schema: Mapping[str, Any], line_of: Any) -> K
 
 @dataclass(frozen=True, slots=True)
 class Kinds:
-    """Every loaded kind's description, in the order kinds sort when nothing else orders them."""
+    """Every loaded kind's description, in the order kinds sort when nothing else orders them; `team` is
+    the kind whose resources are teams (they own every resource), if the rules have one."""
 
     by_kind: dict[str, KindDescription] = field(default_factory=dict)
+    # Asked for every request judged, so worked out once.
+    team: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "team", next((d.kind for d in self.by_kind.values() if d.is_team), None))
 
     def __getitem__(self, kind: str) -> KindDescription:
         found = self.by_kind.get(kind)
@@ -210,11 +245,6 @@ class Kinds:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self.by_kind)
-
-    @property
-    def team(self) -> str | None:
-        """The kind whose resources are teams (they own every resource), if the rules have one."""
-        return next((d.kind for d in self if d.is_team), None)
 
     def order(self, kind: str) -> int:
         """Where resources of `kind` sort when nothing else orders them."""
