@@ -7,9 +7,12 @@ Actions. Nothing here knows one event from another. What it adds is for the job'
 findings as workflow commands (annotations that show even where the token may not write check runs),
 one line saying what happened, and the plan in the job's summary.
 
-A pull request from a fork gets a read-only token: its job plans and reports on its own page as ever,
-holds back the check and the comment, and leaves a record naming the pull request (`bot.handoff`); on
-`workflow_run`, `publish_from_run` checks that record against GitHub, plans the head itself and publishes.
+A pull request's job runs the workflow file as the pull request changed it, so Paved's workflow gives it a
+read-only token (a fork's gets one whatever the workflow asks): the job plans and reports on its own page
+as ever, holds back the check and the comment, and leaves a record naming the pull request
+(`bot.handoff`); on `workflow_run`, from the default branch's workflow and with the platform App's token,
+`publish_from_run` checks that record against GitHub, plans the head itself and publishes `paved/plan`
+as the App, the one source the required check accepts.
 
 Exit codes a workflow can trust: 0 only when the job did what it was for (the plan published, the merge
 applied, the command answered), 1 when the plan has errors (the step fails, as `paved plan` does, `/paved
@@ -33,7 +36,9 @@ from typing import TYPE_CHECKING, Any, cast
 from bot.errors import ConfigurationError, PavedError
 
 if TYPE_CHECKING:
-    from bot.forge import CheckRun, Forge
+    from collections.abc import Iterable, Mapping
+
+    from bot.forge import CheckRun, Forge, Mirror
     from bot.handlers.router import Routed
     from bot.settings import ActionsSettings
     from bot.webhook import Delivery
@@ -45,7 +50,7 @@ EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 CI_VARIABLES = """
 environment (set by GitHub Actions, except the token):
   GITHUB_EVENT_NAME     the event that started the workflow (pull_request, issue_comment, push, ...);
-                        on workflow_run, the plan of a fork's pull request is published (see below)
+                        on workflow_run, the plan of a pull request is published (see below)
   GITHUB_EVENT_PATH     the file holding the event's payload
   GITHUB_TOKEN          the job's token: pass it with `env: GITHUB_TOKEN: ${{ github.token }}`
   GITHUB_REPOSITORY     owner/name of the platform repo
@@ -54,11 +59,13 @@ environment (set by GitHub Actions, except the token):
   GITHUB_STEP_SUMMARY   when set, what Paved did (and the plan) is appended to the job's summary
   GITHUB_RUN_ID, GITHUB_RUN_ATTEMPT   name the run in log lines
   PAVED_DATA_DIR        Paved's data folder (default: $RUNNER_TEMP/paved on a runner)
-  PAVED_PLAN_DIR        where a fork's plan job leaves the record naming its pull request, and where the
-                        workflow_run job finds it (default: $RUNNER_TEMP/paved-plan)
+  PAVED_APP_SLUG        the platform App's slug, when GITHUB_TOKEN is its installation token
+  PAVED_PLAN_DIR        where a read-only plan job leaves the record naming its pull request, and where
+                        the workflow_run job finds it (default: $RUNNER_TEMP/paved-plan)
 
-A fork's pull request gets a read-only token: its job plans, prints the findings and leaves the record;
-the workflow_run job checks the record against GitHub, plans the head itself and publishes.
+A pull request's job with a read-only token plans, prints the findings and leaves the record; the
+workflow_run job, with the platform App's token, checks the record against GitHub, plans the head itself
+and publishes.
 
 exit status: 0 done, 1 the plan has errors or the apply failed, 2 Paved could not run
 """
@@ -90,13 +97,13 @@ def run_ci(settings: ActionsSettings) -> int:
     log.info("delivery %s: %s on %s", delivery.id, delivery.kind, settings.repository)
     if delivery.event == "workflow_run":
         return publish_from_run(settings, delivery)
-    held = fork_pull_request(delivery) is not None and not may_publish(settings)
+    held = pull_request_of(delivery) is not None and not may_publish(settings)
     if not held:
         check_token(settings, delivery)
     # A runner's data folder is thrown away with it: the embedded database default would be lost.
     ctx = replace(context_for(settings.service_settings(), settings.repository), embedded_databases=False)
     if held:
-        ctx = replace(ctx, forge=cast("Forge", HeldForge(ctx.forge)))
+        ctx = replace(ctx, forge=cast("Forge", HeldForge(ctx.forge)), mirror=cast("Mirror", HeldMirror(ctx.mirror)))
     try:
         routed = route(ctx, delivery)
     finally:
@@ -126,30 +133,29 @@ def report(settings: ActionsSettings, kind: str, routed: Routed) -> int:
     return exit_status(routed)
 
 
-# -- pull requests from forks ----------------------------------------------------------------------------
+# -- pull requests: planned read-only, published by the App ----------------------------------------------
 #
-# GitHub runs a fork's pull request workflow with a read-only token and no secrets, whatever the workflow
-# asks, so that code from the fork cannot write to the repository. Paved does as GitHub recommends: the
-# fork's job plans and shows the plan on its own page (annotations, summary), and leaves a record naming
-# the pull request (`bot.handoff`); a `workflow_run` job of the base repository, which may write, makes the
-# plan again itself and publishes it.
+# GitHub runs a pull request's workflow as the pull request changed it, and on a branch of the repository
+# with the repository's secrets: whoever may open a pull request decides what its jobs do. So nothing a
+# pull request's job publishes can be the gate. Paved does as GitHub recommends for untrusted pull
+# requests, for every pull request: the pull request's job, with a read-only token, plans and shows the
+# plan on its own page (annotations, summary), and leaves a record naming the pull request
+# (`bot.handoff`); a `workflow_run` job, which GitHub runs from the default branch's workflow file, makes
+# the plan again itself with the platform App's token and publishes it as the App.
 
-FORK_EVENTS = frozenset({"pull_request", "pull_request_review"})
+PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_review"})
 
 
-def fork_pull_request(delivery: Delivery) -> dict[str, Any] | None:
-    """The pull request of a plan event, when its head is in another repository (a fork); else None."""
-    if delivery.event not in FORK_EVENTS:
+def pull_request_of(delivery: Delivery) -> dict[str, Any] | None:
+    """The pull request of a plan event (`pull_request`, `pull_request_review`); else None."""
+    if delivery.event not in PULL_REQUEST_EVENTS:
         return None
     pr = delivery.payload.get("pull_request")
-    if not isinstance(pr, dict):
-        return None
-    head_repo = ((pr.get("head") or {}).get("repo") or {}).get("full_name")
-    return pr if head_repo != delivery.repository else None
+    return pr if isinstance(pr, dict) else None
 
 
 def may_publish(settings: ActionsSettings) -> bool:
-    """Whether the token may publish the `paved/plan` check (a fork's may not)."""
+    """Whether the token may publish the `paved/plan` check (a read-only job's may not)."""
     from bot.adapters import permissions
 
     return not permissions.missing(settings.api_url, settings.token.reveal(), settings.repository,
@@ -175,29 +181,44 @@ class HeldForge:
         return 0
 
 
+class HeldMirror:
+    """The git mirror, with pushes held back: a read-only token may not push the plan's record (a git note);
+    the publishing job records the plan it publishes."""
+
+    def __init__(self, mirror: Mirror) -> None:
+        self._mirror = mirror
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._mirror, name)
+
+    def push(self, repo: str, refs: Iterable[str], *, expected: Mapping[str, str | None] | None = None) -> None:
+        return None
+
+
 def hand_off(settings: ActionsSettings, delivery: Delivery, routed: Routed) -> Routed:
-    """Leave the record the publishing job needs, and say what the fork's job did instead of publishing."""
+    """Leave the record the publishing job needs, and say what the read-only job did instead of publishing."""
     from bot import handoff
     from bot.handlers.router import Routed
 
-    pr = fork_pull_request(delivery) or {}
+    pr = pull_request_of(delivery) or {}
     if routed.handler != "plan":
         return routed
     record = handoff.Handoff(int(pr["number"]), str(pr["head"]["sha"]), str((pr.get("base") or {}).get("sha")))
     assert settings.plan_dir is not None
     handoff.write(settings.plan_dir, record)
-    result = ("planned; this job's token is read-only (a fork's), so the `Paved publish` workflow publishes "
-              "the check and the comment" if routed.plan is not None else routed.result)
+    result = ("planned; this job's token is read-only, so the `Paved publish` workflow publishes the check "
+              "and the comment as the platform's App" if routed.plan is not None else routed.result)
     return Routed(routed.handler, result, routed.plan, routed.failed, routed.report)
 
 
 def publish_from_run(settings: ActionsSettings, delivery: Delivery) -> int:
-    """`workflow_run`: publish the plan of the fork's pull request whose Paved run has just completed.
+    """`workflow_run`: publish the plan of the pull request whose Paved run has just completed.
 
-    Nothing from the fork is checked out or run, and nothing the fork's job wrote is believed: its record
+    Nothing from the pull request is checked out or run, and nothing its job wrote is believed: its record
     only says which pull request to look at. GitHub's event says which head and which repository the run
-    was for; the pull request must have that head now and come from that repository. Then the plan is
-    made here, from git objects, with the base branch's rules, and published.
+    was for; the pull request must have that head now and come from that repository (a fork, or this
+    repository for a branch of its own). Then the plan is made here, from git objects, with the base
+    branch's rules, and published with this job's token, the platform App's.
     """
     from bot import handoff
     from bot.adapters import permissions
@@ -212,11 +233,8 @@ def publish_from_run(settings: ActionsSettings, delivery: Delivery) -> int:
         run.get("head_repository"), dict) else None
     if not isinstance(head_sha, str) or not handoff.SHA.fullmatch(head_sha) or not isinstance(head_repo, str):
         raise ConfigurationError("the workflow_run event names no head commit and head repository")
-    if run.get("event") not in FORK_EVENTS:
+    if run.get("event") not in PULL_REQUEST_EVENTS:
         return report(settings, delivery.kind, Routed("ignored", f"runs for {run.get('event')} plan nothing"))
-    if head_repo == settings.repository:
-        return report(settings, delivery.kind, Routed(
-            "ignored", "the run was for a branch of this repository: its plan job published the plan itself"))
     record = handoff.read(settings.plan_dir or Path("."))
     if record.head_sha != head_sha:
         raise handoff.HandoffRefused(f"the plan record names head {record.head_sha[:12]}, but GitHub says the run "
@@ -225,7 +243,7 @@ def publish_from_run(settings: ActionsSettings, delivery: Delivery) -> int:
                                   (permissions.PUBLISH_CHECK,))
     if lacking:
         raise ConfigurationError(f"paved ci cannot publish the plan with this token: it lacks {lacking[0]}",
-                                 hint="Grant the publishing job `permissions: checks: write`.")
+                                 hint=PUBLISH_HINT)
     ctx = replace(context_for(settings.service_settings(), settings.repository), embedded_databases=False)
     try:
         pr = ctx.forge.pull_request(settings.repository, record.pull_request)
@@ -250,8 +268,15 @@ def publish_from_run(settings: ActionsSettings, delivery: Delivery) -> int:
 PLAN_EVENTS = frozenset({"pull_request", "pull_request_review", "check_run", "workflow_run"})
 APP_TOKEN_HINT = ("GitHub never grants these to a job's own token (GITHUB_TOKEN). Give this job an installation "
                   "token of the platform's GitHub App instead: mint it with actions/create-github-app-token from "
-                  "the PAVED_APP_ID and PAVED_APP_PRIVATE_KEY secrets, as README.md's \"Paved with nothing to host\" "
-                  "shows.")
+                  "the PAVED_APP_ID and PAVED_APP_PRIVATE_KEY secrets of the `paved` environment, as README.md's "
+                  "\"Paved with nothing to host\" shows.")
+
+
+# `paved/plan` is required from the platform's App, so a check the job's own token published would never
+# let a pull request merge: the publishing job publishes with the App's token.
+PUBLISH_HINT = ("Publish with an installation token of the platform's GitHub App, minted with "
+                "actions/create-github-app-token in a job that declares the `paved` environment, as "
+                "paved-publish.yml does (README.md, \"Paved with nothing to host\").")
 
 
 def check_token(settings: ActionsSettings, delivery: Delivery) -> None:
@@ -282,8 +307,8 @@ def check_token(settings: ActionsSettings, delivery: Delivery) -> None:
     organisation_wide = {permissions.CREATE_TEAMS, permissions.CREATE_REPOS, permissions.SEAL_SECRETS,
                          permissions.MARK_REPOS}
     hint = (APP_TOKEN_HINT if any(m.probe in organisation_wide for m in lacking) else
-            f"Grant the job `permissions: {lacking[0].probe.permission}` in the workflow (a pull request from a "
-            "fork gets a read-only token whatever the workflow asks).")
+            f"Grant the job `permissions: {lacking[0].probe.permission}` in the workflow, or give it the "
+            "platform App's token.")
     raise ConfigurationError(f"paved ci cannot {job} with this token: it lacks "
                              + "; ".join(str(m) for m in lacking), hint=hint)
 

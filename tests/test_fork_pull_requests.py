@@ -1,10 +1,11 @@
-"""Pull requests from forks in GitHub Actions, done the way GitHub recommends.
+"""Pull requests in GitHub Actions, from forks and from branches alike, done the way GitHub recommends.
 
-A fork's pull request runs Paved's workflow with a read-only token and no secrets. Its plan job plans,
-prints the findings as annotations, writes the summary and leaves a record naming the pull request; it
-passes unless the plan has errors. The `Paved publish` workflow (`workflow_run`) then publishes the check
-and the comment with a token that may write, believing nothing the fork's job wrote beyond which pull
-request to look at, and planning the head itself with the base branch's rules.
+A pull request's job runs the workflow as the pull request changed it, so Paved's plan job has a read-only
+token and no secrets (a fork's gets nothing more whatever the workflow asks). It plans, prints the findings
+as annotations, writes the summary and leaves a record naming the pull request; it passes unless the plan
+has errors. The `Paved publish` workflow (`workflow_run`) then publishes the check and the comment with the
+platform App's token, believing nothing the pull request's job wrote beyond which pull request to look at,
+and planning the head itself with the base branch's rules.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 
 from bot.handoff import RECORD
 from tests.conftest import AB_TESTING, REPO, World
-from tests.test_actions_mode import JOB_PERMISSIONS, Runner, paved_ci
+from tests.test_actions_mode import APP_PERMISSIONS, JOB_PERMISSIONS, AppRunner, Runner, paved_ci
 
 GROWTH = "catalog/teams/growth.yaml"
 TEAM_SCHEMA = "schemas/kinds/team.json"
@@ -34,8 +35,9 @@ class ForkRunner(Runner):
 
 
 @dataclass
-class PublishRunner(Runner):
-    """The runner of the `Paved publish` job, started by `workflow_run` in the base repository."""
+class PublishRunner(AppRunner):
+    """The runner of the `Paved publish` job, started by `workflow_run` in the base repository, with the
+    platform App's installation token."""
 
     def publish(self, payload: dict[str, object], record: Path | bytes | None) -> object:
         """Run `paved ci` for `payload`, with `record` as the artifact the download step left."""
@@ -56,11 +58,25 @@ def fork_runner(world: World, tmp_path: Path) -> ForkRunner:
     return ForkRunner(world, folder, world.forge.job_token("acme", "platform", JOB_PERMISSIONS, fork=True))
 
 
+# What paved.yml grants the plan job of every pull request.
+PLAN_JOB_PERMISSIONS = {"contents": "read", "pull_requests": "read"}
+
+
+@pytest.fixture
+def branch_runner(world: World, tmp_path: Path) -> ForkRunner:
+    """The runner of the plan job of a pull request from a branch of the platform repo."""
+    folder = tmp_path / "branch-runner"
+    (folder / "temp").mkdir(parents=True)
+    return ForkRunner(world, folder, world.forge.job_token("acme", "platform", PLAN_JOB_PERMISSIONS))
+
+
 @pytest.fixture
 def publisher(world: World, tmp_path: Path) -> PublishRunner:
+    app = world.forge.create_app("acme", "acme-paved", permissions=APP_PERMISSIONS)
+    installation = world.forge.install_app(app.id, "acme")
     folder = tmp_path / "publish-runner"
     (folder / "temp").mkdir(parents=True)
-    return PublishRunner(world, folder, world.forge.job_token("acme", "platform", JOB_PERMISSIONS))
+    return PublishRunner(world, folder, world.forge.installation_token(installation.id))
 
 
 def fork_change(world: World, files: dict[str, str], branch: str = "idea") -> int:
@@ -161,14 +177,31 @@ def test_the_publishing_job_judges_by_the_base_branchs_rules_not_the_forks(
     assert world.check(number)[0] == "failure"
 
 
-def test_a_run_for_a_branch_of_the_repository_needs_no_publishing(world: World, publisher: PublishRunner) -> None:
+def test_a_branch_of_the_repository_is_planned_read_only_and_published_as_a_forks_is(
+        branch_runner: ForkRunner, publisher: PublishRunner) -> None:
+    world = branch_runner.world
     world.forge.push_files("acme", "platform", "own", reworded(world), by="carol")
     number = world.forge.open_pull_request("acme", "platform", head="own", title="Own", by="carol").number
+    planned = branch_runner.run("pull_request", "opened")
+    assert planned.returncode == 0 and runs_on(world, head(world, number)) == [], planned.stdout + planned.stderr
 
-    done = publisher.publish(world.forge.complete_workflow_run("acme", "platform", number), None)
+    done = publisher.publish(world.forge.complete_workflow_run("acme", "platform", number), branch_runner.record)
 
     assert done.returncode == 0, done.stdout + done.stderr  # type: ignore[attr-defined]
-    assert "its plan job published the plan itself" in done.stdout  # type: ignore[attr-defined]
+    assert runs_on(world, head(world, number)) == ["success"]
+    assert len(world.plan_comments(number)) == 1
+
+
+def test_the_publishing_job_publishes_as_the_platforms_app(fork_runner: ForkRunner,
+                                                           publisher: PublishRunner) -> None:
+    world = fork_runner.world
+    number = fork_change(world, reworded(world))
+    fork_runner.run("pull_request", "opened")
+
+    publisher.publish(world.forge.complete_workflow_run("acme", "platform", number), fork_runner.record)
+
+    commit = world.ctx.forge._repo(REPO).get_commit(head(world, number))  # type: ignore[attr-defined]
+    assert [run.app.slug for run in commit.get_check_runs(filter="all")] == ["acme-paved"]
 
 
 # -- a record the publishing job does not believe ---------------------------------------------------------

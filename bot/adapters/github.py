@@ -401,9 +401,17 @@ class GitHubForge:
         return comment.user is not None and comment.user.login == self._user_login()
 
     def _own_run(self, run: Any) -> bool:
-        """Whether Paved published this check run (only Apps publish check runs)."""
+        """Whether Paved published this check run (only Apps publish check runs).
+
+        Anyone may name a check run `paved/plan`: a pull request can add a workflow job of that name, and
+        GitHub Actions publishes a run for it. Paved's own are its App's, known by id when Paved holds the
+        App's key, and by slug when it acts with an installation token it was handed (`paved ci`).
+        """
         app_id = self.app_id
-        return app_id is None or (run.app is not None and int(run.app.id) == app_id)
+        if app_id is not None:
+            return run.app is not None and int(run.app.id) == app_id
+        slug = self._login.removesuffix("[bot]") if self._login and self._login.endswith("[bot]") else None
+        return slug is None or (run.app is not None and run.app.slug == slug)
 
     def _own_runs(self, repo: str, sha: str, name: str) -> list[Any]:
         return [run for run in self._repo(repo).get_commit(sha).get_check_runs(check_name=name) if self._own_run(run)]

@@ -378,14 +378,16 @@ class ForgeHandle:
         if outside:
             raise ValueError(f"a workflow cannot grant the job's token {', '.join(outside)}")
         target = self._repo(owner, repo)
-        app = self.forge.store.first(App, lambda a: a.slug == "github-actions")
-        if app is None:
-            app, _ = self.forge.create_app(self._admin_account(), "GitHub Actions",
-                                           {name: "write" for name in JOB_TOKEN_PERMISSIONS}, events=[])
-        installation = self.forge.store.first(
-            Installation, lambda i: i.app_id == app.id and i.account_id == target.owner_id)
-        if installation is None:
-            installation = self.forge.install_app(app, self._account(owner))
+        # Jobs start at once: GitHub Actions' app is made and installed by the first, once.
+        with self.forge.store.lock:
+            app = self.forge.store.first(App, lambda a: a.slug == "github-actions")
+            if app is None:
+                app, _ = self.forge.create_app(self._admin_account(), "GitHub Actions",
+                                               {name: "write" for name in JOB_TOKEN_PERMISSIONS}, events=[])
+            installation = self.forge.store.first(
+                Installation, lambda i: i.app_id == app.id and i.account_id == target.owner_id)
+            if installation is None:
+                installation = self.forge.install_app(app, self._account(owner))
         granted = {name: ("read" if fork and level != "none" else level)
                    for name, level in {**permissions, "metadata": "read"}.items() if level != "none"}
         token, _ = self.forge.installation_token(Principal("app", app=app), installation.id,
