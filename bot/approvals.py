@@ -6,10 +6,12 @@ The pull request only proposes; the catalogue on the base branch as it is now de
 - A change to a resource of a guarded tier (by default `production` and `critical`; the higher of its
   tier on the base branch and in the pull request, so lowering a tier does not lower the bar) needs
   an approving review from each of: the team that owns the resource on the base branch, the team
-  that owns the service it refers to (`spec.service` of an Access grant, Database or Environment, before
-  and after the change), and the requester's team (the `metadata.owner` the pull request gives it).
-- A change to a Team always needs approval, whatever the tiers: team membership is what approvals are
-  made of. The team itself (as the base branch has it) and its owners approve.
+  that owns the resource it belongs to (its kind's `belongsTo` reference, such as the `spec.service` of
+  an Access grant, Database or Environment, before and after the change), and the requester's team (the
+  `metadata.owner` the pull request gives it).
+- A change to a team (a resource of the kind whose `x-paved` describes teams) always needs approval,
+  whatever the tiers: team membership is what approvals are made of. The team itself (as the base
+  branch has it) and its owners approve.
 - A team that the base branch does not know (a new team, or one nobody is in) cannot approve anything,
   its own creation least of all: the platform owners approve in its place.
 - A change to the rules (`schemas/`, `templates/`, `paved.yaml`, `.github/`, CODEOWNERS) is a platform
@@ -28,6 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bot.forge import Review
+from bot.kinds import Kinds, value_at
 from bot.model import Change, Resource, RuleChange
 
 GUARDED_TIERS: tuple[str, ...] = ("production", "critical")
@@ -42,13 +45,15 @@ class Authority:
     `resources` are the requests on the base branch (by identity) that the changes touch or refer to;
     `tiers` their tiers there; `people` each team's members and maintainers there. `platform_owners`
     names the teams (or groups, such as a repository's admins) that approve rule changes and new teams,
-    with their people.
+    with their people. `kinds` are the base branch's kind descriptions: which kind is a team, and what
+    each kind belongs to.
     """
 
     resources: Mapping[str, Resource] = field(default_factory=dict)
     tiers: Mapping[str, str | None] = field(default_factory=dict)
     people: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     platform_owners: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    kinds: Kinds = field(default_factory=Kinds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,23 +86,32 @@ def _base_identity(change: Change) -> str:
     return f"{change.kind}/{change.previous_name or change.name}"
 
 
-def _services(*resources: Resource | None) -> set[str]:
-    return {str(r.spec["service"]) for r in resources if r is not None and r.spec.get("service")}
+def parents(kinds: Kinds, *resources: Resource | None) -> set[str]:
+    """The identities of the resources `resources` belong to (their kinds' `belongsTo` references)."""
+    found: set[str] = set()
+    for r in resources:
+        parent = kinds[r.kind].parent if r is not None else None
+        if r is None or parent is None:
+            continue
+        identity = kinds.parent_of(r.kind, str(value_at(r.data, parent.pointer) or "") or None)
+        if identity is not None:
+            found.add(identity)
+    return found
 
 
 def _higher(tiers: Iterable[str | None]) -> int:
     return max((TIER_ORDER.index(t) for t in tiers if t in TIER_ORDER), default=-1)
 
 
-def subjects(changes: Sequence[Change], head: Mapping[str, Resource]) -> tuple[set[str], set[str]]:
+def subjects(changes: Sequence[Change], head: Mapping[str, Resource], kinds: Kinds) -> tuple[set[str], set[str]]:
     """The identities on the base branch that `changes` touch or refer to, and the teams they name:
     what the caller must look up in the base branch's catalogue."""
     identities: set[str] = set()
     for change in changes:
         identities.add(_base_identity(change))
         identities.add(change.identity)
-        identities |= {f"Service/{s}" for s in _services(head.get(change.identity))}
-    teams = {c.owner for c in changes} | {c.name for c in changes if c.kind == "Team"}
+        identities |= parents(kinds, head.get(change.identity))
+    teams = {c.owner for c in changes} | {c.name for c in changes if c.kind == kinds.team}
     return identities, teams
 
 
@@ -107,23 +121,24 @@ def requirements(changes: Sequence[Change], head: Mapping[str, Resource], author
     """The approvals `changes` (and `rule_changes`) need; `head` holds the pull request's requests."""
     bar = min((TIER_ORDER.index(t) for t in guarded if t in TIER_ORDER), default=len(TIER_ORDER))
     needed: dict[str, list[str]] = {}
+    kinds = authority.kinds
     for change in changes:
         base = authority.resources.get(_base_identity(change))
         new = head.get(change.identity) if change.action != "delete" else None
-        services = _services(base, new)
-        tiers = [change.tier, authority.tiers.get(_base_identity(change)),
-                 *(authority.tiers.get(f"Service/{s}") for s in services)]
-        if change.kind != "Team" and _higher(tiers) < bar:
+        above = parents(kinds, base, new)
+        tiers = [change.tier, authority.tiers.get(_base_identity(change)), *(authority.tiers.get(p) for p in above)]
+        is_team = change.kind == kinds.team
+        if not is_team and _higher(tiers) < bar:
             continue
         teams = {change.owner}  # the requester's team
         if base is not None:
             teams.add(base.owner)
-            if change.kind == "Team":
+            if is_team:
                 teams.add(base.name)
-        for service in services:
-            owner = authority.resources.get(f"Service/{service}") or head.get(f"Service/{service}")
-            if owner is not None:
-                teams.add(owner.owner)
+        for identity in above:
+            parent = authority.resources.get(identity) or head.get(identity)
+            if parent is not None:
+                teams.add(parent.owner)
         for team in teams:
             needed.setdefault(team, []).append(change.identity)
     if rule_changes:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.adapters.repo import FolderTree
 from bot.approvals import PLATFORM_OWNERS, Authority, approvals_in_force, requirements, waiting_message
 from bot.forge import Review
 from bot.model import Change, Resource, RuleChange
+from bot.rules import load_rules
+from tests.conftest import PROJECT
 
 HEAD = "a" * 40
 
@@ -20,11 +23,13 @@ CHECKOUT = resource("Service", "checkout", "payments", tier="production")
 TOY = resource("Service", "toy", "growth", tier="experimental")
 PAYMENTS = resource("Team", "payments", "payments", members=["alice", "bob"])
 GROWTH = resource("Team", "growth", "growth", members=["gina", "hugo"])
+# Which kind is a team, and what each kind belongs to, as Paved's bundled kind schemas describe them.
+KINDS = load_rules(FolderTree(PROJECT)).described
 BASE = Authority(
     resources={r.identity: r for r in (CHECKOUT, TOY, PAYMENTS, GROWTH)},
     tiers={"Service/checkout": "production", "Service/toy": "experimental"},
     people={"payments": ("alice", "bob"), "growth": ("gina", "hugo"), "platform": ("maya", "oskar")},
-    platform_owners={"team platform": ("maya", "oskar")})
+    platform_owners={"team platform": ("maya", "oskar")}, kinds=KINDS)
 
 
 def change(action: str, r: Resource, tier: str | None = None) -> Change:

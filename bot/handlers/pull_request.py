@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
-from bot.approvals import Authority, Requirement, label, requirements, subjects, waiting_message
+from bot.approvals import Authority, Requirement, label, parents, requirements, subjects, waiting_message
 from bot.catalog import judge
 from bot.config import RepoConfig, load_config
 from bot.errors import ConfigurationError, PavedError
@@ -87,7 +87,7 @@ def may_approve(ctx: Context, repo: str, login: str) -> bool:
         if not is_platform_repo(tree):
             return False
         catalogue = judge(tree, load_rules(tree), ctx.store)
-        people = catalogue.people(catalogue.names_of("Team"))
+        people = catalogue.people(catalogue.teams())
     except ConfigurationError:
         return False
     finally:
@@ -159,11 +159,12 @@ def base_authority(ctx: Context, repo: str, config: RepoConfig, target: Tree, ru
                    planned: PlannedRequests) -> Authority:
     """Who decides about `planned`, as the base branch (`target`, as it is now) names them."""
     catalogue = judge(target, rules, ctx.store)
-    identities, teams = subjects(planned.plan.all_changes, planned.after)
+    kinds = rules.described
+    identities, teams = subjects(planned.plan.all_changes, planned.after, kinds)
     resources = catalogue.resources(identities)
-    teams |= {r.owner for r in resources.values()} | {r.name for r in resources.values() if r.kind == "Team"}
-    services = {f"Service/{r.spec['service']}" for r in resources.values() if r.spec.get("service")}
-    resources.update(catalogue.resources(services - set(resources)))
+    teams |= {r.owner for r in resources.values()} | {r.name for r in resources.values() if r.kind == kinds.team}
+    above = parents(kinds, *resources.values())
+    resources.update(catalogue.resources(above - set(resources)))
     teams |= {r.owner for r in resources.values()}
     people = catalogue.people(teams)
     platform_owners: dict[str, tuple[str, ...]] = {}
@@ -177,7 +178,7 @@ def base_authority(ctx: Context, repo: str, config: RepoConfig, target: Tree, ru
             platform_owners = {f"team {t} (admin of {repo})": members
                                for t, members in ctx.forge.admin_teams(repo).items()}
     return Authority(resources=resources, tiers=catalogue.tiers(resources), people=people,
-                     platform_owners=platform_owners)
+                     platform_owners=platform_owners, kinds=kinds)
 
 
 # Live state is read for at most this many changes; a larger pull request says the rest are not read.
