@@ -288,9 +288,11 @@ def _tell(story: Story, forge: Any, server: DatabaseServer, settings: Any, servi
     if applied["conclusion"] != "success":
         raise StoryFailed(f"the first apply ended {applied['conclusion']}: {applied['title']}")
 
-    story.say("alice makes paved/plan the required check of main, as SECURITY.md's checklist says")
+    story.say("alice makes paved/plan, from Paved's App, the required check of main, as SECURITY.md's checklist says")
+    # From the App, not from any source: a check run of that name from anyone else passes nothing.
+    required = [{"context": "paved/plan", "app_id": int(settings.github_app_id)}]
     forge_call("PUT", "/repos/acme/platform/branches/main/protection", {
-        "required_status_checks": {"strict": False, "contexts": ["paved/plan"]}, "enforce_admins": False,
+        "required_status_checks": {"strict": False, "checks": required}, "enforce_admins": False,
         "required_pull_request_reviews": None, "restrictions": None})
     story.show("nothing merges into main until Paved's plan passes, and it passes only with the owners' approval")
 
