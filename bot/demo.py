@@ -229,7 +229,7 @@ def run_story(folder: Path, out: Any, *, keep: bool) -> int:
             Settings.from_env({"PAVED_DATA_DIR": str(folder / "paved"), "PAVED_RECONCILE_MINUTES": "0"}),
             github_api_url=forge.api_url, github_app_id=str(app.id), github_private_key=Secret(app.private_key),
             webhook_secret=Secret(SECRET), catalogue_repo="acme/platform",
-            postgres_servers={SERVER_VARIABLE: Secret(server.dsn)} if server.dsn else {})
+            servers={SERVER_VARIABLE: Secret(server.dsn)} if server.dsn else {})
         service = Background(settings)
         service_url = service.url
         forge.set_app_webhook(app.id, f"{service_url}/webhooks/github", SECRET)

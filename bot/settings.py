@@ -97,13 +97,14 @@ class Settings:
     session_secret: Secret | None = None
     public_url: str | None = None
     allow_open: bool = False
-    # Every variable of the environment that holds a PostgreSQL connection string, by name: a platform
-    # repo's `paved.yaml` names which one its databases live on (never the string itself).
-    postgres_servers: Mapping[str, Secret] = field(default_factory=dict, repr=False)
+    # Every variable of the environment that holds a server's address (a PostgreSQL connection string, a
+    # `redis://` or other non-HTTP URL), by name: a platform repo's `paved.yaml` names which one a
+    # provider's resources live on (never the address itself), and each is scrubbed from the logs.
+    servers: Mapping[str, Secret] = field(default_factory=dict, repr=False)
 
-    def postgres_server(self, variable: str) -> Secret | None:
-        """The connection string in `variable`, or None when it is not set (or holds no such string)."""
-        return self.postgres_servers.get(variable)
+    def server(self, variable: str) -> Secret | None:
+        """The server address in `variable`, or None when it is not set (or holds no address)."""
+        return self.servers.get(variable)
 
     @property
     def signin(self) -> bool:
@@ -174,8 +175,8 @@ class Settings:
             password = urllib.parse.urlsplit(self.redis_url.reveal()).password
             if password:
                 values.append(password)
-        for server in self.postgres_servers.values():
-            values += [server.reveal(), *_conninfo_passwords(server.reveal())]
+        for server in self.servers.values():
+            values += [server.reveal(), *_passwords(server.reveal())]
         return tuple(v for v in values if len(v) >= 4)
 
     def private_key(self) -> Secret | None:
@@ -346,8 +347,8 @@ class Settings:
             session_secret=secret("PAVED_SESSION_SECRET"),
             public_url=(text("PAVED_PUBLIC_URL") or "").rstrip("/") or None,
             allow_open=(text("PAVED_ALLOW_OPEN") or "").lower() in ("1", "true", "yes", "on"),
-            postgres_servers={name: Secret(value.strip()) for name, value in env.items()
-                              if looks_like_postgres(value)},
+            servers={name: Secret(value.strip()) for name, value in env.items()
+                     if name not in OWN_SERVERS and looks_like_a_server(value)},
         )
 
 
@@ -495,17 +496,22 @@ class ActionsSettings:
         )
 
 
+# Servers Paved keeps its own state on: never handed to a provider, whatever a `paved.yaml` names.
+OWN_SERVERS = frozenset({"PAVED_REDIS_URL"})
 _CONNINFO = re.compile(r"(?:^|\s)(?:host|hostaddr|dbname|user|port|service)\s*=")
+# A server's URL: any scheme but the web's (an API endpoint is not a server a provider keeps things on).
+_SERVER_URL = re.compile(r"^(?!https?://)[a-z][a-z0-9+.-]*://\S+$")
 
 
-def looks_like_postgres(value: str) -> bool:
-    """Whether `value` is a PostgreSQL URL or a libpq `key=value` connection string."""
+def looks_like_a_server(value: str) -> bool:
+    """Whether `value` is a server's address: a non-HTTP URL (`postgresql://`, `redis://`, …) or a libpq
+    `key=value` connection string."""
     value = value.strip()
-    return value.startswith(("postgresql://", "postgres://")) or bool(_CONNINFO.search(value))
+    return bool(_SERVER_URL.match(value)) or bool(_CONNINFO.search(value))
 
 
-def _conninfo_passwords(dsn: str) -> list[str]:
-    if dsn.startswith(("postgresql://", "postgres://")):
-        password = urllib.parse.urlsplit(dsn).password
+def _passwords(address: str) -> list[str]:
+    if _SERVER_URL.match(address):
+        password = urllib.parse.urlsplit(address).password
         return [urllib.parse.unquote(password)] if password else []
-    return re.findall(r"password\s*=\s*'?([^'\s]+)", dsn)
+    return re.findall(r"password\s*=\s*'?([^'\s]+)", address)

@@ -171,13 +171,11 @@ def platform(tmp_path: Path, queue_plugin: Path, redis_client: redis.Redis, pref
             "checks": "write", "contents": "write", "issues": "write", "pull_requests": "write",
             "metadata": "read"}, webhook_url="http://127.0.0.1:9/webhooks/github", webhook_secret="x" * 32)
         forge.install_app(app.id, "acme")
-        # Paved's settings hand providers only the variables that hold PostgreSQL connection strings
-        # (bot/settings.py, `postgres_servers`), so a Redis URL in the environment would not reach the queue
-        # provider: the test gives it to Paved's settings itself, as they would hold it if they kept it.
+        # The Redis URL reaches the provider as an operator gives it: in the variable paved.yaml names.
         settings = dataclasses.replace(
-            Settings.from_env({"PAVED_DATA_DIR": str(tmp_path / "data")}), github_api_url=forge.api_url,
-            github_app_id=str(app.id), github_private_key=Secret(app.private_key), catalogue_repo=REPO,
-            postgres_servers={VARIABLE: Secret(REDIS_URL)})
+            Settings.from_env({"PAVED_DATA_DIR": str(tmp_path / "data"), VARIABLE: REDIS_URL}),
+            github_api_url=forge.api_url, github_app_id=str(app.id), github_private_key=Secret(app.private_key),
+            catalogue_repo=REPO)
         ctx = context_for(settings, REPO)
         ctx = dataclasses.replace(ctx, providers=tuple(p for p in ctx.providers if "Queue" in p.kinds))
         person = Github(base_url=forge.api_url, auth=Auth.Token(alice.token), retry=None,

@@ -430,12 +430,29 @@ def test_the_server_variable_paved_yaml_names_is_read_from_paved_s_environment()
 
     settings = Settings.from_env({"HOME": "/tmp", "DB_MAIN": "postgresql://paved:s3cret-pw@db:5432/postgres",
                                   "DB_LOCAL": "host=/run/postgresql dbname=postgres password=other-pw",
-                                  "NOT_A_SERVER": "hello"})
-    assert settings.postgres_server("DB_MAIN") is not None
-    assert settings.postgres_server("DB_LOCAL") is not None
-    assert settings.postgres_server("NOT_A_SERVER") is None
+                                  "NOT_A_SERVER": "hello", "AN_API": "https://api.example.com"})
+    assert settings.server("DB_MAIN") is not None
+    assert settings.server("DB_LOCAL") is not None
+    assert settings.server("NOT_A_SERVER") is None
+    assert settings.server("AN_API") is None  # a web endpoint is not a server a provider keeps things on
     assert {"s3cret-pw", "other-pw"} <= set(settings.secret_values())
     assert "s3cret-pw" not in repr(settings)
+
+
+def test_any_servers_address_reaches_the_provider_whose_paved_yaml_names_its_variable() -> None:
+    from bot.settings import Settings
+
+    settings = Settings.from_env({"HOME": "/tmp", "QUEUES": "redis://:queue-pw@cache:6379/2"})
+    found = settings.server("QUEUES")
+    assert found is not None and found.reveal() == "redis://:queue-pw@cache:6379/2"
+    assert "queue-pw" in settings.secret_values()
+
+
+def test_paveds_own_queue_is_never_a_providers_server() -> None:
+    from bot.settings import Settings
+
+    settings = Settings.from_env({"HOME": "/tmp", "PAVED_REDIS_URL": "redis://queue:6379/2"})
+    assert settings.server("PAVED_REDIS_URL") is None
 
 
 def test_the_plan_of_a_new_environment_shows_its_service_s_database_delivering_there(place: Place) -> None:

@@ -63,7 +63,7 @@ def context_for(settings: Settings, repo: str, installation_id: int | None = Non
     mirror = Workspace(settings.mirrors, forge.clone_url, lambda _repo: token_of(client))
 
     def server(variable: str) -> str | None:
-        found = settings.postgres_server(variable)
+        found = settings.server(variable)
         return found.reveal() if found is not None else None
 
     # Paved's own providers and any installed package's, found and built alike (`bot.providers`).
