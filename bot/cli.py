@@ -317,10 +317,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     ctx = _Context(args)
     with GitTree(ctx.root, args.revision) as tree:
-        catalogue = judge(tree, load_rules(tree), ctx.store)
+        rules = load_rules(tree)
+        catalogue = judge(tree, rules, ctx.store)
         resources = catalogue.resources(catalogue.identities())
         organization = args.organization or load_config(tree, settings_schemas(installed())).organization
-    exported = backstage(resources.values(), organization=organization)
+    exported = backstage(resources.values(), organization=organization, kinds=rules.described)
+    if exported.left_out:
+        print(f"note: not exported, since their schemas say nothing about Backstage (x-paved.backstage): "
+              f"{', '.join(exported.left_out)}", file=sys.stderr)
     if args.output is None:
         sys.stdout.write(as_yaml(exported.entities))
         return EXIT_OK

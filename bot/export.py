@@ -1,28 +1,22 @@
 """The catalogue as Backstage entities, so a company running Backstage sees the same catalogue there.
 
-Pure: catalogue resources in, Backstage entity documents out (`paved export backstage` reads the
-resources from git and writes the YAML). Every entity is `backstage.io/v1alpha1` in the `default`
-namespace, and every reference is written in full (`group:default/payments`).
+Pure: catalogue resources and their kinds' descriptions in, Backstage entity documents out (`paved export
+backstage` reads both from git and writes the YAML). Every entity is `backstage.io/v1alpha1` in the
+`default` namespace, and every reference is written in full (`group:default/payments`).
 
-The mapping:
+What a kind becomes is data, the `backstage` part of its `x-paved` section (docs/kinds.md): a Group, a
+Component, a Resource, or an annotation on the entity of what it belongs to (an Access grant is a
+relation, not a thing); its type, annotations and relations. A kind that says nothing there is not
+exported. The rest holds for every kind:
 
-* **Team** -> `Group`, `spec.type: team`. `members` are the team's members and maintainers as `user:`
-  references by GitHub login (the names GitHub organisation importers give users);
-  `profile.displayName` from `spec.displayName`, `profile.email` when `spec.contact` is an address
-  (a chat channel goes to `paved/contact`); `github.com/team-slug`.
-* **Service** -> `Component`, `spec.type: service`; `lifecycle` as in the request (Paved's values are
-  Backstage's own); `owner` the team's group; `system` (below); `dependsOn` from `spec.dependsOn`.
-  Annotations: `github.com/project-slug` (`ORG/NAME`), `paved/tier`, `paved/template`, `paved/access`.
-* **Database** -> `Resource`, `spec.type: database`, `dependencyOf` its service's component, in that
-  component's system; `paved/engine`, `paved/size`.
-* **Environment** -> `Resource`, `spec.type: environment`, `dependencyOf` its service's component;
-  `paved/environment` names the deployment environment in the repository. Databases and
-  environments are both Resources in Backstage, so when a Database has the same name the
-  environment's entity is called `NAME-environment`.
-* **Access** -> no entity (a grant is a relation, not a thing): the `paved/access` annotation of the
-  service's component lists `team:permission` pairs.
-* **System**, for grouping: one per `metadata.labels.domain` of services, or per owning team for a
-  service without one; owned by the team that owns most of its components.
+* `owner` is the owning team's group. A Component's `lifecycle` is read where its kind states one (Paved's
+  values are Backstage's own), `production` when it states none.
+* **System**, for grouping: one per system a Component names (at its kind's `system` pointer, such as the
+  `domain` label, or else its owner), owned by the team that owns most of its components. An entity that
+  is a `dependencyOf` what it belongs to is in that entity's system.
+* Backstage tells entities apart by kind and name, so when resources of two Paved kinds become the same
+  Backstage kind under one name (a Database and an Environment `search`), the one of the kind later in
+  rank order is called `NAME-KIND` (`search-environment`), and references to it follow.
 
 Every entity carries `paved/request`, the path of its request in the platform repo. Paved labels
 become Backstage labels when their values are valid Backstage label values, and `paved.labels/KEY`
@@ -33,10 +27,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
+from bot.kinds import ANNOTATION, Backstage, Kinds, value_at, values_at
 from bot.model import Resource
 from bot.yamlio import dump_request
 
@@ -45,8 +42,10 @@ NAMESPACE = "default"
 # Backstage's rules for entity names and label values (KubernetesValidatorFunctions.isValidObjectName).
 _OBJECT_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
-# The Backstage kind each Paved kind a `dependsOn` reference can name becomes.
-_REFERENCE_KINDS = {"Service": "component", "Database": "resource", "Environment": "resource", "Team": "group"}
+# The order entities are written in, after the systems.
+_ENTITIES = ("Group", "Component", "Resource")
+# Paved's own repo, whose schemas describe the built-in kinds.
+_PAVED = Path(__file__).resolve().parent.parent
 
 
 def _valid_name(value: str) -> bool:
@@ -58,11 +57,22 @@ def ref(kind: str, name: str) -> str:
     return f"{kind.lower()}:{NAMESPACE}/{name}"
 
 
+@cache
+def paved_kinds() -> Kinds:
+    """The kinds Paved's own `schemas/kinds/` describe: those of a caller that has resources but no rules."""
+    from bot.adapters.repo import FolderTree
+    from bot.rules import load_rules
+
+    return load_rules(FolderTree(_PAVED)).described
+
+
 @dataclass(frozen=True, slots=True)
 class Export:
-    """The entities, in the order they are written: systems, groups, components, resources."""
+    """The entities, in the order they are written: systems, groups, components, resources; and the kinds
+    of resources left out because their schemas say nothing about Backstage."""
 
     entities: tuple[dict[str, Any], ...]
+    left_out: tuple[str, ...] = ()
 
     def file_name(self, entity: Mapping[str, Any]) -> str:
         return f"{entity['kind'].lower()}-{entity['metadata']['name']}.yaml"
@@ -90,120 +100,174 @@ def _entity(kind: str, metadata: dict[str, Any], spec: dict[str, Any]) -> dict[s
     return {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}
 
 
-def _systems(services: list[Resource]) -> dict[str, str]:
-    """Service name -> its system: the `domain` label when it makes a valid name, else the owner."""
-    found: dict[str, str] = {}
-    for service in services:
-        domain = (service.metadata.get("labels") or {}).get("domain")
-        found[service.name] = domain if isinstance(domain, str) and _valid_name(domain) else service.owner
+def _scalars(data: Any, pointer: str) -> list[str]:
+    """The values at `pointer` as text: each item of a list, each match of a `*`; nothing empty."""
+    found = [v for _, v in values_at(data, pointer)]
+    items = [item for v in found for item in (v if isinstance(v, list) else [v])]
+    return [str(i) for i in items if isinstance(i, str | int | float) and i != ""]
+
+
+def _text(data: Any, pointers: Iterable[str], separator: str = " ") -> str:
+    """An annotation's text: the values at each pointer (a list's items joined by `, `), joined."""
+    return separator.join(t for t in (", ".join(_scalars(data, p)) for p in pointers) if t)
+
+
+def _names(resources: Iterable[Resource], kinds: Kinds) -> dict[str, str]:
+    """Each resource's entity name. Backstage tells entities apart by kind and name only, so of two
+    resources that would share both, the one of the kind later in rank order (they come in that order)
+    takes its kind as a suffix: the earlier kind keeps the plain name links to it already use."""
+    holders: dict[tuple[str, str], str] = {}
+    names: dict[str, str] = {}
+    for resource in resources:
+        entity = _described(kinds, resource.kind).entity
+        holder = holders.setdefault((entity, resource.name), resource.kind)
+        names[resource.identity] = resource.name if holder == resource.kind \
+            else f"{resource.name}-{resource.kind.lower()}"
+    return names
+
+
+def _described(kinds: Kinds, kind: str) -> Backstage:
+    found = kinds[kind].backstage
+    assert found is not None  # only asked of exported kinds
     return found
 
 
-def backstage(resources: Iterable[Resource], *, organization: str | None = None) -> Export:
-    """Backstage entities for `resources` (a whole catalogue); `organization` is the GitHub
-    organisation the repositories and teams live in, for the `github.com/*-slug` annotations."""
-    by_kind: dict[str, list[Resource]] = {}
-    for resource in sorted(resources, key=lambda r: (r.kind, r.name)):
-        by_kind.setdefault(resource.kind, []).append(resource)
-    teams = {t.name for t in by_kind.get("Team", [])}
-    services = by_kind.get("Service", [])
-    service_names = {s.name for s in services}
-    system_of = _systems(services)
-    databases = {d.name for d in by_kind.get("Database", [])}
-    environment_names = {e.name: f"{e.name}-environment" if e.name in databases else e.name
-                         for e in by_kind.get("Environment", [])}
+def backstage(resources: Iterable[Resource], *, organization: str | None = None,
+              kinds: Kinds | None = None) -> Export:
+    """Backstage entities for `resources` (a whole catalogue) as `kinds` describe them (by default, the
+    kinds of Paved's own schemas); `organization` is the GitHub organisation the repositories and teams
+    live in, for the `githubSlug` annotations."""
+    kinds = paved_kinds() if kinds is None else kinds
+    every = sorted(resources, key=lambda r: (kinds.order(r.kind), r.kind, r.name))
+    left_out = tuple(dict.fromkeys(r.kind for r in every if kinds[r.kind].backstage is None))
+    exported = [r for r in every if kinds[r.kind].backstage is not None]
+    things = [r for r in exported if _described(kinds, r.kind).entity != ANNOTATION]
+    names = _names(things, kinds)
+    by_identity = {r.identity: r for r in things}
 
-    def owner(resource: Resource) -> str:
-        return ref("group", resource.owner)
+    def entity_ref(kind: str, name: str) -> str | None:
+        found = kinds[kind].backstage
+        if found is None or found.entity == ANNOTATION:
+            return None
+        return ref(found.entity, names.get(f"{kind}/{name}", name))
 
-    def reference(target: str) -> str | None:
-        kind, _, name = target.partition("/")
-        if kind == "Environment":
-            name = environment_names.get(name, name)
-        backstage_kind = _REFERENCE_KINDS.get(kind)
-        return ref(backstage_kind, name) if backstage_kind else None
+    def parent(resource: Resource) -> Resource | None:
+        """What `resource` belongs to, when it is in the catalogue and exported as an entity."""
+        reference = kinds[resource.kind].parent
+        name = value_at(resource.data, reference.pointer) if reference is not None else None
+        identity = kinds.parent_of(resource.kind, name) if isinstance(name, str) else None
+        return by_identity.get(identity) if identity else None
 
-    def served(resource: Resource) -> tuple[str | None, str | None]:
-        """The component and system of the service a resource belongs to (when that service exists)."""
-        service = resource.spec.get("service")
-        if isinstance(service, str) and service in service_names:
-            return ref("component", service), ref("system", system_of[service])
-        return None, None
+    systems_of: dict[str, str | None] = {}
 
-    access: dict[str, list[str]] = {}
-    for grant in by_kind.get("Access", []):
-        service, team, permission = (grant.spec.get(k) for k in ("service", "team", "permission"))
-        if isinstance(service, str) and service in service_names:
-            access.setdefault(service, []).append(f"{team}:{permission}")
+    def system(resource: Resource) -> str | None:
+        if resource.identity not in systems_of:
+            systems_of[resource.identity] = None  # a resource that (at length) belongs to itself has none
+            described = _described(kinds, resource.kind)
+            if described.system is not None:
+                label = value_at(resource.data, described.system)
+                systems_of[resource.identity] = label if isinstance(label, str) and _valid_name(label) \
+                    else resource.owner
+            elif described.dependency_of and (owner := parent(resource)) is not None:
+                systems_of[resource.identity] = system(owner)
+        return systems_of[resource.identity]
 
-    systems: dict[str, Counter[str]] = {}
-    for service in services:
-        systems.setdefault(system_of[service.name], Counter())[service.owner] += 1
-    entities: list[dict[str, Any]] = []
-    for name, owners in sorted(systems.items()):
-        team = sorted(owners.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
-        own = name in teams and owners.keys() == {name}  # a team's own services, not a shared domain
-        description = f"The services of the {name} team." if own else f"The services of the {name} domain."
-        entities.append(_entity("System", {"name": name, "description": description}, {"owner": ref("group", team)}))
+    relations: dict[str, dict[str, list[str]]] = {}
+    for resource in exported:
+        described = _described(kinds, resource.kind)
+        target = parent(resource) if described.entity == ANNOTATION else None
+        if target is not None and described.annotation:
+            entry = _text(resource.data, described.value, ":")
+            relations.setdefault(target.identity, {}).setdefault(described.annotation, []).append(entry)
 
-    for team in by_kind.get("Team", []):
-        spec = team.spec
-        people = sorted({p for key in ("members", "maintainers") for p in spec.get(key) or [] if isinstance(p, str)})
-        profile: dict[str, str] = {}
-        if spec.get("displayName"):
-            profile["displayName"] = str(spec["displayName"])
-        contact = str(spec.get("contact") or "")
-        if _EMAIL.match(contact):
-            profile["email"] = contact
-        group_spec: dict[str, Any] = {"type": "team"}
-        if profile:
-            group_spec["profile"] = profile
-        group_spec["children"] = []
-        group_spec["members"] = [ref("user", p) for p in people]
-        annotations = {"github.com/team-slug": f"{organization}/{team.name}" if organization else "",
-                       "paved/contact": contact if contact and not _EMAIL.match(contact) else ""}
-        entities.append(_entity("Group", _metadata(team, team.name, annotations), group_spec))
-
-    for service in services:
-        spec = service.spec
-        template = spec.get("template") or {}
-        annotations = {"github.com/project-slug": f"{organization}/{service.name}" if organization else "",
-                       "paved/tier": str(spec.get("tier") or ""),
-                       "paved/template": str(template.get("name") or "") if isinstance(template, dict) else "",
-                       "paved/access": ", ".join(sorted(access.get(service.name, [])))}
-        component: dict[str, Any] = {"type": "service", "lifecycle": str(spec.get("lifecycle") or "production"),
-                                     "owner": owner(service), "system": ref("system", system_of[service.name])}
-        depends = [r for r in (reference(t) for t in spec.get("dependsOn") or [] if isinstance(t, str)) if r]
-        if depends:
-            component["dependsOn"] = depends
-        entities.append(_entity("Component", _metadata(service, service.name, annotations), component))
-
-    resources_out: list[dict[str, Any]] = []
-    for database in by_kind.get("Database", []):
-        spec = database.spec
-        engine = " ".join(str(spec[k]) for k in ("engine", "version") if spec.get(k))
-        annotations = {"paved/engine": engine, "paved/size": str(spec.get("size") or "")}
-        resources_out.append(_resource(database, database.name, "database", owner(database), served(database),
-                                       annotations))
-    for environment in by_kind.get("Environment", []):
-        spec = environment.spec
-        reviewers = ", ".join(str(t) for t in spec.get("requiredReviewers") or [])
-        annotations = {"paved/environment": str(spec.get("name") or ""), "paved/required-reviewers": reviewers}
-        resources_out.append(_resource(environment, environment_names[environment.name], "environment",
-                                       owner(environment), served(environment), annotations))
-    entities += sorted(resources_out, key=lambda e: str(e["metadata"]["name"]))
-    return Export(tuple(entities))
+    entities = _systems([r for r in things if _described(kinds, r.kind).system is not None], system, kinds,
+                        {r.name for r in every if r.kind == kinds.team})
+    written: list[tuple[int, str, dict[str, Any]]] = []
+    for resource in things:
+        described = _described(kinds, resource.kind)
+        annotations: dict[str, str] = {}
+        if described.github_slug:
+            annotations[described.github_slug] = f"{organization}/{resource.name}" if organization else ""
+        for key, pointers in described.annotations:
+            annotations[key] = _text(resource.data, pointers)
+        spec: dict[str, Any] = {"type": described.type}
+        if described.entity == "Group":
+            spec |= _group(resource, described, annotations)
+        else:
+            if described.entity == "Component":
+                lifecycle = value_at(resource.data, kinds[resource.kind].lifecycle)
+                spec["lifecycle"] = str(lifecycle or "production")
+            spec["owner"] = ref("group", resource.owner)
+            if (named := system(resource)) is not None:
+                spec["system"] = ref("system", named)
+            depends = _depends_on(resource, kinds, entity_ref) if described.depends_on else []
+            if depends:
+                spec["dependsOn"] = depends
+            owner = parent(resource) if described.dependency_of else None
+            if owner is not None:
+                spec["dependencyOf"] = [ref(_described(kinds, owner.kind).entity, names[owner.identity])]
+        for key, entries in relations.get(resource.identity, {}).items():
+            annotations[key] = ", ".join(sorted(entries))
+        name = names[resource.identity]
+        written.append((_ENTITIES.index(described.entity), name,
+                        _entity(described.entity, _metadata(resource, name, annotations), spec)))
+    # Stable: of one name, the kind earlier in rank order first.
+    entities += [e for *_, e in sorted(written, key=lambda w: (w[0], w[1]))]
+    return Export(tuple(entities), left_out)
 
 
-def _resource(resource: Resource, name: str, kind: str, owner: str, served: tuple[str | None, str | None],
-              annotations: dict[str, str]) -> dict[str, Any]:
-    component, system = served
-    spec: dict[str, Any] = {"type": kind, "owner": owner}
-    if system:
-        spec["system"] = system
-    if component:
-        spec["dependencyOf"] = [component]
-    return _entity("Resource", _metadata(resource, name, annotations), spec)
+def _group(resource: Resource, described: Backstage, annotations: dict[str, str]) -> dict[str, Any]:
+    """A Group's spec past its type; a contact that is no email address goes to its annotation."""
+    spec: dict[str, Any] = {}
+    profile: dict[str, str] = {}
+    display = _text(resource.data, [described.display_name]) if described.display_name else ""
+    if display:
+        profile["displayName"] = display
+    contact = _text(resource.data, [described.email]) if described.email else ""
+    if _EMAIL.match(contact):
+        profile["email"] = contact
+    elif contact and described.contact_annotation:
+        annotations[described.contact_annotation] = contact
+    if profile:
+        spec["profile"] = profile
+    spec["children"] = []
+    people = {p for pointer in described.members for p in _scalars(resource.data, pointer)}
+    spec["members"] = [ref("user", p) for p in sorted(people)]
+    return spec
+
+
+def _depends_on(resource: Resource, kinds: Kinds, entity_ref: Callable[[str, str], str | None]) -> list[str]:
+    """The entities the resource's references name (what it belongs to is its `dependencyOf` instead);
+    a reference to a kind not exported as an entity is left out."""
+    found: list[str] = []
+    for reference in kinds[resource.kind].references:
+        if reference.belongs_to:
+            continue
+        for _, value in values_at(resource.data, reference.pointer):
+            if isinstance(value, str):
+                kind, _, name = (reference.kind, "/", value) if reference.kind else value.partition("/")
+                if (target := entity_ref(kind, name)) is not None:
+                    found.append(target)
+    return found
+
+
+def _systems(members: list[Resource], system: Callable[[Resource], str | None], kinds: Kinds,
+             teams: set[str]) -> list[dict[str, Any]]:
+    """A System for each system the components name, owned by the team that owns most of them."""
+    owners: dict[str, Counter[str]] = {}
+    plurals: dict[str, dict[str, None]] = {}
+    for resource in members:
+        name = system(resource) or resource.owner  # a component's own system rule always names one
+        owners.setdefault(name, Counter())[resource.owner] += 1
+        plurals.setdefault(name, {})[kinds[resource.kind].plural] = None
+    found = []
+    for name, counted in sorted(owners.items()):
+        team = sorted(counted.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+        own = name in teams and counted.keys() == {name}  # a team's own components, not a shared domain
+        what = " and ".join(plurals[name])
+        description = f"The {what} of the {name} team." if own else f"The {what} of the {name} domain."
+        found.append(_entity("System", {"name": name, "description": description}, {"owner": ref("group", team)}))
+    return found
 
 
 def location(file_names: Iterable[str]) -> dict[str, Any]:

@@ -3,9 +3,9 @@
 A kind schema (`schemas/kinds/<kind>.json`) says what a request may hold; its `x-paved` section says
 what the request *means* to the rest of the catalogue: its plural, where its owner is named, which
 fields name other resources (and so what it is applied after), which resource it belongs to, how a
-team's people and budget are found, what a service's tier is, what follows what. The platform repo
-owns these schemas, so a new kind is a schema file: no code names it. `docs/kinds.md` documents the
-vocabulary.
+team's people and budget are found, what a service's tier is, what follows what, what it becomes in
+Backstage. The platform repo owns these schemas, so a new kind is a schema file: no code names it.
+`docs/kinds.md` documents the vocabulary.
 
 Everything here is data. Nothing from a schema is evaluated: pointers are resolved against requests,
 kind names are compared with the loaded kinds, and a malformed section stops the rules with a
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from bot.errors import ConfigurationError
 
@@ -26,6 +26,52 @@ DEFAULT_OWNER = "/metadata/owner"
 # of the list at that place.
 _POINTER = {"type": "string", "pattern": "^(/([^~/]|~[01])*)+$"}
 _KIND = {"type": "string", "pattern": "^[A-Z][A-Za-z0-9]*$"}
+# A Backstage annotation key (an optional DNS-subdomain prefix, then a name), as Backstage validates them.
+_ANNOTATION = {"type": "string", "pattern": r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                                            r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$", "maxLength": 316}
+ANNOTATION = "annotation"
+# How a kind's resources become Backstage entities (`paved export backstage`); see docs/kinds.md. A key
+# that means something for some entities only is refused on the others, so a description cannot seem to
+# say more than the export does.
+_BACKSTAGE: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["entity"],
+    "properties": {
+        "entity": {"enum": ["Group", "Component", "Resource", ANNOTATION]},
+        "type": {"type": "string", "pattern": "^[a-z][a-z0-9-]*$"},
+        "githubSlug": _ANNOTATION,
+        "annotations": {
+            "type": "object",
+            "propertyNames": _ANNOTATION,
+            # One pointer, or several whose values make one text; said without `oneOf`, so a wrong
+            # pointer is reported as a wrong pointer.
+            "additionalProperties": {"type": ["string", "array"], "pattern": _POINTER["pattern"], "minItems": 1,
+                                     "items": _POINTER},
+        },
+        "profile": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"displayName": _POINTER, "email": _POINTER, "contactAnnotation": _ANNOTATION},
+        },
+        "members": {"type": "array", "minItems": 1, "items": _POINTER},
+        "system": _POINTER,
+        "dependsOn": {"type": "boolean"},
+        "dependencyOf": {"type": "boolean"},
+        "annotation": _ANNOTATION,
+        "value": {"type": "array", "minItems": 1, "items": _POINTER},
+    },
+    "allOf": [
+        {"if": {"properties": {"entity": {"const": ANNOTATION}}},
+         "then": {"required": ["annotation", "value"],
+                  "properties": {k: False for k in ("type", "githubSlug", "annotations", "profile", "members",
+                                                    "system", "dependsOn", "dependencyOf")}},
+         "else": {"required": ["type"], "properties": {"annotation": False, "value": False}}},
+        {"if": {"properties": {"entity": {"const": "Group"}}},
+         "then": {"properties": {"system": False, "dependsOn": False, "dependencyOf": False}},
+         "else": {"properties": {"profile": False, "members": False}}},
+    ],
+}
 
 # The meta-schema of an `x-paved` section. Kept in code rather than read from the platform repo, since it
 # is the contract between a schema and this code: a repo cannot describe a kind in words Paved lacks.
@@ -71,6 +117,7 @@ META_SCHEMA: dict[str, Any] = {
         },
         "deletionProtection": _POINTER,
         "keepsData": {"type": "boolean"},
+        "backstage": _BACKSTAGE,
     },
 }
 
@@ -101,6 +148,50 @@ class Follows:
 
 
 @dataclass(frozen=True, slots=True)
+class Backstage:
+    """How resources of a kind become Backstage entities (`x-paved.backstage`, docs/kinds.md).
+
+    `entity` is the Backstage kind, or `annotation` for a kind that is a relation rather than a thing: each
+    resource adds `value` (its values joined by `:`) to the annotation `annotation` of the entity of what
+    it belongs to. `annotations` maps an annotation to the pointers whose values make it (joined by a
+    space). `github_slug` is the annotation that holds `ORG/NAME`. Groups take `display_name`, `email`
+    (a value that is no address goes to `contact_annotation`) and `members`; `system` points at the name
+    of a Component's system; `depends_on` follows the kind's references, `dependency_of` what it belongs
+    to (and puts the entity in that entity's system).
+    """
+
+    entity: Literal["Group", "Component", "Resource", "annotation"]
+    type: str | None = None
+    github_slug: str | None = None
+    annotations: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    display_name: str | None = None
+    email: str | None = None
+    contact_annotation: str | None = None
+    members: tuple[str, ...] = ()
+    system: str | None = None
+    depends_on: bool = False
+    dependency_of: bool = False
+    annotation: str | None = None
+    value: tuple[str, ...] = ()
+
+
+def _backstage(section: Mapping[str, Any] | None) -> Backstage | None:
+    if section is None:
+        return None
+    profile = section.get("profile") or {}
+    return Backstage(
+        entity=section["entity"], type=section.get("type"), github_slug=section.get("githubSlug"),
+        annotations=tuple((name, (p,) if isinstance(p, str) else tuple(p))
+                          for name, p in (section.get("annotations") or {}).items()),
+        display_name=profile.get("displayName"), email=profile.get("email"),
+        contact_annotation=profile.get("contactAnnotation"), members=tuple(section.get("members", ())),
+        system=section.get("system"), depends_on=bool(section.get("dependsOn")),
+        dependency_of=bool(section.get("dependencyOf")), annotation=section.get("annotation"),
+        value=tuple(section.get("value", ())),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class KindDescription:
     """One kind, as its schema's `x-paved` section describes it (defaults where it says nothing)."""
 
@@ -118,6 +209,8 @@ class KindDescription:
     follows: Follows | None = None
     deletion_protection: str | None = None
     keeps_data: bool = False
+    # None: the kind is not exported to Backstage.
+    backstage: Backstage | None = None
 
     @property
     def is_team(self) -> bool:
@@ -211,6 +304,13 @@ def describe(kind: str, path: str, schema: Mapping[str, Any], line_of: Any) -> K
     if sum(1 for r in references if r.belongs_to) > 1:
         raise ConfigurationError(f"{kind} belongs to more than one resource: mark one reference `belongsTo`",
                                  path=path, line=line_of(f"/{SECTION}/references"))
+    exported = _backstage(section.get("backstage"))
+    if exported is not None and (exported.dependency_of or exported.entity == ANNOTATION) \
+            and not any(r.belongs_to for r in references):
+        where = "dependencyOf" if exported.dependency_of else "entity"
+        raise ConfigurationError(f"{kind} is exported to Backstage with what it belongs to, but belongs to none",
+                                 path=path, line=line_of(f"/{SECTION}/backstage/{where}"),
+                                 hint="Mark the reference to its parent `belongsTo: true`.")
     team = section.get("team") or {}
     follows = section.get("follows")
     return KindDescription(
@@ -220,6 +320,7 @@ def describe(kind: str, path: str, schema: Mapping[str, Any], line_of: Any) -> K
         tier=section.get("tier"), lifecycle=section.get("lifecycle"), template=section.get("template"),
         follows=Follows(follows["kind"], follows["name"]) if follows else None,
         deletion_protection=section.get("deletionProtection"), keeps_data=bool(section.get("keepsData")),
+        backstage=exported,
     )
 
 

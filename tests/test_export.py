@@ -17,7 +17,8 @@ from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.repo import FolderTree
 from bot.catalog import judge
 from bot.cli import main
-from bot.export import as_yaml, backstage
+from bot.export import as_yaml, backstage, paved_kinds
+from bot.kinds import Kinds, describe, order_kinds
 from bot.model import Resource
 from bot.rules import load_rules
 from bot.yamlio import load
@@ -146,6 +147,74 @@ def test_the_yaml_stream_reads_back_as_the_same_entities() -> None:
     loaded = load("catalog-info.yaml", as_yaml(entities).encode())
     assert loaded.findings == []
     assert [d.data for d in loaded.documents] == list(entities)
+
+
+# -- kinds described only by their schemas --------------------------------------------------------------
+
+# A Queue as a platform repo would describe it: what it becomes in Backstage is data in its `x-paved`
+# section, and no code of the export names it.
+QUEUE_DESCRIPTION: dict[str, Any] = {
+    "plural": "queues", "rank": 6,
+    "references": [{"pointer": "/spec/service", "kind": "Service", "belongsTo": True}],
+    "backstage": {"entity": "Resource", "type": "queue", "annotations": {"paved/size": "/spec/size"},
+                  "dependencyOf": True},
+}
+
+
+def with_queues(description: dict[str, Any]) -> Kinds:
+    """Paved's own kinds and a Queue kind described by `description`."""
+    queue = describe("Queue", "schemas/kinds/queue.json", {"x-paved": description}, lambda pointer: 0)
+    return Kinds({d.kind: d for d in order_kinds([*paved_kinds(), queue])})
+
+
+def test_a_kind_described_only_by_its_schema_is_exported_as_its_description_says() -> None:
+    service = resource("Service", "search", "growth", {"tier": "production", "lifecycle": "production"},
+                       labels={"domain": "discovery"})
+    queue = resource("Queue", "indexing", "growth", {"service": "search", "size": "small"})
+    exported = backstage([service, queue], kinds=with_queues(QUEUE_DESCRIPTION))
+    entity = by_name(exported.entities, "Resource", "indexing")
+    assert entity["spec"] == {"type": "queue", "owner": "group:default/growth", "system": "system:default/discovery",
+                              "dependencyOf": ["component:default/search"]}
+    assert entity["metadata"]["annotations"]["paved/size"] == "small"
+    assert schema_errors(entity) == [] and exported.left_out == ()
+
+
+def test_a_kind_whose_schema_says_nothing_about_backstage_is_left_out_and_named() -> None:
+    silent = {k: v for k, v in QUEUE_DESCRIPTION.items() if k != "backstage"}
+    service = resource("Service", "search", "growth", {"tier": "production", "lifecycle": "production"})
+    queue = resource("Queue", "indexing", "growth", {"service": "search", "size": "small"})
+    exported = backstage([service, queue], kinds=with_queues(silent))
+    assert [(e["kind"], e["metadata"]["name"]) for e in exported.entities] == [
+        ("System", "growth"), ("Component", "search")]
+    assert exported.left_out == ("Queue",)
+
+
+def test_of_two_kinds_that_become_one_backstage_kind_under_one_name_the_later_ranked_is_suffixed() -> None:
+    service = resource("Service", "search", "growth", {"tier": "production", "lifecycle": "production",
+                                                       "dependsOn": ["Queue/search"]})
+    database = resource("Database", "search", "growth", {"service": "search", "engine": "postgres"})
+    queue = resource("Queue", "search", "growth", {"service": "search", "size": "small"})
+    depending = {**QUEUE_DESCRIPTION, "backstage": {**QUEUE_DESCRIPTION["backstage"], "dependsOn": True}}
+    entities = backstage([service, database, queue], kinds=with_queues(depending)).entities
+    assert by_name(entities, "Resource", "search")["spec"]["type"] == "database"
+    assert by_name(entities, "Resource", "search-queue")["spec"]["type"] == "queue"
+    assert by_name(entities, "Component", "search")["spec"]["dependsOn"] == ["resource:default/search-queue"]
+
+
+def test_a_relation_kind_becomes_an_annotation_on_the_entity_of_what_it_belongs_to() -> None:
+    subscription = {"plural": "subscriptions",
+                    "references": [{"pointer": "/spec/queue", "kind": "Queue", "belongsTo": True},
+                                   {"pointer": "/spec/service", "kind": "Service"}],
+                    "backstage": {"entity": "annotation", "annotation": "paved/subscribers",
+                                  "value": ["/spec/service"]}}
+    kinds = with_queues(QUEUE_DESCRIPTION)
+    extra = describe("Subscription", "schemas/kinds/subscription.json", {"x-paved": subscription}, lambda p: 0)
+    kinds = Kinds({**kinds.by_kind, "Subscription": extra})
+    service = resource("Service", "search", "growth", {"tier": "production", "lifecycle": "production"})
+    queue = resource("Queue", "indexing", "growth", {"service": "search", "size": "small"})
+    subscribers = [resource("Subscription", n, "growth", {"queue": "indexing", "service": n}) for n in ("b", "a")]
+    entity = by_name(backstage([service, queue, *subscribers], kinds=kinds).entities, "Resource", "indexing")
+    assert entity["metadata"]["annotations"]["paved/subscribers"] == "a, b"
 
 
 # -- the command -----------------------------------------------------------------------------------

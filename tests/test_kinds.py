@@ -1,6 +1,7 @@
 """A kind is a schema file: a `Queue` described only by `schemas/kinds/queue.json` and its `x-paved`
 section is validated, checked for references, priced into its team's budget, named by its plural in the
-CLI, listed on the catalogue pages and ordered after what it depends on, and no line of Python names it."""
+CLI, listed on the catalogue pages, ordered after what it depends on and exported to Backstage as it says,
+and no line of Python names it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from bot.model import Plan
 from bot.plan import make_plan, validate_tree
 from bot.rules import load_rules
 from bot.web.catalogue import PlatformSource, catalogue_router
+from bot.yamlio import load
 from tests.conftest import PROJECT, SERVICE, PlatformRepo
 
 QUEUE_SCHEMA: dict[str, Any] = {
@@ -84,6 +86,11 @@ prices:
     field: /spec/size
     monthly: {small: 10, large: 600}
 """
+
+
+# The Queue as Backstage should see it: a Resource of type `queue` its service depends on.
+EXPORTED_QUEUE_SCHEMA: dict[str, Any] = {**QUEUE_SCHEMA, "x-paved": {**QUEUE_SCHEMA["x-paved"], "backstage": {
+    "entity": "Resource", "type": "queue", "annotations": {"paved/size": "/spec/size"}, "dependencyOf": True}}}
 
 
 @pytest.fixture
@@ -185,6 +192,36 @@ def test_it_is_listed_on_the_catalogue_pages(queues: PlatformRepo, tmp_path: Pat
     assert page.status_code == 200 and "Service/checkout" in page.text
 
 
+def test_it_is_exported_to_backstage_as_its_description_says(queues: PlatformRepo,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    queues.write("schemas/kinds/queue.json", json.dumps(EXPORTED_QUEUE_SCHEMA, indent=2))
+    queues.write("catalog/queues/orders.yaml", QUEUE.format(name="orders", owner="payments", service="checkout",
+                                                            size="small"))
+    queues.commit("queues in Backstage")
+    assert main(["export", "backstage", "--repo", str(queues.root)]) == 0
+    written = capsys.readouterr()
+    [queue] = [d.data for d in load("catalog-info.yaml", written.out.encode()).documents
+               if d.data["spec"].get("type") == "queue"]
+    assert queue["metadata"]["name"] == "orders"
+    assert queue["spec"] == {"type": "queue", "owner": "group:default/payments", "system": "system:default/payments",
+                             "dependencyOf": ["component:default/checkout"]}
+    assert queue["metadata"]["annotations"]["paved/size"] == "small"
+    assert "not exported" not in written.err
+
+
+def test_without_a_backstage_description_it_is_left_out_of_the_export_and_named_once(
+        queues: PlatformRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("orders", "refunds"):
+        queues.write(f"catalog/queues/{name}.yaml", QUEUE.format(name=name, owner="payments", service="checkout",
+                                                                 size="small"))
+    queues.commit("queues")
+    target = tmp_path / "catalog-info.yaml"
+    assert main(["export", "backstage", "--repo", str(queues.root), "--output", str(target)]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "not exported" in line]
+    assert len(notes) == 1 and notes[0].endswith(": Queue")
+    assert "queue" not in target.read_text()
+
+
 # -- describing a kind wrongly --------------------------------------------------------------------------
 
 def test_a_malformed_description_stops_the_rules_at_its_line(queues: PlatformRepo) -> None:
@@ -250,3 +287,35 @@ def test_a_kind_schema_without_a_description_is_refused_rather_than_judged_witho
     with pytest.raises(ConfigurationError, match="the schema of Queue has no `x-paved` section") as raised:
         load_rules(FolderTree(queues.root))
     assert raised.value.path == "schemas/kinds/queue.json" and "docs/kinds.md" in (raised.value.hint or "")
+
+
+def test_paved_validate_reports_a_malformed_backstage_description_at_its_line(
+        queues: PlatformRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    backstage = {**EXPORTED_QUEUE_SCHEMA["x-paved"]["backstage"], "annotations": {"paved/size": "spec/size"}}
+    text = json.dumps({**QUEUE_SCHEMA, "x-paved": {**QUEUE_SCHEMA["x-paved"], "backstage": backstage}}, indent=2)
+    queues.write("schemas/kinds/queue.json", text)
+    assert main(["validate", "--repo", str(queues.root)]) == 2
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if '"paved/size": "spec/size"' in row)
+    assert (f"schemas/kinds/queue.json:{line}: `/x-paved/backstage/annotations/paved~1size` is not a valid kind "
+            "description") in capsys.readouterr().err
+
+
+def test_a_backstage_key_that_means_nothing_for_its_entity_is_refused_at_its_line(queues: PlatformRepo) -> None:
+    backstage = {**EXPORTED_QUEUE_SCHEMA["x-paved"]["backstage"], "members": ["/metadata/owner"]}
+    text = json.dumps({**QUEUE_SCHEMA, "x-paved": {**QUEUE_SCHEMA["x-paved"], "backstage": backstage}}, indent=2)
+    queues.write("schemas/kinds/queue.json", text)
+    with pytest.raises(ConfigurationError) as raised:
+        load_rules(FolderTree(queues.root))
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if '"members"' in row)
+    assert (raised.value.path, raised.value.line) == ("schemas/kinds/queue.json", line)
+    assert "/x-paved/backstage/members" in raised.value.message
+
+
+def test_a_dependency_of_what_it_belongs_to_needs_a_reference_it_belongs_to(queues: PlatformRepo) -> None:
+    unattached = {**EXPORTED_QUEUE_SCHEMA["x-paved"], "references": []}
+    text = json.dumps({**QUEUE_SCHEMA, "x-paved": unattached}, indent=2)
+    queues.write("schemas/kinds/queue.json", text)
+    with pytest.raises(ConfigurationError, match="belongs to none") as raised:
+        load_rules(FolderTree(queues.root))
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if '"dependencyOf"' in row)
+    assert (raised.value.path, raised.value.line) == ("schemas/kinds/queue.json", line)
