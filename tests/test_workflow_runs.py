@@ -9,6 +9,7 @@ branch may deploy from, and `paved/plan` is required from that App, as README.md
 
 from __future__ import annotations
 
+import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -276,3 +277,37 @@ def applied_notes(world: World, runner: ActionsRunner) -> int:
     note = subprocess.run(["git", "-C", str(clone), "notes", "--ref=paved", "show", "main"], check=True,
                           capture_output=True, text=True).stdout
     return sum(record.succeeded for record in read_records(note))
+
+
+def notes(world: World, runner: ActionsRunner, ref: str, commit: str) -> str:
+    """The note on `commit` under `refs/notes/<ref>`, as the forge has it."""
+    clone = runner.root / f"{ref}-clone"
+    subprocess.run(["git", "clone", "--quiet", "--bare", world.forge.clone_url("acme", "platform"), str(clone)],
+                   check=True, capture_output=True)
+    subprocess.run(["git", "-C", str(clone), "fetch", "--quiet", "origin", f"refs/notes/{ref}:refs/notes/{ref}"],
+                   check=True, capture_output=True)
+    return subprocess.run(["git", "-C", str(clone), "notes", f"--ref={ref}", "show", commit], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def test_a_published_plan_is_recorded_for_paved_stats_while_an_apply_writes_its_own_note(
+        world: World, runner: ActionsRunner) -> None:
+    for login in ("dana", "erik", "farah", "gina", "hugo", "maya", "oskar", "priya"):
+        world.forge.create_user(login)
+    world.forge.push_files("acme", "platform", "main", without_databases(world), by="alice")
+    merged = world.delivered("push")
+    world.forge.push_files("acme", "platform", "change", reworded(world), by="carol")
+    number = world.forge.open_pull_request("acme", "platform", head="change", title="Reword", by="carol").number
+    [planned] = runner.run_jobs("paved.yml", "pull_request", world.delivered("pull_request", "opened"))
+    assert planned.returncode == 0, planned.output
+
+    with ThreadPoolExecutor(2) as pool:
+        applying = pool.submit(runner.run_jobs, "paved.yml", "push", merged)
+        publishing = pool.submit(publish, world, runner, number)
+        [applied], published = applying.result(), publishing.result()
+
+    assert (applied.returncode, published.returncode) == (0, 0), applied.output + published.output
+    head = world.forge.pull_request("acme", "platform", number).head_sha
+    [plan] = [json.loads(line) for line in notes(world, runner, "paved-plans", head).splitlines() if line.strip()]
+    assert (plan["pull_request"], plan["head"]) == (number, head)
+    assert applied_notes(world, runner) == 1
