@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from bot.apply import read_records
-from bot.catalog import Catalogue
+from bot.catalogue import Catalogue
 from bot.explain import FieldDoc, fields, skeleton
 from bot.rules import Rules, Template
 

@@ -295,7 +295,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def _owners(ctx: _Context, identities: set[str]) -> dict[str, str]:
     """The owning team of each of `identities` still in the catalogue at HEAD."""
     from bot.adapters.repo import GitTree
-    from bot.catalog import judge
+    from bot.catalogue import judge
     from bot.rules import load_rules
 
     try:
@@ -309,7 +309,7 @@ def _owners(ctx: _Context, identities: set[str]) -> dict[str, str]:
 def cmd_export(args: argparse.Namespace) -> int:
     """Write the catalogue as Backstage entities (Groups, Systems, Components, Resources)."""
     from bot.adapters.repo import GitTree
-    from bot.catalog import judge
+    from bot.catalogue import judge
     from bot.config import load_config
     from bot.export import as_files, as_yaml, backstage
     from bot.providers import installed, settings_schemas

@@ -1,7 +1,7 @@
 """From two revisions of the platform repo to a `Plan`; and validation of one revision.
 
 The rules come from the base revision. Work follows what changed: the head's catalogue state is
-derived from the base's (see `catalog.py`), and only resources in changed files are compared.
+derived from the base's (see `catalogue.py`), and only resources in changed files are compared.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import heapq
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.catalog import Catalogue, CatalogueIndex, file_result, judge, overlay
+from bot.catalogue import Catalogue, CatalogueIndex, file_result, judge, overlay
 from bot.errors import ConfigurationError
 from bot.kinds import value_at
 from bot.model import (

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from bot.catalog import CatalogueIndex, judge
+from bot.catalogue import CatalogueIndex, judge
 from bot.model import Finding, MemoryTree, Tree
 from bot.rules import Rules
 

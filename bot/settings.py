@@ -138,7 +138,7 @@ class Settings:
 
     @property
     def catalogue_index(self) -> Path:
-        """Where judged files and catalogue states are kept between runs (see `bot.catalog`)."""
+        """Where judged files and catalogue states are kept between runs (see `bot.catalogue`)."""
         return self.data_dir / "catalogue.sqlite"
 
     @property

@@ -1,7 +1,7 @@
 """Judging one request file on its own: YAML, envelope and the kind's schema.
 
 What needs other files (owners, references, budgets) or the rest of the catalogue (policies that look
-at the owning service) is `catalog.py`'s. Results depend only on the file's bytes, its path and the
+at the owning service) is `catalogue.py`'s. Results depend only on the file's bytes, its path and the
 rules, so they are cached by blob id and rules digest: a plan on a large catalogue re-reads only what
 changed.
 

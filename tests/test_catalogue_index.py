@@ -1,6 +1,6 @@
 """The catalogue index on a real SQLite file: what it keeps, what it answers, and how it survives old files.
 
-The judging itself is `tests/test_catalog.py` and `tests/test_catalogue_state.py`; here the index's own
+The judging itself is `tests/test_catalogue.py` and `tests/test_catalogue_state.py`; here the index's own
 questions are asked directly, with files judged by the project's rules. These tests alone may open the
 index file with `sqlite3` themselves: to write what another version of Paved, or a fault, left there.
 """
@@ -15,7 +15,7 @@ import pytest
 
 from bot.adapters.catalogue_index import KEEP_STATES, SCHEMA_VERSION, SQLiteCatalogueIndex
 from bot.adapters.repo import FolderTree
-from bot.catalog import Check, Scope, State
+from bot.catalogue import Check, Scope, State
 from bot.catalogue_view import Filters
 from bot.model import Finding
 from bot.rules import Rules, load_rules

@@ -10,7 +10,7 @@ import pytest
 
 from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.repo import GitTree
-from bot.catalog import judge, overlay
+from bot.catalogue import judge, overlay
 from bot.model import Finding
 from bot.rules import load_rules
 from tests.conftest import DATABASE, SERVICE, TEAM, PlatformRepo

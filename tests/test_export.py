@@ -15,7 +15,7 @@ from referencing.jsonschema import DRAFT7
 
 from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.repo import FolderTree
-from bot.catalog import judge
+from bot.catalogue import judge
 from bot.cli import main
 from bot.export import as_yaml, backstage, paved_kinds
 from bot.kinds import Kinds, describe, order_kinds

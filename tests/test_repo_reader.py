@@ -18,7 +18,7 @@ import pytest
 
 from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.repo import FolderTree, GitTree, _BatchReader
-from bot.catalog import judge, overlay
+from bot.catalogue import judge, overlay
 from bot.errors import ConfigurationError, ObjectMismatchError
 from bot.model import Finding, MemoryTree, path_problem, shown_path
 from bot.plan import make_plan, plan_requests, proposed_rules, validate_tree

@@ -1,7 +1,7 @@
 """The catalogue index: judged files and catalogue states in one SQLite file (or in memory).
 
 This module alone knows the index's schema, its SQL and its indexes; the rest of Paved asks it typed
-questions. The core (`bot.catalog`) judges a revision through its port, `bot.catalog.CatalogueIndex`:
+questions. The core (`bot.catalogue`) judges a revision through its port, `bot.catalogue.CatalogueIndex`:
 states, their files, resources (`Entry`), references and catalogue-wide findings, and overlays that hide
 a state's changed files. The web catalogue's read model (`bot.catalogue_view`) lists resources and teams
 through `bot.catalogue_view.ResourceListings`: pages, counts and filters, run next to the rows here.
@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.catalog import Check, Scope, StalePolicy, State, StoredPolicy
+from bot.catalogue import Check, Scope, StalePolicy, State, StoredPolicy
 from bot.files import private_file, private_folder
 from bot.model import Finding
 from bot.rules import Rules
@@ -402,7 +402,7 @@ class SQLiteCatalogueIndex:
     def stale_policies(self, state: int, parents: Mapping[str, str]) -> list[StalePolicy]:
         """The resources of `state` whose policies were never judged, or judged in another context.
 
-        The context is computed here as `bot.catalog.policy_context` computes it, from the resource each
+        The context is computed here as `bot.catalogue.policy_context` computes it, from the resource each
         one belongs to (`parents`: kind -> the kind it belongs to), so the rows that did not change never
         leave SQLite.
         """

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from bot.apply import NOTES_REF, ApplyRecord, Trigger
-from bot.catalog import judge
+from bot.catalogue import judge
 from bot.config import load_config
 from bot.drift import LABEL, LABEL_COLOR, LABEL_DESCRIPTION, MAX_ATTEMPTS, Drift, attempts, failures, marked, mode_of
 from bot.drift import title as issue_title

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from bot.approvals import Authority, Requirement, label, parents, requirements, subjects, waiting_message
-from bot.catalog import judge
+from bot.catalogue import judge
 from bot.config import RepoConfig, load_config
 from bot.errors import ConfigurationError, PavedError
 from bot.forge import Annotation, CheckConclusion, CheckRun, PullRequest

@@ -35,7 +35,7 @@ from fastapi.responses import HTMLResponse, Response
 from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.repo import GitTree, git_output
 from bot.apply import APPLIED_REF, NOTES_REF
-from bot.catalog import Catalogue, judge
+from bot.catalogue import Catalogue, judge
 from bot.catalogue_view import (
     PAGE_SIZE,
     STATUSES,
