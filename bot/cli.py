@@ -505,8 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_service_commands(commands)
     add_ci_commands(commands)
 
-    from bot.sandbox.cli import add_commands as add_sandbox_commands
-    from bot.sandbox.cli import run as run_sandbox
+    from bot.sandbox.commands import add_commands as add_sandbox_commands
+    from bot.sandbox.commands import run as run_sandbox
 
     add_sandbox_commands(commands)
     commands.choices["sandbox"].set_defaults(func=run_sandbox)

@@ -2,7 +2,7 @@
 
 It speaks GitHub's REST API (under `/api/v3`, as GitHub Enterprise does), git's smart HTTP protocol
 and GitHub-shaped webhooks, so PyGithub and GitPython work against it unchanged. Start one with
-`Sandbox.start(data_dir)`; see `api.py` for the story-level Python API and `cli.py` for
+`Sandbox.start(data_dir)`; see `api.py` for the story-level Python API and `commands.py` for
 `paved sandbox`.
 
 Modules: `server.py` (HTTP, git smart HTTP), `routing.py` + `endpoints/` (REST operations; the

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from .auth import Principal
-from .cli import ADMIN_TOKEN_FILE, STATE_FILE
+from .commands import ADMIN_TOKEN_FILE, STATE_FILE
 from .errors import ApiError, not_found
 from .faults import DEFAULT_KINDS, FaultKind, FaultPlan, Faults
 from .forge import Forge

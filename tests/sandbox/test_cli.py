@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox import Sandbox
-from bot.sandbox.cli import main
+from bot.sandbox.commands import main
 
 PROJECT = Path(__file__).resolve().parents[2]
 

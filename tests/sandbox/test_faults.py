@@ -21,7 +21,7 @@ import requests
 from github import GithubException
 
 from bot.sandbox import Sandbox
-from bot.sandbox.cli import main
+from bot.sandbox.commands import main
 from bot.sandbox.faults import SECONDARY_DOCS, FaultPlan
 from bot.sandbox.recording import Exchange, watch
 
