@@ -1,7 +1,7 @@
 """`paved ci`: Paved as a step of a GitHub Actions job, for teams that host nothing.
 
 The job's event becomes a `Delivery` and goes through the same router the service uses, with the same
-collaborators the service builds from a token (`bot.web.jobs.context_for`), so a pull request gets the
+collaborators the service builds from a token (`bot.composition.context_for`), so a pull request gets the
 same check run and sticky comment, and a comment the same answer, whether Paved runs as a service or in
 Actions. Nothing here knows one event from another. What it adds is for the job's own page: the plan's
 findings as workflow commands (annotations that show even where the token may not write check runs),
@@ -90,8 +90,8 @@ def read_event(settings: ActionsSettings) -> Delivery:
 
 def run_ci(settings: ActionsSettings) -> int:
     """Handle the job's event as the service would, then report on the job's own page; the exit code."""
+    from bot.composition import context_for
     from bot.handlers.router import route
-    from bot.web.jobs import context_for
 
     delivery = read_event(settings)
     log.info("delivery %s: %s on %s", delivery.id, delivery.kind, settings.repository)
@@ -222,9 +222,9 @@ def publish_from_run(settings: ActionsSettings, delivery: Delivery) -> int:
     """
     from bot import handoff
     from bot.adapters import permissions
+    from bot.composition import context_for
     from bot.handlers.pull_request import plan_pull_request
     from bot.handlers.router import Routed
-    from bot.web.jobs import context_for
 
     run = delivery.payload.get("workflow_run")
     run = run if isinstance(run, dict) else {}

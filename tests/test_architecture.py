@@ -21,7 +21,7 @@ OUTSIDE_WORLD = {"github", "git", "fastapi", "starlette", "uvicorn", "cookiecutt
                  "requests", "httpx", "urllib3", "socket", "http",
                  "sqlite3", "os", "pathlib", "shutil", "tempfile", "glob", "subprocess"}
 ENTRY_POINTS_AND_ADAPTERS = {"bot.adapters", "bot.cli", "bot.demo", "bot.sandbox", "bot.settings", "bot.web",
-                             "bot.handlers", "bot.providers", "bot.files"}
+                             "bot.handlers", "bot.providers", "bot.files", "bot.composition"}
 # The catalogue index's tables, temporary tables and indexes: named in SQL by its owner alone.
 INDEX_OWNER = BOT / "adapters" / "catalogue_index.py"
 INDEX_SQL = re.compile(r"\b(FROM|INTO|UPDATE|JOIN|TABLE(?: IF NOT EXISTS)?)\s+(temp\.)?"

@@ -18,6 +18,7 @@ import pytest
 from github import Auth, Github
 
 from bot.apply import NOTES_REF, read_records
+from bot.composition import context_for
 from bot.drift import LABEL_COLOR, LABEL_DESCRIPTION
 from bot.errors import PavedError
 from bot.handlers import Context
@@ -27,7 +28,6 @@ from bot.model import Resource
 from bot.provider import Result, Step, Target
 from bot.sandbox import Sandbox
 from bot.settings import Secret, Settings
-from bot.web.jobs import context_for
 from tests.conftest import PROJECT
 
 REPO = "acme/platform"

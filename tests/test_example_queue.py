@@ -30,6 +30,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from github import Auth, Github
 
+from bot.composition import context_for
 from bot.handlers import Context
 from bot.handlers.drift import check_drift
 from bot.handlers.pull_request import plan_pull_request
@@ -39,7 +40,6 @@ from bot.render.markdown import MARKER
 from bot.sandbox import Sandbox
 from bot.settings import Secret, Settings
 from bot.web.catalogue import PlatformSource, catalogue_router
-from bot.web.jobs import context_for
 from tests.conftest import PROJECT, missing
 
 EXAMPLE = PROJECT / "examples" / "queue"

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.composition import context_for
 from bot.handlers.pull_request import plan_pull_request
 from bot.sandbox import Sandbox
 from bot.settings import Secret, Settings
-from bot.web.jobs import context_for, handle_delivery, reconcile
+from bot.web.jobs import handle_delivery, reconcile
 from tests.conftest import PROJECT, DiesAt, Killed
 from tests.test_service import Service, running
 

@@ -3,7 +3,7 @@
 Every entry point of the group `paved.providers` of an installed distribution names a `ProviderPlugin`.
 Paved's own, `github` (`bot/providers/github/`) and `postgres` (`bot/providers/database.py`), are
 registered in its `pyproject.toml` the way a third-party package registers its own, so the composition
-root (`bot.web.jobs.context_for`) and `paved.yaml`'s validation name no concrete provider.
+root (`bot.composition.context_for`) and `paved.yaml`'s validation name no concrete provider.
 
 A plugin that cannot be loaded, or two plugins for one name or one kind, stop Paved with a
 `ConfigurationError` naming the entry points: Paved never guesses which of two providers owns a kind.

@@ -1,10 +1,8 @@
 """What `paved serve` and `paved worker` run: a delivery's job, reconcile on start and on a schedule, and
 the word to a pull request when Paved gave up on a delivery about it.
 
-This is where the service composes its collaborators: from the settings it builds, per job, a GitHub
-client (as the App's installation for the delivery's repository, or with a token), the local mirrors
-and the catalogue store, and hands them to the handlers. It stays light to import (no FastAPI, no
-Huey): the `paved` parser imports it.
+Each job gets its collaborators from the composition root (`bot.composition.context_for`) and hands
+them to the handlers. It stays light to import (no FastAPI, no Huey): the `paved` parser imports it.
 """
 
 from __future__ import annotations
@@ -16,11 +14,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from bot.composition import context_for, github_client, platform_repositories
 from bot.errors import ConfigurationError, PavedError
 
 if TYPE_CHECKING:
-    from github import Github
-
     from bot.adapters.leases import Held
     from bot.adapters.queue import Work
     from bot.handlers import Context
@@ -29,48 +26,6 @@ if TYPE_CHECKING:
     from bot.webhook import Delivery
 
 log = logging.getLogger(__name__)
-
-
-def github_client(settings: Settings, repo: str, installation_id: int | None = None) -> Github:
-    """A GitHub client for work on `repo`: as the App's installation there, or with the token."""
-    from bot.adapters.github import connect_with_token, installation_client, installation_of
-
-    key = settings.private_key()
-    if settings.github_app_id and key is not None:
-        installation = installation_id or installation_of(settings.github_api_url, settings.github_app_id,
-                                                          key.reveal(), repo)
-        return installation_client(settings.github_api_url, settings.github_app_id, key.reveal(), installation,
-                                   polite=settings.polite)
-    if settings.github_token is not None:
-        return connect_with_token(settings.github_api_url, settings.github_token.reveal(), polite=settings.polite)
-    raise ConfigurationError("no GitHub credentials: set PAVED_GITHUB_APP_ID and PAVED_GITHUB_PRIVATE_KEY, "
-                             "or PAVED_GITHUB_TOKEN")
-
-
-def context_for(settings: Settings, repo: str, installation_id: int | None = None) -> Context:
-    """The handlers' collaborators for work on `repo`, built from the settings."""
-    from bot.adapters.catalogue_index import SQLiteCatalogueIndex
-    from bot.adapters.github import GitHubForge, token_of
-    from bot.adapters.workspace import Workspace
-    from bot.handlers import Context
-    from bot.provider import ProviderEnv
-    from bot.providers import build, installed, settings_schemas
-
-    # Found before any client is made: a broken plugin stops the job before it talks to GitHub.
-    plugins = installed()
-    client = github_client(settings, repo, installation_id)
-    forge = GitHubForge(client, login=settings.github_login)
-    mirror = Workspace(settings.mirrors, forge.clone_url, lambda _repo: token_of(client))
-
-    def server(variable: str) -> str | None:
-        found = settings.server(variable)
-        return found.reveal() if found is not None else None
-
-    # Paved's own providers and any installed package's, found and built alike (`bot.providers`).
-    env = ProviderEnv(github=client, token=lambda: token_of(client), data_dir=settings.data_dir, server=server)
-    # One index connection per job: SQLite connections stay in the thread that opened them.
-    return Context(forge, mirror, SQLiteCatalogueIndex(settings.catalogue_index), build(plugins, env),
-                   provider_schemas=settings_schemas(plugins))
 
 
 def handle_delivery(delivery: Delivery, work: Work) -> None:
@@ -146,16 +101,6 @@ def _plans(delivery: Delivery) -> tuple[int, ...]:
     elif _command(delivery) == "plan":
         number = (payload.get("issue") or {}).get("number")
     return (number,) if isinstance(number, int) else ()
-
-
-def platform_repositories(settings: Settings) -> list[str]:
-    """The repositories Paved looks after: the App's installations, or PAVED_REPOSITORIES with a token."""
-    from bot.adapters.github import installed_repositories
-
-    key = settings.private_key()
-    if settings.github_app_id and key is not None:
-        return installed_repositories(settings.github_api_url, settings.github_app_id, key.reveal())
-    return list(settings.repositories)
 
 
 def _platform_contexts(settings: Settings, repos: list[str]) -> Iterator[tuple[str, Context | PavedError]]:

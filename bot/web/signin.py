@@ -210,7 +210,7 @@ class GitHubAccounts:
         with self._lock:
             if self._forge is None:
                 from bot.adapters.github import GitHubForge
-                from bot.web.jobs import github_client
+                from bot.composition import github_client
 
                 try:
                     self._forge = GitHubForge(github_client(self.settings, self.repo))
