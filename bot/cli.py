@@ -500,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--format", choices=["text", "json"], default="text")
 
     from bot.ci import add_commands as add_ci_commands
-    from bot.web.cli import add_commands as add_service_commands
+    from bot.web.commands import add_commands as add_service_commands
 
     add_service_commands(commands)
     add_ci_commands(commands)

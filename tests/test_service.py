@@ -654,7 +654,7 @@ def redis_settings(tmp_path: Path, queue_name: str, **changes: Any) -> Settings:
 
 # `paved serve` and `paved worker` as the `paved` command runs them: the service commands on their own parser.
 PAVED = [sys.executable, "-c",
-         "import argparse, sys; from bot.web.cli import add_commands; "
+         "import argparse, sys; from bot.web.commands import add_commands; "
          "from tests.service_jobs import log_delivery, log_reconcile; "
          "parser = argparse.ArgumentParser(prog='paved'); "
          "add_commands(parser.add_subparsers(), job=log_delivery, periodic=log_reconcile); "

@@ -16,7 +16,7 @@ import pytest
 
 from bot.errors import ConfigurationError
 from bot.settings import Secret, Settings
-from bot.web.cli import add_commands
+from bot.web.commands import add_commands
 from tests.conftest import PROJECT
 
 SECRET = "webhook-secret-for-tests-5f1c9a"
@@ -194,14 +194,15 @@ def test_every_problem_is_named_in_one_message(tmp_path: Path) -> None:
 
 
 def test_nothing_reads_the_environment_when_imported() -> None:
-    code = "import bot.settings, bot.web.cli, bot.web.app, bot.web.serve, bot.adapters.queue, bot.adapters.deliveries"
+    code = ("import bot.settings, bot.web.commands, bot.web.app, bot.web.serve, bot.adapters.queue, "
+            "bot.adapters.deliveries")
     done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True,
                           env={"PAVED_PORT": "not-a-port", "PAVED_LOG_FORMAT": "xml", "PATH": ""})
     assert done.returncode == 0, done.stderr
 
 
 def test_the_service_commands_load_fastapi_and_huey_only_when_they_run() -> None:
-    code = ("import sys, argparse; from bot.web.cli import add_commands; "
+    code = ("import sys, argparse; from bot.web.commands import add_commands; "
             "add_commands(argparse.ArgumentParser().add_subparsers()); "
             "print(sorted(m for m in ('fastapi', 'uvicorn', 'huey', 'redis') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, check=True)
