@@ -141,14 +141,16 @@ def _unlike_github(problems: list[str]) -> str:
 
 
 _WATCH = ConformanceWatch()
-# What fails the run outside any test, said in the terminal summary.
+# What fails the run outside any test, and what was not checked, said in the terminal summary.
 _SESSION_PROBLEMS = pytest.StashKey[list[str]]()
+_SESSION_NOTES = pytest.StashKey[list[str]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sandbox_expects_server_error: the test provokes a 500 on purpose; "
                                        "the conformance check accepts it (still GitHub-shaped)")
     config.stash[_SESSION_PROBLEMS] = []
+    config.stash[_SESSION_NOTES] = []
     config.add_cleanup(watch(_WATCH.on_exchange, _WATCH.on_delivery))
 
 
@@ -170,17 +172,56 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
             pytest.fail(_unlike_github(problems), pytrace=False)
 
 
+# -- no git process outlives the run -----------------------------------------------------------------
+
+
+def git_readers_left() -> list[str] | None:
+    """The `git cat-file` processes this process started that are still running, each as its id and command
+    line (the repository's path in it names the test's temporary folder); None where there is no /proc to
+    look in."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").is_file():
+        return None
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # The command name (in parentheses) may hold spaces or parentheses: the fields after its last
+            # `)` are the state and the parent's id.
+            state, parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+            if int(parent) != os.getpid() or state == "Z":  # a zombie has ended; only its exit status is left
+                continue
+            argv = [arg.decode(errors="replace") for arg in (entry / "cmdline").read_bytes().split(b"\0") if arg]
+        except (OSError, ValueError, IndexError):
+            continue  # it ended while being read
+        if argv and Path(argv[0]).name == "git" and "cat-file" in argv:
+            found.append(f"{entry.name}: {' '.join(argv)}")
+    return found
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Answers recorded after the last teardown (a sandbox thread finishing late) are checked too."""
+    """Every test's fixtures, the shared ones too, have stopped: nothing should still be reading from git.
+    Answers recorded after the last teardown (a sandbox thread finishing late) are checked here too."""
     problems = _WATCH.problems()
     if problems:
         session.config.stash[_SESSION_PROBLEMS].append(_unlike_github(problems))
+    left = git_readers_left()
+    if left is None:
+        session.config.stash[_SESSION_NOTES].append("git cat-file check skipped: no /proc on this system")
+    elif left:
+        session.config.stash[_SESSION_PROBLEMS].append(
+            f"{len(left)} git cat-file processes were left running (close each GitTree, best with `with`):\n"
+            + "\n".join(left))
+    if session.config.stash[_SESSION_PROBLEMS]:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """What the conformance check covered in this run, in one line; and what fails the run outside any test."""
+    for note in config.stash.get(_SESSION_NOTES, []):
+        terminalreporter.write_line(note, yellow=True)
     for problem in config.stash.get(_SESSION_PROBLEMS, []):
         terminalreporter.write_line(problem, red=True)
     if not _WATCH.exchanges and not _WATCH.deliveries:
