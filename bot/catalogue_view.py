@@ -115,7 +115,7 @@ def pull_request_in(subject: str) -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
+class ResourceChange:
     """A commit as it concerns one resource, with the applies that took it and what they did."""
 
     commit: Commit
@@ -222,18 +222,18 @@ class Timeline:
 
     # -- one resource --------------------------------------------------------------------------
 
-    def last_change(self, path: str) -> Change | None:
+    def last_change(self, path: str) -> ResourceChange | None:
         changed = self.by_path.get(path)
         return self._change(changed[-1], None) if changed else None
 
-    def history(self, path: str, identity: str) -> list[Change | Event]:
+    def history(self, path: str, identity: str) -> list[ResourceChange | Event]:
         """Every commit that changed the resource's file and every other apply about it, newest first."""
         changes = [self._change(i, identity) for i in self.by_path.get(path, [])]
         taken = {id(a) for c in changes for a, _ in c.applies}
         events = [Event(self.applies[n], o) for n, o in self.events.get(identity, [])
                   if id(self.applies[n]) not in taken]
-        rows: list[tuple[str, Change | Event]] = [(c.applies[-1][0].applied_at if c.applies else "~" + c.commit.date, c)
-                                                  for c in changes]
+        rows: list[tuple[str, ResourceChange | Event]] = [
+            (c.applies[-1][0].applied_at if c.applies else "~" + c.commit.date, c) for c in changes]
         rows += [(e.apply.applied_at, e) for e in events]
         rows.sort(key=lambda r: r[0], reverse=True)
         return [r for _, r in rows]
@@ -245,7 +245,7 @@ class Timeline:
                 return safe_outputs(outcome.outputs)
         return []
 
-    def _change(self, position: int, identity: str | None) -> Change:
+    def _change(self, position: int, identity: str | None) -> ResourceChange:
         commit = self.commits[position]
         applies = [self.applies[n] for n in self.covering.get(position, [])]
         recorded = next((a for a in applies if a.pull_request), None)
@@ -253,7 +253,7 @@ class Timeline:
         for apply in applies:
             outcome = next((o for o in apply.results if o.resource == identity), None) if identity else None
             outcomes.append((apply, outcome))
-        return Change(
+        return ResourceChange(
             commit=commit,
             pull_request=recorded.pull_request if recorded else pull_request_in(commit.subject),
             requested_by=(recorded.requested_by if recorded and recorded.requested_by else commit.author),

@@ -41,10 +41,10 @@ from bot.catalogue_view import (
     STATUSES,
     Apply,
     Bar,
-    Change,
     Commit,
     Filters,
     Neighbour,
+    ResourceChange,
     ResourceListings,
     Status,
     Timeline,
@@ -368,7 +368,7 @@ def _environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["quote"] = lambda text: urllib.parse.quote(str(text), safe="")
     env.filters["money"] = lambda value: f"{float(value):,.2f}"
-    env.tests["change"] = lambda value: isinstance(value, Change)
+    env.tests["change"] = lambda value: isinstance(value, ResourceChange)
     env.filters["ticks"] = _ticks
     return env
 
