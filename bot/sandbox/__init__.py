@@ -7,11 +7,11 @@ and GitHub-shaped webhooks, so PyGithub and GitPython work against it unchanged.
 
 Modules: `server.py` (HTTP, git smart HTTP), `routing.py` + `endpoints/` (REST operations; the
 CLI's administration API in `endpoints/admin.py`, the sign-in pages in `endpoints/oauth.py`),
-`forge.py` (use cases and GitHub's rules), `auth.py` (tokens, JWTs, permissions), `oauth.py` (the
-OAuth web flow), `store.py` + `model.py` (state), `gitrepo.py` (git plumbing), `render.py`
-(GitHub's JSON shapes), `webhooks.py` (delivery), `errors.py` (GitHub's error answers),
-`recording.py` (observers for the conformance tests), `faults.py` (failing on purpose, as GitHub
-sometimes does: `Sandbox.faults(...)`).
+`github/` (use cases and GitHub's rules, one module per resource area), `auth.py` (tokens, JWTs,
+permissions), `oauth.py` (the OAuth web flow), `store.py` + `model.py` (state), `gitrepo.py` (git
+plumbing), `render.py` (GitHub's JSON shapes), `webhooks.py` (delivery), `errors.py` (GitHub's error
+answers), `recording.py` (observers for the conformance tests), `faults.py` (failing on purpose, as
+GitHub sometimes does: `Sandbox.faults(...)`).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ A site signs people in as GitHub's web flow does (`oauth.py`): register where th
 browsers to `forge.url + "/login/oauth/authorize?client_id=..."`, where the forge lists its users to
 sign in as.
 
-Everything goes through the same use cases as the REST API (`forge.py`), with the same permission
+Everything goes through the same use cases as the REST API (`github/`), with the same permission
 checks and webhooks; people are named by login. Failures raise `ApiError` carrying GitHub's status
 and message. `ForgeHandle` is the operations alone (the CLI's admin endpoint calls it too);
 `Sandbox` adds starting and stopping the server.
@@ -46,7 +46,7 @@ from .auth import Principal
 from .commands import ADMIN_TOKEN_FILE, STATE_FILE
 from .errors import ApiError, not_found
 from .faults import DEFAULT_KINDS, FaultKind, FaultPlan, Faults
-from .forge import Forge
+from .github import SandboxGitHub
 from .model import Account, App, CheckRun, Delivery, Installation, Repo, Role, Team, Token
 from .oauth import OAuth
 from .render import Urls
@@ -152,7 +152,7 @@ def _delivery_info(delivery: Delivery) -> DeliveryInfo:
 class ForgeHandle:
     """Story-level operations on a forge; people, orgs and repositories are named by login/name."""
 
-    def __init__(self, forge: Forge) -> None:
+    def __init__(self, forge: SandboxGitHub) -> None:
         self.forge = forge
 
     # -- naming things -----------------------------------------------------------------------------------
@@ -537,7 +537,7 @@ def _lock_data_folder(data: Path) -> IO[str]:
 
 
 def _write_code() -> Any:
-    from .forge import WRITE_CODE
+    from .github import WRITE_CODE
 
     return WRITE_CODE
 
@@ -549,7 +549,7 @@ class Sandbox(ForgeHandle):
     manager or call `stop()`. `api_url` is the REST base URL for PyGithub, `clone_url()` the git URL.
     """
 
-    def __init__(self, forge: Forge, server: Any, thread: threading.Thread, data_dir: Path) -> None:
+    def __init__(self, forge: SandboxGitHub, server: Any, thread: threading.Thread, data_dir: Path) -> None:
         super().__init__(forge)
         self._server = server
         self._thread = thread
@@ -578,7 +578,7 @@ class Sandbox(ForgeHandle):
             lock.close()
             raise
         web = f"http://127.0.0.1:{server.server_address[1]}"
-        forge = Forge(data, Urls(web=web, api=f"{web}/api/v3"))
+        forge = SandboxGitHub(data, Urls(web=web, api=f"{web}/api/v3"))
         server.forge = forge
         thread = serve_in_thread(server)
         sandbox = cls(forge, server, thread, data)

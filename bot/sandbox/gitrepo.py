@@ -116,7 +116,7 @@ def _person(line: str) -> Person:
 
 
 # Branch protection for git pushes, refused as GitHub refuses them (GH006). The server tells the hook
-# which refs this pusher may not touch through environment variables (`forge.PushRules`).
+# which refs this pusher may not touch through environment variables (`github.branches.PushRules`).
 PRE_RECEIVE = """#!/bin/sh
 zero=0000000000000000000000000000000000000000
 status=0

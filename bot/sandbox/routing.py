@@ -42,7 +42,7 @@ class Request:
     raw_body: bytes
     principal: Principal
     base_url: str  # the API root URL, for Link headers
-    forge: Any = None  # the Forge serving this request (typed Any: routing must not import it)
+    forge: Any = None  # the SandboxGitHub serving this request (typed Any: routing must not import it)
     params: dict[str, str] = field(default_factory=dict)
     route: str = ""
     response_headers: dict[str, str] = field(default_factory=dict)

@@ -38,7 +38,7 @@ from . import gitrepo, recording
 from .auth import ANONYMOUS, Need, Principal
 from .errors import DOCS, ApiError
 from .faults import BEFORE_ACTING, SECONDARY_DOCS, SECONDARY_MESSAGE, FaultKind, Faults
-from .forge import READ_CODE, WRITE_CODE, Forge, RefUpdate
+from .github import READ_CODE, WRITE_CODE, RefUpdate, SandboxGitHub
 from .render import Urls, serving
 from .routing import Request, Response, Routes, parse_query
 
@@ -98,7 +98,7 @@ class SandboxServer(ThreadingHTTPServer):
     request_queue_size = 1024
     faults: Faults | None = None  # see `faults.py`; set through `Sandbox.faults`
 
-    def __init__(self, forge: Forge, routes: Routes, admin_routes: Routes, port: int = 0,
+    def __init__(self, forge: SandboxGitHub, routes: Routes, admin_routes: Routes, port: int = 0,
                  web_routes: Routes | None = None) -> None:
         self.forge = forge
         self.routes = routes

@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from bot.sandbox import Sandbox
-from bot.sandbox.forge import Forge
+from bot.sandbox.github import SandboxGitHub
 
 from .conftest import Cast
 
@@ -72,7 +72,7 @@ def test_a_crash_is_answered_500_without_a_traceback(forge: Sandbox, cast: Cast,
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(Forge, "create_label", explode)
+    monkeypatch.setattr(SandboxGitHub, "create_label", explode)
     answer = call(forge, "POST", "/repos/acme/platform/labels", cast.alice.token, json={"name": "x"})
     assert answer.status_code == 500
     assert answer.json()["message"] == "Server Error"

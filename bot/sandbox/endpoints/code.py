@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import gitrepo
 from ..errors import ApiError, invalid, not_found, unprocessable
-from ..forge import READ_CODE, WRITE_CODE, Forge
+from ..github import READ_CODE, WRITE_CODE, SandboxGitHub
 from ..model import Protection, Repo
 from ..routing import Request, Response, Routes, no_content
 from .common import forge_of, permissions_json, repo_of, string_field
@@ -42,7 +42,7 @@ def delete_repo(request: Request) -> Response:
 
 # -- contents ----------------------------------------------------------------------------------------------
 
-def _ref_sha(forge: Forge, repo: Repo, ref: str | None) -> tuple[str, str]:
+def _ref_sha(forge: SandboxGitHub, repo: Repo, ref: str | None) -> tuple[str, str]:
     """(ref name as given or the default branch, commit sha); 404 as GitHub when it names nothing."""
     ref = ref or repo.default_branch
     sha = forge.git(repo).resolve(ref if _SHA.match(ref) or ref.startswith("refs/") else f"refs/heads/{ref}")
@@ -124,7 +124,7 @@ def delete_content(request: Request) -> Response:
 
 # -- branches and commits ---------------------------------------------------------------------------------
 
-def _protected(forge: Forge, repo: Repo) -> set[str]:
+def _protected(forge: SandboxGitHub, repo: Repo) -> set[str]:
     return {p.branch for p in forge.store.all(Protection, lambda p: p.repo_id == repo.id)}
 
 
@@ -184,7 +184,7 @@ def get_commit(request: Request) -> Response:
 
 # -- git data -----------------------------------------------------------------------------------------------
 
-def _ref_json(forge: Forge, repo: Repo, ref: str, sha: str) -> dict[str, Any]:
+def _ref_json(forge: SandboxGitHub, repo: Repo, ref: str, sha: str) -> dict[str, Any]:
     kind = forge.git(repo).object_type(sha) or "commit"
     return forge.render.git_ref(repo, ref, sha, kind)
 
@@ -273,7 +273,7 @@ def get_tree(request: Request) -> Response:
     return Response(200, _tree_json(forge, repo, sha, git.tree(sha, recursive=recursive)))
 
 
-def _tree_json(forge: Forge, repo: Repo, sha: str, entries: list[gitrepo.TreeEntry]) -> dict[str, Any]:
+def _tree_json(forge: SandboxGitHub, repo: Repo, sha: str, entries: list[gitrepo.TreeEntry]) -> dict[str, Any]:
     base = f"{forge.urls.api}/repos/{forge.render.repo_path(repo)}/git"
     tree = []
     for e in entries:

@@ -6,13 +6,13 @@ from typing import Any
 
 from ..auth import Need
 from ..errors import invalid
-from ..forge import READ_META, Forge
+from ..github import READ_META, SandboxGitHub
 from ..model import Repo
 from ..routing import Request
 
 
-def forge_of(request: Request) -> Forge:
-    forge: Forge = request.forge
+def forge_of(request: Request) -> SandboxGitHub:
+    forge: SandboxGitHub = request.forge
     return forge
 
 
@@ -32,7 +32,7 @@ def string_field(body: dict[str, Any], name: str, resource: str, required: bool 
     return value
 
 
-def permissions_json(forge: Forge, request: Request, repo: Repo) -> dict[str, bool]:
+def permissions_json(forge: SandboxGitHub, request: Request, repo: Repo) -> dict[str, bool]:
     """The `permissions` object GitHub adds to a repository for the caller."""
     from ..model import role_rank
 

@@ -1,10 +1,10 @@
 """Custom properties: an organization's property definitions, and each repository's values of them.
 
-Who may do what follows GitHub (see `Forge.put_custom_property` and `Forge.set_repo_properties`):
-organization owners define properties; a property's `values_editable_by` says whether only they (and
-apps with `organization_custom_properties: write`) set its values, or a repository's admins too. New
-repositories may carry values from their creation (`custom_properties` of `POST /orgs/{org}/repos`),
-and every full repository answer shows them under `custom_properties`.
+Who may do what follows GitHub (see `put_custom_property` and `set_repo_properties` in
+`github/custom_properties.py`): organization owners define properties; a property's `values_editable_by`
+says whether only they (and apps with `organization_custom_properties: write`) set its values, or a
+repository's admins too. New repositories may carry values from their creation (`custom_properties` of
+`POST /orgs/{org}/repos`), and every full repository answer shows them under `custom_properties`.
 """
 
 from __future__ import annotations

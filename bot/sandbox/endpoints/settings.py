@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from ..auth import Need
 from ..errors import ApiError, invalid, not_found
-from ..forge import ADMIN, Forge
+from ..github import ADMIN, SandboxGitHub
 from ..model import Delivery, Environment, Hook, Protection, Repo, Secret, role_rank
 from ..routing import Request, Response, Routes, no_content
 from .common import forge_of, repo_of
@@ -150,7 +150,7 @@ def delete_branch_policy(request: Request) -> Response:
 
 # -- Actions secrets -----------------------------------------------------------------------------------------
 
-def _public_key(forge: Forge, repo: Repo, environment: str | None) -> dict[str, Any]:
+def _public_key(forge: SandboxGitHub, repo: Repo, environment: str | None) -> dict[str, Any]:
     public, _ = forge.secret_keys(repo, environment)
     return {"key_id": forge.public_key_id(public), "key": public}
 
@@ -240,7 +240,7 @@ def delete_env_secret(request: Request) -> Response:
 
 # -- branch protection -----------------------------------------------------------------------------------------
 
-def _protection_json(forge: Forge, repo: Repo, protection: Protection) -> dict[str, Any]:
+def _protection_json(forge: SandboxGitHub, repo: Repo, protection: Protection) -> dict[str, Any]:
     base = f"{forge.urls.api}/repos/{forge.render.repo_path(repo)}/branches/{protection.branch}/protection"
     settings = protection.settings
     body: dict[str, Any] = {"url": base}

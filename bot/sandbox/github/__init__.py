@@ -1,0 +1,50 @@
+"""The sandbox's GitHub: everything that changes state, with GitHub's rules and webhooks.
+
+REST handlers and the Python handle (`api.py`) both call `SandboxGitHub`'s methods, so a pull request
+opened from a test story and one opened by PyGithub go through the same checks and fire the same
+`pull_request opened` delivery. Each public method runs under the store lock as one atomic step;
+permission checks name the acting `Principal` and fail with GitHub's status codes.
+
+One module per resource area, named as GitHub's REST reference groups its operations, so a reader who
+knows which part of GitHub a behaviour belongs to finds it by name: `repos.py`, `git.py` (refs,
+commits and what a push sets off), `branches.py` (protection), `pulls.py`, `reviews.py`, `checks.py`,
+`statuses.py`, `issues.py`, `comments.py` (with reactions), `labels.py`, `orgs.py`, `teams.py`,
+`apps.py` (with installations), `actions.py` (secrets, workflow runs), `environments.py`,
+`custom_properties.py`, `webhooks.py`, `users.py`; `state.py` holds what they share.
+
+Why mixins composed into one object rather than one service per area: on GitHub one change ripples
+across areas inside one step (merging a pull request moves a ref, which fires `push`, synchronizes
+other pull requests and requests check suites), and every area shares one store lock, one renderer and
+one webhook dispatcher. Mixins keep that ripple a plain method call on one `self` and keep the flat
+surface the endpoints and the Python handle call (`github.merge(...)`), while each area's code lives
+where its name says.
+"""
+
+from __future__ import annotations
+
+from .actions import Actions
+from .apps import Apps
+from .branches import Branches, PushRules
+from .checks import Checks
+from .comments import Comments
+from .custom_properties import CustomProperties
+from .environments import Environments
+from .git import GitData, RefUpdate
+from .issues import Issues
+from .labels import Labels
+from .orgs import Orgs
+from .pulls import Pulls
+from .repos import Repos
+from .reviews import Reviews
+from .state import ADMIN, READ_CODE, READ_META, WRITE_CODE, GitHubState
+from .statuses import Statuses
+from .teams import Teams
+from .users import Users
+from .webhooks import Webhooks
+
+__all__ = ["ADMIN", "READ_CODE", "READ_META", "WRITE_CODE", "PushRules", "RefUpdate", "SandboxGitHub"]
+
+
+class SandboxGitHub(Users, Orgs, Teams, Apps, Repos, CustomProperties, GitData, Branches, Pulls, Reviews, Issues,
+                    Comments, Labels, Checks, Statuses, Environments, Actions, Webhooks, GitHubState):
+    """The sandbox's in-memory GitHub: one state, every resource area's operations."""

@@ -1,0 +1,164 @@
+"""Protected branches: their settings, what they forbid a push, and what keeps a pull request from
+merging (GitHub's REST reference: Branches > Protected branches)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..auth import Principal
+from ..errors import ApiError, invalid
+from ..model import Account, CheckRun, Protection, PullRequest, Repo, Review, Status, role_rank
+from .state import ADMIN, GitHubState
+
+
+@dataclass
+class PushRules:
+    """Refs a pusher may not move at all, may not rewind, and may not delete (from branch protection)."""
+
+    locked: list[str] = field(default_factory=list)
+    no_force: list[str] = field(default_factory=list)
+    no_delete: list[str] = field(default_factory=list)
+
+    def environment(self) -> dict[str, str]:
+        """For the repositories' pre-receive hook (see `gitrepo.PRE_RECEIVE`)."""
+        return {"SANDBOX_LOCKED_REFS": " ".join(self.locked), "SANDBOX_NO_FORCE_REFS": " ".join(self.no_force),
+                "SANDBOX_NO_DELETE_REFS": " ".join(self.no_delete)}
+
+
+class Branches(GitHubState):
+    def put_protection(self, principal: Principal, repo: Repo, branch: str, settings: Any) -> Protection:
+        with self.store.lock:
+            self.access.require(principal, repo, ADMIN)
+            if self.git(repo).resolve(f"refs/heads/{branch}") is None:
+                raise ApiError(404, "Branch not found")
+            if not isinstance(settings, dict):
+                raise invalid("ProtectedBranch", "", "invalid")
+            for key in ("required_status_checks", "enforce_admins", "required_pull_request_reviews", "restrictions"):
+                if key not in settings:
+                    raise ApiError(422, f"Invalid request.\n\n\"{key}\" wasn't supplied.")
+            checks = settings.get("required_status_checks")
+            if checks is not None and (not isinstance(checks, dict) or "strict" not in checks or (
+                    "contexts" not in checks and "checks" not in checks)):
+                raise ApiError(422, "Invalid request.\n\nNo subschema in \"anyOf\" matched.")
+            found = self.store.first(Protection, lambda p: p.repo_id == repo.id and p.branch == branch)
+            found = found or Protection(self.store.new_id(), repo.id, branch)
+            found.settings = dict(settings)
+            return self.store.put(found)
+
+    def protection(self, repo: Repo, branch: str) -> Protection:
+        found = self.store.first(Protection, lambda p: p.repo_id == repo.id and p.branch == branch)
+        if found is None:
+            raise ApiError(404, "Branch not protected")
+        return found
+
+    def delete_protection(self, principal: Principal, repo: Repo, branch: str) -> None:
+        with self.store.lock:
+            self.access.require(principal, repo, ADMIN)
+            self.store.delete(self.protection(repo, branch))
+
+    def update_status_checks(self, principal: Principal, repo: Repo, branch: str, fields: dict[str, Any]) -> Protection:
+        with self.store.lock:
+            self.access.require(principal, repo, ADMIN)
+            protection = self.protection(repo, branch)
+            checks = protection.settings.get("required_status_checks")
+            if checks is None:
+                raise ApiError(404, "Required status checks not enabled")
+            checks = dict(checks)
+            for key in ("strict", "contexts", "checks"):
+                if key in fields:
+                    checks[key] = fields[key]
+            protection.settings["required_status_checks"] = checks
+            return self.store.put(protection)
+
+    def push_rules(self, principal: Principal, repo: Repo) -> PushRules:
+        """What branch protection forbids `principal` to do to each protected branch outside a pull request."""
+        rules = PushRules()
+        is_admin = principal.kind == "user" and principal.account is not None and \
+            self.access.role_of(principal.account, repo) == "admin"
+        for protection in self.store.all(Protection, lambda p: p.repo_id == repo.id):
+            settings = protection.settings
+            if is_admin and not settings.get("enforce_admins"):
+                continue
+            ref = f"refs/heads/{protection.branch}"
+            if not settings.get("allow_deletions"):
+                rules.no_delete.append(ref)
+            if not settings.get("allow_force_pushes"):
+                rules.no_force.append(ref)
+            if settings.get("required_pull_request_reviews") or settings.get("required_status_checks") or \
+                    settings.get("lock_branch"):
+                rules.locked.append(ref)
+        return rules
+
+    def protection_refusal(self, principal: Principal, repo: Repo, ref: str, old: str | None,
+                           new: str | None) -> str | None:
+        """Why branch protection refuses moving `ref` from `old` to `new` (None: delete) outside a pull request."""
+        if old is None:
+            return None
+        rules = self.push_rules(principal, repo)
+        if new is None and ref in rules.no_delete:
+            return "Cannot delete this protected branch"
+        if new is not None and ref in rules.no_force and not self.git(repo).is_ancestor(old, new):
+            return "Cannot force-push to this branch"
+        if ref in rules.locked:
+            return "Changes must be made through a pull request."
+        return None
+
+    def merge_blockers(self, repo: Repo, pull: PullRequest) -> list[str]:
+        """Why branch protection would refuse to merge `pull` now (empty when it may merge)."""
+        protection = self.store.first(Protection, lambda p: p.repo_id == repo.id and p.branch == pull.base_ref)
+        if protection is None:
+            return []
+        reasons = []
+        reviews_rule = protection.settings.get("required_pull_request_reviews") or None
+        if reviews_rule:
+            needed = int(reviews_rule.get("required_approving_review_count", 1))
+            latest: dict[int, Review] = {}
+            for review in self.store.all(Review, lambda r: r.repo_id == repo.id and r.pull_number == pull.number):
+                if review.state != "COMMENTED":
+                    latest[review.user_id] = review
+            if any(r.state == "CHANGES_REQUESTED" for r in latest.values()):
+                reasons.append("Changes must be made through a pull request.")
+            approvals = sum(1 for r in latest.values() if r.state == "APPROVED" and self._may_write(r.user_id, repo))
+            if approvals < needed:
+                reasons.append(f"At least {needed} approving review{'s are' if needed > 1 else ' is'} required "
+                               "by reviewers with write access.")
+        checks_rule = protection.settings.get("required_status_checks") or None
+        if checks_rule:
+            # A check required from one app (`checks: [{context, app_id}]`, the "expected source" GitHub
+            # shows) is passed only by that app's check runs; one required by its name alone, by any.
+            required: dict[str, int | None] = {c: None for c in checks_rule.get("contexts") or []}
+            for check in checks_rule.get("checks") or []:
+                app_id = check.get("app_id")
+                required[check["context"]] = app_id if isinstance(app_id, int) and app_id > 0 else None
+            passed = self._passing_contexts(repo, pull.head_sha)
+            for context, app_id in required.items():
+                if context not in (passed if app_id is None else self._passing_runs(repo, pull.head_sha, app_id)):
+                    reasons.append(f"Required status check \"{context}\" is expected.")
+        return reasons
+
+    def _may_write(self, account_id: int, repo: Repo) -> bool:
+        account = self.store.get(Account, account_id)
+        return account is not None and role_rank(self.access.role_of(account, repo)) >= role_rank("write")
+
+    def _passing_contexts(self, repo: Repo, sha: str) -> set[str]:
+        passed = set()
+        latest: dict[str, Status] = {}
+        for status in self.store.all(Status, lambda s: s.repo_id == repo.id and s.sha == sha):
+            latest[status.context] = status
+        passed |= {context for context, s in latest.items() if s.state == "success"}
+        runs: dict[str, CheckRun] = {}
+        for run in self.store.all(CheckRun, lambda r: r.repo_id == repo.id and r.head_sha == sha):
+            runs[run.name] = run
+        passed |= {name for name, r in runs.items() if r.status == "completed" and r.conclusion in
+                   ("success", "neutral", "skipped")}
+        return passed
+
+    def _passing_runs(self, repo: Repo, sha: str, app_id: int) -> set[str]:
+        """The names of `app_id`'s check runs on `sha` whose latest run passed."""
+        runs: dict[str, CheckRun] = {}
+        for run in self.store.all(CheckRun, lambda r: r.repo_id == repo.id and r.head_sha == sha
+                                  and r.app_id == app_id):
+            runs[run.name] = run
+        return {name for name, r in runs.items() if r.status == "completed" and r.conclusion in
+                ("success", "neutral", "skipped")}

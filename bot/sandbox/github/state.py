@@ -1,0 +1,138 @@
+"""What every resource area of the sandbox's GitHub shares: the store, access rules, renderer, webhook
+dispatcher and git repositories, the lookups every area starts from (an account, a repository the caller
+may see, an issue or pull request by number), and the permission needs and limits they check."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import gitrepo
+from ..auth import Access, Need, Principal, now_iso
+from ..errors import ApiError, not_found
+from ..model import Account, Issue, PullRequest, Repo
+from ..render import Renderer, Urls
+from ..store import Store
+from ..webhooks import Dispatcher
+
+MAX_BODY = 65536
+NOREPLY = "users.noreply.sandbox"
+LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+
+READ_CODE = Need("contents", "read", "read")
+WRITE_CODE = Need("contents", "write", "write")
+READ_META = Need("metadata", "read", "read")
+ADMIN = Need("administration", "write", "admin")
+
+
+class GitHubState:
+    """The sandbox GitHub's state and shared lookups; each resource area (`repos.py`, `pulls.py`, ...) adds its
+    operations on top, and `SandboxGitHub` composes them all."""
+
+    if TYPE_CHECKING:
+        # An area calls into others (a merge moves a ref, which synchronizes pull requests and requests check
+        # suites); those methods exist on the composed `SandboxGitHub`, not on this base, so the type
+        # checker is told that an area's `self` may have them.
+        def __getattr__(self, name: str) -> Any: ...
+
+    def __init__(self, data_dir: Path, urls: Urls) -> None:
+        self.data_dir = data_dir
+        self.repos_dir = data_dir / "repos"
+        self.repos_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(data_dir / "sandbox.sqlite3")
+        self.access = Access(self.store)
+        self.bound_urls = urls  # where the forge listens; `urls` is where the request being served reached it
+        self.render = Renderer(self.store, urls, self.git)
+        self.hooks = Dispatcher(self.store)
+        self._repo_locks: dict[int, threading.Lock] = {}
+        for repo in self.store.all(Repo):
+            self.git(repo).install_hooks()  # repositories made by an older sandbox get the current hook
+
+    @property
+    def urls(self) -> Urls:
+        return self.render.urls
+
+    def close(self) -> None:
+        self.hooks.close()
+        self.store.close()
+
+    def git(self, repo: Repo) -> gitrepo.GitRepo:
+        owner = self.store.get(Account, repo.owner_id)
+        assert owner is not None
+        return gitrepo.GitRepo(self.repos_dir / owner.login.lower() / f"{repo.name.lower()}.git")
+
+    @contextmanager
+    def repo_lock(self, repo: Repo) -> Iterator[None]:
+        """Serializes ref changes of one repository between git pushes and API writes."""
+        with self.store.lock:
+            lock = self._repo_locks.setdefault(repo.id, threading.Lock())
+        with lock:
+            yield
+
+    def account(self, login: str) -> Account | None:
+        wanted = login.lower()
+        return self.store.first(Account, lambda a: a.login.lower() == wanted)
+
+    def account_or_404(self, login: str) -> Account:
+        found = self.account(login)
+        if found is None or (found.type == "Bot" and not login.endswith("[bot]")):
+            raise not_found()
+        return found
+
+    def find_repo(self, owner: str, name: str) -> Repo | None:
+        account = self.account(owner)
+        if account is None:
+            return None
+        wanted = name.lower().removesuffix(".git")
+        return self.store.first(Repo, lambda r: r.owner_id == account.id and r.name.lower() == wanted)
+
+    def repo_for(self, principal: Principal, owner: str, name: str, need: Need = READ_META) -> Repo:
+        """The repository, if `principal` may do `need` on it (404 if they may not even see it)."""
+        repo = self.find_repo(owner, name)
+        if repo is None:
+            raise not_found()
+        self.access.require(principal, repo, need)
+        return repo
+
+    def issue(self, repo: Repo, number: int) -> Issue:
+        found = self.store.first(Issue, lambda i: i.repo_id == repo.id and i.number == number)
+        if found is None:
+            raise not_found()
+        return found
+
+    def pull(self, repo: Repo, number: int) -> PullRequest:
+        found = self.store.first(PullRequest, lambda p: p.repo_id == repo.id and p.number == number)
+        if found is None:
+            raise not_found()
+        return found
+
+    def actor_account(self, principal: Principal) -> Account:
+        if principal.account is None:
+            raise ApiError(401, "Requires authentication")
+        return principal.account
+
+    def _person_of(self, account: Account) -> gitrepo.Person:
+        return gitrepo.Person(account.name or account.login, account.email or f"{account.login}@{NOREPLY}", now_iso())
+
+    def person_of(self, principal: Principal) -> gitrepo.Person:
+        """The git identity of whoever acts (an app acts as its bot)."""
+        if principal.account is not None:
+            return self._person_of(principal.account)
+        return gitrepo.Person("GitHub", f"noreply@{NOREPLY}", now_iso())
+
+    def _add_org(self, payload: dict[str, Any], repo: Repo) -> None:
+        owner = self.store.get(Account, repo.owner_id)
+        if owner is not None and owner.type == "Organization":
+            payload["organization"] = self.render.org_simple(owner)
+
+    def _next_number(self, repo: Repo) -> int:
+        return max((i.number for i in self.store.all(Issue, lambda i: i.repo_id == repo.id)), default=0) + 1
+
+    def _owner_login(self, repo: Repo) -> str:
+        owner = self.store.get(Account, repo.owner_id)
+        return owner.login if owner else ""
+
