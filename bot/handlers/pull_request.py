@@ -38,7 +38,7 @@ MAX_ANNOTATIONS = 1000
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class PlanOutcome:
     """What a plan job did: `published`, or `skipped` with the reason. A published plan that waits for
     approvals has no conclusion: its check stays in progress, which no required check lets through."""
 
@@ -109,7 +109,7 @@ def is_planned(ctx: Context, repo: str, number: int, head_sha: str, base_sha: st
 
 
 def plan_pull_request(ctx: Context, repo: str, number: int, *, head_sha: str | None = None,
-                      again: bool = True) -> Outcome:
+                      again: bool = True) -> PlanOutcome:
     """Plan pull request `number` and publish the check run and comment.
 
     `head_sha` is the head the triggering event saw; when the pull request has moved on since, this
@@ -120,17 +120,17 @@ def plan_pull_request(ctx: Context, repo: str, number: int, *, head_sha: str | N
     """
     pr = ctx.forge.pull_request(repo, number)
     if pr.state != "open":
-        return Outcome("skipped", "the pull request is closed")
+        return PlanOutcome("skipped", "the pull request is closed")
     if head_sha is not None and pr.head_sha != head_sha:
-        return Outcome("skipped", f"superseded: the head is now {pr.head_sha[:12]}")
+        return PlanOutcome("skipped", f"superseded: the head is now {pr.head_sha[:12]}")
     ctx.mirror.fetch(repo, [pr.base_ref, f"refs/pull/{number}/head"])
     base_sha = ctx.mirror.resolve(repo, f"refs/heads/{pr.base_ref}") or ""
     if not again and is_planned(ctx, repo, number, pr.head_sha, base_sha):
-        return Outcome("skipped", f"{pr.head_sha[:12]} is planned already against {base_sha[:12]}")
+        return PlanOutcome("skipped", f"{pr.head_sha[:12]} is planned already against {base_sha[:12]}")
     target = ctx.mirror.tree(repo, f"refs/heads/{pr.base_ref}")
     if not is_platform_repo(target):
         target.close()
-        return Outcome("skipped", f"{repo} is not a platform repo")
+        return PlanOutcome("skipped", f"{repo} is not a platform repo")
     base = ctx.mirror.tree(repo, ctx.mirror.merge_base(repo, f"refs/heads/{pr.base_ref}", pr.head_sha))
     head = ctx.mirror.tree(repo, pr.head_sha)
     try:
@@ -148,7 +148,7 @@ def plan_pull_request(ctx: Context, repo: str, number: int, *, head_sha: str | N
         ctx.forge.publish_check(repo, CheckRun(
             CHECK_NAME, pr.head_sha, "failure", "Paved cannot judge this pull request",
             f"The rules on `{pr.base_ref}` are broken: {exc.message}" + (f"\n\n{exc.hint}" if exc.hint else "")))
-        return Outcome("published", f"rules broken: {exc.message}", "failure")
+        return PlanOutcome("published", f"rules broken: {exc.message}", "failure")
     finally:
         for tree in (target, base, head):
             tree.close()
@@ -232,7 +232,7 @@ def _steps_section(steps: dict[str, list[str]]) -> str:
 
 
 def publish(ctx: Context, pr: PullRequest, planned: PlannedRequests, authority: Authority, config: RepoConfig,
-            steps: dict[str, list[str]] | None = None, *, base_sha: str = "") -> Outcome:
+            steps: dict[str, list[str]] | None = None, *, base_sha: str = "") -> PlanOutcome:
     """Publish a plan on its pull request, unless the pull request moved on while it was made: the check,
     then the comment, which ends with `planned_marker` (so a comment for the head means both are there)."""
     plan = planned.plan
@@ -244,7 +244,7 @@ def publish(ctx: Context, pr: PullRequest, planned: PlannedRequests, authority: 
 
     current = ctx.forge.pull_request(pr.repo, pr.number)
     if current.head_sha != pr.head_sha:
-        return Outcome("skipped", f"superseded: the head is now {current.head_sha[:12]}")
+        return PlanOutcome("skipped", f"superseded: the head is now {current.head_sha[:12]}")
 
     # Waiting is never a conclusion: GitHub lets a required check through when it is neutral or skipped,
     # so until the owners approve, the check stays in progress and the merge button stays blocked.
@@ -276,7 +276,7 @@ def publish(ctx: Context, pr: PullRequest, planned: PlannedRequests, authority: 
                              comment.rstrip("\n") + "\n" + approvals + "\n" + planned_line + "\n")
     log.info("published plan for %s#%d at %s: %s", pr.repo, pr.number, pr.head_sha[:12], title)
     record_plan(ctx, pr, plan)
-    return Outcome("published", conclusion=conclusion, plan=plan, pending=tuple(pending))
+    return PlanOutcome("published", conclusion=conclusion, plan=plan, pending=tuple(pending))
 
 
 def record_plan(ctx: Context, pr: PullRequest, plan: Plan) -> None:
