@@ -99,7 +99,7 @@ class _Refused(PavedError):
 
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
+class Destination:
     """One place `DATABASE_URL` goes: a repository, or one of its environments."""
 
     repo: str
@@ -110,7 +110,7 @@ class Delivery:
         return self.repo if self.environment is None else f"{self.repo}:{self.environment}"
 
     @classmethod
-    def parse(cls, key: str) -> Delivery:
+    def parse(cls, key: str) -> Destination:
         repo, _, environment = key.partition(":")
         return cls(repo, environment or None)
 
@@ -605,10 +605,10 @@ class DatabaseProvider:
     # -- the port ------------------------------------------------------------------------------------------
 
     @staticmethod
-    def deliveries(resource: Resource, target: Target) -> list[Delivery]:
+    def deliveries(resource: Resource, target: Target) -> list[Destination]:
         service = str(resource.spec.get("service") or "")
         repo = f"{target.organization}/{service}"
-        return [Delivery(repo), *(Delivery(repo, env) for env in target.environments.get(service, ()))]
+        return [Destination(repo), *(Destination(repo, env) for env in target.environments.get(service, ()))]
 
     def observe(self, resource: Resource, target: Target) -> dict[str, Any] | None:
         try:
@@ -617,7 +617,7 @@ class DatabaseProvider:
             raise _Refused(self._failure(exc, None, target)) from None
         if actual is None:
             return None
-        recorded = [Delivery.parse(k) for k in actual["memory"].get("delivered") or []]
+        recorded = [Destination.parse(k) for k in actual["memory"].get("delivered") or []]
         wanted = self.deliveries(resource, target)
         actual["secrets"] = {d.key: self.secrets.present(d.repo, d.environment, SECRET)
                              for d in dict.fromkeys([*wanted, *recorded])}
@@ -706,7 +706,7 @@ class DatabaseProvider:
                  previous: Resource | None) -> list[_Action]:
         engine = self._engine(target)
         memory = dict((actual or {}).get("memory") or {})
-        recorded = [Delivery.parse(k) for k in memory.get("delivered") or []]
+        recorded = [Destination.parse(k) for k in memory.get("delivered") or []]
         subject = desired or previous
         refused = self._refusal(engine, actual, subject.name) if subject is not None else None
         if refused is not None and subject is not None:
@@ -741,7 +741,7 @@ class DatabaseProvider:
             found.append(engine.remember(desired.name, remembered))
         return found
 
-    def _deliver(self, resource: Resource, delivery: Delivery) -> _Action:
+    def _deliver(self, resource: Resource, delivery: Destination) -> _Action:
         def run(scratch: _Scratch) -> None:
             if not scratch.url:
                 raise _Refused("no new credentials to deliver")
@@ -749,7 +749,7 @@ class DatabaseProvider:
 
         return _Action(Step(resource.identity, "update", f"set the Actions secret {SECRET} on {delivery}"), run)
 
-    def _withdraw(self, resource: Resource, delivery: Delivery) -> _Action:
+    def _withdraw(self, resource: Resource, delivery: Destination) -> _Action:
         return _Action(Step(resource.identity, "update", f"delete the Actions secret {SECRET} from {delivery}"),
                        lambda scratch: self.secrets.remove(delivery.repo, delivery.environment, SECRET))
 
