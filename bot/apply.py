@@ -131,7 +131,7 @@ def read_records(note: str) -> list[ApplyRecord]:
     """Every apply recorded in one commit's note (one JSON object a line), oldest first.
 
     Ordered by `applied_at`, not by line: where two writers' notes were merged, the lines of the note
-    are sorted as text (`bot.adapters.workspace`), which is not their order in time.
+    are sorted as text (`bot.adapters.mirror`), which is not their order in time.
     """
     records = []
     for line in note.splitlines():

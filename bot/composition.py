@@ -42,7 +42,7 @@ def context_for(settings: Settings, repo: str, installation_id: int | None = Non
     """The handlers' collaborators for work on `repo`, built from the settings."""
     from bot.adapters.catalogue_index import SQLiteCatalogueIndex
     from bot.adapters.github import GitHubForge, token_of
-    from bot.adapters.workspace import Workspace
+    from bot.adapters.mirror import GitMirror
     from bot.handlers import Context
     from bot.provider import ProviderEnv
     from bot.providers import build, installed, settings_schemas
@@ -51,7 +51,7 @@ def context_for(settings: Settings, repo: str, installation_id: int | None = Non
     plugins = installed()
     client = github_client(settings, repo, installation_id)
     forge = GitHubForge(client, login=settings.github_login)
-    mirror = Workspace(settings.mirrors, forge.clone_url, lambda _repo: token_of(client))
+    mirror = GitMirror(settings.mirrors, forge.clone_url, lambda _repo: token_of(client))
 
     def server(variable: str) -> str | None:
         found = settings.server(variable)

@@ -416,8 +416,8 @@ def _finished(run: Any) -> Any:
 
 
 def _audit(story: Story, forge: Any) -> None:
+    from bot.adapters.mirror import clone as clone_with_token
     from bot.adapters.repo import commit_dates, notes
-    from bot.adapters.workspace import clone as clone_with_token
     from bot.apply import NOTES_REF
     from bot.audit import as_text, trail
 

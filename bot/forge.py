@@ -1,7 +1,7 @@
 """The forge ports: what Paved needs from GitHub and from git, in Paved's words.
 
 Handlers talk to a `Forge` (the GitHub API) and a `Mirror` (local copies of repositories);
-`bot/adapters/github.py` and `bot/adapters/workspace.py` implement them against GitHub, GitHub
+`bot/adapters/github.py` and `bot/adapters/mirror.py` implement them against GitHub, GitHub
 Enterprise or the local sandbox forge. Nothing here does I/O.
 """
 

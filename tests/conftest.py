@@ -30,7 +30,7 @@ from github import Auth, Github
 
 from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.github import GitHubForge, installation_client, installation_of
-from bot.adapters.workspace import Workspace
+from bot.adapters.mirror import GitMirror
 from bot.handlers import Context
 from bot.handlers.pull_request import CHECK_NAME
 from bot.provider import Target
@@ -403,7 +403,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         client = installation_client(forge.api_url, app.id, app.private_key, installation, polite=False)
         auth = client.requester.auth
         assert isinstance(auth, Auth.AppInstallationAuth)
-        mirror = Workspace(tmp_path / "mirrors", lambda repo: forge.clone_url(*repo.split("/")),
+        mirror = GitMirror(tmp_path / "mirrors", lambda repo: forge.clone_url(*repo.split("/")),
                            lambda repo: auth.token)
         yield World(forge, Context(GitHubForge(client), mirror, SQLiteCatalogueIndex(tmp_path / "index.sqlite")),
                     app.bot_login)

@@ -12,7 +12,7 @@ import pytest
 from github import Auth
 
 from bot.adapters.github import GitHubForge, installation_client, installation_of
-from bot.adapters.workspace import Workspace
+from bot.adapters.mirror import GitMirror
 from bot.apply import ApplyRecord, read_records
 from bot.cli import main
 from bot.handlers import Context
@@ -256,7 +256,7 @@ def test_a_plan_is_published_even_when_its_record_cannot_be_pushed(world: World,
     client = installation_client(world.forge.api_url, app.id, app.private_key, installation, polite=False)
     auth = client.requester.auth
     assert isinstance(auth, Auth.AppInstallationAuth)
-    mirror = Workspace(tmp_path / "read-only-mirrors", lambda repo: world.forge.clone_url(*repo.split("/")),
+    mirror = GitMirror(tmp_path / "read-only-mirrors", lambda repo: world.forge.clone_url(*repo.split("/")),
                        lambda repo: auth.token)
     ctx = Context(GitHubForge(client), mirror, world.ctx.store)
     path = "catalog/teams/growth.yaml"

@@ -54,11 +54,11 @@ _DAMAGED = ("not a git repository", "bad object", "loose object", "is corrupt", 
             "bad signature", "index file", "missing object", "did not send all necessary objects")
 
 
-class WorkspaceError(PavedError):
+class MirrorError(PavedError):
     """Raised when git cannot fetch or push; the message never contains a credential."""
 
 
-class PushRejected(WorkspaceError):
+class PushRejected(MirrorError):
     """Raised when the forge refuses to move a ref because it is not where the push expected it: another
     writer moved it since it was read (not a fast-forward, or not the expected commit)."""
 
@@ -103,19 +103,19 @@ def git_environment(token: str | None = None) -> dict[str, str]:
 
 
 def _git(args: list[str], *, cwd: Path | None, token: str, what: str) -> str:
-    """Run git with `token` in its environment; `WorkspaceError` saying it could not `what`, scrubbed."""
+    """Run git with `token` in its environment; `MirrorError` saying it could not `what`, scrubbed."""
     try:
         done = subprocess.run(["git", *args], cwd=cwd, env=git_environment(token), stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, check=False)
     except OSError as exc:
-        raise WorkspaceError(f"git could not {what}: {exc.strerror}") from None
+        raise MirrorError(f"git could not {what}: {exc.strerror}") from None
     if done.returncode != 0:
         detail = _scrub(done.stderr.strip() or f"exit status {done.returncode}", [token, _basic(token)])
         lines = [line for line in detail.splitlines() if not line.startswith("hint:")] or [detail]
         moved = [line.strip() for line in lines if any(sign in line for sign in _MOVED)]
         if args[:1] == ["push"] and moved:
             raise PushRejected(f"git could not {what}: {moved[0]}")
-        raise WorkspaceError(f"git could not {what}: {lines[-1]}")
+        raise MirrorError(f"git could not {what}: {lines[-1]}")
     return done.stdout
 
 
@@ -135,8 +135,9 @@ def _scrub(text: str, secrets: Iterable[str]) -> str:
     return re.sub(r"(Authorization: Basic )[A-Za-z0-9+/=]+", r"\1***", text)
 
 
-class Workspace:
-    """Mirrors under `root`, one per repository, reached at `clone_url(repo)` with `token(repo)`."""
+class GitMirror:
+    """The `Mirror` port (`bot.forge`) in git: mirrors under `root`, one per repository, reached at
+    `clone_url(repo)` with `token(repo)`."""
 
     def __init__(self, root: Path, clone_url: Callable[[str], str], token: Credentials) -> None:
         self.root = root
@@ -173,7 +174,7 @@ class Workspace:
             private_folder(path.parent)
             return git.Repo.init(path, bare=True)
         except (OSError, git.GitCommandError) as exc:
-            raise WorkspaceError(f"the mirror of {repo} cannot be made in {path.parent}: "
+            raise MirrorError(f"the mirror of {repo} cannot be made in {path.parent}: "
                                  f"{getattr(exc, 'strerror', None) or exc}") from None
 
     def _discard(self, repo: str, why: str) -> None:
@@ -185,7 +186,7 @@ class Workspace:
         except FileNotFoundError:
             pass
         except OSError as exc:
-            raise WorkspaceError(f"the mirror of {repo} is damaged ({why}) and cannot be rebuilt: "
+            raise MirrorError(f"the mirror of {repo} is damaged ({why}) and cannot be rebuilt: "
                                  f"{exc.strerror or exc}") from None
 
     def _run(self, repo: str, what: str, *args: str) -> str:
@@ -207,7 +208,7 @@ class Workspace:
             try:
                 self._run_locked(repo, "fetch", "fetch", "--quiet", "--no-tags", "--prune", self.clone_url(repo),
                                  *specs)
-            except WorkspaceError as exc:
+            except MirrorError as exc:
                 if not any(sign in exc.message.lower() for sign in _DAMAGED):
                     raise
                 self._discard(repo, exc.message)
@@ -234,7 +235,7 @@ class Workspace:
             try:
                 self._run(repo, "push", "push", "--quiet", *leases, self.clone_url(repo),
                           *[f"{r}:{r}" for r in others])
-            except WorkspaceError:
+            except MirrorError:
                 # The answer may have been lost after the forge took the push (git then tries again and is
                 # refused, as the ref already moved): what the forge has now decides.
                 if self._arrived(repo, others):
@@ -245,7 +246,7 @@ class Workspace:
         """Whether the forge has every one of `refs` where the mirror has it."""
         try:
             listed = self._run(repo, "ask the forge where its refs are", "ls-remote", self.clone_url(repo), *refs)
-        except WorkspaceError:
+        except MirrorError:
             return False
         there = {name: sha for sha, _, name in (line.partition("\t") for line in listed.splitlines())}
         return all(there.get(ref) is not None and there.get(ref) == self.resolve(repo, ref) for ref in refs)
@@ -270,7 +271,7 @@ class Workspace:
         try:
             self._run_locked(repo, f"fetch {ref}", "fetch", "--quiet", "--no-tags", self.clone_url(repo),
                              f"+{ref}:{incoming}")
-        except WorkspaceError as exc:
+        except MirrorError as exc:
             if "couldn't find remote ref" in exc.message:
                 return  # nothing on the forge yet: ours is all there is
             raise
@@ -282,7 +283,7 @@ class Workspace:
             with suppress(git.GitCommandError):  # leave no half-done merge behind for the next one
                 mirror.git.notes(f"--ref={ref}", "merge", "--abort")
             detail = (str(exc.stderr).strip().splitlines() or [f"exit status {exc.status}"])[-1]
-            raise WorkspaceError(f"git could not merge the forge's {ref} for {repo}: {detail}") from exc
+            raise MirrorError(f"git could not merge the forge's {ref} for {repo}: {detail}") from exc
         finally:
             mirror.git.update_ref("-d", incoming)
 
@@ -290,7 +291,7 @@ class Workspace:
         """Fetch one of Paved's own refs; when the forge has none, the mirror keeps none either."""
         try:
             self.fetch(repo, [ref])
-        except WorkspaceError as exc:
+        except MirrorError as exc:
             if "couldn't find remote ref" in exc.message:
                 with self._locked(repo), suppress(git.GitCommandError):
                     self._mirror(repo).git.update_ref("-d", ref)
@@ -333,11 +334,11 @@ class Workspace:
         try:
             listed = self._mirror(repo).git.rev_list("--first-parent", f"--max-count={limit}", span)
         except git.GitCommandError as exc:
-            raise WorkspaceError(f"cannot list the commits {span} of {repo}") from exc
+            raise MirrorError(f"cannot list the commits {span} of {repo}") from exc
         return [line.strip() for line in str(listed).splitlines() if line.strip()]
 
     def merge_base(self, repo: str, a: str, b: str) -> str:
         try:
             return str(self._mirror(repo).git.merge_base(a, b)).strip()
         except git.GitCommandError as exc:
-            raise WorkspaceError(f"{a[:12]} and {b[:12]} share no history in {repo}") from exc
+            raise MirrorError(f"{a[:12]} and {b[:12]} share no history in {repo}") from exc

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.workspace import PushRejected, Workspace, WorkspaceError, clone, git_environment
+from bot.adapters.mirror import GitMirror, MirrorError, PushRejected, clone, git_environment
 from bot.apply import APPLIED_REF, NOTES_REF
 from bot.stats import PLANS_REF
 from tests.conftest import REPO, World
@@ -105,7 +105,7 @@ def test_a_fetch_and_a_push_carry_the_token_in_git_s_environment_never_in_its_co
 
 
 def test_git_s_error_is_scrubbed_of_the_token(world: World) -> None:
-    with pytest.raises(WorkspaceError) as failed:
+    with pytest.raises(MirrorError) as failed:
         world.ctx.mirror.fetch(REPO, ["no-such-branch"])
     assert "couldn't find remote ref" in failed.value.message
     assert token_of(world) not in failed.value.message
@@ -113,9 +113,9 @@ def test_git_s_error_is_scrubbed_of_the_token(world: World) -> None:
 
 def test_a_wrong_token_is_refused_and_not_repeated_in_the_error(world: World, tmp_path: Path) -> None:
     wrong = "ghs_" + "NotAToken" * 4
-    mirror = Workspace(tmp_path / "other-mirrors", lambda repo: world.forge.clone_url(*repo.split("/")),
+    mirror = GitMirror(tmp_path / "other-mirrors", lambda repo: world.forge.clone_url(*repo.split("/")),
                        lambda repo: wrong)
-    with pytest.raises(WorkspaceError) as failed:
+    with pytest.raises(MirrorError) as failed:
         mirror.fetch(REPO, ["main"])
     assert failed.value.message.startswith(f"git could not fetch for {REPO}: ")
     assert wrong not in failed.value.message
@@ -156,7 +156,7 @@ def test_a_clone_keeps_no_credential_in_its_config(world: World, recorder: GitRe
 
 def test_a_clone_that_fails_says_so_without_the_token(world: World, tmp_path: Path) -> None:
     token = token_of(world)
-    with pytest.raises(WorkspaceError) as failed:
+    with pytest.raises(MirrorError) as failed:
         clone(world.forge.clone_url("acme", "nothing-here"), tmp_path / "nothing", token)
     assert failed.value.message.startswith("git could not clone ")
     assert token not in failed.value.message
@@ -172,11 +172,11 @@ def test_mirror_folders_are_private_to_paved_s_user(world: World) -> None:
 # -- pushing: notes are merged, never forced; other refs move only from where they were expected ----------
 
 
-def other_mirror(world: World, folder: Path) -> Workspace:
+def other_mirror(world: World, folder: Path) -> GitMirror:
     """Another worker's mirror of the same repositories (another machine, or another data folder)."""
     mirror = world.ctx.mirror
-    assert isinstance(mirror, Workspace)
-    return Workspace(folder, mirror.clone_url, mirror.token)
+    assert isinstance(mirror, GitMirror)
+    return GitMirror(folder, mirror.clone_url, mirror.token)
 
 
 def forge_note(world: World, tmp_path: Path, ref: str, sha: str) -> list[str]:
@@ -209,7 +209,7 @@ def test_workers_recording_plans_at_once_on_two_mirrors_lose_no_record(world: Wo
     start = threading.Barrier(3)
     failures: list[BaseException] = []
 
-    def record(mirror: Workspace, writer: str) -> None:
+    def record(mirror: GitMirror, writer: str) -> None:
         start.wait()
         try:
             for n in range(8):
@@ -261,7 +261,7 @@ def test_the_applied_ref_moves_only_from_the_commit_the_apply_found(world: World
 
 def test_a_mirror_git_cannot_open_is_fetched_again_from_the_forge(world: World) -> None:
     mirror = world.ctx.mirror
-    assert isinstance(mirror, Workspace)
+    assert isinstance(mirror, GitMirror)
     mirror.fetch(REPO, ["main"])
     (mirror.path(REPO) / "HEAD").write_bytes(b"")  # what a read-only remount left behind
     mirror.fetch(REPO, ["main"])
@@ -270,7 +270,7 @@ def test_a_mirror_git_cannot_open_is_fetched_again_from_the_forge(world: World) 
 
 def test_a_mirror_without_its_objects_is_fetched_again_from_the_forge(world: World) -> None:
     mirror = world.ctx.mirror
-    assert isinstance(mirror, Workspace)
+    assert isinstance(mirror, GitMirror)
     mirror.fetch(REPO, ["main"])
     shutil.rmtree(mirror.path(REPO) / "objects")  # a half-cleaned disk took the objects away
     world.forge.push_files("acme", "platform", "main", {"catalog/README.md": "Requests.\n"}, by="alice")
@@ -281,7 +281,7 @@ def test_a_mirror_without_its_objects_is_fetched_again_from_the_forge(world: Wor
 
 def test_a_mirror_git_finds_damaged_while_fetching_is_fetched_again_from_the_forge(world: World) -> None:
     mirror = world.ctx.mirror
-    assert isinstance(mirror, Workspace)
+    assert isinstance(mirror, GitMirror)
     mirror.fetch(REPO, ["main"])
     (mirror.path(REPO) / "refs" / "heads" / "lost").write_text("1" * 40 + "\n")  # names an object it lacks
     mirror.fetch(REPO, ["main"])
