@@ -6,9 +6,9 @@ from typing import Any
 
 from ..auth import Principal, refused
 from ..errors import ApiError, invalid, not_found
-from ..model import Account, Installation, Repo, Team, TeamRepo, role_rank
+from ..model import Account, Installation, Membership, Repo, Team, TeamRepo, role_rank
 from ..routing import Request, Response, Routes, no_content
-from .common import forge_of, permissions_json, string_field
+from .common import forge_of, permissions_json, repo_of, string_field
 
 routes = Routes()
 
@@ -48,8 +48,6 @@ def get_org(request: Request) -> Response:
 
 
 def _is_org_owner(request: Request, org: Account) -> bool:
-    from ..model import Membership
-
     account = request.principal.account
     if request.principal.kind != "user" or account is None:
         return False
@@ -250,8 +248,6 @@ def _team_by_id(request: Request) -> Team:
 
 
 def _may_see_org(request: Request, org: Account) -> bool:
-    from ..model import Membership
-
     principal = request.principal
     if principal.is_site_admin:
         return True
@@ -506,8 +502,6 @@ def delete_team_repo_legacy(request: Request) -> Response:
 
 @routes.get("/repos/{owner}/{repo}/teams")
 def list_repo_teams(request: Request) -> Response:
-    from .common import repo_of
-
     forge = forge_of(request)
     repo = repo_of(request)
     links = forge.store.all(TeamRepo, lambda r: r.repo_id == repo.id)

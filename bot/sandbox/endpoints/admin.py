@@ -13,6 +13,7 @@ import dataclasses
 from typing import Any
 
 from ..errors import ApiError
+from ..handle import ForgeHandle
 from ..routing import Request, Response, Routes
 
 routes = Routes()
@@ -36,8 +37,6 @@ def _jsonable(value: Any) -> Any:
 
 @routes.post("/_sandbox/call/{operation}")
 def call(request: Request) -> Response:
-    from ..api import ForgeHandle
-
     operation = request.params["operation"]
     if operation not in OPERATIONS:
         raise ApiError(404, f"Unknown operation {operation}")

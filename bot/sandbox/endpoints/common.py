@@ -7,7 +7,7 @@ from typing import Any
 from ..auth import Need
 from ..errors import invalid
 from ..github import READ_META, SandboxGitHub
-from ..model import Repo
+from ..model import Repo, role_rank
 from ..routing import Request
 
 
@@ -34,8 +34,6 @@ def string_field(body: dict[str, Any], name: str, resource: str, required: bool 
 
 def permissions_json(forge: SandboxGitHub, request: Request, repo: Repo) -> dict[str, bool]:
     """The `permissions` object GitHub adds to a repository for the caller."""
-    from ..model import role_rank
-
     principal = request.principal
     if principal.kind == "user" and principal.account is not None:
         rank = role_rank(forge.access.role_of(principal.account, repo) or ("read" if not repo.private else None))
