@@ -91,6 +91,70 @@ def test_only_the_catalogue_index_speaks_its_sql() -> None:
     assert INDEX_SQL.search(INDEX_OWNER.read_text(encoding="utf-8"))  # the pattern still finds what it looks for
 
 
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PROJECT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _top_level_imports(path: Path, modules: set[str]) -> set[str]:
+    """The bot modules `path` imports when it is imported: its top-level imports, those under a
+    top-level `if` or `try` too, but neither those under `if TYPE_CHECKING:` nor those inside functions."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.If):
+                test = node.test
+                if not ((isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+                        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")):
+                    visit(node.body)
+                    visit(node.orelse)
+            elif isinstance(node, ast.Try):
+                visit(node.body)
+                for handler in node.handlers:
+                    visit(handler.body)
+                visit(node.orelse)
+                visit(node.finalbody)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+                    base = ".".join(parent + ([node.module] if node.module else []))
+                found.add(base)
+                found.update(f"{base}.{alias.name}" for alias in node.names)
+    visit(ast.parse(path.read_text(encoding="utf-8")).body)
+    # Importing a module runs its packages' __init__ first.
+    found |= {".".join(m.split(".")[:i]) for m in set(found) for i in range(1, m.count(".") + 1)}
+    return {m for m in found if m in modules and m != name and not name.startswith(m + ".")}
+
+
+def test_the_bot_package_has_no_import_cycle() -> None:
+    """No import inside a function is there to break a cycle: at module level, bot's imports form none."""
+    paths = {_module_name(path): path for path in BOT.rglob("*.py")}
+    graph = {name: _top_level_imports(path, set(paths)) for name, path in paths.items()}
+    done: set[str] = set()
+
+    def cycle_from(name: str, trail: list[str]) -> list[str] | None:
+        if name in trail:
+            return [*trail[trail.index(name):], name]
+        if name in done:
+            return None
+        for imported_name in sorted(graph[name]):
+            found = cycle_from(imported_name, [*trail, name])
+            if found:
+                return found
+        done.add(name)
+        return None
+
+    cycles = [c for c in (cycle_from(name, []) for name in sorted(graph)) if c]
+    assert cycles == [], " -> ".join(cycles[0]) if cycles else ""
+    assert graph["bot.cli"] >= {"bot.errors", "bot.ci"}  # the walk still sees what it looks for
+
+
 def test_validate_and_plan_import_only_what_they_use(platform_repo: object) -> None:
     heavy = ["fastapi", "github", "cookiecutter", "git", "ruamel", "jsonschema"]
     code = ("import sys; from bot.cli import main; main(['validate', '--repo', sys.argv[1]]); "
