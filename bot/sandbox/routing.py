@@ -1,5 +1,10 @@
 """REST plumbing shared by every endpoint: the request and response values, routes, pagination.
 
+A handler may declare what it needs before it runs as FastAPI's `Depends` does: a parameter whose
+default is `Depends(resolve)` gets `resolve(request)`, worked out before the handler's body (so the
+repository a route names, checked for the caller's access and answered 404 when missing, is one
+dependency in `endpoints/common.py` rather than the opening lines of every route).
+
 Routes are written as in GitHub's REST description (`/repos/{owner}/{repo}/pulls/{pull_number}`);
 a parameter written `{path+}` takes the rest of the path, slashes included, because `{ref}` and
 `{path}` values (`heads/main`, `dir/file.txt`) contain them. Parameters are percent-decoded after
@@ -8,6 +13,7 @@ matching, so a client may also send such a slash encoded.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -20,6 +26,7 @@ from .auth import Principal
 from .errors import ApiError, invalid
 
 T = TypeVar("T")
+H = TypeVar("H", bound=Callable[..., "Response"])
 
 DEFAULT_PER_PAGE = 30
 MAX_PER_PAGE = 100
@@ -106,6 +113,33 @@ Handler = Callable[[Request], Response]
 
 
 @dataclass(frozen=True)
+class _Dependency:
+    resolve: Callable[[Request], Any]
+
+
+def Depends(resolve: Callable[[Request], Any]) -> Any:
+    """Mark a handler parameter as resolved from the request before the handler runs (named after
+    FastAPI's `Depends`, which it mirrors).
+
+    Typed `Any`, as FastAPI's is, so `repo: Repo = Depends(...)` type-checks as the value it stands for.
+    """
+    return _Dependency(resolve)
+
+
+def _with_dependencies(handler: Callable[..., Response]) -> Handler:
+    """`handler` as a plain `Handler`: its `Depends` parameters resolved, in order, from the request."""
+    needs = [(name, param.default.resolve) for name, param in inspect.signature(handler).parameters.items()
+             if isinstance(param.default, _Dependency)]
+    if not needs:
+        return handler
+
+    def call(request: Request) -> Response:
+        return handler(request, **{name: resolve(request) for name, resolve in needs})
+
+    return call
+
+
+@dataclass(frozen=True)
 class Route:
     method: str
     template: str
@@ -119,28 +153,29 @@ class Routes:
     def __init__(self) -> None:
         self.routes: list[Route] = []
 
-    def add(self, method: str, template: str) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
+    def add(self, method: str, template: str) -> Callable[[H], H]:
+        def register(handler: H) -> H:
             regex = re.sub(r"\{(\w+)\+\}", r"(?P<\1>.+)", template)
             regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", regex)
-            self.routes.append(Route(method, template.replace("+}", "}"), re.compile(f"^{regex}$"), handler))
+            self.routes.append(Route(method, template.replace("+}", "}"), re.compile(f"^{regex}$"),
+                                     _with_dependencies(handler)))
             return handler
 
         return register
 
-    def get(self, template: str) -> Callable[[Handler], Handler]:
+    def get(self, template: str) -> Callable[[H], H]:
         return self.add("GET", template)
 
-    def post(self, template: str) -> Callable[[Handler], Handler]:
+    def post(self, template: str) -> Callable[[H], H]:
         return self.add("POST", template)
 
-    def put(self, template: str) -> Callable[[Handler], Handler]:
+    def put(self, template: str) -> Callable[[H], H]:
         return self.add("PUT", template)
 
-    def patch(self, template: str) -> Callable[[Handler], Handler]:
+    def patch(self, template: str) -> Callable[[H], H]:
         return self.add("PATCH", template)
 
-    def delete(self, template: str) -> Callable[[Handler], Handler]:
+    def delete(self, template: str) -> Callable[[H], H]:
         return self.add("DELETE", template)
 
     def extend(self, other: Routes) -> None:

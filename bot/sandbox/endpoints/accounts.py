@@ -7,8 +7,8 @@ from typing import Any
 from ..auth import Principal, refused
 from ..errors import ApiError, invalid, not_found
 from ..model import Account, Installation, Membership, Repo, Team, TeamRepo, role_rank
-from ..routing import Request, Response, Routes, no_content
-from .common import forge_of, permissions_json, repo_of, string_field
+from ..routing import Depends, Request, Response, Routes, no_content
+from .common import forge_of, organization, permissions_json, repository, string_field
 
 routes = Routes()
 
@@ -55,17 +55,9 @@ def _is_org_owner(request: Request, org: Account) -> bool:
         Membership, lambda m: m.org_id == org.id and m.user_id == account.id and m.role == "admin") is not None
 
 
-def _org(request: Request) -> Account:
-    org = forge_of(request).account(request.params["org"])
-    if org is None or org.type != "Organization":
-        raise not_found()
-    return org
-
-
 @routes.get("/orgs/{org}/repos")
-def list_org_repos(request: Request) -> Response:
+def list_org_repos(request: Request, org: Account = Depends(organization)) -> Response:
     forge = forge_of(request)
-    org = _org(request)
     repos = [r for r in forge.store.all(Repo, lambda r: r.owner_id == org.id)
              if forge.access.can_see(request.principal, r)]
     kind = request.query.get("type", "all")
@@ -102,8 +94,8 @@ def _create_repo(request: Request, owner: Account) -> Response:
 
 
 @routes.post("/orgs/{org}/repos")
-def create_org_repo(request: Request) -> Response:
-    return _create_repo(request, _org(request))
+def create_org_repo(request: Request, org: Account = Depends(organization)) -> Response:
+    return _create_repo(request, org)
 
 
 @routes.post("/user/repos")
@@ -228,7 +220,7 @@ def list_installation_repos(request: Request) -> Response:
 
 def _team_by_slug(request: Request) -> Team:
     forge = forge_of(request)
-    org = _org(request)
+    org = organization(request)
     slug = request.params["team_slug"].lower()
     team = forge.store.first(Team, lambda t: t.org_id == org.id and t.slug == slug)
     if team is None or not _may_see_org(request, org):
@@ -260,9 +252,8 @@ def _may_see_org(request: Request, org: Account) -> bool:
 
 
 @routes.get("/orgs/{org}/teams")
-def list_teams(request: Request) -> Response:
+def list_teams(request: Request, org: Account = Depends(organization)) -> Response:
     forge = forge_of(request)
-    org = _org(request)
     if not _may_see_org(request, org):
         raise ApiError(403, "You must be a member of this organization to list its teams.")
     teams = forge.store.all(Team, lambda t: t.org_id == org.id)
@@ -270,9 +261,8 @@ def list_teams(request: Request) -> Response:
 
 
 @routes.post("/orgs/{org}/teams")
-def create_team(request: Request) -> Response:
+def create_team(request: Request, org: Account = Depends(organization)) -> Response:
     forge = forge_of(request)
-    org = _org(request)
     if request.principal.kind == "installation":
         forge.require_org_admin(request.principal, org)  # before the body, as GitHub asks
     body = request.body()
@@ -501,9 +491,8 @@ def delete_team_repo_legacy(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/teams")
-def list_repo_teams(request: Request) -> Response:
+def list_repo_teams(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     links = forge.store.all(TeamRepo, lambda r: r.repo_id == repo.id)
     answer = []
     for link in request.paginate(links):

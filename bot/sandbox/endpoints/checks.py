@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from ..auth import Need
 from ..errors import not_found, unprocessable
-from ..model import CheckRun, CheckSuite, Status
-from ..routing import Request, Response, Routes
-from .common import forge_of, repo_of
+from ..model import CheckRun, CheckSuite, Repo, Status
+from ..routing import Depends, Request, Response, Routes
+from .common import forge_of, repo_of, repository
 
 routes = Routes()
 
@@ -24,9 +24,8 @@ def _run(request: Request) -> CheckRun:
 
 
 @routes.post("/repos/{owner}/{repo}/check-runs")
-def create_check_run(request: Request) -> Response:
+def create_check_run(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     run = forge.create_check_run(request.principal, repo, request.body())
     return Response(201, forge.render.check_run(run))
 
@@ -37,9 +36,8 @@ def get_check_run(request: Request) -> Response:
 
 
 @routes.patch("/repos/{owner}/{repo}/check-runs/{check_run_id}")
-def update_check_run(request: Request) -> Response:
+def update_check_run(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     run = forge.update_check_run(request.principal, repo, request.int_param("check_run_id"), request.body())
     return Response(200, forge.render.check_run(run))
 
@@ -63,17 +61,15 @@ def list_annotations(request: Request) -> Response:
 
 
 @routes.post("/repos/{owner}/{repo}/check-runs/{check_run_id}/rerequest")
-def rerequest_check_run(request: Request) -> Response:
+def rerequest_check_run(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     forge.rerequest_check_run(request.principal, repo, request.int_param("check_run_id"))
     return Response(201, {})
 
 
 @routes.get("/repos/{owner}/{repo}/commits/{ref+}/check-runs")
-def list_check_runs_for_ref(request: Request) -> Response:
+def list_check_runs_for_ref(request: Request, repo: Repo = Depends(repository(READ_CHECKS))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_CHECKS)
     sha = _sha(request, request.params["ref"])
     runs = forge.store.all(CheckRun, lambda r: r.repo_id == repo.id and r.head_sha == sha)
     if request.query.get("check_name"):
@@ -101,9 +97,8 @@ def _sha(request: Request, ref: str) -> str:
 
 
 @routes.get("/repos/{owner}/{repo}/commits/{ref+}/check-suites")
-def list_check_suites_for_ref(request: Request) -> Response:
+def list_check_suites_for_ref(request: Request, repo: Repo = Depends(repository(READ_CHECKS))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_CHECKS)
     sha = _sha(request, request.params["ref"])
     suites = forge.store.all(CheckSuite, lambda s: s.repo_id == repo.id and s.head_sha == sha)
     return Response(200, {"total_count": len(suites),
@@ -134,9 +129,8 @@ def list_check_runs_in_suite(request: Request) -> Response:
 
 
 @routes.post("/repos/{owner}/{repo}/check-suites/{check_suite_id}/rerequest")
-def rerequest_check_suite(request: Request) -> Response:
+def rerequest_check_suite(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     forge.rerequest_check_suite(request.principal, repo, request.int_param("check_suite_id"))
     return Response(201, {})
 
@@ -144,9 +138,8 @@ def rerequest_check_suite(request: Request) -> Response:
 # -- commit statuses --------------------------------------------------------------------------------------------
 
 @routes.post("/repos/{owner}/{repo}/statuses/{sha}")
-def create_status(request: Request) -> Response:
+def create_status(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     body = request.body()
     status = forge.create_status(request.principal, repo, request.params["sha"], body.get("state"),
                                  body.get("context"), body.get("description"), body.get("target_url"))
@@ -169,9 +162,8 @@ def list_statuses(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/commits/{ref+}/status")
-def combined_status(request: Request) -> Response:
+def combined_status(request: Request, repo: Repo = Depends(repository(READ_STATUSES))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_STATUSES)
     sha, statuses = _statuses(request)
     latest: dict[str, Status] = {}
     for status in statuses:  # newest first: keep the first per context

@@ -11,8 +11,8 @@ from .. import gitrepo
 from ..errors import ApiError, invalid, not_found, unprocessable
 from ..github import READ_CODE, WRITE_CODE, SandboxGitHub
 from ..model import Protection, Repo
-from ..routing import Request, Response, Routes, no_content
-from .common import forge_of, permissions_json, repo_of, string_field
+from ..routing import Depends, Request, Response, Routes, no_content
+from .common import forge_of, permissions_json, repository, string_field
 
 routes = Routes()
 
@@ -20,23 +20,22 @@ _SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 @routes.get("/repos/{owner}/{repo}")
-def get_repo(request: Request) -> Response:
+def get_repo(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     return Response(200, forge.render.repo(repo, permissions_json(forge, request, repo)))
 
 
 @routes.patch("/repos/{owner}/{repo}")
-def update_repo(request: Request) -> Response:
+def update_repo(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = forge.update_repo(request.principal, repo_of(request), request.body())
+    repo = forge.update_repo(request.principal, repo, request.body())
     return Response(200, forge.render.repo(repo, permissions_json(forge, request, repo)))
 
 
 @routes.delete("/repos/{owner}/{repo}")
-def delete_repo(request: Request) -> Response:
+def delete_repo(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    forge.delete_repo(request.principal, repo_of(request))
+    forge.delete_repo(request.principal, repo)
     return no_content()
 
 
@@ -54,9 +53,8 @@ def _ref_sha(forge: SandboxGitHub, repo: Repo, ref: str | None) -> tuple[str, st
 
 @routes.get("/repos/{owner}/{repo}/contents")
 @routes.get("/repos/{owner}/{repo}/contents/{path+}")
-def get_content(request: Request) -> Response:
+def get_content(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_CODE)
     git = forge.git(repo)
     if not git.branches():
         raise ApiError(404, "This repository is empty.")
@@ -83,9 +81,8 @@ def get_content(request: Request) -> Response:
 
 
 @routes.put("/repos/{owner}/{repo}/contents/{path+}")
-def put_content(request: Request) -> Response:
+def put_content(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, WRITE_CODE)
     body = request.body()
     message = string_field(body, "message", "Content", required=True)
     content = string_field(body, "content", "Content", required=True)
@@ -109,9 +106,8 @@ def put_content(request: Request) -> Response:
 
 
 @routes.delete("/repos/{owner}/{repo}/contents/{path+}")
-def delete_content(request: Request) -> Response:
+def delete_content(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, WRITE_CODE)
     body = request.body()
     message = string_field(body, "message", "Content", required=True)
     sha = string_field(body, "sha", "Content", required=True)
@@ -129,9 +125,8 @@ def _protected(forge: SandboxGitHub, repo: Repo) -> set[str]:
 
 
 @routes.get("/repos/{owner}/{repo}/branches")
-def list_branches(request: Request) -> Response:
+def list_branches(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_CODE)
     protected = _protected(forge, repo)
     branches = sorted(forge.git(repo).branches().items())
     if "protected" in request.query:
@@ -141,9 +136,8 @@ def list_branches(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/branches/{branch+}")
-def get_branch(request: Request) -> Response:
+def get_branch(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_CODE)
     name = request.params["branch"]
     git = forge.git(repo)
     sha = git.resolve(f"refs/heads/{name}")
@@ -153,9 +147,8 @@ def get_branch(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/commits")
-def list_commits(request: Request) -> Response:
+def list_commits(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_CODE)
     git = forge.git(repo)
     if not git.branches():
         raise ApiError(409, "Git Repository is empty.")
@@ -168,9 +161,8 @@ def list_commits(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/commits/{ref+}")
-def get_commit(request: Request) -> Response:
+def get_commit(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_CODE)
     git = forge.git(repo)
     ref = request.params["ref"]
     sha = git.resolve(ref) or git.resolve(f"refs/heads/{ref}")
@@ -191,9 +183,8 @@ def _ref_json(forge: SandboxGitHub, repo: Repo, ref: str, sha: str) -> dict[str,
 
 @routes.get("/repos/{owner}/{repo}/git/ref/{ref+}")
 @routes.get("/repos/{owner}/{repo}/git/refs/{ref+}")
-def get_ref(request: Request) -> Response:
+def get_ref(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_CODE)
     ref = "refs/" + request.params["ref"].removeprefix("refs/")
     sha = forge.git(repo).refs(ref).get(ref)
     if sha is None:
@@ -203,18 +194,16 @@ def get_ref(request: Request) -> Response:
 
 @routes.get("/repos/{owner}/{repo}/git/refs")
 @routes.get("/repos/{owner}/{repo}/git/matching-refs/{ref+}")
-def list_matching_refs(request: Request) -> Response:
+def list_matching_refs(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_CODE)
     prefix = "refs/" + request.params.get("ref", "").removeprefix("refs/")
     found = [(name, sha) for name, sha in forge.git(repo).refs("refs/").items() if name.startswith(prefix)]
     return Response(200, [_ref_json(forge, repo, name, sha) for name, sha in request.paginate(found)])
 
 
 @routes.post("/repos/{owner}/{repo}/git/refs")
-def create_ref(request: Request) -> Response:
+def create_ref(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, WRITE_CODE)
     body = request.body()
     ref = string_field(body, "ref", "Reference", required=True)
     sha = string_field(body, "sha", "Reference", required=True)
@@ -231,9 +220,8 @@ def create_ref(request: Request) -> Response:
 
 
 @routes.patch("/repos/{owner}/{repo}/git/refs/{ref+}")
-def update_ref(request: Request) -> Response:
+def update_ref(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, WRITE_CODE)
     body = request.body()
     sha = string_field(body, "sha", "Reference", required=True)
     assert sha is not None
@@ -252,18 +240,16 @@ def update_ref(request: Request) -> Response:
 
 
 @routes.delete("/repos/{owner}/{repo}/git/refs/{ref+}")
-def delete_ref(request: Request) -> Response:
+def delete_ref(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, WRITE_CODE)
     ref = "refs/" + request.params["ref"].removeprefix("refs/")
     forge.move_ref(request.principal, repo, ref, None, None)
     return no_content()
 
 
 @routes.get("/repos/{owner}/{repo}/git/trees/{tree_sha+}")
-def get_tree(request: Request) -> Response:
+def get_tree(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_CODE)
     git = forge.git(repo)
     given = request.params["tree_sha"]
     sha = git.resolve(given, "tree") or git.resolve(f"refs/heads/{given}", "tree")
@@ -288,9 +274,8 @@ def _tree_json(forge: SandboxGitHub, repo: Repo, sha: str, entries: list[gitrepo
 
 
 @routes.post("/repos/{owner}/{repo}/git/trees")
-def create_tree(request: Request) -> Response:
+def create_tree(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, WRITE_CODE)
     git = forge.git(repo)
     body = request.body()
     entries = body.get("tree")
@@ -321,9 +306,8 @@ def create_tree(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/git/blobs/{file_sha}")
-def get_blob(request: Request) -> Response:
+def get_blob(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_CODE)
     git = forge.git(repo)
     sha = request.params["file_sha"]
     if not _SHA.match(sha) or git.object_type(sha) != "blob":
@@ -337,9 +321,8 @@ def get_blob(request: Request) -> Response:
 
 
 @routes.post("/repos/{owner}/{repo}/git/blobs")
-def create_blob(request: Request) -> Response:
+def create_blob(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, WRITE_CODE)
     body = request.body()
     content = string_field(body, "content", "Blob", required=True)
     assert content is not None
@@ -355,9 +338,8 @@ def create_blob(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/git/commits/{commit_sha}")
-def get_git_commit(request: Request) -> Response:
+def get_git_commit(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_CODE)
     git = forge.git(repo)
     sha = request.params["commit_sha"]
     if not _SHA.match(sha) or git.object_type(sha) != "commit":
@@ -366,9 +348,8 @@ def get_git_commit(request: Request) -> Response:
 
 
 @routes.post("/repos/{owner}/{repo}/git/commits")
-def create_git_commit(request: Request) -> Response:
+def create_git_commit(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, WRITE_CODE)
     git = forge.git(repo)
     body = request.body()
     message = string_field(body, "message", "Commit", required=True)

@@ -7,8 +7,8 @@ from typing import Any
 from ..auth import Need
 from ..errors import ApiError, invalid, not_found
 from ..model import Comment, Issue, Label, PullRequest, Reaction, Repo, Review
-from ..routing import Request, Response, Routes, no_content
-from .common import forge_of, repo_of, string_field
+from ..routing import Depends, Request, Response, Routes, no_content
+from .common import forge_of, repo_of, repository, string_field
 
 routes = Routes()
 
@@ -34,9 +34,8 @@ def _read_issue_need(request: Request, repo: Repo, number: int) -> None:
 # -- pull requests ------------------------------------------------------------------------------------------
 
 @routes.get("/repos/{owner}/{repo}/pulls")
-def list_pulls(request: Request) -> Response:
+def list_pulls(request: Request, repo: Repo = Depends(repository(READ_PULLS))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_PULLS)
     state = request.query.get("state", "open")
     if state not in ("open", "closed", "all"):
         raise invalid("PullRequest", "state", "invalid")
@@ -61,9 +60,8 @@ def list_pulls(request: Request) -> Response:
 
 
 @routes.post("/repos/{owner}/{repo}/pulls")
-def create_pull(request: Request) -> Response:
+def create_pull(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     body = request.body()
     head = string_field(body, "head", "PullRequest", required=True)
     base = string_field(body, "base", "PullRequest", required=True)
@@ -77,9 +75,8 @@ def create_pull(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/pulls/{pull_number}")
-def get_pull(request: Request) -> Response:
+def get_pull(request: Request, repo: Repo = Depends(repository(READ_PULLS))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_PULLS)
     pull = forge.pull(repo, _number(request))
     accept = request.headers.get("Accept") or ""
     if "diff" in accept or "patch" in accept:
@@ -92,9 +89,8 @@ def get_pull(request: Request) -> Response:
 
 
 @routes.patch("/repos/{owner}/{repo}/pulls/{pull_number}")
-def update_pull(request: Request) -> Response:
+def update_pull(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     body = request.body()
     pull = forge.update_pull_request(request.principal, repo, _number(request),
                                      title=string_field(body, "title", "PullRequest"),
@@ -105,9 +101,8 @@ def update_pull(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/pulls/{pull_number}/files")
-def list_pull_files(request: Request) -> Response:
+def list_pull_files(request: Request, repo: Repo = Depends(repository(READ_PULLS))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_PULLS)
     pull = forge.pull(repo, _number(request))
     git = forge.git(repo)
     merge_base = git.merge_base(pull.base_sha, pull.head_sha) or pull.base_sha
@@ -117,9 +112,8 @@ def list_pull_files(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/pulls/{pull_number}/commits")
-def list_pull_commits(request: Request) -> Response:
+def list_pull_commits(request: Request, repo: Repo = Depends(repository(READ_PULLS))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_PULLS)
     pull = forge.pull(repo, _number(request))
     git = forge.git(repo)
     shas = git.rev_list(pull.head_sha, pull.base_sha)
@@ -128,9 +122,8 @@ def list_pull_commits(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/pulls/{pull_number}/merge")
-def check_merged(request: Request) -> Response:
+def check_merged(request: Request, repo: Repo = Depends(repository(READ_PULLS))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_PULLS)
     pull = forge.pull(repo, _number(request))
     if not pull.merged:
         raise not_found()
@@ -138,9 +131,8 @@ def check_merged(request: Request) -> Response:
 
 
 @routes.put("/repos/{owner}/{repo}/pulls/{pull_number}/merge")
-def merge_pull(request: Request) -> Response:
+def merge_pull(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     body = request.body()
     method = string_field(body, "merge_method", "PullRequest") or "merge"
     pull = forge.merge(request.principal, repo, _number(request), method,
@@ -151,9 +143,8 @@ def merge_pull(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/pulls/{pull_number}/reviews")
-def list_reviews(request: Request) -> Response:
+def list_reviews(request: Request, repo: Repo = Depends(repository(READ_PULLS))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_PULLS)
     number = _number(request)
     forge.pull(repo, number)
     reviews = forge.store.all(Review, lambda r: r.repo_id == repo.id and r.pull_number == number)
@@ -161,9 +152,8 @@ def list_reviews(request: Request) -> Response:
 
 
 @routes.post("/repos/{owner}/{repo}/pulls/{pull_number}/reviews")
-def create_review(request: Request) -> Response:
+def create_review(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     body = request.body()
     event = string_field(body, "event", "PullRequestReview")
     if event is None:
@@ -178,9 +168,8 @@ def create_review(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}")
-def get_review(request: Request) -> Response:
+def get_review(request: Request, repo: Repo = Depends(repository(READ_PULLS))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_PULLS)
     review = forge.store.get(Review, request.int_param("review_id"))
     if review is None or review.repo_id != repo.id or review.pull_number != _number(request):
         raise not_found()
@@ -190,9 +179,8 @@ def get_review(request: Request) -> Response:
 # -- issues ----------------------------------------------------------------------------------------------------
 
 @routes.get("/repos/{owner}/{repo}/issues")
-def list_issues(request: Request) -> Response:
+def list_issues(request: Request, repo: Repo = Depends(repository(READ_ISSUES))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_ISSUES)
     state = request.query.get("state", "open")
     wanted_labels = {n.strip().lower() for n in request.query.get("labels", "").split(",") if n.strip()}
     issues = []
@@ -209,9 +197,8 @@ def list_issues(request: Request) -> Response:
 
 
 @routes.post("/repos/{owner}/{repo}/issues")
-def create_issue(request: Request) -> Response:
+def create_issue(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     body = request.body()
     title = body.get("title")
     title = str(title) if isinstance(title, str | int) else ""
@@ -222,18 +209,16 @@ def create_issue(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/issues/{issue_number}")
-def get_issue(request: Request) -> Response:
+def get_issue(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     number = _number(request, "issue_number")
     _read_issue_need(request, repo, number)
     return Response(200, forge.render.issue(forge.issue(repo, number)))
 
 
 @routes.patch("/repos/{owner}/{repo}/issues/{issue_number}")
-def update_issue(request: Request) -> Response:
+def update_issue(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     body = request.body()
     labels = body.get("labels")
     names = None
@@ -249,9 +234,8 @@ def update_issue(request: Request) -> Response:
 # -- comments and reactions -------------------------------------------------------------------------------------
 
 @routes.get("/repos/{owner}/{repo}/issues/{issue_number}/comments")
-def list_comments(request: Request) -> Response:
+def list_comments(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     number = _number(request, "issue_number")
     _read_issue_need(request, repo, number)
     comments = forge.store.all(Comment, lambda c: c.repo_id == repo.id and c.issue_number == number)
@@ -262,9 +246,8 @@ def list_comments(request: Request) -> Response:
 
 
 @routes.post("/repos/{owner}/{repo}/issues/{issue_number}/comments")
-def create_comment(request: Request) -> Response:
+def create_comment(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     body = request.body()
     comment = forge.comment(request.principal, repo, _number(request, "issue_number"), body.get("body"))
     return Response(201, forge.render.comment(comment))
@@ -352,58 +335,51 @@ def _issue_labels(request: Request, issue: Issue) -> list[dict[str, Any]]:
 
 
 @routes.get("/repos/{owner}/{repo}/issues/{issue_number}/labels")
-def list_issue_labels(request: Request) -> Response:
+def list_issue_labels(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     number = _number(request, "issue_number")
     _read_issue_need(request, repo, number)
     return Response(200, request.paginate(_issue_labels(request, forge.issue(repo, number))))
 
 
 @routes.post("/repos/{owner}/{repo}/issues/{issue_number}/labels")
-def add_labels(request: Request) -> Response:
+def add_labels(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     issue = forge.set_labels(request.principal, repo, _number(request, "issue_number"), _label_names(request), add=True)
     return Response(200, _issue_labels(request, issue))
 
 
 @routes.put("/repos/{owner}/{repo}/issues/{issue_number}/labels")
-def set_labels(request: Request) -> Response:
+def set_labels(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     issue = forge.set_labels(request.principal, repo, _number(request, "issue_number"), _label_names(request))
     return Response(200, _issue_labels(request, issue))
 
 
 @routes.delete("/repos/{owner}/{repo}/issues/{issue_number}/labels")
-def remove_all_labels(request: Request) -> Response:
+def remove_all_labels(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     forge.set_labels(request.principal, repo, _number(request, "issue_number"), [])
     return no_content()
 
 
 @routes.delete("/repos/{owner}/{repo}/issues/{issue_number}/labels/{name}")
-def remove_label(request: Request) -> Response:
+def remove_label(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     issue = forge.remove_label(request.principal, repo, _number(request, "issue_number"), request.params["name"])
     return Response(200, _issue_labels(request, issue))
 
 
 @routes.get("/repos/{owner}/{repo}/labels")
-def list_labels(request: Request) -> Response:
+def list_labels(request: Request, repo: Repo = Depends(repository(READ_ISSUES))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_ISSUES)
     labels = forge.store.all(Label, lambda lb: lb.repo_id == repo.id)
     return Response(200, [forge.render.label(lb) for lb in request.paginate(labels)])
 
 
 @routes.post("/repos/{owner}/{repo}/labels")
-def create_label(request: Request) -> Response:
+def create_label(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     body = request.body()
     label = forge.create_label(request.principal, repo, body.get("name"), body.get("color"),
                                string_field(body, "description", "Label"))
@@ -411,16 +387,14 @@ def create_label(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/labels/{name}")
-def get_label(request: Request) -> Response:
+def get_label(request: Request, repo: Repo = Depends(repository(READ_ISSUES))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_ISSUES)
     return Response(200, forge.render.label(forge.find_label(repo, request.params["name"])))
 
 
 @routes.patch("/repos/{owner}/{repo}/labels/{name}")
-def update_label(request: Request) -> Response:
+def update_label(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     body = request.body()
     label = forge.update_label(request.principal, repo, request.params["name"],
                                string_field(body, "new_name", "Label") or string_field(body, "name", "Label"),
@@ -429,7 +403,7 @@ def update_label(request: Request) -> Response:
 
 
 @routes.delete("/repos/{owner}/{repo}/labels/{name}")
-def delete_label(request: Request) -> Response:
+def delete_label(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    forge.delete_label(request.principal, repo_of(request), request.params["name"])
+    forge.delete_label(request.principal, repo, request.params["name"])
     return no_content()

@@ -1,13 +1,20 @@
-"""What every endpoint module needs to reach the forge and the repository a request names."""
+"""What every endpoint module needs to reach the sandbox's GitHub and what a request's path names.
+
+`repository(need)` and `organization` are route dependencies (`routing.Depends`): a route that acts on
+`/repos/{owner}/{repo}` or `/orgs/{org}` declares `repo: Repo = Depends(repository(NEED))` or
+`org: Account = Depends(organization)`, and gets the repository or organization, found, checked for the
+caller's access and answered 404 when missing, before its body runs.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..auth import Need
-from ..errors import invalid
+from ..errors import invalid, not_found
 from ..github import READ_META, SandboxGitHub
-from ..model import Repo, role_rank
+from ..model import Account, Repo, role_rank
 from ..routing import Request
 
 
@@ -19,6 +26,20 @@ def forge_of(request: Request) -> SandboxGitHub:
 def repo_of(request: Request, need: Need = READ_META) -> Repo:
     """The `{owner}/{repo}` of the path, if the caller may do `need` on it."""
     return forge_of(request).repo_for(request.principal, request.params["owner"], request.params["repo"], need)
+
+
+def repository(need: Need = READ_META) -> Callable[[Request], Repo]:
+    """For `Depends`: the `{owner}/{repo}` of the path, if the caller may do `need` on it (404 if they may
+    not even see it)."""
+    return lambda request: repo_of(request, need)
+
+
+def organization(request: Request) -> Account:
+    """For `Depends`: the `{org}` of the path (404 unless it is an organization)."""
+    org = forge_of(request).account(request.params["org"])
+    if org is None or org.type != "Organization":
+        raise not_found()
+    return org
 
 
 def string_field(body: dict[str, Any], name: str, resource: str, required: bool = False) -> str | None:

@@ -10,54 +10,47 @@ repository's admins too. New repositories may carry values from their creation (
 from __future__ import annotations
 
 from ..errors import not_found
-from ..model import Account
-from ..routing import Request, Response, Routes, no_content
-from .common import forge_of, repo_of
+from ..model import Account, Repo
+from ..routing import Depends, Request, Response, Routes, no_content
+from .common import forge_of, organization, repository
 
 routes = Routes()
 
 
-def _org(request: Request) -> Account:
-    org = forge_of(request).account(request.params["org"])
-    if org is None or org.type != "Organization":
-        raise not_found()
-    return org
-
-
 @routes.get("/orgs/{org}/properties/schema")
-def list_definitions(request: Request) -> Response:
+def list_definitions(request: Request, org: Account = Depends(organization)) -> Response:
     forge = forge_of(request)
-    found = forge.custom_properties(request.principal, _org(request))
+    found = forge.custom_properties(request.principal, org)
     return Response(200, [forge.render.custom_property(p) for p in found])
 
 
 @routes.get("/orgs/{org}/properties/schema/{custom_property_name}")
-def get_definition(request: Request) -> Response:
+def get_definition(request: Request, org: Account = Depends(organization)) -> Response:
     forge = forge_of(request)
     name = request.params["custom_property_name"]
-    found = next((p for p in forge.custom_properties(request.principal, _org(request)) if p.name == name), None)
+    found = next((p for p in forge.custom_properties(request.principal, org) if p.name == name), None)
     if found is None:
         raise not_found()
     return Response(200, forge.render.custom_property(found))
 
 
 @routes.put("/orgs/{org}/properties/schema/{custom_property_name}")
-def put_definition(request: Request) -> Response:
+def put_definition(request: Request, org: Account = Depends(organization)) -> Response:
     forge = forge_of(request)
-    prop = forge.put_custom_property(request.principal, _org(request), request.params["custom_property_name"],
+    prop = forge.put_custom_property(request.principal, org, request.params["custom_property_name"],
                                      request.body())
     return Response(200, forge.render.custom_property(prop))
 
 
 @routes.get("/repos/{owner}/{repo}/properties/values")
-def get_values(request: Request) -> Response:
+def get_values(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    values = forge.render.custom_property_values(repo_of(request))
+    values = forge.render.custom_property_values(repo)
     return Response(200, [{"property_name": name, "value": value} for name, value in values.items()])
 
 
 @routes.patch("/repos/{owner}/{repo}/properties/values")
-def set_values(request: Request) -> Response:
+def set_values(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    forge.set_repo_properties(request.principal, repo_of(request), request.body().get("properties"))
+    forge.set_repo_properties(request.principal, repo, request.body().get("properties"))
     return no_content()

@@ -9,8 +9,8 @@ from ..auth import Need
 from ..errors import ApiError, invalid, not_found
 from ..github import ADMIN, SandboxGitHub
 from ..model import Delivery, Environment, Hook, Protection, Repo, Secret, role_rank
-from ..routing import Request, Response, Routes, no_content
-from .common import forge_of, repo_of
+from ..routing import Depends, Request, Response, Routes, no_content
+from .common import forge_of, repo_of, repository
 
 routes = Routes()
 
@@ -24,9 +24,8 @@ _LEGACY_PERMISSION = {"admin": "admin", "maintain": "write", "write": "write", "
 
 
 @routes.get("/repos/{owner}/{repo}/collaborators/{username}/permission")
-def collaborator_permission(request: Request) -> Response:
+def collaborator_permission(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     user = forge.account(request.params["username"])
     if user is None:
         raise not_found()
@@ -44,9 +43,8 @@ def collaborator_permission(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/collaborators/{username}")
-def check_collaborator(request: Request) -> Response:
+def check_collaborator(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     user = forge.account(request.params["username"])
     if user is None or forge.access.role_of(user, repo) is None:
         raise not_found()
@@ -54,11 +52,10 @@ def check_collaborator(request: Request) -> Response:
 
 
 @routes.put("/repos/{owner}/{repo}/collaborators/{username}")
-def add_collaborator(request: Request) -> Response:
+def add_collaborator(request: Request, repo: Repo = Depends(repository(ADMIN))) -> Response:
     # GitHub invites outside collaborators; the sandbox adds them at once (as for org members) and
     # answers 204, GitHub's answer when no invitation is needed.
     forge = forge_of(request)
-    repo = repo_of(request, ADMIN)
     user = forge.account(request.params["username"])
     if user is None:
         raise not_found()
@@ -73,33 +70,30 @@ def add_collaborator(request: Request) -> Response:
 # -- environments ----------------------------------------------------------------------------------------------
 
 @routes.get("/repos/{owner}/{repo}/environments")
-def list_environments(request: Request) -> Response:
+def list_environments(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     envs = forge.store.all(Environment, lambda e: e.repo_id == repo.id)
     page = request.paginate(envs)
     return Response(200, {"total_count": len(envs), "environments": [forge.render.environment(e) for e in page]})
 
 
 @routes.get("/repos/{owner}/{repo}/environments/{environment_name}")
-def get_environment(request: Request) -> Response:
+def get_environment(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     return Response(200, forge.render.environment(forge.environment(repo, request.params["environment_name"])))
 
 
 @routes.put("/repos/{owner}/{repo}/environments/{environment_name}")
-def put_environment(request: Request) -> Response:
+def put_environment(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     env = forge.put_environment(request.principal, repo, request.params["environment_name"], request.body())
     return Response(200, forge.render.environment(env))
 
 
 @routes.delete("/repos/{owner}/{repo}/environments/{environment_name}")
-def delete_environment(request: Request) -> Response:
+def delete_environment(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    forge.delete_environment(request.principal, repo_of(request), request.params["environment_name"])
+    forge.delete_environment(request.principal, repo, request.params["environment_name"])
     return no_content()
 
 
@@ -109,17 +103,16 @@ _POLICIES = "/repos/{owner}/{repo}/environments/{environment_name}/deployment-br
 
 
 @routes.get(_POLICIES)
-def list_branch_policies(request: Request) -> Response:
+def list_branch_policies(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    found = forge.branch_policies(repo_of(request), request.params["environment_name"])
+    found = forge.branch_policies(repo, request.params["environment_name"])
     return Response(200, {"total_count": len(found),
                           "branch_policies": [forge.render.branch_policy(b) for b in request.paginate(found)]})
 
 
 @routes.post(_POLICIES)
-def create_branch_policy(request: Request) -> Response:
+def create_branch_policy(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     body = request.body()
     environment = request.params["environment_name"]
     policy, created = forge.add_branch_policy(request.principal, repo, environment, body.get("name"),
@@ -133,17 +126,17 @@ def create_branch_policy(request: Request) -> Response:
 
 
 @routes.get(_POLICIES + "/{branch_policy_id}")
-def get_branch_policy(request: Request) -> Response:
+def get_branch_policy(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    policy = forge.branch_policy(repo_of(request), request.params["environment_name"],
+    policy = forge.branch_policy(repo, request.params["environment_name"],
                                  request.int_param("branch_policy_id"))
     return Response(200, forge.render.branch_policy(policy))
 
 
 @routes.delete(_POLICIES + "/{branch_policy_id}")
-def delete_branch_policy(request: Request) -> Response:
+def delete_branch_policy(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    forge.delete_branch_policy(request.principal, repo_of(request), request.params["environment_name"],
+    forge.delete_branch_policy(request.principal, repo, request.params["environment_name"],
                                request.int_param("branch_policy_id"))
     return no_content()
 
@@ -182,8 +175,8 @@ def _delete_secret(request: Request, environment: str | None) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/actions/secrets/public-key")
-def repo_public_key(request: Request) -> Response:
-    return Response(200, _public_key(forge_of(request), repo_of(request, READ_SECRETS), None))
+def repo_public_key(request: Request, repo: Repo = Depends(repository(READ_SECRETS))) -> Response:
+    return Response(200, _public_key(forge_of(request), repo, None))
 
 
 @routes.get("/repos/{owner}/{repo}/actions/secrets")
@@ -192,9 +185,8 @@ def list_repo_secrets(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/actions/secrets/{secret_name}")
-def get_repo_secret(request: Request) -> Response:
+def get_repo_secret(request: Request, repo: Repo = Depends(repository(READ_SECRETS))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_SECRETS)
     return Response(200, forge.render.secret(forge.find_secret(repo, request.params["secret_name"])))
 
 
@@ -209,9 +201,8 @@ def delete_repo_secret(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/environments/{environment_name}/secrets/public-key")
-def env_public_key(request: Request) -> Response:
+def env_public_key(request: Request, repo: Repo = Depends(repository(READ_SECRETS))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_SECRETS)
     return Response(200, _public_key(forge, repo, request.params["environment_name"]))
 
 
@@ -221,9 +212,8 @@ def list_env_secrets(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}")
-def get_env_secret(request: Request) -> Response:
+def get_env_secret(request: Request, repo: Repo = Depends(repository(READ_SECRETS))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, READ_SECRETS)
     secret = forge.find_secret(repo, request.params["secret_name"], request.params["environment_name"])
     return Response(200, forge.render.secret(secret))
 
@@ -293,31 +283,28 @@ def _checks_json(base: str, checks: dict[str, Any]) -> dict[str, Any]:
 
 
 @routes.get("/repos/{owner}/{repo}/branches/{branch+}/protection")
-def get_protection(request: Request) -> Response:
+def get_protection(request: Request, repo: Repo = Depends(repository(ADMIN))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, ADMIN)
     return Response(200, _protection_json(forge, repo, forge.protection(repo, request.params["branch"])))
 
 
 @routes.put("/repos/{owner}/{repo}/branches/{branch+}/protection")
-def put_protection(request: Request) -> Response:
+def put_protection(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     protection = forge.put_protection(request.principal, repo, request.params["branch"], request.json())
     return Response(200, _protection_json(forge, repo, protection))
 
 
 @routes.delete("/repos/{owner}/{repo}/branches/{branch+}/protection")
-def delete_protection(request: Request) -> Response:
+def delete_protection(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    forge.delete_protection(request.principal, repo_of(request), request.params["branch"])
+    forge.delete_protection(request.principal, repo, request.params["branch"])
     return no_content()
 
 
 @routes.get("/repos/{owner}/{repo}/branches/{branch+}/protection/required_status_checks")
-def get_status_checks(request: Request) -> Response:
+def get_status_checks(request: Request, repo: Repo = Depends(repository(ADMIN))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, ADMIN)
     protection = forge.protection(repo, request.params["branch"])
     checks = protection.settings.get("required_status_checks")
     if not checks:
@@ -327,9 +314,8 @@ def get_status_checks(request: Request) -> Response:
 
 
 @routes.patch("/repos/{owner}/{repo}/branches/{branch+}/protection/required_status_checks")
-def update_status_checks(request: Request) -> Response:
+def update_status_checks(request: Request, repo: Repo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request)
     protection = forge.update_status_checks(request.principal, repo, request.params["branch"], request.body())
     base = f"{forge.urls.api}/repos/{forge.render.repo_path(repo)}/branches/{protection.branch}/protection"
     return Response(200, _checks_json(base, protection.settings["required_status_checks"]))
@@ -347,17 +333,15 @@ def _hook(request: Request) -> tuple[Repo, Hook]:
 
 
 @routes.get("/repos/{owner}/{repo}/hooks")
-def list_hooks(request: Request) -> Response:
+def list_hooks(request: Request, repo: Repo = Depends(repository(ADMIN))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, ADMIN)
     hooks = forge.store.all(Hook, lambda h: h.repo_id == repo.id)
     return Response(200, [forge.render.hook(h) for h in request.paginate(hooks)])
 
 
 @routes.post("/repos/{owner}/{repo}/hooks")
-def create_hook(request: Request) -> Response:
+def create_hook(request: Request, repo: Repo = Depends(repository(ADMIN))) -> Response:
     forge = forge_of(request)
-    repo = repo_of(request, ADMIN)
     body = request.body()
     config = body.get("config")
     if not isinstance(config, dict) or not isinstance(config.get("url"), str):
