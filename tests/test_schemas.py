@@ -40,7 +40,9 @@ FREE_FORM_MAPS = {
 KIND_SCHEMA_FILES = sorted(KINDS_DIR.glob("*.json"))
 POLICY_FILES = sorted(POLICIES_DIR.glob("*.json"))
 CATALOG_FILES = sorted(CATALOG.rglob("*.yaml"))
-EXAMPLE_CHANGES = sorted(p for p in EXAMPLES.iterdir() if p.is_dir()) if EXAMPLES.is_dir() else []
+# An example change is a folder of requests to copy over the catalogue (it holds `catalog/`); a provider
+# package such as examples/queue is an example of another kind, with tests of its own.
+EXAMPLE_CHANGES = sorted(p for p in EXAMPLES.iterdir() if (p / "catalog").is_dir()) if EXAMPLES.is_dir() else []
 
 
 def load_json(path: Path) -> Any:
