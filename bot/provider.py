@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from bot.config import RepoConfig
 from bot.model import Resource, Tree
@@ -70,16 +70,28 @@ class Target:
     config: RepoConfig = field(default_factory=RepoConfig)
 
 
-class Provider(Protocol):
-    """Makes resources of some kinds real."""
+# What a provider observes of a resource: its own frozen data class (`ObservedTeam`, `ObservedDatabase`, ...).
+Observed = TypeVar("Observed")
+
+
+class Provider(Protocol[Observed]):
+    """Makes resources of some kinds real.
+
+    Generic over what it observes, so that mypy checks each provider's `plan` takes exactly what its
+    `observe` returns, and each provider reads typed fields rather than a dict. The core never looks
+    inside observed state: it only hands what one provider's `observe` gave back to that provider's
+    `plan`, so it holds providers as a bare `Provider` (`Provider[Any]`), which fits every one. (A port
+    typed `observe(...) -> object` would instead make every provider narrow its argument at run time,
+    and mypy could not see a provider's `plan` and `observe` disagree.)
+    """
 
     kinds: tuple[str, ...]
 
-    def observe(self, resource: Resource, target: Target) -> dict[str, Any] | None:
+    def observe(self, resource: Resource, target: Target) -> Observed | None:
         """The resource as it exists now, or None when it does not exist."""
         ...
 
-    def plan(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
+    def plan(self, desired: Resource | None, actual: Observed | None, target: Target,
              previous: Resource | None = None) -> list[Step]:
         """The steps from `actual` to `desired` (None: delete `previous`). No steps: nothing to do."""
         ...

@@ -23,10 +23,13 @@ from bot.providers.github import KINDS
 from bot.providers.github.access import Access
 from bot.providers.github.environments import Environments
 from bot.providers.github.repositories import Services
-from bot.providers.github.shared import FAILURES, Action, Kind, one_line, reason_of, scrub
-from bot.providers.github.teams import Teams
+from bot.providers.github.shared import FAILURES, Action, Kind, Unmarked, one_line, reason_of, scrub
+from bot.providers.github.teams import ObservedTeam, Teams
 
 log = logging.getLogger(__name__)
+
+# What the GitHub provider observes of a resource, whichever of its kinds that is.
+GitHubObserved = ObservedTeam | Unmarked | dict[str, Any]
 
 # -- the provider ------------------------------------------------------------------------------------------
 
@@ -59,15 +62,15 @@ class GitHubProvider:
     def __init__(self, client: Github, token: Callable[[], str]) -> None:
         self.client = client
         self.token = token
-        self._kinds: dict[str, Kind] = {kind.kind: kind(client, token)
+        self._kinds: dict[str, Kind[Any]] = {kind.kind: kind(client, token)
                                          for kind in (Teams, Services, Access, Environments)}
 
-    def _kind(self, kind: str) -> Kind:
+    def _kind(self, kind: str) -> Kind[Any]:
         if kind not in self._kinds:
             raise ValueError(f"the GitHub provider does not make {kind} resources")
         return self._kinds[kind]
 
-    def observe(self, resource: Resource, target: Target) -> dict[str, Any] | None:
+    def observe(self, resource: Resource, target: Target) -> GitHubObserved | None:
         """The resource as it exists on GitHub, or None; raises `ForgeError` when GitHub will not tell."""
         kind = self._kind(resource.kind)
         try:
@@ -79,7 +82,7 @@ class GitHubProvider:
             raise ForgeError(f"GitHub did not answer when asked for {resource.identity}: {transport_failure(exc)}") \
                 from exc
 
-    def plan(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
+    def plan(self, desired: Resource | None, actual: GitHubObserved | None, target: Target,
              previous: Resource | None = None) -> list[Step]:
         subject = desired or previous
         if subject is None:
@@ -95,7 +98,7 @@ class GitHubProvider:
         return steps + [a.step for a in kind.actions(desired, actual, target, previous)]
 
     @staticmethod
-    def _moved(kind: Kind, desired: Resource | None, previous: Resource | None, target: Target) -> bool:
+    def _moved(kind: Kind[Any], desired: Resource | None, previous: Resource | None, target: Target) -> bool:
         return kind.moves and desired is not None and previous is not None and \
             kind.address(desired, target) != kind.address(previous, target)
 
@@ -111,7 +114,7 @@ class GitHubProvider:
         current: Step | None = None
         try:
             planned: list[Action] = []
-            before: dict[str, Any] | None = None
+            before: GitHubObserved | None = None
             if self._moved(kind, desired, previous, target):
                 assert previous is not None
                 before = kind.observe(previous, target)

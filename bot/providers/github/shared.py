@@ -7,14 +7,17 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from github import Github, GithubException
 
 from bot.adapters.github import TRANSPORT_ERRORS
 from bot.errors import PavedError
 from bot.model import Resource
-from bot.provider import Step, Target, Verb
+from bot.provider import Observed, Step, Target, Verb
+
+if TYPE_CHECKING:
+    from github.Team import Team
 
 T = TypeVar("T")
 _TOKEN_SHAPES = re.compile(r"\b(gh[opsur]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")
@@ -123,10 +126,30 @@ def not_paveds(what: str, mark: str) -> str:
     return f"Paved will not touch {what}: it exists and Paved did not create it ({mark})"
 
 
+@dataclass(frozen=True, slots=True)
+class Unmarked:
+    """What a kind observes of an object that exists without Paved's mark: only enough to say so.
+
+    Its own class rather than a `marked` flag on each kind's observed state, so that a kind's observed
+    state always holds everything its actions read, and the only thing Paved does with an unmarked object
+    is refuse to touch it.
+    """
+
+    what: str  # "team acme/payments", "repository acme/search"
+    mark: str  # the mark it lacks, in words
+
+
+def unmarked_repository(full_name: str) -> Unmarked:
+    return Unmarked(f"repository {full_name}", f"no {MARK_PROPERTY} mark")
+
+
 # -- the kinds --------------------------------------------------------------------------------------------
 
-class Kind(ABC):
-    """One kind: where its object lives on GitHub, how to read it, and the actions to match a request."""
+class Kind(ABC, Generic[Observed]):
+    """One kind: where its object lives on GitHub, how to read it, and the actions to match a request.
+
+    `Observed` is what it observes of an object Paved may touch; an object without Paved's mark is `Unmarked`.
+    """
 
     kind = ""
     # Whether an update may point the request at another object (another repository or team), which
@@ -142,30 +165,33 @@ class Kind(ABC):
         """Where the resource lives on GitHub (`org/repo`, `org/team`, ...)."""
 
     @abstractmethod
-    def observe(self, resource: Resource, target: Target) -> dict[str, Any] | None:
-        """The object as GitHub has it, or None."""
+    def observe(self, resource: Resource, target: Target) -> Observed | Unmarked | None:
+        """The object as GitHub has it, or None.
+
+        Repository kinds observe Paved's mark on the repository they act on: `Access` and `Environment`
+        too, since granting a team or adding an environment changes that repository.
+        """
 
     @abstractmethod
-    def actions(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
+    def actions(self, desired: Resource | None, actual: Observed | None, target: Target,
                 previous: Resource | None) -> list[Action]:
         """What to do to make `actual` what `desired` asks (None: remove `previous`)."""
 
-    def outputs(self, actual: dict[str, Any] | None) -> dict[str, str]:
+    def outputs(self, actual: Observed | None) -> dict[str, str]:
         return {}
 
-    def believed(self, previous: Resource, target: Target) -> dict[str, Any]:
-        """What the catalogue says `previous` made, for a plan that cannot look; kinds that `move` say more."""
-        return {}
+    def believed(self, previous: Resource, target: Target) -> Observed | None:
+        """What the catalogue says `previous` made, for a plan that cannot look; kinds that `move` say it."""
+        return None
 
-    def refusal(self, actual: dict[str, Any] | None) -> str | None:
-        """Why Paved will not touch what `actual` shows (it exists without Paved's mark), or None.
-
-        Repository kinds observe `managed` from the repository they act on: `Access` and `Environment`
-        too, since granting a team or adding an environment changes that repository.
-        """
-        if actual is None or actual.get("managed", True):
-            return None
-        return not_paveds(f"repository {actual['repository']}", f"no {MARK_PROPERTY} mark")
+    @staticmethod
+    def refusal(actual: object) -> str | None:
+        """Why Paved will not touch what `actual` shows (it exists without Paved's mark), or None."""
+        if isinstance(actual, Unmarked):
+            return not_paveds(actual.what, actual.mark)
+        if isinstance(actual, dict) and not actual.get("managed", True):
+            return not_paveds(f"repository {actual['repository']}", f"no {MARK_PROPERTY} mark")
+        return None
 
     # -- shared reads ---------------------------------------------------------------------------------
 
@@ -178,7 +204,7 @@ class Kind(ABC):
             raise StepFailed(f"GitHub has no repository {full_name} (apply {needed_by} first)")
         return found
 
-    def team(self, organization: str, slug: str) -> Any:
+    def team(self, organization: str, slug: str) -> Team:
         found = if_found(lambda: self.client.get_organization(organization).get_team_by_slug(slug))
         if found is None:
             raise StepFailed(f"GitHub has no team {slug} in {organization} (apply Team/{slug} first)")

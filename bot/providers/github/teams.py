@@ -7,7 +7,7 @@ team (destructive: its repository roles go with it). A team that exists without 
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from bot.model import Resource
 from bot.provider import Target, Verb
@@ -18,40 +18,47 @@ from bot.providers.github.shared import (
     Outputs,
     Run,
     StepFailed,
+    Unmarked,
     if_found,
     marked_description,
-    not_paveds,
     unmarked_description,
 )
 
 
-class Teams(Kind):
+@dataclass(frozen=True, slots=True)
+class ObservedTeam:
+    """What Paved observes of a team carrying its mark: its description without the mark, and its people
+    by role (logins sorted as GitHub spells them)."""
+
+    slug: str
+    name: str
+    description: str
+    url: str
+    maintainers: tuple[str, ...]
+    members: tuple[str, ...]
+
+
+class Teams(Kind[ObservedTeam]):
     kind = "Team"
 
     def address(self, resource: Resource, target: Target) -> str:
         return f"{target.organization}/{resource.name}"
 
-    def observe(self, resource: Resource, target: Target) -> dict[str, Any] | None:
+    def observe(self, resource: Resource, target: Target) -> ObservedTeam | Unmarked | None:
         org = self.client.get_organization(target.organization)
         team = if_found(lambda: org.get_team_by_slug(resource.name))
         if team is None:
             return None
         description, managed = unmarked_description(team.description or "")
         if not managed:
-            return {"slug": team.slug, "address": f"{target.organization}/{team.slug}", "url": team.html_url,
-                    "managed": False}
-        maintainers = sorted(u.login for u in team.get_members(role="maintainer"))
-        members = sorted(u.login for u in team.get_members(role="member"))
-        return {"slug": team.slug, "name": team.name, "description": description,
-                "url": team.html_url, "maintainers": maintainers, "members": members, "managed": True}
+            return Unmarked(f"team {target.organization}/{team.slug}",
+                            f"no {TEAM_MARK} mark at the end of its description")
+        maintainers = tuple(sorted(u.login for u in team.get_members(role="maintainer")))
+        members = tuple(sorted(u.login for u in team.get_members(role="member")))
+        return ObservedTeam(team.slug, team.name, description, team.html_url, maintainers, members)
 
-    def refusal(self, actual: dict[str, Any] | None) -> str | None:
-        if actual is None or actual["managed"]:
-            return None
-        return not_paveds(f"team {actual['address']}", f"no {TEAM_MARK} mark at the end of its description")
-
-    def outputs(self, actual: dict[str, Any] | None) -> dict[str, str]:
-        return {"team": actual["url"]} if actual else {}
+    def outputs(self, actual: ObservedTeam | None) -> dict[str, str]:
+        return {"team": actual.url} if actual else {}
 
     @staticmethod
     def people(resource: Resource) -> dict[str, tuple[str, str]]:
@@ -61,13 +68,13 @@ class Teams(Kind):
         people.update({str(login).casefold(): (str(login), "maintainer") for login in spec.get("maintainers") or []})
         return people
 
-    def actions(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
+    def actions(self, desired: Resource | None, actual: ObservedTeam | None, target: Target,
                 previous: Resource | None) -> list[Action]:
         org_name = target.organization
         if desired is None:
             if actual is None or previous is None:
                 return []
-            slug = actual["slug"]
+            slug = actual.slug
 
             def delete(outputs: Outputs) -> None:
                 self.team(org_name, slug).delete()
@@ -86,10 +93,10 @@ class Teams(Kind):
             found.append(Action(self.step(desired, "create", f"create team {slug} in {org_name}"), create))
             current: dict[str, str] = {}
         else:
-            current = {login.casefold(): "maintainer" for login in actual["maintainers"]}
-            current.update({login.casefold(): "member" for login in actual["members"]
+            current = {login.casefold(): "maintainer" for login in actual.maintainers}
+            current.update({login.casefold(): "member" for login in actual.members
                             if login.casefold() not in current})
-            if actual["description"] != description:
+            if actual.description != description:
                 def describe(outputs: Outputs) -> None:
                     team = self.team(org_name, slug)
                     team.edit(team.name, description=marked_description(description))
@@ -108,7 +115,7 @@ class Teams(Kind):
             else:
                 words = f"make {login} a member (no longer a maintainer) of team {slug}"
             found.append(Action(self.step(desired, verb, words), self._member(org_name, slug, login, role)))
-        for login in sorted((actual or {}).get("maintainers", []) + (actual or {}).get("members", [])):
+        for login in sorted(actual.maintainers + actual.members if actual else ()):
             if login.casefold() not in wanted:
                 found.append(Action(self.step(desired, "update", f"remove {login} from team {slug}"),
                                      self._member(org_name, slug, login, None)))
