@@ -9,6 +9,7 @@ the shapes are written from the schemas, not replayed). Webhook payloads are str
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -22,6 +23,7 @@ from .model import (
     App,
     CheckRun,
     CheckSuite,
+    Collaborator,
     Comment,
     CustomProperty,
     Delivery,
@@ -31,6 +33,7 @@ from .model import (
     Installation,
     Issue,
     Label,
+    Membership,
     PullRequest,
     Reaction,
     Repo,
@@ -38,6 +41,8 @@ from .model import (
     Secret,
     Status,
     Team,
+    TeamMember,
+    TeamRepo,
 )
 from .store import Store
 
@@ -211,8 +216,6 @@ class Renderer:
             body["email"] = org.email
         if for_owner:
             private = sum(1 for r in repos if r.private)
-            from .model import Membership
-
             body.update(
                 total_private_repos=private,
                 owned_private_repos=private,
@@ -418,8 +421,6 @@ class Renderer:
     def author_association(self, repo: Repo, account_id: int) -> str:
         if account_id == repo.owner_id:
             return "OWNER"
-        from .model import Collaborator, Membership  # local: only this method needs them
-
         owner = self.account(repo.owner_id)
         member = self.store.first(Membership, lambda m: m.org_id == owner.id and m.user_id == account_id)
         if owner.type == "Organization" and member is not None:
@@ -993,8 +994,6 @@ class Renderer:
                 body["parent"] = self.team(parent)
                 body["parent"].pop("parent", None)
         if full:
-            from .model import TeamMember, TeamRepo
-
             body.update(
                 members_count=len(self.store.all(TeamMember, lambda m: m.team_id == team.id)),
                 repos_count=len(self.store.all(TeamRepo, lambda r: r.team_id == team.id)),
@@ -1083,8 +1082,6 @@ class Renderer:
             "throttled_at": None,
         }
         if full:
-            import json
-
             try:
                 payload: Any = json.loads(delivery.request_body)
             except ValueError:

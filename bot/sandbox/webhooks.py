@@ -23,6 +23,7 @@ from typing import Any
 from . import recording
 from .auth import now_iso
 from .model import App, Delivery, Hook, Installation, Repo
+from .render import node_id
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -226,6 +227,4 @@ def _post(url: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str
 
 
 def _installation_node(installation_id: int) -> str:
-    from .render import node_id
-
     return node_id("MDIz", installation_id)
