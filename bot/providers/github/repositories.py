@@ -19,9 +19,10 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import git
 from github import GithubException
@@ -39,12 +40,18 @@ from bot.providers.github.shared import (
     Outputs,
     Run,
     StepFailed,
+    Unmarked,
     if_found,
     one_line,
     reason_of,
     repo_marked,
     scrub,
+    unmarked_repository,
 )
+
+if TYPE_CHECKING:
+    from github.Organization import Organization
+    from github.Repository import Repository
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +64,44 @@ CODEOWNERS_PATHS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
 _TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-class Services(Kind):
+@dataclass(frozen=True, slots=True)
+class StatusChecks:
+    """The status checks a branch's protection requires: whether the branch must be up to date first, and
+    which checks."""
+
+    strict: bool
+    contexts: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Protection:
+    """What Paved reads of a protected branch's rules: the reviews it asks for, and what it keeps when
+    it rewrites them (the status checks and the admin rule someone set)."""
+
+    approvals: int
+    code_owners: bool
+    status_checks: StatusChecks | None
+    enforce_admins: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedRepository:
+    """What Paved observes of a repository carrying its mark. `empty`: it has no branch at all (not even
+    the default one); `teams`: each team's permission on it, by slug; `protection`: the rules of the
+    request's default branch, None when that branch is missing or unprotected."""
+
+    full_name: str
+    url: str
+    visibility: str
+    description: str
+    archived: bool
+    default_branch: str
+    empty: bool
+    teams: Mapping[str, str]
+    protection: Protection | None
+
+
+class Services(Kind[ObservedRepository]):
     kind = "Service"
 
     def address(self, resource: Resource, target: Target) -> str:
@@ -76,44 +120,43 @@ class Services(Kind):
     def template(resource: Resource) -> str:
         return str((resource.spec.get("template") or {}).get("name") or "")
 
-    def observe(self, resource: Resource, target: Target) -> dict[str, Any] | None:
+    def observe(self, resource: Resource, target: Target) -> ObservedRepository | Unmarked | None:
         full_name = self.address(resource, target)
         repo = if_found(lambda: self.client.get_repo(full_name))
         if repo is None:
             return None
         if not repo_marked(repo):
-            return {"repository": repo.full_name, "url": repo.html_url, "managed": False}
+            return unmarked_repository(repo.full_name)
         wanted = self.branch(resource)
         branch = if_found(lambda: repo.get_branch(wanted))
         protection = None
         if branch is not None and branch.protected:
             rules = branch.get_protection()
             reviews, checks = rules.required_pull_request_reviews, rules.required_status_checks
-            protection = {
-                "approvals": reviews.required_approving_review_count if reviews else 0,
-                "code_owners": bool(reviews and reviews.require_code_owner_reviews),
-                "status_checks": {"strict": checks.strict, "contexts": list(checks.contexts)} if checks else None,
-                "enforce_admins": bool(rules.enforce_admins),
-            }
-        return {
-            "full_name": repo.full_name, "url": repo.html_url, "visibility": repo.visibility,
-            "description": repo.description or "", "archived": bool(repo.archived),
-            "default_branch": repo.default_branch,
-            "branch_exists": branch is not None,
-            "empty": branch is None and next(iter(repo.get_branches()), None) is None,
-            "teams": {team.slug: team.permission for team in repo.get_teams()},
-            "protection": protection, "managed": True,
-        }
+            protection = Protection(
+                approvals=reviews.required_approving_review_count if reviews else 0,
+                code_owners=bool(reviews and reviews.require_code_owner_reviews),
+                status_checks=StatusChecks(checks.strict, tuple(checks.contexts)) if checks else None,
+                enforce_admins=bool(rules.enforce_admins),
+            )
+        return ObservedRepository(
+            full_name=repo.full_name, url=repo.html_url, visibility=repo.visibility,
+            description=repo.description or "", archived=bool(repo.archived),
+            default_branch=repo.default_branch,
+            empty=branch is None and next(iter(repo.get_branches()), None) is None,
+            teams={team.slug: team.permission for team in repo.get_teams()},
+            protection=protection,
+        )
 
-    def outputs(self, actual: dict[str, Any] | None) -> dict[str, str]:
-        return {"repository": actual["url"]} if actual else {}
+    def outputs(self, actual: ObservedRepository | None) -> dict[str, str]:
+        return {"repository": actual.url} if actual else {}
 
-    def actions(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
+    def actions(self, desired: Resource | None, actual: ObservedRepository | None, target: Target,
                 previous: Resource | None) -> list[Action]:
         if desired is None:
-            if actual is None or actual["archived"] or previous is None:
+            if actual is None or actual.archived or previous is None:
                 return []
-            full_name = actual["full_name"]
+            full_name = actual.full_name
 
             def archive(outputs: Outputs) -> None:
                 self.repo(full_name, previous.identity).edit(archived=True)
@@ -137,33 +180,33 @@ class Services(Kind):
                                  self._grant(target.organization, owner, full_name, desired)))
             found.append(Action(protect, self._protect(full_name, branch, None, desired)))
             return found
-        if actual["archived"]:
+        if actual.archived:
             found.append(Action(self.step(desired, "update", f"unarchive repository {full_name}"),
                                  self._edit(full_name, desired, archived=False)))
-        if actual["empty"]:
+        if actual.empty:
             found.append(Action(self.step(desired, "update", f"render template {template} into the empty "
                                                               f"repository {full_name}"),
                                  lambda outputs: self._scaffold(desired, target, outputs)))
-        elif actual["default_branch"] != branch:
+        elif actual.default_branch != branch:
             found.append(Action(self.step(desired, "update", f"make {branch} the default branch of {full_name}"),
                                  self._edit(full_name, desired, default_branch=branch)))
-        if actual["visibility"] != visibility:
+        if actual.visibility != visibility:
             found.append(Action(self.step(desired, "update", f"change the visibility of {full_name} from "
-                                                              f"{actual['visibility']} to {visibility}"),
+                                                              f"{actual.visibility} to {visibility}"),
                                  self._edit(full_name, desired, visibility=visibility)))
-        if actual["description"] != description:
+        if actual.description != description:
             found.append(Action(self.step(desired, "update", f"update the description of {full_name}"),
                                  self._edit(full_name, desired, description=description)))
-        if actual["teams"].get(owner) != OWNER_PERMISSION:
+        if actual.teams.get(owner) != OWNER_PERMISSION:
             found.append(Action(self.step(desired, "update", f"give team {owner} {OWNER_PERMISSION} on {full_name}"),
                                  self._grant(target.organization, owner, full_name, desired)))
         if previous is not None and previous.owner != owner and \
-                actual["teams"].get(previous.owner) == OWNER_PERMISSION:
+                actual.teams.get(previous.owner) == OWNER_PERMISSION:
             found.append(Action(self.step(desired, "update", f"remove team {previous.owner} from {full_name} (it no "
                                                               "longer owns it)"),
                                  self._grant(target.organization, previous.owner, full_name, desired, remove=True)))
-        rules = actual["protection"]
-        if not (rules and rules["approvals"] >= REQUIRED_APPROVALS and rules["code_owners"]):
+        rules = actual.protection
+        if not (rules and rules.approvals >= REQUIRED_APPROVALS and rules.code_owners):
             found.append(Action(protect, self._protect(full_name, branch, rules, desired)))
         return found
 
@@ -186,18 +229,18 @@ class Services(Kind):
 
         return run
 
-    def _protect(self, full_name: str, branch: str, rules: dict[str, Any] | None,
+    def _protect(self, full_name: str, branch: str, rules: Protection | None,
                  desired: Resource) -> Run:
         def run(outputs: Outputs) -> None:
             # GitHub replaces the whole protection of a branch at once: keep the status checks and the
             # admin rule someone set, so that asking for reviews does not drop them.
             kept: dict[str, Any] = {}
-            if rules and rules["status_checks"]:
-                kept.update(strict=rules["status_checks"]["strict"], contexts=rules["status_checks"]["contexts"])
-            if rules and rules["enforce_admins"]:
+            if rules and rules.status_checks:
+                kept.update(strict=rules.status_checks.strict, contexts=list(rules.status_checks.contexts))
+            if rules and rules.enforce_admins:
                 kept["enforce_admins"] = True
             self.repo(full_name, desired.identity).get_branch(branch).edit_protection(
-                required_approving_review_count=max(REQUIRED_APPROVALS, rules["approvals"] if rules else 0),
+                required_approving_review_count=max(REQUIRED_APPROVALS, rules.approvals if rules else 0),
                 require_code_owner_reviews=True, **kept)
 
         return run
@@ -217,7 +260,7 @@ class Services(Kind):
             self._push(project, desired, target, repo)
 
     @staticmethod
-    def _define_mark(org: Any, organization: str) -> None:
+    def _define_mark(org: Organization, organization: str) -> None:
         """Define Paved's mark in the organization when it lacks it, or put back a definition that lets
         a repository's own admins set it."""
         try:
@@ -238,7 +281,7 @@ class Services(Kind):
             outputs["repository"] = repo.html_url
             self._push(project, desired, target, repo)
 
-    def _push(self, project: Path, desired: Resource, target: Target, repo: Any) -> None:
+    def _push(self, project: Path, desired: Resource, target: Target, repo: Repository) -> None:
         branch = self.branch(desired)
         message = (f"Create {desired.name} from the {self.template(desired)} golden path\n\n"
                    f"Rendered by Paved for {desired.identity} ({desired.path}) from {target.platform_repo} at "

@@ -7,7 +7,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from github import Github, GithubException
 
@@ -17,6 +17,7 @@ from bot.model import Resource
 from bot.provider import Observed, Step, Target, Verb
 
 if TYPE_CHECKING:
+    from github.Repository import Repository
     from github.Team import Team
 
 T = TypeVar("T")
@@ -113,7 +114,7 @@ def unmarked_description(description: str) -> tuple[str, bool]:
     return text, False
 
 
-def repo_marked(repo: Any) -> bool:
+def repo_marked(repo: Repository) -> bool:
     """Whether a repository carries Paved's mark (read from the repository itself; from its property
     values when GitHub leaves them out of it)."""
     values = repo.raw_data.get("custom_properties")
@@ -198,7 +199,7 @@ class Kind(ABC, Generic[Observed]):
     def step(self, resource: Resource, verb: Verb, description: str, destructive: bool = False) -> Step:
         return Step(resource.identity, verb, description, destructive)
 
-    def repo(self, full_name: str, needed_by: str) -> Any:
+    def repo(self, full_name: str, needed_by: str) -> Repository:
         found = if_found(lambda: self.client.get_repo(full_name))
         if found is None:
             raise StepFailed(f"GitHub has no repository {full_name} (apply {needed_by} first)")
