@@ -19,6 +19,7 @@ from github.OrganizationCustomProperty import CustomProperty
 
 from bot.model import Resource
 from bot.provider import Result, Target
+from bot.providers.github.environments import ObservedEnvironment
 from bot.providers.github.provider import GitHubProvider
 from bot.sandbox.recording import Exchange, watch
 from tests.conftest import Provisioner, World
@@ -353,7 +354,8 @@ def test_an_environment_changes_with_its_request(provider: GitHubProvider, targe
     assert [s.description for s in result.steps] == [
         "update environment production in acme/search: wait timer 10 → 0 min; "
         "deployment branches main, release/* → main"]
-    assert provider.observe(relaxed, target)["branches"] == ["main"]  # type: ignore[index]
+    observed = provider.observe(relaxed, target)
+    assert isinstance(observed, ObservedEnvironment) and observed.branches == ("main",)
 
 
 def test_an_environment_deleted_from_the_catalogue_is_deleted(provider: GitHubProvider, target: Target,

@@ -9,12 +9,15 @@ environments only to repositories that carry its mark.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from github.EnvironmentDeploymentBranchPolicy import EnvironmentDeploymentBranchPolicyParams
 from github.EnvironmentProtectionRuleReviewer import ReviewerParams
 from github.NamedUser import NamedUser
+from github.Repository import Repository
 from github.Team import Team as GithubTeam
 
 from bot.model import Resource
@@ -24,15 +27,31 @@ from bot.providers.github.shared import (
     Kind,
     Outputs,
     Run,
+    Unmarked,
     complete,
     if_found,
     names_or_none,
     repo_marked,
     service_repo,
+    unmarked_repository,
 )
 
 
-class Environments(Kind):
+@dataclass(frozen=True, slots=True)
+class ObservedEnvironment:
+    """What Paved observes of a deployment environment on a repository carrying its mark: its wait timer
+    (minutes), reviewers (teams by slug, people by @login, sorted) and deployment branch patterns (None:
+    any branch may deploy)."""
+
+    repository: str
+    name: str
+    url: str
+    wait_timer: int
+    reviewers: tuple[str, ...]
+    branches: tuple[str, ...] | None
+
+
+class Environments(Kind[ObservedEnvironment]):
     kind = "Environment"
     moves = True
 
@@ -40,20 +59,20 @@ class Environments(Kind):
         return f"{service_repo(resource, target)}:{resource.spec.get('name', '')}"
 
     @staticmethod
-    def wanted(resource: Resource) -> tuple[int, list[str], list[str] | None]:
+    def wanted(resource: Resource) -> tuple[int, tuple[str, ...], tuple[str, ...] | None]:
         """(wait timer in minutes, reviewing teams, deployment branch patterns or None for any branch)."""
         spec = resource.spec
         branches = spec.get("deploymentBranches")
-        return (int(spec.get("waitTimer") or 0), sorted(str(t) for t in spec.get("requiredReviewers") or []),
-                sorted(str(b) for b in branches) if branches else None)
+        return (int(spec.get("waitTimer") or 0), tuple(sorted(str(t) for t in spec.get("requiredReviewers") or [])),
+                tuple(sorted(str(b) for b in branches)) if branches else None)
 
-    def observe(self, resource: Resource, target: Target) -> dict[str, Any] | None:
+    def observe(self, resource: Resource, target: Target) -> ObservedEnvironment | Unmarked | None:
         full_name, name = service_repo(resource, target), str(resource.spec.get("name", ""))
         repo = if_found(lambda: self.client.get_repo(full_name))
         if repo is None:
             return None
         if not repo_marked(repo):
-            return {"repository": full_name, "url": repo.html_url, "managed": False}
+            return unmarked_repository(full_name)
         env = if_found(lambda: complete(repo.get_environment(name)))
         if env is None:
             return None
@@ -65,24 +84,23 @@ class Environments(Kind):
                 # Teams by slug; people (which Paved never sets) by @login, so that they show as a difference.
                 reviewers += [_reviewer(r.reviewer) for r in rule.reviewers or [] if r.reviewer is not None]
         policy = env.deployment_branch_policy
-        branches: list[str] | None = None
+        branches: tuple[str, ...] | None = None
         if policy is not None and policy.custom_branch_policies:
-            branches = sorted(p["name"] if p.get("type", "branch") == "branch" else f"tag:{p['name']}"
-                              for p in self._policies(repo, env.name))
+            branches = tuple(sorted(p["name"] if p.get("type", "branch") == "branch" else f"tag:{p['name']}"
+                                    for p in self._policies(repo, env.name)))
         elif policy is not None and policy.protected_branches:
-            branches = ["(protected branches)"]
-        return {"repository": full_name, "name": env.name, "url": env.html_url, "wait_timer": wait_timer,
-                "reviewers": sorted(reviewers), "branches": branches, "managed": True}
+            branches = ("(protected branches)",)
+        return ObservedEnvironment(full_name, env.name, env.html_url, wait_timer, tuple(sorted(reviewers)), branches)
 
-    def believed(self, previous: Resource, target: Target) -> dict[str, Any]:
+    def believed(self, previous: Resource, target: Target) -> ObservedEnvironment:
         wait_timer, reviewers, branches = self.wanted(previous)
-        return {"repository": service_repo(previous, target), "name": str(previous.spec.get("name", "")),
-                "url": "", "wait_timer": wait_timer, "reviewers": reviewers, "branches": branches}
+        return ObservedEnvironment(service_repo(previous, target), str(previous.spec.get("name", "")), "",
+                                   wait_timer, reviewers, branches)
 
-    def outputs(self, actual: dict[str, Any] | None) -> dict[str, str]:
-        return {"environment": actual["url"]} if actual and actual["url"] else {}
+    def outputs(self, actual: ObservedEnvironment | None) -> dict[str, str]:
+        return {"environment": actual.url} if actual and actual.url else {}
 
-    def _policies(self, repo: Any, name: str) -> list[dict[str, Any]]:
+    def _policies(self, repo: Repository, name: str) -> list[dict[str, Any]]:
         """The environment's custom deployment branch policies (PyGithub has no call for them)."""
         url = f"{repo.url}/environments/{quote(name, safe='')}/deployment-branch-policies"
         found: list[dict[str, Any]] = []
@@ -96,12 +114,12 @@ class Environments(Kind):
                 return found
             page += 1
 
-    def actions(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
+    def actions(self, desired: Resource | None, actual: ObservedEnvironment | None, target: Target,
                 previous: Resource | None) -> list[Action]:
         if desired is None:
             if actual is None or previous is None:
                 return []
-            full_name, name = actual["repository"], actual["name"]
+            full_name, name = actual.repository, actual.name
 
             def delete(outputs: Outputs) -> None:
                 self.repo(full_name, previous.identity).delete_environment(name)
@@ -116,12 +134,12 @@ class Environments(Kind):
             return [Action(self.step(desired, "create", f"create environment {name} in {full_name} ({settings})"),
                             self._put(desired, target))]
         changes = []
-        if actual["wait_timer"] != wait_timer:
-            changes.append(f"wait timer {actual['wait_timer']} → {wait_timer} min")
-        if actual["reviewers"] != reviewers:
-            changes.append(f"reviewers {names_or_none(actual['reviewers'])} → {names_or_none(reviewers)}")
-        if actual["branches"] != branches:
-            before, after = actual["branches"], branches
+        if actual.wait_timer != wait_timer:
+            changes.append(f"wait timer {actual.wait_timer} → {wait_timer} min")
+        if actual.reviewers != reviewers:
+            changes.append(f"reviewers {names_or_none(actual.reviewers)} → {names_or_none(reviewers)}")
+        if actual.branches != branches:
+            before, after = actual.branches, branches
             changes.append(f"deployment branches {names_or_none(before) if before is not None else 'any'} → "
                            f"{names_or_none(after) if after is not None else 'any'}")
         if not changes:
@@ -144,7 +162,7 @@ class Environments(Kind):
 
         return run
 
-    def _sync_policies(self, repo: Any, name: str, patterns: list[str]) -> None:
+    def _sync_policies(self, repo: Repository, name: str, patterns: Sequence[str]) -> None:
         url = f"{repo.url}/environments/{quote(name, safe='')}/deployment-branch-policies"
         existing = self._policies(repo, name)
         have = {p["name"] for p in existing if p.get("type", "branch") == "branch"}
