@@ -6,47 +6,65 @@ repositories that carry its mark.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from bot.model import Resource
 from bot.provider import Target
-from bot.providers.github.shared import Action, Kind, Outputs, if_found, repo_marked, service_repo
+from bot.providers.github.shared import (
+    Action,
+    Kind,
+    Outputs,
+    Unmarked,
+    if_found,
+    repo_marked,
+    service_repo,
+    unmarked_repository,
+)
 
 
-class Access(Kind):
+@dataclass(frozen=True, slots=True)
+class ObservedAccess:
+    """What Paved observes of a team's grant on a repository carrying its mark: the permission."""
+
+    repository: str
+    url: str
+    team: str
+    permission: str
+
+
+class Access(Kind[ObservedAccess]):
     kind = "Access"
     moves = True
 
     def address(self, resource: Resource, target: Target) -> str:
         return f"{service_repo(resource, target)}:{resource.spec.get('team', '')}"
 
-    def observe(self, resource: Resource, target: Target) -> dict[str, Any] | None:
+    def observe(self, resource: Resource, target: Target) -> ObservedAccess | Unmarked | None:
         full_name, slug = service_repo(resource, target), str(resource.spec.get("team", ""))
         repo = if_found(lambda: self.client.get_repo(full_name))
         if repo is None:
             return None
         if not repo_marked(repo):
-            return {"repository": full_name, "url": repo.html_url, "managed": False}
+            return unmarked_repository(full_name)
         permission = next((t.permission for t in repo.get_teams() if t.slug == slug), None)
         if permission is None:
             return None
-        return {"repository": full_name, "url": repo.html_url, "team": slug, "permission": permission,
-                "managed": True}
+        return ObservedAccess(full_name, repo.html_url, slug, permission)
 
-    def believed(self, previous: Resource, target: Target) -> dict[str, Any]:
-        return {"repository": service_repo(previous, target), "team": str(previous.spec.get("team", "")),
-                "permission": str(previous.spec.get("permission", "")), "url": ""}
+    def believed(self, previous: Resource, target: Target) -> ObservedAccess:
+        return ObservedAccess(service_repo(previous, target), "", str(previous.spec.get("team", "")),
+                              str(previous.spec.get("permission", "")))
 
-    def outputs(self, actual: dict[str, Any] | None) -> dict[str, str]:
-        return {"repository": actual["url"]} if actual and actual["url"] else {}
+    def outputs(self, actual: ObservedAccess | None) -> dict[str, str]:
+        return {"repository": actual.url} if actual and actual.url else {}
 
-    def actions(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
+    def actions(self, desired: Resource | None, actual: ObservedAccess | None, target: Target,
                 previous: Resource | None) -> list[Action]:
         org_name = target.organization
         if desired is None:
             if actual is None or previous is None:
                 return []
-            full_name, slug, permission = actual["repository"], actual["team"], actual["permission"]
+            full_name, slug, permission = actual.repository, actual.team, actual.permission
 
             def revoke(outputs: Outputs) -> None:
                 self.team(org_name, slug).remove_from_repos(self.repo(full_name, previous.identity))
@@ -55,7 +73,7 @@ class Access(Kind):
                             revoke)]
         full_name, slug = service_repo(desired, target), str(desired.spec.get("team", ""))
         permission = str(desired.spec.get("permission", ""))
-        if actual is not None and actual["permission"] == permission:
+        if actual is not None and actual.permission == permission:
             return []
 
         def grant(outputs: Outputs) -> None:
@@ -66,6 +84,6 @@ class Access(Kind):
         if actual is None:
             return [Action(self.step(desired, "create", f"grant team {slug} {permission} on {full_name}"), grant)]
         return [Action(self.step(desired, "update", f"change team {slug}'s permission on {full_name} from "
-                                                     f"{actual['permission']} to {permission}"), grant)]
+                                                     f"{actual.permission} to {permission}"), grant)]
 
 

@@ -20,7 +20,7 @@ from bot.errors import PavedError
 from bot.model import Resource
 from bot.provider import Result, Step, Target
 from bot.providers.github import KINDS
-from bot.providers.github.access import Access
+from bot.providers.github.access import Access, ObservedAccess
 from bot.providers.github.environments import Environments, ObservedEnvironment
 from bot.providers.github.repositories import ObservedRepository, Services
 from bot.providers.github.shared import FAILURES, Action, Kind, Unmarked, one_line, reason_of, scrub
@@ -29,7 +29,7 @@ from bot.providers.github.teams import ObservedTeam, Teams
 log = logging.getLogger(__name__)
 
 # What the GitHub provider observes of a resource, whichever of its kinds that is.
-GitHubObserved = ObservedTeam | ObservedRepository | ObservedEnvironment | Unmarked | dict[str, Any]
+GitHubObserved = ObservedTeam | ObservedRepository | ObservedAccess | ObservedEnvironment | Unmarked
 
 # -- the provider ------------------------------------------------------------------------------------------
 

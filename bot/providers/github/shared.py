@@ -190,8 +190,6 @@ class Kind(ABC, Generic[Observed]):
         """Why Paved will not touch what `actual` shows (it exists without Paved's mark), or None."""
         if isinstance(actual, Unmarked):
             return not_paveds(actual.what, actual.mark)
-        if isinstance(actual, dict) and not actual.get("managed", True):
-            return not_paveds(f"repository {actual['repository']}", f"no {MARK_PROPERTY} mark")
         return None
 
     # -- shared reads ---------------------------------------------------------------------------------
