@@ -49,9 +49,9 @@ import sqlite3
 import subprocess
 import urllib.parse
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -170,6 +170,46 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+# -- what Paved observes --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class LiveDatabase:
+    """A PostgreSQL database as Paved reads it: its owner, connection limit, whether it takes connections,
+    and whether PUBLIC may connect to it."""
+
+    owner: str
+    connection_limit: int
+    allow_connections: bool
+    public_connect: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LiveRole:
+    """A PostgreSQL role as Paved reads it: whether it may log in, and its connection limit."""
+
+    login: bool
+    connection_limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedDatabase:
+    """What Paved observes of a database: on PostgreSQL its `database` and owner `role` (each None while
+    missing: one can exist without the other) and `version`; with SQLite the file's `path`. `memory` is
+    what Paved wrote beside it when it made it (JSON in the role's comment, or in the file's sidecar;
+    empty when Paved did not make it); `secrets`, whether each place `DATABASE_URL` goes to (or went to)
+    holds it, by `Destination.key`."""
+
+    engine: str
+    server: str
+    extensions: tuple[str, ...]
+    memory: Mapping[str, Any]
+    database: LiveDatabase | None = None
+    role: LiveRole | None = None
+    version: str = ""
+    path: str = ""
+    secrets: Mapping[str, bool] = field(default_factory=dict)
+
+
 # -- engines ------------------------------------------------------------------------------------------------
 
 class _Engine(ABC):
@@ -178,11 +218,11 @@ class _Engine(ABC):
     label: str
 
     @abstractmethod
-    def observe(self, name: str) -> dict[str, Any] | None:
-        """The database as it exists, with Paved's memory of it under "memory"; None when it does not."""
+    def observe(self, name: str) -> ObservedDatabase | None:
+        """The database as it exists, with Paved's memory of it; None when it does not."""
 
     @abstractmethod
-    def ensure(self, desired: Resource, actual: dict[str, Any] | None, allowed: frozenset[str],
+    def ensure(self, desired: Resource, actual: ObservedDatabase | None, allowed: frozenset[str],
                managed: list[str]) -> list[_Action]:
         """Steps that make the database and its owner what `desired` asks (credentials apart)."""
 
@@ -197,7 +237,7 @@ class _Engine(ABC):
     def rename(self, old: str, new: str) -> list[_Action]: ...
 
     @abstractmethod
-    def remove(self, name: str, actual: dict[str, Any]) -> list[_Action]:
+    def remove(self, name: str, actual: ObservedDatabase) -> list[_Action]:
         """Dump, revoke and drop: each step runs only if the one before it completed."""
 
     @abstractmethod
@@ -260,7 +300,7 @@ class _Postgres(_Engine):
     def version(self) -> str:
         return str(self.conn.info.server_version // 10000)
 
-    def observe(self, name: str) -> dict[str, Any] | None:
+    def observe(self, name: str) -> ObservedDatabase | None:
         _check_name(name)
         [row] = self.read(
             "SELECT d.datname IS NOT NULL, d.datconnlimit, pg_get_userbyid(d.datdba), d.datallowconn,"
@@ -272,22 +312,21 @@ class _Postgres(_Engine):
         has_db, db_limit, owner, allow, public, has_role, login, role_limit, comment = row
         if not has_db and not has_role:
             return None
-        extensions: list[str] = []
+        extensions: tuple[str, ...] = ()
         if has_db and allow:
             with self.inside(name) as conn:
-                extensions = sorted(e for (e,) in self.read(
-                    "SELECT extname FROM pg_extension WHERE extname <> 'plpgsql'", (), conn))
-        return {
-            "engine": "postgres", "server": self.label, "version": self.version,
-            "database": {"owner": owner, "connection_limit": db_limit, "allow_connections": allow,
-                         "public_connect": public} if has_db else None,
-            "role": {"login": login, "connection_limit": role_limit} if has_role else None,
-            "extensions": extensions, "memory": _memory(comment),
-        }
+                extensions = tuple(sorted(e for (e,) in self.read(
+                    "SELECT extname FROM pg_extension WHERE extname <> 'plpgsql'", (), conn)))
+        return ObservedDatabase(
+            engine="postgres", server=self.label, version=self.version,
+            database=LiveDatabase(owner, db_limit, allow, public) if has_db else None,
+            role=LiveRole(login, role_limit) if has_role else None,
+            extensions=extensions, memory=_memory(comment),
+        )
 
     # -- making it so ----------------------------------------------------------------------------------
 
-    def ensure(self, desired: Resource, actual: dict[str, Any] | None, allowed: frozenset[str],
+    def ensure(self, desired: Resource, actual: ObservedDatabase | None, allowed: frozenset[str],
                managed: list[str]) -> list[_Action]:
         name = _check_name(desired.name)
         spec = desired.spec
@@ -304,7 +343,7 @@ class _Postgres(_Engine):
                 message = f"extension {extension!r} is not on the platform's allowed list ({SCHEMA_PATH})"
                 return [_stop(self.step(desired, "update", f"stop: {message}"), message)]
         limit = CONNECTION_LIMITS.get(str(spec.get("size")), CONNECTION_LIMITS["small"])
-        role, database = (actual or {}).get("role"), (actual or {}).get("database")
+        role, database = (actual.role, actual.database) if actual else (None, None)
         who, db = sql.Identifier(name), sql.Identifier(name)
 
         def ddl(verb: Verb, statement: sql.Composed, destructive: bool = False, inside: bool = False) -> None:
@@ -318,22 +357,22 @@ class _Postgres(_Engine):
 
         if role is None:
             found.append(self._create_role(desired, limit))
-        elif not role["login"] or role["connection_limit"] != limit:
+        elif not role.login or role.connection_limit != limit:
             ddl("update", sql.SQL("ALTER ROLE {} LOGIN CONNECTION LIMIT {}").format(who, sql.Literal(limit)))
         if database is None:
             ddl("create", sql.SQL("CREATE DATABASE {} OWNER {} CONNECTION LIMIT {}").format(
                 db, who, sql.Literal(limit)))
         else:
-            if database["owner"] != name:
+            if database.owner != name:
                 ddl("update", sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db, who))
-            if database["connection_limit"] != limit:
+            if database.connection_limit != limit:
                 ddl("update", sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}").format(db, sql.Literal(limit)))
-            if not database["allow_connections"]:
+            if not database.allow_connections:
                 ddl("update", sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(db))
-        if database is None or database["public_connect"]:
+        if database is None or database.public_connect:
             ddl("create" if database is None else "update",
                 sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(db))
-        present = set((actual or {}).get("extensions") or []) if database is not None else set()
+        present = set(actual.extensions if actual else ()) if database is not None else set()
         for extension in wanted:
             if extension not in present:
                 ddl("create" if database is None else "update",
@@ -409,19 +448,19 @@ class _Postgres(_Engine):
         return [_Action(Step(identity, "update", f"{self.label}: run {self.show(database)}"), rename_database),
                 _Action(Step(identity, "update", f"{self.label}: run {self.show(role)}"), self._writing(role))]
 
-    def remove(self, name: str, actual: dict[str, Any]) -> list[_Action]:
+    def remove(self, name: str, actual: ObservedDatabase) -> list[_Action]:
         _check_name(name)
         identity = f"Database/{name}"
         found: list[_Action] = []
-        if actual.get("database") is not None:
+        if actual.database is not None:
             found.append(_Action(Step(identity, "delete", f"{self.label}: dump {name} with pg_dump to "
                                       f"{self.backups}/ (nothing is dropped unless it completes)"), self._dump(name)))
         statements: list[tuple[sql.Composed, bool]] = []  # (statement, whether it destroys anything)
-        if actual.get("role") is not None:
+        if actual.role is not None:
             statements.append((sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(name)), False))
-        if actual.get("database") is not None:
+        if actual.database is not None:
             statements.append((sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)), True))
-        if actual.get("role") is not None:
+        if actual.role is not None:
             statements.append((sql.SQL("DROP ROLE {}").format(sql.Identifier(name)), True))
         for statement, destroys in statements:
             found.append(_Action(Step(identity, "delete", f"{self.label}: run {self.show(statement)}", destroys),
@@ -474,16 +513,15 @@ class _Sqlite(_Engine):
     def sidecar(self, name: str) -> Path:
         return self.folder / f"{_check_name(name)}.paved.json"
 
-    def observe(self, name: str) -> dict[str, Any] | None:
+    def observe(self, name: str) -> ObservedDatabase | None:
         path = self.path(name)
         if not path.exists():
             return None
         sidecar = self.sidecar(name)
         memory = _memory(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else {}
-        return {"engine": "sqlite", "server": self.label, "database": {"path": str(path)}, "role": None,
-                "extensions": [], "memory": memory}
+        return ObservedDatabase(engine="sqlite", server=self.label, extensions=(), memory=memory, path=str(path))
 
-    def ensure(self, desired: Resource, actual: dict[str, Any] | None, allowed: frozenset[str],
+    def ensure(self, desired: Resource, actual: ObservedDatabase | None, allowed: frozenset[str],
                managed: list[str]) -> list[_Action]:
         if actual is not None:
             return []
@@ -531,7 +569,7 @@ class _Sqlite(_Engine):
         return [_Action(Step(f"Database/{new}", "update", f"{self.label}: rename {self.path(old)} to "
                              f"{self.path(new)}"), run)]
 
-    def remove(self, name: str, actual: dict[str, Any]) -> list[_Action]:
+    def remove(self, name: str, actual: ObservedDatabase) -> list[_Action]:
         path = self.path(name)
 
         def backup(scratch: _Scratch) -> None:
@@ -610,27 +648,26 @@ class DatabaseProvider:
         repo = f"{target.organization}/{service}"
         return [Destination(repo), *(Destination(repo, env) for env in target.environments.get(service, ()))]
 
-    def observe(self, resource: Resource, target: Target) -> dict[str, Any] | None:
+    def observe(self, resource: Resource, target: Target) -> ObservedDatabase | None:
         try:
             actual = self._engine(target).observe(resource.name)
         except psycopg.Error as exc:
             raise _Refused(self._failure(exc, None, target)) from None
         if actual is None:
             return None
-        recorded = [Destination.parse(k) for k in actual["memory"].get("delivered") or []]
+        recorded = [Destination.parse(k) for k in actual.memory.get("delivered") or []]
         wanted = self.deliveries(resource, target)
-        actual["secrets"] = {d.key: self.secrets.present(d.repo, d.environment, SECRET)
-                             for d in dict.fromkeys([*wanted, *recorded])}
-        return actual
+        return replace(actual, secrets={d.key: self.secrets.present(d.repo, d.environment, SECRET)
+                                        for d in dict.fromkeys([*wanted, *recorded])})
 
-    def plan(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
+    def plan(self, desired: Resource | None, actual: ObservedDatabase | None, target: Target,
              previous: Resource | None = None) -> list[Step]:
         try:
             return self._plan(desired, actual, target, previous)
         finally:
             self.close()
 
-    def _plan(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
+    def _plan(self, desired: Resource | None, actual: ObservedDatabase | None, target: Target,
               previous: Resource | None) -> list[Step]:
         try:
             steps = []
@@ -685,8 +722,8 @@ class DatabaseProvider:
             return Result(subject.identity, "failed", message, tuple(taken), dict(scratch.outputs))
         return Result(subject.identity, "applied" if taken else "unchanged", "", tuple(taken), dict(scratch.outputs))
 
-    def _renamed_from(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
-                      previous: Resource | None) -> dict[str, Any] | None:
+    def _renamed_from(self, desired: Resource | None, actual: ObservedDatabase | None, target: Target,
+                      previous: Resource | None) -> ObservedDatabase | None:
         """What exists under a renamed request's old name, when nothing exists under its new one (then it
         is renamed); None otherwise."""
         if desired is None or previous is None or previous.name == desired.name or actual is not None:
@@ -694,18 +731,18 @@ class DatabaseProvider:
         return self._engine(target).observe(previous.name)
 
     @staticmethod
-    def _refusal(engine: _Engine, actual: dict[str, Any] | None, name: str) -> str | None:
+    def _refusal(engine: _Engine, actual: ObservedDatabase | None, name: str) -> str | None:
         """Why Paved leaves `name` alone when it exists without Paved's memory (then it is not Paved's)."""
-        if actual is None or actual.get("memory"):
+        if actual is None or actual.memory:
             return None
         return engine.not_paveds(name)
 
     # -- what to do ----------------------------------------------------------------------------------------
 
-    def _actions(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
+    def _actions(self, desired: Resource | None, actual: ObservedDatabase | None, target: Target,
                  previous: Resource | None) -> list[_Action]:
         engine = self._engine(target)
-        memory = dict((actual or {}).get("memory") or {})
+        memory = dict(actual.memory if actual else {})
         recorded = [Destination.parse(k) for k in memory.get("delivered") or []]
         subject = desired or previous
         refused = self._refusal(engine, actual, subject.name) if subject is not None else None
@@ -726,7 +763,7 @@ class DatabaseProvider:
         if stops:
             return found[:stops[0] + 1]
         wanted = self.deliveries(desired, target)
-        present = (actual or {}).get("secrets") or {}
+        present = actual.secrets if actual else {}
         rotate = desired.spec.get("rotate")
         stale = (actual is None or memory.get("name") != desired.name or memory.get("rotate") != rotate
                  or any(d not in recorded or not present.get(d.key) for d in wanted))
@@ -781,7 +818,7 @@ class DatabaseProvider:
 
 # -- the plugin -------------------------------------------------------------------------------------------------
 
-def _build(env: ProviderEnv) -> Provider:
+def _build(env: ProviderEnv) -> Provider[ObservedDatabase]:
     # Credentials go to the service as Actions secrets, through the job's GitHub client.
     from bot.providers.github.secrets import GitHubSecrets
 
