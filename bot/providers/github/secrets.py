@@ -3,9 +3,9 @@ database provider delivers `DATABASE_URL` through them)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from github import Github, GithubException
+from github.Environment import Environment
+from github.Repository import Repository
 
 from bot.adapters.github import TRANSPORT_ERRORS, ForgeError, transport_failure
 from bot.providers.github.shared import complete, if_found, reason_of, scrub
@@ -22,7 +22,7 @@ class GitHubSecrets:
     def __init__(self, client: Github) -> None:
         self.client = client
 
-    def _holder(self, repo: str, environment: str | None) -> Any:
+    def _holder(self, repo: str, environment: str | None) -> Repository | Environment:
         holder = self.client.get_repo(repo)
         return holder if environment is None else holder.get_environment(environment)
 
