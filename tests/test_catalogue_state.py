@@ -17,18 +17,17 @@ from tests.conftest import DATABASE, SERVICE, TEAM, PlatformRepo
 
 
 def whole(repo: PlatformRepo, revision: str) -> list[Finding]:
-    tree = GitTree(repo.root, revision)
-    return judge(tree, load_rules(GitTree(repo.root, "main")), SQLiteCatalogueIndex()).findings()
+    with GitTree(repo.root, "main") as main, GitTree(repo.root, revision) as tree:
+        return judge(tree, load_rules(main), SQLiteCatalogueIndex()).findings()
 
 
 def overlaid(repo: PlatformRepo, base: str, head: str, store: SQLiteCatalogueIndex) -> list[Finding]:
-    rules = load_rules(GitTree(repo.root, "main"))
-    before = judge(GitTree(repo.root, base), rules, store)
-    after = overlay(before, GitTree(repo.root, head))
-    try:
-        return after.findings()
-    finally:
-        after.close()
+    with GitTree(repo.root, "main") as main, GitTree(repo.root, base) as before, GitTree(repo.root, head) as now:
+        after = overlay(judge(before, load_rules(main), store), now)
+        try:
+            return after.findings()
+        finally:
+            after.close()
 
 
 def service(name: str, owner: str, tier: str = "production", depends: list[str] | None = None) -> str:

@@ -54,7 +54,8 @@ def test_the_first_apply_covers_the_whole_catalogue(world: World) -> None:
     route(world.ctx, pushed(world))
     [record] = notes_of(world, merged)
     assert record["previous"] is None
-    catalogue = validate_tree(world.ctx.mirror.tree(REPO, merged), store=world.ctx.store)  # type: ignore[attr-defined]
+    with world.ctx.mirror.tree(REPO, merged) as tree:
+        catalogue = validate_tree(tree, store=world.ctx.store)  # type: ignore[attr-defined]
     assert len(record["results"]) == catalogue.resources  # type: ignore[arg-type]
 
 

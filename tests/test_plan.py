@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,11 @@ from tests.conftest import DATABASE, SERVICE, TEAM, PlatformRepo
 def plan_of(repo: PlatformRepo, base: str = "main", head: str | None = "HEAD", **kwargs: Any) -> Plan:
     head_tree = FolderTree(repo.root) if head is None else GitTree(repo.root, head)
     kwargs.setdefault("store", SQLiteCatalogueIndex())
-    return make_plan(GitTree(repo.root, base), head_tree, **kwargs)
+    try:
+        with GitTree(repo.root, base) as base_tree:
+            return make_plan(base_tree, head_tree, **kwargs)
+    finally:
+        head_tree.close()
 
 
 @pytest.fixture
@@ -189,11 +193,13 @@ def test_a_second_plan_reads_only_files_that_changed_since(branch: PlatformRepo,
     index = tmp_path / "data" / "catalogue.sqlite"
     branch.write("catalog/teams/growth.yaml", TEAM.format(name="growth", budget=100))
     first = branch.commit()
-    make_plan(GitTree(branch.root, "main"), GitTree(branch.root, first), store=SQLiteCatalogueIndex(index))
+    with GitTree(branch.root, "main") as main, GitTree(branch.root, first) as planned:
+        make_plan(main, planned, store=SQLiteCatalogueIndex(index))
     branch.write("catalog/teams/growth.yaml", TEAM.format(name="growth", budget=200))
     second = branch.commit()
-    head = CountingTree(GitTree(branch.root, second))
-    plan = make_plan(CountingTree(GitTree(branch.root, "main")), head, store=SQLiteCatalogueIndex(index))
+    with GitTree(branch.root, "main") as main, GitTree(branch.root, second) as changed:
+        head = CountingTree(changed)
+        plan = make_plan(CountingTree(main), head, store=SQLiteCatalogueIndex(index))
     assert head.read_paths == ["catalog/teams/growth.yaml"]
     assert [c.identity for c in plan.changes] == ["Team/growth"]
 
@@ -265,11 +271,11 @@ def platform_plan(repo: PlatformRepo) -> Plan:
     from bot.plan import plan_requests, proposed_rules
     from bot.rules import load_rules
 
-    base, head = GitTree(repo.root, "main"), GitTree(repo.root, "HEAD")
-    store = SQLiteCatalogueIndex()
-    rules = load_rules(base)
-    planned = plan_requests(base, head, store=store, rules=rules)
-    return proposed_rules(planned.plan, base, head, rules, store)
+    with GitTree(repo.root, "main") as base, GitTree(repo.root, "HEAD") as head:
+        store = SQLiteCatalogueIndex()
+        rules = load_rules(base)
+        planned = plan_requests(base, head, store=store, rules=rules)
+        return proposed_rules(planned.plan, base, head, rules, store)
 
 
 def test_a_template_change_says_how_many_services_it_scaffolds(branch: PlatformRepo) -> None:
@@ -315,17 +321,19 @@ def test_stricter_rules_count_the_requests_that_would_fail_under_them(branch: Pl
 # -- where the embedded database default would be lost (GitHub Actions) -----------------------------------
 
 
-def planned_with_a_new_database(branch: PlatformRepo) -> tuple[PlannedRequests, GitTree]:
+@pytest.fixture
+def new_database(branch: PlatformRepo) -> Iterator[tuple[PlannedRequests, GitTree]]:
+    """The plan of a branch that adds a database, and the branch's tree."""
     branch.write("catalog/data/orders.yaml", DATABASE.format(name="orders-db", owner="payments",
                                                              service="checkout", size="small"))
     branch.commit()
-    head = GitTree(branch.root, "HEAD")
-    return plan_requests(GitTree(branch.root, "main"), head, store=SQLiteCatalogueIndex()), head
+    with GitTree(branch.root, "main") as base, GitTree(branch.root, "HEAD") as head:
+        yield plan_requests(base, head, store=SQLiteCatalogueIndex()), head
 
 
 def test_a_new_database_without_a_server_is_an_error_at_its_engine_when_embedded_ones_would_be_lost(
-        branch: PlatformRepo) -> None:
-    planned, head = planned_with_a_new_database(branch)
+        new_database: tuple[PlannedRequests, GitTree]) -> None:
+    planned, head = new_database
 
     [error] = refuse_embedded_databases(planned, head, server_named=False).plan.errors
 
@@ -334,7 +342,7 @@ def test_a_new_database_without_a_server_is_an_error_at_its_engine_when_embedded
     assert error.hint is not None and "connectionEnv" in error.hint
 
 
-def test_a_database_on_a_named_server_is_no_finding(branch: PlatformRepo) -> None:
-    planned, head = planned_with_a_new_database(branch)
+def test_a_database_on_a_named_server_is_no_finding(new_database: tuple[PlannedRequests, GitTree]) -> None:
+    planned, head = new_database
 
     assert refuse_embedded_databases(planned, head, server_named=True) == planned
