@@ -29,10 +29,10 @@ import json
 import logging
 import re
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 
 import redis
 from redis.client import Pipeline
@@ -118,7 +118,7 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def _recorded_groups(mark: dict[str, str]) -> list[str]:
+def _recorded_groups(mark: Mapping[str, str]) -> list[str]:
     try:
         groups = json.loads(mark.get("consumerGroups") or "[]")
     except ValueError:
@@ -126,11 +126,29 @@ def _recorded_groups(mark: dict[str, str]) -> list[str]:
     return [g for g in groups if isinstance(g, str)] if isinstance(groups, list) else []
 
 
-def _recorded_int(mark: dict[str, str], field: str) -> int | None:
+def _recorded_int(mark: Mapping[str, str], field: str) -> int | None:
     try:
         return int(mark[field])
     except (KeyError, ValueError):
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A Redis stream as Paved reads it: how many entries it holds, and its consumer groups."""
+
+    length: int
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedQueue:
+    """What Paved observes of a queue: the type of its key (None while missing), the stream when the key
+    holds one, and Paved's mark (the hash it writes beside the stream; None while missing)."""
+
+    type: str | None
+    stream: Stream | None
+    mark: Mapping[str, str] | None
 
 
 class QueueProvider:
@@ -198,7 +216,7 @@ class QueueProvider:
 
     # -- the port ------------------------------------------------------------------------------------------
 
-    def observe(self, resource: Resource, target: Target) -> dict[str, Any] | None:
+    def observe(self, resource: Resource, target: Target) -> ObservedQueue | None:
         """The stream (its length and groups) and Paved's mark; None when neither exists."""
         keys = self._keys(resource, target)
         client = self._client(target)
@@ -207,7 +225,7 @@ class QueueProvider:
         except redis.RedisError as exc:
             raise QueueRefused(f"{self._where(target)} could not be read: {self._scrub(exc)}") from None
 
-    def plan(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
+    def plan(self, desired: Resource | None, actual: ObservedQueue | None, target: Target,
              previous: Resource | None = None) -> list[Step]:
         try:
             return [action.step for action in self._actions(desired, actual, target, previous)]
@@ -244,7 +262,7 @@ class QueueProvider:
     # -- reading -------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _read(client: redis.Redis, keys: Keys) -> dict[str, Any] | None:
+    def _read(client: redis.Redis, keys: Keys) -> ObservedQueue | None:
         key_type = client.type(keys.stream)
         mark = client.hgetall(keys.mark)
         if key_type == "none" and not mark:
@@ -252,21 +270,23 @@ class QueueProvider:
         stream = None
         if key_type == "stream":
             info = client.xinfo_stream(keys.stream)
-            groups = [str(g["name"]) for g in client.xinfo_groups(keys.stream)]
-            stream = {"length": int(info["length"]), "groups": groups}
-        return {"type": None if key_type == "none" else key_type, "stream": stream, "mark": mark or None}
+            groups = tuple(str(g["name"]) for g in client.xinfo_groups(keys.stream))
+            stream = Stream(int(info["length"]), groups)
+        # The client decodes Redis's answers (decode_responses=True): keys and values are str.
+        return ObservedQueue(None if key_type == "none" else cast(str, key_type), stream,
+                             cast(dict[str, str], mark) or None)
 
     # -- what to do ----------------------------------------------------------------------------------------
 
-    def _refusal(self, name: str, keys: Keys, actual: dict[str, Any] | None, target: Target) -> str | None:
+    def _refusal(self, name: str, keys: Keys, actual: ObservedQueue | None, target: Target) -> str | None:
         """Why Paved leaves queue `name` alone, or None when it is Paved's (or does not exist)."""
         if actual is None:
             return None
         where = self._where(target)
-        mark = actual.get("mark")
-        if actual.get("type") not in (None, "stream"):
+        mark = actual.mark
+        if actual.type not in (None, "stream"):
             return (f"Paved will not touch queue {name} on {where}: the key {keys.stream} holds a "
-                    f"{actual['type']}, not a stream Paved made")
+                    f"{actual.type}, not a stream Paved made")
         if not mark:
             return (f"Paved will not touch queue {name} on {where}: the stream {keys.stream} exists and Paved "
                     f"did not create it (no hash {keys.mark})")
@@ -276,7 +296,7 @@ class QueueProvider:
                     f"{owner or 'no platform repo'}, not {target.platform_repo}")
         return None
 
-    def _actions(self, desired: Resource | None, actual: dict[str, Any] | None, target: Target,
+    def _actions(self, desired: Resource | None, actual: ObservedQueue | None, target: Target,
                  previous: Resource | None) -> list[_Action]:
         subject = desired or previous
         if subject is None:
@@ -288,8 +308,8 @@ class QueueProvider:
         if desired is None:
             return self._removal(subject, keys, actual, target) if actual is not None else []
         wanted = Wanted.of(desired)
-        stream = (actual or {}).get("stream")
-        mark: dict[str, str] = (actual or {}).get("mark") or {}
+        stream = actual.stream if actual else None
+        mark: Mapping[str, str] = (actual.mark if actual else None) or {}
         if stream is None:
             return [self._creation(desired, keys, wanted, target)]
         return self._updates(desired, keys, wanted, stream, mark, target)
@@ -325,9 +345,9 @@ class QueueProvider:
                 f"{wanted.retention_hours} hours, marked as Paved's in {keys.mark}")
         return _Action(self._step(desired, "create", text, target), create)
 
-    def _updates(self, desired: Resource, keys: Keys, wanted: Wanted, stream: dict[str, Any], mark: dict[str, str],
+    def _updates(self, desired: Resource, keys: Keys, wanted: Wanted, stream: Stream, mark: Mapping[str, str],
                  target: Target) -> list[_Action]:
-        present = list(stream.get("groups") or [])
+        present = list(stream.groups)
         made = _recorded_groups(mark)
         found: list[_Action] = []
         for group in wanted.groups:
@@ -342,7 +362,7 @@ class QueueProvider:
         if (old_length, old_hours) != (wanted.max_length, wanted.retention_hours):
             stricter = (old_length is None or wanted.max_length < old_length
                         or old_hours is None or wanted.retention_hours < old_hours)
-            found.append(self._trim(desired, keys, wanted, int(stream.get("length") or 0), stricter, target))
+            found.append(self._trim(desired, keys, wanted, stream.length, stricter, target))
         memory = self._memory(wanted, kept, target)
         if found or memory != {k: mark.get(k) for k in memory}:
             found.append(self._remember(desired, keys, memory, target))
@@ -387,8 +407,8 @@ class QueueProvider:
                 f"{memory['maxLength']} entries for {memory['retentionHours']} hours")
         return _Action(self._step(desired, "update", text, target), write)
 
-    def _removal(self, previous: Resource, keys: Keys, actual: dict[str, Any], target: Target) -> list[_Action]:
-        stream = actual.get("stream")
+    def _removal(self, previous: Resource, keys: Keys, actual: ObservedQueue, target: Target) -> list[_Action]:
+        stream = actual.stream
 
         def delete(client: redis.Redis) -> None:
             with self._guarded(client, keys, target) as pipe:
@@ -397,8 +417,8 @@ class QueueProvider:
         if stream is None:
             text = f"delete Paved's mark {keys.mark} (the stream {keys.stream} is gone already)"
             return [_Action(self._step(previous, "delete", text, target), delete)]
-        groups = ", ".join(stream.get("groups") or []) or "none"
-        text = (f"delete the stream {keys.stream} with its {stream.get('length', 0)} entries and consumer groups "
+        groups = ", ".join(stream.groups) or "none"
+        text = (f"delete the stream {keys.stream} with its {stream.length} entries and consumer groups "
                 f"({groups}), and Paved's mark {keys.mark}")
         return [_Action(self._step(previous, "delete", text, target, True), delete)]
 
@@ -414,7 +434,7 @@ class QueueProvider:
             try:
                 pipe.watch(keys.stream, keys.mark)
                 now = self._read(pipe, keys)  # type: ignore[arg-type]  # a watching pipeline answers at once
-                if creating and now is not None and now.get("type") is not None:
+                if creating and now is not None and now.type is not None:
                     raise QueueRefused(f"the stream {keys.stream} appeared while Paved applied; nothing was "
                                        "changed, and the next apply looks again")
                 if not creating and now is None:
