@@ -13,6 +13,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -24,6 +25,7 @@ from bot.web.commands import add_commands as add_service_commands
 
 if TYPE_CHECKING:
     from bot.adapters.catalogue_index import SQLiteCatalogueIndex
+    from bot.adapters.repo import FolderTree, GitTree
     from bot.audit import PendingCommit
     from bot.model import Finding, Tree
     from bot.settings import Settings
@@ -88,7 +90,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if any(f.severity == "error" for f in findings) else EXIT_OK
 
 
-def _tree(root: Path, revision: str | None) -> Tree:
+def _tree(root: Path, revision: str | None) -> FolderTree | GitTree:
     from bot.adapters.repo import FolderTree, GitTree
 
     return FolderTree(root) if revision is None else GitTree(root, revision)
@@ -99,9 +101,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from bot.plan import make_plan
 
     ctx = _Context(args)
-    base = _tree(ctx.root, args.base)
-    head = _tree(ctx.root, args.head)
-    plan = make_plan(base, head, store=ctx.store)
+    # Each git tree keeps a `git cat-file` process: closed here, not left to the garbage collector.
+    with closing(_tree(ctx.root, args.base)) as base, closing(_tree(ctx.root, args.head)) as head:
+        plan = make_plan(base, head, store=ctx.store)
     if args.format == "markdown":
         from bot.render import markdown
 
