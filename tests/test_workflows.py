@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +33,8 @@ USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<rest>.*)$")
 VERSION_COMMENT = re.compile(r"#\s*v\d+(\.\d+)*\b")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def isolated_cookiecutter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A private HOME and cookiecutter configuration, so rendering never reads the user's own."""
-    home = tmp_path_factory.mktemp("home")
-    config = home / "cookiecutter.yaml"
-    config.write_text(
-        yaml.safe_dump({"cookiecutters_dir": str(home / "cookiecutters"), "replay_dir": str(home / "replay")})
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HOME", str(home))
-        patch.setenv("USERPROFILE", str(home))
-        patch.setenv("COOKIECUTTER_CONFIG", str(config))
-        yield home
+# Rendering never reads the user's own cookiecutter configuration (the shared fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("isolated_cookiecutter")
 
 
 @pytest.fixture(scope="module", params=[*REPOSITORY_WORKFLOWS, *RENDERED_WORKFLOWS])
