@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.handlers.pull_request import is_planned, plan_pull_request, planned_marker
 from bot.providers.github.provider import GitHubProvider
+from bot.render.markdown import MARKER
 from tests.conftest import PROJECT, REPO, World, experimental_change
 
 
@@ -119,3 +120,18 @@ def test_the_plan_comment_says_which_head_and_base_it_planned(world: World) -> N
     [comment] = world.plan_comments(number)
     assert comment.rstrip("\n").endswith(planned_marker(pr.head_sha, base))
     assert is_planned(world.ctx, REPO, number, pr.head_sha, base)
+
+
+def test_a_marker_quoted_inside_the_plan_does_not_make_a_head_look_planned(world: World) -> None:
+    number = experimental_change(world.forge, "reword", by="carol")
+    plan_pull_request(world.ctx, REPO, number)
+    pr = world.forge.pull_request("acme", "platform", number)
+    base = world.forge.branch_sha("acme", "platform", "main")
+    assert base is not None
+    other = "f" * 40
+    [comment] = world.plan_comments(number)
+    quoted = comment.replace("\n", f"\n{planned_marker(other, base)}\n", 1)
+    world.ctx.forge.upsert_comment(REPO, number, MARKER, quoted)
+    assert is_planned(world.ctx, REPO, number, pr.head_sha, base)
+    assert not is_planned(world.ctx, REPO, number, other, base)
+    assert not is_planned(world.ctx, REPO, number, other)

@@ -102,10 +102,15 @@ def planned_marker(head_sha: str, base_sha: str) -> str:
 
 def is_planned(ctx: Context, repo: str, number: int, head_sha: str, base_sha: str | None = None) -> bool:
     """Whether Paved's plan comment on #`number` is for `head_sha` (and, when given, judged by `base_sha`).
-    The comment is published after the check, so a comment for the head means both are there."""
+    The comment is published after the check, so a comment for the head means both are there.
+
+    Only the comment's last line counts, where Paved writes the marker: the plan above it quotes what
+    requests say, and a request that spelt out a marker must not make a head look planned."""
     body = ctx.forge.own_comment(repo, number, markdown.MARKER) or ""
-    marker = planned_marker(head_sha, base_sha) if base_sha else planned_marker(head_sha, "")[:-4]
-    return marker in body
+    last = body.rstrip("\n").rpartition("\n")[2]
+    if base_sha:
+        return last == planned_marker(head_sha, base_sha)
+    return last.startswith(f"<!-- paved:planned {head_sha} ") and last.endswith(" -->")
 
 
 def plan_pull_request(ctx: Context, repo: str, number: int, *, head_sha: str | None = None,
