@@ -163,3 +163,15 @@ def test_validate_and_plan_import_only_what_they_use(platform_repo: object) -> N
     root = platform_repo.root  # type: ignore[attr-defined]
     done = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_no_class_name_is_defined_twice_in_the_bot_package() -> None:
+    """One name, one class: a reader (or a traceback) naming `PullRequest` means one thing in Paved."""
+    defined: dict[str, list[str]] = {}
+    for path in sorted(BOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                defined.setdefault(node.name, []).append(f"{path.relative_to(PROJECT).as_posix()}:{node.lineno}")
+    twice = {name: places for name, places in defined.items() if len(places) > 1}
+    assert twice == {}
+    assert "SandboxGitHub" in defined and "PullRequest" in defined  # the walk still sees what it looks for

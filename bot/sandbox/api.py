@@ -59,7 +59,7 @@ from .handle import (
     TeamRef,
     User,
 )
-from .model import Token
+from .model import StoredToken
 from .render import Urls
 from .server import SandboxServer, serve_in_thread
 
@@ -131,7 +131,7 @@ class Sandbox(ForgeHandle):
         admin = self._admin_account()
         path = self.data_dir / ADMIN_TOKEN_FILE
         existing = path.read_text().strip() if path.exists() else ""
-        known = self.forge.store.first(Token, lambda t: t.token == existing)
+        known = self.forge.store.first(StoredToken, lambda t: t.token == existing)
         if existing and known is not None:
             return existing
         token = self.forge.create_token(admin, note="sandbox administration").token

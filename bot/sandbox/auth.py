@@ -28,17 +28,17 @@ import jwt
 
 from .errors import ApiError, not_found
 from .model import (
-    Account,
-    App,
-    Collaborator,
-    Installation,
-    Membership,
-    Repo,
     Role,
-    Team,
-    TeamMember,
-    TeamRepo,
-    Token,
+    StoredAccount,
+    StoredApp,
+    StoredCollaborator,
+    StoredInstallation,
+    StoredMembership,
+    StoredRepo,
+    StoredTeam,
+    StoredTeamMember,
+    StoredTeamRepo,
+    StoredToken,
     best_role,
     role_rank,
 )
@@ -71,10 +71,10 @@ class Principal:
     """The caller of one request."""
 
     kind: Literal["anonymous", "user", "installation", "app"]
-    account: Account | None = None  # the user, or the app's bot user for installations
-    token: Token | None = None
-    installation: Installation | None = None
-    app: App | None = None
+    account: StoredAccount | None = None  # the user, or the app's bot user for installations
+    token: StoredToken | None = None
+    installation: StoredInstallation | None = None
+    app: StoredApp | None = None
 
     @property
     def login(self) -> str:
@@ -97,7 +97,7 @@ class Need:
     role: Role
 
 
-class Access:
+class AccessRules:
     """Answers "who is this" and "may they" against the store."""
 
     def __init__(self, store: Store) -> None:
@@ -126,18 +126,18 @@ class Access:
         return self._from_token(credentials)
 
     def _from_token(self, value: str) -> Principal:
-        token = self.store.first(Token, lambda t: secrets.compare_digest(t.token, value))
+        token = self.store.first(StoredToken, lambda t: secrets.compare_digest(t.token, value))
         if token is None:
             raise bad_credentials()
         if token.expires_at and parse_iso(token.expires_at) <= time.time():
             raise bad_credentials()
         if token.installation_id is not None:
-            installation = self.store.get(Installation, token.installation_id)
-            app = self.store.get(App, installation.app_id) if installation else None
+            installation = self.store.get(StoredInstallation, token.installation_id)
+            app = self.store.get(StoredApp, installation.app_id) if installation else None
             if installation is None or app is None:
                 raise bad_credentials()
-            return Principal("installation", self.store.get(Account, app.bot_id), token, installation, app)
-        account = self.store.get(Account, token.user_id or 0)
+            return Principal("installation", self.store.get(StoredAccount, app.bot_id), token, installation, app)
+        account = self.store.get(StoredAccount, token.user_id or 0)
         if account is None:
             raise bad_credentials()
         return Principal("user", account, token)
@@ -148,7 +148,7 @@ class Access:
             issuer = str(claims.get("iss", ""))
         except jwt.PyJWTError as exc:
             raise ApiError(401, "A JSON web token could not be decoded") from exc
-        app = self.store.first(App, lambda a: str(a.id) == issuer or a.client_id == issuer)
+        app = self.store.first(StoredApp, lambda a: str(a.id) == issuer or a.client_id == issuer)
         if app is None:
             raise ApiError(401, "A JSON web token could not be decoded")
         try:
@@ -172,24 +172,24 @@ class Access:
 
     # -- roles and permissions -----------------------------------------------------------------------------
 
-    def role_of(self, account: Account, repo: Repo) -> Role | None:
+    def role_of(self, account: StoredAccount, repo: StoredRepo) -> Role | None:
         """A user's effective role on a repository; None if they have no access of their own."""
         if account.site_admin or account.id == repo.owner_id:
             return "admin"
         roles: list[str | None] = []
-        membership = self.store.first(Membership, lambda m: m.org_id == repo.owner_id and m.user_id == account.id)
+        membership = self.store.first(StoredMembership, lambda m: m.org_id == repo.owner_id and m.user_id == account.id)
         if membership is not None:
             roles.append("admin" if membership.role == "admin" else "read")
-        collaborator = self.store.first(Collaborator, lambda c: c.repo_id == repo.id and c.user_id == account.id)
+        collaborator = self.store.first(StoredCollaborator, lambda c: c.repo_id == repo.id and c.user_id == account.id)
         if collaborator is not None:
             roles.append(collaborator.role)
-        team_ids = {m.team_id for m in self.store.all(TeamMember, lambda m: m.user_id == account.id)}
-        team_ids = {t.id for t in self.store.all(Team, lambda t: t.id in team_ids and t.org_id == repo.owner_id)}
-        links = self.store.all(TeamRepo, lambda tr: tr.repo_id == repo.id and tr.team_id in team_ids)
+        team_ids = {m.team_id for m in self.store.all(StoredTeamMember, lambda m: m.user_id == account.id)}
+        team_ids = {t.id for t in self.store.all(StoredTeam, lambda t: t.id in team_ids and t.org_id == repo.owner_id)}
+        links = self.store.all(StoredTeamRepo, lambda tr: tr.repo_id == repo.id and tr.team_id in team_ids)
         roles += [link.role for link in links]
         return best_role(*roles)
 
-    def installation_covers(self, principal: Principal, repo: Repo) -> bool:
+    def installation_covers(self, principal: Principal, repo: StoredRepo) -> bool:
         installation = principal.installation
         if installation is None or installation.account_id != repo.owner_id:
             return False
@@ -212,7 +212,7 @@ class Access:
             level = max(level, 1)  # every token may read metadata of what it can reach
         return level
 
-    def can_see(self, principal: Principal, repo: Repo) -> bool:
+    def can_see(self, principal: Principal, repo: StoredRepo) -> bool:
         if not repo.private:
             return True
         if principal.kind == "installation":
@@ -221,7 +221,7 @@ class Access:
             return self.role_of(principal.account, repo) is not None and self.app_reaches(principal, repo)
         return False
 
-    def app_reaches(self, principal: Principal, repo: Repo) -> bool:
+    def app_reaches(self, principal: Principal, repo: StoredRepo) -> bool:
         """Whether a user access token reaches `repo` through the GitHub App that issued it (True for other tokens).
 
         GitHub limits such a token to what both the user and the app can reach, so the app must be installed
@@ -230,11 +230,12 @@ class Access:
         app_id = principal.token.app_id if principal.token is not None else None
         if app_id is None:
             return True
-        installation = self.store.first(Installation, lambda i: i.app_id == app_id and i.account_id == repo.owner_id)
+        installation = self.store.first(StoredInstallation,
+                                        lambda i: i.app_id == app_id and i.account_id == repo.owner_id)
         return installation is not None and (installation.repository_selection == "all"
                                              or repo.id in installation.repository_ids)
 
-    def require(self, principal: Principal, repo: Repo, need: Need) -> None:
+    def require(self, principal: Principal, repo: StoredRepo, need: Need) -> None:
         """Refuse with GitHub's answer unless `principal` may do what `need` says on `repo`."""
         if principal.kind == "app":
             raise ApiError(403, "Resource not accessible by integration")
@@ -263,7 +264,7 @@ class Access:
             raise ApiError(403, "Resource not accessible by personal access token",
                            headers={"X-Accepted-GitHub-Permissions": f"{need.category}={need.level}"})
 
-    def may(self, principal: Principal, repo: Repo, need: Need) -> bool:
+    def may(self, principal: Principal, repo: StoredRepo, need: Need) -> bool:
         try:
             self.require(principal, repo, need)
         except ApiError:

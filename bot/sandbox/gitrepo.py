@@ -55,7 +55,7 @@ class Person:
 
 
 @dataclass(frozen=True)
-class Commit:
+class GitCommit:
     sha: str
     tree: str
     parents: tuple[str, ...]
@@ -210,7 +210,7 @@ class GitRepo:
 
     # -- reading objects ------------------------------------------------------------------------------
 
-    def commit(self, sha: str) -> Commit:
+    def commit(self, sha: str) -> GitCommit:
         raw = self.text("cat-file", "commit", sha)
         header, _, message = raw.partition("\n\n")
         tree, parents, author, committer = "", [], None, None
@@ -225,8 +225,8 @@ class GitRepo:
             elif key == "committer":
                 committer = _person(value)
         assert author is not None and committer is not None
-        return Commit(sha=sha, tree=tree, parents=tuple(parents), author=author, committer=committer,
-                      message=message)
+        return GitCommit(sha=sha, tree=tree, parents=tuple(parents), author=author, committer=committer,
+                         message=message)
 
     def tree(self, sha: str, recursive: bool = False) -> list[TreeEntry]:
         args = ["ls-tree", "-l", "-z", "--full-tree"]

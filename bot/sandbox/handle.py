@@ -16,7 +16,17 @@ from typing import Any, Literal
 from .auth import Principal
 from .errors import ApiError, not_found
 from .github import WRITE_CODE, SandboxGitHub
-from .model import Account, App, CheckRun, Comment, Delivery, Installation, Repo, Role, Team
+from .model import (
+    Role,
+    StoredAccount,
+    StoredApp,
+    StoredCheckRun,
+    StoredComment,
+    StoredDelivery,
+    StoredInstallation,
+    StoredRepo,
+    StoredTeam,
+)
 from .oauth import OAuth
 
 ADMIN_LOGIN = "sandbox-admin"
@@ -109,7 +119,7 @@ class DeliveryInfo:
     response_body: str = field(repr=False, default="")
 
 
-def _delivery_info(delivery: Delivery) -> DeliveryInfo:
+def _delivery_info(delivery: StoredDelivery) -> DeliveryInfo:
     return DeliveryInfo(delivery.id, delivery.guid, delivery.event, delivery.action, delivery.hook_id,
                         delivery.redelivery, delivery.status_code, delivery.status, delivery.duration,
                         dict(delivery.request_headers), json.loads(delivery.request_body), delivery.response_body)
@@ -123,7 +133,7 @@ class ForgeHandle:
 
     # -- naming things -----------------------------------------------------------------------------------
 
-    def _account(self, login: str) -> Account:
+    def _account(self, login: str) -> StoredAccount:
         account = self.forge.account(login)
         if account is None:
             raise ApiError(404, f"No user or organization called {login}")
@@ -137,24 +147,24 @@ class ForgeHandle:
             raise ApiError(422, "Say who acts (by=LOGIN)")
         return Principal("user", self._account(login))
 
-    def _repo(self, owner: str, name: str) -> Repo:
+    def _repo(self, owner: str, name: str) -> StoredRepo:
         repo = self.forge.find_repo(owner, name)
         if repo is None:
             raise ApiError(404, f"No repository {owner}/{name}")
         return repo
 
-    def _repo_ref(self, repo: Repo) -> RepoRef:
+    def _repo_ref(self, repo: StoredRepo) -> RepoRef:
         body = self.forge.render.repo(repo, full=False)
         return RepoRef(body["owner"]["login"], repo.name, repo.id, body["full_name"], repo.default_branch,
                        body["clone_url"], repo.private)
 
-    def _app(self, app: int | str) -> App:
-        found = self.forge.store.first(App, lambda a: a.id == app or a.slug == app or str(a.id) == str(app))
+    def _app(self, app: int | str) -> StoredApp:
+        found = self.forge.store.first(StoredApp, lambda a: a.id == app or a.slug == app or str(a.id) == str(app))
         if found is None:
             raise ApiError(404, f"No app {app}")
         return found
 
-    def _pull_ref(self, repo: Repo, number: int) -> PullRef:
+    def _pull_ref(self, repo: StoredRepo, number: int) -> PullRef:
         pull = self.forge.pull(repo, number)
         issue = self.forge.issue(repo, number)
         return PullRef(number, pull.head_ref, pull.base_ref, pull.head_sha,
@@ -197,12 +207,12 @@ class ForgeHandle:
         return TeamRef(team.id, team.slug, team.name)
 
     def add_team_repo(self, org: str, team: str, repo: str, permission: str = "push") -> None:
-        found = self.forge.store.first(Team, lambda t: t.slug == team or t.name == team)
+        found = self.forge.store.first(StoredTeam, lambda t: t.slug == team or t.name == team)
         if found is None:
             raise not_found()
         self.forge.set_team_repo(Principal("user", self._admin_account()), found, self._repo(org, repo), permission)
 
-    def _admin_account(self) -> Account:
+    def _admin_account(self) -> StoredAccount:
         account = self.forge.account(ADMIN_LOGIN)
         if account is None:
             account, _ = self.forge.create_user(ADMIN_LOGIN, "Sandbox administrator", site_admin=True)
@@ -301,7 +311,7 @@ class ForgeHandle:
                    webhook_secret: str = "") -> AppCredentials:
         """A GitHub App owned by `owner`; keep `private_key` to sign JWTs as the app."""
         app, pem = self.forge.create_app(self._account(owner), name, permissions, events, webhook_url, webhook_secret)
-        bot = self.forge.store.get(Account, app.bot_id)
+        bot = self.forge.store.get(StoredAccount, app.bot_id)
         return AppCredentials(app.id, app.slug, app.client_id, pem, bot.login if bot else "")
 
     def create_client_secret(self, app: int | str) -> str:
@@ -324,10 +334,10 @@ class ForgeHandle:
 
     def installation_token(self, installation_id: int, permissions: dict[str, str] | None = None) -> str:
         """An installation access token, as the app would get by JWT (a shortcut for tests)."""
-        installation = self.forge.store.get(Installation, installation_id)
+        installation = self.forge.store.get(StoredInstallation, installation_id)
         if installation is None:
             raise not_found()
-        app = self.forge.store.get(App, installation.app_id)
+        app = self.forge.store.get(StoredApp, installation.app_id)
         token, _ = self.forge.installation_token(Principal("app", app=app), installation.id, permissions=permissions)
         return token.token
 
@@ -346,12 +356,12 @@ class ForgeHandle:
         target = self._repo(owner, repo)
         # Jobs start at once: GitHub Actions' app is made and installed by the first, once.
         with self.forge.store.lock:
-            app = self.forge.store.first(App, lambda a: a.slug == "github-actions")
+            app = self.forge.store.first(StoredApp, lambda a: a.slug == "github-actions")
             if app is None:
                 app, _ = self.forge.create_app(self._admin_account(), "GitHub Actions",
                                                {name: "write" for name in JOB_TOKEN_PERMISSIONS}, events=[])
             installation = self.forge.store.first(
-                Installation, lambda i: i.app_id == app.id and i.account_id == target.owner_id)
+                StoredInstallation, lambda i: i.app_id == app.id and i.account_id == target.owner_id)
             if installation is None:
                 installation = self.forge.install_app(app, self._account(owner))
         granted = {name: ("read" if fork and level != "none" else level)
@@ -367,7 +377,7 @@ class ForgeHandle:
 
     def deliveries(self, event: str | None = None, action: str | None = None) -> list[DeliveryInfo]:
         """The delivery log, oldest first, optionally only one event (and action)."""
-        found = self.forge.store.all(Delivery, lambda d: (event is None or d.event == event)
+        found = self.forge.store.all(StoredDelivery, lambda d: (event is None or d.event == event)
                                      and (action is None or d.action == action))
         return [_delivery_info(d) for d in found]
 
@@ -404,7 +414,7 @@ class ForgeHandle:
         found = self._repo(owner, repo)
         pull = self.forge.pull(found, number)
         issue = self.forge.issue(found, number)
-        actor = self._account(by) if by else self.forge.store.get(Account, issue.user_id)
+        actor = self._account(by) if by else self.forge.store.get(StoredAccount, issue.user_id)
         assert actor is not None
         return self.forge.complete_workflow_run(found, pull, workflow, path, conclusion, actor)
 
@@ -437,7 +447,7 @@ class ForgeHandle:
     def comments(self, owner: str, repo: str, number: int) -> list[CommentRef]:
         found = self._repo(owner, repo)
         return [self._comment_ref(c) for c in self.forge.store.all(
-            Comment, lambda c: c.repo_id == found.id and c.issue_number == number)]
+            StoredComment, lambda c: c.repo_id == found.id and c.issue_number == number)]
 
     def _comment_ref(self, comment: Any) -> CommentRef:
         rendered = self.forge.render.comment(comment)
@@ -472,7 +482,7 @@ class ForgeHandle:
         return self.forge.reveal_secret(self._repo(owner, repo), name, environment)
 
     def check_run_annotations(self, owner: str, repo: str, run_id: int) -> list[dict[str, Any]]:
-        run = self.forge.store.get(CheckRun, run_id)
+        run = self.forge.store.get(StoredCheckRun, run_id)
         if run is None or run.repo_id != self._repo(owner, repo).id:
             raise not_found()
         return [dict(a) for a in run.annotations]

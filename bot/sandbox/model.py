@@ -3,6 +3,10 @@
 Each record is a flat dataclass of plain JSON values with a forge-wide unique `id`, so the store can
 keep and persist any of them the same way (`store.py`). What git knows (branches, commits, files) is
 never copied here: it is read from the bare repository each time (`gitrepo.py`).
+
+Every record's name starts with `Stored` (`StoredPullRequest`, `StoredCheckRun`, ...): Paved's own code
+has its pull requests, check runs and deliveries too, and the prefix keeps a sandbox record from being
+taken for one of them, in a traceback or an import.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ def best_role(*roles: str | None) -> Role | None:
 
 
 @dataclass
-class Account:
+class StoredAccount:
     """A user, an organization or an app's bot user (`login[bot]`)."""
 
     id: int
@@ -39,7 +43,7 @@ class Account:
 
 
 @dataclass
-class Membership:
+class StoredMembership:
     """A user's place in an organization: `admin` (owner) or `member`."""
 
     id: int
@@ -49,7 +53,7 @@ class Membership:
 
 
 @dataclass
-class Token:
+class StoredToken:
     """A personal access token (user_id set) or an installation access token (installation_id set).
 
     `permissions` narrows what the token may do (`{"issues": "read"}`), as fine-grained personal
@@ -69,7 +73,7 @@ class Token:
 
 
 @dataclass
-class App:
+class StoredApp:
     id: int
     slug: str
     name: str
@@ -88,7 +92,7 @@ class App:
 
 
 @dataclass
-class OAuthCode:
+class StoredOAuthCode:
     """A code the web flow's authorize step hands back, to be exchanged once for a user access token."""
 
     id: int
@@ -103,7 +107,7 @@ class OAuthCode:
 
 
 @dataclass
-class Installation:
+class StoredInstallation:
     id: int
     app_id: int
     account_id: int
@@ -115,7 +119,7 @@ class Installation:
 
 
 @dataclass
-class Repo:
+class StoredRepo:
     """A repository; its git data lives in `repos/OWNER/NAME.git` under the data folder."""
 
     id: int
@@ -132,14 +136,14 @@ class Repo:
     internal: bool = False  # visible to the organization's members; private to everyone else
     archived: bool = False  # read-only: pushes and ref changes are refused until unarchived
     # Values of the organization's custom properties set on this repository (name -> value); see
-    # `CustomProperty` for the definitions and who may set them.
+    # `StoredCustomProperty` for the definitions and who may set them.
     custom_properties: dict[str, Any] = field(default_factory=dict)
     fork_of: int | None = None  # the repository this one is a fork of; a fork shares its git objects
 
 
 @dataclass
-class CustomProperty:
-    """An organization's custom property for its repositories (the definition; values live on `Repo`).
+class StoredCustomProperty:
+    """An organization's custom property for its repositories (the definition; values live on `StoredRepo`).
 
     `values_editable_by` says who may set a repository's value: `org_actors` (organization owners, and
     apps with `organization_custom_properties: write`) or `org_and_repo_actors` (repository admins, and
@@ -160,7 +164,7 @@ class CustomProperty:
 
 
 @dataclass
-class Collaborator:
+class StoredCollaborator:
     id: int
     repo_id: int
     user_id: int
@@ -168,7 +172,7 @@ class Collaborator:
 
 
 @dataclass
-class Team:
+class StoredTeam:
     id: int
     org_id: int
     name: str
@@ -181,7 +185,7 @@ class Team:
 
 
 @dataclass
-class TeamMember:
+class StoredTeamMember:
     id: int
     team_id: int
     user_id: int
@@ -189,7 +193,7 @@ class TeamMember:
 
 
 @dataclass
-class TeamRepo:
+class StoredTeamRepo:
     id: int
     team_id: int
     repo_id: int
@@ -197,7 +201,7 @@ class TeamRepo:
 
 
 @dataclass
-class Issue:
+class StoredIssue:
     """An issue or the issue half of a pull request (same number space, as on GitHub)."""
 
     id: int
@@ -220,7 +224,7 @@ class Issue:
 
 
 @dataclass
-class PullRequest:
+class StoredPullRequest:
     """The pull-request half: branches and merge state. Commits and files are read from git."""
 
     id: int
@@ -241,7 +245,7 @@ class PullRequest:
 
 
 @dataclass
-class Comment:
+class StoredComment:
     id: int
     repo_id: int
     issue_number: int
@@ -253,7 +257,7 @@ class Comment:
 
 
 @dataclass
-class Reaction:
+class StoredReaction:
     id: int
     comment_id: int
     user_id: int
@@ -262,7 +266,7 @@ class Reaction:
 
 
 @dataclass
-class Label:
+class StoredLabel:
     id: int
     repo_id: int
     name: str
@@ -272,7 +276,7 @@ class Label:
 
 
 @dataclass
-class Review:
+class StoredReview:
     id: int
     repo_id: int
     pull_number: int
@@ -284,7 +288,7 @@ class Review:
 
 
 @dataclass
-class CheckSuite:
+class StoredCheckSuite:
     id: int
     repo_id: int
     app_id: int
@@ -298,7 +302,7 @@ class CheckSuite:
 
 
 @dataclass
-class CheckRun:
+class StoredCheckRun:
     id: int
     repo_id: int
     suite_id: int
@@ -317,7 +321,7 @@ class CheckRun:
 
 
 @dataclass
-class Status:
+class StoredStatus:
     id: int
     repo_id: int
     sha: str
@@ -331,7 +335,7 @@ class Status:
 
 
 @dataclass
-class Environment:
+class StoredEnvironment:
     id: int
     repo_id: int
     name: str
@@ -346,7 +350,7 @@ class Environment:
 
 
 @dataclass
-class DeploymentBranchPolicy:
+class StoredDeploymentBranchPolicy:
     """A branch or tag name pattern an environment accepts deployments from (custom branch policies)."""
 
     id: int
@@ -357,7 +361,7 @@ class DeploymentBranchPolicy:
 
 
 @dataclass
-class Secret:
+class StoredSecret:
     """An Actions secret as stored: the client's sealed box, openable with the repo's private key."""
 
     id: int
@@ -371,7 +375,7 @@ class Secret:
 
 
 @dataclass
-class Protection:
+class StoredProtection:
     """Branch protection as last PUT (normalized request body)."""
 
     id: int
@@ -381,7 +385,7 @@ class Protection:
 
 
 @dataclass
-class Hook:
+class StoredHook:
     """A webhook: on a repository (repo_id) or an app's single hook (app_id)."""
 
     id: int
@@ -397,7 +401,7 @@ class Hook:
 
 
 @dataclass
-class Delivery:
+class StoredDelivery:
     """One attempt to deliver a webhook, kept as GitHub keeps it (request, response, timing)."""
 
     id: int
@@ -419,7 +423,9 @@ class Delivery:
 
 
 RECORD_TYPES: tuple[type, ...] = (
-    Account, Membership, Token, App, OAuthCode, Installation, Repo, CustomProperty, Collaborator, Team, TeamMember,
-    TeamRepo, Issue, PullRequest, Comment, Reaction, Label, Review, CheckSuite, CheckRun, Status, Environment,
-    DeploymentBranchPolicy, Secret, Protection, Hook, Delivery,
+    StoredAccount, StoredMembership, StoredToken, StoredApp, StoredOAuthCode, StoredInstallation, StoredRepo,
+    StoredCustomProperty, StoredCollaborator, StoredTeam, StoredTeamMember, StoredTeamRepo, StoredIssue,
+    StoredPullRequest, StoredComment, StoredReaction, StoredLabel, StoredReview, StoredCheckSuite, StoredCheckRun,
+    StoredStatus, StoredEnvironment, StoredDeploymentBranchPolicy, StoredSecret, StoredProtection, StoredHook,
+    StoredDelivery,
 )

@@ -4,7 +4,7 @@ A site signs its visitors in by sending them to `/login/oauth/authorize` on the 
 they agree, the forge sends them back to the app's callback URL with a code and the site's `state`;
 the site exchanges the code, with the app's client id and secret, at `/login/oauth/access_token` for a
 user access token (`ghu_…`) that acts as the visitor within the app's permissions and installations
-(see `auth.Access.app_reaches`). The HTTP side is `endpoints/oauth.py`; the rules are here, as GitHub
+(see `auth.AccessRules.app_reaches`). The HTTP side is `endpoints/oauth.py`; the rules are here, as GitHub
 documents them ("Generating a user access token for a GitHub App"):
 
 - `redirect_uri` must be one of the app's callback URLs exactly (no `redirect_uri` means the first);
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .auth import new_token, now_iso, parse_iso
-from .model import Account, App, OAuthCode, Token
+from .model import StoredAccount, StoredApp, StoredOAuthCode, StoredToken
 from .store import Store
 
 CODE_LIFETIME = 600
@@ -101,10 +101,12 @@ class OAuth:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def app(self, client_id: str) -> App | None:
-        return self.store.first(App, lambda a: secrets.compare_digest(a.client_id, client_id)) if client_id else None
+    def app(self, client_id: str) -> StoredApp | None:
+        if not client_id:
+            return None
+        return self.store.first(StoredApp, lambda a: secrets.compare_digest(a.client_id, client_id))
 
-    def add_client_secret(self, app: App) -> str:
+    def add_client_secret(self, app: StoredApp) -> str:
         """A new client secret for `app`; only its digest is kept, so this is the one time it is seen."""
         secret = secrets.token_hex(20)
         with self.store.lock:
@@ -112,12 +114,12 @@ class OAuth:
             self.store.put(app)
         return secret
 
-    def set_callback_urls(self, app: App, urls: list[str]) -> None:
+    def set_callback_urls(self, app: StoredApp, urls: list[str]) -> None:
         with self.store.lock:
             app.callback_urls = list(urls)
             self.store.put(app)
 
-    def redirect_uri(self, app: App, given: str | None) -> str:
+    def redirect_uri(self, app: StoredApp, given: str | None) -> str:
         """The callback the visitor goes back to: `given` if the app registered it, else its first callback.
 
         Raises `OAuthError` (`redirect_uri_mismatch`) for a URI the app did not register.
@@ -130,28 +132,29 @@ class OAuth:
             return given
         raise redirect_uri_mismatch(at_authorize=True)
 
-    def authorize(self, app: App, user: Account, redirect_uri: str | None, scope: str = "") -> Authorized:
+    def authorize(self, app: StoredApp, user: StoredAccount, redirect_uri: str | None, scope: str = "") -> Authorized:
         """`user` agreed to sign in to `app`: a fresh code, bound to the redirect URI it goes back to."""
         target = self.redirect_uri(app, redirect_uri)
         with self.store.lock:
-            code = self.store.put(OAuthCode(self.store.new_id(), secrets.token_hex(10), app.id, user.id, target,
-                                            now_iso(), now_iso(CODE_LIFETIME), scope=scope))
+            code = self.store.put(StoredOAuthCode(self.store.new_id(), secrets.token_hex(10), app.id, user.id, target,
+                                                  now_iso(), now_iso(CODE_LIFETIME), scope=scope))
         return Authorized(target, code.code)
 
-    def exchange(self, client_id: str, client_secret: str, code: str, redirect_uri: str | None) -> Token:
+    def exchange(self, client_id: str, client_secret: str, code: str, redirect_uri: str | None) -> StoredToken:
         """The user access token for `code`; the code is used up. Raises `OAuthError` as GitHub refuses."""
         app = self.app(client_id)
         if app is None or not client_secret or not any(
                 secrets.compare_digest(_digest(client_secret), digest) for digest in app.client_secret_digests):
             raise incorrect_client_credentials()
         with self.store.lock:
-            found = self.store.first(OAuthCode, lambda c: c.app_id == app.id and secrets.compare_digest(c.code, code))
+            found = self.store.first(StoredOAuthCode,
+                                     lambda c: c.app_id == app.id and secrets.compare_digest(c.code, code))
             if found is None or found.used or parse_iso(found.expires_at) <= time.time():
                 raise bad_verification_code()
             if redirect_uri and redirect_uri != found.redirect_uri:
                 raise redirect_uri_mismatch(at_authorize=False)
             found.used = True
             self.store.put(found)
-            return self.store.put(Token(self.store.new_id(), new_token("ghu_"), now_iso(), user_id=found.user_id,
-                                        permissions=dict(app.permissions), app_id=app.id,
-                                        note=f"user access token of {app.slug}"))
+            return self.store.put(StoredToken(self.store.new_id(), new_token("ghu_"), now_iso(), user_id=found.user_id,
+                                              permissions=dict(app.permissions), app_id=app.id,
+                                              note=f"user access token of {app.slug}"))

@@ -19,30 +19,30 @@ from urllib.parse import quote
 
 from . import gitrepo
 from .model import (
-    Account,
-    App,
-    CheckRun,
-    CheckSuite,
-    Collaborator,
-    Comment,
-    CustomProperty,
-    Delivery,
-    DeploymentBranchPolicy,
-    Environment,
-    Hook,
-    Installation,
-    Issue,
-    Label,
-    Membership,
-    PullRequest,
-    Reaction,
-    Repo,
-    Review,
-    Secret,
-    Status,
-    Team,
-    TeamMember,
-    TeamRepo,
+    StoredAccount,
+    StoredApp,
+    StoredCheckRun,
+    StoredCheckSuite,
+    StoredCollaborator,
+    StoredComment,
+    StoredCustomProperty,
+    StoredDelivery,
+    StoredDeploymentBranchPolicy,
+    StoredEnvironment,
+    StoredHook,
+    StoredInstallation,
+    StoredIssue,
+    StoredLabel,
+    StoredMembership,
+    StoredPullRequest,
+    StoredReaction,
+    StoredRepo,
+    StoredReview,
+    StoredSecret,
+    StoredStatus,
+    StoredTeam,
+    StoredTeamMember,
+    StoredTeamRepo,
 )
 from .store import Store
 
@@ -97,7 +97,7 @@ def _permissions(granted: dict[str, str], for_webhook: bool) -> dict[str, str]:
 
 
 class Renderer:
-    def __init__(self, store: Store, urls: Urls, git_for: Callable[[Repo], gitrepo.GitRepo]) -> None:
+    def __init__(self, store: Store, urls: Urls, git_for: Callable[[StoredRepo], gitrepo.GitRepo]) -> None:
         self.store = store
         self.bound_urls = urls
         self.git_for = git_for
@@ -109,12 +109,12 @@ class Renderer:
 
     # -- people --------------------------------------------------------------------------------------------
 
-    def account(self, account_id: int) -> Account:
-        found = self.store.get(Account, account_id)
+    def account(self, account_id: int) -> StoredAccount:
+        found = self.store.get(StoredAccount, account_id)
         assert found is not None, account_id
         return found
 
-    def user(self, account: Account | None) -> JSON | None:
+    def user(self, account: StoredAccount | None) -> JSON | None:
         if account is None:
             return None
         api, web, login = self.urls.api, self.urls.web, account.login
@@ -142,10 +142,10 @@ class Renderer:
         }
 
     def user_by_id(self, account_id: int | None) -> JSON | None:
-        return self.user(self.store.get(Account, account_id)) if account_id else None
+        return self.user(self.store.get(StoredAccount, account_id)) if account_id else None
 
-    def user_full(self, account: Account, private: bool = False) -> JSON:
-        repos = [r for r in self.store.all(Repo, lambda r: r.owner_id == account.id)]
+    def user_full(self, account: StoredAccount, private: bool = False) -> JSON:
+        repos = [r for r in self.store.all(StoredRepo, lambda r: r.owner_id == account.id)]
         body = {
             **(self.user(account) or {}),
             "name": account.name,
@@ -176,7 +176,7 @@ class Renderer:
             )
         return body
 
-    def org_simple(self, org: Account) -> JSON:
+    def org_simple(self, org: StoredAccount) -> JSON:
         api, login = self.urls.api, quote(org.login)
         return {
             "login": org.login,
@@ -193,9 +193,9 @@ class Renderer:
             "description": None,
         }
 
-    def org_full(self, org: Account, for_owner: bool = False) -> JSON:
+    def org_full(self, org: StoredAccount, for_owner: bool = False) -> JSON:
         """An organization; its owners also see the private counts and member settings, as on GitHub."""
-        repos = self.store.all(Repo, lambda r: r.owner_id == org.id)
+        repos = self.store.all(StoredRepo, lambda r: r.owner_id == org.id)
         body = {
             **self.org_simple(org),
             "name": org.name,
@@ -236,23 +236,24 @@ class Renderer:
                 members_can_create_private_pages=True,
                 web_commit_signoff_required=False,
                 plan={"name": "team", "space": 976562499, "private_repos": 999999,
-                      "filled_seats": len(self.store.all(Membership, lambda m: m.org_id == org.id)), "seats": 999999},
+                      "filled_seats": len(self.store.all(StoredMembership, lambda m: m.org_id == org.id)),
+                      "seats": 999999},
             )
         return body
 
     # -- repositories -----------------------------------------------------------------------------------
 
-    def repo_path(self, repo: Repo) -> str:
+    def repo_path(self, repo: StoredRepo) -> str:
         owner = self.account(repo.owner_id)
         return f"{quote(owner.login)}/{quote(repo.name)}"
 
-    def repo(self, repo: Repo, permissions: JSON | None = None, for_webhook: bool = False,
+    def repo(self, repo: StoredRepo, permissions: JSON | None = None, for_webhook: bool = False,
              full: bool = True) -> JSON:
         owner = self.account(repo.owner_id)
         full_name = f"{owner.login}/{repo.name}"
         url = f"{self.urls.api}/repos/{self.repo_path(repo)}"
         html = f"{self.urls.web}/{self.repo_path(repo)}"
-        open_issues = sum(1 for i in self.store.all(Issue, lambda i: i.repo_id == repo.id and i.state == "open"))
+        open_issues = sum(1 for i in self.store.all(StoredIssue, lambda i: i.repo_id == repo.id and i.state == "open"))
         host = self.urls.web.split("://", 1)[-1]
         body: JSON = {
             "id": repo.id,
@@ -365,15 +366,15 @@ class Renderer:
 
     # -- custom properties ---------------------------------------------------------------------------------------
 
-    def custom_property_values(self, repo: Repo) -> JSON:
+    def custom_property_values(self, repo: StoredRepo) -> JSON:
         """A repository's custom property values: its own, and the default of each required property it lacks."""
-        defined = self.store.all(CustomProperty, lambda p: p.org_id == repo.owner_id)
+        defined = self.store.all(StoredCustomProperty, lambda p: p.org_id == repo.owner_id)
         values: JSON = {p.name: p.default_value for p in defined if p.required and p.default_value is not None}
         values.update({name: value for name, value in repo.custom_properties.items()
                        if any(p.name == name for p in defined)})
         return values
 
-    def custom_property(self, prop: CustomProperty) -> JSON:
+    def custom_property(self, prop: StoredCustomProperty) -> JSON:
         org = self.account(prop.org_id)
         return {
             "property_name": prop.name,
@@ -390,7 +391,7 @@ class Renderer:
 
     # -- issues, pulls, comments -------------------------------------------------------------------------
 
-    def label(self, label: Label) -> JSON:
+    def label(self, label: StoredLabel) -> JSON:
         url = f"{self.urls.api}/repos/{self.repo_path(self._repo(label.repo_id))}/labels/{quote(label.name)}"
         return {
             "id": label.id,
@@ -402,34 +403,34 @@ class Renderer:
             "description": label.description,
         }
 
-    def _repo(self, repo_id: int) -> Repo:
-        repo = self.store.get(Repo, repo_id)
+    def _repo(self, repo_id: int) -> StoredRepo:
+        repo = self.store.get(StoredRepo, repo_id)
         assert repo is not None
         return repo
 
-    def _labels(self, issue: Issue) -> list[JSON]:
-        labels = [self.store.get(Label, label_id) for label_id in issue.label_ids]
+    def _labels(self, issue: StoredIssue) -> list[JSON]:
+        labels = [self.store.get(StoredLabel, label_id) for label_id in issue.label_ids]
         return [self.label(label) for label in labels if label is not None]
 
     def reactions_rollup(self, url: str, comment_id: int | None) -> JSON:
-        found = self.store.all(Reaction, lambda r: r.comment_id == comment_id) if comment_id else []
+        found = self.store.all(StoredReaction, lambda r: r.comment_id == comment_id) if comment_id else []
         rollup: JSON = {"url": url, "total_count": len(found)}
         for content in REACTIONS:
             rollup[content] = sum(1 for r in found if r.content == content)
         return rollup
 
-    def author_association(self, repo: Repo, account_id: int) -> str:
+    def author_association(self, repo: StoredRepo, account_id: int) -> str:
         if account_id == repo.owner_id:
             return "OWNER"
         owner = self.account(repo.owner_id)
-        member = self.store.first(Membership, lambda m: m.org_id == owner.id and m.user_id == account_id)
+        member = self.store.first(StoredMembership, lambda m: m.org_id == owner.id and m.user_id == account_id)
         if owner.type == "Organization" and member is not None:
             return "MEMBER"
-        if self.store.first(Collaborator, lambda c: c.repo_id == repo.id and c.user_id == account_id):
+        if self.store.first(StoredCollaborator, lambda c: c.repo_id == repo.id and c.user_id == account_id):
             return "COLLABORATOR"
         return "NONE"
 
-    def app(self, app: App | None, for_webhook: bool = False) -> JSON | None:
+    def app(self, app: StoredApp | None, for_webhook: bool = False) -> JSON | None:
         if app is None:
             return None
         owner = self.account(app.owner_id)
@@ -449,11 +450,11 @@ class Renderer:
             **({} if for_webhook else {"client_id": app.client_id}),
         }
 
-    def issue(self, issue: Issue, for_webhook: bool = False) -> JSON:
+    def issue(self, issue: StoredIssue, for_webhook: bool = False) -> JSON:
         repo = self._repo(issue.repo_id)
         repo_url = f"{self.urls.api}/repos/{self.repo_path(repo)}"
         url = f"{repo_url}/issues/{issue.number}"
-        comments = sum(1 for c in self.store.all(Comment, lambda c: c.repo_id == repo.id
+        comments = sum(1 for c in self.store.all(StoredComment, lambda c: c.repo_id == repo.id
                                                  and c.issue_number == issue.number))
         assignees = [self.user_by_id(a) for a in issue.assignee_ids]
         body: JSON = {
@@ -485,7 +486,7 @@ class Renderer:
             "author_association": self.author_association(repo, issue.user_id),
             "reactions": self.reactions_rollup(f"{url}/reactions", None),
             "timeline_url": f"{url}/timeline",
-            "performed_via_github_app": (self.app(self.store.get(App, issue.app_id), for_webhook=for_webhook)
+            "performed_via_github_app": (self.app(self.store.get(StoredApp, issue.app_id), for_webhook=for_webhook)
                                          if issue.app_id else None),
         }
         if issue.is_pull:
@@ -501,11 +502,11 @@ class Renderer:
             body["closed_by"] = self.user_by_id(issue.closed_by_id)
         return body
 
-    def _pull_of(self, issue: Issue) -> PullRequest | None:
-        return self.store.first(PullRequest, lambda p: p.issue_id == issue.id)
+    def _pull_of(self, issue: StoredIssue) -> StoredPullRequest | None:
+        return self.store.first(StoredPullRequest, lambda p: p.issue_id == issue.id)
 
-    def pull(self, pull: PullRequest, full: bool = True, for_webhook: bool = False) -> JSON:
-        issue = self.store.get(Issue, pull.issue_id)
+    def pull(self, pull: StoredPullRequest, full: bool = True, for_webhook: bool = False) -> JSON:
+        issue = self.store.get(StoredIssue, pull.issue_id)
         assert issue is not None
         repo = self._repo(pull.repo_id)
         repo_url = f"{self.urls.api}/repos/{self.repo_path(repo)}"
@@ -585,7 +586,8 @@ class Renderer:
             mergeable: bool | None = True
             if not pull.merged and issue.state == "open":
                 mergeable = git.merge_tree(pull.base_sha, pull.head_sha) is not None
-            comments = len(self.store.all(Comment, lambda c: c.repo_id == repo.id and c.issue_number == pull.number))
+            comments = len(self.store.all(StoredComment,
+                                          lambda c: c.repo_id == repo.id and c.issue_number == pull.number))
             body.update(
                 merged=pull.merged,
                 mergeable=mergeable if issue.state == "open" else None,
@@ -602,10 +604,10 @@ class Renderer:
             )
         return body
 
-    def comment(self, comment: Comment, for_webhook: bool = False) -> JSON:
+    def comment(self, comment: StoredComment, for_webhook: bool = False) -> JSON:
         repo = self._repo(comment.repo_id)
         repo_url = f"{self.urls.api}/repos/{self.repo_path(repo)}"
-        issue = self.store.first(Issue, lambda i: i.repo_id == repo.id and i.number == comment.issue_number)
+        issue = self.store.first(StoredIssue, lambda i: i.repo_id == repo.id and i.number == comment.issue_number)
         kind = "pull" if issue and issue.is_pull else "issues"
         url = f"{repo_url}/issues/comments/{comment.id}"
         return {
@@ -621,11 +623,11 @@ class Renderer:
             "author_association": self.author_association(repo, comment.user_id),
             "body": comment.body,
             "reactions": self.reactions_rollup(f"{url}/reactions", comment.id),
-            "performed_via_github_app": (self.app(self.store.get(App, comment.app_id), for_webhook=for_webhook)
+            "performed_via_github_app": (self.app(self.store.get(StoredApp, comment.app_id), for_webhook=for_webhook)
                                          if comment.app_id else None),
         }
 
-    def reaction(self, reaction: Reaction) -> JSON:
+    def reaction(self, reaction: StoredReaction) -> JSON:
         return {
             "id": reaction.id,
             "node_id": node_id("REA", reaction.id),
@@ -634,7 +636,7 @@ class Renderer:
             "created_at": reaction.created_at,
         }
 
-    def review(self, review: Review, for_webhook: bool = False) -> JSON:
+    def review(self, review: StoredReview, for_webhook: bool = False) -> JSON:
         repo = self._repo(review.repo_id)
         pull_url = f"{self.urls.api}/repos/{self.repo_path(repo)}/pulls/{review.pull_number}"
         html = f"{self.urls.web}/{self.repo_path(repo)}/pull/{review.pull_number}#pullrequestreview-{review.id}"
@@ -654,15 +656,15 @@ class Renderer:
 
     # -- git data ------------------------------------------------------------------------------------------
 
-    def account_for_email(self, email: str) -> Account | None:
+    def account_for_email(self, email: str) -> StoredAccount | None:
         local = email.split("@", 1)[0].split("+", 1)[-1]
-        return self.store.first(Account, lambda a: a.email == email or (
+        return self.store.first(StoredAccount, lambda a: a.email == email or (
             email.endswith("@users.noreply.sandbox") and a.login == local))
 
     def git_person(self, person: gitrepo.Person) -> JSON:
         return {"name": person.name, "email": person.email, "date": person.date}
 
-    def git_commit(self, repo: Repo, commit: gitrepo.Commit) -> JSON:
+    def git_commit(self, repo: StoredRepo, commit: gitrepo.GitCommit) -> JSON:
         url = f"{self.urls.api}/repos/{self.repo_path(repo)}/git/commits/{commit.sha}"
         return {
             "sha": commit.sha,
@@ -682,7 +684,8 @@ class Renderer:
             "verification": _unsigned(),
         }
 
-    def commit(self, repo: Repo, commit: gitrepo.Commit, files: list[gitrepo.FileChange] | None = None) -> JSON:
+    def commit(self, repo: StoredRepo, commit: gitrepo.GitCommit,
+               files: list[gitrepo.FileChange] | None = None) -> JSON:
         repo_url = f"{self.urls.api}/repos/{self.repo_path(repo)}"
         html = f"{self.urls.web}/{self.repo_path(repo)}/commit/{commit.sha}"
         body: JSON = {
@@ -715,7 +718,7 @@ class Renderer:
             body["files"] = [self.diff_entry(repo, f, commit.sha) for f in files]
         return body
 
-    def diff_entry(self, repo: Repo, change: gitrepo.FileChange, ref: str) -> JSON:
+    def diff_entry(self, repo: StoredRepo, change: gitrepo.FileChange, ref: str) -> JSON:
         path = quote(change.filename)
         entry: JSON = {
             "sha": change.sha,
@@ -734,7 +737,7 @@ class Renderer:
             entry["previous_filename"] = change.previous_filename
         return entry
 
-    def git_ref(self, repo: Repo, ref: str, sha: str, kind: str = "commit") -> JSON:
+    def git_ref(self, repo: StoredRepo, ref: str, sha: str, kind: str = "commit") -> JSON:
         repo_url = f"{self.urls.api}/repos/{self.repo_path(repo)}"
         return {
             "ref": ref,
@@ -743,7 +746,7 @@ class Renderer:
             "object": {"type": kind, "sha": sha, "url": f"{repo_url}/git/{kind}s/{sha}"},
         }
 
-    def branch_short(self, repo: Repo, name: str, sha: str, protected: bool) -> JSON:
+    def branch_short(self, repo: StoredRepo, name: str, sha: str, protected: bool) -> JSON:
         repo_url = f"{self.urls.api}/repos/{self.repo_path(repo)}"
         return {
             "name": name,
@@ -754,7 +757,7 @@ class Renderer:
             "protection_url": f"{repo_url}/branches/{quote(name, safe='')}/protection",
         }
 
-    def branch(self, repo: Repo, name: str, commit: gitrepo.Commit, protected: bool) -> JSON:
+    def branch(self, repo: StoredRepo, name: str, commit: gitrepo.GitCommit, protected: bool) -> JSON:
         repo_url = f"{self.urls.api}/repos/{self.repo_path(repo)}"
         return {
             "name": name,
@@ -767,7 +770,7 @@ class Renderer:
             "protection_url": f"{repo_url}/branches/{quote(name, safe='')}/protection",
         }
 
-    def content(self, repo: Repo, entry: gitrepo.TreeEntry, ref: str, data: bytes | None = None) -> JSON:
+    def content(self, repo: StoredRepo, entry: gitrepo.TreeEntry, ref: str, data: bytes | None = None) -> JSON:
         repo_path = self.repo_path(repo)
         path = quote(entry.path)
         kind = {"blob": "file", "tree": "dir", "commit": "submodule"}[entry.type]
@@ -799,10 +802,10 @@ class Renderer:
 
     # -- checks and statuses -------------------------------------------------------------------------------
 
-    def check_suite(self, suite: CheckSuite, for_webhook: bool = False) -> JSON:
+    def check_suite(self, suite: StoredCheckSuite, for_webhook: bool = False) -> JSON:
         repo = self._repo(suite.repo_id)
         repo_url = f"{self.urls.api}/repos/{self.repo_path(repo)}"
-        runs = self.store.all(CheckRun, lambda r: r.suite_id == suite.id)
+        runs = self.store.all(StoredCheckRun, lambda r: r.suite_id == suite.id)
         status, conclusion = suite_state(runs)
         git = self.git_for(repo)
         commit = git.commit(suite.head_sha) if git.exists(suite.head_sha) else None
@@ -817,7 +820,7 @@ class Renderer:
             "before": suite.before,
             "after": suite.after,
             "pull_requests": self.pull_refs(repo, suite.head_sha),
-            "app": self.app(self.store.get(App, suite.app_id), for_webhook),
+            "app": self.app(self.store.get(StoredApp, suite.app_id), for_webhook),
             "created_at": suite.created_at,
             "updated_at": suite.updated_at,
             "rerequestable": suite.rerequestable,
@@ -833,13 +836,13 @@ class Renderer:
             body.pop("runs_rerequestable")
         return body
 
-    def pull_refs(self, repo: Repo, sha: str) -> list[JSON]:
+    def pull_refs(self, repo: StoredRepo, sha: str) -> list[JSON]:
         """`pull-request-minimal` for open PRs whose head is `sha` (as checks report them)."""
         repo_url = f"{self.urls.api}/repos/{self.repo_path(repo)}"
         short = {"id": repo.id, "url": repo_url, "name": repo.name}
         refs = []
-        for pull in self.store.all(PullRequest, lambda p: p.repo_id == repo.id and p.head_sha == sha):
-            issue = self.store.get(Issue, pull.issue_id)
+        for pull in self.store.all(StoredPullRequest, lambda p: p.repo_id == repo.id and p.head_sha == sha):
+            issue = self.store.get(StoredIssue, pull.issue_id)
             if issue is None or issue.state != "open":
                 continue
             refs.append({
@@ -851,11 +854,11 @@ class Renderer:
             })
         return refs
 
-    def check_run(self, run: CheckRun, for_webhook: bool = False) -> JSON:
+    def check_run(self, run: StoredCheckRun, for_webhook: bool = False) -> JSON:
         repo = self._repo(run.repo_id)
         repo_url = f"{self.urls.api}/repos/{self.repo_path(repo)}"
         url = f"{repo_url}/check-runs/{run.id}"
-        suite = self.store.get(CheckSuite, run.suite_id)
+        suite = self.store.get(StoredCheckSuite, run.suite_id)
         output = run.output
         suite_json: JSON = {"id": run.suite_id}
         if for_webhook and suite is not None:
@@ -883,13 +886,13 @@ class Renderer:
             },
             "name": run.name,
             "check_suite": suite_json,
-            "app": self.app(self.store.get(App, run.app_id), for_webhook),
+            "app": self.app(self.store.get(StoredApp, run.app_id), for_webhook),
             "pull_requests": self.pull_refs(repo, run.head_sha),
         }
 
-    def status(self, status: Status) -> JSON:
+    def status(self, status: StoredStatus) -> JSON:
         repo = self._repo(status.repo_id)
-        creator = self.store.get(Account, status.creator_id)
+        creator = self.store.get(StoredAccount, status.creator_id)
         return {
             "url": f"{self.urls.api}/repos/{self.repo_path(repo)}/statuses/{status.sha}",
             "avatar_url": f"{self.urls.web}/avatars/{quote(creator.login) if creator else ''}",
@@ -904,7 +907,7 @@ class Renderer:
             "creator": self.user(creator),
         }
 
-    def combined_status(self, repo: Repo, sha: str, statuses: list[Status]) -> JSON:
+    def combined_status(self, repo: StoredRepo, sha: str, statuses: list[StoredStatus]) -> JSON:
         repo_url = f"{self.urls.api}/repos/{self.repo_path(repo)}"
         states = {s.state for s in statuses}
         if not statuses or "pending" in states:
@@ -930,7 +933,7 @@ class Renderer:
 
     # -- administration ------------------------------------------------------------------------------------
 
-    def environment(self, env: Environment) -> JSON:
+    def environment(self, env: StoredEnvironment) -> JSON:
         repo = self._repo(env.repo_id)
         rules: list[JSON] = []
         if env.wait_timer:
@@ -955,19 +958,19 @@ class Renderer:
         }
         return body
 
-    def branch_policy(self, policy: DeploymentBranchPolicy) -> JSON:
+    def branch_policy(self, policy: StoredDeploymentBranchPolicy) -> JSON:
         return {"id": policy.id, "node_id": node_id("GBP", policy.id), "name": policy.name, "type": policy.type}
 
     def _reviewer(self, reviewer: JSON) -> JSON:
         if reviewer["type"] == "Team":
-            team = self.store.get(Team, reviewer["id"])
+            team = self.store.get(StoredTeam, reviewer["id"])
             return {"type": "Team", "reviewer": self.team(team) if team else None}
         return {"type": "User", "reviewer": self.user_by_id(reviewer["id"])}
 
-    def secret(self, secret: Secret) -> JSON:
+    def secret(self, secret: StoredSecret) -> JSON:
         return {"name": secret.name, "created_at": secret.created_at, "updated_at": secret.updated_at}
 
-    def team(self, team: Team, full: bool = False) -> JSON:
+    def team(self, team: StoredTeam, full: bool = False) -> JSON:
         org = self.account(team.org_id)
         # Clients follow a team's `url`; it names the id-based `/teams/{team_id}` forms.
         url = f"{self.urls.api}/teams/{team.id}"
@@ -989,26 +992,26 @@ class Renderer:
             "parent": None,
         }
         if team.parent_id:
-            parent = self.store.get(Team, team.parent_id)
+            parent = self.store.get(StoredTeam, team.parent_id)
             if parent is not None:
                 body["parent"] = self.team(parent)
                 body["parent"].pop("parent", None)
         if full:
             body.update(
-                members_count=len(self.store.all(TeamMember, lambda m: m.team_id == team.id)),
-                repos_count=len(self.store.all(TeamRepo, lambda r: r.team_id == team.id)),
+                members_count=len(self.store.all(StoredTeamMember, lambda m: m.team_id == team.id)),
+                repos_count=len(self.store.all(StoredTeamRepo, lambda r: r.team_id == team.id)),
                 created_at=team.created_at,
                 updated_at=team.created_at,
                 organization=self.org_full(org),
             )
         return body
 
-    def team_membership(self, team: Team, user: Account, role: str) -> JSON:
+    def team_membership(self, team: StoredTeam, user: StoredAccount, role: str) -> JSON:
         return {"url": f"{self.urls.api}/teams/{team.id}/memberships/{quote(user.login)}", "role": role,
                 "state": "active"}
 
-    def installation(self, installation: Installation, for_webhook: bool = False) -> JSON:
-        app = self.store.get(App, installation.app_id)
+    def installation(self, installation: StoredInstallation, for_webhook: bool = False) -> JSON:
+        app = self.store.get(StoredApp, installation.app_id)
         assert app is not None
         account = self.account(installation.account_id)
         owner = self.user(account) or {}
@@ -1040,10 +1043,10 @@ class Renderer:
             "suspended_at": None,
         }
 
-    def hook(self, hook: Hook) -> JSON:
+    def hook(self, hook: StoredHook) -> JSON:
         repo = self._repo(hook.repo_id) if hook.repo_id else None
         base = f"{self.urls.api}/repos/{self.repo_path(repo)}/hooks/{hook.id}" if repo else f"{self.urls.api}/app/hook"
-        last = self.store.all(Delivery, lambda d: d.hook_id == hook.id)
+        last = self.store.all(StoredDelivery, lambda d: d.hook_id == hook.id)
         last_response: JSON = {"code": None, "status": "unused", "message": None}
         if last:
             latest = last[-1]
@@ -1066,7 +1069,7 @@ class Renderer:
             "last_response": last_response,
         }
 
-    def delivery(self, delivery: Delivery, full: bool = False) -> JSON:
+    def delivery(self, delivery: StoredDelivery, full: bool = False) -> JSON:
         body: JSON = {
             "id": delivery.id,
             "guid": delivery.guid,
@@ -1091,7 +1094,7 @@ class Renderer:
         return body
 
 
-def suite_state(runs: list[CheckRun]) -> tuple[str, str | None]:
+def suite_state(runs: list[StoredCheckRun]) -> tuple[str, str | None]:
     """A suite's status and conclusion from its runs, as GitHub derives them."""
     if not runs:
         return "queued", None
@@ -1110,7 +1113,7 @@ def _unsigned() -> JSON:
     return {"verified": False, "reason": "unsigned", "signature": None, "payload": None, "verified_at": None}
 
 
-def _simple_commit(commit: gitrepo.Commit) -> JSON:
+def _simple_commit(commit: gitrepo.GitCommit) -> JSON:
     return {
         "id": commit.sha,
         "tree_id": commit.tree,

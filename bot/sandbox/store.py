@@ -21,7 +21,15 @@ from .model import RECORD_TYPES
 
 R = TypeVar("R")
 
-_TYPES: dict[str, type] = {cls.__name__: cls for cls in RECORD_TYPES}
+
+
+def _kind(cls: type) -> str:
+    """The name a record type is kept under in SQLite: its class name without `Stored` (`Repo` for
+    `StoredRepo`), as before the records were named so, so a data folder an older sandbox wrote still loads."""
+    return cls.__name__.removeprefix("Stored")
+
+
+_TYPES: dict[str, type] = {_kind(cls): cls for cls in RECORD_TYPES}
 
 
 class Store:
@@ -56,7 +64,7 @@ class Store:
             data = json.dumps(dataclasses.asdict(record))  # type: ignore[call-overload]
             self._db.execute(
                 "INSERT OR REPLACE INTO records (id, kind, data) VALUES (?, ?, ?)",
-                (record.id, type(record).__name__, data),  # type: ignore[attr-defined]
+                (record.id, _kind(type(record)), data),  # type: ignore[attr-defined]
             )
             return record
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from . import recording
 from .auth import now_iso
-from .model import App, Delivery, Hook, Installation, Repo
+from .model import StoredApp, StoredDelivery, StoredHook, StoredInstallation, StoredRepo
 from .render import node_id
 from .store import Store
 
@@ -52,8 +52,8 @@ class Dispatcher:
 
     # -- producing -----------------------------------------------------------------------------------------
 
-    def emit(self, event: str, payload: dict[str, Any], repo: Repo | None = None,
-             app_only: App | None = None, installation: Installation | None = None) -> list[Delivery]:
+    def emit(self, event: str, payload: dict[str, Any], repo: StoredRepo | None = None,
+             app_only: StoredApp | None = None, installation: StoredInstallation | None = None) -> list[StoredDelivery]:
         """Queue `payload` for every hook that should hear `event`; returns the deliveries made.
 
         Repository hooks of `repo` hear it, and so does the hook of every app installed on the
@@ -61,17 +61,17 @@ class Dispatcher:
         app's hook (GitHub sends `check_run rerequested` only to the app that owns the run);
         `installation` names the installation for events about an installation itself.
         """
-        targets: list[tuple[Hook, Installation | None]] = []
+        targets: list[tuple[StoredHook, StoredInstallation | None]] = []
         if repo is not None and app_only is None:
-            for hook in self.store.all(Hook, lambda h: h.repo_id == repo.id and h.active):
+            for hook in self.store.all(StoredHook, lambda h: h.repo_id == repo.id and h.active):
                 if wants(hook.events, event):
                     targets.append((hook, None))
         installations = [installation] if installation else (self.installations_of(repo) if repo else [])
         for inst in installations:
             if app_only is not None and inst.app_id != app_only.id:
                 continue
-            app = self.store.get(App, inst.app_id)
-            app_hook = next((h for h in self.store.all(Hook) if h.app_id == inst.app_id and h.active), None)
+            app = self.store.get(StoredApp, inst.app_id)
+            app_hook = next((h for h in self.store.all(StoredHook) if h.app_id == inst.app_id and h.active), None)
             if app is None or app_hook is None:
                 continue
             subscribed = event in ("installation", "ping") or wants(inst.events or app.events, event)
@@ -86,16 +86,16 @@ class Dispatcher:
             deliveries.append(self._queue_new(hook, event, action, body, target, repo))
         return deliveries
 
-    def ping(self, hook: Hook, payload: dict[str, Any]) -> Delivery:
-        return self._queue_new(hook, "ping", None, payload, None, self.store.get(Repo, hook.repo_id or 0))
+    def ping(self, hook: StoredHook, payload: dict[str, Any]) -> StoredDelivery:
+        return self._queue_new(hook, "ping", None, payload, None, self.store.get(StoredRepo, hook.repo_id or 0))
 
-    def installations_of(self, repo: Repo) -> list[Installation]:
+    def installations_of(self, repo: StoredRepo) -> list[StoredInstallation]:
         """The installations that cover `repo` (all of its owner's repositories, or it among those selected)."""
-        return self.store.all(Installation, lambda i: i.account_id == repo.owner_id and (
+        return self.store.all(StoredInstallation, lambda i: i.account_id == repo.owner_id and (
             i.repository_selection == "all" or repo.id in i.repository_ids))
 
-    def _queue_new(self, hook: Hook, event: str, action: Any, payload: dict[str, Any],
-                   installation: Installation | None, repo: Repo | None) -> Delivery:
+    def _queue_new(self, hook: StoredHook, event: str, action: Any, payload: dict[str, Any],
+                   installation: StoredInstallation | None, repo: StoredRepo | None) -> StoredDelivery:
         raw = json.dumps(_without_view_type(payload), separators=(",", ":")).encode()
         guid = str(uuid.uuid4())
         headers = {
@@ -111,7 +111,7 @@ class Dispatcher:
         if hook.secret:
             headers["X-Hub-Signature"] = "sha1=" + hmac.new(hook.secret.encode(), raw, hashlib.sha1).hexdigest()
             headers["X-Hub-Signature-256"] = signature(hook.secret, raw)
-        delivery = Delivery(
+        delivery = StoredDelivery(
             id=self.store.new_id(), guid=guid, hook_id=hook.id, event=event,
             action=action if isinstance(action, str) else None, delivered_at=now_iso(),
             request_headers=headers, request_body=raw.decode(),
@@ -123,13 +123,13 @@ class Dispatcher:
         self._enqueue(delivery.id)
         return delivery
 
-    def redeliver(self, delivery_id: int) -> Delivery:
+    def redeliver(self, delivery_id: int) -> StoredDelivery:
         """Send a past delivery again: same body and `X-GitHub-Delivery`, marked as a redelivery."""
         with self.store.lock:
-            original = self.store.get(Delivery, delivery_id)
+            original = self.store.get(StoredDelivery, delivery_id)
             if original is None:
                 raise KeyError(delivery_id)
-            again = Delivery(
+            again = StoredDelivery(
                 id=self.store.new_id(), guid=original.guid, hook_id=original.hook_id, event=original.event,
                 action=original.action, delivered_at=now_iso(), request_headers=dict(original.request_headers),
                 request_body=original.request_body, redelivery=True,
@@ -176,8 +176,8 @@ class Dispatcher:
                     self._idle.notify_all()
 
     def _send(self, delivery_id: int) -> None:
-        delivery = self.store.get(Delivery, delivery_id)
-        hook = self.store.get(Hook, delivery.hook_id) if delivery else None
+        delivery = self.store.get(StoredDelivery, delivery_id)
+        hook = self.store.get(StoredHook, delivery.hook_id) if delivery else None
         if delivery is None or hook is None:
             return
         started = time.monotonic()

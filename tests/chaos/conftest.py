@@ -43,7 +43,7 @@ from bot.adapters.deliveries import DeliveryLog, open_delivery_log
 from bot.apply import NOTES_REF, OBSERVATIONS, ApplyRecord, read_records
 from bot.handlers.push import applied_marker
 from bot.sandbox import AppCredentials, Sandbox
-from bot.sandbox.model import CheckRun, Comment, Repo
+from bot.sandbox.model import StoredCheckRun, StoredComment, StoredRepo
 from bot.settings import Settings
 from tests.conftest import PROJECT
 from tests.test_service import REDIS_URL, redis_queue  # noqa: F401 - the Redis queue fixture, shared
@@ -362,21 +362,21 @@ class Chaos:
 
     # -- what the forge holds, read from its store ------------------------------------------------------------
 
-    def _platform(self) -> Repo:
+    def _platform(self) -> StoredRepo:
         found = self.forge.forge.find_repo(ORG, REPO)
         assert found is not None
         return found
 
-    def check_runs(self, sha: str, name: str) -> list[CheckRun]:
+    def check_runs(self, sha: str, name: str) -> list[StoredCheckRun]:
         """Paved's check runs called `name` on `sha`."""
         repo_id = self._platform().id
-        return self.forge.forge.store.all(CheckRun, lambda r: r.repo_id == repo_id and r.head_sha == sha
+        return self.forge.forge.store.all(StoredCheckRun, lambda r: r.repo_id == repo_id and r.head_sha == sha
                                           and r.name == name and r.app_id == self.app.id)
 
     def paveds_comments(self, number: int) -> list[str]:
         repo_id = self._platform().id
         return [c.body for c in self.forge.forge.store.all(
-            Comment, lambda c: c.repo_id == repo_id and c.issue_number == number and c.app_id == self.app.id)]
+            StoredComment, lambda c: c.repo_id == repo_id and c.issue_number == number and c.app_id == self.app.id)]
 
     def plan_comments(self, number: int) -> list[str]:
         return [body for body in self.paveds_comments(number) if body.startswith(PLAN_MARKER)]
@@ -404,7 +404,7 @@ class Chaos:
         """The repositories of acme besides the platform repo."""
         org = self.forge.forge.account(ORG)
         assert org is not None
-        return {r.name for r in self.forge.forge.store.all(Repo, lambda r: r.owner_id == org.id)} - {REPO}
+        return {r.name for r in self.forge.forge.store.all(StoredRepo, lambda r: r.owner_id == org.id)} - {REPO}
 
     def databases(self) -> set[str]:
         """The databases Paved made: on PostgreSQL when the world has one, else SQLite files in any data folder."""

@@ -9,7 +9,7 @@ import requests
 from github import GithubException, InputGitTreeElement
 
 from bot.sandbox import Sandbox
-from bot.sandbox.model import Token
+from bot.sandbox.model import StoredToken
 
 from .conftest import Cast, github
 
@@ -97,7 +97,7 @@ def test_an_expired_installation_token_is_refused(forge: Sandbox, cast: Cast) ->
     app = forge.create_app("acme", "Paved", permissions={"metadata": "read"})
     installation = forge.install_app(app.slug, "acme")
     token = forge.installation_token(installation.id)
-    record = forge.forge.store.first(Token, lambda t: t.token == token)
+    record = forge.forge.store.first(StoredToken, lambda t: t.token == token)
     assert record is not None
     record.expires_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
     forge.forge.store.put(record)

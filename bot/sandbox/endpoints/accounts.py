@@ -6,7 +6,15 @@ from typing import Any
 
 from ..auth import Principal, refused
 from ..errors import ApiError, invalid, not_found
-from ..model import Account, Installation, Membership, Repo, Team, TeamRepo, role_rank
+from ..model import (
+    StoredAccount,
+    StoredInstallation,
+    StoredMembership,
+    StoredRepo,
+    StoredTeam,
+    StoredTeamRepo,
+    role_rank,
+)
 from ..routing import Depends, Request, Response, Routes, no_content
 from .common import forge_of, organization, permissions_json, repository, string_field
 
@@ -47,18 +55,18 @@ def get_org(request: Request) -> Response:
     return Response(200, forge.render.org_full(org, for_owner=_is_org_owner(request, org)))
 
 
-def _is_org_owner(request: Request, org: Account) -> bool:
+def _is_org_owner(request: Request, org: StoredAccount) -> bool:
     account = request.principal.account
     if request.principal.kind != "user" or account is None:
         return False
     return account.site_admin or forge_of(request).store.first(
-        Membership, lambda m: m.org_id == org.id and m.user_id == account.id and m.role == "admin") is not None
+        StoredMembership, lambda m: m.org_id == org.id and m.user_id == account.id and m.role == "admin") is not None
 
 
 @routes.get("/orgs/{org}/repos")
-def list_org_repos(request: Request, org: Account = Depends(organization)) -> Response:
+def list_org_repos(request: Request, org: StoredAccount = Depends(organization)) -> Response:
     forge = forge_of(request)
-    repos = [r for r in forge.store.all(Repo, lambda r: r.owner_id == org.id)
+    repos = [r for r in forge.store.all(StoredRepo, lambda r: r.owner_id == org.id)
              if forge.access.can_see(request.principal, r)]
     kind = request.query.get("type", "all")
     if kind in ("public", "private"):
@@ -67,7 +75,7 @@ def list_org_repos(request: Request, org: Account = Depends(organization)) -> Re
                           for r in request.paginate(repos)])
 
 
-def _create_repo(request: Request, owner: Account) -> Response:
+def _create_repo(request: Request, owner: StoredAccount) -> Response:
     forge = forge_of(request)
     # GitHub asks what the token may do before it reads the body, so an app without the permission is
     # refused as such (and told which one), whatever it sent.
@@ -94,7 +102,7 @@ def _create_repo(request: Request, owner: Account) -> Response:
 
 
 @routes.post("/orgs/{org}/repos")
-def create_org_repo(request: Request, org: Account = Depends(organization)) -> Response:
+def create_org_repo(request: Request, org: StoredAccount = Depends(organization)) -> Response:
     return _create_repo(request, org)
 
 
@@ -135,7 +143,7 @@ def get_app(request: Request) -> Response:
     forge = forge_of(request)
     body = forge.render.app(principal.app)
     assert body is not None
-    body["installations_count"] = len(forge.store.all(Installation, lambda i: i.app_id == principal.app.id))  # type: ignore[union-attr]
+    body["installations_count"] = len(forge.store.all(StoredInstallation, lambda i: i.app_id == principal.app.id))  # type: ignore[union-attr]
     return Response(200, body)
 
 
@@ -145,14 +153,14 @@ def list_installations(request: Request) -> Response:
     forge = forge_of(request)
     app = request.principal.app
     assert app is not None
-    found = forge.store.all(Installation, lambda i: i.app_id == app.id)
+    found = forge.store.all(StoredInstallation, lambda i: i.app_id == app.id)
     return Response(200, [forge.render.installation(i) for i in request.paginate(found)])
 
 
-def _installation(request: Request) -> Installation:
+def _installation(request: Request) -> StoredInstallation:
     _require_jwt(request.principal)
     forge = forge_of(request)
-    installation = forge.store.get(Installation, request.int_param("installation_id"))
+    installation = forge.store.get(StoredInstallation, request.int_param("installation_id"))
     app = request.principal.app
     if installation is None or app is None or installation.app_id != app.id:
         raise not_found()
@@ -194,8 +202,8 @@ def get_repo_installation(request: Request) -> Response:
     assert app is not None
     if repo is None:
         raise not_found()
-    installation = forge.store.first(Installation, lambda i: i.app_id == app.id and i.account_id == repo.owner_id and (
-        i.repository_selection == "all" or repo.id in i.repository_ids))
+    installation = forge.store.first(StoredInstallation, lambda i: i.app_id == app.id and i.account_id == repo.owner_id
+                                     and (i.repository_selection == "all" or repo.id in i.repository_ids))
     if installation is None:
         raise not_found()
     return Response(200, forge.render.installation(installation))
@@ -207,7 +215,7 @@ def list_installation_repos(request: Request) -> Response:
     if principal.kind != "installation" or principal.installation is None:
         raise ApiError(403, "This endpoint can only be accessed with an installation access token")
     forge = forge_of(request)
-    repos = [r for r in forge.store.all(Repo) if forge.access.installation_covers(principal, r)]
+    repos = [r for r in forge.store.all(StoredRepo) if forge.access.installation_covers(principal, r)]
     page = request.paginate(repos)
     return Response(200, {
         "total_count": len(repos),
@@ -218,50 +226,51 @@ def list_installation_repos(request: Request) -> Response:
 
 # -- teams ---------------------------------------------------------------------------------------------------
 
-def _team_by_slug(request: Request) -> Team:
+def _team_by_slug(request: Request) -> StoredTeam:
     forge = forge_of(request)
     org = organization(request)
     slug = request.params["team_slug"].lower()
-    team = forge.store.first(Team, lambda t: t.org_id == org.id and t.slug == slug)
+    team = forge.store.first(StoredTeam, lambda t: t.org_id == org.id and t.slug == slug)
     if team is None or not _may_see_org(request, org):
         raise not_found()
     return team
 
 
-def _team_by_id(request: Request) -> Team:
+def _team_by_id(request: Request) -> StoredTeam:
     forge = forge_of(request)
-    team = forge.store.get(Team, request.int_param("team_id"))
+    team = forge.store.get(StoredTeam, request.int_param("team_id"))
     if team is None:
         raise not_found()
-    org = forge.store.get(Account, team.org_id)
+    org = forge.store.get(StoredAccount, team.org_id)
     if org is None or not _may_see_org(request, org):
         raise not_found()
     return team
 
 
-def _may_see_org(request: Request, org: Account) -> bool:
+def _may_see_org(request: Request, org: StoredAccount) -> bool:
     principal = request.principal
     if principal.is_site_admin:
         return True
     if principal.kind == "installation":
         return principal.installation is not None and principal.installation.account_id == org.id
-    if principal.account is None:
+    account = principal.account
+    if account is None:
         return False
-    forge = forge_of(request)
-    return forge.store.first(Membership, lambda m: m.org_id == org.id and m.user_id == principal.account.id) is not None  # type: ignore[union-attr]
+    return forge_of(request).store.first(StoredMembership,
+                                         lambda m: m.org_id == org.id and m.user_id == account.id) is not None
 
 
 @routes.get("/orgs/{org}/teams")
-def list_teams(request: Request, org: Account = Depends(organization)) -> Response:
+def list_teams(request: Request, org: StoredAccount = Depends(organization)) -> Response:
     forge = forge_of(request)
     if not _may_see_org(request, org):
         raise ApiError(403, "You must be a member of this organization to list its teams.")
-    teams = forge.store.all(Team, lambda t: t.org_id == org.id)
+    teams = forge.store.all(StoredTeam, lambda t: t.org_id == org.id)
     return Response(200, [forge.render.team(t) for t in request.paginate(teams)])
 
 
 @routes.post("/orgs/{org}/teams")
-def create_team(request: Request, org: Account = Depends(organization)) -> Response:
+def create_team(request: Request, org: StoredAccount = Depends(organization)) -> Response:
     forge = forge_of(request)
     if request.principal.kind == "installation":
         forge.require_org_admin(request.principal, org)  # before the body, as GitHub asks
@@ -305,7 +314,7 @@ def update_team_legacy(request: Request) -> Response:
     return _update_team(request, _team_by_id(request))
 
 
-def _update_team(request: Request, team: Team) -> Response:
+def _update_team(request: Request, team: StoredTeam) -> Response:
     forge = forge_of(request)
     return Response(200, forge.render.team(forge.update_team(request.principal, team, request.body()), full=True))
 
@@ -324,7 +333,7 @@ def delete_team_legacy(request: Request) -> Response:
 
 # -- team members ----------------------------------------------------------------------------------------------
 
-def _list_members(request: Request, team: Team) -> Response:
+def _list_members(request: Request, team: StoredTeam) -> Response:
     forge = forge_of(request)
     role = request.query.get("role", "all")
     if role not in ("all", "member", "maintainer"):
@@ -343,7 +352,7 @@ def list_team_members_legacy(request: Request) -> Response:
     return _list_members(request, _team_by_id(request))
 
 
-def _membership(request: Request, team: Team) -> Response:
+def _membership(request: Request, team: StoredTeam) -> Response:
     forge = forge_of(request)
     user = forge.account_or_404(request.params["username"])
     role = next((role for account, role in forge.team_members(team) if account.id == user.id), None)
@@ -352,7 +361,7 @@ def _membership(request: Request, team: Team) -> Response:
     return Response(200, forge.render.team_membership(team, user, role))
 
 
-def _set_membership(request: Request, team: Team) -> Response:
+def _set_membership(request: Request, team: StoredTeam) -> Response:
     forge = forge_of(request)
     user = forge.account_or_404(request.params["username"])
     role = request.body().get("role", "member")
@@ -362,7 +371,7 @@ def _set_membership(request: Request, team: Team) -> Response:
     return Response(200, forge.render.team_membership(team, user, role))
 
 
-def _remove_membership(request: Request, team: Team) -> Response:
+def _remove_membership(request: Request, team: StoredTeam) -> Response:
     forge = forge_of(request)
     forge.set_team_membership(request.principal, team, forge.account_or_404(request.params["username"]), None)
     return no_content()
@@ -410,19 +419,19 @@ def list_team_repos_legacy(request: Request) -> Response:
     return _list_team_repos(request, _team_by_id(request))
 
 
-def _list_team_repos(request: Request, team: Team) -> Response:
+def _list_team_repos(request: Request, team: StoredTeam) -> Response:
     forge = forge_of(request)
-    links = forge.store.all(TeamRepo, lambda r: r.team_id == team.id)
+    links = forge.store.all(StoredTeamRepo, lambda r: r.team_id == team.id)
     page = request.paginate(links)
     answer = []
     for link in page:
-        repo = forge.store.get(Repo, link.repo_id)
+        repo = forge.store.get(StoredRepo, link.repo_id)
         if repo is not None:
             answer.append(_team_repo_json(request, repo, link))
     return Response(200, answer)
 
 
-def _team_repo_json(request: Request, repo: Repo, link: TeamRepo) -> dict[str, Any]:
+def _team_repo_json(request: Request, repo: StoredRepo, link: StoredTeamRepo) -> dict[str, Any]:
     forge = forge_of(request)
     body = forge.render.repo(repo, full=False)
     rank = role_rank(link.role)
@@ -433,10 +442,11 @@ def _team_repo_json(request: Request, repo: Repo, link: TeamRepo) -> dict[str, A
     return body
 
 
-def _check_team_repo(request: Request, team: Team) -> Response:
+def _check_team_repo(request: Request, team: StoredTeam) -> Response:
     forge = forge_of(request)
     repo = forge.find_repo(request.params["owner"], request.params["repo"])
-    link = forge.store.first(TeamRepo, lambda r: repo is not None and r.team_id == team.id and r.repo_id == repo.id)
+    link = forge.store.first(StoredTeamRepo,
+                             lambda r: repo is not None and r.team_id == team.id and r.repo_id == repo.id)
     if repo is None or link is None:
         raise not_found()
     if "application/vnd.github.v3.repository+json" in (request.headers.get("Accept") or ""):
@@ -445,7 +455,7 @@ def _check_team_repo(request: Request, team: Team) -> Response:
     return no_content()
 
 
-def _set_team_repo(request: Request, team: Team, remove: bool = False) -> Response:
+def _set_team_repo(request: Request, team: StoredTeam, remove: bool = False) -> Response:
     forge = forge_of(request)
     repo = forge.find_repo(request.params["owner"], request.params["repo"])
     if repo is None:
@@ -491,12 +501,12 @@ def delete_team_repo_legacy(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/teams")
-def list_repo_teams(request: Request, repo: Repo = Depends(repository())) -> Response:
+def list_repo_teams(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    links = forge.store.all(TeamRepo, lambda r: r.repo_id == repo.id)
+    links = forge.store.all(StoredTeamRepo, lambda r: r.repo_id == repo.id)
     answer = []
     for link in request.paginate(links):
-        team = forge.store.get(Team, link.team_id)
+        team = forge.store.get(StoredTeam, link.team_id)
         if team is not None:
             body = forge.render.team(team)
             body["permission"] = _TEAM_PERMISSION[link.role]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..auth import Need
 from ..errors import not_found, unprocessable
-from ..model import CheckRun, CheckSuite, Repo, Status
+from ..model import StoredCheckRun, StoredCheckSuite, StoredRepo, StoredStatus
 from ..routing import Depends, Request, Response, Routes
 from .common import forge_of, repo_of, repository
 
@@ -14,17 +14,17 @@ READ_CHECKS = Need("checks", "read", "read")
 READ_STATUSES = Need("statuses", "read", "read")
 
 
-def _run(request: Request) -> CheckRun:
+def _run(request: Request) -> StoredCheckRun:
     forge = forge_of(request)
     repo = repo_of(request, READ_CHECKS)
-    run = forge.store.get(CheckRun, request.int_param("check_run_id"))
+    run = forge.store.get(StoredCheckRun, request.int_param("check_run_id"))
     if run is None or run.repo_id != repo.id:
         raise not_found()
     return run
 
 
 @routes.post("/repos/{owner}/{repo}/check-runs")
-def create_check_run(request: Request, repo: Repo = Depends(repository())) -> Response:
+def create_check_run(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     run = forge.create_check_run(request.principal, repo, request.body())
     return Response(201, forge.render.check_run(run))
@@ -36,7 +36,7 @@ def get_check_run(request: Request) -> Response:
 
 
 @routes.patch("/repos/{owner}/{repo}/check-runs/{check_run_id}")
-def update_check_run(request: Request, repo: Repo = Depends(repository())) -> Response:
+def update_check_run(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     run = forge.update_check_run(request.principal, repo, request.int_param("check_run_id"), request.body())
     return Response(200, forge.render.check_run(run))
@@ -61,23 +61,23 @@ def list_annotations(request: Request) -> Response:
 
 
 @routes.post("/repos/{owner}/{repo}/check-runs/{check_run_id}/rerequest")
-def rerequest_check_run(request: Request, repo: Repo = Depends(repository())) -> Response:
+def rerequest_check_run(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     forge.rerequest_check_run(request.principal, repo, request.int_param("check_run_id"))
     return Response(201, {})
 
 
 @routes.get("/repos/{owner}/{repo}/commits/{ref+}/check-runs")
-def list_check_runs_for_ref(request: Request, repo: Repo = Depends(repository(READ_CHECKS))) -> Response:
+def list_check_runs_for_ref(request: Request, repo: StoredRepo = Depends(repository(READ_CHECKS))) -> Response:
     forge = forge_of(request)
     sha = _sha(request, request.params["ref"])
-    runs = forge.store.all(CheckRun, lambda r: r.repo_id == repo.id and r.head_sha == sha)
+    runs = forge.store.all(StoredCheckRun, lambda r: r.repo_id == repo.id and r.head_sha == sha)
     if request.query.get("check_name"):
         runs = [r for r in runs if r.name == request.query["check_name"]]
     if request.query.get("status"):
         runs = [r for r in runs if r.status == request.query["status"]]
     if request.query.get("filter", "latest") == "latest":
-        latest: dict[tuple[int, str], CheckRun] = {}
+        latest: dict[tuple[int, str], StoredCheckRun] = {}
         for run in runs:
             latest[(run.app_id, run.name)] = run
         runs = sorted(latest.values(), key=lambda r: r.id)
@@ -97,18 +97,18 @@ def _sha(request: Request, ref: str) -> str:
 
 
 @routes.get("/repos/{owner}/{repo}/commits/{ref+}/check-suites")
-def list_check_suites_for_ref(request: Request, repo: Repo = Depends(repository(READ_CHECKS))) -> Response:
+def list_check_suites_for_ref(request: Request, repo: StoredRepo = Depends(repository(READ_CHECKS))) -> Response:
     forge = forge_of(request)
     sha = _sha(request, request.params["ref"])
-    suites = forge.store.all(CheckSuite, lambda s: s.repo_id == repo.id and s.head_sha == sha)
+    suites = forge.store.all(StoredCheckSuite, lambda s: s.repo_id == repo.id and s.head_sha == sha)
     return Response(200, {"total_count": len(suites),
                           "check_suites": [forge.render.check_suite(s) for s in request.paginate(suites)]})
 
 
-def _suite(request: Request) -> CheckSuite:
+def _suite(request: Request) -> StoredCheckSuite:
     forge = forge_of(request)
     repo = repo_of(request, READ_CHECKS)
-    suite = forge.store.get(CheckSuite, request.int_param("check_suite_id"))
+    suite = forge.store.get(StoredCheckSuite, request.int_param("check_suite_id"))
     if suite is None or suite.repo_id != repo.id:
         raise not_found()
     return suite
@@ -123,13 +123,13 @@ def get_check_suite(request: Request) -> Response:
 def list_check_runs_in_suite(request: Request) -> Response:
     forge = forge_of(request)
     suite = _suite(request)
-    runs = list(reversed(forge.store.all(CheckRun, lambda r: r.suite_id == suite.id)))
+    runs = list(reversed(forge.store.all(StoredCheckRun, lambda r: r.suite_id == suite.id)))
     return Response(200, {"total_count": len(runs),
                           "check_runs": [forge.render.check_run(r) for r in request.paginate(runs)]})
 
 
 @routes.post("/repos/{owner}/{repo}/check-suites/{check_suite_id}/rerequest")
-def rerequest_check_suite(request: Request, repo: Repo = Depends(repository())) -> Response:
+def rerequest_check_suite(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     forge.rerequest_check_suite(request.principal, repo, request.int_param("check_suite_id"))
     return Response(201, {})
@@ -138,7 +138,7 @@ def rerequest_check_suite(request: Request, repo: Repo = Depends(repository())) 
 # -- commit statuses --------------------------------------------------------------------------------------------
 
 @routes.post("/repos/{owner}/{repo}/statuses/{sha}")
-def create_status(request: Request, repo: Repo = Depends(repository())) -> Response:
+def create_status(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     body = request.body()
     status = forge.create_status(request.principal, repo, request.params["sha"], body.get("state"),
@@ -146,11 +146,11 @@ def create_status(request: Request, repo: Repo = Depends(repository())) -> Respo
     return Response(201, forge.render.status(status))
 
 
-def _statuses(request: Request) -> tuple[str, list[Status]]:
+def _statuses(request: Request) -> tuple[str, list[StoredStatus]]:
     forge = forge_of(request)
     repo = repo_of(request, READ_STATUSES)
     sha = _sha(request, request.params["ref"])
-    return sha, list(reversed(forge.store.all(Status, lambda s: s.repo_id == repo.id and s.sha == sha)))
+    return sha, list(reversed(forge.store.all(StoredStatus, lambda s: s.repo_id == repo.id and s.sha == sha)))
 
 
 @routes.get("/repos/{owner}/{repo}/commits/{ref+}/statuses")
@@ -162,10 +162,10 @@ def list_statuses(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/commits/{ref+}/status")
-def combined_status(request: Request, repo: Repo = Depends(repository(READ_STATUSES))) -> Response:
+def combined_status(request: Request, repo: StoredRepo = Depends(repository(READ_STATUSES))) -> Response:
     forge = forge_of(request)
     sha, statuses = _statuses(request)
-    latest: dict[str, Status] = {}
+    latest: dict[str, StoredStatus] = {}
     for status in statuses:  # newest first: keep the first per context
         latest.setdefault(status.context, status)
     chosen = sorted(latest.values(), key=lambda s: s.id)

@@ -10,7 +10,7 @@ from typing import Any
 from .. import gitrepo
 from ..errors import ApiError, invalid, not_found, unprocessable
 from ..github import READ_CODE, WRITE_CODE, SandboxGitHub
-from ..model import Protection, Repo
+from ..model import StoredProtection, StoredRepo
 from ..routing import Depends, Request, Response, Routes, no_content
 from .common import forge_of, permissions_json, repository, string_field
 
@@ -20,20 +20,20 @@ _SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 @routes.get("/repos/{owner}/{repo}")
-def get_repo(request: Request, repo: Repo = Depends(repository())) -> Response:
+def get_repo(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     return Response(200, forge.render.repo(repo, permissions_json(forge, request, repo)))
 
 
 @routes.patch("/repos/{owner}/{repo}")
-def update_repo(request: Request, repo: Repo = Depends(repository())) -> Response:
+def update_repo(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     repo = forge.update_repo(request.principal, repo, request.body())
     return Response(200, forge.render.repo(repo, permissions_json(forge, request, repo)))
 
 
 @routes.delete("/repos/{owner}/{repo}")
-def delete_repo(request: Request, repo: Repo = Depends(repository())) -> Response:
+def delete_repo(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     forge.delete_repo(request.principal, repo)
     return no_content()
@@ -41,7 +41,7 @@ def delete_repo(request: Request, repo: Repo = Depends(repository())) -> Respons
 
 # -- contents ----------------------------------------------------------------------------------------------
 
-def _ref_sha(forge: SandboxGitHub, repo: Repo, ref: str | None) -> tuple[str, str]:
+def _ref_sha(forge: SandboxGitHub, repo: StoredRepo, ref: str | None) -> tuple[str, str]:
     """(ref name as given or the default branch, commit sha); 404 as GitHub when it names nothing."""
     ref = ref or repo.default_branch
     sha = forge.git(repo).resolve(ref if _SHA.match(ref) or ref.startswith("refs/") else f"refs/heads/{ref}")
@@ -53,7 +53,7 @@ def _ref_sha(forge: SandboxGitHub, repo: Repo, ref: str | None) -> tuple[str, st
 
 @routes.get("/repos/{owner}/{repo}/contents")
 @routes.get("/repos/{owner}/{repo}/contents/{path+}")
-def get_content(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> Response:
+def get_content(request: Request, repo: StoredRepo = Depends(repository(READ_CODE))) -> Response:
     forge = forge_of(request)
     git = forge.git(repo)
     if not git.branches():
@@ -81,7 +81,7 @@ def get_content(request: Request, repo: Repo = Depends(repository(READ_CODE))) -
 
 
 @routes.put("/repos/{owner}/{repo}/contents/{path+}")
-def put_content(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) -> Response:
+def put_content(request: Request, repo: StoredRepo = Depends(repository(WRITE_CODE))) -> Response:
     forge = forge_of(request)
     body = request.body()
     message = string_field(body, "message", "Content", required=True)
@@ -106,7 +106,7 @@ def put_content(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) 
 
 
 @routes.delete("/repos/{owner}/{repo}/contents/{path+}")
-def delete_content(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) -> Response:
+def delete_content(request: Request, repo: StoredRepo = Depends(repository(WRITE_CODE))) -> Response:
     forge = forge_of(request)
     body = request.body()
     message = string_field(body, "message", "Content", required=True)
@@ -120,12 +120,12 @@ def delete_content(request: Request, repo: Repo = Depends(repository(WRITE_CODE)
 
 # -- branches and commits ---------------------------------------------------------------------------------
 
-def _protected(forge: SandboxGitHub, repo: Repo) -> set[str]:
-    return {p.branch for p in forge.store.all(Protection, lambda p: p.repo_id == repo.id)}
+def _protected(forge: SandboxGitHub, repo: StoredRepo) -> set[str]:
+    return {p.branch for p in forge.store.all(StoredProtection, lambda p: p.repo_id == repo.id)}
 
 
 @routes.get("/repos/{owner}/{repo}/branches")
-def list_branches(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> Response:
+def list_branches(request: Request, repo: StoredRepo = Depends(repository(READ_CODE))) -> Response:
     forge = forge_of(request)
     protected = _protected(forge, repo)
     branches = sorted(forge.git(repo).branches().items())
@@ -136,7 +136,7 @@ def list_branches(request: Request, repo: Repo = Depends(repository(READ_CODE)))
 
 
 @routes.get("/repos/{owner}/{repo}/branches/{branch+}")
-def get_branch(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> Response:
+def get_branch(request: Request, repo: StoredRepo = Depends(repository(READ_CODE))) -> Response:
     forge = forge_of(request)
     name = request.params["branch"]
     git = forge.git(repo)
@@ -147,7 +147,7 @@ def get_branch(request: Request, repo: Repo = Depends(repository(READ_CODE))) ->
 
 
 @routes.get("/repos/{owner}/{repo}/commits")
-def list_commits(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> Response:
+def list_commits(request: Request, repo: StoredRepo = Depends(repository(READ_CODE))) -> Response:
     forge = forge_of(request)
     git = forge.git(repo)
     if not git.branches():
@@ -161,7 +161,7 @@ def list_commits(request: Request, repo: Repo = Depends(repository(READ_CODE))) 
 
 
 @routes.get("/repos/{owner}/{repo}/commits/{ref+}")
-def get_commit(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> Response:
+def get_commit(request: Request, repo: StoredRepo = Depends(repository(READ_CODE))) -> Response:
     forge = forge_of(request)
     git = forge.git(repo)
     ref = request.params["ref"]
@@ -176,14 +176,14 @@ def get_commit(request: Request, repo: Repo = Depends(repository(READ_CODE))) ->
 
 # -- git data -----------------------------------------------------------------------------------------------
 
-def _ref_json(forge: SandboxGitHub, repo: Repo, ref: str, sha: str) -> dict[str, Any]:
+def _ref_json(forge: SandboxGitHub, repo: StoredRepo, ref: str, sha: str) -> dict[str, Any]:
     kind = forge.git(repo).object_type(sha) or "commit"
     return forge.render.git_ref(repo, ref, sha, kind)
 
 
 @routes.get("/repos/{owner}/{repo}/git/ref/{ref+}")
 @routes.get("/repos/{owner}/{repo}/git/refs/{ref+}")
-def get_ref(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> Response:
+def get_ref(request: Request, repo: StoredRepo = Depends(repository(READ_CODE))) -> Response:
     forge = forge_of(request)
     ref = "refs/" + request.params["ref"].removeprefix("refs/")
     sha = forge.git(repo).refs(ref).get(ref)
@@ -194,7 +194,7 @@ def get_ref(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> Re
 
 @routes.get("/repos/{owner}/{repo}/git/refs")
 @routes.get("/repos/{owner}/{repo}/git/matching-refs/{ref+}")
-def list_matching_refs(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> Response:
+def list_matching_refs(request: Request, repo: StoredRepo = Depends(repository(READ_CODE))) -> Response:
     forge = forge_of(request)
     prefix = "refs/" + request.params.get("ref", "").removeprefix("refs/")
     found = [(name, sha) for name, sha in forge.git(repo).refs("refs/").items() if name.startswith(prefix)]
@@ -202,7 +202,7 @@ def list_matching_refs(request: Request, repo: Repo = Depends(repository(READ_CO
 
 
 @routes.post("/repos/{owner}/{repo}/git/refs")
-def create_ref(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) -> Response:
+def create_ref(request: Request, repo: StoredRepo = Depends(repository(WRITE_CODE))) -> Response:
     forge = forge_of(request)
     body = request.body()
     ref = string_field(body, "ref", "Reference", required=True)
@@ -220,7 +220,7 @@ def create_ref(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) -
 
 
 @routes.patch("/repos/{owner}/{repo}/git/refs/{ref+}")
-def update_ref(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) -> Response:
+def update_ref(request: Request, repo: StoredRepo = Depends(repository(WRITE_CODE))) -> Response:
     forge = forge_of(request)
     body = request.body()
     sha = string_field(body, "sha", "Reference", required=True)
@@ -240,7 +240,7 @@ def update_ref(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) -
 
 
 @routes.delete("/repos/{owner}/{repo}/git/refs/{ref+}")
-def delete_ref(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) -> Response:
+def delete_ref(request: Request, repo: StoredRepo = Depends(repository(WRITE_CODE))) -> Response:
     forge = forge_of(request)
     ref = "refs/" + request.params["ref"].removeprefix("refs/")
     forge.move_ref(request.principal, repo, ref, None, None)
@@ -248,7 +248,7 @@ def delete_ref(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) -
 
 
 @routes.get("/repos/{owner}/{repo}/git/trees/{tree_sha+}")
-def get_tree(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> Response:
+def get_tree(request: Request, repo: StoredRepo = Depends(repository(READ_CODE))) -> Response:
     forge = forge_of(request)
     git = forge.git(repo)
     given = request.params["tree_sha"]
@@ -259,7 +259,7 @@ def get_tree(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> R
     return Response(200, _tree_json(forge, repo, sha, git.tree(sha, recursive=recursive)))
 
 
-def _tree_json(forge: SandboxGitHub, repo: Repo, sha: str, entries: list[gitrepo.TreeEntry]) -> dict[str, Any]:
+def _tree_json(forge: SandboxGitHub, repo: StoredRepo, sha: str, entries: list[gitrepo.TreeEntry]) -> dict[str, Any]:
     base = f"{forge.urls.api}/repos/{forge.render.repo_path(repo)}/git"
     tree = []
     for e in entries:
@@ -274,7 +274,7 @@ def _tree_json(forge: SandboxGitHub, repo: Repo, sha: str, entries: list[gitrepo
 
 
 @routes.post("/repos/{owner}/{repo}/git/trees")
-def create_tree(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) -> Response:
+def create_tree(request: Request, repo: StoredRepo = Depends(repository(WRITE_CODE))) -> Response:
     forge = forge_of(request)
     git = forge.git(repo)
     body = request.body()
@@ -306,7 +306,7 @@ def create_tree(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) 
 
 
 @routes.get("/repos/{owner}/{repo}/git/blobs/{file_sha}")
-def get_blob(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> Response:
+def get_blob(request: Request, repo: StoredRepo = Depends(repository(READ_CODE))) -> Response:
     forge = forge_of(request)
     git = forge.git(repo)
     sha = request.params["file_sha"]
@@ -321,7 +321,7 @@ def get_blob(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> R
 
 
 @routes.post("/repos/{owner}/{repo}/git/blobs")
-def create_blob(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) -> Response:
+def create_blob(request: Request, repo: StoredRepo = Depends(repository(WRITE_CODE))) -> Response:
     forge = forge_of(request)
     body = request.body()
     content = string_field(body, "content", "Blob", required=True)
@@ -338,7 +338,7 @@ def create_blob(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) 
 
 
 @routes.get("/repos/{owner}/{repo}/git/commits/{commit_sha}")
-def get_git_commit(request: Request, repo: Repo = Depends(repository(READ_CODE))) -> Response:
+def get_git_commit(request: Request, repo: StoredRepo = Depends(repository(READ_CODE))) -> Response:
     forge = forge_of(request)
     git = forge.git(repo)
     sha = request.params["commit_sha"]
@@ -348,7 +348,7 @@ def get_git_commit(request: Request, repo: Repo = Depends(repository(READ_CODE))
 
 
 @routes.post("/repos/{owner}/{repo}/git/commits")
-def create_git_commit(request: Request, repo: Repo = Depends(repository(WRITE_CODE))) -> Response:
+def create_git_commit(request: Request, repo: StoredRepo = Depends(repository(WRITE_CODE))) -> Response:
     forge = forge_of(request)
     git = forge.git(repo)
     body = request.body()

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..auth import Need
 from ..errors import ApiError, invalid, not_found
-from ..model import Comment, Issue, Label, PullRequest, Reaction, Repo, Review
+from ..model import StoredComment, StoredIssue, StoredLabel, StoredPullRequest, StoredReaction, StoredRepo, StoredReview
 from ..routing import Depends, Request, Response, Routes, no_content
 from .common import forge_of, repo_of, repository, string_field
 
@@ -22,7 +22,7 @@ def _number(request: Request, name: str = "pull_number") -> int:
     return request.int_param(name)
 
 
-def _read_issue_need(request: Request, repo: Repo, number: int) -> None:
+def _read_issue_need(request: Request, repo: StoredRepo, number: int) -> None:
     """Issues of a PR may be read with either permission, as on GitHub."""
     forge = forge_of(request)
     issue = forge.issue(repo, number)
@@ -34,15 +34,15 @@ def _read_issue_need(request: Request, repo: Repo, number: int) -> None:
 # -- pull requests ------------------------------------------------------------------------------------------
 
 @routes.get("/repos/{owner}/{repo}/pulls")
-def list_pulls(request: Request, repo: Repo = Depends(repository(READ_PULLS))) -> Response:
+def list_pulls(request: Request, repo: StoredRepo = Depends(repository(READ_PULLS))) -> Response:
     forge = forge_of(request)
     state = request.query.get("state", "open")
     if state not in ("open", "closed", "all"):
         raise invalid("PullRequest", "state", "invalid")
     head, base = request.query.get("head"), request.query.get("base")
     pulls = []
-    for pull in forge.store.all(PullRequest, lambda p: p.repo_id == repo.id):
-        issue = forge.store.get(Issue, pull.issue_id)
+    for pull in forge.store.all(StoredPullRequest, lambda p: p.repo_id == repo.id):
+        issue = forge.store.get(StoredIssue, pull.issue_id)
         if issue is None or (state != "all" and issue.state != state):
             continue
         if head and head.split(":", 1)[-1] != pull.head_ref:
@@ -60,7 +60,7 @@ def list_pulls(request: Request, repo: Repo = Depends(repository(READ_PULLS))) -
 
 
 @routes.post("/repos/{owner}/{repo}/pulls")
-def create_pull(request: Request, repo: Repo = Depends(repository())) -> Response:
+def create_pull(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     body = request.body()
     head = string_field(body, "head", "PullRequest", required=True)
@@ -75,7 +75,7 @@ def create_pull(request: Request, repo: Repo = Depends(repository())) -> Respons
 
 
 @routes.get("/repos/{owner}/{repo}/pulls/{pull_number}")
-def get_pull(request: Request, repo: Repo = Depends(repository(READ_PULLS))) -> Response:
+def get_pull(request: Request, repo: StoredRepo = Depends(repository(READ_PULLS))) -> Response:
     forge = forge_of(request)
     pull = forge.pull(repo, _number(request))
     accept = request.headers.get("Accept") or ""
@@ -89,7 +89,7 @@ def get_pull(request: Request, repo: Repo = Depends(repository(READ_PULLS))) -> 
 
 
 @routes.patch("/repos/{owner}/{repo}/pulls/{pull_number}")
-def update_pull(request: Request, repo: Repo = Depends(repository())) -> Response:
+def update_pull(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     body = request.body()
     pull = forge.update_pull_request(request.principal, repo, _number(request),
@@ -101,7 +101,7 @@ def update_pull(request: Request, repo: Repo = Depends(repository())) -> Respons
 
 
 @routes.get("/repos/{owner}/{repo}/pulls/{pull_number}/files")
-def list_pull_files(request: Request, repo: Repo = Depends(repository(READ_PULLS))) -> Response:
+def list_pull_files(request: Request, repo: StoredRepo = Depends(repository(READ_PULLS))) -> Response:
     forge = forge_of(request)
     pull = forge.pull(repo, _number(request))
     git = forge.git(repo)
@@ -112,7 +112,7 @@ def list_pull_files(request: Request, repo: Repo = Depends(repository(READ_PULLS
 
 
 @routes.get("/repos/{owner}/{repo}/pulls/{pull_number}/commits")
-def list_pull_commits(request: Request, repo: Repo = Depends(repository(READ_PULLS))) -> Response:
+def list_pull_commits(request: Request, repo: StoredRepo = Depends(repository(READ_PULLS))) -> Response:
     forge = forge_of(request)
     pull = forge.pull(repo, _number(request))
     git = forge.git(repo)
@@ -122,7 +122,7 @@ def list_pull_commits(request: Request, repo: Repo = Depends(repository(READ_PUL
 
 
 @routes.get("/repos/{owner}/{repo}/pulls/{pull_number}/merge")
-def check_merged(request: Request, repo: Repo = Depends(repository(READ_PULLS))) -> Response:
+def check_merged(request: Request, repo: StoredRepo = Depends(repository(READ_PULLS))) -> Response:
     forge = forge_of(request)
     pull = forge.pull(repo, _number(request))
     if not pull.merged:
@@ -131,7 +131,7 @@ def check_merged(request: Request, repo: Repo = Depends(repository(READ_PULLS)))
 
 
 @routes.put("/repos/{owner}/{repo}/pulls/{pull_number}/merge")
-def merge_pull(request: Request, repo: Repo = Depends(repository())) -> Response:
+def merge_pull(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     body = request.body()
     method = string_field(body, "merge_method", "PullRequest") or "merge"
@@ -143,16 +143,16 @@ def merge_pull(request: Request, repo: Repo = Depends(repository())) -> Response
 
 
 @routes.get("/repos/{owner}/{repo}/pulls/{pull_number}/reviews")
-def list_reviews(request: Request, repo: Repo = Depends(repository(READ_PULLS))) -> Response:
+def list_reviews(request: Request, repo: StoredRepo = Depends(repository(READ_PULLS))) -> Response:
     forge = forge_of(request)
     number = _number(request)
     forge.pull(repo, number)
-    reviews = forge.store.all(Review, lambda r: r.repo_id == repo.id and r.pull_number == number)
+    reviews = forge.store.all(StoredReview, lambda r: r.repo_id == repo.id and r.pull_number == number)
     return Response(200, [forge.render.review(r) for r in request.paginate(reviews)])
 
 
 @routes.post("/repos/{owner}/{repo}/pulls/{pull_number}/reviews")
-def create_review(request: Request, repo: Repo = Depends(repository())) -> Response:
+def create_review(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     body = request.body()
     event = string_field(body, "event", "PullRequestReview")
@@ -168,9 +168,9 @@ def create_review(request: Request, repo: Repo = Depends(repository())) -> Respo
 
 
 @routes.get("/repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}")
-def get_review(request: Request, repo: Repo = Depends(repository(READ_PULLS))) -> Response:
+def get_review(request: Request, repo: StoredRepo = Depends(repository(READ_PULLS))) -> Response:
     forge = forge_of(request)
-    review = forge.store.get(Review, request.int_param("review_id"))
+    review = forge.store.get(StoredReview, request.int_param("review_id"))
     if review is None or review.repo_id != repo.id or review.pull_number != _number(request):
         raise not_found()
     return Response(200, forge.render.review(review))
@@ -179,16 +179,16 @@ def get_review(request: Request, repo: Repo = Depends(repository(READ_PULLS))) -
 # -- issues ----------------------------------------------------------------------------------------------------
 
 @routes.get("/repos/{owner}/{repo}/issues")
-def list_issues(request: Request, repo: Repo = Depends(repository(READ_ISSUES))) -> Response:
+def list_issues(request: Request, repo: StoredRepo = Depends(repository(READ_ISSUES))) -> Response:
     forge = forge_of(request)
     state = request.query.get("state", "open")
     wanted_labels = {n.strip().lower() for n in request.query.get("labels", "").split(",") if n.strip()}
     issues = []
-    for issue in forge.store.all(Issue, lambda i: i.repo_id == repo.id):
+    for issue in forge.store.all(StoredIssue, lambda i: i.repo_id == repo.id):
         if state != "all" and issue.state != state:
             continue
         if wanted_labels:
-            names = {lb.name.lower() for lb in (forge.store.get(Label, i) for i in issue.label_ids) if lb}
+            names = {lb.name.lower() for lb in (forge.store.get(StoredLabel, i) for i in issue.label_ids) if lb}
             if not wanted_labels <= names:
                 continue
         issues.append(issue)
@@ -197,7 +197,7 @@ def list_issues(request: Request, repo: Repo = Depends(repository(READ_ISSUES)))
 
 
 @routes.post("/repos/{owner}/{repo}/issues")
-def create_issue(request: Request, repo: Repo = Depends(repository())) -> Response:
+def create_issue(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     body = request.body()
     title = body.get("title")
@@ -209,7 +209,7 @@ def create_issue(request: Request, repo: Repo = Depends(repository())) -> Respon
 
 
 @routes.get("/repos/{owner}/{repo}/issues/{issue_number}")
-def get_issue(request: Request, repo: Repo = Depends(repository())) -> Response:
+def get_issue(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     number = _number(request, "issue_number")
     _read_issue_need(request, repo, number)
@@ -217,7 +217,7 @@ def get_issue(request: Request, repo: Repo = Depends(repository())) -> Response:
 
 
 @routes.patch("/repos/{owner}/{repo}/issues/{issue_number}")
-def update_issue(request: Request, repo: Repo = Depends(repository())) -> Response:
+def update_issue(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     body = request.body()
     labels = body.get("labels")
@@ -234,11 +234,11 @@ def update_issue(request: Request, repo: Repo = Depends(repository())) -> Respon
 # -- comments and reactions -------------------------------------------------------------------------------------
 
 @routes.get("/repos/{owner}/{repo}/issues/{issue_number}/comments")
-def list_comments(request: Request, repo: Repo = Depends(repository())) -> Response:
+def list_comments(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     number = _number(request, "issue_number")
     _read_issue_need(request, repo, number)
-    comments = forge.store.all(Comment, lambda c: c.repo_id == repo.id and c.issue_number == number)
+    comments = forge.store.all(StoredComment, lambda c: c.repo_id == repo.id and c.issue_number == number)
     since = request.query.get("since")
     if since:
         comments = [c for c in comments if c.updated_at >= since]
@@ -246,14 +246,14 @@ def list_comments(request: Request, repo: Repo = Depends(repository())) -> Respo
 
 
 @routes.post("/repos/{owner}/{repo}/issues/{issue_number}/comments")
-def create_comment(request: Request, repo: Repo = Depends(repository())) -> Response:
+def create_comment(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     body = request.body()
     comment = forge.comment(request.principal, repo, _number(request, "issue_number"), body.get("body"))
     return Response(201, forge.render.comment(comment))
 
 
-def _comment(request: Request) -> tuple[Repo, Comment]:
+def _comment(request: Request) -> tuple[StoredRepo, StoredComment]:
     forge = forge_of(request)
     repo = repo_of(request)
     comment = forge.get_comment(repo, request.int_param("comment_id"))
@@ -288,7 +288,7 @@ def delete_comment(request: Request) -> Response:
 def list_reactions(request: Request) -> Response:
     forge = forge_of(request)
     _, comment = _comment(request)
-    reactions = forge.store.all(Reaction, lambda r: r.comment_id == comment.id)
+    reactions = forge.store.all(StoredReaction, lambda r: r.comment_id == comment.id)
     if request.query.get("content"):
         reactions = [r for r in reactions if r.content == request.query["content"]]
     return Response(200, [forge.render.reaction(r) for r in request.paginate(reactions)])
@@ -328,14 +328,14 @@ def _label_names(request: Request) -> list[str]:
     return names
 
 
-def _issue_labels(request: Request, issue: Issue) -> list[dict[str, Any]]:
+def _issue_labels(request: Request, issue: StoredIssue) -> list[dict[str, Any]]:
     forge = forge_of(request)
-    labels = [forge.store.get(Label, i) for i in issue.label_ids]
+    labels = [forge.store.get(StoredLabel, i) for i in issue.label_ids]
     return [forge.render.label(lb) for lb in labels if lb is not None]
 
 
 @routes.get("/repos/{owner}/{repo}/issues/{issue_number}/labels")
-def list_issue_labels(request: Request, repo: Repo = Depends(repository())) -> Response:
+def list_issue_labels(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     number = _number(request, "issue_number")
     _read_issue_need(request, repo, number)
@@ -343,42 +343,42 @@ def list_issue_labels(request: Request, repo: Repo = Depends(repository())) -> R
 
 
 @routes.post("/repos/{owner}/{repo}/issues/{issue_number}/labels")
-def add_labels(request: Request, repo: Repo = Depends(repository())) -> Response:
+def add_labels(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     issue = forge.set_labels(request.principal, repo, _number(request, "issue_number"), _label_names(request), add=True)
     return Response(200, _issue_labels(request, issue))
 
 
 @routes.put("/repos/{owner}/{repo}/issues/{issue_number}/labels")
-def set_labels(request: Request, repo: Repo = Depends(repository())) -> Response:
+def set_labels(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     issue = forge.set_labels(request.principal, repo, _number(request, "issue_number"), _label_names(request))
     return Response(200, _issue_labels(request, issue))
 
 
 @routes.delete("/repos/{owner}/{repo}/issues/{issue_number}/labels")
-def remove_all_labels(request: Request, repo: Repo = Depends(repository())) -> Response:
+def remove_all_labels(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     forge.set_labels(request.principal, repo, _number(request, "issue_number"), [])
     return no_content()
 
 
 @routes.delete("/repos/{owner}/{repo}/issues/{issue_number}/labels/{name}")
-def remove_label(request: Request, repo: Repo = Depends(repository())) -> Response:
+def remove_label(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     issue = forge.remove_label(request.principal, repo, _number(request, "issue_number"), request.params["name"])
     return Response(200, _issue_labels(request, issue))
 
 
 @routes.get("/repos/{owner}/{repo}/labels")
-def list_labels(request: Request, repo: Repo = Depends(repository(READ_ISSUES))) -> Response:
+def list_labels(request: Request, repo: StoredRepo = Depends(repository(READ_ISSUES))) -> Response:
     forge = forge_of(request)
-    labels = forge.store.all(Label, lambda lb: lb.repo_id == repo.id)
+    labels = forge.store.all(StoredLabel, lambda lb: lb.repo_id == repo.id)
     return Response(200, [forge.render.label(lb) for lb in request.paginate(labels)])
 
 
 @routes.post("/repos/{owner}/{repo}/labels")
-def create_label(request: Request, repo: Repo = Depends(repository())) -> Response:
+def create_label(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     body = request.body()
     label = forge.create_label(request.principal, repo, body.get("name"), body.get("color"),
@@ -387,13 +387,13 @@ def create_label(request: Request, repo: Repo = Depends(repository())) -> Respon
 
 
 @routes.get("/repos/{owner}/{repo}/labels/{name}")
-def get_label(request: Request, repo: Repo = Depends(repository(READ_ISSUES))) -> Response:
+def get_label(request: Request, repo: StoredRepo = Depends(repository(READ_ISSUES))) -> Response:
     forge = forge_of(request)
     return Response(200, forge.render.label(forge.find_label(repo, request.params["name"])))
 
 
 @routes.patch("/repos/{owner}/{repo}/labels/{name}")
-def update_label(request: Request, repo: Repo = Depends(repository())) -> Response:
+def update_label(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     body = request.body()
     label = forge.update_label(request.principal, repo, request.params["name"],
@@ -403,7 +403,7 @@ def update_label(request: Request, repo: Repo = Depends(repository())) -> Respon
 
 
 @routes.delete("/repos/{owner}/{repo}/labels/{name}")
-def delete_label(request: Request, repo: Repo = Depends(repository())) -> Response:
+def delete_label(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     forge.delete_label(request.principal, repo, request.params["name"])
     return no_content()

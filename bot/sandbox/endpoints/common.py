@@ -14,7 +14,7 @@ from typing import Any
 from ..auth import Need
 from ..errors import invalid, not_found
 from ..github import READ_META, SandboxGitHub
-from ..model import Account, Repo, role_rank
+from ..model import StoredAccount, StoredRepo, role_rank
 from ..routing import Request
 
 
@@ -23,18 +23,18 @@ def forge_of(request: Request) -> SandboxGitHub:
     return forge
 
 
-def repo_of(request: Request, need: Need = READ_META) -> Repo:
+def repo_of(request: Request, need: Need = READ_META) -> StoredRepo:
     """The `{owner}/{repo}` of the path, if the caller may do `need` on it."""
     return forge_of(request).repo_for(request.principal, request.params["owner"], request.params["repo"], need)
 
 
-def repository(need: Need = READ_META) -> Callable[[Request], Repo]:
+def repository(need: Need = READ_META) -> Callable[[Request], StoredRepo]:
     """For `Depends`: the `{owner}/{repo}` of the path, if the caller may do `need` on it (404 if they may
     not even see it)."""
     return lambda request: repo_of(request, need)
 
 
-def organization(request: Request) -> Account:
+def organization(request: Request) -> StoredAccount:
     """For `Depends`: the `{org}` of the path (404 unless it is an organization)."""
     org = forge_of(request).account(request.params["org"])
     if org is None or org.type != "Organization":
@@ -53,7 +53,7 @@ def string_field(body: dict[str, Any], name: str, resource: str, required: bool 
     return value
 
 
-def permissions_json(forge: SandboxGitHub, request: Request, repo: Repo) -> dict[str, bool]:
+def permissions_json(forge: SandboxGitHub, request: Request, repo: StoredRepo) -> dict[str, bool]:
     """The `permissions` object GitHub adds to a repository for the caller."""
     principal = request.principal
     if principal.kind == "user" and principal.account is not None:

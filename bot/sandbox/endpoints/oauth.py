@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 from ..errors import ApiError
-from ..model import Account, App
+from ..model import StoredAccount, StoredApp
 from ..oauth import OAuth, OAuthError, access_denied
 from ..routing import Request, Response, Routes
 from .common import forge_of
@@ -64,14 +64,14 @@ def _page(status: int, title: str, body: str) -> Response:
     return Response(status, page.encode(), headers={"Cache-Control": "no-store"}, content_type=_HTML)
 
 
-def _app_or_page(request: Request, params: dict[str, str]) -> App | Response:
+def _app_or_page(request: Request, params: dict[str, str]) -> StoredApp | Response:
     app = OAuth(forge_of(request).store).app(params.get("client_id", ""))
     if app is None:  # GitHub shows its 404 page: there is nowhere trustworthy to send the visitor back to
         return _page(404, "Not Found", "<p>No application has this client_id.</p>")
     return app
 
 
-def _refusal(app: App, error: OAuthError, state: str | None) -> Response:
+def _refusal(app: StoredApp, error: OAuthError, state: str | None) -> Response:
     """Back to the app's first callback with the error, as GitHub sends it; a page if it registered none."""
     if not app.callback_urls:
         return _page(400, "Cannot sign in", f"<p>{html.escape(error.description)}</p>")
@@ -91,7 +91,7 @@ def authorize_page(request: Request) -> Response:
     except OAuthError as error:
         return _refusal(app, error, params.get("state"))
     # The forge's administrator is not someone to sign in as; every other user is listed.
-    users = forge.store.all(Account, lambda a: a.type == "User" and not a.site_admin)
+    users = forge.store.all(StoredAccount, lambda a: a.type == "User" and not a.site_admin)
     suggested = params.get("login", "").lower()
     users.sort(key=lambda a: (a.login.lower() != suggested, a.login.lower()))
     hidden = "".join(f'<input type="hidden" name="{name}" value="{html.escape(params[name])}">'
@@ -100,7 +100,7 @@ def authorize_page(request: Request) -> Response:
         f'<button type="submit" name="login" value="{html.escape(user.login)}" id="login-{html.escape(user.login)}"'
         f'{" class=suggested" if user.login.lower() == suggested else ""}>Sign in as {html.escape(user.login)}'
         "</button>" for user in users)
-    owner = forge.store.get(Account, app.owner_id)
+    owner = forge.store.get(StoredAccount, app.owner_id)
     body = (f"<p><strong>{html.escape(app.name)}</strong> by {html.escape(owner.login if owner else '')} wants to "
             f"know who you are. After you sign in you go back to <code>{html.escape(redirect_uri)}</code>.</p>"
             f'<form method="post" action="/login/oauth/authorize">{hidden}{buttons}'

@@ -10,7 +10,7 @@ repository's admins too. New repositories may carry values from their creation (
 from __future__ import annotations
 
 from ..errors import not_found
-from ..model import Account, Repo
+from ..model import StoredAccount, StoredRepo
 from ..routing import Depends, Request, Response, Routes, no_content
 from .common import forge_of, organization, repository
 
@@ -18,14 +18,14 @@ routes = Routes()
 
 
 @routes.get("/orgs/{org}/properties/schema")
-def list_definitions(request: Request, org: Account = Depends(organization)) -> Response:
+def list_definitions(request: Request, org: StoredAccount = Depends(organization)) -> Response:
     forge = forge_of(request)
     found = forge.custom_properties(request.principal, org)
     return Response(200, [forge.render.custom_property(p) for p in found])
 
 
 @routes.get("/orgs/{org}/properties/schema/{custom_property_name}")
-def get_definition(request: Request, org: Account = Depends(organization)) -> Response:
+def get_definition(request: Request, org: StoredAccount = Depends(organization)) -> Response:
     forge = forge_of(request)
     name = request.params["custom_property_name"]
     found = next((p for p in forge.custom_properties(request.principal, org) if p.name == name), None)
@@ -35,7 +35,7 @@ def get_definition(request: Request, org: Account = Depends(organization)) -> Re
 
 
 @routes.put("/orgs/{org}/properties/schema/{custom_property_name}")
-def put_definition(request: Request, org: Account = Depends(organization)) -> Response:
+def put_definition(request: Request, org: StoredAccount = Depends(organization)) -> Response:
     forge = forge_of(request)
     prop = forge.put_custom_property(request.principal, org, request.params["custom_property_name"],
                                      request.body())
@@ -43,14 +43,14 @@ def put_definition(request: Request, org: Account = Depends(organization)) -> Re
 
 
 @routes.get("/repos/{owner}/{repo}/properties/values")
-def get_values(request: Request, repo: Repo = Depends(repository())) -> Response:
+def get_values(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     values = forge.render.custom_property_values(repo)
     return Response(200, [{"property_name": name, "value": value} for name, value in values.items()])
 
 
 @routes.patch("/repos/{owner}/{repo}/properties/values")
-def set_values(request: Request, repo: Repo = Depends(repository())) -> Response:
+def set_values(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     forge.set_repo_properties(request.principal, repo, request.body().get("properties"))
     return no_content()

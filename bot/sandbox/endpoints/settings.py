@@ -8,7 +8,7 @@ from urllib.parse import quote
 from ..auth import Need
 from ..errors import ApiError, invalid, not_found
 from ..github import ADMIN, SandboxGitHub
-from ..model import Delivery, Environment, Hook, Protection, Repo, Secret, role_rank
+from ..model import StoredDelivery, StoredEnvironment, StoredHook, StoredProtection, StoredRepo, StoredSecret, role_rank
 from ..routing import Depends, Request, Response, Routes, no_content
 from .common import forge_of, repo_of, repository
 
@@ -24,7 +24,7 @@ _LEGACY_PERMISSION = {"admin": "admin", "maintain": "write", "write": "write", "
 
 
 @routes.get("/repos/{owner}/{repo}/collaborators/{username}/permission")
-def collaborator_permission(request: Request, repo: Repo = Depends(repository())) -> Response:
+def collaborator_permission(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     user = forge.account(request.params["username"])
     if user is None:
@@ -43,7 +43,7 @@ def collaborator_permission(request: Request, repo: Repo = Depends(repository())
 
 
 @routes.get("/repos/{owner}/{repo}/collaborators/{username}")
-def check_collaborator(request: Request, repo: Repo = Depends(repository())) -> Response:
+def check_collaborator(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     user = forge.account(request.params["username"])
     if user is None or forge.access.role_of(user, repo) is None:
@@ -52,7 +52,7 @@ def check_collaborator(request: Request, repo: Repo = Depends(repository())) -> 
 
 
 @routes.put("/repos/{owner}/{repo}/collaborators/{username}")
-def add_collaborator(request: Request, repo: Repo = Depends(repository(ADMIN))) -> Response:
+def add_collaborator(request: Request, repo: StoredRepo = Depends(repository(ADMIN))) -> Response:
     # GitHub invites outside collaborators; the sandbox adds them at once (as for org members) and
     # answers 204, GitHub's answer when no invitation is needed.
     forge = forge_of(request)
@@ -70,28 +70,28 @@ def add_collaborator(request: Request, repo: Repo = Depends(repository(ADMIN))) 
 # -- environments ----------------------------------------------------------------------------------------------
 
 @routes.get("/repos/{owner}/{repo}/environments")
-def list_environments(request: Request, repo: Repo = Depends(repository())) -> Response:
+def list_environments(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
-    envs = forge.store.all(Environment, lambda e: e.repo_id == repo.id)
+    envs = forge.store.all(StoredEnvironment, lambda e: e.repo_id == repo.id)
     page = request.paginate(envs)
     return Response(200, {"total_count": len(envs), "environments": [forge.render.environment(e) for e in page]})
 
 
 @routes.get("/repos/{owner}/{repo}/environments/{environment_name}")
-def get_environment(request: Request, repo: Repo = Depends(repository())) -> Response:
+def get_environment(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     return Response(200, forge.render.environment(forge.environment(repo, request.params["environment_name"])))
 
 
 @routes.put("/repos/{owner}/{repo}/environments/{environment_name}")
-def put_environment(request: Request, repo: Repo = Depends(repository())) -> Response:
+def put_environment(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     env = forge.put_environment(request.principal, repo, request.params["environment_name"], request.body())
     return Response(200, forge.render.environment(env))
 
 
 @routes.delete("/repos/{owner}/{repo}/environments/{environment_name}")
-def delete_environment(request: Request, repo: Repo = Depends(repository())) -> Response:
+def delete_environment(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     forge.delete_environment(request.principal, repo, request.params["environment_name"])
     return no_content()
@@ -103,7 +103,7 @@ _POLICIES = "/repos/{owner}/{repo}/environments/{environment_name}/deployment-br
 
 
 @routes.get(_POLICIES)
-def list_branch_policies(request: Request, repo: Repo = Depends(repository())) -> Response:
+def list_branch_policies(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     found = forge.branch_policies(repo, request.params["environment_name"])
     return Response(200, {"total_count": len(found),
@@ -111,7 +111,7 @@ def list_branch_policies(request: Request, repo: Repo = Depends(repository())) -
 
 
 @routes.post(_POLICIES)
-def create_branch_policy(request: Request, repo: Repo = Depends(repository())) -> Response:
+def create_branch_policy(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     body = request.body()
     environment = request.params["environment_name"]
@@ -126,7 +126,7 @@ def create_branch_policy(request: Request, repo: Repo = Depends(repository())) -
 
 
 @routes.get(_POLICIES + "/{branch_policy_id}")
-def get_branch_policy(request: Request, repo: Repo = Depends(repository())) -> Response:
+def get_branch_policy(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     policy = forge.branch_policy(repo, request.params["environment_name"],
                                  request.int_param("branch_policy_id"))
@@ -134,7 +134,7 @@ def get_branch_policy(request: Request, repo: Repo = Depends(repository())) -> R
 
 
 @routes.delete(_POLICIES + "/{branch_policy_id}")
-def delete_branch_policy(request: Request, repo: Repo = Depends(repository())) -> Response:
+def delete_branch_policy(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     forge.delete_branch_policy(request.principal, repo, request.params["environment_name"],
                                request.int_param("branch_policy_id"))
@@ -143,7 +143,7 @@ def delete_branch_policy(request: Request, repo: Repo = Depends(repository())) -
 
 # -- Actions secrets -----------------------------------------------------------------------------------------
 
-def _public_key(forge: SandboxGitHub, repo: Repo, environment: str | None) -> dict[str, Any]:
+def _public_key(forge: SandboxGitHub, repo: StoredRepo, environment: str | None) -> dict[str, Any]:
     public, _ = forge.secret_keys(repo, environment)
     return {"key_id": forge.public_key_id(public), "key": public}
 
@@ -152,7 +152,7 @@ def _list_secrets(request: Request, environment: str | None) -> Response:
     forge = forge_of(request)
     repo = repo_of(request, READ_SECRETS)
     env_name = forge.environment(repo, environment).name if environment else None
-    found = forge.store.all(Secret, lambda s: s.repo_id == repo.id and s.environment == env_name)
+    found = forge.store.all(StoredSecret, lambda s: s.repo_id == repo.id and s.environment == env_name)
     page = request.paginate(found)
     return Response(200, {"total_count": len(found), "secrets": [forge.render.secret(s) for s in page]})
 
@@ -175,7 +175,7 @@ def _delete_secret(request: Request, environment: str | None) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/actions/secrets/public-key")
-def repo_public_key(request: Request, repo: Repo = Depends(repository(READ_SECRETS))) -> Response:
+def repo_public_key(request: Request, repo: StoredRepo = Depends(repository(READ_SECRETS))) -> Response:
     return Response(200, _public_key(forge_of(request), repo, None))
 
 
@@ -185,7 +185,7 @@ def list_repo_secrets(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/actions/secrets/{secret_name}")
-def get_repo_secret(request: Request, repo: Repo = Depends(repository(READ_SECRETS))) -> Response:
+def get_repo_secret(request: Request, repo: StoredRepo = Depends(repository(READ_SECRETS))) -> Response:
     forge = forge_of(request)
     return Response(200, forge.render.secret(forge.find_secret(repo, request.params["secret_name"])))
 
@@ -201,7 +201,7 @@ def delete_repo_secret(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/environments/{environment_name}/secrets/public-key")
-def env_public_key(request: Request, repo: Repo = Depends(repository(READ_SECRETS))) -> Response:
+def env_public_key(request: Request, repo: StoredRepo = Depends(repository(READ_SECRETS))) -> Response:
     forge = forge_of(request)
     return Response(200, _public_key(forge, repo, request.params["environment_name"]))
 
@@ -212,7 +212,7 @@ def list_env_secrets(request: Request) -> Response:
 
 
 @routes.get("/repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}")
-def get_env_secret(request: Request, repo: Repo = Depends(repository(READ_SECRETS))) -> Response:
+def get_env_secret(request: Request, repo: StoredRepo = Depends(repository(READ_SECRETS))) -> Response:
     forge = forge_of(request)
     secret = forge.find_secret(repo, request.params["secret_name"], request.params["environment_name"])
     return Response(200, forge.render.secret(secret))
@@ -230,7 +230,7 @@ def delete_env_secret(request: Request) -> Response:
 
 # -- branch protection -----------------------------------------------------------------------------------------
 
-def _protection_json(forge: SandboxGitHub, repo: Repo, protection: Protection) -> dict[str, Any]:
+def _protection_json(forge: SandboxGitHub, repo: StoredRepo, protection: StoredProtection) -> dict[str, Any]:
     base = f"{forge.urls.api}/repos/{forge.render.repo_path(repo)}/branches/{protection.branch}/protection"
     settings = protection.settings
     body: dict[str, Any] = {"url": base}
@@ -283,27 +283,27 @@ def _checks_json(base: str, checks: dict[str, Any]) -> dict[str, Any]:
 
 
 @routes.get("/repos/{owner}/{repo}/branches/{branch+}/protection")
-def get_protection(request: Request, repo: Repo = Depends(repository(ADMIN))) -> Response:
+def get_protection(request: Request, repo: StoredRepo = Depends(repository(ADMIN))) -> Response:
     forge = forge_of(request)
     return Response(200, _protection_json(forge, repo, forge.protection(repo, request.params["branch"])))
 
 
 @routes.put("/repos/{owner}/{repo}/branches/{branch+}/protection")
-def put_protection(request: Request, repo: Repo = Depends(repository())) -> Response:
+def put_protection(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     protection = forge.put_protection(request.principal, repo, request.params["branch"], request.json())
     return Response(200, _protection_json(forge, repo, protection))
 
 
 @routes.delete("/repos/{owner}/{repo}/branches/{branch+}/protection")
-def delete_protection(request: Request, repo: Repo = Depends(repository())) -> Response:
+def delete_protection(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     forge.delete_protection(request.principal, repo, request.params["branch"])
     return no_content()
 
 
 @routes.get("/repos/{owner}/{repo}/branches/{branch+}/protection/required_status_checks")
-def get_status_checks(request: Request, repo: Repo = Depends(repository(ADMIN))) -> Response:
+def get_status_checks(request: Request, repo: StoredRepo = Depends(repository(ADMIN))) -> Response:
     forge = forge_of(request)
     protection = forge.protection(repo, request.params["branch"])
     checks = protection.settings.get("required_status_checks")
@@ -314,7 +314,7 @@ def get_status_checks(request: Request, repo: Repo = Depends(repository(ADMIN)))
 
 
 @routes.patch("/repos/{owner}/{repo}/branches/{branch+}/protection/required_status_checks")
-def update_status_checks(request: Request, repo: Repo = Depends(repository())) -> Response:
+def update_status_checks(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
     protection = forge.update_status_checks(request.principal, repo, request.params["branch"], request.body())
     base = f"{forge.urls.api}/repos/{forge.render.repo_path(repo)}/branches/{protection.branch}/protection"
@@ -323,24 +323,24 @@ def update_status_checks(request: Request, repo: Repo = Depends(repository())) -
 
 # -- webhooks ----------------------------------------------------------------------------------------------------
 
-def _hook(request: Request) -> tuple[Repo, Hook]:
+def _hook(request: Request) -> tuple[StoredRepo, StoredHook]:
     forge = forge_of(request)
     repo = repo_of(request, ADMIN)
-    hook = forge.store.get(Hook, request.int_param("hook_id"))
+    hook = forge.store.get(StoredHook, request.int_param("hook_id"))
     if hook is None or hook.repo_id != repo.id:
         raise not_found()
     return repo, hook
 
 
 @routes.get("/repos/{owner}/{repo}/hooks")
-def list_hooks(request: Request, repo: Repo = Depends(repository(ADMIN))) -> Response:
+def list_hooks(request: Request, repo: StoredRepo = Depends(repository(ADMIN))) -> Response:
     forge = forge_of(request)
-    hooks = forge.store.all(Hook, lambda h: h.repo_id == repo.id)
+    hooks = forge.store.all(StoredHook, lambda h: h.repo_id == repo.id)
     return Response(200, [forge.render.hook(h) for h in request.paginate(hooks)])
 
 
 @routes.post("/repos/{owner}/{repo}/hooks")
-def create_hook(request: Request, repo: Repo = Depends(repository(ADMIN))) -> Response:
+def create_hook(request: Request, repo: StoredRepo = Depends(repository(ADMIN))) -> Response:
     forge = forge_of(request)
     body = request.body()
     config = body.get("config")
@@ -380,14 +380,14 @@ def ping_hook(request: Request) -> Response:
 def list_deliveries(request: Request) -> Response:
     forge = forge_of(request)
     _, hook = _hook(request)
-    found = list(reversed(forge.store.all(Delivery, lambda d: d.hook_id == hook.id)))
+    found = list(reversed(forge.store.all(StoredDelivery, lambda d: d.hook_id == hook.id)))
     return Response(200, [forge.render.delivery(d) for d in request.paginate(found)])
 
 
-def _delivery(request: Request) -> Delivery:
+def _delivery(request: Request) -> StoredDelivery:
     forge = forge_of(request)
     _, hook = _hook(request)
-    delivery = forge.store.get(Delivery, request.int_param("delivery_id"))
+    delivery = forge.store.get(StoredDelivery, request.int_param("delivery_id"))
     if delivery is None or delivery.hook_id != hook.id:
         raise not_found()
     return delivery

@@ -22,29 +22,30 @@ where its name says.
 
 from __future__ import annotations
 
-from .actions import Actions
-from .apps import Apps
-from .branches import Branches, PushRules
-from .checks import Checks
-from .comments import Comments
-from .custom_properties import CustomProperties
-from .environments import Environments
-from .git import GitData, RefUpdate
-from .issues import Issues
-from .labels import Labels
-from .orgs import Orgs
-from .pulls import Pulls
-from .repos import Repos
-from .reviews import Reviews
+from .actions import ActionsArea
+from .apps import AppsArea
+from .branches import BranchesArea, PushRules
+from .checks import ChecksArea
+from .comments import CommentsArea
+from .custom_properties import CustomPropertiesArea
+from .environments import EnvironmentsArea
+from .git import GitDataArea, RefUpdate
+from .issues import IssuesArea
+from .labels import LabelsArea
+from .orgs import OrgsArea
+from .pulls import PullsArea
+from .repos import ReposArea
+from .reviews import ReviewsArea
 from .state import ADMIN, READ_CODE, READ_META, WRITE_CODE, GitHubState
-from .statuses import Statuses
-from .teams import Teams
-from .users import Users
-from .webhooks import Webhooks
+from .statuses import StatusesArea
+from .teams import TeamsArea
+from .users import UsersArea
+from .webhooks import WebhooksArea
 
 __all__ = ["ADMIN", "READ_CODE", "READ_META", "WRITE_CODE", "PushRules", "RefUpdate", "SandboxGitHub"]
 
 
-class SandboxGitHub(Users, Orgs, Teams, Apps, Repos, CustomProperties, GitData, Branches, Pulls, Reviews, Issues,
-                    Comments, Labels, Checks, Statuses, Environments, Actions, Webhooks, GitHubState):
+class SandboxGitHub(UsersArea, OrgsArea, TeamsArea, AppsArea, ReposArea, CustomPropertiesArea, GitDataArea,
+                    BranchesArea, PullsArea, ReviewsArea, IssuesArea, CommentsArea, LabelsArea, ChecksArea,
+                    StatusesArea, EnvironmentsArea, ActionsArea, WebhooksArea, GitHubState):
     """The sandbox's in-memory GitHub: one state, every resource area's operations."""

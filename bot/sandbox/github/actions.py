@@ -11,13 +11,13 @@ from nacl.public import PrivateKey, SealedBox
 
 from ..auth import Need, Principal, now_iso
 from ..errors import invalid, not_found
-from ..model import Account, PullRequest, Repo, Secret
+from ..model import StoredAccount, StoredPullRequest, StoredRepo, StoredSecret
 from ..render import node_id
 from .state import GitHubState
 
 
-class Actions(GitHubState):
-    def secret_keys(self, repo: Repo, environment: str | None) -> tuple[str, str]:
+class ActionsArea(GitHubState):
+    def secret_keys(self, repo: StoredRepo, environment: str | None) -> tuple[str, str]:
         """(public key, private key), base64, for the repository or one of its environments."""
         if environment is None:
             return repo.secrets_public_key, repo.secrets_private_key
@@ -27,7 +27,7 @@ class Actions(GitHubState):
     def public_key_id(self, public_key: str) -> str:
         return _key_id(public_key)
 
-    def put_secret(self, principal: Principal, repo: Repo, name: str, encrypted_value: Any, key_id: Any,
+    def put_secret(self, principal: Principal, repo: StoredRepo, name: str, encrypted_value: Any, key_id: Any,
                    environment: str | None = None) -> bool:
         """Store a sealed secret; True if it is new. The value must open with the current key."""
         with self.store.lock:
@@ -44,26 +44,27 @@ class Actions(GitHubState):
             except Exception as exc:  # any failure to open means the client sealed it wrongly
                 raise invalid("Secret", "encrypted_value", "invalid") from exc
             name = name.upper()
-            found = self.store.first(Secret, lambda s: s.repo_id == repo.id and s.name == name
+            found = self.store.first(StoredSecret, lambda s: s.repo_id == repo.id and s.name == name
                                      and s.environment == (environment and self.environment(repo, environment).name))
             now = now_iso()
             if found is None:
                 env_name = self.environment(repo, environment).name if environment else None
-                self.store.put(Secret(self.store.new_id(), repo.id, name, encrypted_value, key_id, now, now, env_name))
+                self.store.put(StoredSecret(self.store.new_id(), repo.id, name, encrypted_value, key_id, now, now,
+                                            env_name))
                 return True
             found.encrypted_value, found.key_id, found.updated_at = encrypted_value, key_id, now
             self.store.put(found)
             return False
 
-    def find_secret(self, repo: Repo, name: str, environment: str | None = None) -> Secret:
+    def find_secret(self, repo: StoredRepo, name: str, environment: str | None = None) -> StoredSecret:
         env_name = self.environment(repo, environment).name if environment else None
-        found = self.store.first(Secret, lambda s: s.repo_id == repo.id and s.name == name.upper()
+        found = self.store.first(StoredSecret, lambda s: s.repo_id == repo.id and s.name == name.upper()
                                  and s.environment == env_name)
         if found is None:
             raise not_found()
         return found
 
-    def reveal_secret(self, repo: Repo, name: str, environment: str | None = None) -> str:
+    def reveal_secret(self, repo: StoredRepo, name: str, environment: str | None = None) -> str:
         """The plain value of a stored secret. For tests: GitHub never reveals secrets."""
         with self.store.lock:
             secret = self.find_secret(repo, name, environment)
@@ -71,8 +72,8 @@ class Actions(GitHubState):
             box = SealedBox(PrivateKey(base64.b64decode(private)))
             return box.decrypt(base64.b64decode(secret.encrypted_value)).decode()
 
-    def complete_workflow_run(self, repo: Repo, pull: PullRequest, workflow: str, path: str, conclusion: str,
-                              actor: Account) -> dict[str, Any]:
+    def complete_workflow_run(self, repo: StoredRepo, pull: StoredPullRequest, workflow: str, path: str,
+                              conclusion: str, actor: StoredAccount) -> dict[str, Any]:
         """A GitHub Actions run of `workflow` (its file `path`) for `pull`'s head has completed: the
         `workflow_run completed` payload, sent to the hooks that want it and returned.
 
@@ -80,7 +81,7 @@ class Actions(GitHubState):
         names the fork as its head repository: whoever acts on it must find the pull request itself.
         """
         with self.store.lock:
-            head_repo = self.store.get(Repo, pull.head_repo_id) if pull.head_repo_id is not None else repo
+            head_repo = self.store.get(StoredRepo, pull.head_repo_id) if pull.head_repo_id is not None else repo
             assert head_repo is not None
             run_id, workflow_id = self.store.new_id(), self.store.new_id()
             now = now_iso()

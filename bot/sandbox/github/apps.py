@@ -10,27 +10,27 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..auth import INSTALLATION_TOKEN_LIFETIME, Principal, new_token, now_iso
 from ..errors import ApiError, invalid, not_found, unprocessable
-from ..model import Account, App, Installation, Repo, Token
+from ..model import StoredAccount, StoredApp, StoredInstallation, StoredRepo, StoredToken
 from .state import NOREPLY, GitHubState
 
 
-class Apps(GitHubState):
-    def create_app(self, owner: Account, name: str, permissions: dict[str, str] | None = None,
+class AppsArea(GitHubState):
+    def create_app(self, owner: StoredAccount, name: str, permissions: dict[str, str] | None = None,
                    events: list[str] | None = None, webhook_url: str | None = None,
-                   webhook_secret: str = "") -> tuple[App, str]:
+                   webhook_secret: str = "") -> tuple[StoredApp, str]:
         """A GitHub App with a fresh RSA key; returns the app and its private key (PEM)."""
         with self.store.lock:
             slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-            if self.store.first(App, lambda a: a.slug == slug):
+            if self.store.first(StoredApp, lambda a: a.slug == slug):
                 raise invalid("Integration", "name", "already_exists")
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
             private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
                                             serialization.NoEncryption()).decode()
             public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
                                                        serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-            bot = self.store.put(Account(self.store.new_id(), f"{slug}[bot]", "Bot", now_iso(), name=name,
-                                         email=f"{slug}[bot]@{NOREPLY}"))
-            app = self.store.put(App(
+            bot = self.store.put(StoredAccount(self.store.new_id(), f"{slug}[bot]", "Bot", now_iso(), name=name,
+                                               email=f"{slug}[bot]@{NOREPLY}"))
+            app = self.store.put(StoredApp(
                 self.store.new_id(), slug, name, owner.id, bot.id, client_id=f"Iv1.{new_token('')[:16].lower()}",
                 public_key_pem=public_pem, created_at=now_iso(),
                 permissions=dict(permissions or {"metadata": "read"}),
@@ -41,13 +41,13 @@ class Apps(GitHubState):
                 self.add_hook(None, webhook_url, webhook_secret, app=app)
             return app, private_pem
 
-    def install_app(self, app: App, account: Account, repositories: list[Repo] | None = None,
-                    sender: Account | None = None) -> Installation:
+    def install_app(self, app: StoredApp, account: StoredAccount, repositories: list[StoredRepo] | None = None,
+                    sender: StoredAccount | None = None) -> StoredInstallation:
         """Install `app` on an org or user (all repositories, or only `repositories`); fires `installation`."""
         with self.store.lock:
-            if self.store.first(Installation, lambda i: i.app_id == app.id and i.account_id == account.id):
+            if self.store.first(StoredInstallation, lambda i: i.app_id == app.id and i.account_id == account.id):
                 raise unprocessable("The app is already installed on this account")
-            installation = self.store.put(Installation(
+            installation = self.store.put(StoredInstallation(
                 self.store.new_id(), app.id, account.id, now_iso(),
                 repository_selection="selected" if repositories is not None else "all",
                 repository_ids=[r.id for r in repositories or []],
@@ -55,29 +55,29 @@ class Apps(GitHubState):
             ))
             repos = repositories
             if repos is None:
-                repos = self.store.all(Repo, lambda r: r.owner_id == account.id)
+                repos = self.store.all(StoredRepo, lambda r: r.owner_id == account.id)
             payload: dict[str, Any] = {
                 "action": "created",
                 "installation": self.render.installation(installation, for_webhook=True),
                 "repositories": [{"id": r.id, "node_id": self.render.repo(r)["node_id"], "name": r.name,
                                   "full_name": self.render.repo(r)["full_name"], "private": r.private} for r in repos],
-                "sender": self.render.user(sender or self.store.get(Account, app.owner_id)),
+                "sender": self.render.user(sender or self.store.get(StoredAccount, app.owner_id)),
             }
             self.hooks.emit("installation", payload, installation=installation)
             return installation
 
     def installation_token(self, principal: Principal, installation_id: int, repositories: list[str] | None = None,
                            repository_ids: list[int] | None = None,
-                           permissions: dict[str, str] | None = None) -> tuple[Token, list[Repo]]:
+                           permissions: dict[str, str] | None = None) -> tuple[StoredToken, list[StoredRepo]]:
         with self.store.lock:
             if principal.kind != "app" or principal.app is None:
                 raise ApiError(401, "A JSON web token could not be decoded")
-            installation = self.store.get(Installation, installation_id)
+            installation = self.store.get(StoredInstallation, installation_id)
             if installation is None or installation.app_id != principal.app.id:
                 raise not_found()
-            covered = self.store.all(Repo, lambda r: r.owner_id == installation.account_id and (
+            covered = self.store.all(StoredRepo, lambda r: r.owner_id == installation.account_id and (
                 installation.repository_selection == "all" or r.id in installation.repository_ids))
-            chosen: list[Repo] | None = None
+            chosen: list[StoredRepo] | None = None
             # Empty lists and maps narrow nothing (PyGithub sends `"permissions": {}`).
             if repositories or repository_ids:
                 names = {n.lower() for n in repositories or []}
@@ -93,7 +93,7 @@ class Apps(GitHubState):
                     rank = {"read": 1, "write": 2, "admin": 3}
                     if have is None or level not in rank or rank[level] > rank.get(have, 0):
                         raise unprocessable("The permissions requested are not granted to this installation.")
-            token = self.store.put(Token(
+            token = self.store.put(StoredToken(
                 self.store.new_id(), new_token("ghs_"), now_iso(), installation_id=installation.id,
                 expires_at=now_iso(INSTALLATION_TOKEN_LIFETIME),
                 permissions=dict(permissions) if permissions is not None else dict(installation.permissions),

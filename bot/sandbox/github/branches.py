@@ -8,7 +8,16 @@ from typing import Any
 
 from ..auth import Principal
 from ..errors import ApiError, invalid
-from ..model import Account, CheckRun, Protection, PullRequest, Repo, Review, Status, role_rank
+from ..model import (
+    StoredAccount,
+    StoredCheckRun,
+    StoredProtection,
+    StoredPullRequest,
+    StoredRepo,
+    StoredReview,
+    StoredStatus,
+    role_rank,
+)
 from .state import ADMIN, GitHubState
 
 
@@ -26,8 +35,8 @@ class PushRules:
                 "SANDBOX_NO_DELETE_REFS": " ".join(self.no_delete)}
 
 
-class Branches(GitHubState):
-    def put_protection(self, principal: Principal, repo: Repo, branch: str, settings: Any) -> Protection:
+class BranchesArea(GitHubState):
+    def put_protection(self, principal: Principal, repo: StoredRepo, branch: str, settings: Any) -> StoredProtection:
         with self.store.lock:
             self.access.require(principal, repo, ADMIN)
             if self.git(repo).resolve(f"refs/heads/{branch}") is None:
@@ -41,23 +50,24 @@ class Branches(GitHubState):
             if checks is not None and (not isinstance(checks, dict) or "strict" not in checks or (
                     "contexts" not in checks and "checks" not in checks)):
                 raise ApiError(422, "Invalid request.\n\nNo subschema in \"anyOf\" matched.")
-            found = self.store.first(Protection, lambda p: p.repo_id == repo.id and p.branch == branch)
-            found = found or Protection(self.store.new_id(), repo.id, branch)
+            found = self.store.first(StoredProtection, lambda p: p.repo_id == repo.id and p.branch == branch)
+            found = found or StoredProtection(self.store.new_id(), repo.id, branch)
             found.settings = dict(settings)
             return self.store.put(found)
 
-    def protection(self, repo: Repo, branch: str) -> Protection:
-        found = self.store.first(Protection, lambda p: p.repo_id == repo.id and p.branch == branch)
+    def protection(self, repo: StoredRepo, branch: str) -> StoredProtection:
+        found = self.store.first(StoredProtection, lambda p: p.repo_id == repo.id and p.branch == branch)
         if found is None:
             raise ApiError(404, "Branch not protected")
         return found
 
-    def delete_protection(self, principal: Principal, repo: Repo, branch: str) -> None:
+    def delete_protection(self, principal: Principal, repo: StoredRepo, branch: str) -> None:
         with self.store.lock:
             self.access.require(principal, repo, ADMIN)
             self.store.delete(self.protection(repo, branch))
 
-    def update_status_checks(self, principal: Principal, repo: Repo, branch: str, fields: dict[str, Any]) -> Protection:
+    def update_status_checks(self, principal: Principal, repo: StoredRepo, branch: str,
+                             fields: dict[str, Any]) -> StoredProtection:
         with self.store.lock:
             self.access.require(principal, repo, ADMIN)
             protection = self.protection(repo, branch)
@@ -71,12 +81,12 @@ class Branches(GitHubState):
             protection.settings["required_status_checks"] = checks
             return self.store.put(protection)
 
-    def push_rules(self, principal: Principal, repo: Repo) -> PushRules:
+    def push_rules(self, principal: Principal, repo: StoredRepo) -> PushRules:
         """What branch protection forbids `principal` to do to each protected branch outside a pull request."""
         rules = PushRules()
         is_admin = principal.kind == "user" and principal.account is not None and \
             self.access.role_of(principal.account, repo) == "admin"
-        for protection in self.store.all(Protection, lambda p: p.repo_id == repo.id):
+        for protection in self.store.all(StoredProtection, lambda p: p.repo_id == repo.id):
             settings = protection.settings
             if is_admin and not settings.get("enforce_admins"):
                 continue
@@ -90,7 +100,7 @@ class Branches(GitHubState):
                 rules.locked.append(ref)
         return rules
 
-    def protection_refusal(self, principal: Principal, repo: Repo, ref: str, old: str | None,
+    def protection_refusal(self, principal: Principal, repo: StoredRepo, ref: str, old: str | None,
                            new: str | None) -> str | None:
         """Why branch protection refuses moving `ref` from `old` to `new` (None: delete) outside a pull request."""
         if old is None:
@@ -104,17 +114,17 @@ class Branches(GitHubState):
             return "Changes must be made through a pull request."
         return None
 
-    def merge_blockers(self, repo: Repo, pull: PullRequest) -> list[str]:
+    def merge_blockers(self, repo: StoredRepo, pull: StoredPullRequest) -> list[str]:
         """Why branch protection would refuse to merge `pull` now (empty when it may merge)."""
-        protection = self.store.first(Protection, lambda p: p.repo_id == repo.id and p.branch == pull.base_ref)
+        protection = self.store.first(StoredProtection, lambda p: p.repo_id == repo.id and p.branch == pull.base_ref)
         if protection is None:
             return []
         reasons = []
         reviews_rule = protection.settings.get("required_pull_request_reviews") or None
         if reviews_rule:
             needed = int(reviews_rule.get("required_approving_review_count", 1))
-            latest: dict[int, Review] = {}
-            for review in self.store.all(Review, lambda r: r.repo_id == repo.id and r.pull_number == pull.number):
+            latest: dict[int, StoredReview] = {}
+            for review in self.store.all(StoredReview, lambda r: r.repo_id == repo.id and r.pull_number == pull.number):
                 if review.state != "COMMENTED":
                     latest[review.user_id] = review
             if any(r.state == "CHANGES_REQUESTED" for r in latest.values()):
@@ -137,27 +147,27 @@ class Branches(GitHubState):
                     reasons.append(f"Required status check \"{context}\" is expected.")
         return reasons
 
-    def _may_write(self, account_id: int, repo: Repo) -> bool:
-        account = self.store.get(Account, account_id)
+    def _may_write(self, account_id: int, repo: StoredRepo) -> bool:
+        account = self.store.get(StoredAccount, account_id)
         return account is not None and role_rank(self.access.role_of(account, repo)) >= role_rank("write")
 
-    def _passing_contexts(self, repo: Repo, sha: str) -> set[str]:
+    def _passing_contexts(self, repo: StoredRepo, sha: str) -> set[str]:
         passed = set()
-        latest: dict[str, Status] = {}
-        for status in self.store.all(Status, lambda s: s.repo_id == repo.id and s.sha == sha):
+        latest: dict[str, StoredStatus] = {}
+        for status in self.store.all(StoredStatus, lambda s: s.repo_id == repo.id and s.sha == sha):
             latest[status.context] = status
         passed |= {context for context, s in latest.items() if s.state == "success"}
-        runs: dict[str, CheckRun] = {}
-        for run in self.store.all(CheckRun, lambda r: r.repo_id == repo.id and r.head_sha == sha):
+        runs: dict[str, StoredCheckRun] = {}
+        for run in self.store.all(StoredCheckRun, lambda r: r.repo_id == repo.id and r.head_sha == sha):
             runs[run.name] = run
         passed |= {name for name, r in runs.items() if r.status == "completed" and r.conclusion in
                    ("success", "neutral", "skipped")}
         return passed
 
-    def _passing_runs(self, repo: Repo, sha: str, app_id: int) -> set[str]:
+    def _passing_runs(self, repo: StoredRepo, sha: str, app_id: int) -> set[str]:
         """The names of `app_id`'s check runs on `sha` whose latest run passed."""
-        runs: dict[str, CheckRun] = {}
-        for run in self.store.all(CheckRun, lambda r: r.repo_id == repo.id and r.head_sha == sha
+        runs: dict[str, StoredCheckRun] = {}
+        for run in self.store.all(StoredCheckRun, lambda r: r.repo_id == repo.id and r.head_sha == sha
                                   and r.app_id == app_id):
             runs[run.name] = run
         return {name for name, r in runs.items() if r.status == "completed" and r.conclusion in

@@ -6,15 +6,16 @@ from typing import Any, Literal
 
 from ..auth import Need, Principal, now_iso
 from ..errors import ApiError, invalid, not_found
-from ..model import Account, App, CheckRun, CheckSuite, Repo
+from ..model import StoredAccount, StoredApp, StoredCheckRun, StoredCheckSuite, StoredRepo
 from .git import RefUpdate
 from .state import MAX_BODY, READ_META, GitHubState
 
 MAX_ANNOTATIONS_PER_REQUEST = 50
 
 
-class Checks(GitHubState):
-    def _require_app(self, principal: Principal, repo: Repo, level: Literal["read", "write"] = "write") -> App:
+class ChecksArea(GitHubState):
+    def _require_app(self, principal: Principal, repo: StoredRepo,
+                     level: Literal["read", "write"] = "write") -> StoredApp:
         if principal.kind != "installation" or principal.app is None:
             if principal.kind == "anonymous":
                 raise ApiError(401, "Requires authentication")
@@ -23,7 +24,7 @@ class Checks(GitHubState):
         self.access.require(principal, repo, Need("checks", level, "read"))
         return principal.app
 
-    def create_check_run(self, principal: Principal, repo: Repo, fields: dict[str, Any]) -> CheckRun:
+    def create_check_run(self, principal: Principal, repo: StoredRepo, fields: dict[str, Any]) -> StoredCheckRun:
         with self.store.lock:
             app = self._require_app(principal, repo)
             name, head_sha = fields.get("name"), fields.get("head_sha")
@@ -35,7 +36,7 @@ class Checks(GitHubState):
             head_sha = git.resolve(head_sha) or head_sha
             branch = next((b for b, sha in git.branches().items() if sha == head_sha), None)
             suite = self._suite(repo, app, head_sha, branch)
-            run = CheckRun(self.store.new_id(), repo.id, suite.id, app.id, name, head_sha, "queued", now_iso())
+            run = StoredCheckRun(self.store.new_id(), repo.id, suite.id, app.id, name, head_sha, "queued", now_iso())
             self._apply_check_fields(run, fields, creating=True)
             self.store.put(run)
             self._check_run_event("created", repo, run, principal)
@@ -43,10 +44,11 @@ class Checks(GitHubState):
                 self._check_run_event("completed", repo, run, principal)
             return run
 
-    def update_check_run(self, principal: Principal, repo: Repo, run_id: int, fields: dict[str, Any]) -> CheckRun:
+    def update_check_run(self, principal: Principal, repo: StoredRepo, run_id: int,
+                         fields: dict[str, Any]) -> StoredCheckRun:
         with self.store.lock:
             app = self._require_app(principal, repo)
-            run = self.store.get(CheckRun, run_id)
+            run = self.store.get(StoredCheckRun, run_id)
             if run is None or run.repo_id != repo.id:
                 raise not_found()
             if run.app_id != app.id:
@@ -59,7 +61,7 @@ class Checks(GitHubState):
                 self._check_run_event("completed", repo, run, principal)
             return run
 
-    def _apply_check_fields(self, run: CheckRun, fields: dict[str, Any], creating: bool) -> None:
+    def _apply_check_fields(self, run: StoredCheckRun, fields: dict[str, Any], creating: bool) -> None:
         statuses = ("queued", "in_progress", "completed", "waiting", "requested", "pending")
         conclusions = ("action_required", "cancelled", "failure", "neutral", "success", "skipped", "stale", "timed_out")
         if "name" in fields and not creating:
@@ -113,20 +115,20 @@ class Checks(GitHubState):
                 raise invalid("CheckRun", "actions", "too_long")
             run.actions = list(actions)
 
-    def _check_run_event(self, action: str, repo: Repo, run: CheckRun, principal: Principal,
+    def _check_run_event(self, action: str, repo: StoredRepo, run: StoredCheckRun, principal: Principal,
                          only_owner: bool = False) -> None:
         payload: dict[str, Any] = {"action": action, "check_run": self.render.check_run(run, for_webhook=True),
                                    "repository": self.render.repo(repo, for_webhook=True),
                                    "sender": self.render.user(principal.account)}
         self._add_org(payload, repo)
-        app = self.store.get(App, run.app_id)
+        app = self.store.get(StoredApp, run.app_id)
         self.hooks.emit("check_run", payload, repo, app_only=app if only_owner else None)
 
-    def rerequest_check_run(self, principal: Principal, repo: Repo, run_id: int) -> CheckRun:
+    def rerequest_check_run(self, principal: Principal, repo: StoredRepo, run_id: int) -> StoredCheckRun:
         """A person asks to re-run a check: `check_run rerequested` goes to the app that owns it."""
         with self.store.lock:
             self.access.require(principal, repo, Need("checks", "write", "write"))
-            run = self.store.get(CheckRun, run_id)
+            run = self.store.get(StoredCheckRun, run_id)
             if run is None or run.repo_id != repo.id:
                 raise not_found()
             if principal.app is not None and principal.app.id != run.app_id:
@@ -136,10 +138,10 @@ class Checks(GitHubState):
             self._check_run_event("rerequested", repo, run, principal, only_owner=True)
             return run
 
-    def rerequest_check_suite(self, principal: Principal, repo: Repo, suite_id: int) -> CheckSuite:
+    def rerequest_check_suite(self, principal: Principal, repo: StoredRepo, suite_id: int) -> StoredCheckSuite:
         with self.store.lock:
             self.access.require(principal, repo, Need("checks", "write", "write"))
-            suite = self.store.get(CheckSuite, suite_id)
+            suite = self.store.get(StoredCheckSuite, suite_id)
             if suite is None or suite.repo_id != repo.id:
                 raise not_found()
             payload: dict[str, Any] = {"action": "rerequested",
@@ -147,15 +149,15 @@ class Checks(GitHubState):
                                        "repository": self.render.repo(repo, for_webhook=True),
                                        "sender": self.render.user(principal.account)}
             self._add_org(payload, repo)
-            self.hooks.emit("check_suite", payload, repo, app_only=self.store.get(App, suite.app_id))
+            self.hooks.emit("check_suite", payload, repo, app_only=self.store.get(StoredApp, suite.app_id))
             return suite
 
-    def _request_check_suites(self, repo: Repo, branch: str, update: RefUpdate) -> None:
+    def _request_check_suites(self, repo: StoredRepo, branch: str, update: RefUpdate) -> None:
         """A check suite per app with checks access, and `check_suite requested`, for each new head."""
         for installation in self.hooks.installations_of(repo):
             if installation.permissions.get("checks") not in ("read", "write"):
                 continue
-            app = self.store.get(App, installation.app_id)
+            app = self.store.get(StoredApp, installation.app_id)
             if app is None:
                 continue
             suite = self._suite(repo, app, update.after, branch, update.before)
@@ -163,15 +165,17 @@ class Checks(GitHubState):
                 "action": "requested",
                 "check_suite": self.render.check_suite(suite, for_webhook=True),
                 "repository": self.render.repo(repo, for_webhook=True),
-                "sender": self.render.user(self.store.get(Account, repo.owner_id)),
+                "sender": self.render.user(self.store.get(StoredAccount, repo.owner_id)),
             }
             self._add_org(payload, repo)
             self.hooks.emit("check_suite", payload, repo, app_only=app)
 
-    def _suite(self, repo: Repo, app: App, sha: str, branch: str | None, before: str | None = None) -> CheckSuite:
-        found = self.store.first(CheckSuite, lambda s: (s.repo_id, s.app_id, s.head_sha) == (repo.id, app.id, sha))
+    def _suite(self, repo: StoredRepo, app: StoredApp, sha: str, branch: str | None,
+               before: str | None = None) -> StoredCheckSuite:
+        found = self.store.first(StoredCheckSuite,
+                                 lambda s: (s.repo_id, s.app_id, s.head_sha) == (repo.id, app.id, sha))
         if found is not None:
             return found
         now = now_iso()
-        return self.store.put(CheckSuite(self.store.new_id(), repo.id, app.id, sha, branch, now, now,
-                                         before=before, after=sha))
+        return self.store.put(StoredCheckSuite(self.store.new_id(), repo.id, app.id, sha, branch, now, now,
+                                               before=before, after=sha))

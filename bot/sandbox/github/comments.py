@@ -7,16 +7,16 @@ from typing import Any
 
 from ..auth import Need, Principal, now_iso
 from ..errors import ApiError, invalid, not_found
-from ..model import Account, Comment, Issue, Reaction, Repo
+from ..model import StoredAccount, StoredComment, StoredIssue, StoredReaction, StoredRepo
 from ..render import REACTIONS
 from .state import MAX_BODY, GitHubState
 
 
-class Comments(GitHubState):
-    def _comment_need(self, issue: Issue) -> Need:
+class CommentsArea(GitHubState):
+    def _comment_need(self, issue: StoredIssue) -> Need:
         return Need("pull_requests" if issue.is_pull else "issues", "write", "read")
 
-    def comment(self, principal: Principal, repo: Repo, number: int, body: Any) -> Comment:
+    def comment(self, principal: Principal, repo: StoredRepo, number: int, body: Any) -> StoredComment:
         with self.store.lock:
             issue = self.issue(repo, number)
             self._require_comment_write(principal, repo, issue)
@@ -25,22 +25,22 @@ class Comments(GitHubState):
             if issue.locked and not self.access.may(principal, repo, Need("issues", "write", "write")):
                 raise ApiError(403, "Unable to create comment because issue is locked.")
             now = now_iso()
-            comment = self.store.put(Comment(self.store.new_id(), repo.id, number, author.id, body, now, now,
-                                             app_id=principal.app.id if principal.app else None))
+            comment = self.store.put(StoredComment(self.store.new_id(), repo.id, number, author.id, body, now, now,
+                                                   app_id=principal.app.id if principal.app else None))
             issue.updated_at = now
             self.store.put(issue)
             self._comment_event("created", repo, issue, comment, author)
             return comment
 
-    def _require_comment_write(self, principal: Principal, repo: Repo, issue: Issue) -> None:
+    def _require_comment_write(self, principal: Principal, repo: StoredRepo, issue: StoredIssue) -> None:
         # Installation tokens may comment on PRs with either permission, as on GitHub.
         if principal.kind == "installation" and issue.is_pull and self.access.may(
                 principal, repo, Need("issues", "write", "read")):
             return
         self.access.require(principal, repo, self._comment_need(issue))
 
-    def _comment_event(self, action: str, repo: Repo, issue: Issue, comment: Comment, sender: Account,
-                       **extra: Any) -> None:
+    def _comment_event(self, action: str, repo: StoredRepo, issue: StoredIssue, comment: StoredComment,
+                       sender: StoredAccount, **extra: Any) -> None:
         payload: dict[str, Any] = {"action": action, "issue": self.render.issue(issue, for_webhook=True),
                                    "comment": self.render.comment(comment, for_webhook=True), **extra,
                                    "repository": self.render.repo(repo, for_webhook=True),
@@ -48,7 +48,8 @@ class Comments(GitHubState):
         self._add_org(payload, repo)
         self.hooks.emit("issue_comment", payload, repo)
 
-    def _own_or_write(self, principal: Principal, repo: Repo, issue: Issue, author_id: int) -> Account:
+    def _own_or_write(self, principal: Principal, repo: StoredRepo, issue: StoredIssue,
+                      author_id: int) -> StoredAccount:
         actor = self.actor_account(principal)
         if actor.id == author_id:
             self._require_comment_write(principal, repo, issue)
@@ -56,7 +57,7 @@ class Comments(GitHubState):
             self.access.require(principal, repo, Need(self._comment_need(issue).category, "write", "write"))
         return actor
 
-    def edit_comment(self, principal: Principal, repo: Repo, comment_id: int, body: Any) -> Comment:
+    def edit_comment(self, principal: Principal, repo: StoredRepo, comment_id: int, body: Any) -> StoredComment:
         with self.store.lock:
             comment = self.get_comment(repo, comment_id)
             issue = self.issue(repo, comment.issue_number)
@@ -69,24 +70,25 @@ class Comments(GitHubState):
             self._comment_event("edited", repo, issue, comment, actor, changes={"body": {"from": before}})
             return comment
 
-    def delete_comment(self, principal: Principal, repo: Repo, comment_id: int) -> None:
+    def delete_comment(self, principal: Principal, repo: StoredRepo, comment_id: int) -> None:
         with self.store.lock:
             comment = self.get_comment(repo, comment_id)
             issue = self.issue(repo, comment.issue_number)
             actor = self._own_or_write(principal, repo, issue, comment.user_id)
             payload_comment = comment
-            for reaction in self.store.all(Reaction, lambda r: r.comment_id == comment.id):
+            for reaction in self.store.all(StoredReaction, lambda r: r.comment_id == comment.id):
                 self.store.delete(reaction)
             self.store.delete(comment)
             self._comment_event("deleted", repo, issue, payload_comment, actor)
 
-    def get_comment(self, repo: Repo, comment_id: int) -> Comment:
-        comment = self.store.get(Comment, comment_id)
+    def get_comment(self, repo: StoredRepo, comment_id: int) -> StoredComment:
+        comment = self.store.get(StoredComment, comment_id)
         if comment is None or comment.repo_id != repo.id:
             raise not_found()
         return comment
 
-    def react(self, principal: Principal, repo: Repo, comment_id: int, content: str) -> tuple[Reaction, bool]:
+    def react(self, principal: Principal, repo: StoredRepo, comment_id: int,
+              content: str) -> tuple[StoredReaction, bool]:
         """Add a reaction; returns it and whether it is new (GitHub answers 200 for an existing one)."""
         with self.store.lock:
             comment = self.get_comment(repo, comment_id)
@@ -95,18 +97,18 @@ class Comments(GitHubState):
             actor = self.actor_account(principal)
             if content not in REACTIONS:
                 raise invalid("Reaction", "content", "invalid")
-            found = self.store.first(Reaction, lambda r: r.comment_id == comment.id and r.user_id == actor.id
+            found = self.store.first(StoredReaction, lambda r: r.comment_id == comment.id and r.user_id == actor.id
                                      and r.content == content)
             if found is not None:
                 return found, False
-            return self.store.put(Reaction(self.store.new_id(), comment.id, actor.id, content, now_iso())), True
+            return self.store.put(StoredReaction(self.store.new_id(), comment.id, actor.id, content, now_iso())), True
 
-    def unreact(self, principal: Principal, repo: Repo, comment_id: int, reaction_id: int) -> None:
+    def unreact(self, principal: Principal, repo: StoredRepo, comment_id: int, reaction_id: int) -> None:
         with self.store.lock:
             comment = self.get_comment(repo, comment_id)
             issue = self.issue(repo, comment.issue_number)
             self._require_comment_write(principal, repo, issue)
-            reaction = self.store.get(Reaction, reaction_id)
+            reaction = self.store.get(StoredReaction, reaction_id)
             if reaction is None or reaction.comment_id != comment.id:
                 raise not_found()
             actor = self.actor_account(principal)

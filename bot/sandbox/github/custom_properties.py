@@ -8,7 +8,7 @@ from typing import Any
 
 from ..auth import Principal, now_iso, refused
 from ..errors import ApiError, invalid, not_found
-from ..model import Account, CustomProperty, Repo
+from ..model import StoredAccount, StoredCustomProperty, StoredRepo
 from .state import READ_META, GitHubState
 
 # GitHub's rule for custom property names: letters, digits and `_ - $ #`, at most 75 characters.
@@ -17,11 +17,11 @@ VALUE_TYPES = ("string", "single_select", "multi_select", "true_false", "url")
 EDITORS = ("org_actors", "org_and_repo_actors")
 
 
-class CustomProperties(GitHubState):
-    def custom_property(self, org: Account, name: str) -> CustomProperty | None:
-        return self.store.first(CustomProperty, lambda p: p.org_id == org.id and p.name == name)
+class CustomPropertiesArea(GitHubState):
+    def custom_property(self, org: StoredAccount, name: str) -> StoredCustomProperty | None:
+        return self.store.first(StoredCustomProperty, lambda p: p.org_id == org.id and p.name == name)
 
-    def custom_properties(self, principal: Principal, org: Account) -> list[CustomProperty]:
+    def custom_properties(self, principal: Principal, org: StoredAccount) -> list[StoredCustomProperty]:
         """The organization's property definitions, which its members (and apps it installed that may read
         organization custom properties) can read."""
         if not principal.is_site_admin:
@@ -32,9 +32,10 @@ class CustomProperties(GitHubState):
                     raise refused("organization_custom_properties", "read")
             elif principal.account is None or self._membership(org, principal.account) is None:
                 raise not_found()
-        return self.store.all(CustomProperty, lambda p: p.org_id == org.id)
+        return self.store.all(StoredCustomProperty, lambda p: p.org_id == org.id)
 
-    def put_custom_property(self, principal: Principal, org: Account, name: str, fields: Any) -> CustomProperty:
+    def put_custom_property(self, principal: Principal, org: StoredAccount, name: str,
+                            fields: Any) -> StoredCustomProperty:
         """Define a custom property, or change its definition: organization owners only (and apps with
         `organization_custom_properties: admin`)."""
         with self.store.lock:
@@ -78,9 +79,9 @@ class CustomProperties(GitHubState):
             if description is not None and not isinstance(description, str):
                 raise invalid("CustomProperty", "description")
             found = self.custom_property(org, name)
-            prop = CustomProperty(found.id if found else self.store.new_id(), org.id, name, value_type,
-                                  required=required, description=description, allowed_values=allowed,
-                                  values_editable_by=editors, require_explicit_values=explicit)
+            prop = StoredCustomProperty(found.id if found else self.store.new_id(), org.id, name, value_type,
+                                        required=required, description=description, allowed_values=allowed,
+                                        values_editable_by=editors, require_explicit_values=explicit)
             default = fields.get("default_value")
             if default is not None:
                 prop.default_value = _property_value(prop, default)
@@ -89,12 +90,12 @@ class CustomProperties(GitHubState):
                               "A required property needs a default value")
             return self.store.put(prop)
 
-    def set_repo_properties(self, principal: Principal, repo: Repo, entries: Any) -> Repo:
+    def set_repo_properties(self, principal: Principal, repo: StoredRepo, entries: Any) -> StoredRepo:
         """Set (or, with a null value, unset) a repository's values of its organization's custom
         properties: all of them or none, each only by whoever its definition lets set it."""
         with self.store.lock:
             self.access.require(principal, repo, READ_META)
-            owner = self.store.get(Account, repo.owner_id)
+            owner = self.store.get(StoredAccount, repo.owner_id)
             if owner is None or owner.type != "Organization":
                 raise not_found()
             if not isinstance(entries, list):
@@ -114,7 +115,7 @@ class CustomProperties(GitHubState):
             repo.updated_at = now_iso()
             return self.store.put(repo)
 
-    def _property_values(self, principal: Principal, org: Account, repo: Repo | None,
+    def _property_values(self, principal: Principal, org: StoredAccount, repo: StoredRepo | None,
                          wanted: dict[str, Any]) -> dict[str, Any]:
         """`wanted` checked against the organization's definitions and who may set each value (`repo` None:
         one `principal` is creating, whose admin they become)."""
@@ -134,7 +135,8 @@ class CustomProperties(GitHubState):
                                     f"only {who} may")
         return checked
 
-    def _may_set_value(self, principal: Principal, org: Account, prop: CustomProperty, repo: Repo | None) -> bool:
+    def _may_set_value(self, principal: Principal, org: StoredAccount, prop: StoredCustomProperty,
+                       repo: StoredRepo | None) -> bool:
         if principal.is_site_admin:
             return True
         repo_actors = prop.values_editable_by == "org_and_repo_actors"
@@ -155,7 +157,7 @@ class CustomProperties(GitHubState):
         return repo_actors and (repo is None or self.access.role_of(account, repo) == "admin")
 
 
-def _property_value(prop: CustomProperty, value: Any) -> Any:
+def _property_value(prop: StoredCustomProperty, value: Any) -> Any:
     """`value` if it suits the property's type (None unsets it); else GitHub's 422."""
     if value is None:
         return None

@@ -10,12 +10,13 @@ from nacl.public import PrivateKey
 
 from ..auth import Principal, now_iso
 from ..errors import invalid, not_found, unprocessable
-from ..model import DeploymentBranchPolicy, Environment, Repo, Secret
+from ..model import StoredDeploymentBranchPolicy, StoredEnvironment, StoredRepo, StoredSecret
 from .state import ADMIN, GitHubState
 
 
-class Environments(GitHubState):
-    def put_environment(self, principal: Principal, repo: Repo, name: str, settings: dict[str, Any]) -> Environment:
+class EnvironmentsArea(GitHubState):
+    def put_environment(self, principal: Principal, repo: StoredRepo, name: str,
+                        settings: dict[str, Any]) -> StoredEnvironment:
         with self.store.lock:
             self.access.require(principal, repo, ADMIN)
             wait_timer = settings.get("wait_timer")
@@ -30,13 +31,14 @@ class Environments(GitHubState):
                     "custom_branch_policies") is True):
                 raise unprocessable("Both `protected_branches` and `custom_branch_policies` cannot be set to the "
                                     "same value.")
-            found = self.store.first(Environment, lambda e: e.repo_id == repo.id and e.name.lower() == name.lower())
+            found = self.store.first(StoredEnvironment,
+                                     lambda e: e.repo_id == repo.id and e.name.lower() == name.lower())
             now = now_iso()
             if found is None:
                 key = PrivateKey.generate()
-                found = Environment(self.store.new_id(), repo.id, name, now, now,
-                                    secrets_public_key=base64.b64encode(bytes(key.public_key)).decode(),
-                                    secrets_private_key=base64.b64encode(bytes(key)).decode())
+                found = StoredEnvironment(self.store.new_id(), repo.id, name, now, now,
+                                          secrets_public_key=base64.b64encode(bytes(key.public_key)).decode(),
+                                          secrets_private_key=base64.b64encode(bytes(key)).decode())
             if wait_timer is not None:
                 found.wait_timer = wait_timer
             if reviewers is not None:
@@ -47,39 +49,39 @@ class Environments(GitHubState):
                 found.deployment_branch_policy = policy
                 if not (policy or {}).get("custom_branch_policies"):
                     # Turning custom policies off drops the name patterns, as on GitHub.
-                    for pattern in self.store.all(DeploymentBranchPolicy, lambda b: b.environment_id == found.id):
+                    for pattern in self.store.all(StoredDeploymentBranchPolicy, lambda b: b.environment_id == found.id):
                         self.store.delete(pattern)
             found.updated_at = now
             return self.store.put(found)
 
-    def environment(self, repo: Repo, name: str) -> Environment:
-        found = self.store.first(Environment, lambda e: e.repo_id == repo.id and e.name.lower() == name.lower())
+    def environment(self, repo: StoredRepo, name: str) -> StoredEnvironment:
+        found = self.store.first(StoredEnvironment, lambda e: e.repo_id == repo.id and e.name.lower() == name.lower())
         if found is None:
             raise not_found()
         return found
 
-    def delete_environment(self, principal: Principal, repo: Repo, name: str) -> None:
+    def delete_environment(self, principal: Principal, repo: StoredRepo, name: str) -> None:
         with self.store.lock:
             self.access.require(principal, repo, ADMIN)
             env = self.environment(repo, name)
-            for secret in self.store.all(Secret, lambda s: s.repo_id == repo.id and s.environment == env.name):
+            for secret in self.store.all(StoredSecret, lambda s: s.repo_id == repo.id and s.environment == env.name):
                 self.store.delete(secret)
-            for pattern in self.store.all(DeploymentBranchPolicy, lambda b: b.environment_id == env.id):
+            for pattern in self.store.all(StoredDeploymentBranchPolicy, lambda b: b.environment_id == env.id):
                 self.store.delete(pattern)
             self.store.delete(env)
 
-    def branch_policies(self, repo: Repo, environment: str) -> list[DeploymentBranchPolicy]:
+    def branch_policies(self, repo: StoredRepo, environment: str) -> list[StoredDeploymentBranchPolicy]:
         env = self.environment(repo, environment)
-        return self.store.all(DeploymentBranchPolicy, lambda b: b.environment_id == env.id)
+        return self.store.all(StoredDeploymentBranchPolicy, lambda b: b.environment_id == env.id)
 
-    def branch_policy(self, repo: Repo, environment: str, policy_id: int) -> DeploymentBranchPolicy:
+    def branch_policy(self, repo: StoredRepo, environment: str, policy_id: int) -> StoredDeploymentBranchPolicy:
         found = next((b for b in self.branch_policies(repo, environment) if b.id == policy_id), None)
         if found is None:
             raise not_found()
         return found
 
-    def add_branch_policy(self, principal: Principal, repo: Repo, environment: str, name: Any,
-                          kind: Any = "branch") -> tuple[DeploymentBranchPolicy, bool]:
+    def add_branch_policy(self, principal: Principal, repo: StoredRepo, environment: str, name: Any,
+                          kind: Any = "branch") -> tuple[StoredDeploymentBranchPolicy, bool]:
         """A name pattern the environment accepts deployments from; (policy, False) if it already had it."""
         with self.store.lock:
             self.access.require(principal, repo, ADMIN)
@@ -90,13 +92,13 @@ class Environments(GitHubState):
                 raise invalid("DeploymentBranchPolicy", "type")
             if not (env.deployment_branch_policy or {}).get("custom_branch_policies"):
                 raise unprocessable("Custom deployment branch and tag policies are not enabled for this environment.")
-            existing = self.store.first(DeploymentBranchPolicy, lambda b: b.environment_id == env.id
+            existing = self.store.first(StoredDeploymentBranchPolicy, lambda b: b.environment_id == env.id
                                         and b.name == name and b.type == kind)
             if existing is not None:
                 return existing, False
-            return self.store.put(DeploymentBranchPolicy(self.store.new_id(), repo.id, env.id, name, kind)), True
+            return self.store.put(StoredDeploymentBranchPolicy(self.store.new_id(), repo.id, env.id, name, kind)), True
 
-    def delete_branch_policy(self, principal: Principal, repo: Repo, environment: str, policy_id: int) -> None:
+    def delete_branch_policy(self, principal: Principal, repo: StoredRepo, environment: str, policy_id: int) -> None:
         with self.store.lock:
             self.access.require(principal, repo, ADMIN)
             self.store.delete(self.branch_policy(repo, environment, policy_id))

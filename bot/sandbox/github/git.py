@@ -10,7 +10,7 @@ from typing import Any
 from .. import gitrepo
 from ..auth import Principal, now_iso, parse_iso
 from ..errors import ApiError, invalid, not_found, unprocessable
-from ..model import Account, Issue, PullRequest, Repo
+from ..model import StoredAccount, StoredIssue, StoredPullRequest, StoredRepo
 from .state import GitHubState
 
 
@@ -21,8 +21,8 @@ class RefUpdate:
     after: str  # ZERO_SHA when deleted
 
 
-class GitData(GitHubState):
-    def move_ref(self, principal: Principal | None, repo: Repo, ref: str, new: str | None, expected: str | None,
+class GitDataArea(GitHubState):
+    def move_ref(self, principal: Principal | None, repo: StoredRepo, ref: str, new: str | None, expected: str | None,
                  force: bool = False, merging: bool = False, refusal_status: int = 422) -> None:
         """Create, move (fast-forward unless `force`) or delete (`new` None) a ref, then fire push events.
 
@@ -53,7 +53,7 @@ class GitData(GitHubState):
             self.after_push(repo, [RefUpdate(ref, current or gitrepo.ZERO_SHA, new or gitrepo.ZERO_SHA)],
                             principal.account if principal else None)
 
-    def commit_files(self, principal: Principal, repo: Repo, branch: str, changes: dict[str, bytes | None],
+    def commit_files(self, principal: Principal, repo: StoredRepo, branch: str, changes: dict[str, bytes | None],
                      message: str, expected_shas: dict[str, str | None] | None = None) -> str:
         """One commit on `branch` setting (or, with None, deleting) files; returns the new commit sha."""
         with self.store.lock:
@@ -85,7 +85,7 @@ class GitData(GitHubState):
             self.move_ref(principal, repo, ref, sha, parent, refusal_status=409)
             return sha
 
-    def after_push(self, repo: Repo, updates: list[RefUpdate], pusher: Account | None) -> None:
+    def after_push(self, repo: StoredRepo, updates: list[RefUpdate], pusher: StoredAccount | None) -> None:
         """What GitHub does after refs move: `push` deliveries, PR bookkeeping, `synchronize`, check suites."""
         with self.store.lock:
             git = self.git(repo)
@@ -101,9 +101,9 @@ class GitData(GitHubState):
                     continue
                 self._follow_fork_branch(repo, branch, update, pusher)
                 # Open pull requests follow their branches; closed ones keep theirs until reopened.
-                for pull in self.store.all(PullRequest, lambda p: p.repo_id == repo.id and not p.merged
+                for pull in self.store.all(StoredPullRequest, lambda p: p.repo_id == repo.id and not p.merged
                                            and p.head_repo_id is None):
-                    issue = self.store.get(Issue, pull.issue_id)
+                    issue = self.store.get(StoredIssue, pull.issue_id)
                     if issue is None or issue.state != "open":
                         continue
                     if pull.base_ref == branch:
@@ -120,14 +120,15 @@ class GitData(GitHubState):
                         self._pull_event("synchronize", pull, pusher, before=before, after=update.after)
                 self._request_check_suites(repo, branch, update)
 
-    def _follow_fork_branch(self, pushed: Repo, branch: str, update: RefUpdate, pusher: Account | None) -> None:
+    def _follow_fork_branch(self, pushed: StoredRepo, branch: str, update: RefUpdate,
+                            pusher: StoredAccount | None) -> None:
         """Pull requests from a fork follow its branch into the repository they were opened on, as those
         from the same repository do, and follow their base branch there."""
-        for pull in self.store.all(PullRequest, lambda p: not p.merged and p.head_repo_id is not None and (
+        for pull in self.store.all(StoredPullRequest, lambda p: not p.merged and p.head_repo_id is not None and (
                 (p.head_repo_id == pushed.id and p.head_ref == branch)
                 or (p.repo_id == pushed.id and p.base_ref == branch))):
-            issue = self.store.get(Issue, pull.issue_id)
-            target = self.store.get(Repo, pull.repo_id)
+            issue = self.store.get(StoredIssue, pull.issue_id)
+            target = self.store.get(StoredRepo, pull.repo_id)
             if issue is None or issue.state != "open" or target is None:
                 continue
             if pull.repo_id == pushed.id:
@@ -145,7 +146,8 @@ class GitData(GitHubState):
             self.store.put(issue)
             self._pull_event("synchronize", pull, pusher, before=before, after=update.after)
 
-    def _push_event(self, repo: Repo, git: gitrepo.GitRepo, update: RefUpdate, pusher: Account | None) -> None:
+    def _push_event(self, repo: StoredRepo, git: gitrepo.GitRepo, update: RefUpdate,
+                    pusher: StoredAccount | None) -> None:
         # GitHub sends `push` for branches and tags only; notes and other refs move silently.
         if not update.ref.startswith(("refs/heads/", "refs/tags/")):
             return
@@ -158,7 +160,7 @@ class GitData(GitHubState):
             else:
                 shas = git.rev_list(update.after, update.before)
             commits = [self._push_commit(repo, git, sha) for sha in shas[-20:]]
-        owner = self.store.get(Account, repo.owner_id)
+        owner = self.store.get(StoredAccount, repo.owner_id)
         who = pusher or owner
         assert who is not None
         repo_json = self.render.repo(repo, for_webhook=True)
@@ -192,7 +194,7 @@ class GitData(GitHubState):
         self._add_org(payload, repo)
         self.hooks.emit("push", payload, repo)
 
-    def _push_commit(self, repo: Repo, git: gitrepo.GitRepo, sha: str) -> dict[str, Any]:
+    def _push_commit(self, repo: StoredRepo, git: gitrepo.GitRepo, sha: str) -> dict[str, Any]:
         commit = git.commit(sha)
         parent = commit.parents[0] if commit.parents else None
         files = git.diff(parent, sha)

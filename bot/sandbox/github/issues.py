@@ -6,13 +6,13 @@ from typing import Any
 
 from ..auth import Need, Principal, now_iso
 from ..errors import invalid
-from ..model import Account, Issue, Repo
+from ..model import StoredAccount, StoredIssue, StoredRepo
 from .state import MAX_BODY, GitHubState
 
 
-class Issues(GitHubState):
-    def create_issue(self, principal: Principal, repo: Repo, title: str, body: str | None = None,
-                     labels: list[str] | None = None) -> Issue:
+class IssuesArea(GitHubState):
+    def create_issue(self, principal: Principal, repo: StoredRepo, title: str, body: str | None = None,
+                     labels: list[str] | None = None) -> StoredIssue:
         with self.store.lock:
             self.access.require(principal, repo, Need("issues", "write", "read"))
             author = self.actor_account(principal)
@@ -21,16 +21,16 @@ class Issues(GitHubState):
             if body is not None and len(body) > MAX_BODY:
                 raise invalid("Issue", "body", "custom", "body is too long (maximum is 65536 characters)")
             now = now_iso()
-            issue = Issue(self.store.new_id(), repo.id, self._next_number(repo), title, author.id, now, now,
-                          body=body, app_id=principal.app.id if principal.app else None)
+            issue = StoredIssue(self.store.new_id(), repo.id, self._next_number(repo), title, author.id, now, now,
+                                body=body, app_id=principal.app.id if principal.app else None)
             issue.label_ids = [self._label_for(repo, name).id for name in labels or []]
             self.store.put(issue)
             self._issue_event("opened", repo, issue, author)
             return issue
 
-    def update_issue(self, principal: Principal, repo: Repo, number: int, title: str | None = None,
+    def update_issue(self, principal: Principal, repo: StoredRepo, number: int, title: str | None = None,
                      body: str | None = None, state: str | None = None, state_reason: str | None = None,
-                     labels: list[str] | None = None) -> Issue:
+                     labels: list[str] | None = None) -> StoredIssue:
         with self.store.lock:
             issue = self.issue(repo, number)
             if issue.is_pull and (title is not None or body is not None or state is not None):
@@ -68,7 +68,8 @@ class Issues(GitHubState):
                 self._issue_event("closed" if state == "closed" else "reopened", repo, issue, actor)
             return issue
 
-    def _issue_event(self, action: str, repo: Repo, issue: Issue, sender: Account, **extra: Any) -> None:
+    def _issue_event(self, action: str, repo: StoredRepo, issue: StoredIssue, sender: StoredAccount,
+                     **extra: Any) -> None:
         payload: dict[str, Any] = {"action": action, "issue": self.render.issue(issue, for_webhook=True), **extra,
                                    "repository": self.render.repo(repo, for_webhook=True),
                                    "sender": self.render.user(sender)}

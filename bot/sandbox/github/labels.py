@@ -7,24 +7,24 @@ from typing import Any
 
 from ..auth import Need, Principal, now_iso
 from ..errors import ApiError, invalid, not_found
-from ..model import Issue, Label, Repo
+from ..model import StoredIssue, StoredLabel, StoredRepo
 from .state import GitHubState
 
 
-class Labels(GitHubState):
-    def _label_for(self, repo: Repo, name: str) -> Label:
+class LabelsArea(GitHubState):
+    def _label_for(self, repo: StoredRepo, name: str) -> StoredLabel:
         """The label called `name`, created (grey) if missing, as adding labels does on GitHub."""
-        found = self.store.first(Label, lambda lb: lb.repo_id == repo.id and lb.name.lower() == name.lower())
-        return found or self.store.put(Label(self.store.new_id(), repo.id, name, "ededed"))
+        found = self.store.first(StoredLabel, lambda lb: lb.repo_id == repo.id and lb.name.lower() == name.lower())
+        return found or self.store.put(StoredLabel(self.store.new_id(), repo.id, name, "ededed"))
 
-    def find_label(self, repo: Repo, name: str) -> Label:
-        found = self.store.first(Label, lambda lb: lb.repo_id == repo.id and lb.name.lower() == name.lower())
+    def find_label(self, repo: StoredRepo, name: str) -> StoredLabel:
+        found = self.store.first(StoredLabel, lambda lb: lb.repo_id == repo.id and lb.name.lower() == name.lower())
         if found is None:
             raise not_found()
         return found
 
-    def create_label(self, principal: Principal, repo: Repo, name: Any, color: Any = None,
-                     description: str | None = None) -> Label:
+    def create_label(self, principal: Principal, repo: StoredRepo, name: Any, color: Any = None,
+                     description: str | None = None) -> StoredLabel:
         with self.store.lock:
             self.access.require(principal, repo, Need("issues", "write", "triage"))
             if not isinstance(name, str) or not name.strip():
@@ -32,12 +32,12 @@ class Labels(GitHubState):
             color = (color or "ededed").lstrip("#") if isinstance(color, str | None) else ""
             if not re.fullmatch(r"[0-9a-fA-F]{6}", color):
                 raise invalid("Label", "color", "invalid")
-            if self.store.first(Label, lambda lb: lb.repo_id == repo.id and lb.name.lower() == name.lower()):
+            if self.store.first(StoredLabel, lambda lb: lb.repo_id == repo.id and lb.name.lower() == name.lower()):
                 raise invalid("Label", "name", "already_exists")
-            return self.store.put(Label(self.store.new_id(), repo.id, name, color.lower(), description))
+            return self.store.put(StoredLabel(self.store.new_id(), repo.id, name, color.lower(), description))
 
-    def update_label(self, principal: Principal, repo: Repo, name: str, new_name: str | None = None,
-                     color: str | None = None, description: str | None = None) -> Label:
+    def update_label(self, principal: Principal, repo: StoredRepo, name: str, new_name: str | None = None,
+                     color: str | None = None, description: str | None = None) -> StoredLabel:
         with self.store.lock:
             self.access.require(principal, repo, Need("issues", "write", "triage"))
             label = self.find_label(repo, name)
@@ -51,16 +51,17 @@ class Labels(GitHubState):
                 label.description = description
             return self.store.put(label)
 
-    def delete_label(self, principal: Principal, repo: Repo, name: str) -> None:
+    def delete_label(self, principal: Principal, repo: StoredRepo, name: str) -> None:
         with self.store.lock:
             self.access.require(principal, repo, Need("issues", "write", "triage"))
             label = self.find_label(repo, name)
-            for issue in self.store.all(Issue, lambda i: label.id in i.label_ids):
+            for issue in self.store.all(StoredIssue, lambda i: label.id in i.label_ids):
                 issue.label_ids.remove(label.id)
                 self.store.put(issue)
             self.store.delete(label)
 
-    def set_labels(self, principal: Principal, repo: Repo, number: int, names: list[str], add: bool = False) -> Issue:
+    def set_labels(self, principal: Principal, repo: StoredRepo, number: int, names: list[str],
+                   add: bool = False) -> StoredIssue:
         with self.store.lock:
             self.access.require(principal, repo, Need("issues", "write", "triage"))
             issue = self.issue(repo, number)
@@ -73,7 +74,7 @@ class Labels(GitHubState):
             issue.updated_at = now_iso()
             return self.store.put(issue)
 
-    def remove_label(self, principal: Principal, repo: Repo, number: int, name: str) -> Issue:
+    def remove_label(self, principal: Principal, repo: StoredRepo, number: int, name: str) -> StoredIssue:
         with self.store.lock:
             self.access.require(principal, repo, Need("issues", "write", "triage"))
             issue = self.issue(repo, number)

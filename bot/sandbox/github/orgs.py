@@ -6,31 +6,33 @@ from typing import Literal
 
 from ..auth import Principal, now_iso, refused
 from ..errors import ApiError, invalid, not_found
-from ..model import Account, Membership
+from ..model import StoredAccount, StoredMembership
 from .state import LOGIN, GitHubState
 
 
-class Orgs(GitHubState):
-    def create_org(self, login: str, owners: list[Account] | None = None, name: str | None = None) -> Account:
+class OrgsArea(GitHubState):
+    def create_org(self, login: str, owners: list[StoredAccount] | None = None,
+                   name: str | None = None) -> StoredAccount:
         with self.store.lock:
             if not LOGIN.match(login):
                 raise invalid("Organization", "login")
             if self.account(login) is not None:
                 raise invalid("Organization", "login", "already_exists")
-            org = self.store.put(Account(self.store.new_id(), login, "Organization", now_iso(), name=name or login))
+            org = self.store.put(StoredAccount(self.store.new_id(), login, "Organization", now_iso(),
+                                               name=name or login))
             for owner in owners or []:
                 self.add_member(org, owner, "admin")
             return org
 
-    def add_member(self, org: Account, user: Account, role: Literal["admin", "member"] = "member") -> None:
+    def add_member(self, org: StoredAccount, user: StoredAccount, role: Literal["admin", "member"] = "member") -> None:
         with self.store.lock:
-            found = self.store.first(Membership, lambda m: m.org_id == org.id and m.user_id == user.id)
-            self.store.put(Membership(found.id if found else self.store.new_id(), org.id, user.id, role))
+            found = self.store.first(StoredMembership, lambda m: m.org_id == org.id and m.user_id == user.id)
+            self.store.put(StoredMembership(found.id if found else self.store.new_id(), org.id, user.id, role))
 
-    def _membership(self, org: Account, user: Account) -> Membership | None:
-        return self.store.first(Membership, lambda m: m.org_id == org.id and m.user_id == user.id)
+    def _membership(self, org: StoredAccount, user: StoredAccount) -> StoredMembership | None:
+        return self.store.first(StoredMembership, lambda m: m.org_id == org.id and m.user_id == user.id)
 
-    def require_org_admin(self, principal: Principal, org: Account) -> None:
+    def require_org_admin(self, principal: Principal, org: StoredAccount) -> None:
         """Refuse unless `principal` may administer `org`'s teams (an owner, or an app with members: write)."""
         if principal.is_site_admin:
             return
@@ -39,7 +41,7 @@ class Orgs(GitHubState):
                 return
             raise refused("members", "write")
         account = self.actor_account(principal)
-        member = self.store.first(Membership, lambda m: m.org_id == org.id and m.user_id == account.id)
+        member = self.store.first(StoredMembership, lambda m: m.org_id == org.id and m.user_id == account.id)
         if member is None:
             raise not_found()
         if member.role != "admin":

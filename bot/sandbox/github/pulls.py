@@ -8,14 +8,14 @@ from typing import Any
 from .. import gitrepo
 from ..auth import Need, Principal, now_iso
 from ..errors import ApiError, invalid
-from ..model import Account, Issue, PullRequest, Repo
+from ..model import StoredAccount, StoredIssue, StoredPullRequest, StoredRepo
 from .state import MAX_BODY, NOREPLY, WRITE_CODE, GitHubState
 
 
-class Pulls(GitHubState):
-    def _head_repo(self, repo: Repo, head: str) -> Repo:
+class PullsArea(GitHubState):
+    def _head_repo(self, repo: StoredRepo, head: str) -> StoredRepo:
         """The repository holding a pull request's head branch: `repo`, or the fork `owner:branch` names."""
-        owner = self.store.get(Account, repo.owner_id)
+        owner = self.store.get(StoredAccount, repo.owner_id)
         assert owner is not None
         login = head.split(":", 1)[0] if ":" in head else owner.login
         if login.lower() == owner.login.lower():
@@ -25,13 +25,13 @@ class Pulls(GitHubState):
             raise invalid("PullRequest", "head", "invalid")
         return fork
 
-    def _take_fork_head(self, repo: Repo, fork: Repo, branch: str) -> None:
+    def _take_fork_head(self, repo: StoredRepo, fork: StoredRepo, branch: str) -> None:
         """Bring a fork's branch's objects into `repo`, as GitHub's shared object store has them."""
         self.git(repo).run("fetch", "--quiet", "--no-tags", str(self.git(fork).path), f"refs/heads/{branch}")
 
-    def open_pull_request(self, principal: Principal, repo: Repo, head: str, base: str, title: str,
+    def open_pull_request(self, principal: Principal, repo: StoredRepo, head: str, base: str, title: str,
                           body: str | None = None, draft: bool = False,
-                          maintainer_can_modify: bool = False) -> PullRequest:
+                          maintainer_can_modify: bool = False) -> StoredPullRequest:
         with self.store.lock:
             self.access.require(principal, repo, Need("pull_requests", "write", "read"))
             author = self.actor_account(principal)
@@ -50,12 +50,12 @@ class Pulls(GitHubState):
                 raise invalid("PullRequest", "base", "invalid")
             if body is not None and len(body) > MAX_BODY:
                 raise invalid("PullRequest", "body", "custom", f"body is too long (maximum is {MAX_BODY} characters)")
-            owner = self.store.get(Account, repo.owner_id)
+            owner = self.store.get(StoredAccount, repo.owner_id)
             assert owner is not None
             head_repo_id = head_repo.id if head_repo is not repo else None
-            for other in self.store.all(PullRequest, lambda p: p.repo_id == repo.id and p.head_ref == head_ref
+            for other in self.store.all(StoredPullRequest, lambda p: p.repo_id == repo.id and p.head_ref == head_ref
                                         and p.base_ref == base and p.head_repo_id == head_repo_id):
-                other_issue = self.store.get(Issue, other.issue_id)
+                other_issue = self.store.get(StoredIssue, other.issue_id)
                 if other_issue is not None and other_issue.state == "open":
                     raise invalid("PullRequest", "", "custom",
                                   f"A pull request already exists for {owner.login}:{head_ref}.")
@@ -63,21 +63,23 @@ class Pulls(GitHubState):
                 raise invalid("PullRequest", "", "custom", f"No commits between {base} and {head_ref}")
             now = now_iso()
             number = self._next_number(repo)
-            issue = self.store.put(Issue(self.store.new_id(), repo.id, number, title, author.id, now, now, body=body,
-                                         is_pull=True, app_id=principal.app.id if principal.app else None))
-            pull = self.store.put(PullRequest(self.store.new_id(), repo.id, number, issue.id, head_ref, head_sha, base,
-                                              base_sha, draft=draft, maintainer_can_modify=maintainer_can_modify,
-                                              head_repo_id=head_repo_id))
+            issue = self.store.put(StoredIssue(self.store.new_id(), repo.id, number, title, author.id, now, now,
+                                               body=body, is_pull=True,
+                                               app_id=principal.app.id if principal.app else None))
+            pull = self.store.put(StoredPullRequest(self.store.new_id(), repo.id, number, issue.id, head_ref, head_sha,
+                                                    base, base_sha, draft=draft,
+                                                    maintainer_can_modify=maintainer_can_modify,
+                                                    head_repo_id=head_repo_id))
             self.update_pull_refs(repo, pull)
             self._pull_event("opened", pull, author)
             return pull
 
-    def update_pull_refs(self, repo: Repo, pull: PullRequest) -> None:
+    def update_pull_refs(self, repo: StoredRepo, pull: StoredPullRequest) -> None:
         """GitHub's hidden refs of a pull request: `refs/pull/N/head` (its head) and, while it is open and
         merges cleanly, `refs/pull/N/merge` (the merge a CI would test). Clients fetch these by name."""
         git = self.git(repo)
         git.update_ref(f"refs/pull/{pull.number}/head", pull.head_sha)
-        issue = self.store.get(Issue, pull.issue_id)
+        issue = self.store.get(StoredIssue, pull.issue_id)
         tree = None
         if issue is not None and issue.state == "open" and not pull.merged:
             tree = git.merge_tree(pull.base_sha, pull.head_sha)
@@ -89,8 +91,8 @@ class Pulls(GitHubState):
                                  f"Merge {pull.head_sha} into {pull.base_sha}\n", github, github)
         git.update_ref(f"refs/pull/{pull.number}/merge", merge)
 
-    def _pull_event(self, action: str, pull: PullRequest, sender: Account | None, **extra: Any) -> None:
-        repo = self.store.get(Repo, pull.repo_id)
+    def _pull_event(self, action: str, pull: StoredPullRequest, sender: StoredAccount | None, **extra: Any) -> None:
+        repo = self.store.get(StoredRepo, pull.repo_id)
         assert repo is not None
         payload: dict[str, Any] = {"action": action, "number": pull.number}
         if action == "synchronize":
@@ -100,11 +102,12 @@ class Pulls(GitHubState):
         payload["pull_request"] = self.render.pull(pull, for_webhook=True)
         payload["repository"] = self.render.repo(repo, for_webhook=True)
         self._add_org(payload, repo)
-        payload["sender"] = self.render.user(sender or self.store.get(Account, repo.owner_id))
+        payload["sender"] = self.render.user(sender or self.store.get(StoredAccount, repo.owner_id))
         self.hooks.emit("pull_request", payload, repo)
 
-    def update_pull_request(self, principal: Principal, repo: Repo, number: int, title: str | None = None,
-                            body: str | None = None, state: str | None = None, base: str | None = None) -> PullRequest:
+    def update_pull_request(self, principal: Principal, repo: StoredRepo, number: int, title: str | None = None,
+                            body: str | None = None, state: str | None = None,
+                            base: str | None = None) -> StoredPullRequest:
         with self.store.lock:
             pull = self.pull(repo, number)
             issue = self.issue(repo, number)
@@ -152,9 +155,9 @@ class Pulls(GitHubState):
                 self._pull_event("closed" if state == "closed" else "reopened", pull, actor)
             return pull
 
-    def merge(self, principal: Principal, repo: Repo, number: int, method: str = "merge",
+    def merge(self, principal: Principal, repo: StoredRepo, number: int, method: str = "merge",
               commit_title: str | None = None, commit_message: str | None = None,
-              sha: str | None = None) -> PullRequest:
+              sha: str | None = None) -> StoredPullRequest:
         with self.store.lock:
             self.access.require(principal, repo, WRITE_CODE)
             pull = self.pull(repo, number)

@@ -14,17 +14,17 @@ from nacl.public import PrivateKey
 from .. import gitrepo
 from ..auth import Need, Principal, now_iso, refused
 from ..errors import ApiError, invalid
-from ..model import Account, Collaborator, Membership, Repo, Role
+from ..model import Role, StoredAccount, StoredCollaborator, StoredMembership, StoredRepo
 from .state import ADMIN, GitHubState
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-class Repos(GitHubState):
-    def create_repo(self, principal: Principal, owner: Account, name: str, private: bool = False,
+class ReposArea(GitHubState):
+    def create_repo(self, principal: Principal, owner: StoredAccount, name: str, private: bool = False,
                     description: str | None = None, auto_init: bool = False,
                     default_branch: str = "main", internal: bool = False,
-                    custom_properties: dict[str, Any] | None = None) -> Repo:
+                    custom_properties: dict[str, Any] | None = None) -> StoredRepo:
         """A new repository; `custom_properties` are its first values of the organization's custom
         properties, set in the same step (so the repository never exists without them), each only by
         whoever may set that property (its creator becomes the repository's admin)."""
@@ -39,7 +39,8 @@ class Repos(GitHubState):
             elif not principal.is_site_admin:
                 account = self.actor_account(principal)
                 if owner.type == "Organization":
-                    member = self.store.first(Membership, lambda m: m.org_id == owner.id and m.user_id == account.id)
+                    member = self.store.first(StoredMembership,
+                                              lambda m: m.org_id == owner.id and m.user_id == account.id)
                     if member is None:
                         raise ApiError(403, "You need admin access to the organization before adding a repository "
                                             "to it.")
@@ -53,11 +54,11 @@ class Repos(GitHubState):
             private_key = PrivateKey.generate()
             now = now_iso()
             # A new repository reports its creation as its last push, as GitHub's do.
-            repo = Repo(self.store.new_id(), owner.id, name, now, now, now, private=private or internal,
-                        description=description, default_branch=default_branch, internal=internal,
-                        secrets_public_key=base64.b64encode(bytes(private_key.public_key)).decode(),
-                        secrets_private_key=base64.b64encode(bytes(private_key)).decode(),
-                        custom_properties={k: v for k, v in values.items() if v is not None})
+            repo = StoredRepo(self.store.new_id(), owner.id, name, now, now, now, private=private or internal,
+                              description=description, default_branch=default_branch, internal=internal,
+                              secrets_public_key=base64.b64encode(bytes(private_key.public_key)).decode(),
+                              secrets_private_key=base64.b64encode(bytes(private_key)).decode(),
+                              custom_properties={k: v for k, v in values.items() if v is not None})
             self.git(repo).init(default_branch)
             self.store.put(repo)
             if auto_init:
@@ -71,7 +72,7 @@ class Repos(GitHubState):
                 self.store.put(repo)
             return repo
 
-    def import_folder(self, repo: Repo, folder: Path, message: str, author: Account) -> str:
+    def import_folder(self, repo: StoredRepo, folder: Path, message: str, author: StoredAccount) -> str:
         """Commit the files of `folder` on top of the default branch (or as its first commit)."""
         with self.store.lock, self.repo_lock(repo):
             git = self.git(repo)
@@ -85,7 +86,7 @@ class Repos(GitHubState):
             self.store.put(repo)
             return sha
 
-    def update_repo(self, principal: Principal, repo: Repo, fields: dict[str, Any]) -> Repo:
+    def update_repo(self, principal: Principal, repo: StoredRepo, fields: dict[str, Any]) -> StoredRepo:
         """Change a repository's description, visibility or default branch, or archive or unarchive it.
 
         An archived repository is read-only: it takes no change but being unarchived. GitHub would also
@@ -108,7 +109,7 @@ class Repos(GitHubState):
                 visibility = "private" if fields["private"] else "public"
             if visibility is not None and visibility not in ("public", "private", "internal"):
                 raise invalid("Repository", "visibility")
-            owner = self.store.get(Account, repo.owner_id)
+            owner = self.store.get(StoredAccount, repo.owner_id)
             if visibility == "internal" and (owner is None or owner.type != "Organization"):
                 raise invalid("Repository", "visibility", "custom", "Only organization repositories can be internal")
             branch = fields.get("default_branch")
@@ -128,13 +129,13 @@ class Repos(GitHubState):
             repo.updated_at = now_iso()
             return self.store.put(repo)
 
-    def delete_repo(self, principal: Principal, repo: Repo) -> None:
+    def delete_repo(self, principal: Principal, repo: StoredRepo) -> None:
         with self.store.lock:
             self.access.require(principal, repo, Need("administration", "write", "admin"))
             shutil.rmtree(self.git(repo).path, ignore_errors=True)
             self.store.delete(repo)
 
-    def fork_repo(self, principal: Principal, repo: Repo) -> Repo:
+    def fork_repo(self, principal: Principal, repo: StoredRepo) -> StoredRepo:
         """`repo` forked into the account of whoever acts, with its branches (GitHub shares a network's
         objects; here the fork gets a copy of them)."""
         with self.store.lock:
@@ -150,7 +151,7 @@ class Repos(GitHubState):
             self.git(fork).run("fetch", "--quiet", str(self.git(repo).path), "+refs/heads/*:refs/heads/*")
             return fork
 
-    def add_collaborator(self, repo: Repo, user: Account, role: Role = "write") -> None:
+    def add_collaborator(self, repo: StoredRepo, user: StoredAccount, role: Role = "write") -> None:
         with self.store.lock:
-            found = self.store.first(Collaborator, lambda c: c.repo_id == repo.id and c.user_id == user.id)
-            self.store.put(Collaborator(found.id if found else self.store.new_id(), repo.id, user.id, role))
+            found = self.store.first(StoredCollaborator, lambda c: c.repo_id == repo.id and c.user_id == user.id)
+            self.store.put(StoredCollaborator(found.id if found else self.store.new_id(), repo.id, user.id, role))

@@ -6,13 +6,13 @@ from typing import Any
 
 from ..auth import Need, Principal, now_iso
 from ..errors import ApiError, invalid, unprocessable
-from ..model import Repo, Review
+from ..model import StoredRepo, StoredReview
 from .state import MAX_BODY, GitHubState
 
 
-class Reviews(GitHubState):
-    def review(self, principal: Principal, repo: Repo, number: int, event: str, body: str = "",
-               commit_id: str | None = None) -> Review:
+class ReviewsArea(GitHubState):
+    def review(self, principal: Principal, repo: StoredRepo, number: int, event: str, body: str = "",
+               commit_id: str | None = None) -> StoredReview:
         with self.store.lock:
             self.access.require(principal, repo, Need("pull_requests", "write", "read"))
             pull = self.pull(repo, number)
@@ -35,8 +35,8 @@ class Reviews(GitHubState):
                 raise invalid("PullRequestReview", "body", "custom", "body is too long")
             if commit_id is not None and not self.git(repo).exists(commit_id):
                 raise unprocessable("Commit not found")
-            review = self.store.put(Review(self.store.new_id(), repo.id, number, actor.id, states[event],
-                                           commit_id or pull.head_sha, now_iso(), body=body))
+            review = self.store.put(StoredReview(self.store.new_id(), repo.id, number, actor.id, states[event],
+                                                 commit_id or pull.head_sha, now_iso(), body=body))
             payload: dict[str, Any] = {
                 "action": "submitted",
                 "review": self.render.review(review, for_webhook=True),

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import gitrepo
-from ..auth import Access, Need, Principal, now_iso
+from ..auth import AccessRules, Need, Principal, now_iso
 from ..errors import ApiError, not_found
-from ..model import Account, Issue, PullRequest, Repo
+from ..model import StoredAccount, StoredIssue, StoredPullRequest, StoredRepo
 from ..render import Renderer, Urls
 from ..store import Store
 from ..webhooks import Dispatcher
@@ -44,12 +44,12 @@ class GitHubState:
         self.repos_dir = data_dir / "repos"
         self.repos_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(data_dir / "sandbox.sqlite3")
-        self.access = Access(self.store)
+        self.access = AccessRules(self.store)
         self.bound_urls = urls  # where the forge listens; `urls` is where the request being served reached it
         self.render = Renderer(self.store, urls, self.git)
         self.hooks = Dispatcher(self.store)
         self._repo_locks: dict[int, threading.Lock] = {}
-        for repo in self.store.all(Repo):
+        for repo in self.store.all(StoredRepo):
             self.git(repo).install_hooks()  # repositories made by an older sandbox get the current hook
 
     @property
@@ -60,37 +60,37 @@ class GitHubState:
         self.hooks.close()
         self.store.close()
 
-    def git(self, repo: Repo) -> gitrepo.GitRepo:
-        owner = self.store.get(Account, repo.owner_id)
+    def git(self, repo: StoredRepo) -> gitrepo.GitRepo:
+        owner = self.store.get(StoredAccount, repo.owner_id)
         assert owner is not None
         return gitrepo.GitRepo(self.repos_dir / owner.login.lower() / f"{repo.name.lower()}.git")
 
     @contextmanager
-    def repo_lock(self, repo: Repo) -> Iterator[None]:
+    def repo_lock(self, repo: StoredRepo) -> Iterator[None]:
         """Serializes ref changes of one repository between git pushes and API writes."""
         with self.store.lock:
             lock = self._repo_locks.setdefault(repo.id, threading.Lock())
         with lock:
             yield
 
-    def account(self, login: str) -> Account | None:
+    def account(self, login: str) -> StoredAccount | None:
         wanted = login.lower()
-        return self.store.first(Account, lambda a: a.login.lower() == wanted)
+        return self.store.first(StoredAccount, lambda a: a.login.lower() == wanted)
 
-    def account_or_404(self, login: str) -> Account:
+    def account_or_404(self, login: str) -> StoredAccount:
         found = self.account(login)
         if found is None or (found.type == "Bot" and not login.endswith("[bot]")):
             raise not_found()
         return found
 
-    def find_repo(self, owner: str, name: str) -> Repo | None:
+    def find_repo(self, owner: str, name: str) -> StoredRepo | None:
         account = self.account(owner)
         if account is None:
             return None
         wanted = name.lower().removesuffix(".git")
-        return self.store.first(Repo, lambda r: r.owner_id == account.id and r.name.lower() == wanted)
+        return self.store.first(StoredRepo, lambda r: r.owner_id == account.id and r.name.lower() == wanted)
 
-    def repo_for(self, principal: Principal, owner: str, name: str, need: Need = READ_META) -> Repo:
+    def repo_for(self, principal: Principal, owner: str, name: str, need: Need = READ_META) -> StoredRepo:
         """The repository, if `principal` may do `need` on it (404 if they may not even see it)."""
         repo = self.find_repo(owner, name)
         if repo is None:
@@ -98,24 +98,24 @@ class GitHubState:
         self.access.require(principal, repo, need)
         return repo
 
-    def issue(self, repo: Repo, number: int) -> Issue:
-        found = self.store.first(Issue, lambda i: i.repo_id == repo.id and i.number == number)
+    def issue(self, repo: StoredRepo, number: int) -> StoredIssue:
+        found = self.store.first(StoredIssue, lambda i: i.repo_id == repo.id and i.number == number)
         if found is None:
             raise not_found()
         return found
 
-    def pull(self, repo: Repo, number: int) -> PullRequest:
-        found = self.store.first(PullRequest, lambda p: p.repo_id == repo.id and p.number == number)
+    def pull(self, repo: StoredRepo, number: int) -> StoredPullRequest:
+        found = self.store.first(StoredPullRequest, lambda p: p.repo_id == repo.id and p.number == number)
         if found is None:
             raise not_found()
         return found
 
-    def actor_account(self, principal: Principal) -> Account:
+    def actor_account(self, principal: Principal) -> StoredAccount:
         if principal.account is None:
             raise ApiError(401, "Requires authentication")
         return principal.account
 
-    def _person_of(self, account: Account) -> gitrepo.Person:
+    def _person_of(self, account: StoredAccount) -> gitrepo.Person:
         return gitrepo.Person(account.name or account.login, account.email or f"{account.login}@{NOREPLY}", now_iso())
 
     def person_of(self, principal: Principal) -> gitrepo.Person:
@@ -124,15 +124,15 @@ class GitHubState:
             return self._person_of(principal.account)
         return gitrepo.Person("GitHub", f"noreply@{NOREPLY}", now_iso())
 
-    def _add_org(self, payload: dict[str, Any], repo: Repo) -> None:
-        owner = self.store.get(Account, repo.owner_id)
+    def _add_org(self, payload: dict[str, Any], repo: StoredRepo) -> None:
+        owner = self.store.get(StoredAccount, repo.owner_id)
         if owner is not None and owner.type == "Organization":
             payload["organization"] = self.render.org_simple(owner)
 
-    def _next_number(self, repo: Repo) -> int:
-        return max((i.number for i in self.store.all(Issue, lambda i: i.repo_id == repo.id)), default=0) + 1
+    def _next_number(self, repo: StoredRepo) -> int:
+        return max((i.number for i in self.store.all(StoredIssue, lambda i: i.repo_id == repo.id)), default=0) + 1
 
-    def _owner_login(self, repo: Repo) -> str:
-        owner = self.store.get(Account, repo.owner_id)
+    def _owner_login(self, repo: StoredRepo) -> str:
+        owner = self.store.get(StoredAccount, repo.owner_id)
         return owner.login if owner else ""
 

@@ -6,13 +6,13 @@ from typing import Any
 
 from ..auth import Need, Principal, now_iso
 from ..errors import invalid, unprocessable
-from ..model import Repo, Status
+from ..model import StoredRepo, StoredStatus
 from .state import GitHubState
 
 
-class Statuses(GitHubState):
-    def create_status(self, principal: Principal, repo: Repo, sha: str, state: Any, context: Any = None,
-                      description: str | None = None, target_url: str | None = None) -> Status:
+class StatusesArea(GitHubState):
+    def create_status(self, principal: Principal, repo: StoredRepo, sha: str, state: Any, context: Any = None,
+                      description: str | None = None, target_url: str | None = None) -> StoredStatus:
         with self.store.lock:
             self.access.require(principal, repo, Need("statuses", "write", "write"))
             git = self.git(repo)
@@ -26,5 +26,5 @@ class Statuses(GitHubState):
                 raise invalid("Status", "description", "custom", "description is too long (maximum is 140 characters)")
             now = now_iso()
             actor = principal.account
-            return self.store.put(Status(self.store.new_id(), repo.id, full, state, context,
-                                         actor.id if actor else repo.owner_id, now, now, description, target_url))
+            return self.store.put(StoredStatus(self.store.new_id(), repo.id, full, state, context,
+                                               actor.id if actor else repo.owner_id, now, now, description, target_url))
