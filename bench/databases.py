@@ -137,7 +137,7 @@ def main() -> int:
                     print(f"the benchmark's catalogue has errors: {planned.plan.errors[0].message}")
                     return 1
                 provider = DatabaseProvider({VARIABLE: dsn}.get, folder / "data", GitHubSecrets(client))
-                target = Target("acme", "acme/platform", head_tree, head, environments=dict(planned.plan.environments),
+                target = Target("acme", "acme/platform", head_tree, head, followed=dict(planned.plan.followed),
                                 config=RepoConfig(providers={"postgres": {"connectionEnv": VARIABLE}}))
                 figures = []
                 for label in ("first apply (creates everything)", "second apply (same state)"):

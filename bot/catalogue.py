@@ -283,7 +283,7 @@ class Catalogue:
                 found.setdefault(entry.service or "", []).append(entry)
         return found
 
-    def environments(self, services: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    def followed(self, services: Iterable[str]) -> dict[str, tuple[str, ...]]:
         """The names handed to followers (a Database's deployment environments: each Environment's
         `spec.name`) of the followed resources belonging to each of `services`."""
         services = list(services)

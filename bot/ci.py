@@ -101,7 +101,7 @@ def run_ci(settings: ActionsSettings) -> int:
     if not held:
         check_token(settings, delivery)
     # A runner's data folder is thrown away with it: the embedded database default would be lost.
-    ctx = replace(context_for(settings.service_settings(), settings.repository), embedded_databases=False)
+    ctx = replace(context_for(settings.service_settings(), settings.repository), data_lasts=False)
     if held:
         ctx = replace(ctx, forge=cast("Forge", HeldForge(ctx.forge)), mirror=cast("Mirror", HeldMirror(ctx.mirror)))
     try:
@@ -244,7 +244,7 @@ def publish_from_run(settings: ActionsSettings, delivery: Delivery) -> int:
     if lacking:
         raise ConfigurationError(f"paved ci cannot publish the plan with this token: it lacks {lacking[0]}",
                                  hint=PUBLISH_HINT)
-    ctx = replace(context_for(settings.service_settings(), settings.repository), embedded_databases=False)
+    ctx = replace(context_for(settings.service_settings(), settings.repository), data_lasts=False)
     try:
         pr = ctx.forge.pull_request(settings.repository, record.pull_request)
         if pr.head_repo != head_repo:

@@ -45,7 +45,7 @@ def context_for(settings: Settings, repo: str, installation_id: int | None = Non
     from bot.adapters.mirror import GitMirror
     from bot.handlers import Context
     from bot.provider import ProviderEnv
-    from bot.providers import build, installed, settings_schemas
+    from bot.providers import build, installed
 
     # Found before any client is made: a broken plugin stops the job before it talks to GitHub.
     plugins = installed()
@@ -60,8 +60,7 @@ def context_for(settings: Settings, repo: str, installation_id: int | None = Non
     # Paved's own providers and any installed package's, found and built alike (`bot.providers`).
     env = ProviderEnv(github=client, token=lambda: token_of(client), data_dir=settings.data_dir, server=server)
     # One index connection per job: SQLite connections stay in the thread that opened them.
-    return Context(forge, mirror, SQLiteCatalogueIndex(settings.catalogue_index), build(plugins, env),
-                   provider_schemas=settings_schemas(plugins))
+    return Context(forge, mirror, SQLiteCatalogueIndex(settings.catalogue_index), build(plugins, env), plugins=plugins)
 
 
 def platform_repositories(settings: Settings) -> list[str]:

@@ -371,6 +371,18 @@ class Kinds:
         """Each kind other resources follow, and the pointer to the name they are handed."""
         return {d.follows.kind: d.follows.name for d in self if d.follows is not None}
 
+    def parents_of_followers(self, resources: Iterable[tuple[str, Any]]) -> set[str]:
+        """The names of the parents that the followers among `resources` ((kind, data) pairs) belong to:
+        whose followed resources' names they are handed (a Database's service)."""
+        found: set[str] = set()
+        for kind, data in resources:
+            description = self[kind]
+            if description.follows is not None and description.parent is not None:
+                parent = value_at(data, description.parent.pointer)
+                if parent:
+                    found.add(str(parent))
+        return found
+
     def followers_of(self, kind: str) -> list[str]:
         """The kinds whose resources follow resources of `kind`."""
         return [d.kind for d in self if d.follows is not None and d.follows.kind == kind]

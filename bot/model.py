@@ -167,15 +167,29 @@ class RuleChange:
 
 
 @dataclass(frozen=True, slots=True)
+class Keeping:
+    """Where a provider would keep the data of a kind that keeps data (`keepsData`) when its settings name
+    no lasting home for it: refused before merge in a job whose machine is thrown away (GitHub Actions).
+
+    `needs` says what is missing ("a database server"), `pointer` is the field of a request that chooses
+    where its data lives (the finding points there), and `hint` says how to name a lasting home.
+    """
+
+    needs: str
+    pointer: str
+    hint: str
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """Everything the core says about moving the catalogue from `base` to `head`.
 
     `changes` excludes deletions and is ordered so that a resource comes after what it depends on;
-    `deletions` are kept apart because they are destructive, ordered dependents first. `teams` holds
-    the people (members and maintainers) of each team that owns a change, as the catalogue names them:
-    they are who may approve it. `environments` names the deployment environments of each service a
-    change is about (where a database's credentials go). `refresh` lists unchanged resources that apply
-    again because something they serve changed (a database when its service gains an environment).
+    `deletions` are kept apart because they are destructive, ordered dependents first. `followed`
+    holds, for each parent a change belongs to, the names its followed resources hand to followers (the
+    kinds' `follows`: a service's deployment environments, where its databases' credentials go).
+    `refresh` lists unchanged resources that apply again because something they serve changed (a
+    database when its service gains an environment).
     `platform_impact` says, a sentence per area, what the rule changes affect.
     """
 
@@ -188,8 +202,7 @@ class Plan:
     findings: tuple[Finding, ...]
     rule_changes: tuple[RuleChange, ...] = ()
     files_checked: int = 0
-    teams: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    environments: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    followed: tuple[tuple[str, tuple[str, ...]], ...] = ()
     refresh: tuple[str, ...] = ()
     platform_impact: tuple[str, ...] = ()
 

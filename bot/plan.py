@@ -7,6 +7,7 @@ derived from the base's (see `catalogue.py`), and only resources in changed file
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,6 +18,7 @@ from bot.model import (
     Change,
     FieldChange,
     Finding,
+    Keeping,
     Plan,
     Resource,
     RuleChange,
@@ -256,12 +258,8 @@ def _plan(before: Catalogue, after: Catalogue) -> PlannedRequests:
     refresh = sorted(refresh_set - touched)
     refreshed = after.resources(refresh)
     after_all.update(refreshed)
-    services: set[str] = set()
-    for r in [*after_all.values(), *before_all.values()]:
-        belongs = kinds[r.kind].parent
-        if kinds[r.kind].follows is not None and belongs is not None and value_at(r.data, belongs.pointer):
-            services.add(str(value_at(r.data, belongs.pointer)))
-    environments = {**before.environments(services), **after.environments(services)}
+    services = kinds.parents_of_followers((r.kind, r.data) for r in [*after_all.values(), *before_all.values()])
+    handed = {**before.followed(services), **after.followed(services)}
     head_findings += _protected_deletions(deletes, before.tree, rules)
 
     plan = Plan(
@@ -270,8 +268,7 @@ def _plan(before: Catalogue, after: Catalogue) -> PlannedRequests:
         unchanged=before.state.resources - len(updates) - len(renames) - len(deletes), costs=tuple(costs),
         findings=tuple(sorted(head_findings, key=Finding.sort_key)), rule_changes=tuple(rule_changes),
         files_checked=after.file_count,
-        teams=tuple(sorted(after.people({c.owner for c in changes + deletions}).items())),
-        environments=tuple(sorted(environments.items())), refresh=tuple(refresh),
+        followed=tuple(sorted(handed.items())), refresh=tuple(refresh),
         platform_impact=platform_impact(rule_changes, before),
     )
     return PlannedRequests(plan, before_all, after_all, rules)
@@ -364,28 +361,27 @@ def _protected_deletions(deletes: list[Resource], base: Tree, rules: Rules) -> l
     return found
 
 
-EMBEDDED_DATABASE_RULE = "paved.database-server"
+LOST_DATA_RULE = "paved.lasting-data"
 
 
-def refuse_embedded_databases(planned: PlannedRequests, head: Tree, *, server_named: bool) -> PlannedRequests:
-    """`planned` with an error on every request it creates or changes whose kind keeps data (`keepsData`:
-    a Database) when `paved.yaml` names no server.
+def refuse_lost_data(planned: PlannedRequests, head: Tree, losing: Mapping[str, Keeping]) -> PlannedRequests:
+    """`planned` with an error on every request it creates or changes whose kind keeps data (`keepsData`)
+    and whose provider's settings name no lasting home for it (`losing`, by kind).
 
-    Where Paved runs in a job whose machine is thrown away afterwards (GitHub Actions), the embedded
-    default (a SQLite file in the data folder) would be made, recorded as applied and lost with the
-    runner, so a request for one is refused before merge instead. Whether that holds is the caller's to
-    say (`server_named` comes from `paved.yaml`; callers that keep their data folder never call this).
-    The finding points at `spec.engine` of the request at the head.
+    Where Paved runs in a job whose machine is thrown away afterwards (GitHub Actions), such a resource
+    (a database as a SQLite file in the data folder) would be made, recorded as applied and lost with
+    the runner, so its request is refused before merge instead. Which kinds would lose their data is
+    the caller's to say (from `paved.yaml` and the providers; callers that keep their data folder never
+    call this). The finding points at the `Keeping.pointer` of the request at the head.
     """
-    if server_named:
-        return planned
     keeping = {d.kind for d in planned.rules.described if d.keeps_data} if planned.rules is not None else set()
-    wanted = [c for c in planned.plan.changes if c.kind in keeping and c.action != "delete"]
+    wanted = [c for c in planned.plan.changes if c.kind in keeping & set(losing) and c.action != "delete"]
     if not wanted:
         return planned
     findings = []
     for change in wanted:
         resource = planned.after.get(change.identity)
+        home = losing[change.kind]
         line, column = (change.line, 0)
         if resource is not None:
             try:
@@ -394,14 +390,11 @@ def refuse_embedded_databases(planned: PlannedRequests, head: Tree, *, server_na
                 documents = []
             document = next((d for d in documents if d.index == resource.document), None)
             if document is not None:
-                line, column = document.position("/spec/engine")
+                line, column = document.position(home.pointer)
         findings.append(Finding(
-            change.path, line, column, "/spec/engine",
-            f"{change.kind} {change.name} needs a database server: paved.yaml names none, and here a database "
-            f"would be a file on a machine that is thrown away when the job ends",
-            "error", EMBEDDED_DATABASE_RULE,
-            hint="Name a PostgreSQL server in paved.yaml (`providers: postgres: connectionEnv: "
-                 "PAVED_POSTGRES_DSN`) and give the job that variable from a repository secret.",
-            document=resource.document if resource is not None else 0))
+            change.path, line, column, home.pointer,
+            f"{change.kind} {change.name} needs {home.needs}: paved.yaml names none, and here its data would be "
+            f"kept on a machine that is thrown away when the job ends",
+            "error", LOST_DATA_RULE, hint=home.hint, document=resource.document if resource is not None else 0))
     merged = tuple(sorted((*planned.plan.findings, *findings), key=Finding.sort_key))
     return replace(planned, plan=replace(planned.plan, findings=merged))

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from bot.config import RepoConfig
-from bot.model import Resource, Tree
+from bot.model import Keeping, Resource, Tree
 
 if TYPE_CHECKING:
     from github import Github
@@ -57,16 +57,15 @@ class Result:
 class Target:
     """Where and from what a provider builds: the organization, the merged platform repo and its settings.
 
-    `teams` holds each team's people; `environments` each service's deployment environments (by the
-    names the catalogue gives them), for the resources being applied.
+    `followed` holds, for each parent of a resource being applied, the names its followed resources hand
+    to their followers (the kinds' `follows`: a service's deployment environments, for its databases).
     """
 
     organization: str
     platform_repo: str
     tree: Tree
     revision: str
-    teams: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    environments: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    followed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     config: RepoConfig = field(default_factory=RepoConfig)
 
 
@@ -131,9 +130,15 @@ class ProviderPlugin:
     `kinds` are the kinds it makes real: no two installed plugins may claim one. `build(env)` makes the
     provider for one job. Finding plugins imports each one's module: a plugin that imports its provider's
     libraries inside `build` keeps that cheap (as `bot.providers.github` does).
+
+    A provider of kinds that keep data (`keepsData`) and can keep it on Paved's own machine sets
+    `keeping`, and `lasting(settings)` says whether its section names a lasting home instead (a server):
+    where Paved's machine is thrown away after the job, a request for such a kind without one is refused.
     """
 
     name: str
     kinds: tuple[str, ...]
     build: Callable[[ProviderEnv], Provider]
     settings_schema: Mapping[str, Any] = field(default_factory=lambda: dict(NO_SETTINGS))
+    keeping: Keeping | None = None
+    lasting: Callable[[Mapping[str, Any]], bool] = lambda _settings: True

@@ -13,7 +13,8 @@ from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.repo import FolderTree, GitTree
 from bot.errors import ConfigurationError, RevisionError
 from bot.model import FieldChange, Plan
-from bot.plan import PlannedRequests, make_plan, plan_requests, refuse_embedded_databases
+from bot.plan import PlannedRequests, make_plan, plan_requests, refuse_lost_data
+from bot.providers.database import plugin as database_plugin
 from tests.conftest import DATABASE, SERVICE, TEAM, PlatformRepo
 
 
@@ -54,14 +55,13 @@ def test_an_edit_is_an_update_with_field_level_old_and_new(branch: PlatformRepo)
     assert (change.monthly_cost_before, change.monthly_cost_after) == (25.0, 95.0)
 
 
-def test_a_change_carries_its_tier_and_the_people_who_may_approve_it(branch: PlatformRepo) -> None:
+def test_a_change_carries_the_tier_of_its_service(branch: PlatformRepo) -> None:
     text = (branch.root / "catalog/services/checkout.yaml").read_text()
     branch.write("catalog/services/checkout.yaml", text.replace("size: small", "size: medium"))
     branch.commit()
     plan = plan_of(branch)
     [change] = plan.changes
     assert change.tier == "production"  # a database has the tier of its service
-    assert plan.teams == (("payments", ("alice", "bob")),)
 
 
 def test_a_removed_request_is_a_destructive_deletion_listed_apart(branch: PlatformRepo) -> None:
@@ -249,7 +249,7 @@ def test_a_new_environment_applies_its_services_databases_again(branch: Platform
     plan = plan_of(branch)
     assert [c.identity for c in plan.changes] == ["Environment/checkout-staging"]
     assert plan.refresh == ("Database/checkout-db",)
-    assert plan.environments == (("checkout", ("staging",)),)
+    assert plan.followed == (("checkout", ("staging",)),)
 
 
 def test_a_database_applies_after_the_environments_its_credentials_go_to(branch: PlatformRepo) -> None:
@@ -335,14 +335,16 @@ def test_a_new_database_without_a_server_is_an_error_at_its_engine_when_embedded
         new_database: tuple[PlannedRequests, GitTree]) -> None:
     planned, head = new_database
 
-    [error] = refuse_embedded_databases(planned, head, server_named=False).plan.errors
+    assert database_plugin.keeping is not None
+    [error] = refuse_lost_data(planned, head, {"Database": database_plugin.keeping}).plan.errors
 
     assert (error.path, error.line, error.pointer, error.rule) == (
-        "catalog/data/orders.yaml", 8, "/spec/engine", "paved.database-server")
+        "catalog/data/orders.yaml", 8, "/spec/engine", "paved.lasting-data")
+    assert error.message.startswith("Database orders-db needs a database server: paved.yaml names none")
     assert error.hint is not None and "connectionEnv" in error.hint
 
 
 def test_a_database_on_a_named_server_is_no_finding(new_database: tuple[PlannedRequests, GitTree]) -> None:
     planned, head = new_database
 
-    assert refuse_embedded_databases(planned, head, server_named=True) == planned
+    assert refuse_lost_data(planned, head, {}) == planned

@@ -82,7 +82,7 @@ class Place:
         return True
 
     def with_environments(self, *names: str) -> Target:
-        return replace(self.target, environments={"search": names})
+        return replace(self.target, followed={"search": names})
 
 
 def can_connect(url: str) -> str | None:
@@ -112,7 +112,7 @@ def place(world: World, postgres_dsn: str, tmp_path: Path) -> Iterator[Place]:
     tree = world.ctx.mirror.tree(REPO, merged)
     servers = {SERVER_VARIABLE: postgres_dsn}
     provider = DatabaseProvider(servers.get, tmp_path / "data", GitHubSecrets(client))
-    target = Target("acme", REPO, tree, merged, environments={"search": ("production",)},
+    target = Target("acme", REPO, tree, merged, followed={"search": ("production",)},
                     config=RepoConfig(providers={"postgres": {"connectionEnv": SERVER_VARIABLE}}))
     found = Place(world, postgres_dsn, provider, target, tmp_path / "data", [])
     yield found
@@ -466,7 +466,7 @@ def test_the_plan_of_a_new_environment_shows_its_service_s_database_delivering_t
     applied(place, database(name), target=target)
     db = database(name)
     plan = Plan(base="main", head="change", changes=(), deletions=(), unchanged=1, costs=(), findings=(),
-                environments=(("search", ("production", "staging")),), refresh=(db.identity,))
+                followed=(("search", ("production", "staging")),), refresh=(db.identity,))
     ctx = Context(place.world.ctx.forge, place.world.ctx.mirror, place.world.ctx.store, (place.provider,))
     steps = live_steps(ctx, REPO, RepoConfig(), PlannedRequests(plan, {}, {db.identity: db}), target.tree,
                        target.revision)

@@ -19,7 +19,7 @@ from bot.config import load_config
 from bot.errors import ConfigurationError
 from bot.model import MemoryTree
 from bot.provider import ProviderEnv
-from bot.providers import GROUP, build, discover, settings_schemas
+from bot.providers import GROUP, build, discover, losing_data, settings_schemas
 from bot.providers.database import DatabaseProvider
 from bot.providers.github.provider import GitHubProvider
 
@@ -150,6 +150,17 @@ def test_the_database_providers_settings_are_checked_by_its_schema() -> None:
     text = b"providers:\n  postgres:\n    connectionEnv: lowercase-dsn\n"
     with pytest.raises(ConfigurationError, match=r"^paved\.yaml:3: /providers/postgres/connectionEnv: "):
         load_config(MemoryTree({"paved.yaml": text}), settings_schemas(discover()))
+
+
+def test_databases_would_lose_their_data_with_the_machine_only_when_paved_yaml_names_no_server() -> None:
+    plugins = discover()
+    bare = load_config(MemoryTree({"paved.yaml": b"providers:\n  github: {}\n"}), settings_schemas(plugins))
+    served = load_config(MemoryTree({"paved.yaml": b"providers:\n  postgres:\n    connectionEnv: PAVED_DSN\n"}),
+                         settings_schemas(plugins))
+
+    assert sorted(losing_data(plugins, bare)) == ["Database"]
+    assert losing_data(plugins, bare)["Database"].pointer == "/spec/engine"
+    assert losing_data(plugins, served) == {}
 
 
 def test_a_section_for_a_provider_that_is_not_installed_names_the_installed_ones() -> None:

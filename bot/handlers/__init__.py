@@ -14,7 +14,9 @@ from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.leases import ALWAYS_HELD, Held
 from bot.config import RepoConfig
 from bot.forge import Forge, Mirror
-from bot.provider import Provider
+from bot.model import Keeping
+from bot.provider import Provider, ProviderPlugin
+from bot.providers import installed, losing_data, settings_schemas
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +28,12 @@ class Context:
     lease could also make, so a job that lost its lease (`LeaseLost`) publishes nothing. Work nothing
     can race (`paved ci`) keeps the default, which is always held.
 
-    `embedded_databases` says whether a Database may be made by the embedded default (a SQLite file in
-    the data folder) when `paved.yaml` names no server: true where the data folder lasts (`paved serve`),
-    false in a job whose machine is thrown away (`paved ci`), where such a request is a finding instead.
+    `data_lasts` says whether Paved's data folder outlasts the job: true for `paved serve`, false in a job
+    whose machine is thrown away (`paved ci`), where a request whose data a provider would keep there (a
+    database as a SQLite file, when `paved.yaml` names no server) is a finding instead.
 
-    `provider_schemas` are the installed providers' settings schemas, by name, which `paved.yaml`'s
-    `providers:` section is validated against; by default those of every installed provider plugin.
+    `plugins` are the provider plugins the providers were built from (by default every installed one):
+    their settings schemas validate `paved.yaml`'s `providers:` section.
     """
 
     forge: Forge
@@ -39,17 +41,13 @@ class Context:
     store: SQLiteCatalogueIndex
     providers: tuple[Provider, ...] = ()
     lease: Held = ALWAYS_HELD
-    embedded_databases: bool = True
-    provider_schemas: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _installed_schemas())
+    data_lasts: bool = True
+    plugins: tuple[ProviderPlugin, ...] = field(default_factory=installed)
 
+    @property
+    def provider_schemas(self) -> dict[str, Mapping[str, Any]]:
+        return settings_schemas(self.plugins)
 
-def names_a_server(config: RepoConfig) -> bool:
-    """Whether `paved.yaml` puts databases on a server, rather than leaving the `postgres` provider
-    (`bot.providers.database`, not imported here: handlers stay light) to make embedded SQLite files."""
-    return config.settings_of("postgres").get("connectionEnv") is not None
-
-
-def _installed_schemas() -> dict[str, Mapping[str, Any]]:
-    from bot.providers import installed, settings_schemas
-
-    return settings_schemas(installed())
+    def losing_data(self, config: RepoConfig) -> dict[str, Keeping]:
+        """The kinds whose data a request would lose with this job's machine (none where it lasts)."""
+        return {} if self.data_lasts else losing_data(self.plugins, config)

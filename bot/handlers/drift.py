@@ -29,7 +29,6 @@ from bot.errors import PavedError
 from bot.forge import Issue
 from bot.handlers import Context
 from bot.handlers.push import ApplyOutcome, apply_when_due, fetch_heads, head_records
-from bot.kinds import value_at
 from bot.model import MemoryTree, Resource, Tree
 from bot.plan import plan_requests
 from bot.provider import Provider, Result, Target
@@ -87,13 +86,9 @@ def check_drift(ctx: Context, repo: str, *, now: datetime | None = None, heal_al
         catalogue = judge(head_tree, rules, ctx.store)
         resources = catalogue.resources(catalogue.identities())
         pending = _pending(ctx, repo, head, last, head_tree)
-        # The parents of what follows other resources (a Database's service): their names are handed on.
-        services = {str(value_at(r.data, d.parent.pointer)) for r in resources.values()
-                    if (d := rules.describe(r.kind)).follows is not None and d.parent is not None
-                    and value_at(r.data, d.parent.pointer)}
+        services = rules.described.parents_of_followers((r.kind, r.data) for r in resources.values())
         target = Target(organization=config.organization or repo.split("/", 1)[0], platform_repo=repo,
-                        tree=head_tree, revision=head, teams=catalogue.people({r.owner for r in resources.values()}),
-                        environments=catalogue.environments(services), config=config)
+                        tree=head_tree, revision=head, followed=catalogue.followed(services), config=config)
         by_kind = {kind: p for p in ctx.providers for kind in p.kinds}
         drifts: list[Drift] = []
         unchecked: set[str] = set()

@@ -21,9 +21,9 @@ from bot.catalogue import judge
 from bot.config import RepoConfig, load_config
 from bot.errors import ConfigurationError, PavedError
 from bot.forge import Annotation, CheckConclusion, CheckRun, PullRequest
-from bot.handlers import Context, names_a_server
+from bot.handlers import Context
 from bot.model import Plan, Tree
-from bot.plan import PlannedRequests, plan_requests, proposed_rules, refuse_embedded_databases
+from bot.plan import PlannedRequests, plan_requests, proposed_rules, refuse_lost_data
 from bot.provider import Target
 from bot.render import markdown, text
 from bot.rules import Rules, is_platform_repo, load_rules
@@ -143,8 +143,7 @@ def plan_pull_request(ctx: Context, repo: str, number: int, *, head_sha: str | N
         rules = load_rules(target)
         planned = plan_requests(base, head, store=ctx.store, rules=rules)
         planned = replace(planned, plan=proposed_rules(planned.plan, target, head, rules, ctx.store))
-        if not ctx.embedded_databases:
-            planned = refuse_embedded_databases(planned, head, server_named=names_a_server(config))
+        planned = refuse_lost_data(planned, head, ctx.losing_data(config))
         authority = base_authority(ctx, repo, config, target, rules, planned)
         steps = live_steps(ctx, repo, config, planned, target, pr.base_sha)
     except ConfigurationError as exc:
@@ -197,8 +196,7 @@ def live_steps(ctx: Context, repo: str, config: RepoConfig, planned: PlannedRequ
     if not by_kind:
         return {}
     target = Target(organization=config.organization or repo.split("/", 1)[0], platform_repo=repo, tree=tree,
-                    revision=revision, teams=dict(planned.plan.teams),
-                    environments=dict(planned.plan.environments), config=config)
+                    revision=revision, followed=dict(planned.plan.followed), config=config)
     found: dict[str, list[str]] = {}
     # Unchanged resources that apply again (a database whose service gained an environment) count too.
     subjects = [(c.identity, c.kind, c.action == "delete", planned.before.get(c.identity))

@@ -35,9 +35,9 @@ from bot.config import load_config
 from bot.drift import BACKOFF, MAX_ATTEMPTS, attempts, retry_state
 from bot.errors import PavedError
 from bot.forge import CheckRun
-from bot.handlers import Context, names_a_server
+from bot.handlers import Context
 from bot.model import MemoryTree, Tree
-from bot.plan import plan_requests, refuse_embedded_databases
+from bot.plan import plan_requests, refuse_lost_data
 from bot.provider import Provider, Result, Target
 from bot.rules import KINDS_DIR, is_platform_repo, load_rules
 
@@ -253,10 +253,8 @@ def _apply(ctx: Context, repo: str, head: str, last: str | None, providers: Sequ
     try:
         config = load_config(head_tree, ctx.provider_schemas)
         planned = plan_requests(base_tree, head_tree, store=ctx.store, rules=load_rules(head_tree))
-        if not ctx.embedded_databases:
-            # Made here, a database would be lost with the machine; the plan's error keeps it from being made.
-            planned = refuse_embedded_databases(planned, head_tree,
-                                                server_named=names_a_server(config))
+        # Made here, a database would be lost with the machine; the plan's error keeps it from being made.
+        planned = refuse_lost_data(planned, head_tree, ctx.losing_data(config))
         plan = planned.plan
         pr = ctx.forge.merged_pull_request(repo, head)
         approvers: tuple[str, ...] = ()
@@ -268,8 +266,7 @@ def _apply(ctx: Context, repo: str, head: str, last: str | None, providers: Sequ
                       f"(first: {plan.errors[0].location} {plan.errors[0].message}); nothing was applied")
         else:
             target = Target(organization=config.organization or repo.split("/", 1)[0], platform_repo=repo,
-                            tree=head_tree, revision=head, teams=dict(plan.teams),
-                            environments=dict(plan.environments), config=config)
+                            tree=head_tree, revision=head, followed=dict(plan.followed), config=config)
             ctx.lease.check()
             results = apply_plan(plan, planned.before, planned.after, providers, target)
             reason = ""

@@ -18,7 +18,9 @@ from typing import Any
 
 import jsonschema_rs
 
+from bot.config import RepoConfig
 from bot.errors import ConfigurationError
+from bot.model import Keeping
 from bot.provider import Provider, ProviderEnv, ProviderPlugin
 
 GROUP = "paved.providers"
@@ -60,6 +62,14 @@ def installed() -> tuple[ProviderPlugin, ...]:
 def settings_schemas(plugins: Iterable[ProviderPlugin]) -> dict[str, Mapping[str, Any]]:
     """Each plugin's name and the JSON Schema of its section under `providers:` in `paved.yaml`."""
     return {plugin.name: plugin.settings_schema for plugin in plugins}
+
+
+def losing_data(plugins: Iterable[ProviderPlugin], config: RepoConfig) -> dict[str, Keeping]:
+    """The kinds whose provider, under `config`, would keep their data on Paved's own machine, and how
+    each would: what `refuse_lost_data` refuses where that machine is thrown away after the job."""
+    return {kind: plugin.keeping for plugin in plugins
+            if plugin.keeping is not None and not plugin.lasting(config.settings_of(plugin.name))
+            for kind in plugin.kinds}
 
 
 def build(plugins: Iterable[ProviderPlugin], env: ProviderEnv) -> tuple[Provider, ...]:

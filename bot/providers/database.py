@@ -62,7 +62,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bot.errors import PavedError
 from bot.files import private_file, private_folder, write_private
-from bot.model import Resource
+from bot.model import Keeping, Resource
 from bot.provider import Provider, ProviderEnv, ProviderPlugin, Result, Step, Target, Verb
 
 log = logging.getLogger(__name__)
@@ -646,7 +646,7 @@ class DatabaseProvider:
     def deliveries(resource: Resource, target: Target) -> list[Destination]:
         service = str(resource.spec.get("service") or "")
         repo = f"{target.organization}/{service}"
-        return [Destination(repo), *(Destination(repo, env) for env in target.environments.get(service, ()))]
+        return [Destination(repo), *(Destination(repo, env) for env in target.followed.get(service, ()))]
 
     def observe(self, resource: Resource, target: Target) -> ObservedDatabase | None:
         try:
@@ -826,4 +826,10 @@ def _build(env: ProviderEnv) -> Provider[ObservedDatabase]:
 
 
 # Named by the entry point `postgres` of `paved.providers` in Paved's pyproject.toml.
-plugin = ProviderPlugin(name=NAME, kinds=DatabaseProvider.kinds, settings_schema=SETTINGS_SCHEMA, build=_build)
+plugin = ProviderPlugin(
+    name=NAME, kinds=DatabaseProvider.kinds, settings_schema=SETTINGS_SCHEMA, build=_build,
+    # Without a server, databases are SQLite files in Paved's data folder.
+    keeping=Keeping(needs="a database server", pointer="/spec/engine",
+                    hint=f"Name a PostgreSQL server in paved.yaml (`providers: {NAME}: connectionEnv: "
+                         f"PAVED_POSTGRES_DSN`) and give the job that variable from a repository secret."),
+    lasting=lambda settings: settings.get("connectionEnv") is not None)

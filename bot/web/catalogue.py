@@ -650,7 +650,7 @@ def _environments(catalogue: Catalogue, request: Any) -> tuple[str, ...]:
     """The names a resource's followers are handed (a Service's deployment environments)."""
     if request.kind not in catalogue.rules.described.parent_kinds():
         return ()
-    return catalogue.environments([request.name]).get(request.name, ())
+    return catalogue.followed([request.name]).get(request.name, ())
 
 
 _SNIPPETS: dict[tuple[str, str], str] = {}
