@@ -15,13 +15,17 @@ commits and what a push sets off), `branches.py` (protection), `pulls.py`, `revi
 Why mixins composed into one object rather than one service per area: on GitHub one change ripples
 across areas inside one step (merging a pull request moves a ref, which fires `push`, synchronizes
 other pull requests and requests check suites), and every area shares one store lock, one renderer and
-one webhook dispatcher. Mixins keep that ripple a plain method call on one `self` and keep the flat
+one webhook dispatcher. Mixins keep that ripple a plain method call on one object and keep the flat
 surface the endpoints and the Python handle call (`github.merge(...)`), while each area's code lives
-where its name says.
+where its name says. An area calls another's operations through `self.other_areas`, typed by
+`state.OtherAreas`, which lists every such call; the composed `SandboxGitHub` is its own `other_areas`.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ..render import Urls
 from .actions import ActionsArea
 from .apps import AppsArea
 from .branches import BranchesArea, PushRules
@@ -29,14 +33,14 @@ from .checks import ChecksArea
 from .comments import CommentsArea
 from .custom_properties import CustomPropertiesArea
 from .environments import EnvironmentsArea
-from .git import GitDataArea, RefUpdate
+from .git import GitDataArea
 from .issues import IssuesArea
 from .labels import LabelsArea
 from .orgs import OrgsArea
 from .pulls import PullsArea
 from .repos import ReposArea
 from .reviews import ReviewsArea
-from .state import ADMIN, READ_CODE, READ_META, WRITE_CODE, GitHubState
+from .state import ADMIN, READ_CODE, READ_META, WRITE_CODE, GitHubState, RefUpdate
 from .statuses import StatusesArea
 from .teams import TeamsArea
 from .users import UsersArea
@@ -49,3 +53,7 @@ class SandboxGitHub(UsersArea, OrgsArea, TeamsArea, AppsArea, ReposArea, CustomP
                     BranchesArea, PullsArea, ReviewsArea, IssuesArea, CommentsArea, LabelsArea, ChecksArea,
                     StatusesArea, EnvironmentsArea, ActionsArea, WebhooksArea, GitHubState):
     """The sandbox's in-memory GitHub: one state, every resource area's operations."""
+
+    def __init__(self, data_dir: Path, urls: Urls) -> None:
+        super().__init__(data_dir, urls)
+        self.other_areas = self

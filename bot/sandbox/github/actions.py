@@ -21,7 +21,7 @@ class ActionsArea(GitHubState):
         """(public key, private key), base64, for the repository or one of its environments."""
         if environment is None:
             return repo.secrets_public_key, repo.secrets_private_key
-        env = self.environment(repo, environment)
+        env = self.other_areas.environment(repo, environment)
         return env.secrets_public_key, env.secrets_private_key
 
     def public_key_id(self, public_key: str) -> str:
@@ -44,11 +44,11 @@ class ActionsArea(GitHubState):
             except Exception as exc:  # any failure to open means the client sealed it wrongly
                 raise invalid("Secret", "encrypted_value", "invalid") from exc
             name = name.upper()
+            env_name = self.other_areas.environment(repo, environment).name if environment else None
             found = self.store.first(StoredSecret, lambda s: s.repo_id == repo.id and s.name == name
-                                     and s.environment == (environment and self.environment(repo, environment).name))
+                                     and s.environment == env_name)
             now = now_iso()
             if found is None:
-                env_name = self.environment(repo, environment).name if environment else None
                 self.store.put(StoredSecret(self.store.new_id(), repo.id, name, encrypted_value, key_id, now, now,
                                             env_name))
                 return True
@@ -57,7 +57,7 @@ class ActionsArea(GitHubState):
             return False
 
     def find_secret(self, repo: StoredRepo, name: str, environment: str | None = None) -> StoredSecret:
-        env_name = self.environment(repo, environment).name if environment else None
+        env_name = self.other_areas.environment(repo, environment).name if environment else None
         found = self.store.first(StoredSecret, lambda s: s.repo_id == repo.id and s.name == name.upper()
                                  and s.environment == env_name)
         if found is None:

@@ -38,7 +38,7 @@ class AppsArea(GitHubState):
                                        "pull_request_review", "push"]),
             ))
             if webhook_url:
-                self.add_hook(None, webhook_url, webhook_secret, app=app)
+                self.other_areas.add_hook(None, webhook_url, webhook_secret, app=app)
             return app, private_pem
 
     def install_app(self, app: StoredApp, account: StoredAccount, repositories: list[StoredRepo] | None = None,

@@ -7,8 +7,7 @@ from typing import Any, Literal
 from ..auth import Need, Principal, now_iso
 from ..errors import ApiError, invalid, not_found
 from ..model import StoredAccount, StoredApp, StoredCheckRun, StoredCheckSuite, StoredRepo
-from .git import RefUpdate
-from .state import MAX_BODY, READ_META, GitHubState
+from .state import MAX_BODY, READ_META, GitHubState, RefUpdate
 
 MAX_ANNOTATIONS_PER_REQUEST = 50
 
@@ -152,7 +151,7 @@ class ChecksArea(GitHubState):
             self.hooks.emit("check_suite", payload, repo, app_only=self.store.get(StoredApp, suite.app_id))
             return suite
 
-    def _request_check_suites(self, repo: StoredRepo, branch: str, update: RefUpdate) -> None:
+    def request_check_suites(self, repo: StoredRepo, branch: str, update: RefUpdate) -> None:
         """A check suite per app with checks access, and `check_suite requested`, for each new head."""
         for installation in self.hooks.installations_of(repo):
             if installation.permissions.get("checks") not in ("read", "write"):

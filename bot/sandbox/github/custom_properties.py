@@ -30,7 +30,7 @@ class CustomPropertiesArea(GitHubState):
                 if installation is None or installation.account_id != org.id or \
                         self.access.permission_level(principal, "organization_custom_properties") < 1:
                     raise refused("organization_custom_properties", "read")
-            elif principal.account is None or self._membership(org, principal.account) is None:
+            elif principal.account is None or self.other_areas.membership(org, principal.account) is None:
                 raise not_found()
         return self.store.all(StoredCustomProperty, lambda p: p.org_id == org.id)
 
@@ -48,7 +48,7 @@ class CustomPropertiesArea(GitHubState):
                             self.access.permission_level(principal, "organization_custom_properties") < 3:
                         raise refused("organization_custom_properties", "admin")
                 else:
-                    member = self._membership(org, self.actor_account(principal))
+                    member = self.other_areas.membership(org, self.actor_account(principal))
                     if member is None:
                         raise not_found()
                     if member.role != "admin":
@@ -106,7 +106,7 @@ class CustomPropertiesArea(GitHubState):
                         or "value" not in entry:
                     raise invalid("CustomPropertyValue", "properties")
                 wanted[entry["property_name"]] = entry["value"]
-            values = self._property_values(principal, owner, repo, wanted)
+            values = self.checked_property_values(principal, owner, repo, wanted)
             for name, value in values.items():
                 if value is None:
                     repo.custom_properties.pop(name, None)
@@ -115,7 +115,7 @@ class CustomPropertiesArea(GitHubState):
             repo.updated_at = now_iso()
             return self.store.put(repo)
 
-    def _property_values(self, principal: Principal, org: StoredAccount, repo: StoredRepo | None,
+    def checked_property_values(self, principal: Principal, org: StoredAccount, repo: StoredRepo | None,
                          wanted: dict[str, Any]) -> dict[str, Any]:
         """`wanted` checked against the organization's definitions and who may set each value (`repo` None:
         one `principal` is creating, whose admin they become)."""
@@ -151,7 +151,7 @@ class CustomPropertiesArea(GitHubState):
         account = principal.account
         if principal.kind != "user" or account is None:
             return False
-        member = self._membership(org, account)
+        member = self.other_areas.membership(org, account)
         if member is not None and member.role == "admin":
             return True
         return repo_actors and (repo is None or self.access.role_of(account, repo) == "admin")

@@ -4,21 +4,13 @@ the `push` webhook)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from .. import gitrepo
 from ..auth import Principal, now_iso, parse_iso
 from ..errors import ApiError, invalid, not_found, unprocessable
 from ..model import StoredAccount, StoredIssue, StoredPullRequest, StoredRepo
-from .state import GitHubState
-
-
-@dataclass(frozen=True)
-class RefUpdate:
-    ref: str
-    before: str  # ZERO_SHA when created
-    after: str  # ZERO_SHA when deleted
+from .state import GitHubState, RefUpdate
 
 
 class GitDataArea(GitHubState):
@@ -38,7 +30,7 @@ class GitDataArea(GitHubState):
                 if expected is not None and current != expected:
                     raise ApiError(409, "Reference update failed")
                 if not merging and principal is not None:
-                    refusal = self.protection_refusal(principal, repo, ref, current, new)
+                    refusal = self.other_areas.protection_refusal(principal, repo, ref, current, new)
                     if refusal:
                         raise ApiError(refusal_status, refusal)
                 if new is None:
@@ -109,16 +101,16 @@ class GitDataArea(GitHubState):
                     if pull.base_ref == branch:
                         pull.base_sha = update.after
                         self.store.put(pull)
-                        self.update_pull_refs(repo, pull)
+                        self.other_areas.update_pull_refs(repo, pull)
                     if pull.head_ref == branch and pull.head_sha != update.after:
                         before = pull.head_sha
                         pull.head_sha = update.after
                         self.store.put(pull)
-                        self.update_pull_refs(repo, pull)
+                        self.other_areas.update_pull_refs(repo, pull)
                         issue.updated_at = now_iso()
                         self.store.put(issue)
-                        self._pull_event("synchronize", pull, pusher, before=before, after=update.after)
-                self._request_check_suites(repo, branch, update)
+                        self.other_areas.pull_event("synchronize", pull, pusher, before=before, after=update.after)
+                self.other_areas.request_check_suites(repo, branch, update)
 
     def _follow_fork_branch(self, pushed: StoredRepo, branch: str, update: RefUpdate,
                             pusher: StoredAccount | None) -> None:
@@ -134,17 +126,17 @@ class GitDataArea(GitHubState):
             if pull.repo_id == pushed.id:
                 pull.base_sha = update.after
                 self.store.put(pull)
-                self.update_pull_refs(target, pull)
+                self.other_areas.update_pull_refs(target, pull)
                 continue
             if pull.head_sha == update.after:
                 continue
-            self._take_fork_head(target, pushed, branch)
+            self.other_areas.take_fork_head(target, pushed, branch)
             before, pull.head_sha = pull.head_sha, update.after
             self.store.put(pull)
-            self.update_pull_refs(target, pull)
+            self.other_areas.update_pull_refs(target, pull)
             issue.updated_at = now_iso()
             self.store.put(issue)
-            self._pull_event("synchronize", pull, pusher, before=before, after=update.after)
+            self.other_areas.pull_event("synchronize", pull, pusher, before=before, after=update.after)
 
     def _push_event(self, repo: StoredRepo, git: gitrepo.GitRepo, update: RefUpdate,
                     pusher: StoredAccount | None) -> None:

@@ -23,7 +23,7 @@ class IssuesArea(GitHubState):
             now = now_iso()
             issue = StoredIssue(self.store.new_id(), repo.id, self._next_number(repo), title, author.id, now, now,
                                 body=body, app_id=principal.app.id if principal.app else None)
-            issue.label_ids = [self._label_for(repo, name).id for name in labels or []]
+            issue.label_ids = [self.other_areas.label_for(repo, name).id for name in labels or []]
             self.store.put(issue)
             self._issue_event("opened", repo, issue, author)
             return issue
@@ -34,10 +34,10 @@ class IssuesArea(GitHubState):
         with self.store.lock:
             issue = self.issue(repo, number)
             if issue.is_pull and (title is not None or body is not None or state is not None):
-                self.update_pull_request(principal, repo, number, title=title, body=body, state=state)
+                self.other_areas.update_pull_request(principal, repo, number, title=title, body=body, state=state)
                 issue = self.issue(repo, number)
                 if labels is not None:
-                    self.set_labels(principal, repo, number, labels)
+                    self.other_areas.set_labels(principal, repo, number, labels)
                 return issue
             actor = self.actor_account(principal)
             need = Need("issues", "write", "read" if issue.user_id == actor.id else "triage")
@@ -52,7 +52,7 @@ class IssuesArea(GitHubState):
                 changes["body"] = {"from": issue.body or ""}
                 issue.body = body
             if labels is not None:
-                issue.label_ids = [self._label_for(repo, name).id for name in labels]
+                issue.label_ids = [self.other_areas.label_for(repo, name).id for name in labels]
             if state is not None and state not in ("open", "closed"):
                 raise invalid("Issue", "state", "invalid")
             issue.updated_at = now_iso()

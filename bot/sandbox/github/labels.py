@@ -12,7 +12,7 @@ from .state import GitHubState
 
 
 class LabelsArea(GitHubState):
-    def _label_for(self, repo: StoredRepo, name: str) -> StoredLabel:
+    def label_for(self, repo: StoredRepo, name: str) -> StoredLabel:
         """The label called `name`, created (grey) if missing, as adding labels does on GitHub."""
         found = self.store.first(StoredLabel, lambda lb: lb.repo_id == repo.id and lb.name.lower() == name.lower())
         return found or self.store.put(StoredLabel(self.store.new_id(), repo.id, name, "ededed"))
@@ -67,7 +67,7 @@ class LabelsArea(GitHubState):
             issue = self.issue(repo, number)
             ids = list(issue.label_ids) if add else []
             for name in names:
-                label = self._label_for(repo, name)
+                label = self.label_for(repo, name)
                 if label.id not in ids:
                     ids.append(label.id)
             issue.label_ids = ids

@@ -26,10 +26,10 @@ class OrgsArea(GitHubState):
 
     def add_member(self, org: StoredAccount, user: StoredAccount, role: Literal["admin", "member"] = "member") -> None:
         with self.store.lock:
-            found = self.store.first(StoredMembership, lambda m: m.org_id == org.id and m.user_id == user.id)
+            found = self.membership(org, user)
             self.store.put(StoredMembership(found.id if found else self.store.new_id(), org.id, user.id, role))
 
-    def _membership(self, org: StoredAccount, user: StoredAccount) -> StoredMembership | None:
+    def membership(self, org: StoredAccount, user: StoredAccount) -> StoredMembership | None:
         return self.store.first(StoredMembership, lambda m: m.org_id == org.id and m.user_id == user.id)
 
     def require_org_admin(self, principal: Principal, org: StoredAccount) -> None:

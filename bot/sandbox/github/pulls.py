@@ -25,7 +25,7 @@ class PullsArea(GitHubState):
             raise invalid("PullRequest", "head", "invalid")
         return fork
 
-    def _take_fork_head(self, repo: StoredRepo, fork: StoredRepo, branch: str) -> None:
+    def take_fork_head(self, repo: StoredRepo, fork: StoredRepo, branch: str) -> None:
         """Bring a fork's branch's objects into `repo`, as GitHub's shared object store has them."""
         self.git(repo).run("fetch", "--quiet", "--no-tags", str(self.git(fork).path), f"refs/heads/{branch}")
 
@@ -41,7 +41,7 @@ class PullsArea(GitHubState):
             head_sha = self.git(head_repo).resolve(f"refs/heads/{head_ref}")
             base_sha = git.resolve(f"refs/heads/{base}")
             if head_repo is not repo and head_sha is not None:
-                self._take_fork_head(repo, head_repo, head_ref)
+                self.take_fork_head(repo, head_repo, head_ref)
             if not title or not title.strip():
                 raise invalid("PullRequest", "title", "missing_field")
             if head_sha is None:
@@ -71,7 +71,7 @@ class PullsArea(GitHubState):
                                                     maintainer_can_modify=maintainer_can_modify,
                                                     head_repo_id=head_repo_id))
             self.update_pull_refs(repo, pull)
-            self._pull_event("opened", pull, author)
+            self.pull_event("opened", pull, author)
             return pull
 
     def update_pull_refs(self, repo: StoredRepo, pull: StoredPullRequest) -> None:
@@ -91,7 +91,7 @@ class PullsArea(GitHubState):
                                  f"Merge {pull.head_sha} into {pull.base_sha}\n", github, github)
         git.update_ref(f"refs/pull/{pull.number}/merge", merge)
 
-    def _pull_event(self, action: str, pull: StoredPullRequest, sender: StoredAccount | None, **extra: Any) -> None:
+    def pull_event(self, action: str, pull: StoredPullRequest, sender: StoredAccount | None, **extra: Any) -> None:
         repo = self.store.get(StoredRepo, pull.repo_id)
         assert repo is not None
         payload: dict[str, Any] = {"action": action, "number": pull.number}
@@ -140,7 +140,7 @@ class PullsArea(GitHubState):
             self.store.put(issue)
             self.store.put(pull)
             if changes:
-                self._pull_event("edited", pull, actor, changes=changes)
+                self.pull_event("edited", pull, actor, changes=changes)
             if state is not None and state != issue.state and not pull.merged:
                 issue.state = state  # type: ignore[assignment]
                 issue.closed_at = now_iso() if state == "closed" else None
@@ -152,7 +152,7 @@ class PullsArea(GitHubState):
                     pull.base_sha = git.resolve(f"refs/heads/{pull.base_ref}") or pull.base_sha
                     self.store.put(pull)
                 self.update_pull_refs(repo, pull)
-                self._pull_event("closed" if state == "closed" else "reopened", pull, actor)
+                self.pull_event("closed" if state == "closed" else "reopened", pull, actor)
             return pull
 
     def merge(self, principal: Principal, repo: StoredRepo, number: int, method: str = "merge",
@@ -169,7 +169,7 @@ class PullsArea(GitHubState):
                 raise ApiError(405, "Pull Request is not mergeable")
             if sha is not None and sha != pull.head_sha:
                 raise ApiError(409, "Head branch was modified. Review and try the merge again.")
-            blockers = self.merge_blockers(repo, pull)
+            blockers = self.other_areas.merge_blockers(repo, pull)
             if blockers:
                 raise ApiError(405, "Repository rule violations found\n\n" + "\n".join(blockers))
             git = self.git(repo)
@@ -206,9 +206,9 @@ class PullsArea(GitHubState):
             issue.state, issue.closed_at, issue.closed_by_id, issue.updated_at = "closed", now, actor.id, now
             self.store.put(pull)
             self.store.put(issue)
-            self.move_ref(principal, repo, base_ref, new_sha, base_sha, merging=True)
+            self.other_areas.move_ref(principal, repo, base_ref, new_sha, base_sha, merging=True)
             pull.base_sha = base_sha  # the PR keeps the base it was merged onto
             self.store.put(pull)
             self.update_pull_refs(repo, pull)
-            self._pull_event("closed", pull, actor)
+            self.pull_event("closed", pull, actor)
             return pull

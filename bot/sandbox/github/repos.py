@@ -50,7 +50,7 @@ class ReposArea(GitHubState):
                 raise invalid("Repository", "name", "custom", "name is invalid")
             if self.find_repo(owner.login, name) is not None:
                 raise invalid("Repository", "name", "custom", "name already exists on this account")
-            values = self._property_values(principal, owner, None, custom_properties or {})
+            values = self.other_areas.checked_property_values(principal, owner, None, custom_properties or {})
             private_key = PrivateKey.generate()
             now = now_iso()
             # A new repository reports its creation as its last push, as GitHub's do.

@@ -1,6 +1,7 @@
 """What every resource area of the sandbox's GitHub shares: the store, access rules, renderer, webhook
 dispatcher and git repositories, the lookups every area starts from (an account, a repository the caller
-may see, an issue or pull request by number), and the permission needs and limits they check."""
+may see, an issue or pull request by number), the permission needs and limits they check, and
+`OtherAreas`, the operations one area calls on another."""
 
 from __future__ import annotations
 
@@ -8,13 +9,24 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal, Protocol
 
 from .. import gitrepo
 from ..auth import AccessRules, Need, Principal, now_iso
 from ..errors import ApiError, not_found
-from ..model import StoredAccount, StoredIssue, StoredPullRequest, StoredRepo
+from ..model import (
+    StoredAccount,
+    StoredApp,
+    StoredEnvironment,
+    StoredHook,
+    StoredIssue,
+    StoredLabel,
+    StoredMembership,
+    StoredPullRequest,
+    StoredRepo,
+)
 from ..render import Renderer, Urls
 from ..store import Store
 from ..webhooks import Dispatcher
@@ -29,15 +41,82 @@ READ_META = Need("metadata", "read", "read")
 ADMIN = Need("administration", "write", "admin")
 
 
+@dataclass(frozen=True)
+class RefUpdate:
+    """A ref that moved, by a push or an API call: what `push` deliveries, pull requests and check suites follow."""
+
+    ref: str
+    before: str  # ZERO_SHA when created
+    after: str  # ZERO_SHA when deleted
+
+
+class OtherAreas(Protocol):
+    """The operations one resource area calls on another, by the area that provides them.
+
+    On GitHub one change ripples across areas (a merge moves a ref, which synchronizes pull requests and
+    requests check suites), so some areas call others; they do so through `GitHubState.other_areas`, which
+    the composed `SandboxGitHub` sets to itself. Listing the calls here keeps each area's `self` down to what
+    the area defines and what all share, shows in one place how the areas depend on each other, and lets
+    the type checker hold `SandboxGitHub` to these signatures where it assigns itself.
+    """
+
+    # orgs.py (for teams.py and custom_properties.py)
+    def require_org_admin(self, principal: Principal, org: StoredAccount) -> None: ...
+
+    def add_member(self, org: StoredAccount, user: StoredAccount,
+                   role: Literal["admin", "member"] = "member") -> None: ...
+
+    def membership(self, org: StoredAccount, user: StoredAccount) -> StoredMembership | None: ...
+
+    # custom_properties.py (for repos.py: a repository is created with its properties)
+    def checked_property_values(self, principal: Principal, org: StoredAccount, repo: StoredRepo | None,
+                                wanted: dict[str, Any]) -> dict[str, Any]: ...
+
+    # git.py (for pulls.py: a merge moves the base branch)
+    def move_ref(self, principal: Principal | None, repo: StoredRepo, ref: str, new: str | None,
+                 expected: str | None, force: bool = False, merging: bool = False,
+                 refusal_status: int = 422) -> None: ...
+
+    # branches.py (for git.py and pulls.py: protection guards ref moves and merges)
+    def protection_refusal(self, principal: Principal, repo: StoredRepo, ref: str, old: str | None,
+                           new: str | None) -> str | None: ...
+
+    def merge_blockers(self, repo: StoredRepo, pull: StoredPullRequest) -> list[str]: ...
+
+    # pulls.py (for git.py, which moves their branches, and issues.py, which edits them as issues)
+    def update_pull_refs(self, repo: StoredRepo, pull: StoredPullRequest) -> None: ...
+
+    def pull_event(self, action: str, pull: StoredPullRequest, sender: StoredAccount | None,
+                   **extra: Any) -> None: ...
+
+    def take_fork_head(self, repo: StoredRepo, fork: StoredRepo, branch: str) -> None: ...
+
+    def update_pull_request(self, principal: Principal, repo: StoredRepo, number: int, title: str | None = None,
+                            body: str | None = None, state: str | None = None,
+                            base: str | None = None) -> StoredPullRequest: ...
+
+    # checks.py (for git.py: a new head gets check suites)
+    def request_check_suites(self, repo: StoredRepo, branch: str, update: RefUpdate) -> None: ...
+
+    # labels.py (for issues.py)
+    def label_for(self, repo: StoredRepo, name: str) -> StoredLabel: ...
+
+    def set_labels(self, principal: Principal, repo: StoredRepo, number: int, names: list[str],
+                   add: bool = False) -> StoredIssue: ...
+
+    # webhooks.py (for apps.py: an app's webhook)
+    def add_hook(self, repo: StoredRepo | None, url: str, secret: str = "", events: list[str] | None = None,
+                 app: StoredApp | None = None, active: bool = True, content_type: str = "json") -> StoredHook: ...
+
+    # environments.py (for actions.py: environment secrets)
+    def environment(self, repo: StoredRepo, name: str) -> StoredEnvironment: ...
+
+
 class GitHubState:
     """The sandbox GitHub's state and shared lookups; each resource area (`repos.py`, `pulls.py`, ...) adds its
     operations on top, and `SandboxGitHub` composes them all."""
 
-    if TYPE_CHECKING:
-        # An area calls into others (a merge moves a ref, which synchronizes pull requests and requests check
-        # suites); those methods exist on the composed `SandboxGitHub`, not on this base, so the type
-        # checker is told that an area's `self` may have them.
-        def __getattr__(self, name: str) -> Any: ...
+    other_areas: OtherAreas  # set by `SandboxGitHub`, to itself
 
     def __init__(self, data_dir: Path, urls: Urls) -> None:
         self.data_dir = data_dir

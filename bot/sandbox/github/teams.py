@@ -26,7 +26,7 @@ class TeamsArea(GitHubState):
                     privacy: str = "closed", members: list[StoredAccount] | None = None,
                     maintainers: list[StoredAccount] | None = None, parent_id: int | None = None) -> StoredTeam:
         with self.store.lock:
-            self.require_org_admin(principal, org)
+            self.other_areas.require_org_admin(principal, org)
             if not name.strip():
                 raise invalid("Team", "name", "missing_field")
             slug = _team_slug(name)
@@ -56,7 +56,7 @@ class TeamsArea(GitHubState):
                 return
         org = self.store.get(StoredAccount, team.org_id)
         assert org is not None
-        self.require_org_admin(principal, org)
+        self.other_areas.require_org_admin(principal, org)
 
     def update_team(self, principal: Principal, team: StoredTeam, fields: dict[str, Any]) -> StoredTeam:
         """Rename a team (its slug follows the name) or change its description or privacy."""
@@ -130,7 +130,7 @@ class TeamsArea(GitHubState):
             org = self.store.get(StoredAccount, team.org_id)
             assert org is not None
             if self.store.first(StoredMembership, lambda m: m.org_id == org.id and m.user_id == user.id) is None:
-                self.add_member(org, user, "member")
+                self.other_areas.add_member(org, user, "member")
             self.add_team_member(team, user, role)
 
     def set_team_repo(self, principal: Principal, team: StoredTeam, repo: StoredRepo, permission: str | None) -> None:
@@ -155,7 +155,7 @@ class TeamsArea(GitHubState):
         user = principal.account if principal.kind == "user" else None
         if user is not None and self.access.role_of(user, repo) == "admin":
             return
-        self.require_org_admin(principal, org)
+        self.other_areas.require_org_admin(principal, org)
 
 
 def _team_slug(name: str) -> str:
