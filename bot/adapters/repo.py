@@ -48,10 +48,13 @@ def path_text(raw: bytes) -> str:
                                 raw.decode("utf-8", "surrogateescape"))
 
 
-def git_output(repo: Path, *args: str) -> bytes:
-    """What `git -C repo ARGS` prints; `RevisionError` with git's own last line when it fails."""
+def git_output(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
+    """What `git -C repo ARGS` prints, fed `stdin`; `RevisionError` with git's own last line when it fails.
+
+    A list that grows with the repository (commits, paths) goes to git on `stdin`, never in ARGS: a command
+    line holds 2 MiB at most, and one argument 128 KiB."""
     try:
-        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=False)
+        done = subprocess.run(["git", "-C", str(repo), *args], input=stdin, capture_output=True, check=False)
     except FileNotFoundError as exc:
         raise RevisionError("git is not installed or not on PATH") from exc
     if done.returncode != 0:
@@ -403,7 +406,8 @@ def commit_dates(repo: Path, commits: list[str]) -> dict[str, tuple[str, str, st
     """For each commit: (author, ISO date, subject)."""
     if not commits:
         return {}
-    out = git_output(repo, "show", "--no-patch", "--format=%H%x00%an <%ae>%x00%aI%x00%s", *commits).decode()
+    out = git_output(repo, "log", "--no-walk=unsorted", "--stdin", "--format=%H%x00%an <%ae>%x00%aI%x00%s",
+                     stdin="".join(f"{commit}\n" for commit in commits).encode()).decode()
     found: dict[str, tuple[str, str, str]] = {}
     for line in out.splitlines():
         parts = line.split("\0")
