@@ -57,6 +57,27 @@ def refusal(exc: GithubException) -> str:
     return _one_line(f"{data.get('message') or raw[:200] or 'no message'} ({exc.status})")
 
 
+# GitHub refuses a comment or an issue body longer than this, counted as JavaScript counts a string's length.
+BODY_LIMIT = 65536
+_CUT = "\n\n> ✂️ Cut here to fit GitHub's size limit for a comment (65,536 characters)."
+
+
+def _length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def fit_body(body: str) -> str:
+    """`body` as GitHub takes it: whole when it fits, else cut after its last line that fits, saying so.
+
+    Most callers fit their text themselves (a plan comment drops detail first); this keeps one whose text
+    grows with the catalogue, such as the table of a first apply, from being refused outright.
+    """
+    if _length(body) <= BODY_LIMIT:
+        return body
+    kept = body.encode("utf-16-le")[:2 * (BODY_LIMIT - _length(_CUT))].decode("utf-16-le", "ignore")
+    return kept[:kept.rfind("\n")] + _CUT if "\n" in kept else kept + _CUT
+
+
 def transport_failure(exc: BaseException) -> str:
     """How a request got no answer, on one line: the innermost error (requests wraps urllib3's, which wraps the
     socket's) by kind and words, e.g. `ReadTimeoutError: ... Read timed out. (read timeout=15)`."""
@@ -441,6 +462,8 @@ class GitHubForge:
         return self._call(f"read the reviews of #{number} in {repo}", read)
 
     def upsert_comment(self, repo: str, number: int, marker: str, body: str) -> int:
+        body = fit_body(body)
+
         def upsert() -> int:
             issue = self._repo(repo).get_issue(number)
             for comment in issue.get_comments():
@@ -470,7 +493,7 @@ class GitHubForge:
 
     def comment(self, repo: str, number: int, body: str) -> int:
         return self._call(f"comment on #{number} in {repo}",
-                          lambda: int(self._repo(repo).get_issue(number).create_comment(body).id))
+                          lambda: int(self._repo(repo).get_issue(number).create_comment(fit_body(body)).id))
 
     def react(self, repo: str, number: int, comment_id: int, content: str) -> None:
         self._call(f"react to comment {comment_id} in {repo}",
