@@ -103,6 +103,12 @@ def _plans(delivery: Delivery) -> tuple[int, ...]:
     return (number,) if isinstance(number, int) else ()
 
 
+def is_plan(delivery: Delivery) -> bool:
+    """Whether a delivery's job plans a pull request (its opening or a push to it, a review, a re-run of
+    the check, `/paved plan`): such jobs run before other waiting work, as someone waits on their check."""
+    return bool(_plans(delivery)) or delivery.kind == "check_run.rerequested"
+
+
 def _platform_contexts(settings: Settings, repos: list[str]) -> Iterator[tuple[str, Context | PavedError]]:
     """Each of `repos` that is a platform repo, with the collaborators for work on it (or the trouble
     that kept them from being built); the others are left out.

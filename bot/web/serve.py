@@ -19,7 +19,7 @@ from bot.errors import PavedError, UsageError
 from bot.files import private_folder
 from bot.settings import Command, Settings
 from bot.web.app import create_app
-from bot.web.jobs import handle_delivery, reconcile, say_gave_up
+from bot.web.jobs import handle_delivery, is_plan, reconcile, say_gave_up
 from bot.web.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def _queue(settings: Settings, command: Command, job: Job, periodic: Periodic | 
     except OSError as exc:
         raise PavedError(f"the data folder {settings.data_dir} cannot be created: {exc.strerror}",
                          hint="Point PAVED_DATA_DIR at a folder this process may write.") from exc
-    return make_queue(settings, open_delivery_log(settings), job, periodic, gave_up=gave_up)
+    return make_queue(settings, open_delivery_log(settings), job, periodic, gave_up=gave_up, is_plan=is_plan)
 
 
 def serve(settings: Settings, job: Job = handle_delivery, periodic: Periodic | None = reconcile,
@@ -90,7 +90,7 @@ class Background:
         import time
 
         self.deliveries = open_delivery_log(settings)
-        self.queue = make_queue(settings, self.deliveries, job, periodic, gave_up=gave_up)
+        self.queue = make_queue(settings, self.deliveries, job, periodic, gave_up=gave_up, is_plan=is_plan)
         app = create_app(settings, self.queue, self.deliveries, consumers=consumers)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
