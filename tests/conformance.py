@@ -98,6 +98,8 @@ class RestConformance:
         content_type = exchange.response_headers.get("Content-Type", "").split(";")[0].strip()
         if exchange.status >= 400 or not exchange.route:
             return problems + self._check_error(exchange, content_type, allow_server_error)
+        if exchange.status == 304:
+            problems += self._check_not_modified(exchange)
         key = (exchange.method, exchange.route)
         operation = self.described.get(key)
         if operation is None:
@@ -106,6 +108,12 @@ class RestConformance:
             return [*problems, f"{exchange.method} {exchange.route} is not in GitHub's description"]
         if content_type == "application/vnd.github.raw":
             return problems  # file bytes: GitHub's description has no schema for them
+        if exchange.status == 304 and "304" not in operation["responses"]:
+            # GitHub answers a conditional GET with 304 on every operation that sends an ETag (its REST guide,
+            # "Use conditional requests if appropriate"), while its description lists 304 for only some GETs
+            # (`pulls/get`, `issues/get`, ...; not `repos/get`). Such a 304 is held to what a 304 must be
+            # (`_check_not_modified`, above); without a body, there is nothing else to check it against.
+            return problems
         if str(exchange.status) not in operation["responses"]:
             return [*problems, f"status {exchange.status} is not one GitHub documents for {operation['operationId']}"]
         path = exchange.route
@@ -127,7 +135,24 @@ class RestConformance:
         wanted = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "X-RateLimit-Used",
                   "X-RateLimit-Resource", "X-GitHub-Request-Id")
         missing = [h for h in wanted if h not in exchange.response_headers]
+        if exchange.method == "GET" and exchange.status in (200, 304) and "ETag" not in exchange.response_headers:
+            missing.append("ETag")
         return [f"missing headers {missing}"] if missing else []
+
+    @staticmethod
+    def _check_not_modified(exchange: Exchange) -> list[str]:
+        """A 304 answers a GET whose `If-None-Match` names the answer's ETag, and has no body."""
+        problems = []
+        if exchange.method not in ("GET", "HEAD"):
+            problems.append(f"304 answered to {exchange.method}")
+        asked = next((v for k, v in exchange.request_headers.items() if k.lower() == "if-none-match"), "")
+        etag = exchange.response_headers.get("ETag", "").removeprefix("W/")
+        named = {tag.strip().removeprefix("W/") for tag in asked.split(",")}
+        if not etag or not ("*" in named or etag in named):
+            problems.append(f"304 with ETag {etag!r} to If-None-Match {asked!r}")
+        if exchange.response_body:
+            problems.append("304 with a body")
+        return problems
 
     def _check_error(self, exchange: Exchange, content_type: str, allow_server_error: bool) -> list[str]:
         if exchange.status >= 500 and not allow_server_error:

@@ -5,13 +5,14 @@ and GitHub-shaped webhooks, so PyGithub and GitPython work against it unchanged.
 `Sandbox.start(data_dir)`; see `api.py` for the story-level Python API and `commands.py` for
 `paved sandbox`.
 
-Modules: `server.py` (HTTP, git smart HTTP), `routing.py` + `endpoints/` (REST operations; the
-CLI's administration API in `endpoints/admin.py`, the sign-in pages in `endpoints/oauth.py`),
-`github/` (use cases and GitHub's rules, one module per resource area), `auth.py` (tokens, JWTs,
-permissions), `oauth.py` (the OAuth web flow), `store.py` + `model.py` (state), `gitrepo.py` (git
-plumbing), `render.py` (GitHub's JSON shapes), `webhooks.py` (delivery), `errors.py` (GitHub's error
-answers), `recording.py` (observers for the conformance tests), `faults.py` (failing on purpose, as
-GitHub sometimes does: `Sandbox.faults(...)`).
+Modules: `server.py` (HTTP, git smart HTTP, ETags and `304 Not Modified`), `routing.py` + `endpoints/`
+(REST operations; the CLI's administration API in `endpoints/admin.py`, the sign-in pages in
+`endpoints/oauth.py`), `github/` (use cases and GitHub's rules, one module per resource area), `auth.py`
+(tokens, JWTs, permissions), `ratelimits.py` (each caller's hourly budget of requests, as GitHub counts
+it), `oauth.py` (the OAuth web flow), `store.py` + `model.py` (state), `gitrepo.py` (git plumbing),
+`render.py` (GitHub's JSON shapes), `webhooks.py` (delivery), `errors.py` (GitHub's error answers),
+`recording.py` (observers for the conformance tests), `faults.py` (failing on purpose, as GitHub
+sometimes does: `Sandbox.faults(...)`).
 """
 
 from __future__ import annotations

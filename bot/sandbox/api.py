@@ -24,6 +24,12 @@ A site signs people in as GitHub's web flow does (`oauth.py`): register where th
 browsers to `forge.url + "/login/oauth/authorize?client_id=..."`, where the forge lists its users to
 sign in as.
 
+Every REST request counts against its caller's hourly rate limit, as on GitHub, and a successful GET
+answers with an `ETag` that a conditional request (`If-None-Match`) turns into a free `304 Not Modified`
+(`ratelimits.py`). `forge.rate_limits()` says what each caller spent; `forge.set_rate_limit(n)` and
+`forge.reset_rate_limits()` set a smaller budget or start a new hour for a test (the administration API
+offers the same to other processes).
+
 Everything goes through the same use cases as the REST API (`github/`), with the same permission
 checks and webhooks; people are named by login. Failures raise `ApiError` carrying GitHub's status
 and message. `ForgeHandle` (`handle.py`) is the operations alone (the CLI's admin endpoint calls it too);
@@ -38,6 +44,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -102,10 +109,11 @@ class Sandbox(ForgeHandle):
         self.admin_token = self._ensure_admin_token()
 
     @classmethod
-    def start(cls, data_dir: str | Path, port: int = 0) -> Sandbox:
+    def start(cls, data_dir: str | Path, port: int = 0, clock: Callable[[], float] = time.time) -> Sandbox:
         """Start a forge keeping its data in `data_dir` (created if missing; reused if it holds a forge's data).
 
-        Raises `SandboxBusy` if another running forge already uses that folder.
+        `clock` (epoch seconds) times the callers' hourly rate limits, so a test can let the hour pass without
+        waiting for it. Raises `SandboxBusy` if another running forge already uses that folder.
         """
         data = Path(data_dir)
         data.mkdir(parents=True, exist_ok=True)
@@ -117,7 +125,7 @@ class Sandbox(ForgeHandle):
             lock.close()
             raise
         web = f"http://127.0.0.1:{server.server_address[1]}"
-        forge = SandboxGitHub(data, Urls(web=web, api=f"{web}/api/v3"))
+        forge = SandboxGitHub(data, Urls(web=web, api=f"{web}/api/v3"), clock)
         server.forge = forge
         thread = serve_in_thread(server)
         sandbox = cls(forge, server, thread, data)

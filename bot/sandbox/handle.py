@@ -28,6 +28,7 @@ from .model import (
     StoredTeam,
 )
 from .oauth import OAuth
+from .ratelimits import RateLimitUsage
 
 ADMIN_LOGIN = "sandbox-admin"
 
@@ -486,6 +487,27 @@ class ForgeHandle:
         if run is None or run.repo_id != self._repo(owner, repo).id:
             raise not_found()
         return [dict(a) for a in run.annotations]
+
+    # -- rate limits (see `ratelimits.py`) ---------------------------------------------------------------------
+
+    def rate_limits(self) -> list[RateLimitUsage]:
+        """How many REST requests each caller spent in its current hour, and how many were refused."""
+        return self.forge.rate_limits.usage()
+
+    def rate_limit(self, caller: str) -> RateLimitUsage | None:
+        """One caller's hour (`user:LOGIN`, `installation:ID`, `app:ID`, `anonymous:ADDRESS`); None before its
+        first request."""
+        return next((usage for usage in self.rate_limits() if usage.caller == caller), None)
+
+    def set_rate_limit(self, limit: int) -> None:
+        """From now on, every authenticated caller may make `limit` REST requests an hour (GitHub's: 5,000)."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+            raise ApiError(422, f"A rate limit is a whole number of requests, not {limit!r}")
+        self.forge.rate_limits.set_limit(limit)
+
+    def reset_rate_limits(self) -> None:
+        """Every caller starts a new hour with its whole budget (to count what one step of a test spends)."""
+        self.forge.rate_limits.reset()
 
 
 # What a workflow's `permissions:` may grant its job's `GITHUB_TOKEN` (GitHub's list, in the token's own

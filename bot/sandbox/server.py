@@ -16,6 +16,11 @@ these headers; it is a local test forge, never exposed.
 
 Every REST answer carries GitHub's headers (rate limit, media type, request id, `Link` when paged);
 failures become GitHub's error bodies, and a crash is logged and answered 500, never a traceback.
+Each request is counted against its caller's hourly budget (`ratelimits.py`). A successful `GET` answer
+carries an `ETag` computed over its body (weak, `W/"…"`, for JSON, as GitHub sends it); a request whose
+`If-None-Match` names it is answered `304 Not Modified` without a body, which costs an authenticated
+caller nothing, as on GitHub. Neither `Last-Modified` nor `Cache-Control` is sent: a client revalidates
+with the ETag, every time it reads.
 Observers (see `recording.py`) may watch every exchange; the conformance tests use that. `faults.py`
 makes some REST calls fail on purpose, as GitHub sometimes does.
 """
@@ -23,6 +28,7 @@ makes some REST calls fail on purpose, as GitHub sometimes does.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import re
@@ -47,47 +53,10 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/v3"
 ADMIN_PREFIX = "/_sandbox"
 WEB_PREFIX = "/login/oauth/"  # github.com's web URLs the sandbox serves (sign-in), beside the API
-_RATE_WINDOW = 3600
 _GIT_ENDPOINTS = ("/info/refs", "/git-upload-pack", "/git-receive-pack")  # git's smart HTTP protocol
 # A host as a URL may name it: a DNS name or IPv4 address, or an IPv6 address in brackets; a port apart.
 _HOST = re.compile(r"(?P<name>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?")
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
-
-
-class RateLimits:
-    """GitHub's primary rate limit per caller: 5,000 an hour (15,000 for installations), 60 anonymous."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._windows: dict[str, tuple[float, int]] = {}
-
-    def take(self, principal: Principal, remote: str) -> dict[str, str]:
-        if principal.kind == "anonymous":
-            key, limit = f"ip:{remote}", 60
-        elif principal.kind == "installation" and principal.installation is not None:
-            key, limit = f"inst:{principal.installation.id}", 15000
-        elif principal.kind == "app" and principal.app is not None:
-            key, limit = f"app:{principal.app.id}", 5000
-        else:
-            key, limit = f"user:{principal.account.id if principal.account else 0}", 5000
-        now = time.time()
-        with self._lock:
-            reset, used = self._windows.get(key, (now + _RATE_WINDOW, 0))
-            if reset <= now:
-                reset, used = now + _RATE_WINDOW, 0
-            used += 1
-            self._windows[key] = (reset, used)
-        headers = {
-            "X-RateLimit-Limit": str(limit),
-            "X-RateLimit-Remaining": str(max(limit - used, 0)),
-            "X-RateLimit-Reset": str(int(reset)),
-            "X-RateLimit-Used": str(min(used, limit)),
-            "X-RateLimit-Resource": "core",
-        }
-        if used > limit:
-            raise ApiError(403, f"API rate limit exceeded for {key}.", headers=headers,
-                           documentation_url="https://docs.github.com/rest/overview/rate-limits-for-the-rest-api")
-        return headers
 
 
 class SandboxServer(ThreadingHTTPServer):
@@ -104,7 +73,6 @@ class SandboxServer(ThreadingHTTPServer):
         self.routes = routes
         self.admin_routes = admin_routes
         self.web_routes = web_routes or Routes()
-        self.rate_limits = RateLimits()
         super().__init__(("127.0.0.1", port), _Handler)
 
 
@@ -229,7 +197,7 @@ class _Handler(BaseHTTPRequestHandler):
             finally:
                 # Refusals count against the caller's address too, and carry the headers, as on GitHub.
                 if not admin:
-                    headers.update(self.server.rate_limits.take(request.principal, self.client_address[0]))
+                    headers.update(self._count(request.principal, path))
                     request.response_headers.update(headers)
             if admin and not request.principal.is_site_admin:
                 raise ApiError(401 if request.principal.kind == "anonymous" else 403,
@@ -261,6 +229,16 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Content-Type"] = response.content_type
         headers.update(response.headers)
         status = response.status
+        # GitHub answers a conditional GET with 304 on every operation that sends an ETag, though its REST
+        # description lists 304 for only some of them (`pulls/get`, `issues/get`, `repos/get-content`, ...;
+        # not `repos/get`): the sandbox does as GitHub does, and the conformance check accepts a 304 from any
+        # GET that answers its request's `If-None-Match` (`tests/conformance.py`).
+        if not admin and self.command in ("GET", "HEAD") and status == 200:
+            headers["ETag"] = entity_tag(raw, headers["Content-Type"])
+            if none_match(self.headers.get("If-None-Match"), headers["ETag"]):
+                status, raw = 304, b""
+                del headers["Content-Type"]
+                headers.update(forge.rate_limits.give_back(request.principal, self.client_address[0]))
         if fault == "slow" and self.server.faults is not None:
             time.sleep(self.server.faults.plan.slow_seconds)
         if fault == "drop":
@@ -275,6 +253,14 @@ class _Handler(BaseHTTPRequestHandler):
                 status=status, response_headers=headers, response_body=raw,
                 duration=time.monotonic() - started, fault=fault or "",
             ))
+
+    def _count(self, principal: Principal, path: str) -> dict[str, str]:
+        """Count the request against its caller's budget (`GET /rate_limit` is free, as on GitHub); the rate
+        limit headers for its answer. Raises `ApiError` 403 when the budget is spent."""
+        limits = self.server.forge.rate_limits
+        if self.command in ("GET", "HEAD") and path.rstrip("/") == "/rate_limit":
+            return limits.peek(principal, self.client_address[0])
+        return limits.take(principal, self.client_address[0])
 
     def _web(self, path: str, query: str, body: bytes) -> None:
         """A web page or form post: no API headers, no rate limit, not recorded (the REST description lacks it)."""
@@ -307,9 +293,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
-        self.send_header("Content-Length", str(len(raw)))
+        if status != 304:  # a 304's Content-Length would have to be the 200's; it has no body either way
+            self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
-        if self.command != "HEAD" and status != 204:
+        if self.command != "HEAD" and status not in (204, 304):
             self.wfile.write(raw)
 
     # -- git smart HTTP ------------------------------------------------------------------------------------------
@@ -413,6 +400,22 @@ def _fault_answer(fault: FaultKind, request_id: str, retry_after: int) -> ApiErr
         return ApiError(403, SECONDARY_MESSAGE.format(request_id=request_id), documentation_url=SECONDARY_DOCS,
                         headers={"Retry-After": str(retry_after)})
     return ApiError(int(fault), "Server Error")
+
+
+def entity_tag(body: bytes, content_type: str) -> str:
+    """The `ETag` of an answer: a hash of its body, weak for JSON (`W/"…"`, as GitHub marks its JSON answers,
+    whose bytes may differ while they mean the same), strong for file bytes, diffs and patches."""
+    digest = hashlib.sha256(body).hexdigest()
+    return f'W/"{digest}"' if content_type.startswith("application/json") else f'"{digest}"'
+
+
+def none_match(if_none_match: str | None, etag: str) -> bool:
+    """Whether an `If-None-Match` header names `etag` (or is `*`), compared weakly as RFC 9110 asks for it."""
+    if not if_none_match:
+        return False
+    wanted = etag.removeprefix("W/")
+    return any(tag == "*" or tag.removeprefix("W/") == wanted
+               for tag in (part.strip() for part in if_none_match.split(",")))
 
 
 def basic_auth(token: str) -> str:

@@ -16,7 +16,7 @@ INDEX = json.loads((DATA / "webhooks" / "index.json").read_text())["examples"]
 VALID_EXAMPLES = [e for e in INDEX if all(e["valid_against"].values())]
 HEADERS = {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "4999", "X-RateLimit-Reset": "0",
            "X-RateLimit-Used": "1", "X-RateLimit-Resource": "core", "X-GitHub-Request-Id": "1",
-           "Content-Type": "application/json; charset=utf-8"}
+           "Content-Type": "application/json; charset=utf-8", "ETag": 'W/"1"'}
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +92,29 @@ def test_missing_rate_limit_headers_fail_the_rest_check(rest: RestConformance) -
     answer = Exchange("GET", "/nope", "", "", {}, {}, b"", 404, {"Content-Type": "application/json"},
                       b'{"message": "Not Found", "documentation_url": "x"}', 0.0)
     assert any("X-RateLimit-Limit" in problem for problem in rest.check(answer))
+
+
+def not_modified(if_none_match: str, etag: str = 'W/"1"', body: bytes = b"") -> Exchange:
+    headers = {k: v for k, v in HEADERS.items() if k != "Content-Type"} | {"ETag": etag}
+    return Exchange("GET", "/repos/acme/platform", "", "/repos/{owner}/{repo}", {"owner": "acme", "repo": "platform"},
+                    {"If-None-Match": if_none_match}, b"", 304, headers, body, 0.0)
+
+
+def test_a_304_answering_the_etag_asked_for_passes_the_rest_check(rest: RestConformance) -> None:
+    assert rest.check(not_modified('W/"1"')) == []
+
+
+def test_a_304_to_an_etag_not_asked_for_fails_the_rest_check(rest: RestConformance) -> None:
+    assert any("If-None-Match" in problem for problem in rest.check(not_modified('W/"2"')))
+
+
+def test_a_304_with_a_body_fails_the_rest_check(rest: RestConformance) -> None:
+    assert "304 with a body" in rest.check(not_modified('W/"1"', body=b"{}"))
+
+
+def test_a_get_answered_without_an_etag_fails_the_rest_check(rest: RestConformance) -> None:
+    recorded = json.loads((DATA / "rest-fixtures" / "get-repository.json").read_text())[0]["response"]
+    answer = exchange("/repos/{owner}/{repo}", {"owner": "o", "repo": "r"}, recorded)
+    untagged = Exchange(answer.method, answer.path, "", answer.route, answer.params, {}, b"", 200,
+                        {k: v for k, v in HEADERS.items() if k != "ETag"}, answer.response_body, 0.0)
+    assert any("ETag" in problem for problem in rest.check(untagged))

@@ -5,6 +5,10 @@
 pull request as someone, ...) and answers its result as JSON. Only the admin token written to the
 data folder (`admin-token`) is accepted. A folder to import is read by the server, so the CLI and
 the server must share a filesystem (they run on the same machine).
+
+A client tested against the sandbox reads what it spent of GitHub's rate limit here: `rate_limits` (every
+caller's hour: `caller`, `limit`, `used`, `remaining`, `reset`, `refused`), `rate_limit` with `{"caller":
+"installation:ID"}` (or `user:LOGIN`), `set_rate_limit` with `{"limit": N}` and `reset_rate_limits`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ OPERATIONS = frozenset({
     "set_app_webhook", "install_app", "installation_token", "register_webhook", "deliveries", "redeliver",
     "open_pull_request", "pull_request", "close_pull_request", "reopen_pull_request", "comment", "edit_comment",
     "delete_comment", "comments", "approve", "request_changes", "merge", "rerequest_check_run",
+    "rate_limits", "rate_limit", "set_rate_limit", "reset_rate_limits",
 })
 
 

@@ -23,6 +23,8 @@ where its name says. An area calls another's operations through `self.other_area
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..render import Urls
@@ -54,6 +56,6 @@ class SandboxGitHub(UsersArea, OrgsArea, TeamsArea, AppsArea, ReposArea, CustomP
                     StatusesArea, EnvironmentsArea, ActionsArea, WebhooksArea, GitHubState):
     """The sandbox's in-memory GitHub: one state, every resource area's operations."""
 
-    def __init__(self, data_dir: Path, urls: Urls) -> None:
-        super().__init__(data_dir, urls)
+    def __init__(self, data_dir: Path, urls: Urls, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(data_dir, urls, clock)
         self.other_areas = self

@@ -1,13 +1,14 @@
-"""What every resource area of the sandbox's GitHub shares: the store, access rules, renderer, webhook
-dispatcher and git repositories, the lookups every area starts from (an account, a repository the caller
-may see, an issue or pull request by number), the permission needs and limits they check, and
-`OtherAreas`, the operations one area calls on another."""
+"""What every resource area of the sandbox's GitHub shares: the store, access rules, callers' rate limits,
+renderer, webhook dispatcher and git repositories, the lookups every area starts from (an account, a
+repository the caller may see, an issue or pull request by number), the permission needs and limits they
+check, and `OtherAreas`, the operations one area calls on another."""
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from ..model import (
     StoredPullRequest,
     StoredRepo,
 )
+from ..ratelimits import RateLimits
 from ..render import Renderer, Urls
 from ..store import Store
 from ..webhooks import Dispatcher
@@ -118,7 +120,7 @@ class GitHubState:
 
     other_areas: OtherAreas  # set by `SandboxGitHub`, to itself
 
-    def __init__(self, data_dir: Path, urls: Urls) -> None:
+    def __init__(self, data_dir: Path, urls: Urls, clock: Callable[[], float] = time.time) -> None:
         self.data_dir = data_dir
         self.repos_dir = data_dir / "repos"
         self.repos_dir.mkdir(parents=True, exist_ok=True)
@@ -127,6 +129,7 @@ class GitHubState:
         self.bound_urls = urls  # where the forge listens; `urls` is where the request being served reached it
         self.render = Renderer(self.store, urls, self.git)
         self.hooks = Dispatcher(self.store)
+        self.rate_limits = RateLimits(clock=clock)
         self._repo_locks: dict[int, threading.Lock] = {}
         for repo in self.store.all(StoredRepo):
             self.git(repo).install_hooks()  # repositories made by an older sandbox get the current hook
