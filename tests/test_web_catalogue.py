@@ -18,7 +18,7 @@ from bot.apply import APPLIED_REF, NOTES_REF
 from bot.cli import main as paved
 from bot.settings import Settings
 from bot.web.catalogue import PlatformSource, catalogue_router
-from tests.conftest import DATABASE, SERVICE, TEAM, PlatformRepo
+from tests.conftest import DATABASE, SERVICE, TEAM, PlatformRepo, git_readers_left
 from tests.test_architecture import OUTSIDE_WORLD, imported
 
 REPO = "acme/platform"
@@ -194,6 +194,20 @@ def test_the_list_is_paginated_fifty_at_a_time(platform_repo: PlatformRepo, tmp_
     assert len(rows(second)) == 14 and "Page 2 of 2" in second and 'rel="prev"' in second
     assert not set(rows(first)) & set(rows(second))
     assert rows(beyond) == []
+
+
+def test_the_pages_end_their_git_readers_when_the_app_shuts_down(platform_repo: PlatformRepo,
+                                                                 tmp_path: Path) -> None:
+    def readers() -> list[str]:
+        found = git_readers_left()
+        if found is None:
+            pytest.skip("no /proc here to find git processes in")
+        return [line for line in found if str(platform_repo.root) in line]
+
+    with client_for(platform_repo, tmp_path) as client:
+        assert client.get("/").status_code == 200
+        assert readers(), "a page read the catalogue through a git reader that stays open between requests"
+    assert readers() == []
 
 
 @pytest.mark.parametrize("query", ["page=abc", "page=0", "status=gone", "kind=Spaceship", "page=-1"])

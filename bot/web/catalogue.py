@@ -20,7 +20,8 @@ import re
 import threading
 import urllib.parse
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -202,6 +203,17 @@ class Reader:
         self._plan_notes: dict[str, str] = {}
         self._figures: OrderedDict[str, Figures | None] = OrderedDict()
         self._local = _Local()
+        # Every thread's git reader, so that the app's shutdown ends their `git cat-file` processes
+        # rather than leaving them to the garbage collector (threads of the pool outlive requests).
+        self._trees: set[GitTree] = set()
+        self._trees_lock = threading.Lock()  # not `_lock`: a page holds that one while it opens a tree
+
+    def close(self) -> None:
+        """End the git readers every thread opened (the app is shutting down: no page is being read)."""
+        with self._trees_lock:
+            trees, self._trees = self._trees, set()
+        for tree in trees:
+            tree.close()
 
     # -- per thread: the index connection and the git reader at the head -------------------------
 
@@ -215,8 +227,12 @@ class Reader:
         if local.head != head or local.catalogue is None:
             if local.tree is not None:
                 local.tree.close()
+                with self._trees_lock:
+                    self._trees.discard(local.tree)
             assert self.source.git_dir is not None
             local.tree = GitTree(self.source.git_dir, head)
+            with self._trees_lock:
+                self._trees.add(local.tree)
             local.head, local.catalogue = head, None
         catalogue = local.catalogue
         # The index keeps a few states and drops the least used: check this one is still there.
@@ -391,9 +407,18 @@ def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] 
     what does not exist, 400 for a query it cannot read, 503 while the platform repo cannot be read yet,
     and never a traceback.
     """
-    router = APIRouter(prefix=prefix, dependencies=list(dependencies or []))
-    env = _environment()
     reader = Reader(source)
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        # FastAPI runs an included router's lifespan inside the app's.
+        try:
+            yield
+        finally:
+            reader.close()
+
+    router = APIRouter(prefix=prefix, dependencies=list(dependencies or []), lifespan=lifespan)
+    env = _environment()
     static = {name: (resources.files("bot.web") / "static" / name).read_bytes() for name in STATIC}
 
     def url(path: str, **query: Any) -> str:
