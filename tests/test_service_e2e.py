@@ -7,6 +7,7 @@ import dataclasses
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +42,10 @@ class Loop:
         raise AssertionError(f"no plan comment on #{number} within {seconds}s")
 
 
-@pytest.fixture
-def loop(tmp_path: Path) -> Iterator[Loop]:
+@contextmanager
+def platform_with_paved(tmp_path: Path) -> Iterator[tuple[Sandbox, Settings, int]]:
+    """acme's platform repo (the bundled catalogue) on a sandbox forge, carol a writer, Paved's App installed;
+    the forge, the service's settings for it, and the App's id."""
     seed = tmp_path / "seed"
     for name in ("catalog", "schemas", "templates"):
         shutil.copytree(PROJECT / name, seed / name)
@@ -58,9 +61,15 @@ def loop(tmp_path: Path) -> Iterator[Loop]:
         settings = dataclasses.replace(
             Settings.from_env({"PAVED_DATA_DIR": str(tmp_path / "data")}), github_api_url=forge.api_url,
             github_app_id=str(app.id), github_private_key=Secret(app.private_key), webhook_secret=Secret(SECRET))
-        with running(settings, handle_delivery, reconcile, consumers=2) as service:
-            forge.set_app_webhook(app.id, service.url + "/webhooks/github", SECRET)
-            yield Loop(forge, service, settings, app.id)
+        yield forge, settings, app.id
+
+
+@pytest.fixture
+def loop(tmp_path: Path) -> Iterator[Loop]:
+    with platform_with_paved(tmp_path) as (forge, settings, app_id), \
+            running(settings, handle_delivery, reconcile, consumers=2) as service:
+        forge.set_app_webhook(app_id, service.url + "/webhooks/github", SECRET)
+        yield Loop(forge, service, settings, app_id)
 
 
 def test_a_pull_request_opened_on_the_forge_gets_its_plan_from_the_service(loop: Loop) -> None:

@@ -344,15 +344,17 @@ class WorkQueue:
         }
         return (_EmbeddedConsumer if embedded else Consumer)(self.huey, **options)
 
-    def start(self, consumers: int, *, flush_locks: bool = False) -> None:
-        """Start `consumers` threads in this process (none: only enqueue), sweep the delivery log, run
-        reconcile once, and keep sweeping every `SWEEP_SECONDS` until `stop`.
+    def start(self, consumers: int, *, flush_locks: bool = False, reconcile: bool = True) -> None:
+        """Start `consumers` threads in this process (none: only enqueue), sweep the delivery log, queue
+        reconcile once (unless not `reconcile`: the caller calls `reconcile_on_start` when it is time), and
+        keep sweeping every `SWEEP_SECONDS` until `stop`.
 
         In immediate mode nothing is started: the sweep and reconcile run inline, once.
         """
         if self.backend == "immediate":
             self.sweep()
-            self._reconcile_on_start()
+            if reconcile:
+                self.reconcile_on_start()
             return
         if consumers <= 0:
             return
@@ -363,7 +365,8 @@ class WorkQueue:
         self._consumer = self._consumer_for(consumers, embedded=True)
         self._consumer.start()
         log.info("consuming the %s queue with %d thread(s)", self.backend, consumers)
-        self._reconcile_on_start()
+        if reconcile:
+            self.reconcile_on_start()
         self._start_sweeping()
 
     def stop(self) -> None:
@@ -384,14 +387,15 @@ class WorkQueue:
         # This process runs jobs for `paved serve` to report: keep its metrics where serve reads them.
         metrics.share_between_processes(private_folder(self.settings.data_dir / metrics.METRICS_FOLDER))
         consumer = self._consumer_for(workers, embedded=False)
-        self._reconcile_on_start()
+        self.reconcile_on_start()
         self._start_sweeping()
         try:
             consumer.run()
         finally:
             self._stop_sweeping()
 
-    def _reconcile_on_start(self) -> None:
+    def reconcile_on_start(self) -> None:
+        """Queue the reconcile a consumer runs as it starts, when there is a periodic task on a schedule."""
         if self.periodic is not None and self.settings.reconcile_minutes > 0:
             self.queue_reconcile("start")
 

@@ -9,10 +9,18 @@ app with four routes:
   one whose attempt failed is accepted again. So is a body already accepted under another delivery id (a
   signed delivery replayed): answered 200, not acted on, and logged as a replay.
 - `GET /healthz`: the process is up.
-- `GET /readyz`: the queue (the SQLite file, or Redis) and the delivery log can be reached and the data
-  folder (and in it the mirrors' folder, where damaged mirrors are rebuilt) can be written; otherwise 503
-  saying what is wrong.
+- `GET /readyz`: the queue (the SQLite file, or Redis) and the delivery log can be reached, the data
+  folder (and in it the mirrors' folder, where damaged mirrors are rebuilt) can be written, and the
+  catalogue index has been warmed (below); otherwise 503 saying what is wrong.
 - `GET /metrics`: Prometheus metrics (see `bot.adapters.metrics`); every webhook answer is counted there.
+
+When the app starts it warms the catalogue index in a thread of its own (`warm`: by default nothing; `paved
+serve` gives `bot.web.jobs.warm_catalogues`), so that the first plan and the first page do not build it:
+`/readyz` answers 503 saying which repository is still being indexed until that is done. Deliveries are
+accepted and queued meanwhile, and the start-up reconcile is queued once the warming has finished (it
+needs the same index, and would only wait for it). A repository that could not be indexed, or a warming
+that crashed, is logged and named in `/readyz`'s answer, which is then ready all the same: the index is a
+cache that the first plan builds, and an instance kept out of service for it could not plan at all.
 
 Every answer that is not a success is a JSON body `{"message": ...}`; no traceback ever reaches a
 response. Unexpected errors are logged with the delivery id and answered 500.
@@ -24,7 +32,8 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -38,16 +47,28 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.adapters import metrics
-from bot.adapters.deliveries import DeliveryLog, DeliveryLogError, delivery_context, job_context, pull_request_of
+from bot.adapters.deliveries import (
+    DeliveryLog,
+    DeliveryLogError,
+    delivery_context,
+    job_context,
+    one_line,
+    pull_request_of,
+)
 from bot.adapters.queue import QueueError, WorkQueue
 from bot.handlers.router import plan_subject
 from bot.settings import Settings
+from bot.web.jobs import IndexWarming
 from bot.web.signin import SignIn
 from bot.webhook import MAX_BODY_BYTES, WebhookError, echo_of, parse
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/github"
+# How long stopping the app waits for a warming that is indexing a repository to finish it.
+WARMING_STOP_SECONDS = 30
+# Warms the catalogue index (see `bot.web.jobs.warm_catalogues`), telling the `IndexWarming` as it goes.
+Warm = Callable[[Settings, IndexWarming], None]
 
 
 class _Echo(JSONResponse):
@@ -120,23 +141,48 @@ class _DeliveryContext:
 
 def create_app(settings: Settings, queue: WorkQueue, deliveries: DeliveryLog, *, consumers: int = 0,
                flush_locks: bool = False, max_body_bytes: int = MAX_BODY_BYTES,
-               signin: SignIn | None = None) -> FastAPI:
+               signin: SignIn | None = None, warm: Warm | None = None) -> FastAPI:
     """The FastAPI app of `paved serve`.
 
     While the app runs (its lifespan), `consumers` threads consume the queue in this process; 0 means
     it only enqueues (serve replicas next to `paved worker` processes). `flush_locks` releases locks
     left by a stopped consumer first; ask for it only when no other consumer shares the queue. `signin`
-    guards the catalogue (default: from the settings, see `bot.web.signin`).
+    guards the catalogue (default: from the settings, see `bot.web.signin`). `warm`, when given, warms the
+    catalogue index as the app starts, in the background.
     """
     secret = settings.webhook_secret
     own_app = int(settings.github_app_id) if settings.github_app_id and settings.github_app_id.isdigit() else None
+    warming = IndexWarming() if warm is not None else None
+
+    def warm_then_reconcile() -> None:
+        assert warm is not None and warming is not None
+        try:
+            warm(settings, warming)
+        except Exception as exc:  # the warming's own fault: logged whole, named in one line by /readyz
+            why = one_line(f"{type(exc).__name__}: {exc}", settings.secret_values())
+            log.error("warming the catalogue index failed: %s", why, exc_info=True)
+            warming.stopped(why)
+        finally:
+            warming.finish()
+        if consumers > 0 and not warming.stopping.is_set():
+            try:
+                queue.reconcile_on_start()
+            except QueueError as exc:
+                log.error("the start-up reconcile was not queued: %s", exc.message)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(lambda: queue.start(consumers, flush_locks=flush_locks))
+        await run_in_threadpool(lambda: queue.start(consumers, flush_locks=flush_locks, reconcile=warm is None))
+        warmer = None
+        if warming is not None:
+            warmer = threading.Thread(target=warm_then_reconcile, name="paved catalogue warming", daemon=True)
+            warmer.start()
         try:
             yield
         finally:
+            if warmer is not None and warming is not None:
+                warming.stopping.set()
+                await run_in_threadpool(warmer.join, WARMING_STOP_SECONDS)
             await run_in_threadpool(queue.stop)
 
     app = FastAPI(title="Paved", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
@@ -228,7 +274,7 @@ def create_app(settings: Settings, queue: WorkQueue, deliveries: DeliveryLog, *,
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:
-        """The queue, the delivery log and the data folder can be reached."""
+        """The queue, the delivery log and the data folder can be reached, and the catalogue index is warm."""
         problems: list[str] = []
         status: dict[str, Any] = {"status": "ready", "queue": queue.backend, "consumers": consumers}
         try:
@@ -245,8 +291,14 @@ def create_app(settings: Settings, queue: WorkQueue, deliveries: DeliveryLog, *,
             # Mirrors are a cache that a damaged one is rebuilt from the forge into: not without this.
             problems.append(f"the mirrors folder {settings.mirrors} cannot be written, so a damaged mirror "
                             "cannot be fetched again from GitHub")
+        busy = warming.busy() if warming is not None else None
         if problems:
             log.warning("not ready: %s", "; ".join(problems))
+        if busy is not None:
+            problems.append(busy)  # a start-up step, not a fault: answered, not warned about
+        elif warming is not None:
+            status["catalogue"] = warming.outcome()
+        if problems:
             return _error(503, "not ready: " + "; ".join(problems))
         return JSONResponse(status)
 

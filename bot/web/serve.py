@@ -18,8 +18,8 @@ from bot.adapters.queue import GaveUp, Job, Periodic, WorkQueue, make_queue
 from bot.errors import PavedError, UsageError
 from bot.files import private_folder
 from bot.settings import Command, Settings
-from bot.web.app import create_app
-from bot.web.jobs import handle_delivery, is_plan, reconcile, say_gave_up
+from bot.web.app import Warm, create_app
+from bot.web.jobs import handle_delivery, is_plan, reconcile, say_gave_up, warm_catalogues
 from bot.web.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,11 @@ def _queue(settings: Settings, command: Command, job: Job, periodic: Periodic | 
 
 
 def serve(settings: Settings, job: Job = handle_delivery, periodic: Periodic | None = reconcile,
-          gave_up: GaveUp | None = say_gave_up) -> int:
+          gave_up: GaveUp | None = say_gave_up, warm: Warm | None = warm_catalogues) -> int:
     """Receive webhooks on `settings.host:port` until stopped; returns the exit code.
+
+    As it starts it warms the catalogue index of every platform repo in the background (`warm`), and
+    `/readyz` says so until that is done.
 
     On the embedded SQLite queue this process also runs the jobs (and, being the queue's only consumer,
     releases at once the leases a previous run left behind, instead of letting them expire). With Redis
@@ -48,7 +51,7 @@ def serve(settings: Settings, job: Job = handle_delivery, periodic: Periodic | N
     queue = _queue(settings, "serve", job, periodic, gave_up)
     consumers = settings.consumer_threads("serve")
     app = create_app(settings, queue, queue.deliveries, consumers=consumers,
-                     flush_locks=queue.backend == "sqlite" and consumers > 0)
+                     flush_locks=queue.backend == "sqlite" and consumers > 0, warm=warm)
     log.info("paved serve on http://%s:%d: %s queue%s, %d consumer thread(s), GitHub API at %s", settings.host,
              settings.port, queue.backend, f" at {settings.redis_display}" if settings.redis_display else "",
              consumers, settings.github_api_url)
@@ -81,17 +84,20 @@ def worker(settings: Settings, job: Job = handle_delivery, periodic: Periodic | 
 
 
 class Background:
-    """`paved serve` running in a thread of this process on a free loopback port (the demo, benchmarks)."""
+    """`paved serve` running in a thread of this process on a free loopback port (the demo, benchmarks).
+
+    It warms the catalogue index only when given `warm`, so that a benchmark measuring a cold first plan
+    (`bench/latency.py`) still finds the index cold."""
 
     def __init__(self, settings: Settings, job: Job = handle_delivery, periodic: Periodic | None = reconcile,
-                 gave_up: GaveUp | None = say_gave_up, *, consumers: int = 2) -> None:
+                 gave_up: GaveUp | None = say_gave_up, *, consumers: int = 2, warm: Warm | None = None) -> None:
         import socket
         import threading
         import time
 
         self.deliveries = open_delivery_log(settings)
         self.queue = make_queue(settings, self.deliveries, job, periodic, gave_up=gave_up, is_plan=is_plan)
-        app = create_app(settings, self.queue, self.deliveries, consumers=consumers)
+        app = create_app(settings, self.queue, self.deliveries, consumers=consumers, warm=warm)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
