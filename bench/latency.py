@@ -18,6 +18,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -52,9 +54,11 @@ def one_pull_request(forge: Sandbox, deliveries: object, path: str, value: int) 
     return (seen - received).total_seconds()
 
 
-def measure(size: int, repeat: int, root: Path) -> dict[str, float]:
-    repo = generate(size, root / f"catalogue-{size}")
-    with Sandbox.start(root / f"forge-{size}") as forge:
+@contextmanager
+def platform_on_forge(repo: Path, forge_folder: Path, env: dict[str, str]) -> Iterator[tuple[Sandbox, Settings, int]]:
+    """`repo` as acme's platform repo on a new sandbox forge (carol may write to it) with Paved's App installed;
+    the forge, Paved's settings from `env` for it, and the App's id."""
+    with Sandbox.start(forge_folder) as forge:
         alice = forge.create_user("alice")
         forge.create_user("carol")
         forge.create_org("acme", owners=["alice"], members=["carol"])
@@ -64,12 +68,19 @@ def measure(size: int, repeat: int, root: Path) -> dict[str, float]:
             "checks": "write", "contents": "write", "issues": "write", "pull_requests": "write", "metadata": "read"})
         forge.install_app(app.id, "acme")
         settings = dataclasses.replace(
-            Settings.from_env({"PAVED_DATA_DIR": str(root / f"data-{size}")}), github_api_url=forge.api_url,
-            github_app_id=str(app.id), github_private_key=Secret(app.private_key), webhook_secret=Secret(SECRET))
+            Settings.from_env(env), github_api_url=forge.api_url, github_app_id=str(app.id),
+            github_private_key=Secret(app.private_key), webhook_secret=Secret(SECRET))
+        yield forge, settings, app.id
+
+
+def measure(size: int, repeat: int, root: Path) -> dict[str, float]:
+    repo = generate(size, root / f"catalogue-{size}")
+    with platform_on_forge(repo, root / f"forge-{size}", {"PAVED_DATA_DIR": str(root / f"data-{size}")}) as (
+            forge, settings, app_id):
         service = Background(settings)
         url, deliveries = service.url, service.deliveries
         try:
-            forge.set_app_webhook(app.id, url + "/webhooks/github", SECRET)
+            forge.set_app_webhook(app_id, url + "/webhooks/github", SECRET)
             path = _a_database(repo)
             warm = one_pull_request(forge, deliveries, path, 20)
             runs = [one_pull_request(forge, deliveries, path, 21 + i) for i in range(repeat)]

@@ -26,10 +26,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import generate
-from latency import SECRET, _a_database, one_pull_request
+from latency import SECRET, _a_database, one_pull_request, platform_on_forge
 
-from bot.sandbox import Sandbox
-from bot.settings import Secret, Settings
 from bot.web.jobs import warm_catalogues
 from bot.web.serve import Background
 
@@ -37,19 +35,9 @@ from bot.web.serve import Background
 def measure(size: int, root: Path, *, warmed: bool) -> dict[str, float]:
     label = "warmed" if warmed else "cold"
     repo = generate(size, root / f"catalogue-{label}")
-    with Sandbox.start(root / f"forge-{label}") as forge:
-        alice = forge.create_user("alice")
-        forge.create_user("carol")
-        forge.create_org("acme", owners=["alice"], members=["carol"])
-        forge.create_repo_from_folder("acme", "platform", repo, owner_token=alice.token)
-        forge.add_collaborator("acme", "platform", "carol", "write")
-        app = forge.create_app("acme", "paved", permissions={
-            "checks": "write", "contents": "write", "issues": "write", "pull_requests": "write", "metadata": "read"})
-        forge.install_app(app.id, "acme")
-        settings = dataclasses.replace(
-            Settings.from_env({"PAVED_DATA_DIR": str(root / f"data-{label}"), "PAVED_RECONCILE_MINUTES": "0"}),
-            github_api_url=forge.api_url, github_app_id=str(app.id), github_private_key=Secret(app.private_key),
-            webhook_secret=Secret(SECRET), catalogue_repo="acme/platform")
+    env = {"PAVED_DATA_DIR": str(root / f"data-{label}"), "PAVED_RECONCILE_MINUTES": "0"}
+    with platform_on_forge(repo, root / f"forge-{label}", env) as (forge, settings, app_id):
+        settings = dataclasses.replace(settings, catalogue_repo="acme/platform")
         started = time.perf_counter()
         service = Background(settings, warm=warm_catalogues if warmed else None)
         try:
@@ -57,7 +45,7 @@ def measure(size: int, root: Path, *, warmed: bool) -> dict[str, float]:
             began = time.perf_counter()
             page = httpx.get(service.url + "/", timeout=120)
             first_page = time.perf_counter() - began
-            forge.set_app_webhook(app.id, service.url + "/webhooks/github", SECRET)
+            forge.set_app_webhook(app_id, service.url + "/webhooks/github", SECRET)
             first_plan = one_pull_request(forge, service.deliveries, _a_database(repo), 20)
         finally:
             service.stop()
