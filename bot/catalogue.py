@@ -19,12 +19,13 @@ the one place that knows its tables; the caller builds it and hands it in.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable, Iterator, Mapping
+import marshal
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
-from bot.kinds import value_at
+from bot.kinds import Kinds, value_at
 from bot.model import Finding, Resource, Tree
 from bot.rules import Policy, Rules
 from bot.validate import (
@@ -34,11 +35,17 @@ from bot.validate import (
     FileResults,
     Reference,
     check_files,
+    check_read,
     field_name,
+    finding_from_tuple,
+    finding_to_tuple,
+    is_for,
     is_request_file,
+    record_bytes,
+    refused_file,
     suggest,
 )
-from bot.yamlio import join, load
+from bot.yamlio import Document, join, load
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +84,17 @@ class StalePolicy:
     """A stored resource whose policies must be judged (again): never judged, or its service changed.
 
     `context` is the owning service's context now (`policy_context`); `row` is the index's own handle.
+    `request` is the resource's data (marshal bytes) when it was judged for this state and waits there
+    for its context (`JudgedFile.requests`), and `blob` its file's blob id. `belongs_to` is the tier and
+    lifecycle of the resource it belongs to (its first definition), None when there is none.
     """
 
     row: int
     entry: Entry
     context: str
+    request: bytes | None = None
+    blob: str = ""
+    belongs_to: tuple[str | None, str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +104,61 @@ class StoredPolicy:
     entry: Entry
     context: str | None
     findings: tuple[Finding, ...]
+
+
+Record = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JudgedFile:
+    """One file judged for a new state, as plain values: cheap to hand from a judging process to the
+    one that stores it, and kept by nobody once stored.
+
+    `findings`, `entries` and `references` are in record form (`finding_to_tuple`; the fields of `Entry`
+    and `Reference`, in order). `policies` holds the policy findings (record form) of each document whose
+    resource belongs to nothing, whose context is therefore known without any other file; `requests`
+    holds the data (marshal bytes) of each other resource with policies, judged once the whole catalogue
+    is stored (`PolicySubject`). `record` is the file's result for the results cache (`record_bytes`);
+    None, with no policies judged, for a file whose result came from that cache.
+    """
+
+    path: str
+    blob: str
+    broken: bool
+    findings: tuple[Record, ...]
+    entries: tuple[Record, ...]
+    references: tuple[Record, ...]
+    policies: dict[int, tuple[Record, ...]] = field(default_factory=dict)
+    requests: dict[int, bytes] = field(default_factory=dict)
+    record: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySubject:
+    """One request whose policies are judged once the catalogue is stored: its data (marshal bytes)
+    and what its policies see of the resource it belongs to (`context`)."""
+
+    path: str
+    blob: str
+    document: int
+    kind: str
+    request: bytes
+    context: dict[str, Any]
+
+
+class Judging(Protocol):
+    """Where the work on each file of a new state is done: here (`LocalJudging`), or shared among
+    processes (`bot.adapters.judging`). Answers come in the order of the question."""
+
+    def listing(self, tree: Tree, prefix: str) -> dict[str, str]:
+        """`tree.files(prefix)`, hashed wherever is quickest."""
+    def judge_files(self, tree: Tree, rules: Rules, files: Sequence[tuple[str, str]],
+                    records: bool = True) -> Iterator[JudgedFile]:
+        """Each (path, blob id) of `files` read from `tree` and judged on its own (with its `record`
+        for the results cache when `records`)."""
+    def judge_policies(self, tree: Tree, rules: Rules,
+                       subjects: Sequence[PolicySubject]) -> Iterator[tuple[Record, ...]]:
+        """The policy findings (record form, placed in their file) of each subject."""
 
 
 class CatalogueIndex(FileResults, Protocol):
@@ -107,8 +175,17 @@ class CatalogueIndex(FileResults, Protocol):
         """The state of `tree` under the rules with digest `rules`, marked as just used."""
     def latest_state(self, rules: str) -> State | None: ...
     def add_state(self, rules: str, tree: str, since: State | None, changed: Collection[str],
-                  results: Iterable[FileResult]) -> State: ...
+                  files: Iterable[JudgedFile]) -> State:
+        """Store a new state: `since`'s rows but for the `changed` files, and `files`, read as they come.
+
+        A file's judged policies are stored in the context '-' of a resource that belongs to nothing;
+        its `requests` wait with their resources for `stale_policies`, until `set_policies`."""
     def prune(self) -> None: ...
+    @property
+    def keeps_records(self) -> bool:
+        """Whether `add_state` keeps each judged file's record in the results cache."""
+    def cached_files(self, rules: Rules, files: Iterable[tuple[str, str]]) -> dict[str, FileResult]:
+        """The results kept for those of `files` (path, blob id) judged before under `rules`."""
 
     # files of a state
     def listing(self, state: int) -> dict[str, str]: ...
@@ -138,9 +215,11 @@ class CatalogueIndex(FileResults, Protocol):
     def teams_over_budget(self, state: int) -> list[str]: ...
     def add_checks(self, state: int, checks: Iterable[Check]) -> None: ...
     def checks(self, scope: Scope) -> list[Check]: ...
-    def stale_policies(self, state: int, parents: Mapping[str, str]) -> list[StalePolicy]:
+    def stale_policies(self, state: int, parents: Mapping[str, str], after: int = 0,
+                       limit: int = -1) -> list[StalePolicy]:
         """Resources whose policies must be judged; `parents` maps each kind that belongs to another
-        (through `Entry.service`) to that kind, whose tier and lifecycle make the policy context."""
+        (through `Entry.service`) to that kind, whose tier and lifecycle make the policy context. In the
+        index's order: the first `limit` (-1: all) after the one whose `row` is `after`."""
     def set_policies(self, judged: Iterable[tuple[StalePolicy, list[Finding]]]) -> None: ...
     def policy_findings(self, scope: Scope, except_services: Collection[str] = ()) -> list[Finding]: ...
     def service_policies(self, scope: Scope, services: Iterable[str]) -> list[StoredPolicy]: ...
@@ -350,12 +429,13 @@ class Catalogue:
 
 # -- building states and overlays ------------------------------------------------------------------
 
-def _tree_key(tree: Tree) -> tuple[str, dict[str, str] | None]:
+def _tree_key(tree: Tree, judging: Judging | None = None) -> tuple[str, dict[str, str] | None]:
     """A key for the contents of `catalog/` at `tree` (git's tree id, or a digest of the listing)."""
     tree_id = tree.tree_id(CATALOG_DIR)
     if tree_id is not None:
         return tree_id, None
-    listing = {p: b for p, b in tree.files(CATALOG_DIR).items() if is_request_file(p)}
+    files = judging.listing(tree, CATALOG_DIR) if judging is not None else tree.files(CATALOG_DIR)
+    listing = {p: b for p, b in files.items() if is_request_file(p)}
     digest = hashlib.sha1(usedforsecurity=False)
     for path in sorted(listing):
         digest.update(f"{path}\0{listing[path]}\n".encode("utf-8", "surrogateescape"))
@@ -380,10 +460,14 @@ def _changes(index: CatalogueIndex, since: State, tree: Tree,
     return {p: (olds.get(p), b) for p, b in diff.items() if olds.get(p) != b}
 
 
-def judge(tree: Tree, rules: Rules, index: CatalogueIndex) -> Catalogue:
+def judge(tree: Tree, rules: Rules, index: CatalogueIndex, judging: Judging | None = None) -> Catalogue:
     """The catalogue at `tree`, stored whole: found in `index`, or derived from the most recently used
-    state by judging only the files that differ, or built from scratch."""
-    key, listing = _tree_key(tree)
+    state by judging only the files that differ, or built from scratch.
+
+    Files stream through `judging` (here by default) into the index: what is kept of each until the
+    end is only the data of the requests whose policies need the rest of the catalogue."""
+    judging = judging or LocalJudging()
+    key, listing = _tree_key(tree, judging)
     known = index.find_state(rules.digest, key)
     if known is not None:
         return Catalogue(index, rules, known, tree, Scope(known.id))
@@ -394,14 +478,23 @@ def judge(tree: Tree, rules: Rules, index: CatalogueIndex) -> Catalogue:
             return Catalogue(index, rules, known, tree, Scope(known.id))
         like = index.latest_state(rules.digest)
         changes = _changes(index, like, tree, listing) if like is not None else {
-            p: (None, b) for p, b in (listing or tree.files(CATALOG_DIR)).items() if is_request_file(p)}
-        fresh = {p: new for p, (_, new) in changes.items() if new is not None}
-        results = {r.path: r for r in check_files(tree, fresh, rules, index)}
-        state = index.add_state(rules.digest, key, like, changes.keys(), results.values())
+            p: (None, b) for p, b in (listing or judging.listing(tree, CATALOG_DIR)).items() if is_request_file(p)}
+        fresh = sorted((p, new) for p, (_, new) in changes.items() if new is not None)
+        state = index.add_state(rules.digest, key, like, changes.keys(), _judged(tree, rules, index, judging, fresh))
         catalogue = Catalogue(index, rules, state, tree, Scope(state.id))
-        _store_checks(catalogue, results)
+        _store_checks(catalogue, judging)
         index.prune()
     return catalogue
+
+
+def _judged(tree: Tree, rules: Rules, index: CatalogueIndex, judging: Judging,
+            fresh: list[tuple[str, str]]) -> Iterator[JudgedFile]:
+    """Each of `fresh` (path, blob id) taken from the results cache, or judged."""
+    cached = index.cached_files(rules, fresh)
+    for path, _ in fresh:
+        if path in cached:
+            yield without_policies(cached[path])
+    yield from judging.judge_files(tree, rules, [(p, b) for p, b in fresh if p not in cached], index.keeps_records)
 
 
 def overlay(base: Catalogue, tree: Tree) -> Catalogue:
@@ -434,14 +527,46 @@ def _policy_pointer(policy: Policy, errors: list[Any]) -> str:
     return "".join(join("", t) for t in deepest.instance_path)
 
 
-def _evaluate(catalogue: Catalogue, entries: Iterable[Entry], parents: dict[str, Entry],
-              fresh: dict[str, FileResult] | None = None) -> dict[Entry, list[Finding]]:
+def request_policies(rules: Rules, kind: str, path: str, document: int, data: Any,
+                     context: dict[str, Any]) -> list[Finding]:
+    """The policy findings of one request, which sees `context` of what it belongs to (`_context`);
+    their lines and columns are left for `place`."""
+    policies = rules.policies_for(kind)
+    if not policies:
+        return []
+    instance = {**data, "context": context}
+    if rules.policy_gate(kind).is_valid(instance):
+        return []
+    produced: list[Finding] = []
+    for policy in policies:
+        validator = rules.policy_validator(policy)
+        if validator.is_valid(instance):
+            continue
+        errors = list(validator.iter_errors(instance))
+        # The validator's own message is never shown: for the secrets policy it would repeat the secret.
+        produced.append(Finding(path=path, line=0, column=0, pointer=_policy_pointer(policy, errors),
+                                message=policy.message, severity=policy.severity, rule=policy.id,
+                                hint=policy.hint, document=document))
+    return produced
+
+
+def place(findings: list[Finding], documents: Sequence[Document]) -> list[Finding]:
+    """Each finding with the line and column of its pointer in its file's parsed `documents`."""
+    placed = []
+    for f in findings:
+        if f.document < len(documents):
+            line, column = documents[f.document].position(f.pointer)
+            f = replace(f, line=line, column=column)
+        placed.append(f)
+    return placed
+
+
+def _evaluate(catalogue: Catalogue, entries: Iterable[Entry], parents: dict[str, Entry]) -> dict[Entry, list[Finding]]:
     """Policy findings of each entry, with its owning service as context, positioned in its file."""
     found: dict[Entry, list[Finding]] = {}
-    results: dict[str, FileResult] = {**catalogue.added, **(fresh or {})}
+    results: dict[str, FileResult] = dict(catalogue.added)
     for entry in entries:
-        policies = catalogue.rules.policies_for(entry.kind)
-        if not policies:
+        if not catalogue.rules.policies_for(entry.kind):
             found[entry] = []
             continue
         result = results.get(entry.path)
@@ -454,20 +579,8 @@ def _evaluate(catalogue: Catalogue, entries: Iterable[Entry], parents: dict[str,
             found[entry] = []
             continue
         parent = parents.get(catalogue.rules.described.parent_of(entry.kind, entry.service) or "")
-        instance = {**resource.data, "context": _context(parent)}
-        produced: list[Finding] = []
-        if catalogue.rules.policy_gate(entry.kind).is_valid(instance):
-            found[entry] = produced
-            continue
-        for policy in policies:
-            validator = catalogue.rules.policy_validator(policy)
-            if validator.is_valid(instance):
-                continue
-            errors = list(validator.iter_errors(instance))
-            # The validator's own message is never shown: for the secrets policy it would repeat the secret.
-            produced.append(Finding(path=entry.path, line=0, column=0, pointer=_policy_pointer(policy, errors),
-                                    message=policy.message, severity=policy.severity, rule=policy.id,
-                                    hint=policy.hint, document=entry.document))
+        produced = request_policies(catalogue.rules, entry.kind, entry.path, entry.document, resource.data,
+                                    _context(parent))
         found[entry] = _position(produced, result, catalogue.tree) if produced else []
     return found
 
@@ -476,13 +589,104 @@ def _position(findings: list[Finding], result: FileResult, tree: Tree) -> list[F
     """Fill in line and column from the parsed documents, parsing the file again if they were not kept."""
     if result.documents is None:
         result.documents = load(result.path, tree.read(result.path)).documents
-    placed = []
-    for f in findings:
-        if f.document < len(result.documents):
-            line, column = result.documents[f.document].position(f.pointer)
-            f = replace(f, line=line, column=column)
-        placed.append(f)
-    return placed
+    return place(findings, result.documents)
+
+
+# -- judging each file of a new state, here or in another process ------------------------------------
+
+def _fields(item: Entry | Reference) -> Record:
+    return tuple(getattr(item, name) for name in item.__slots__)
+
+
+def judged_file(result: FileResult, rules: Rules, record: bool = True) -> JudgedFile:
+    """A file just judged, its documents at hand, in the form a new state stores (`JudgedFile`), with
+    its record for the results cache if `record`."""
+    kinds = rules.described
+    data = {r.document: r.data for r in result.resources}
+    policies: dict[int, tuple[Record, ...]] = {}
+    requests: dict[int, bytes] = {}
+    for entry in result.entries:
+        if kinds.parent_of(entry.kind, entry.service) is None:
+            found = request_policies(rules, entry.kind, entry.path, entry.document, data[entry.document], {})
+            policies[entry.document] = tuple(finding_to_tuple(f) for f in place(found, result.documents or []))
+        elif rules.policies_for(entry.kind):
+            requests[entry.document] = marshal.dumps(data[entry.document])
+    return JudgedFile(
+        result.path, result.blob, result.broken, tuple(finding_to_tuple(f) for f in result.findings),
+        tuple(_fields(e) for e in result.entries), tuple(_fields(r) for r in result.references),
+        policies, requests, record_bytes(result) if record and is_for(result, result.path, result.blob) else None)
+
+
+def without_policies(result: FileResult) -> JudgedFile:
+    """`result` as a new state stores it, all its policies left to be judged with the whole catalogue (a
+    result from the results cache, whose documents are not at hand)."""
+    return JudgedFile(result.path, result.blob, result.broken, tuple(finding_to_tuple(f) for f in result.findings),
+                      tuple(_fields(e) for e in result.entries), tuple(_fields(r) for r in result.references))
+
+
+Reader = Callable[[Sequence[tuple[str, str]]], Mapping[str, bytes]]
+
+
+def judge_read(files: Sequence[tuple[str, str]], read: Reader, rules: Rules, label: str,
+               records: bool = True) -> list[JudgedFile]:
+    """Each of `files` (path, blob id) judged from the bytes `read` gives for it (path -> bytes), in order,
+    with their records for the results cache if `records`.
+
+    A file whose name Paved refuses is not read; one that `read` does not find is left out; bytes that are
+    not the blob named raise `ObjectMismatchError`, as in `check_files`."""
+    refused = {p: r for p, b in files if (r := refused_file(p, b)) is not None}
+    contents = read([(p, b) for p, b in files if p not in refused])
+    judged: list[JudgedFile] = []
+    for path, blob in files:
+        result = refused.get(path)
+        if result is None:
+            raw = contents.get(path)
+            if raw is None:
+                continue
+            result = check_read(path, blob, raw, rules, label)
+        judged.append(judged_file(result, rules, records))
+    return judged
+
+
+def judge_subjects(subjects: Sequence[PolicySubject], rules: Rules,
+                   documents: Callable[[str, str], Sequence[Document]]) -> list[tuple[Record, ...]]:
+    """The policy findings of each subject, placed in the documents of its file (path, blob id), which
+    are read again only when a policy fails."""
+    judged: list[tuple[Record, ...]] = []
+    for subject in subjects:
+        found = request_policies(rules, subject.kind, subject.path, subject.document,
+                                 marshal.loads(subject.request), subject.context)
+        if found:
+            found = place(found, documents(subject.path, subject.blob))
+        judged.append(tuple(finding_to_tuple(f) for f in found))
+    return judged
+
+
+# Files read at once when judging in this process: enough for one round trip to git to pay, few enough
+# that their bytes never add up to much.
+FILES_PER_READ = 256
+
+
+class LocalJudging:
+    """Judging in this process, a few hundred files at a time."""
+
+    def listing(self, tree: Tree, prefix: str) -> dict[str, str]:
+        return tree.files(prefix)
+
+    def judge_files(self, tree: Tree, rules: Rules, files: Sequence[tuple[str, str]],
+                    records: bool = True) -> Iterator[JudgedFile]:
+        def read(wanted: Sequence[tuple[str, str]]) -> Mapping[str, bytes]:
+            return tree.read_many(p for p, _ in wanted)
+
+        for start in range(0, len(files), FILES_PER_READ):
+            yield from judge_read(files[start:start + FILES_PER_READ], read, rules, tree.label, records)
+
+    def judge_policies(self, tree: Tree, rules: Rules,
+                       subjects: Sequence[PolicySubject]) -> Iterator[tuple[Record, ...]]:
+        def documents(path: str, blob: str) -> Sequence[Document]:
+            return load(path, tree.read(path)).documents
+
+        yield from judge_subjects(subjects, rules, documents)
 
 
 def _parents(catalogue: Catalogue, entries: Iterable[Entry]) -> dict[str, Entry]:
@@ -600,7 +804,11 @@ def _budgets(catalogue: Catalogue, teams: Iterable[str]) -> dict[str, list[Findi
     return found
 
 
-def _store_checks(catalogue: Catalogue, fresh: dict[str, FileResult]) -> None:
+# Stale policies taken from the index at once: the requests and entries of so many are all that is held.
+POLICIES_AT_ONCE = 5_000
+
+
+def _store_checks(catalogue: Catalogue, judging: Judging) -> None:
     """Run every catalogue-wide check over a newly stored state and keep the results with it."""
     index, state = catalogue.index, catalogue.state.id
     checks: list[Check] = []
@@ -614,12 +822,30 @@ def _store_checks(catalogue: Catalogue, fresh: dict[str, FileResult]) -> None:
 
     # Policies: every resource whose request is new here, or whose owning service's tier changed (the
     # index compares contexts itself, so unchanged resources never reach Python).
-    stale = index.stale_policies(state, catalogue.rules.described.parents())
-    if not stale:
-        return
-    parents = _parents(catalogue, (s.entry for s in stale))
-    evaluated = _evaluate(catalogue, (s.entry for s in stale), parents, fresh)
-    index.set_policies((s, evaluated[s.entry]) for s in stale)
+    kinds = catalogue.rules.described
+    after = 0
+    while stale := index.stale_policies(state, kinds.parents(), after, POLICIES_AT_ONCE):
+        after = stale[-1].row
+        waiting = [s for s in stale if s.request is not None]
+        subjects = [PolicySubject(s.entry.path, s.blob, s.entry.document, s.entry.kind, s.request or b"",
+                                  _stale_context(kinds, s)) for s in waiting]
+        judged = judging.judge_policies(catalogue.tree, catalogue.rules, subjects)
+        index.set_policies((one, [finding_from_tuple(f) for f in found])
+                           for one, found in zip(waiting, judged, strict=True))
+        # Those judged before in another context (their service changed), or taken from the results cache.
+        others = [s.entry for s in stale if s.request is None]
+        evaluated = _evaluate(catalogue, others, _parents(catalogue, others))
+        index.set_policies((one, evaluated[one.entry]) for one in stale if one.request is None)
+
+
+def _stale_context(kinds: Kinds, stale: StalePolicy) -> dict[str, Any]:
+    """What the policies of a stale resource see of the resource it belongs to (as `_context` says)."""
+    parent = kinds.parent_of(stale.entry.kind, stale.entry.service)
+    if parent is None or stale.belongs_to is None:
+        return {}
+    kind, name = parent.split("/", 1)
+    tier, lifecycle = stale.belongs_to
+    return {kind.lower(): {"name": name, "tier": tier, "lifecycle": lifecycle}}
 
 
 def _stored_findings(catalogue: Catalogue) -> list[Finding]:

@@ -4,12 +4,14 @@ Exit codes: 0 when nothing stands in the way, 1 when a finding of severity error
 command could not judge at all (bad usage, a broken rule file, an unknown revision). Each command
 imports only what it uses, inside itself, so `paved validate` starts fast; that is the only reason for
 an import inside a function here (Paved's modules import one another without cycles, as
-tests/test_architecture.py checks).
+tests/test_architecture.py checks). For the same reason the commands defined elsewhere (the service's,
+`ci` and `sandbox`) are added to the parser only when one of them is asked for, or all commands listed.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -17,11 +19,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from bot.ci import add_commands as add_ci_commands
 from bot.errors import PavedError, UsageError
-from bot.sandbox.commands import add_commands as add_sandbox_commands
-from bot.sandbox.commands import run as run_sandbox
-from bot.web.commands import add_commands as add_service_commands
 
 if TYPE_CHECKING:
     from bot.adapters.catalogue_index import SQLiteCatalogueIndex
@@ -69,12 +67,15 @@ def _print_findings(findings: list[Finding], fmt: str, files_checked: int, ctx: 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Check every request under catalog/ as it is on disk, by the rules in the same folder."""
+    from bot.adapters.judging import ProcessJudging, paused_collector
     from bot.adapters.repo import FolderTree
     from bot.plan import validate_tree
 
     ctx = _Context(args)
     tree = FolderTree(ctx.root)
-    result = validate_tree(tree, store=ctx.store)
+    # A large catalogue is judged on every core the process may use (small ones here: see judging.py).
+    with ProcessJudging() as judging, paused_collector():
+        result = validate_tree(tree, store=ctx.store, judging=judging)
     findings = result.findings
     if args.path:
         wanted = Path(args.path).resolve()
@@ -98,12 +99,14 @@ def _tree(root: Path, revision: str | None) -> FolderTree | GitTree:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """Show what merging HEAD into BASE would create, change and delete, and what is wrong with it."""
+    from bot.adapters.judging import ProcessJudging, paused_collector
     from bot.plan import make_plan
 
     ctx = _Context(args)
     # Each git tree keeps a `git cat-file` process: closed here, not left to the garbage collector.
-    with closing(_tree(ctx.root, args.base)) as base, closing(_tree(ctx.root, args.head)) as head:
-        plan = make_plan(base, head, store=ctx.store)
+    with closing(_tree(ctx.root, args.base)) as base, closing(_tree(ctx.root, args.head)) as head, \
+            ProcessJudging() as judging, paused_collector():
+        plan = make_plan(base, head, store=ctx.store, judging=judging)
     if args.format == "markdown":
         from bot.render import markdown
 
@@ -379,7 +382,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The commands other modules define, each with the module that adds it (`add_commands(subparsers)`).
+ELSEWHERE = {"serve": "bot.web.commands", "worker": "bot.web.commands", "ci": "bot.ci",
+             "sandbox": "bot.sandbox.commands"}
+
+
+def _add_commands_from(module_name: str, commands: Any) -> None:
+    module = importlib.import_module(module_name)
+    module.add_commands(commands)
+    if module_name == ELSEWHERE["sandbox"]:
+        commands.choices["sandbox"].set_defaults(func=module.run)
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command word of `argv`: its first argument that is not an option."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The `paved` parser. The commands other modules define are added only when `argv` names one of
+    them, or names no command Paved knows (`paved --help`, a typo), for argparse to list them all."""
     parser = argparse.ArgumentParser(
         prog="paved", description="Paved: self-service platform requests through pull requests.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what Paved does")
@@ -443,15 +465,17 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--now", action="store_true", help="retry a failed apply now, whatever its backoff says")
     reconcile.add_argument("--format", choices=["text", "json"], default="text")
 
-    add_service_commands(commands)
-    add_ci_commands(commands)
-    add_sandbox_commands(commands)
-    commands.choices["sandbox"].set_defaults(func=run_sandbox)
+    word = _command_of(sys.argv[1:] if argv is None else argv)
+    if word in ELSEWHERE:
+        _add_commands_from(ELSEWHERE[word], commands)
+    elif word not in commands.choices:
+        for module_name in dict.fromkeys(ELSEWHERE.values()):
+            _add_commands_from(module_name, commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

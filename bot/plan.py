@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.catalogue import Catalogue, CatalogueIndex, file_result, judge, overlay
+from bot.catalogue import Catalogue, CatalogueIndex, Judging, file_result, judge, overlay
 from bot.errors import ConfigurationError
 from bot.kinds import value_at
 from bot.model import (
@@ -44,10 +44,12 @@ class Validation:
         return [f for f in self.findings if f.severity == "error"]
 
 
-def validate_tree(tree: Tree, *, store: CatalogueIndex, rules: Rules | None = None) -> Validation:
-    """Judge every request file at one revision, by that revision's rules unless others are given."""
+def validate_tree(tree: Tree, *, store: CatalogueIndex, rules: Rules | None = None,
+                  judging: Judging | None = None) -> Validation:
+    """Judge every request file at one revision, by that revision's rules unless others are given, each
+    file through `judging` (in this process by default)."""
     rules = rules or load_rules(tree)
-    catalogue = judge(tree, rules, store)
+    catalogue = judge(tree, rules, store, judging)
     return Validation(catalogue.findings(), catalogue.file_count, catalogue.state.resources, rules)
 
 
@@ -149,16 +151,19 @@ class PlannedRequests:
     rules: Rules | None = None
 
 
-def make_plan(base: Tree, head: Tree, *, store: CatalogueIndex, rules: Rules | None = None) -> Plan:
+def make_plan(base: Tree, head: Tree, *, store: CatalogueIndex, rules: Rules | None = None,
+              judging: Judging | None = None) -> Plan:
     """What merging `head` into `base` would do, judged by `base`'s rules (or by `rules`, when the
-    caller compares from a merge base but judges by the target branch as it is now)."""
-    return plan_requests(base, head, store=store, rules=rules).plan
+    caller compares from a merge base but judges by the target branch as it is now); the base, when it
+    is not stored yet, is judged through `judging` (in this process by default)."""
+    return plan_requests(base, head, store=store, rules=rules, judging=judging).plan
 
 
-def plan_requests(base: Tree, head: Tree, *, store: CatalogueIndex, rules: Rules | None = None) -> PlannedRequests:
+def plan_requests(base: Tree, head: Tree, *, store: CatalogueIndex, rules: Rules | None = None,
+                  judging: Judging | None = None) -> PlannedRequests:
     """`make_plan`, keeping the requests each change is about (applying needs them)."""
     rules = rules or load_rules(base)
-    before = judge(base, rules, store)
+    before = judge(base, rules, store, judging)
     after = overlay(before, head)
     try:
         return _plan(before, after)

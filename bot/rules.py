@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import jsonschema_rs
@@ -103,6 +103,16 @@ class Rules:
     digest: str
     described: Kinds = field(default_factory=Kinds)
     _validators: dict[str, Any] = field(default_factory=dict, repr=False)
+    _policies_of: dict[str, tuple[Policy, ...]] = field(default_factory=dict, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Compiled validators do not cross to another process (a judging worker): each compiles its own.
+        state = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**state, "_validators": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
 
     def validator(self, key: str, schema: dict[str, Any]) -> Any:
         """A compiled validator for `schema`, built once per rules object."""
@@ -127,7 +137,10 @@ class Rules:
         return self.described[kind]
 
     def policies_for(self, kind: str) -> tuple[Policy, ...]:
-        return tuple(p for p in self.policies if kind in p.kinds)
+        found = self._policies_of.get(kind)
+        if found is None:
+            found = self._policies_of[kind] = tuple(p for p in self.policies if kind in p.kinds)
+        return found
 
     def policy_gate(self, kind: str) -> Any:
         """One validator that passes exactly when every policy of `kind` passes.

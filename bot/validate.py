@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import marshal
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -387,6 +388,16 @@ def to_record(result: FileResult) -> tuple[Any, ...]:
     )
 
 
+def record_bytes(result: FileResult) -> bytes:
+    """The record of `result` as the bytes a store keeps and a process hands another."""
+    return marshal.dumps(to_record(result))
+
+
+def from_record_bytes(path: str, blob: str, record: bytes) -> FileResult | None:
+    """`from_record` of the bytes `record_bytes` made."""
+    return from_record(path, blob, marshal.loads(record))
+
+
 def from_record(path: str, blob: str, record: tuple[Any, ...] | list[Any]) -> FileResult | None:
     """The stored result for `path` at `blob`; None when the record was judged for another path or blob."""
     stored_path, stored_blob, findings, resources, broken, entries, references = record
@@ -418,6 +429,16 @@ class FileResults(Protocol):
     def put_file(self, rules: Rules, result: FileResult) -> None: ...
 
 
+def check_read(path: str, blob: str, raw: bytes, rules: Rules, label: str) -> FileResult:
+    """Judge the bytes read for `path`, which must be the blob its listing names."""
+    found = content_id(raw, blob)
+    if found != blob:
+        raise ObjectMismatchError(
+            f"{shown_path(path)} at {label} read as blob {found}, but its listing names {blob}",
+            requested=blob, answer=found)
+    return check_file(path, raw, blob, rules)
+
+
 def check_files(tree: Tree, listing: Mapping[str, str], rules: Rules,
                 store: FileResults | None = None) -> list[FileResult]:
     """Check every request file in `listing` (path -> blob id), reading only those not in `store`.
@@ -445,13 +466,7 @@ def check_files(tree: Tree, listing: Mapping[str, str], rules: Rules,
         raw = contents.get(path)
         if raw is None:
             continue
-        blob = listing[path]
-        found = content_id(raw, blob)
-        if found != blob:
-            raise ObjectMismatchError(
-                f"{shown_path(path)} at {tree.label} read as blob {found}, but its listing names {blob}",
-                requested=blob, answer=found)
-        result = check_file(path, raw, blob, rules)
+        result = check_read(path, listing[path], raw, rules, tree.label)
         results[path] = result
         if store is not None:
             store.put_file(rules, result)

@@ -152,7 +152,7 @@ def test_the_bot_package_has_no_import_cycle() -> None:
 
     cycles = [c for c in (cycle_from(name, []) for name in sorted(graph)) if c]
     assert cycles == [], " -> ".join(cycles[0]) if cycles else ""
-    assert graph["bot.cli"] >= {"bot.errors", "bot.ci"}  # the walk still sees what it looks for
+    assert graph["bot.cli"] >= {"bot.errors"} and graph["bot.plan"] >= {"bot.catalogue"}  # the walk still sees
 
 
 def test_validate_and_plan_import_only_what_they_use(platform_repo: object) -> None:
@@ -160,6 +160,16 @@ def test_validate_and_plan_import_only_what_they_use(platform_repo: object) -> N
     code = ("import sys; from bot.cli import main; main(['validate', '--repo', sys.argv[1]]); "
             "main(['plan', '--repo', sys.argv[1], '--base', 'HEAD']); "
             f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    root = platform_repo.root  # type: ignore[attr-defined]
+    done = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_validate_loads_neither_the_service_the_sandbox_nor_ci(platform_repo: object) -> None:
+    """The commands other modules define are added to `paved`'s parser only when asked for."""
+    elsewhere = ["bot.web", "bot.sandbox", "bot.ci", "huey", "redis", "uvicorn", "fastapi"]
+    code = ("import sys; from bot.cli import main; main(['validate', '--repo', sys.argv[1]]); "
+            f"print(sorted(m for m in {elsewhere!r} if m in sys.modules))")
     root = platform_repo.root  # type: ignore[attr-defined]
     done = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"

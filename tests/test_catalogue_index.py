@@ -15,7 +15,7 @@ import pytest
 
 from bot.adapters.catalogue_index import KEEP_STATES, SCHEMA_VERSION, SQLiteCatalogueIndex
 from bot.adapters.repo import FolderTree
-from bot.catalogue import Check, Scope, State
+from bot.catalogue import Check, JudgedFile, Scope, State, judged_file, without_policies
 from bot.catalogue_view import Filters
 from bot.model import Finding
 from bot.rules import Rules, load_rules
@@ -59,10 +59,11 @@ def database(rules: Rules, name: str, owner: str, service: str) -> FileResult:
                   DATABASE.format(name=name, owner=owner, service=service, size="small"))
 
 
-def catalogue(rules: Rules) -> list[FileResult]:
-    """Two teams, a service of payments with its database, a service of data."""
-    return [team(rules, "payments"), team(rules, "data"), service(rules, "checkout", "payments"),
-            database(rules, "orders", "payments", "checkout"), service(rules, "search", "data")]
+def catalogue(rules: Rules) -> list[JudgedFile]:
+    """Two teams, a service of payments with its database, a service of data; no policy judged yet."""
+    return [without_policies(r) for r in (
+        team(rules, "payments"), team(rules, "data"), service(rules, "checkout", "payments"),
+        database(rules, "orders", "payments", "checkout"), service(rules, "search", "data"))]
 
 
 def stored(index: SQLiteCatalogueIndex, rules: Rules, tree: str = "tree-1") -> State:
@@ -89,7 +90,7 @@ def test_a_state_built_on_another_keeps_its_unchanged_files_and_takes_the_new_on
     renamed = judged(rules, "catalog/teams/data.yaml", TEAM.format(name="data", budget=900), blob="new-blob")
     with index.transaction():
         second = index.add_state(RULES, "tree-2", first, ["catalog/teams/data.yaml", "catalog/search.yaml"],
-                                 [renamed])
+                                 [without_policies(renamed)])
     assert index.listing(second.id)["catalog/teams/data.yaml"] == "new-blob"
     assert index.listing(first.id)["catalog/teams/data.yaml"] == "blob-of-catalog/teams/data.yaml"
     assert set(index.listing(second.id)) == set(index.listing(first.id))
@@ -170,11 +171,11 @@ def test_duplicates_dangling_references_and_budgets_are_found_in_sql(index: SQLi
     twin = judged(rules, "catalog/teams/payments-again.yaml", TEAM.format(name="payments", budget=500))
     orphan = database(rules, "lost", "ghosts", "nowhere")
     with index.transaction():
-        state = index.add_state(RULES, "tree", None, (), [*catalogue(rules), twin, orphan,
-                                                          team(rules, "poor", budget=0)])
+        state = index.add_state(RULES, "tree", None, (), [*catalogue(rules), *map(without_policies, [
+            twin, orphan, team(rules, "poor", budget=0)])])
     poor = database(rules, "costly", "poor", "checkout")
     with index.transaction():
-        state = index.add_state(RULES, "tree-2", state, (), [poor])
+        state = index.add_state(RULES, "tree-2", state, (), [without_policies(poor)])
     assert index.duplicated_identities(state.id) == ["Team/payments"]
     assert {(r.target, r.relation) for r in index.dangling_references(state.id)} == {
         ("Team/ghosts", "owner"), ("Service/nowhere", "service")}
@@ -211,9 +212,40 @@ def test_policies_are_stale_until_judged_and_again_when_the_service_changes(inde
 
     critical = service(rules, "checkout", "payments", tier="critical")
     with index.transaction():
-        changed = index.add_state(RULES, "tree-2", state, [critical.path], [critical])
+        changed = index.add_state(RULES, "tree-2", state, [critical.path], [without_policies(critical)])
     assert {s.entry.identity: s.context for s in index.stale_policies(changed.id, rules.described.parents())} == {
         "Service/checkout": "-", "Database/orders": "critical|production"}
+
+
+def test_policies_judged_with_their_file_are_stored_and_not_stale(index: SQLiteCatalogueIndex, rules: Rules) -> None:
+    judged = judged_file(team(rules, "payments", budget=500), rules)
+    with index.transaction():
+        state = index.add_state(RULES, "tree", None, (), [judged])
+    assert judged.policies == {0: ()}  # a team belongs to nothing: its policies need no other file
+    assert index.stale_policies(state.id, rules.described.parents()) == []
+
+
+def test_a_new_request_waits_in_the_index_until_its_policies_are_judged(index: SQLiteCatalogueIndex,
+                                                                       rules: Rules) -> None:
+    files = [judged_file(r, rules) for r in (team(rules, "payments"), service(rules, "checkout", "payments"),
+                                              database(rules, "orders", "payments", "checkout"))]
+    with index.transaction():
+        state = index.add_state(RULES, "tree", None, (), files)
+    [waiting] = index.stale_policies(state.id, rules.described.parents())
+    assert (waiting.entry.identity, waiting.context, waiting.belongs_to, waiting.blob) == (
+        "Database/orders", "standard|production", ("standard", "production"), files[2].blob)
+    assert waiting.request == files[2].requests[0]
+    index.set_policies([(waiting, [])])
+    assert index.stale_policies(state.id, rules.described.parents()) == []
+
+
+def test_stale_policies_come_in_batches_in_the_index_order(index: SQLiteCatalogueIndex, rules: Rules) -> None:
+    state = stored(index, rules)
+    parents = rules.described.parents()
+    every = index.stale_policies(state.id, parents)
+    first = index.stale_policies(state.id, parents, limit=2)
+    rest = index.stale_policies(state.id, parents, after=first[-1].row)
+    assert first + rest == every and len(first) == 2
 
 
 # -- judged files --------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.catalogue import Check, Scope, StalePolicy, State, StoredPolicy
+from bot.catalogue import Check, JudgedFile, Scope, StalePolicy, State, StoredPolicy
 from bot.files import private_file, private_folder
 from bot.model import Finding
 from bot.rules import Rules
@@ -34,9 +34,9 @@ from bot.validate import (
     Reference,
     finding_from_tuple,
     finding_to_tuple,
-    from_record,
+    from_record_bytes,
     is_for,
-    to_record,
+    record_bytes,
 )
 
 if TYPE_CHECKING:
@@ -45,7 +45,8 @@ if TYPE_CHECKING:
     from bot.catalogue_view import Filters, Row, Status
 
 # 3: a judged file's record holds the path and blob it was judged for.
-SCHEMA_VERSION = "3"
+# 4: a new resource's request waits in its row (`request`) until its policies are judged.
+SCHEMA_VERSION = "4"
 # States kept besides the ones in use; older ones are dropped (they are rebuilt from file results).
 KEEP_STATES = 12
 _CHUNK = 500  # values per `IN (...)` query, well under SQLite's parameter limit
@@ -54,6 +55,7 @@ _ENTRY_FIELDS: tuple[str, ...] = Entry.__slots__
 _REF_FIELDS: tuple[str, ...] = Reference.__slots__
 _ENTRY_COLUMNS = ", ".join(_ENTRY_FIELDS)
 _REF_COLUMNS = ", ".join(_REF_FIELDS)
+_DOCUMENT = _ENTRY_FIELDS.index("document")
 
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -62,7 +64,7 @@ CREATE TABLE IF NOT EXISTS states(id INTEGER PRIMARY KEY, rules TEXT, tree TEXT,
                                   files INTEGER, resources INTEGER, UNIQUE(rules, tree));
 CREATE TABLE IF NOT EXISTS files(state INTEGER, path TEXT, blob TEXT, broken INTEGER, findings BLOB,
                                  PRIMARY KEY(state, path));
-CREATE TABLE IF NOT EXISTS entries(state INTEGER, {_ENTRY_COLUMNS}, context TEXT, policy BLOB);
+CREATE TABLE IF NOT EXISTS entries(state INTEGER, {_ENTRY_COLUMNS}, context TEXT, policy BLOB, request BLOB);
 CREATE INDEX IF NOT EXISTS entries_by_identity ON entries(state, identity);
 CREATE INDEX IF NOT EXISTS entries_by_path ON entries(state, path);
 CREATE INDEX IF NOT EXISTS entries_by_service ON entries(state, service);
@@ -135,7 +137,7 @@ class SQLiteCatalogueIndex:
     def _open(self, path: Path | None) -> None:
         if path is not None:
             private_file(private_folder(path.parent) / path.name)  # what was judged in private repositories
-        self._db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None, timeout=30)
+        self._db = sqlite3.connect(str(path) if path else "", isolation_level=None, timeout=30)
         self._journal("wal" if path else "memory")
         self._db.execute("PRAGMA synchronous=NORMAL")
         try:
@@ -191,7 +193,7 @@ class SQLiteCatalogueIndex:
             return known if known is not None and known.path == path and known.blob == blob else None
         row = self._db.execute("SELECT record FROM results WHERE rules=? AND path=? AND blob=?",
                                (rules.digest, path, blob)).fetchone()
-        return from_record(path, blob, marshal.loads(row[0])) if row else None
+        return from_record_bytes(path, blob, row[0]) if row else None
 
     def put_file(self, rules: Rules, result: FileResult) -> None:
         if not is_for(result, result.path, result.blob):
@@ -200,7 +202,7 @@ class SQLiteCatalogueIndex:
             self._memory[(rules.digest, result.path, result.blob)] = result
             return
         self._db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?)",
-                         (rules.digest, result.path, result.blob, marshal.dumps(to_record(result))))
+                         (rules.digest, result.path, result.blob, record_bytes(result)))
 
     # -- states ------------------------------------------------------------------------------------
 
@@ -221,9 +223,40 @@ class SQLiteCatalogueIndex:
         """Whether `state` is still kept (`prune` drops the least used)."""
         return self._db.execute("SELECT 1 FROM states WHERE id=?", (state,)).fetchone() is not None
 
+    @property
+    def keeps_records(self) -> bool:
+        """Whether `add_state` keeps judged files' records: on disk only (see there)."""
+        return self._memory is None
+
+    def cached_files(self, rules: Rules, files: Iterable[tuple[str, str]]) -> dict[str, FileResult]:
+        """The results kept for those of `files` (path, blob id) judged before under `rules`."""
+        wanted = dict(files)
+        found: dict[str, FileResult] = {}
+        if self._memory is not None:
+            for path, blob in wanted.items():
+                known = self.get_file(rules, path, blob)
+                if known is not None:
+                    found[path] = known
+            return found
+        if not self._db.execute("SELECT 1 FROM results WHERE rules=? LIMIT 1", (rules.digest,)).fetchone():
+            return found  # nothing judged under these rules yet: no file needs looking up
+        for chunk in _chunks(wanted):
+            for path, blob, record in self._db.execute(
+                    f"SELECT path, blob, record FROM results WHERE rules=? AND path IN ({','.join('?' * len(chunk))})",
+                    (rules.digest, *chunk)):
+                if blob == wanted[path]:
+                    known = from_record_bytes(path, blob, record)
+                    if known is not None:
+                        found[path] = known
+        return found
+
     def add_state(self, rules: str, tree: str, since: State | None, changed: Collection[str],
-                  results: Iterable[FileResult]) -> State:
-        """Store a new state: `since`'s rows for the files not in `changed`, and `results` for the new ones."""
+                  files: Iterable[JudgedFile]) -> State:
+        """Store a new state: `since`'s rows for the files not in `changed`, and `files` for the new ones.
+
+        `files` is read as it comes and written a few hundred files at a time, so a catalogue of any size
+        is never held whole; each judged file's record also goes to the results cache (on disk only: in
+        memory a record would outlive its use, and a file asked for again is judged again)."""
         db = self._db
         state = db.execute("INSERT INTO states(rules, tree, used) VALUES (?, ?, ?)",
                            (rules, tree, time.time())).lastrowid
@@ -235,20 +268,39 @@ class SQLiteCatalogueIndex:
             keep = "WHERE state=? AND path NOT IN (SELECT path FROM temp.carry)"
             for table, columns in (("files", "path, blob, broken, findings"),
                                    ("entries", f"{_ENTRY_COLUMNS}, context, policy"), ("refs", _REF_COLUMNS)):
-                db.execute(f"INSERT INTO {table} SELECT ?, {columns} FROM {table} {keep}", (state, since.id))
-        results = list(results)
-        db.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?)",
-                       [(state, r.path, r.blob, int(r.broken), _dump(r.findings)) for r in results])
-        db.executemany(
-            f"INSERT INTO entries VALUES (?, {', '.join('?' * len(_ENTRY_FIELDS))}, NULL, NULL)",
-            [(state, *(getattr(e, f) for f in _ENTRY_FIELDS)) for r in results for e in r.entries])
-        db.executemany(
-            f"INSERT INTO refs VALUES (?, {', '.join('?' * len(_REF_FIELDS))})",
-            [(state, *(getattr(ref, f) for f in _REF_FIELDS)) for r in results for ref in r.references])
-        files = db.execute("SELECT COUNT(*) FROM files WHERE state=?", (state,)).fetchone()[0]
+                db.execute(f"INSERT INTO {table}(state, {columns}) SELECT ?, {columns} FROM {table} {keep}",
+                           (state, since.id))
+        files = iter(files)
+        while batch := list(itertools.islice(files, _CHUNK)):
+            self._add_files(state, rules, batch)
+        count = db.execute("SELECT COUNT(*) FROM files WHERE state=?", (state,)).fetchone()[0]
         resources = db.execute("SELECT COUNT(DISTINCT identity) FROM entries WHERE state=?", (state,)).fetchone()[0]
-        db.execute("UPDATE states SET files=?, resources=? WHERE id=?", (files, resources, state))
-        return State(state, tree, files, resources)
+        db.execute("UPDATE states SET files=?, resources=? WHERE id=?", (count, resources, state))
+        return State(state, tree, count, resources)
+
+    def _add_files(self, state: int, rules: str, batch: Iterable[JudgedFile]) -> None:
+        files: list[tuple[Any, ...]] = []
+        entries: list[tuple[Any, ...]] = []
+        refs: list[tuple[Any, ...]] = []
+        records: list[tuple[str, str, str, bytes]] = []
+        for judged in batch:
+            files.append((state, judged.path, judged.blob, int(judged.broken),
+                          marshal.dumps(list(judged.findings)) if judged.findings else None))
+            policies, requests = judged.policies, judged.requests
+            for entry in judged.entries:
+                found = policies.get(entry[_DOCUMENT])
+                if found is None:  # judged with the whole catalogue, from its request if it has policies
+                    entries.append((state, *entry, None, None, requests.get(entry[_DOCUMENT])))
+                else:  # judged already, in the context of a resource that belongs to nothing
+                    entries.append((state, *entry, "-", marshal.dumps(list(found)) if found else None, None))
+            refs += ((state, *ref) for ref in judged.references)
+            if judged.record is not None and self.keeps_records:
+                records.append((rules, judged.path, judged.blob, judged.record))
+        db = self._db
+        db.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?)", files)
+        db.executemany(f"INSERT INTO entries VALUES (?, {', '.join('?' * len(_ENTRY_FIELDS))}, ?, ?, ?)", entries)
+        db.executemany(f"INSERT INTO refs VALUES (?, {', '.join('?' * len(_REF_FIELDS))})", refs)
+        db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?)", records)
 
     def prune(self) -> None:
         """Drop all but the `KEEP_STATES` most recently used states."""
@@ -399,31 +451,39 @@ class SQLiteCatalogueIndex:
 
     # -- policies ----------------------------------------------------------------------------------
 
-    def stale_policies(self, state: int, parents: Mapping[str, str]) -> list[StalePolicy]:
-        """The resources of `state` whose policies were never judged, or judged in another context.
+    def stale_policies(self, state: int, parents: Mapping[str, str], after: int = 0,
+                       limit: int = -1) -> list[StalePolicy]:
+        """The resources of `state` whose policies were never judged, or judged in another context, in the
+        index's order: the first `limit` (all: -1) after the one whose `row` is `after`.
 
         The context is computed here as `bot.catalogue.policy_context` computes it, from the resource each
         one belongs to (`parents`: kind -> the kind it belongs to), so the rows that did not change never
         leave SQLite.
         """
         if parents:
+            # Each resource's parent row: the first definition of the resource it belongs to.
             whens = " ".join("WHEN ? THEN ?" for _ in parents)
-            context = (f"CASE WHEN e.service IS NOT NULL AND e.kind IN ({','.join('?' * len(parents))}) "
-                       "THEN COALESCE((SELECT COALESCE(s.tier, 'None') || '|' || COALESCE(s.lifecycle, 'None') "
-                       "FROM entries s INDEXED BY entries_by_identity "
-                       f"WHERE s.state=e.state AND s.identity=(CASE e.kind {whens} END) || '/' || e.service "
-                       "ORDER BY s.path, s.document LIMIT 1), '-') ELSE '-' END")
+            parent = (f"LEFT JOIN entries s ON s.rowid = CASE WHEN e.service IS NOT NULL AND e.kind IN "
+                      f"({','.join('?' * len(parents))}) THEN (SELECT p.rowid FROM entries p INDEXED BY "
+                      f"entries_by_identity WHERE p.state=e.state AND p.identity=(CASE e.kind {whens} END) || '/' "
+                      "|| e.service ORDER BY p.path, p.document LIMIT 1) END")
+            columns = ("CASE WHEN s.rowid IS NULL THEN '-' ELSE COALESCE(s.tier, 'None') || '|' || "
+                       "COALESCE(s.lifecycle, 'None') END AS key, s.rowid IS NOT NULL, s.tier, s.lifecycle")
             arguments: tuple[Any, ...] = (*parents, *(x for pair in parents.items() for x in pair))
         else:
-            context, arguments = "'-'", ()
+            parent, columns, arguments = "", "'-' AS key, 0, NULL, NULL", ()
+        # Rows in rowid order from `after` on (NOT INDEXED keeps SQLite to that order, which stops at `limit`).
         rows = self._db.execute(
-            f"SELECT rid, {_ENTRY_COLUMNS}, key FROM (SELECT e.rowid AS rid, e.*, {context} AS key "
-            "FROM entries e WHERE e.state=?) WHERE context IS NULL OR context != key",
-            (*arguments, state)).fetchall()
-        return [StalePolicy(row[0], _entry(row[1:]), row[-1]) for row in rows]
+            f"SELECT * FROM (SELECT e.rowid, {', '.join('e.' + c for c in _ENTRY_FIELDS)}, e.context, {columns}, "
+            "e.request, (SELECT f.blob FROM files f WHERE f.state=e.state AND f.path=e.path) "
+            f"FROM entries e NOT INDEXED {parent} WHERE e.rowid > ? AND e.state=?) "
+            "WHERE context IS NULL OR context != key ORDER BY 1 LIMIT ?", (*arguments, after, state, limit)).fetchall()
+        width = len(_ENTRY_FIELDS)
+        return [StalePolicy(row[0], _entry(row[1:]), row[width + 2], row[width + 6], row[width + 7],
+                            (row[width + 4], row[width + 5]) if row[width + 3] else None) for row in rows]
 
     def set_policies(self, judged: Iterable[tuple[StalePolicy, list[Finding]]]) -> None:
-        self._db.executemany("UPDATE entries SET context=?, policy=? WHERE rowid=?",
+        self._db.executemany("UPDATE entries SET context=?, policy=?, request=NULL WHERE rowid=?",
                              [(stale.context, _dump(findings), stale.row) for stale, findings in judged])
 
     def policy_findings(self, scope: Scope, except_services: Collection[str] = ()) -> list[Finding]:

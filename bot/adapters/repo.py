@@ -162,6 +162,10 @@ class GitTree:
         contents = dict(zip(objects, self._reader.read(objects), strict=True))
         return {p: contents[i] for p, i in ids.items()}
 
+    def read_blobs(self, blobs: Sequence[str]) -> list[bytes]:
+        """The bytes of each blob id (as a listing names them), in order, without looking up any path."""
+        return self._reader.read(blobs)
+
     def _look_up(self, paths: list[str]) -> None:
         """Find the blob ids of paths no listing has given yet (`paved.yaml`, CODEOWNERS ...)."""
         usable = [p for p in paths if p and "\0" not in p]
@@ -320,38 +324,58 @@ class _Readable(Protocol):
     def read(self, size: int = -1) -> bytes: ...
 
 
+def read_file(name: str) -> bytes:
+    """The bytes of the file at `name` (a path on disk), read without Python's buffered file objects,
+    which cost more than the read itself for a small file."""
+    handle = os.open(name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        chunks = []
+        while chunk := os.read(handle, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(handle)
+
+
 class FolderTree:
-    """The files as they are on disk (a working tree, or any folder laid out like a platform repo)."""
+    """The files as they are on disk (a working tree, or any folder laid out like a platform repo).
+
+    Nothing read is kept: a file is read again when asked for again, so a large catalogue is never held
+    in memory; bytes that changed since the listing no longer match its blob id, which the reader
+    checks (`bot.validate.check_read`)."""
 
     def __init__(self, root: Path, label: str = "working tree") -> None:
         self.root = root
         self._label = label
-        self._content: dict[str, bytes] = {}
 
     @property
     def label(self) -> str:
         return self._label
 
-    def files(self, prefix: str) -> dict[str, str]:
-        base = self.root / prefix
-        listing: dict[str, str] = {}
-        if not base.is_dir():
-            return listing
+    def walk(self, prefix: str) -> list[tuple[str, str]]:
+        """Every regular file under `prefix`, unread: its path as the core takes it, and its name on disk.
+
+        Symbolic links are not followed, and `.git` folders are left out."""
+        found: list[tuple[str, str]] = []
+        base = os.path.join(self.root, prefix)
+        if not os.path.isdir(base):
+            return found
         skip = len(str(self.root)) + 1
-        for folder, dirs, names in os.walk(base):
-            dirs[:] = sorted(d for d in dirs if d != ".git")
-            for name in names:
-                full = os.path.join(folder, name)
-                if os.path.islink(full):
-                    continue
-                path = path_text(os.fsencode(full[skip:].replace(os.sep, "/")))
-                data = self._content.get(path)
-                if data is None:
-                    with open(full, "rb") as handle:
-                        data = handle.read()
-                    self._content[path] = data
-                listing[path] = blob_id(data)
-        return listing
+        folders = [base]
+        while folders:
+            with os.scandir(folders.pop()) as entries:
+                for entry in entries:
+                    if entry.is_symlink():
+                        continue
+                    if entry.is_dir():
+                        if entry.name != ".git":
+                            folders.append(entry.path)
+                    elif entry.is_file():
+                        found.append((path_text(os.fsencode(entry.path[skip:].replace(os.sep, "/"))), entry.path))
+        return found
+
+    def files(self, prefix: str) -> dict[str, str]:
+        return {path: blob_id(read_file(name)) for path, name in self.walk(prefix)}
 
     def tree_id(self, prefix: str) -> str | None:
         return None
@@ -363,12 +387,10 @@ class FolderTree:
         return None
 
     def read(self, path: str) -> bytes:
-        if path not in self._content:
-            try:
-                self._content[path] = (self.root / path).read_bytes()
-            except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError) as exc:
-                raise KeyError(path) from exc  # ValueError: a name with NUL, which no file has
-        return self._content[path]
+        try:
+            return read_file(os.path.join(self.root, path))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError) as exc:
+            raise KeyError(path) from exc  # ValueError: a name with NUL, which no file has
 
     def read_many(self, paths: Iterable[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}

@@ -1,0 +1,302 @@
+"""Judging a large catalogue on every core: the core's `Judging` port over a pool of worker processes.
+
+A new state's files are judged each on its own (`bot.catalogue.judge_read`, a plain function of bytes
+and rules), so they are shared among workers in tasks of a few hundred files: each worker reads its
+files itself (a folder's from disk, a commit's from git objects through a `git cat-file` of its own),
+hashes, parses and judges them, and sends back what the index stores (`JudgedFile`), never parsed
+documents. The process that asked stores the answers, in order, while the workers go on. Hashing a
+working tree's files and judging the policies that wait for the whole catalogue are shared the same way.
+
+Workers come from the `forkserver` start method: a fresh interpreter forks them, so none inherits the
+asking process's SQLite connection or its git processes (a forked copy of either would share, and could
+corrupt or hold open, what the parent uses). A worker that dies fails the judgement with `JudgingError`
+instead of leaving it waiting; the index's transaction then stores nothing.
+
+A pool costs about 0.3 s to start and some work to pass files and answers between processes, which a
+small catalogue would not win back: below `WORKERS_FROM` files, or with one usable core, everything is
+judged in this process (bench/README.md has the measurements behind the threshold).
+"""
+
+from __future__ import annotations
+
+import copyreg
+import gc
+import multiprocessing
+import os
+import pickle
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bot.adapters.repo import FolderTree, GitTree, blob_id, read_file
+from bot.catalogue import (
+    JudgedFile,
+    LocalJudging,
+    PolicySubject,
+    Record,
+    judge_read,
+    judge_subjects,
+)
+from bot.errors import PavedError
+from bot.model import Tree
+from bot.rules import Rules
+from bot.yamlio import Document, load
+
+# Files below which a pool is not worth starting (about 0.3 s of start-up against ~0.1 ms saved a file).
+WORKERS_FROM = 3_000
+# Files (or requests) per task: enough that passing them between processes costs little against judging
+# them, few enough that the tasks in flight hold little and the last one does not keep a core waiting.
+PER_TASK = 250
+# Tasks handed out ahead of the answer the asking process waits for, per worker.
+AHEAD = 3
+
+T = TypeVar("T")
+
+
+class JudgingError(PavedError):
+    """Raised when a worker process stopped before finishing its share of a judgement."""
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which `taskset` and containers narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # a platform without affinity masks
+        return os.cpu_count() or 1
+
+
+@contextmanager
+def paused_collector() -> Iterator[None]:
+    """Run the enclosed work with the cyclic garbage collector paused.
+
+    Judging allocates millions of small containers and frees them by reference counting; the collector
+    would walk everything still alive again and again while finding nothing to collect (about a fifth of
+    the time). What exists on entry is frozen out of its way for good measure, and all is as before on
+    exit, whatever happens."""
+    was_enabled = gc.isenabled()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+        gc.unfreeze()
+
+
+@dataclass(frozen=True, slots=True)
+class TreeSource:
+    """Where a worker reads a tree's files: a git repository's objects at a commit, or a folder."""
+
+    root: str
+    commit: str | None
+    label: str
+
+
+def source_of(tree: Tree) -> TreeSource | None:
+    """How a worker opens `tree` again, or None for a tree only this process can read."""
+    if isinstance(tree, GitTree):
+        return TreeSource(str(tree.repo), tree.commit, tree.label)
+    if type(tree) is FolderTree:
+        return TreeSource(str(tree.root), None, tree.label)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RulesParcel:
+    """Rules as a worker receives them with each task: pickled once here, unpickled (and their validators
+    compiled) once per worker, which keeps the last rules it saw by digest."""
+
+    digest: str
+    payload: bytes
+
+
+class ProcessJudging:
+    """The `Judging` port over up to `workers` processes (default: every usable core), started the
+    first time a judgement is large enough and kept until `close`, for the next one (a plan judges two
+    trees, by the same rules)."""
+
+    def __init__(self, workers: int | None = None, *, workers_from: int = WORKERS_FROM,
+                 per_task: int = PER_TASK) -> None:
+        self.workers = workers if workers is not None else usable_cores()
+        self.workers_from = workers_from
+        self.per_task = per_task
+        self._local = LocalJudging()
+        self._pool: ProcessPoolExecutor | None = None
+        self._parcels: dict[str, RulesParcel] = {}
+
+    def __enter__(self) -> ProcessJudging:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    # -- the port ------------------------------------------------------------------------------------
+
+    def listing(self, tree: Tree, prefix: str) -> dict[str, str]:
+        if type(tree) is not FolderTree:
+            return tree.files(prefix)
+        names = tree.walk(prefix)
+        if self.workers < 2 or len(names) < self.workers_from:
+            return {path: blob_id(read_file(name)) for path, name in names}
+        tasks = ((_hash_files, None, None, [name for _, name in names[start:start + self.per_task]])
+                 for start in range(0, len(names), self.per_task))
+        return dict(zip((path for path, _ in names), self._in_order(tasks), strict=True))
+
+    def judge_files(self, tree: Tree, rules: Rules, files: Sequence[tuple[str, str]],
+                    records: bool = True) -> Iterator[JudgedFile]:
+        source = source_of(tree)
+        if self.workers < 2 or len(files) < self.workers_from or source is None:
+            yield from self._local.judge_files(tree, rules, files, records)
+            return
+        parcel = self._parcel(rules)
+        yield from self._in_order((_judge_files, source, parcel, (files[start:start + self.per_task], records))
+                                  for start in range(0, len(files), self.per_task))
+
+    def judge_policies(self, tree: Tree, rules: Rules,
+                       subjects: Sequence[PolicySubject]) -> Iterator[tuple[Record, ...]]:
+        source = source_of(tree)
+        if self.workers < 2 or len(subjects) < self.workers_from or source is None:
+            yield from self._local.judge_policies(tree, rules, subjects)
+            return
+        parcel = self._parcel(rules)
+        yield from self._in_order((_judge_subjects, source, parcel, subjects[start:start + self.per_task])
+                                  for start in range(0, len(subjects), self.per_task))
+
+    # -- the pool ------------------------------------------------------------------------------------
+
+    def _parcel(self, rules: Rules) -> RulesParcel:
+        parcel = self._parcels.get(rules.digest)
+        if parcel is None:
+            parcel = self._parcels[rules.digest] = RulesParcel(rules.digest, pickle.dumps(rules))
+        return parcel
+
+    def _started(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            context = multiprocessing.get_context("forkserver")
+            # The fork server imports the judging code once; each worker forked from it starts with it loaded.
+            context.set_forkserver_preload([__name__])
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker)
+        return self._pool
+
+    def _in_order(self, tasks: Iterable[tuple[Callable[..., list[T]], TreeSource | None, RulesParcel | None, Any]],
+                  ) -> Iterator[T]:
+        """The answers of `tasks` (a worker function and its arguments) in order, with a few tasks handed
+        out ahead so that no worker waits while this process stores answers."""
+        pool = self._started()
+        pending: deque[Future[list[T]]] = deque()
+        try:
+            for function, *arguments in tasks:
+                pending.append(pool.submit(function, *arguments))
+                if len(pending) >= AHEAD * self.workers:
+                    yield from pending.popleft().result()
+            while pending:
+                yield from pending.popleft().result()
+        except BrokenProcessPool as exc:
+            self._pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise JudgingError(
+                "a process judging the catalogue stopped before it finished (killed, or out of memory); "
+                "nothing was stored",
+                hint="Run the command again; if it happens again, run it on one core (taskset -c 0 paved ...) "
+                     "and report it to the platform team.") from exc
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+# -- in each worker ----------------------------------------------------------------------------------
+
+_rules: dict[str, Rules] = {}
+_gits: dict[str, GitTree] = {}
+
+
+def _start_worker() -> None:
+    _carry_errors_whole()
+    gc.freeze()  # what the worker was started with is never garbage: keep the collector off it
+
+
+def _carry_errors_whole() -> None:
+    """Let Paved's errors cross back to the asking process with their attributes (`ObjectMismatchError`
+    has keyword arguments, which pickling exceptions by their positional arguments would lose)."""
+    found: list[type[PavedError]] = [PavedError]
+    while found:
+        kind = found.pop()
+        copyreg.pickle(kind, _reduce_error)
+        found += kind.__subclasses__()
+
+
+def _reduce_error(error: PavedError) -> tuple[Any, ...]:
+    return _rebuild_error, (type(error), error.args, dict(vars(error)))
+
+
+def _rebuild_error(kind: type[PavedError], args: tuple[Any, ...], attributes: dict[str, Any]) -> PavedError:
+    error = kind.__new__(kind)
+    Exception.__init__(error, *args)
+    vars(error).update(attributes)
+    return error
+
+
+def _rules_of(parcel: RulesParcel) -> Rules:
+    rules = _rules.get(parcel.digest)
+    if rules is None:
+        _rules.clear()
+        rules = _rules[parcel.digest] = pickle.loads(parcel.payload)
+    return rules
+
+
+def _reader(source: TreeSource) -> Callable[[Sequence[tuple[str, str]]], dict[str, bytes]]:
+    """How this worker reads the files of `source` (path, blob id): by blob id from git (one
+    `git cat-file` per repository, ended when the worker exits), or by path from the folder."""
+    if source.commit is not None:
+        git = _gits.get(source.root)
+        if git is None:
+            git = _gits[source.root] = GitTree(Path(source.root), source.commit)
+
+        def from_git(files: Sequence[tuple[str, str]]) -> dict[str, bytes]:
+            return dict(zip((path for path, _ in files), git.read_blobs([blob for _, blob in files]), strict=True))
+
+        return from_git
+
+    def from_folder(files: Sequence[tuple[str, str]]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        for path, _ in files:
+            try:
+                found[path] = read_file(os.path.join(source.root, path))
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError):
+                continue  # gone since it was listed: left out, as a folder's `read_many` does
+        return found
+
+    return from_folder
+
+
+def _judge_files(source: TreeSource, parcel: RulesParcel,
+                 work: tuple[Sequence[tuple[str, str]], bool]) -> list[JudgedFile]:
+    files, records = work
+    with paused_collector():
+        return judge_read(files, _reader(source), _rules_of(parcel), source.label, records)
+
+
+def _judge_subjects(source: TreeSource, parcel: RulesParcel,
+                    subjects: Sequence[PolicySubject]) -> list[tuple[Record, ...]]:
+    read = _reader(source)
+
+    def documents(path: str, blob: str) -> list[Document]:
+        return load(path, read([(path, blob)])[path]).documents
+
+    with paused_collector():
+        return judge_subjects(subjects, _rules_of(parcel), documents)
+
+
+def _hash_files(source: None, parcel: None, names: Sequence[str]) -> list[str]:
+    return [blob_id(read_file(name)) for name in names]
