@@ -429,8 +429,12 @@ class Catalogue:
 
 # -- building states and overlays ------------------------------------------------------------------
 
-def _tree_key(tree: Tree, judging: Judging | None = None) -> tuple[str, dict[str, str] | None]:
-    """A key for the contents of `catalog/` at `tree` (git's tree id, or a digest of the listing)."""
+TreeKey = tuple[str, dict[str, str] | None]
+
+
+def tree_key(tree: Tree, judging: Judging | None = None) -> TreeKey:
+    """A key for the contents of `catalog/` at `tree` (git's tree id, or a digest of the listing), and
+    the listing when it took one."""
     tree_id = tree.tree_id(CATALOG_DIR)
     if tree_id is not None:
         return tree_id, None
@@ -460,14 +464,16 @@ def _changes(index: CatalogueIndex, since: State, tree: Tree,
     return {p: (olds.get(p), b) for p, b in diff.items() if olds.get(p) != b}
 
 
-def judge(tree: Tree, rules: Rules, index: CatalogueIndex, judging: Judging | None = None) -> Catalogue:
+def judge(tree: Tree, rules: Rules, index: CatalogueIndex, judging: Judging | None = None,
+          known_key: TreeKey | None = None) -> Catalogue:
     """The catalogue at `tree`, stored whole: found in `index`, or derived from the most recently used
-    state by judging only the files that differ, or built from scratch.
+    state by judging only the files that differ, or built from scratch (`known_key`: its `tree_key`,
+    when the caller has it already).
 
-    Files stream through `judging` (here by default) into the index: what is kept of each until the
-    end is only the data of the requests whose policies need the rest of the catalogue."""
+    Files stream through `judging` (here by default) into the index, which keeps every row: nothing
+    judged is held here once stored."""
     judging = judging or LocalJudging()
-    key, listing = _tree_key(tree, judging)
+    key, listing = known_key or tree_key(tree, judging)
     known = index.find_state(rules.digest, key)
     if known is not None:
         return Catalogue(index, rules, known, tree, Scope(known.id))
@@ -499,7 +505,7 @@ def _judged(tree: Tree, rules: Rules, index: CatalogueIndex, judging: Judging,
 
 def overlay(base: Catalogue, tree: Tree) -> Catalogue:
     """The catalogue at `tree` as the stored `base` plus what changed: nothing is stored."""
-    _, listing = _tree_key(tree)
+    _, listing = tree_key(tree)
     changed = _changes(base.index, base.state, tree, listing)
     scope = base.index.hide(base.state.id, changed)
     fresh = {p: new for p, (_, new) in changed.items() if new is not None}
@@ -849,10 +855,14 @@ def _stale_context(kinds: Kinds, stale: StalePolicy) -> dict[str, Any]:
 
 
 def _stored_findings(catalogue: Catalogue) -> list[Finding]:
-    index, scope = catalogue.index, catalogue.scope
+    return stored_findings(catalogue.index, catalogue.scope)
+
+
+def stored_findings(index: CatalogueIndex, scope: Scope) -> list[Finding]:
+    """Every finding of a stored state, as stored (and its dependency cycles), in no particular order."""
     found = index.file_findings(scope) + index.policy_findings(scope)
     found += [check.finding for check in index.checks(scope)]
-    return found + _cycles(catalogue.dependencies())
+    return found + _cycles(index.dependencies(scope))
 
 
 def _overlay_findings(catalogue: Catalogue) -> list[Finding]:

@@ -11,7 +11,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.catalogue import Catalogue, CatalogueIndex, Judging, file_result, judge, overlay
+from bot.catalogue import (
+    Catalogue,
+    CatalogueIndex,
+    Judging,
+    Scope,
+    file_result,
+    judge,
+    overlay,
+    stored_findings,
+    tree_key,
+)
 from bot.errors import ConfigurationError
 from bot.kinds import value_at
 from bot.model import (
@@ -26,7 +36,7 @@ from bot.model import (
     Tree,
     shown_path,
 )
-from bot.rules import KINDS_DIR, POLICIES_DIR, PRICES, TEMPLATES_DIR, Rules, load_rules, platform_files
+from bot.rules import KINDS_DIR, POLICIES_DIR, PRICES, TEMPLATES_DIR, Rules, load_rules, platform_files, rules_digest
 from bot.yamlio import load
 
 
@@ -37,7 +47,7 @@ class Validation:
     findings: list[Finding]
     files_checked: int
     resources: int
-    rules: Rules
+    rules: Rules | None  # None when the judgement was found stored, and the rules were not read
 
     @property
     def errors(self) -> list[Finding]:
@@ -47,9 +57,18 @@ class Validation:
 def validate_tree(tree: Tree, *, store: CatalogueIndex, rules: Rules | None = None,
                   judging: Judging | None = None) -> Validation:
     """Judge every request file at one revision, by that revision's rules unless others are given, each
-    file through `judging` (in this process by default)."""
+    file through `judging` (in this process by default).
+
+    A revision the index holds, judged by its own rule files as they are, is answered from there without
+    reading those rules: they were read and checked when it was judged (the digest names their bytes)."""
+    key = tree_key(tree, judging)
+    if rules is None:
+        known = store.find_state(rules_digest(tree), key[0])
+        if known is not None:
+            findings = sorted(stored_findings(store, Scope(known.id)), key=Finding.sort_key)
+            return Validation(findings, known.files, known.resources, None)
     rules = rules or load_rules(tree)
-    catalogue = judge(tree, rules, store, judging)
+    catalogue = judge(tree, rules, store, judging, key)
     return Validation(catalogue.findings(), catalogue.file_count, catalogue.state.resources, rules)
 
 

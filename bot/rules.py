@@ -17,8 +17,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-import jsonschema_rs
-
 from bot.errors import ConfigurationError
 from bot.kinds import KindDescription, Kinds, check_kinds, describe, order_kinds
 from bot.model import Tree, path_problem, shown_path
@@ -118,6 +116,8 @@ class Rules:
         """A compiled validator for `schema`, built once per rules object."""
         compiled = self._validators.get(key)
         if compiled is None:
+            import jsonschema_rs  # here, as a warm `paved validate` reads no rules: its start-up is a target
+
             compiled = jsonschema_rs.validator_for(schema)
             self._validators[key] = compiled
         return compiled
@@ -181,6 +181,11 @@ def platform_files(tree: Tree) -> dict[str, str]:
     return found
 
 
+def rules_digest(tree: Tree) -> str:
+    """The digest `load_rules` gives the rules at this revision, from their files' ids alone."""
+    return digest_of(rule_files(tree))
+
+
 def digest_of(files: dict[str, str]) -> str:
     """A short digest of the rule files (by blob id) and the engine version."""
     h = hashlib.sha256(ENGINE_VERSION.encode())
@@ -201,6 +206,8 @@ def _json(path: str, raw: bytes) -> Any:
 
 def _check_schema(path: str, schema: Any) -> None:
     """Refuse a schema that is not valid JSON Schema or does not compile, naming where it is wrong."""
+    import jsonschema_rs  # here, as a warm `paved validate` reads no rules: its start-up is a target
+
     if not isinstance(schema, dict):
         raise ConfigurationError("a schema must be a JSON object", path=path)
     try:
@@ -264,6 +271,8 @@ def _load_policies(tree: Tree, files: dict[str, str], kinds: dict[str, Any]) -> 
     names = sorted(p for p in files if p.startswith(POLICIES_DIR) and p.endswith(".json") and p.count("/") == 2)
     meta: Any = None
     if POLICY_SCHEMA in files:
+        import jsonschema_rs  # here, as a warm `paved validate` reads no rules: its start-up is a target
+
         meta = jsonschema_rs.validator_for(_json(POLICY_SCHEMA, tree.read(POLICY_SCHEMA)))
     policies: list[Policy] = []
     for path, raw in sorted(tree.read_many(names).items()):

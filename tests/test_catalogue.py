@@ -118,3 +118,15 @@ def test_a_secret_anywhere_in_a_request_is_an_error(platform_repo: PlatformRepo)
     [finding] = by_rule(platform_repo, "no-secrets-in-requests")
     assert finding.path == "catalog/services/leaky.yaml"
     assert finding.line > 0
+
+
+def test_a_revision_judged_before_by_the_same_rule_files_is_answered_from_the_index(
+        platform_repo: PlatformRepo) -> None:
+    platform_repo.write("catalog/teams/payments2.yaml", TEAM.format(name="payments", budget=10))
+    index = SQLiteCatalogueIndex()
+    first = validate_tree(FolderTree(platform_repo.root), store=index)
+    again = validate_tree(FolderTree(platform_repo.root), store=index)
+    assert first.rules is not None and again.rules is None  # the rules were not read the second time
+    assert (again.findings, again.files_checked, again.resources) == (first.findings, first.files_checked,
+                                                                       first.resources)
+    assert [f.rule for f in again.findings] == ["catalog.unique-identity"]

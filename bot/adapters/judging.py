@@ -21,17 +21,14 @@ from __future__ import annotations
 
 import copyreg
 import gc
-import multiprocessing
 import os
 import pickle
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.adapters.repo import FolderTree, GitTree, blob_id, read_file
 from bot.catalogue import (
@@ -46,6 +43,11 @@ from bot.errors import PavedError
 from bot.model import Tree
 from bot.rules import Rules
 from bot.yamlio import Document, load
+
+if TYPE_CHECKING:
+    # Imported where a pool starts: `paved validate` on a small catalogue never starts one, and its
+    # start-up is a speed target (bench/run.py).
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 # Files below which a pool is not worth starting (about 0.3 s of start-up against ~0.1 ms saved a file).
 WORKERS_FROM = 3_000
@@ -183,6 +185,9 @@ class ProcessJudging:
 
     def _started(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
             context = multiprocessing.get_context("forkserver")
             # The fork server imports the judging code once; each worker forked from it starts with it loaded.
             context.set_forkserver_preload([__name__])
@@ -193,6 +198,8 @@ class ProcessJudging:
                   ) -> Iterator[T]:
         """The answers of `tasks` (a worker function and its arguments) in order, with a few tasks handed
         out ahead so that no worker waits while this process stores answers."""
+        from concurrent.futures.process import BrokenProcessPool
+
         pool = self._started()
         pending: deque[Future[list[T]]] = deque()
         try:
