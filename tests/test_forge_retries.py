@@ -102,7 +102,8 @@ def test_paved_gets_through_when_thirty_percent_of_calls_fail(story: Story) -> N
     failed = sum(faults.served.values())
     assert failed >= 15 and set(faults.served) == {"500", "502", "secondary"}
     assert statuses[500] + statuses[502] + statuses[403] == failed  # each fault was answered …
-    assert len(story.exchanges) - failed == statuses[200] + statuses[201]  # … and each one asked again, until done
+    # … and each one asked again, until done (a read asked again with its ETag may be answered 304)
+    assert len(story.exchanges) - failed == statuses[200] + statuses[201] + statuses[304]
 
 
 def test_a_secondary_rate_limit_is_waited_for_as_long_as_github_asks(story: Story) -> None:

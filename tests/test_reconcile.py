@@ -168,9 +168,11 @@ def test_reconcile_passes_over_the_service_repos_the_app_is_installed_on(estate:
                        lambda repo, numbers: nullcontext(ALWAYS_HELD)))
         done = reconcile_once(estate.settings)
     assert [r.repo for r in done] == [REPO]
-    # The platform repo's drift check reads the service's settings; reconcile itself only asked whether
-    # the service holds kind schemas, and neither fetched it nor looked for pull requests to plan there.
-    assert asked.count("GET /repos/{owner}/{repo}/contents/{path}") == 2
+    # Each of the two reconciles only asked whether the service holds kind schemas, in one listing of its root
+    # folder (which the second asked again with its ETag), and neither fetched it nor looked for pull requests
+    # to plan there.
+    assert asked.count("GET /repos/{owner}/{repo}/contents") == 2
+    assert "GET /repos/{owner}/{repo}/contents/{path}" not in asked
     assert "GET /repos/{owner}/{repo}/pulls" not in asked
     assert not estate.ctx.mirror.path(service).exists()  # type: ignore[attr-defined]
     assert estate.ctx.mirror.path(REPO).exists()  # type: ignore[attr-defined]

@@ -2,25 +2,36 @@
 
 Works against github.com, GitHub Enterprise and the local sandbox forge alike; only the API base URL
 differs. Every client is built by `_github` (or, for the App itself, `_integration`) with the same
-transport: a timeout on every answer and `_Retry`, PyGithub's `GithubRetry` tuned for Paved (see
-`RetryPolicy`). Every failure, GitHub's refusals and the transport's errors alike, is wrapped in
-`ForgeError` carrying a one-line message and GitHub's status (0 when GitHub never answered).
+transport: a timeout on every answer, `_Retry`, PyGithub's `GithubRetry` tuned for Paved (see
+`RetryPolicy`), and conditional reads that GitHub answers for free when nothing changed (see `ETagCache`).
+`rate_limit_of` says what is left of a client's hourly budget of requests, which reconcile paces itself by.
+Every failure, GitHub's refusals and the transport's errors alike, is wrapped in `ForgeError` carrying a
+one-line message and GitHub's status (0 when GitHub never answered).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
+import threading
 import time
+import urllib.parse
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
+from cachecontrol import CacheControlAdapter
+from cachecontrol.cache import BaseCache
+from cachecontrol.controller import CacheController
+from cachecontrol.heuristics import BaseHeuristic
 from github import Auth, Github, GithubException, GithubIntegration, GithubRetry
-from requests import RequestException
+from github.Requester import HTTPRequestsConnectionClass, HTTPSRequestsConnectionClass, Requester
+from requests import PreparedRequest, RequestException
 from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import HTTPError, InvalidHeader, MaxRetryError, ResponseError
 from urllib3.response import BaseHTTPResponse
@@ -286,12 +297,170 @@ def _observed(requester: Any, api_url: str) -> None:
     requester.DEBUG_ON_RESPONSE = on_response
 
 
+# -- conditional reads: GitHub's ETags, kept between jobs -----------------------------------------------------
+#
+# GitHub answers a GET with an `ETag`; asking again with it as `If-None-Match` gets `304 Not Modified`, which
+# does not count against the hourly rate limit (5,000 requests for an installation). Reconcile reads every
+# resource of the catalogue at every run, and most of them have not changed, so every client Paved builds
+# keeps GitHub's answers in one store for the whole process and asks again conditionally: a reconcile that
+# finds nothing changed spends next to nothing of the limit.
+#
+# The caching is CacheControl's (a requests adapter that stores answers and adds `If-None-Match`), mounted on
+# the requests session PyGithub talks through. PyGithub offers no way to hand it a session (PyGithub#2865
+# asks for one): it builds the session inside its connection class, which `_conditional` swaps, for this one
+# client, for one that mounts CacheControl's adapter with the client's own retries and pool.
+#
+# Three choices make it safe:
+# - **Always asked again.** GitHub also sends `Cache-Control: private, max-age=60`, which would let a cache
+#   answer for a minute without asking. Paved never does (`_AlwaysAsk`): an observation may precede a write
+#   (a heal, an apply), and acting on a minute-old state could undo someone's change. Asking costs nothing
+#   when the answer is unchanged, and every read is current.
+# - **Kept per credential.** GitHub's answers `Vary` by `Authorization`: what a token may see decides what
+#   is answered. Each client stores under the name of its credential (an App installation, or a token by its
+#   digest), never sharing answers with another. An installation's token changes with every job (and within
+#   the hour), so `Authorization` is taken out of `Vary` (`_PerCredential`): the installation is the key,
+#   not the token that stands for it this hour.
+# - **Bounded.** The store keeps the most recently used answers up to `ANSWERS_KEPT_BYTES` (serialized),
+#   dropping the least recently used beyond that: a process's memory does not grow with the organization.
+
+# About 8 KiB per answer (a repository's JSON with its headers is the largest Paved reads often): room for a
+# few reconciles' worth of 1,000 services' answers, far below what a `paved serve` process needs otherwise.
+ANSWERS_KEPT_BYTES = 64 * 1024 * 1024
+
+
+class ETagCache(BaseCache):
+    """GitHub's answers to this process's reads, by credential and URL, to be asked for again with their ETag.
+
+    CacheControl's store interface (`get`, `set`, `delete`) over one ordered map, safe across the queue's
+    threads: an answer read or stored becomes the most recent, and the least recent go once the answers
+    take more than `limit` bytes.
+    """
+
+    def __init__(self, limit: int = ANSWERS_KEPT_BYTES) -> None:
+        self.limit = limit
+        self.size = 0
+        self._answers: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            found = self._answers.get(key)
+            if found is not None:
+                self._answers.move_to_end(key)
+            return found
+
+    def set(self, key: str, value: bytes, expires: int | datetime | None = None) -> None:
+        # `expires` is ignored: every answer is asked for again anyway (see `_AlwaysAsk`).
+        with self._lock:
+            self._drop(key)
+            if len(value) > self.limit:
+                return
+            self._answers[key] = value
+            self.size += len(value)
+            while self.size > self.limit:
+                self._drop(next(iter(self._answers)))
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._drop(key)
+
+    def clear(self) -> None:
+        """Forget every answer (the next read of each costs a request again)."""
+        with self._lock:
+            self._answers.clear()
+            self.size = 0
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+    def _drop(self, key: str) -> None:
+        old = self._answers.pop(key, None)
+        if old is not None:
+            self.size -= len(old)
+
+
+# One store for the whole process: jobs build a new client each, and it is the next job's reads that ask again.
+ETAGS = ETagCache()
+
+
+class _CredentialShare(BaseCache):
+    """One credential's answers in the process's `ETagCache`: its keys carry the credential's name."""
+
+    def __init__(self, store: ETagCache, credential: str) -> None:
+        self.store = store
+        self.prefix = f"{credential} "
+
+    def get(self, key: str) -> bytes | None:
+        return self.store.get(self.prefix + key)
+
+    def set(self, key: str, value: bytes, expires: int | datetime | None = None) -> None:
+        self.store.set(self.prefix + key, value)
+
+    def delete(self, key: str) -> None:
+        self.store.delete(self.prefix + key)
+
+
+class _AlwaysAsk(CacheController):
+    """Never answer from the store without asking GitHub: a stored answer only lends its ETag to the request."""
+
+    def cached_request(self, request: PreparedRequest) -> Literal[False]:
+        return False
+
+
+class _PerCredential(BaseHeuristic):
+    """Take `Authorization` out of `Vary` before an answer is stored: the store is per credential already,
+    and an installation's token, which `Authorization` carries, is new with every job."""
+
+    def update_headers(self, response: BaseHTTPResponse) -> dict[str, str]:
+        vary = response.headers.get("Vary")
+        if not vary:
+            return {}
+        named = [v.strip() for v in vary.split(",") if v.strip()]
+        kept = [v for v in named if v.lower() != "authorization"]
+        return {"Vary": ", ".join(kept)} if kept != named else {}
+
+    def warning(self, response: BaseHTTPResponse) -> str | None:
+        return None  # the answer is GitHub's as sent; only whom it is kept for changed
+
+
+def credential_of(auth: Auth.Auth | None) -> str | None:
+    """The name answers are kept under for a client authenticating with `auth`; None: not kept."""
+    if isinstance(auth, Auth.AppInstallationAuth):
+        return f"installation:{auth.app_id}:{auth.installation_id}"
+    if isinstance(auth, Auth.Token):
+        return f"token:{hashlib.sha256(auth.token.encode()).hexdigest()[:32]}"
+    return None  # an App's own JWT, or no credential: a handful of requests per job, never worth keeping
+
+
+def _conditional(requester: Requester, credential: str, store: ETagCache) -> None:
+    """Make `requester`'s GETs conditional, keeping answers in `store` under `credential` (see above)."""
+    base = HTTPSRequestsConnectionClass if requester.scheme == "https" else HTTPRequestsConnectionClass
+    answers = _CredentialShare(store, credential)
+
+    def connect(*args: Any, **kwargs: Any) -> HTTPRequestsConnectionClass | HTTPSRequestsConnectionClass:
+        connection = base(*args, **kwargs)
+        adapter = CacheControlAdapter(answers, controller_class=_AlwaysAsk, heuristic=_PerCredential(),
+                                      max_retries=connection.retry, pool_connections=connection.pool_size,
+                                      pool_maxsize=connection.pool_size)
+        connection.adapter = adapter
+        connection.session.mount(f"{connection.protocol}://", adapter)
+        return connection
+
+    # PyGithub's requester builds its connection from this private attribute (name-mangled); checked by
+    # tests/test_github_requests.py, which counts the 304s it earns.
+    requester._Requester__connectionClass = connect  # type: ignore[attr-defined]
+
+
 def _github(api_url: str, auth: Auth.Auth | None, *, polite: bool, retries: RetryPolicy,
-            observed: bool = True) -> Github:
-    """Every PyGithub client Paved makes, with the same transport."""
+            observed: bool = True, conditional: bool = True) -> Github:
+    """Every PyGithub client Paved makes, with the same transport; `conditional`: its reads ask again with the
+    ETags of the answers this process keeps for its credential (see `ETagCache`)."""
     client = Github(base_url=api_url, auth=auth, per_page=100, **_transport(api_url, polite, retries, observed))
     if observed:
         _observed(client.requester, api_url)
+    credential = credential_of(auth)
+    if conditional and credential is not None:
+        _conditional(client.requester, credential, ETAGS)
     return client
 
 
@@ -317,13 +486,35 @@ def oauth_user_token(api_url: str, client_id: str, client_secret: str, code: str
 
 def login_of_token(api_url: str, token: str, *, retries: RetryPolicy = RETRIES) -> str:
     """Whose a user access token is."""
-    client = _github(api_url, Auth.Token(token), polite=False, retries=retries, observed=False)
+    # A visitor's token, used once: nothing of it is kept.
+    client = _github(api_url, Auth.Token(token), polite=False, retries=retries, observed=False, conditional=False)
     try:
         return str(client.get_user().login)
     except GithubException as exc:
         raise ForgeError(f"GitHub would not say who signed in ({exc.status})", status=exc.status) from exc
     except TRANSPORT_ERRORS as exc:
         raise ForgeError(f"GitHub could not be reached to finish signing in ({transport_failure(exc)})") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """What is left of a credential's hourly budget of REST requests (GitHub's primary rate limit)."""
+
+    remaining: int
+    limit: int
+    resets_at: int  # epoch seconds: when the hour ends and the whole budget is back
+
+
+def rate_limit_of(client: Github) -> RateLimit:
+    """The client's budget as GitHub's last answer to it said (its `X-RateLimit-*` headers: no request), or as
+    `GET /rate_limit` says (which costs nothing) when no answer has said yet or the hour it spoke of is over."""
+    with _wrapped("read GitHub's rate limit"):
+        remaining, limit = client.rate_limiting  # asks GET /rate_limit itself when nothing was seen yet
+        resets_at = client.rate_limiting_resettime
+        if resets_at <= time.time():
+            core = client.get_rate_limit().resources.core
+            remaining, limit, resets_at = core.remaining, core.limit, int(core.reset.timestamp())
+    return RateLimit(int(remaining), int(limit), int(resets_at))
 
 
 def installation_client(api_url: str, app_id: int | str, private_key: str, installation_id: int, *,
@@ -335,7 +526,8 @@ def installation_client(api_url: str, app_id: int | str, private_key: str, insta
 
 def _integration(api_url: str, app_id: int | str, private_key: str, *, retries: RetryPolicy = RETRIES) -> \
         GithubIntegration:
-    integration = GithubIntegration(base_url=api_url, auth=Auth.AppAuth(int(app_id), private_key),
+    # 100 a page, as every client's lists: listing an organization's repositories costs a tenth of a request each.
+    integration = GithubIntegration(base_url=api_url, auth=Auth.AppAuth(int(app_id), private_key), per_page=100,
                                     **_transport(api_url, True, retries, True))
     _observed(integration.requester, api_url)
     return integration
@@ -400,6 +592,10 @@ class GitHubForge:
         self.client = client
         self._repos: dict[str, Any] = {}
         self._login = login  # whom a token acts as, when GitHub will not say (the Actions job token)
+
+    def rate_limit(self) -> RateLimit:
+        """What is left of this client's hourly budget of requests (see `rate_limit_of`)."""
+        return rate_limit_of(self.client)
 
     @property
     def app_id(self) -> int | None:
@@ -475,12 +671,24 @@ class GitHubForge:
         return self._call(f"comment on #{number} in {repo}", upsert)
 
     def has_path(self, repo: str, path: str) -> bool:
+        """Looked for folder by folder from the root, one listing each.
+
+        GitHub's answer to a missing path (404) always costs a request; a folder's listing, asked for again
+        with its ETag, costs none while the folder is unchanged. Reconcile asks every repository the App sees
+        whether it is a platform repo, so looking from the root makes that free for every repository not
+        pushed since (asking for the path itself would cost one request per repository, at every reconcile).
+        """
+        folder = ""
         try:
             with _wrapped(f"look for {path} in {repo}"):
-                # Lazily: one request for the contents, none for the repository itself.
-                self.client.withLazy(True).get_repo(repo).get_contents(path.rstrip("/"))
+                for name in [part for part in path.split("/") if part]:
+                    listed = f"/repos/{repo}/contents" + (f"/{urllib.parse.quote(folder)}" if folder else "")
+                    _, entries = self.client.requester.requestJsonAndCheck("GET", listed)
+                    if not isinstance(entries, list) or not any(e.get("name") == name for e in entries):
+                        return False  # not there (or `folder` is a file)
+                    folder = f"{folder}/{name}".lstrip("/")
         except ForgeError as exc:
-            if exc.status == 404:  # not on the default branch, or the repository is empty
+            if exc.status == 404:  # the repository is empty
                 return False
             raise
         return True
