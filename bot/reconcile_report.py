@@ -43,7 +43,10 @@ def as_text(done: Sequence[RepoReconciled]) -> str:
                           if text]
             if drift.pending:
                 lines.append(f"  pending: {', '.join(drift.pending)}")
-            if not drift.drifts:
+            if drift.left:
+                lines.append(f"  left for the next reconcile, to keep GitHub requests for plans and applies: "
+                             f"{len(drift.left)} resources")
+            elif not drift.drifts:
                 lines.append(f"  matches the catalogue ({drift.checked} resources checked)")
         lines += [f"  error: {e}" for e in r.errors]
     if elsewhere:
@@ -74,5 +77,6 @@ def as_json(done: Sequence[RepoReconciled]) -> str:
                          "issue": drift.issues.get(d.identity) if drift else None}
                         for d in (drift.drifts if drift else ())],
             "pending": list(drift.pending if drift else ()),
+            "left": list(drift.left if drift else ()),
         })
     return json.dumps({"version": 1, "clean": all(r.clean for r in done), "repositories": repos}, indent=2) + "\n"

@@ -78,6 +78,12 @@ class Settings:
     queue_workers: int | None = None
     queue_immediate: bool = False
     reconcile_minutes: int = 15
+    # The share of GitHub's hourly request budget that reconcile leaves to plans and applies: its drift check
+    # stops observing when no more is left (`bot.handlers.drift.Pacing`). A plan costs some tens of requests
+    # and an apply about ten per resource it changes, so 20% of an installation's 5,000 (1,000 requests) keeps
+    # room for a busy hour of pull requests and a large merge, while the other 80% still covers a first
+    # reconcile of about 1,000 services, before GitHub's ETags make the next ones nearly free.
+    reconcile_reserve: float = 0.2
     # How long a lease (a repository's apply, a pull request's plan, a running job's delivery) outlives its
     # holder's last renewal; holders renew three times as often. Shorter frees a killed worker's work sooner
     # and costs more renewals.
@@ -316,6 +322,9 @@ class Settings:
         port = number("PAVED_PORT", 8000, 1)
         if port is not None and port > 65535:
             raise ConfigurationError(f"PAVED_PORT={port} is not a TCP port")
+        reserve = number("PAVED_RECONCILE_RESERVE", 20, 0) or 0
+        if reserve > 90:  # reconcile must keep some budget to check anything with
+            raise ConfigurationError(f"PAVED_RECONCILE_RESERVE={reserve} is more than 90 (a percentage of the limit)")
         catalogue_repo = text("PAVED_CATALOGUE_REPO")
         if catalogue_repo is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", catalogue_repo):
             raise ConfigurationError(f"PAVED_CATALOGUE_REPO={catalogue_repo} is not owner/name")
@@ -333,6 +342,7 @@ class Settings:
             queue_workers=number("PAVED_QUEUE_WORKERS", None, 0),
             queue_immediate=(text("PAVED_QUEUE_IMMEDIATE") or "").lower() in ("1", "true", "yes", "on"),
             reconcile_minutes=number("PAVED_RECONCILE_MINUTES", 15, 0) or 0,
+            reconcile_reserve=reserve / 100,
             # Renewed every third of it, a lease under 3 seconds would be renewed more often than a store
             # under load answers.
             lease_seconds=float(number("PAVED_LEASE_SECONDS", 60, 3) or 60),

@@ -11,14 +11,20 @@ team, edited in place at every check and closed with a comment when the drift is
 with `spec.drift: heal` is put back instead (`provider.apply`), and the heal is recorded in the
 head commit's note like any apply. `reconcile_repo` is what reconcile runs for one repository: the
 catch-up apply with its backoff, then this check. Callers hold the repository's lock.
+
+Observing costs GitHub requests, out of an hourly budget that plans and applies share (5,000 for an App
+installation). A check given a `Pacing` stops observing once what is left falls to its reserve, says what
+it left, and the next check starts with those: see `Pacing`.
 """
 
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from bot.apply import NOTES_REF, ApplyRecord, Trigger
 from bot.catalogue import judge
@@ -34,6 +40,9 @@ from bot.plan import plan_requests
 from bot.provider import Provider, Result, Target
 from bot.render.markdown import drift_issue, drift_resolved
 from bot.rules import is_platform_repo, load_rules
+
+if TYPE_CHECKING:
+    from bot.adapters.github import RateLimit
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +62,7 @@ class DriftReport:
     closed: tuple[int, ...] = ()
     skipped: str = ""
     issues: Mapping[str, int] = field(default_factory=dict)  # identity -> its open drift issue
+    left: tuple[str, ...] = ()  # not observed, to keep the rest of the hour's requests (see `Pacing`)
 
 
 @dataclass(slots=True)
@@ -66,12 +76,98 @@ class _Pending:
     attempts: int = 0
 
 
+# -- pacing by the forge's rate limit ------------------------------------------------------------------------
+
+@runtime_checkable
+class Metered(Protocol):
+    """A forge that says what is left of its hourly budget of requests (GitHub's rate limit)."""
+
+    def rate_limit(self) -> RateLimit: ...
+
+
+# The most requests observing one resource takes (when GitHub's lists fit one page): a check stops this far
+# above the reserve, so that the resource it observes as the budget runs low does not eat into it.
+ONE_RESOURCE = 10
+
+
+@dataclass
+class Pacing:
+    """How drift checks spend the forge's hourly budget of requests, which plans and applies share.
+
+    Before each resource, a check reads what is left of the budget (from GitHub's last answer: no request),
+    and stops observing once `reserve` (a share of the hourly limit) plus `ONE_RESOURCE` requests or fewer
+    are left: what it did not observe is left unchecked (its drift issue, if any, stays as it was) and
+    logged, and the next check of the repository starts with it (`resume_at`: the first identity left,
+    by repository), going round the catalogue from there, so that no resource waits behind the same
+    first ones at every check. Plans, applies and heals are never held back by it. A `Pacing` lives as
+    long as the process that reconciles (see `bot.web.jobs`).
+    """
+
+    reserve: float = 0.2
+    resume_at: dict[str, str] = field(default_factory=dict)
+
+    def begin(self, repo: str, forge: object) -> PacedCheck:
+        """One check of `repo`, paced by `forge`'s budget when the forge says what is left of it."""
+        return PacedCheck(self, repo, forge if isinstance(forge, Metered) else None)
+
+
+@dataclass
+class PacedCheck:
+    """One check's round of the catalogue under a `Pacing`: in what order, and what it left."""
+
+    pacing: Pacing
+    repo: str
+    forge: Metered | None
+    left: list[str] = field(default_factory=list)
+
+    def in_turn(self, resources: Mapping[str, Resource]) -> list[tuple[str, Resource]]:
+        """`resources` by identity, starting with the first that the repository's last check left."""
+        ordered = sorted(resources.items())
+        start = bisect_left([identity for identity, _ in ordered], self.pacing.resume_at.get(self.repo, ""))
+        return ordered[start:] + ordered[:start]
+
+    def out_of_budget(self, identity: str) -> bool:
+        """Whether to leave `identity` unobserved: once one resource is, every next one is."""
+        if self.left or not self._affordable():
+            self.left.append(identity)
+            return True
+        return False
+
+    def _affordable(self) -> bool:
+        """Whether what is left of the budget affords observing one more resource above the reserve."""
+        if self.forge is None:
+            return True
+        try:
+            budget = self.forge.rate_limit()
+        except PavedError as exc:  # the resources' own reads will say what is wrong with GitHub
+            log.info("the drift check of %s goes on unpaced: %s", self.repo, exc.message)
+            return True
+        floor = budget.limit * self.pacing.reserve + ONE_RESOURCE
+        if budget.remaining > floor:
+            return True
+        log.warning("the drift check of %s stops with %d of %d GitHub requests left this hour, keeping %d for "
+                    "plans and applies (the hour ends at %s)", self.repo, budget.remaining, budget.limit, int(floor),
+                    datetime.fromtimestamp(budget.resets_at, UTC).strftime("%H:%M:%S UTC"))
+        return False
+
+    def finish(self) -> tuple[str, ...]:
+        """End the check: remember where the next starts, say what was left, and return it."""
+        if not self.left:
+            self.pacing.resume_at.pop(self.repo, None)
+            return ()
+        self.pacing.resume_at[self.repo] = self.left[0]
+        shown = ", ".join(self.left[:10]) + (f" and {len(self.left) - 10} more" if len(self.left) > 10 else "")
+        log.warning("the drift check of %s left %d resources unchecked for the next one: %s", self.repo,
+                    len(self.left), shown)
+        return tuple(self.left)
+
+
 def check_drift(ctx: Context, repo: str, *, now: datetime | None = None, heal_all: bool = False,
-                trigger: Trigger = "heal") -> DriftReport:
+                trigger: Trigger = "heal", pacing: Pacing | None = None) -> DriftReport:
     """Check every resource of `repo`'s catalogue against what exists; heal, open, update and close issues.
 
     `heal_all` heals every drifted resource whatever its `spec.drift` says (`/paved retry`), and
-    records it with `trigger`.
+    records it with `trigger`. With `pacing`, the check keeps its reserve of the forge's budget.
     """
     now = now or datetime.now(UTC)
     head, last, branch = fetch_heads(ctx, repo)
@@ -94,9 +190,10 @@ def check_drift(ctx: Context, repo: str, *, now: datetime | None = None, heal_al
         unchecked: set[str] = set()
         healing: list[tuple[Drift, Resource, Provider]] = []
         checked = 0
-        for identity, resource in sorted(resources.items()):
+        turn = (pacing or Pacing()).begin(repo, ctx.forge if pacing else None)
+        for identity, resource in turn.in_turn(resources):
             provider = by_kind.get(resource.kind)
-            if provider is None or identity in pending.identities:
+            if provider is None or identity in pending.identities or turn.out_of_budget(identity):
                 unchecked.add(identity)
                 continue
             checked += 1
@@ -119,6 +216,7 @@ def check_drift(ctx: Context, repo: str, *, now: datetime | None = None, heal_al
         drifts += failed_heals
     finally:
         head_tree.close()
+    left = turn.finish()
     drifts.sort(key=lambda d: d.identity)
     _record(ctx, repo, head, last, drifts, now)
     opened, updated, closed, issues = _issues(ctx, repo, head, target.organization, drifts, healed, unchecked,
@@ -126,7 +224,7 @@ def check_drift(ctx: Context, repo: str, *, now: datetime | None = None, heal_al
     log.info("drift in %s at %s: %d checked, %d drifted, %d healed, %d pending", repo, head[:12], checked,
              len(drifts), len(healed), len(pending.identities))
     return DriftReport(repo, head, checked, tuple(drifts), tuple(healed), tuple(sorted(pending.identities)),
-                       opened, updated, closed, issues=issues)
+                       opened, updated, closed, issues=issues, left=left)
 
 
 def _pending(ctx: Context, repo: str, head: str, last: str | None, head_tree: Tree) -> _Pending:
@@ -268,13 +366,16 @@ class RepoReconciled:
 
     @property
     def clean(self) -> bool:
-        """Whether everything is as the catalogue asks (or was healed): nothing drifted, nothing failed."""
+        """Whether everything is as the catalogue asks (or was healed): nothing drifted, nothing failed, nothing
+        left unchecked."""
         failed = self.applied is not None and self.applied.status in ("failed", "waiting", "gave up")
-        return not self.errors and not failed and not (self.drift and self.drift.drifts)
+        return not self.errors and not failed and not (self.drift and (self.drift.drifts or self.drift.left))
 
 
-def reconcile_repo(ctx: Context, repo: str, *, now: datetime | None = None, force: bool = False) -> RepoReconciled:
-    """Apply a head that is not applied yet when a retry is due (`force`: now), then check for drift."""
+def reconcile_repo(ctx: Context, repo: str, *, now: datetime | None = None, force: bool = False,
+                   pacing: Pacing | None = None) -> RepoReconciled:
+    """Apply a head that is not applied yet when a retry is due (`force`: now), then check for drift, paced
+    by `pacing` (the apply never is)."""
     now = now or datetime.now(UTC)
     errors: list[str] = []
     applied: ApplyOutcome | None = None
@@ -284,7 +385,7 @@ def reconcile_repo(ctx: Context, repo: str, *, now: datetime | None = None, forc
     except PavedError as exc:
         errors.append(f"apply: {exc.message}")
     try:
-        drift = check_drift(ctx, repo, now=now)
+        drift = check_drift(ctx, repo, now=now, pacing=pacing)
     except PavedError as exc:
         errors.append(f"drift check: {exc.message}")
     return RepoReconciled(repo, applied, drift, tuple(errors))

@@ -29,6 +29,7 @@ environment:
   PAVED_QUEUE_WORKERS             consumer threads (serve: 2, or 0 with Redis; worker: 2)
   PAVED_QUEUE_IMMEDIATE           1: run jobs inline while answering (for tests)
   PAVED_RECONCILE_MINUTES         reconcile every N minutes and at start (default 15; 0: never)
+  PAVED_RECONCILE_RESERVE         % of GitHub's hourly requests reconcile leaves to plans and applies (default 20)
   PAVED_LEASE_SECONDS             a lease outlives its holder's last renewal by this (default 60; at least 3)
   PAVED_REPOSITORIES              with a token: the platform repos to reconcile (owner/name, comma-separated)
   PAVED_HOST, PAVED_PORT          where serve listens (default 127.0.0.1:8000)

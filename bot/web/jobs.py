@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from bot.adapters.leases import Held
     from bot.adapters.queue import Work
     from bot.handlers import Context
-    from bot.handlers.drift import RepoReconciled
+    from bot.handlers.drift import Pacing, RepoReconciled
     from bot.settings import Settings
     from bot.webhook import Delivery
 
@@ -238,12 +238,14 @@ def warm_catalogues(settings: Settings, warming: IndexWarming) -> None:
 def reconcile(work: Work) -> None:
     """Catch up on what a crash or a lost delivery left undone, and look for drift: apply a default
     branch that is ahead of its last applied commit (a failed apply again when its backoff says so),
-    check every resource against what exists (`bot.handlers.drift`), and plan open pull requests whose
+    check every resource against what exists (`bot.handlers.drift`; it stops at the settings' reserve of
+    GitHub's hourly budget, and the next reconcile goes on from there), and plan open pull requests whose
     head has no plan comment."""
     from bot.adapters.queue import PullRequestBusy, RepoBusy
     from bot.handlers.drift import reconcile_repo
     from bot.handlers.pull_request import is_planned, plan_pull_request
 
+    pacing = _pacing(work.settings)
     for repo, built in _platform_contexts(work.settings, platform_repositories(work.settings)):
         if isinstance(built, PavedError):  # one repository's trouble does not stop the others
             log.warning("reconcile skipped %s: %s", repo, built.message)
@@ -252,7 +254,7 @@ def reconcile(work: Work) -> None:
         try:
             try:
                 with work.repo_lock(repo) as held:
-                    done = reconcile_repo(replace(ctx, lease=held), repo)
+                    done = reconcile_repo(replace(ctx, lease=held), repo, pacing=pacing)
                 _log_reconciled(done)
             except RepoBusy:
                 log.info("reconcile left %s to the apply that is running", repo)
@@ -273,6 +275,18 @@ def reconcile(work: Work) -> None:
             log.warning("reconcile skipped %s: %s", repo, exc.message)
         finally:
             ctx.store.close()
+
+
+# Where each repository's last drift check stopped short of its rate-limit reserve, so that the next
+# reconcile of this process starts with what it left (see `bot.handlers.drift.Pacing`).
+_RESUME_AT: dict[str, str] = {}
+
+
+def _pacing(settings: Settings) -> Pacing:
+    """Reconcile's pacing: the settings' reserve of GitHub's hourly budget, and where the last checks stopped."""
+    from bot.handlers.drift import Pacing
+
+    return Pacing(settings.reconcile_reserve, _RESUME_AT)
 
 
 def _log_reconciled(done: RepoReconciled) -> None:
@@ -309,6 +323,7 @@ def reconcile_once(settings: Settings, *, now: datetime | None = None, force: bo
                                  hint="With a token, name them in PAVED_REPOSITORIES (owner/name, comma-separated); "
                                       "an App reconciles the repositories it is installed on.")
     queue = make_queue(settings, open_delivery_log(settings), handle_delivery)
+    pacing = _pacing(settings)
     done: list[RepoReconciled] = []
     for repo, built in _platform_contexts(settings, repos):
         if isinstance(built, PavedError):  # one repository's trouble does not stop the others
@@ -316,7 +331,7 @@ def reconcile_once(settings: Settings, *, now: datetime | None = None, force: bo
             continue
         try:
             with queue.repo_lock(repo) as held:
-                done.append(reconcile_repo(replace(built, lease=held), repo, now=now, force=force))
+                done.append(reconcile_repo(replace(built, lease=held), repo, now=now, force=force, pacing=pacing))
         except RepoBusy as exc:
             done.append(RepoReconciled(repo, errors=(f"{exc.message}; try again later",)))
         except PavedError as exc:
