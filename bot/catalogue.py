@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import marshal
+import operator
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
@@ -600,8 +601,8 @@ def _position(findings: list[Finding], result: FileResult, tree: Tree) -> list[F
 
 # -- judging each file of a new state, here or in another process ------------------------------------
 
-def _fields(item: Entry | Reference) -> Record:
-    return tuple(getattr(item, name) for name in item.__slots__)
+_ENTRY_FIELDS = operator.attrgetter(*Entry.__slots__)
+_REFERENCE_FIELDS = operator.attrgetter(*Reference.__slots__)
 
 
 def judged_file(result: FileResult, rules: Rules, record: bool = True) -> JudgedFile:
@@ -619,7 +620,7 @@ def judged_file(result: FileResult, rules: Rules, record: bool = True) -> Judged
             requests[entry.document] = marshal.dumps(data[entry.document])
     return JudgedFile(
         result.path, result.blob, result.broken, tuple(finding_to_tuple(f) for f in result.findings),
-        tuple(_fields(e) for e in result.entries), tuple(_fields(r) for r in result.references),
+        tuple(map(_ENTRY_FIELDS, result.entries)), tuple(map(_REFERENCE_FIELDS, result.references)),
         policies, requests, record_bytes(result) if record and is_for(result, result.path, result.blob) else None)
 
 
@@ -627,7 +628,7 @@ def without_policies(result: FileResult) -> JudgedFile:
     """`result` as a new state stores it, all its policies left to be judged with the whole catalogue (a
     result from the results cache, whose documents are not at hand)."""
     return JudgedFile(result.path, result.blob, result.broken, tuple(finding_to_tuple(f) for f in result.findings),
-                      tuple(_fields(e) for e in result.entries), tuple(_fields(r) for r in result.references))
+                      tuple(map(_ENTRY_FIELDS, result.entries)), tuple(map(_REFERENCE_FIELDS, result.references)))
 
 
 Reader = Callable[[Sequence[tuple[str, str]]], Mapping[str, bytes]]
@@ -829,19 +830,21 @@ def _store_checks(catalogue: Catalogue, judging: Judging) -> None:
     # Policies: every resource whose request is new here, or whose owning service's tier changed (the
     # index compares contexts itself, so unchanged resources never reach Python).
     kinds = catalogue.rules.described
-    after = 0
-    while stale := index.stale_policies(state, kinds.parents(), after, POLICIES_AT_ONCE):
-        after = stale[-1].row
+    stale = index.stale_policies(state, kinds.parents(), 0, POLICIES_AT_ONCE)
+    while stale:
         waiting = [s for s in stale if s.request is not None]
         subjects = [PolicySubject(s.entry.path, s.blob, s.entry.document, s.entry.kind, s.request or b"",
                                   _stale_context(kinds, s)) for s in waiting]
         judged = judging.judge_policies(catalogue.tree, catalogue.rules, subjects)
+        # The next ones are read while these are judged (by workers, when there are any).
+        following = index.stale_policies(state, kinds.parents(), stale[-1].row, POLICIES_AT_ONCE)
         index.set_policies((one, [finding_from_tuple(f) for f in found])
                            for one, found in zip(waiting, judged, strict=True))
         # Those judged before in another context (their service changed), or taken from the results cache.
         others = [s.entry for s in stale if s.request is None]
         evaluated = _evaluate(catalogue, others, _parents(catalogue, others))
         index.set_policies((one, evaluated[one.entry]) for one in stale if one.request is None)
+        stale = following
 
 
 def _stale_context(kinds: Kinds, stale: StalePolicy) -> dict[str, Any]:

@@ -219,7 +219,8 @@ def _build(parser: Any, path: str, documents: list[Document], findings: list[Fin
         document = Document(index=index, data=None, line=doc_line)
         values, keys, collections = document.values, document.keys, document.collections
         anchors: dict[str, tuple[Any, int]] = {}
-        # A frame: [container, its pointer, is a mapping, pending key, node count at start, anchor]
+        # A frame: [container, its pointer, is a mapping, pending key, node count at start, anchor,
+        # the pending key's pointer]
         stack: list[list[Any]] = []
         top: list[Any] | None = None
         nodes = 0
@@ -246,7 +247,7 @@ def _build(parser: Any, path: str, documents: list[Document], findings: list[Fin
                             raise _Problem(line, column, "a mapping key must be a plain value, not a collection",
                                            "yaml.key", "Write the key as a string.")
                         key = event.value
-                        pointer = f"{top[1]}/{escape(key)}"
+                        pointer = f"{top[1]}/{escape(key) if '~' in key or '/' in key else key}"
                         if key in top[0]:
                             findings.append(Finding(
                                 path=path, line=line, column=column, pointer=pointer,
@@ -255,9 +256,10 @@ def _build(parser: Any, path: str, documents: list[Document], findings: list[Fin
                                 hint="YAML keeps only one of the two; remove or merge one of them.",
                             ))
                         top[3] = key
+                        top[6] = pointer  # the value's pointer, made once
                         keys[pointer] = (line, column)
                         continue
-                    pointer = f"{top[1]}/{escape(top[3])}"
+                    pointer = top[6]
                 else:
                     pointer = f"{top[1]}/{len(top[0])}"
                 values[pointer] = (line, column)
@@ -284,7 +286,7 @@ def _build(parser: Any, path: str, documents: list[Document], findings: list[Fin
                         raise _Problem(line, column, f"nesting deeper than {MAX_DEPTH} levels", "yaml.depth")
                     is_map = kind is _MapStart
                     collections.add(pointer)
-                    top = [{} if is_map else [], pointer, is_map, None, nodes, event.anchor]
+                    top = [{} if is_map else [], pointer, is_map, None, nodes, event.anchor, ""]
                     stack.append(top)
                     nodes += 1
                     continue

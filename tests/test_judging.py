@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from bench.generate import generate
+from bench.run import children
 from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.judging import JudgingError, ProcessJudging
 from bot.adapters.repo import FolderTree, GitTree
@@ -116,17 +117,9 @@ def test_a_pool_stores_the_judged_files_in_the_results_cache_on_disk(catalogue_r
 
 
 def _workers_of(pid: int) -> list[int]:
-    """The processes forked by the fork server that `pid` started: the pool's workers."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(parent, []).append(int(entry))
-    return [worker for server in children.get(pid, []) for worker in children.get(server, [])]
+    """The processes forked by the fork server that `pid` started: the pools' workers."""
+    below = children()
+    return [worker for server in below.get(pid, []) for worker in below.get(server, [])]
 
 
 def test_a_worker_that_dies_fails_the_judgement_and_stores_nothing(catalogue_repo: PlatformRepo) -> None:

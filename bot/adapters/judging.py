@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import copyreg
 import gc
+import itertools
 import os
 import pickle
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -130,6 +132,7 @@ class ProcessJudging:
         self.per_task = per_task
         self._local = LocalJudging()
         self._pool: ProcessPoolExecutor | None = None
+        self._starting = threading.Lock()
         self._parcels: dict[str, RulesParcel] = {}
 
     def __enter__(self) -> ProcessJudging:
@@ -148,7 +151,12 @@ class ProcessJudging:
     def listing(self, tree: Tree, prefix: str) -> dict[str, str]:
         if type(tree) is not FolderTree:
             return tree.files(prefix)
-        names = tree.walk(prefix)
+        names: list[tuple[str, str]] = []
+        for found in tree.walk(prefix):
+            names.append(found)
+            if len(names) == self.workers_from and self.workers >= 2:
+                # Large enough: the workers start while the rest of the folder is walked.
+                threading.Thread(target=self._start_early, daemon=True).start()
         if self.workers < 2 or len(names) < self.workers_from:
             return {path: blob_id(read_file(name)) for path, name in names}
         tasks = ((_hash_files, None, None, [name for _, name in names[start:start + self.per_task]])
@@ -167,13 +175,15 @@ class ProcessJudging:
 
     def judge_policies(self, tree: Tree, rules: Rules,
                        subjects: Sequence[PolicySubject]) -> Iterator[tuple[Record, ...]]:
+        """As the port says; with workers, every task is handed out at once, so they work while the
+        caller goes on until it asks for the first answer (the core reads the next stale policies)."""
         source = source_of(tree)
         if self.workers < 2 or len(subjects) < self.workers_from or source is None:
-            yield from self._local.judge_policies(tree, rules, subjects)
-            return
+            return self._local.judge_policies(tree, rules, subjects)
         parcel = self._parcel(rules)
-        yield from self._in_order((_judge_subjects, source, parcel, subjects[start:start + self.per_task])
-                                  for start in range(0, len(subjects), self.per_task))
+        tasks = [(_judge_subjects, source, parcel, subjects[start:start + self.per_task])
+                 for start in range(0, len(subjects), self.per_task)]
+        return self._in_order(tasks, ahead=len(tasks))
 
     # -- the pool ------------------------------------------------------------------------------------
 
@@ -184,42 +194,67 @@ class ProcessJudging:
         return parcel
 
     def _started(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+        """The pool, its workers started (from any thread: `listing` starts them early)."""
+        with self._starting:
+            if self._pool is None:
+                import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
 
-            context = multiprocessing.get_context("forkserver")
-            # The fork server imports the judging code once; each worker forked from it starts with it loaded.
-            context.set_forkserver_preload([__name__])
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker)
-        return self._pool
+                context = multiprocessing.get_context("forkserver")
+                # The fork server imports the judging code once; each worker forked from it starts with it.
+                context.set_forkserver_preload([__name__])
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker)
+                for _ in range(self.workers):
+                    self._pool.submit(os.getpid)  # a pool starts its processes with its first tasks
+            return self._pool
 
     def _in_order(self, tasks: Iterable[tuple[Callable[..., list[T]], TreeSource | None, RulesParcel | None, Any]],
-                  ) -> Iterator[T]:
-        """The answers of `tasks` (a worker function and its arguments) in order, with a few tasks handed
-        out ahead so that no worker waits while this process stores answers."""
+                  ahead: int | None = None) -> Iterator[T]:
+        """The answers of `tasks` (a worker function and its arguments) in order. The first `ahead` tasks (a
+        few per worker by default) are handed out at once, and one more as each answer is taken, so that
+        no worker waits while this process stores answers."""
+        tasks = iter(tasks)
+        with self._failing_clearly():
+            pool = self._started()
+            pending = deque(pool.submit(function, *arguments)
+                            for function, *arguments in itertools.islice(tasks, ahead or AHEAD * self.workers))
+        return self._answers(pool, pending, tasks)
+
+    def _answers(self, pool: ProcessPoolExecutor, pending: deque[Future[list[T]]],
+                 tasks: Iterator[tuple[Callable[..., list[T]], TreeSource | None, RulesParcel | None, Any]],
+                 ) -> Iterator[T]:
+        try:
+            with self._failing_clearly():
+                while pending:
+                    yield from pending.popleft().result()
+                    for function, *arguments in itertools.islice(tasks, 1):
+                        pending.append(pool.submit(function, *arguments))
+        finally:
+            for future in pending:
+                future.cancel()
+
+    @contextmanager
+    def _failing_clearly(self) -> Iterator[None]:
+        """Turn a dead worker into `JudgingError`, and let the next judgement start a new pool."""
         from concurrent.futures.process import BrokenProcessPool
 
-        pool = self._started()
-        pending: deque[Future[list[T]]] = deque()
         try:
-            for function, *arguments in tasks:
-                pending.append(pool.submit(function, *arguments))
-                if len(pending) >= AHEAD * self.workers:
-                    yield from pending.popleft().result()
-            while pending:
-                yield from pending.popleft().result()
+            yield
         except BrokenProcessPool as exc:
-            self._pool = None
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
             raise JudgingError(
                 "a process judging the catalogue stopped before it finished (killed, or out of memory); "
                 "nothing was stored",
                 hint="Run the command again; if it happens again, run it on one core (taskset -c 0 paved ...) "
                      "and report it to the platform team.") from exc
-        finally:
-            for future in pending:
-                future.cancel()
+
+    def _start_early(self) -> None:
+        try:
+            self._started()
+        except Exception:
+            return  # started again where the pool is used, which reports the failure
 
 
 # -- in each worker ----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import re
 import subprocess
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -352,14 +352,12 @@ class FolderTree:
     def label(self) -> str:
         return self._label
 
-    def walk(self, prefix: str) -> list[tuple[str, str]]:
-        """Every regular file under `prefix`, unread: its path as the core takes it, and its name on disk.
-
-        Symbolic links are not followed, and `.git` folders are left out."""
-        found: list[tuple[str, str]] = []
+    def walk(self, prefix: str) -> Iterator[tuple[str, str]]:
+        """Every regular file under `prefix`, unread, as it is found: its path as the core takes it, and
+        its name on disk. Symbolic links are not followed, and `.git` folders are left out."""
         base = os.path.join(self.root, prefix)
         if not os.path.isdir(base):
-            return found
+            return
         skip = len(str(self.root)) + 1
         folders = [base]
         while folders:
@@ -371,8 +369,7 @@ class FolderTree:
                         if entry.name != ".git":
                             folders.append(entry.path)
                     elif entry.is_file():
-                        found.append((path_text(os.fsencode(entry.path[skip:].replace(os.sep, "/"))), entry.path))
-        return found
+                        yield path_text(os.fsencode(entry.path[skip:].replace(os.sep, "/"))), entry.path
 
     def files(self, prefix: str) -> dict[str, str]:
         return {path: blob_id(read_file(name)) for path, name in self.walk(prefix)}
