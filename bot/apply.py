@@ -4,6 +4,10 @@ A resource whose provider fails does not stop independent ones; what depends on 
 says why. Deletions run after everything else, dependents first. The outcome is an `ApplyRecord`:
 JSON that Paved keeps as a git note on the applied commit (`refs/notes/paved`), so git history plus
 these notes are the audit log.
+
+Providers that read many resources at once (`ObservesTogether`) are asked once per job, through
+`provider_job`, which every job that observes (apply, a pull request's plan, a drift check) opens, and
+which releases their connections when the job ends, however it ends.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+from bot.errors import PavedError
 from bot.model import Plan, Resource
-from bot.provider import Provider, Result, Target
+from bot.provider import ObservesTogether, Provider, Result, Target
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +46,81 @@ def plan_digest(plan: Plan) -> str:
     return hashlib.sha256(json.dumps(summary, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderJob:
+    """What one job's providers read of its resources up front: by identity, what each provider that
+    observes together read (`found`), or the error it raised reading them (`unread`)."""
+
+    target: Target
+    together: tuple[ObservesTogether[Any], ...] = ()
+    found: Mapping[str, Any] = field(default_factory=dict)
+    unread: Mapping[str, Exception] = field(default_factory=dict)
+
+    def observe(self, provider: Provider, resource: Resource) -> Any:
+        """What `provider` observes of `resource`: what was read with the job's others when its provider
+        observes together, else read now; raises what reading it raised."""
+        if resource.identity in self.unread:
+            raise self.unread[resource.identity]
+        if resource.identity in self.found:
+            return self.found[resource.identity]
+        return provider.observe(resource, self.target)
+
+    def apply(self, provider: Provider, desired: Resource | None, previous: Resource | None) -> Result:
+        """`provider.apply`, from what was read up front when its provider observes together."""
+        subject = desired or previous
+        if subject is not None and subject.identity in self.unread:
+            return Result(subject.identity, "failed", failure_message(self.unread[subject.identity]))
+        for together in self.together:  # by identity: a protocol's isinstance costs more than the apply
+            if together is provider:
+                return together.apply(desired, self.target, previous=previous, observed=self.found)
+        return provider.apply(desired, self.target, previous=previous)
+
+
+@contextmanager
+def provider_job(providers: Iterable[Provider], resources: Iterable[Resource], target: Target) -> Iterator[ProviderJob]:
+    """One job's work with `providers` on `resources`: each provider that observes together reads all of
+    its resources at once on entry, and is closed on the way out, whether the job succeeded or not."""
+    together = [p for p in providers if isinstance(p, ObservesTogether)]
+    subjects = list({r.identity: r for r in resources}.values())
+    found: dict[str, Any] = {}
+    unread: dict[str, Exception] = {}
+    try:
+        for provider in together:
+            mine = [r for r in subjects if r.kind in provider.kinds]
+            if not mine:
+                continue
+            try:
+                found.update(provider.observe_all(mine, target))
+            except Exception as exc:  # a provider that cannot read its resources fails them, not the job
+                log.warning("could not observe %d resources of %s", len(mine), ", ".join(provider.kinds),
+                            exc_info=not isinstance(exc, PavedError))
+                unread.update({r.identity: exc for r in mine})
+        yield ProviderJob(target, tuple(together), found, unread)
+    finally:
+        for provider in together:
+            try:
+                provider.close()
+            except Exception:  # one provider's failure to let go must not keep the others' connections
+                log.exception("could not close the %s provider", ", ".join(provider.kinds))
+
+
+def failure_message(exc: Exception) -> str:
+    """A provider's error as one line for a result: its message for a person, else its type and text."""
+    text = exc.message if isinstance(exc, PavedError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())[:500]
+
+
 def apply_plan(plan: Plan, before: Mapping[str, Resource], after: Mapping[str, Resource],
                providers: Sequence[Provider], target: Target) -> list[Result]:
     """Apply every change of `plan` with the provider for its kind; one `Result` per change."""
+    subjects = [r for r in (*(after.get(c.identity) or before.get(c.identity) for c in plan.all_changes),
+                            *(after.get(i) for i in plan.refresh)) if r is not None]
+    with provider_job(providers, subjects, target) as job:
+        return _apply_all(plan, before, after, providers, job)
+
+
+def _apply_all(plan: Plan, before: Mapping[str, Resource], after: Mapping[str, Resource],
+               providers: Sequence[Provider], job: ProviderJob) -> list[Result]:
     by_kind = {kind: p for p in providers for kind in p.kinds}
     results: list[Result] = []
     broken: dict[str, str] = {}  # identity -> why it did not happen
@@ -56,7 +134,7 @@ def apply_plan(plan: Plan, before: Mapping[str, Resource], after: Mapping[str, R
         if provider is None:
             return Result(identity, "skipped", f"no provider makes {kind} resources here")
         try:
-            return provider.apply(desired, target, previous=previous)
+            return job.apply(provider, desired, previous)
         except Exception as exc:  # a provider's own fault must not stop independent resources
             log.exception("provider failed on %s", identity)
             return Result(identity, "failed", f"{type(exc).__name__}: {exc}".splitlines()[0])

@@ -17,10 +17,10 @@ buckets = "acme_paved:plugin"      # a ProviderPlugin named "buckets"
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from bot.config import RepoConfig
 from bot.model import Keeping, Resource, Tree
@@ -97,6 +97,36 @@ class Provider(Protocol[Observed]):
 
     def apply(self, desired: Resource | None, target: Target, previous: Resource | None = None) -> Result:
         """Observe, plan and take the steps; safe to run again."""
+        ...
+
+
+@runtime_checkable
+class ObservesTogether(Provider[Observed], Protocol[Observed]):
+    """A provider that reads all of a job's resources at once, and holds its connections for the job.
+
+    Observing resource by resource costs each resource a round trip or a connection; a provider whose
+    system can answer for many in one query (a server's catalog, one list of a repository's secrets)
+    offers `observe_all`. Where a provider has it, Paved calls it once per job (an apply, a pull request's
+    plan, a drift check) with every resource of the provider's kinds the job is about, hands what it read
+    back to `plan`, and to `apply` as `observed`. From `observe_all` on, the provider may keep its
+    connections open between resources; `close()` ends the job, and Paved calls it when the job is done
+    with the provider, also when the job failed. Nothing read lives past `close()`: the next job, here or
+    on another replica, reads again. A provider without `observe_all` is observed resource by resource.
+    """
+
+    def observe_all(self, resources: Sequence[Resource], target: Target) -> Mapping[str, Observed | None]:
+        """Each of `resources` as it exists now, by identity (None: it does not exist); raises as
+        `observe` does when they cannot be read. One it leaves out is observed alone (a request it refuses
+        to read, so that the refusal is that request's only)."""
+        ...
+
+    def apply(self, desired: Resource | None, target: Target, previous: Resource | None = None,
+              observed: Mapping[str, Observed | None] | None = None) -> Result:
+        """`Provider.apply`, starting from what `observe_all` read (`observed`) when it read the resource."""
+        ...
+
+    def close(self) -> None:
+        """End the job: release every connection held since `observe_all`."""
         ...
 
 

@@ -14,11 +14,13 @@ import hmac
 import json
 import logging
 import os
+import socket
 import sqlite3
 import stat
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,11 +31,14 @@ from github import Auth
 from psycopg import sql
 
 from bot.adapters.github import installation_client, installation_of
+from bot.apply import provider_job
 from bot.config import RepoConfig
 from bot.model import Resource
 from bot.provider import Result, Target
 from bot.providers.database import EMBEDDED, DatabaseProvider
 from bot.providers.github.secrets import GitHubSecrets
+from bot.sandbox import recording
+from bot.sandbox.recording import Exchange
 from tests.conftest import REPO, World
 
 SERVER_VARIABLE = "PAVED_TEST_SERVER"
@@ -592,3 +597,152 @@ def test_paved_s_embedded_database_has_its_sidecar_from_its_creation(place: Plac
     applied(place, database(name), target=target)
     assert json.loads((place.data_dir / "databases" / f"{name}.paved.json").read_text())["paved"]["name"] == name
     assert "create the file" in create.description
+
+
+# -- a job reads its databases together, over one connection -----------------------------------------------------
+
+def own_provider(place: Place) -> tuple[DatabaseProvider, str]:
+    """A provider whose connections carry an application name of their own, so that its backends can be
+    counted apart from any other Paved's on this server."""
+    application = f"paved-test-{uuid.uuid4().hex[:12]}"
+    dsn = psycopg.conninfo.make_conninfo(place.dsn, application_name=application)
+    return DatabaseProvider({SERVER_VARIABLE: dsn}.get, place.data_dir, place.provider.secrets), application
+
+
+def backends(place: Place, application: str) -> set[int]:
+    return {pid for (pid,) in place.query("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                                          application)}
+
+
+def in_one_job(place: Place, provider: DatabaseProvider, wanted: list[Resource], application: str,
+               target: Target | None = None) -> tuple[list[Result], set[int]]:
+    """Apply `wanted` as one job does, and the server backends Paved held between its databases."""
+    held: set[int] = set()
+    with provider_job([provider], wanted, target or place.target) as job:
+        results = []
+        for resource in wanted:
+            results.append(job.apply(provider, resource, None))
+            held |= backends(place, application)
+    return results, held
+
+
+@contextmanager
+def github_requests() -> Iterator[list[Exchange]]:
+    """Every REST request the sandbox forge answers meanwhile."""
+    seen: list[Exchange] = []
+    stop = recording.watch(on_exchange=seen.append)
+    try:
+        yield seen
+    finally:
+        stop()
+
+
+def test_a_job_creating_many_databases_makes_them_all_over_one_connection(place: Place) -> None:
+    provider, application = own_provider(place)
+    wanted = [database(place.name()) for _ in range(4)]
+    results, held = in_one_job(place, provider, wanted, application)
+    assert [r.status for r in results] == ["applied"] * 4
+    assert len(held) == 1
+
+
+def test_a_no_op_re_apply_reads_every_database_in_one_catalog_query_and_writes_nothing(place: Place) -> None:
+    provider, application = own_provider(place)
+    wanted = [database(place.name()) for _ in range(4)]
+    in_one_job(place, provider, wanted, application)
+    reads, writes = provider.statements.reads, provider.statements.writes
+    results, held = in_one_job(place, provider, wanted, application)
+    assert [r.status for r in results] == ["unchanged"] * 4
+    assert (provider.statements.reads - reads, provider.statements.writes - writes, len(held)) == (1, 0, 1)
+
+
+def test_a_job_lists_each_place_s_secrets_once_and_asks_for_no_secret_alone(place: Place) -> None:
+    provider, application = own_provider(place)
+    wanted = [database(place.name()) for _ in range(4)]
+    in_one_job(place, provider, wanted, application)
+    with github_requests() as asked:
+        in_one_job(place, provider, wanted, application)
+    assert sorted((e.method, e.route) for e in asked) == [
+        ("GET", "/repos/{owner}/{repo}/actions/secrets"),
+        ("GET", "/repos/{owner}/{repo}/environments/{environment_name}/secrets")]
+
+
+def test_a_job_s_connection_is_closed_when_the_job_ends(place: Place) -> None:
+    provider, application = own_provider(place)
+    in_one_job(place, provider, [database(place.name())], application)
+    assert backends(place, application) == set()
+
+
+def test_a_job_s_connection_is_closed_when_the_job_fails(place: Place) -> None:
+    provider, application = own_provider(place)
+    wanted = database(place.name())
+    with pytest.raises(RuntimeError, match="the push failed"), \
+            provider_job([provider], [wanted], place.target) as job:
+        assert job.apply(provider, wanted, None).status == "applied"
+        assert len(backends(place, application)) == 1
+        raise RuntimeError("the push failed")
+    assert backends(place, application) == set()
+
+
+def test_a_connection_the_server_drops_mid_job_fails_only_the_database_it_was_serving(place: Place) -> None:
+    provider, application = own_provider(place)
+    first, second = database(place.name()), database(place.name())
+    with provider_job([provider], [first, second], place.target) as job:
+        place.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                    application)
+        dropped = job.apply(provider, first, None)
+        made = job.apply(provider, second, None)
+    assert dropped.status == "failed" and dropped.message.startswith("PostgreSQL refused to ")
+    assert made.status == "applied" and can_connect(place.secret()) == second.name
+    assert backends(place, application) == set()
+
+
+@contextmanager
+def server_that_never_answers() -> Iterator[int]:
+    """A port on this machine that takes connections and never says a word: a PostgreSQL that hangs."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+def test_a_server_that_never_answers_fails_every_database_of_the_job_with_a_message(place: Place) -> None:
+    with server_that_never_answers() as port:
+        dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres?connect_timeout=1"
+        provider = DatabaseProvider({SERVER_VARIABLE: dsn}.get, place.data_dir, place.provider.secrets)
+        wanted = [database(place.name()), database(place.name())]
+        with provider_job([provider], wanted, place.target) as job:
+            results = [job.apply(provider, resource, None) for resource in wanted]
+    assert [r.status for r in results] == ["failed", "failed"]
+    assert all(r.message.startswith("PostgreSQL could not be reached: ") and "timeout expired" in r.message
+               for r in results)
+    assert provider.statements.writes == 0
+
+
+def test_the_next_job_reads_again_what_an_earlier_job_read(place: Place) -> None:
+    provider, application = own_provider(place)
+    wanted = database(place.name())
+    in_one_job(place, provider, [wanted], application)
+    client = place.provider.secrets.client  # type: ignore[attr-defined]
+    client.get_repo("acme/search").delete_secret("DATABASE_URL")
+    [again], _ = in_one_job(place, provider, [wanted], application)
+    assert again.status == "applied" and can_connect(place.secret()) == wanted.name
+
+
+def test_a_name_that_is_not_a_dns_label_fails_alone_in_its_job(place: Place) -> None:
+    provider, application = own_provider(place)
+    good, bad = database(place.name()), database('x"; DROP ROLE postgres; --')
+    [made, refused], _ = in_one_job(place, provider, [good, bad], application)
+    assert made.status == "applied"
+    assert refused.status == "failed" and "not a valid database name" in refused.message
+
+
+def test_embedded_databases_are_read_together_too(place: Place) -> None:
+    target = replace(place.target, config=RepoConfig())
+    wanted = [database(place.name()) for _ in range(3)]
+    first, _ = in_one_job(place, place.provider, wanted, "", target)
+    again, _ = in_one_job(place, place.provider, wanted, "", target)
+    assert [r.status for r in first] == ["applied"] * 3 and [r.status for r in again] == ["unchanged"] * 3
+    assert all(r.outputs["engine"] == EMBEDDED for r in again)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from bot.apply import NOTES_REF, ApplyRecord, Trigger
+from bot.apply import NOTES_REF, ApplyRecord, ProviderJob, Trigger, failure_message, provider_job
 from bot.catalogue import judge
 from bot.config import load_config
 from bot.drift import LABEL, LABEL_COLOR, LABEL_DESCRIPTION, MAX_ATTEMPTS, Drift, attempts, failures, marked, mode_of
@@ -99,8 +99,9 @@ class Pacing:
     are left: what it did not observe is left unchecked (its drift issue, if any, stays as it was) and
     logged, and the next check of the repository starts with it (`resume_at`: the first identity left,
     by repository), going round the catalogue from there, so that no resource waits behind the same
-    first ones at every check. Plans, applies and heals are never held back by it. A `Pacing` lives as
-    long as the process that reconciles (see `bot.web.jobs`).
+    first ones at every check. Reconcile's search for platform repos stops at the same reserve
+    (`affords`). Plans, applies and heals are never held back by it. A `Pacing` lives as long as the
+    process that reconciles (see `bot.web.jobs`).
     """
 
     reserve: float = 0.2
@@ -109,6 +110,24 @@ class Pacing:
     def begin(self, repo: str, forge: object) -> PacedCheck:
         """One check of `repo`, paced by `forge`'s budget when the forge says what is left of it."""
         return PacedCheck(self, repo, forge if isinstance(forge, Metered) else None)
+
+    def affords(self, forge: object, what: str) -> bool:
+        """Whether what is left of `forge`'s budget affords one more resource's reads (`what`, for the log)
+        above the reserve; a forge that does not say what is left always does."""
+        if not isinstance(forge, Metered):
+            return True
+        try:
+            budget = forge.rate_limit()
+        except PavedError as exc:  # the reads themselves will say what is wrong with GitHub
+            log.info("%s goes on unpaced: %s", what, exc.message)
+            return True
+        floor = budget.limit * self.reserve + ONE_RESOURCE
+        if budget.remaining > floor:
+            return True
+        log.warning("%s stops with %d of %d GitHub requests left this hour, keeping %d for plans and applies "
+                    "(the hour ends at %s)", what, budget.remaining, budget.limit, int(floor),
+                    datetime.fromtimestamp(budget.resets_at, UTC).strftime("%H:%M:%S UTC"))
+        return False
 
 
 @dataclass
@@ -128,26 +147,10 @@ class PacedCheck:
 
     def out_of_budget(self, identity: str) -> bool:
         """Whether to leave `identity` unobserved: once one resource is, every next one is."""
-        if self.left or not self._affordable():
+        if self.left or (self.forge is not None and
+                         not self.pacing.affords(self.forge, f"the drift check of {self.repo}")):
             self.left.append(identity)
             return True
-        return False
-
-    def _affordable(self) -> bool:
-        """Whether what is left of the budget affords observing one more resource above the reserve."""
-        if self.forge is None:
-            return True
-        try:
-            budget = self.forge.rate_limit()
-        except PavedError as exc:  # the resources' own reads will say what is wrong with GitHub
-            log.info("the drift check of %s goes on unpaced: %s", self.repo, exc.message)
-            return True
-        floor = budget.limit * self.pacing.reserve + ONE_RESOURCE
-        if budget.remaining > floor:
-            return True
-        log.warning("the drift check of %s stops with %d of %d GitHub requests left this hour, keeping %d for "
-                    "plans and applies (the hour ends at %s)", self.repo, budget.remaining, budget.limit, int(floor),
-                    datetime.fromtimestamp(budget.resets_at, UTC).strftime("%H:%M:%S UTC"))
         return False
 
     def finish(self) -> tuple[str, ...]:
@@ -190,30 +193,33 @@ def check_drift(ctx: Context, repo: str, *, now: datetime | None = None, heal_al
         unchecked: set[str] = set()
         healing: list[tuple[Drift, Resource, Provider]] = []
         checked = 0
+        checking = [r for i, r in sorted(resources.items())
+                    if r.kind in by_kind and i not in pending.identities]
         turn = (pacing or Pacing()).begin(repo, ctx.forge if pacing else None)
-        for identity, resource in turn.in_turn(resources):
-            provider = by_kind.get(resource.kind)
-            if provider is None or identity in pending.identities or turn.out_of_budget(identity):
-                unchecked.add(identity)
-                continue
-            checked += 1
-            drift = _observe(provider, resource, target)
-            if identity in pending.failed:
-                drift = replace(drift, error=pending.failed[identity],
-                                pull_request=pending.record.pull_request if pending.record else None,
-                                attempts=pending.attempts, gave_up=pending.attempts >= MAX_ATTEMPTS)
-            elif drift.steps and not drift.unobserved and (heal_all or drift.mode == "heal"):
-                healing.append((drift, resource, provider))
-                continue
-            if drift.steps or drift.error or drift.unobserved:
-                drifts.append(drift)
-        for identity, previous in sorted(pending.gone.items()):
-            drifts.append(Drift(identity, previous.kind, previous.owner, mode_of(previous), path=previous.path,
-                                error=pending.failed[identity], attempts=pending.attempts,
-                                pull_request=pending.record.pull_request if pending.record else None,
-                                gave_up=pending.attempts >= MAX_ATTEMPTS))
-        healed, failed_heals = _heal(ctx, repo, head, last, target, healing, now, trigger)
-        drifts += failed_heals
+        with provider_job(ctx.providers, checking, target) as job:
+            for identity, resource in turn.in_turn(resources):
+                provider = by_kind.get(resource.kind)
+                if provider is None or identity in pending.identities or turn.out_of_budget(identity):
+                    unchecked.add(identity)
+                    continue
+                checked += 1
+                drift = _observe(job, provider, resource)
+                if identity in pending.failed:
+                    drift = replace(drift, error=pending.failed[identity],
+                                    pull_request=pending.record.pull_request if pending.record else None,
+                                    attempts=pending.attempts, gave_up=pending.attempts >= MAX_ATTEMPTS)
+                elif drift.steps and not drift.unobserved and (heal_all or drift.mode == "heal"):
+                    healing.append((drift, resource, provider))
+                    continue
+                if drift.steps or drift.error or drift.unobserved:
+                    drifts.append(drift)
+            for identity, previous in sorted(pending.gone.items()):
+                drifts.append(Drift(identity, previous.kind, previous.owner, mode_of(previous), path=previous.path,
+                                    error=pending.failed[identity], attempts=pending.attempts,
+                                    pull_request=pending.record.pull_request if pending.record else None,
+                                    gave_up=pending.attempts >= MAX_ATTEMPTS))
+            healed, failed_heals = _heal(ctx, repo, head, last, job, healing, now, trigger)
+            drifts += failed_heals
     finally:
         head_tree.close()
     left = turn.finish()
@@ -249,20 +255,15 @@ def _pending(ctx: Context, repo: str, head: str, last: str | None, head_tree: Tr
     return found
 
 
-def _observe(provider: Provider, resource: Resource, target: Target) -> Drift:
+def _observe(job: ProviderJob, provider: Provider, resource: Resource) -> Drift:
     drift = Drift(resource.identity, resource.kind, resource.owner, mode_of(resource), path=resource.path)
     try:
-        actual = provider.observe(resource, target)
-        steps = provider.plan(resource, actual, target, previous=resource)
+        actual = job.observe(provider, resource)
+        steps = provider.plan(resource, actual, job.target, previous=resource)
     except Exception as exc:  # one resource a provider cannot read is that resource's report, not the run's end
         log.warning("could not observe %s", resource.identity, exc_info=not isinstance(exc, PavedError))
-        return replace(drift, unobserved=_message(exc))
+        return replace(drift, unobserved=failure_message(exc))
     return replace(drift, steps=tuple(steps))
-
-
-def _message(exc: Exception) -> str:
-    text = exc.message if isinstance(exc, PavedError) else f"{type(exc).__name__}: {exc}"
-    return " ".join(text.split())[:500]
 
 
 def _record(ctx: Context, repo: str, head: str, last: str | None, drifts: Sequence[Drift], now: datetime) -> None:
@@ -281,7 +282,7 @@ def _record(ctx: Context, repo: str, head: str, last: str | None, drifts: Sequen
     ctx.mirror.push(repo, [NOTES_REF])
 
 
-def _heal(ctx: Context, repo: str, head: str, last: str | None, target: Target,
+def _heal(ctx: Context, repo: str, head: str, last: str | None, job: ProviderJob,
           healing: Sequence[tuple[Drift, Resource, Provider]], now: datetime,
           trigger: Trigger) -> tuple[list[Result], list[Drift]]:
     """Put back what drifted, record it in the head's note, and return what held and what did not."""
@@ -289,10 +290,10 @@ def _heal(ctx: Context, repo: str, head: str, last: str | None, target: Target,
     still: list[Drift] = []
     for drift, resource, provider in healing:
         try:
-            result = provider.apply(resource, target, previous=resource)
+            result = job.apply(provider, resource, resource)
         except Exception as exc:  # as in `apply_plan`: a provider's fault stops only its own resource
             log.warning("could not heal %s", resource.identity, exc_info=not isinstance(exc, PavedError))
-            result = Result(resource.identity, "failed", _message(exc))
+            result = Result(resource.identity, "failed", failure_message(exc))
         results.append(result)
         if result.status == "failed":
             still.append(replace(drift, error=result.message or "failed"))

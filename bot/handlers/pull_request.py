@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
+from bot.apply import provider_job
 from bot.approvals import Authority, Requirement, label, parents, requirements, subjects, waiting_message
 from bot.catalogue import judge
 from bot.config import RepoConfig, load_config
@@ -202,23 +203,26 @@ def live_steps(ctx: Context, repo: str, config: RepoConfig, planned: PlannedRequ
     subjects = [(c.identity, c.kind, c.action == "delete", planned.before.get(c.identity))
                 for c in planned.plan.all_changes]
     subjects += [(i, i.split("/", 1)[0], False, planned.after.get(i)) for i in planned.plan.refresh]
-    for identity, kind, deleted, previous in subjects[:MAX_OBSERVED]:
-        provider = by_kind.get(kind)
-        desired = planned.after.get(identity)
-        subject = desired or previous
-        if subject is None:
-            continue
-        if provider is None:
-            found[identity] = [f"nothing: no provider makes {kind} resources here"]
-            continue
-        try:
-            steps = provider.plan(None if deleted else desired, provider.observe(subject, target), target,
-                                  previous=previous)
-        except PavedError as exc:
-            found[identity] = [f"live state could not be read: {exc.message}"]
-            continue
-        found[identity] = [("⚠️ " if step.destructive else "") + step.description for step in steps] or [
-            "nothing: live state already matches"]
+    read = subjects[:MAX_OBSERVED]
+    resources = [r for i, _, _, previous in read if (r := planned.after.get(i) or previous) is not None]
+    with provider_job(ctx.providers, resources, target) as job:
+        for identity, kind, deleted, previous in read:
+            provider = by_kind.get(kind)
+            desired = planned.after.get(identity)
+            subject = desired or previous
+            if subject is None:
+                continue
+            if provider is None:
+                found[identity] = [f"nothing: no provider makes {kind} resources here"]
+                continue
+            try:
+                steps = provider.plan(None if deleted else desired, job.observe(provider, subject), target,
+                                      previous=previous)
+            except PavedError as exc:
+                found[identity] = [f"live state could not be read: {exc.message}"]
+                continue
+            found[identity] = [("⚠️ " if step.destructive else "") + step.description for step in steps] or [
+                "nothing: live state already matches"]
     if len(subjects) > MAX_OBSERVED:
         found["…"] = [f"{len(subjects) - MAX_OBSERVED} more changes: live state not read"]
     return found

@@ -35,6 +35,15 @@ completed dump, no drop.
 
 `observe` only reads, so a state that already holds plans no step and applies no DDL. Names are checked
 as DNS labels before any SQL, and every identifier is quoted by psycopg's `sql.Identifier`.
+
+A job reads all its databases at once (`observe_all`, see `ObservesTogether`): one catalog query on
+one connection for every database and role, each database's extensions only where its request or Paved
+asked for some (they live inside the database, so reading them takes a connection to it), and one list
+of Actions secrets per place credentials go. The connection to the server then serves the whole job and
+is closed when the job ends (`close`); outside a job, each `plan` and `apply` closes what it opened.
+Paved's connections say `application_name=paved` (unless the server's connection string names one),
+give up connecting after 10 s and cancel any statement after 60 s, so a server that hangs fails the job
+with a message instead of holding it.
 """
 
 from __future__ import annotations
@@ -49,7 +58,7 @@ import sqlite3
 import subprocess
 import urllib.parse
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -63,7 +72,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from bot.errors import PavedError
 from bot.files import private_file, private_folder, write_private
 from bot.model import Keeping, Resource
-from bot.provider import Provider, ProviderEnv, ProviderPlugin, Result, Step, Target, Verb
+from bot.provider import ObservesTogether, ProviderEnv, ProviderPlugin, Result, Step, Target, Verb
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +83,20 @@ _NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 _EXTENSION = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _SHOWN_PASSWORD = "********"
 EMBEDDED = "SQLite (embedded: paved.yaml names no PostgreSQL server)"
+# How Paved's connections show in pg_stat_activity, unless the server's connection string names another.
+APPLICATION_NAME = "paved"
+CONNECT_TIMEOUT_SECONDS = 10
+# Catalog reads take milliseconds and DDL (CREATE DATABASE copies template1) seconds at most: a statement
+# still running after this is a server that hangs, and the job says so rather than waiting for it.
+STATEMENT_TIMEOUT = "60s"
+# Every database and owner role a job is about, with what Paved reads of them, in one query.
+CATALOG = (
+    "SELECT n.name, d.datname IS NOT NULL, d.datconnlimit, pg_get_userbyid(d.datdba), d.datallowconn,"
+    " (d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a"
+    "   WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT')),"
+    " r.rolname IS NOT NULL, r.rolcanlogin, r.rolconnlimit, shobj_description(r.oid, 'pg_authid')"
+    " FROM unnest(%s::text[]) AS n(name)"
+    " LEFT JOIN pg_database d ON d.datname = n.name LEFT JOIN pg_roles r ON r.rolname = n.name")
 # The provider's name: its key under `providers:` in paved.yaml, and its entry point's.
 NAME = "postgres"
 # `providers.postgres` in paved.yaml.
@@ -87,7 +110,9 @@ SETTINGS_SCHEMA: dict[str, Any] = {
 class SecretStore(Protocol):
     """Where credentials go: Actions secrets of a repository or of one of its environments."""
 
-    def present(self, repo: str, environment: str | None, name: str) -> bool: ...
+    def names(self, repo: str, environment: str | None) -> frozenset[str]:
+        """The names of the secrets the repository (or environment) holds, in one list; none when it is missing."""
+        ...
 
     def put(self, repo: str, environment: str | None, name: str, value: str) -> None: ...
 
@@ -197,7 +222,8 @@ class ObservedDatabase:
     missing: one can exist without the other) and `version`; with SQLite the file's `path`. `memory` is
     what Paved wrote beside it when it made it (JSON in the role's comment, or in the file's sidecar;
     empty when Paved did not make it); `secrets`, whether each place `DATABASE_URL` goes to (or went to)
-    holds it, by `Destination.key`."""
+    holds it, by `Destination.key`. `extensions` are read only where the request asks for some or Paved
+    made some (otherwise Paved has nothing to compare them with, and does not connect to the database)."""
 
     engine: str
     server: str
@@ -218,8 +244,12 @@ class _Engine(ABC):
     label: str
 
     @abstractmethod
+    def observe_all(self, names: Sequence[str], with_extensions: Collection[str]) -> dict[str, ObservedDatabase | None]:
+        """Each database as it exists, by name, with Paved's memory of it (None when it does not exist);
+        extensions are read for `with_extensions` and wherever Paved made some."""
+
     def observe(self, name: str) -> ObservedDatabase | None:
-        """The database as it exists, with Paved's memory of it; None when it does not."""
+        return self.observe_all([name], (name,))[name]
 
     @abstractmethod
     def ensure(self, desired: Resource, actual: ObservedDatabase | None, allowed: frozenset[str],
@@ -264,17 +294,28 @@ class _Postgres(_Engine):
 
     # -- connections and statements ----------------------------------------------------------------------
 
+    def _connect(self, database: str | None = None) -> psycopg.Connection[Any]:
+        """A connection as Paved makes them: named, timed out, and to `database` when given. What the
+        server's connection string says itself (its own timeout, name or options) comes first."""
+        params = conninfo_to_dict(self.dsn)
+        options = f"-c statement_timeout={STATEMENT_TIMEOUT} {params.get('options') or ''}".strip()
+        settings: dict[str, Any] = {"connect_timeout": params.get("connect_timeout") or CONNECT_TIMEOUT_SECONDS,
+                                    "application_name": params.get("application_name") or APPLICATION_NAME,
+                                    "options": options}
+        if database is not None:
+            settings["dbname"] = database
+        return psycopg.connect(make_conninfo(self.dsn, **settings), autocommit=True)
+
     @property
     def conn(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=10)
+            self._conn = self._connect()
         return self._conn
 
     @contextmanager
     def inside(self, database: str) -> Iterator[psycopg.Connection[Any]]:
         """A connection to one database (extensions live in the database that uses them)."""
-        with psycopg.connect(make_conninfo(self.dsn, dbname=database), autocommit=True,
-                             connect_timeout=10) as conn:
+        with self._connect(database) as conn:
             yield conn
 
     def read(self, query: sql.Composed | str, params: Sequence[Any] = (),
@@ -300,29 +341,27 @@ class _Postgres(_Engine):
     def version(self) -> str:
         return str(self.conn.info.server_version // 10000)
 
-    def observe(self, name: str) -> ObservedDatabase | None:
-        _check_name(name)
-        [row] = self.read(
-            "SELECT d.datname IS NOT NULL, d.datconnlimit, pg_get_userbyid(d.datdba), d.datallowconn,"
-            " (d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a"
-            "   WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT')),"
-            " r.rolname IS NOT NULL, r.rolcanlogin, r.rolconnlimit, shobj_description(r.oid, 'pg_authid')"
-            " FROM (SELECT 1) AS one"
-            " LEFT JOIN pg_database d ON d.datname = %s LEFT JOIN pg_roles r ON r.rolname = %s", (name, name))
-        has_db, db_limit, owner, allow, public, has_role, login, role_limit, comment = row
-        if not has_db and not has_role:
-            return None
-        extensions: tuple[str, ...] = ()
-        if has_db and allow:
-            with self.inside(name) as conn:
-                extensions = tuple(sorted(e for (e,) in self.read(
-                    "SELECT extname FROM pg_extension WHERE extname <> 'plpgsql'", (), conn)))
-        return ObservedDatabase(
-            engine="postgres", server=self.label, version=self.version,
-            database=LiveDatabase(owner, db_limit, allow, public) if has_db else None,
-            role=LiveRole(login, role_limit) if has_role else None,
-            extensions=extensions, memory=_memory(comment),
-        )
+    def observe_all(self, names: Sequence[str], with_extensions: Collection[str]) -> dict[str, ObservedDatabase | None]:
+        wanted = list(dict.fromkeys(_check_name(name) for name in names))
+        found: dict[str, ObservedDatabase | None] = {}
+        for row in self.read(CATALOG, (wanted,)):
+            name, has_db, db_limit, owner, allow, public, has_role, login, role_limit, comment = row
+            if not has_db and not has_role:
+                found[name] = None
+                continue
+            memory = _memory(comment)
+            extensions: tuple[str, ...] = ()
+            if has_db and allow and (name in with_extensions or memory.get("extensions")):
+                with self.inside(name) as conn:
+                    extensions = tuple(sorted(e for (e,) in self.read(
+                        "SELECT extname FROM pg_extension WHERE extname <> 'plpgsql'", (), conn)))
+            found[name] = ObservedDatabase(
+                engine="postgres", server=self.label, version=self.version,
+                database=LiveDatabase(owner, db_limit, allow, public) if has_db else None,
+                role=LiveRole(login, role_limit) if has_role else None,
+                extensions=extensions, memory=memory,
+            )
+        return found
 
     # -- making it so ----------------------------------------------------------------------------------
 
@@ -513,7 +552,10 @@ class _Sqlite(_Engine):
     def sidecar(self, name: str) -> Path:
         return self.folder / f"{_check_name(name)}.paved.json"
 
-    def observe(self, name: str) -> ObservedDatabase | None:
+    def observe_all(self, names: Sequence[str], with_extensions: Collection[str]) -> dict[str, ObservedDatabase | None]:
+        return {name: self._observe_file(name) for name in names}
+
+    def _observe_file(self, name: str) -> ObservedDatabase | None:
         path = self.path(name)
         if not path.exists():
             return None
@@ -604,7 +646,8 @@ def _stop(step: Step, message: str) -> _Action:
 # -- the provider -------------------------------------------------------------------------------------------
 
 class DatabaseProvider:
-    """`Provider` for `Database`: PostgreSQL (or embedded SQLite) plus `DATABASE_URL` secrets.
+    """`Provider` for `Database`: PostgreSQL (or embedded SQLite) plus `DATABASE_URL` secrets; it observes
+    together (`ObservesTogether`).
 
     `server(variable)` gives the connection string held by an environment variable of Paved's process
     (None when unset); `data_dir` holds the SQLite files and the backups; `secrets` delivers credentials.
@@ -618,6 +661,7 @@ class DatabaseProvider:
         self.secrets = secrets
         self.statements = StatementCount()
         self._engines: dict[str, _Engine] = {}
+        self._in_job = False  # from `observe_all` to `close`: connections serve every resource of the job
 
     def _engine(self, target: Target) -> _Engine:
         variable = target.config.settings_of(NAME).get("connectionEnv")
@@ -636,9 +680,18 @@ class DatabaseProvider:
         return self._engines[variable]
 
     def close(self) -> None:
-        for engine in self._engines.values():
-            engine.close()
-        self._engines.clear()
+        """End the job: close every connection, and forget every server (the next job reads its own)."""
+        self._in_job = False
+        try:
+            for engine in self._engines.values():
+                engine.close()
+        finally:
+            self._engines.clear()
+
+    def _done(self) -> None:
+        """After one plan or apply: outside a job, hold no connection (a process may last long after)."""
+        if not self._in_job:
+            self.close()
 
     # -- the port ------------------------------------------------------------------------------------------
 
@@ -649,23 +702,42 @@ class DatabaseProvider:
         return [Destination(repo), *(Destination(repo, env) for env in target.followed.get(service, ()))]
 
     def observe(self, resource: Resource, target: Target) -> ObservedDatabase | None:
+        return self._observe_all([resource], target)[resource.identity]
+
+    def observe_all(self, resources: Sequence[Resource], target: Target) -> dict[str, ObservedDatabase | None]:
+        """Every database of the job as it exists, by identity: one catalog query, and one list of secrets per
+        place `DATABASE_URL` goes. A request whose name is not a DNS label is left out (observing it alone
+        refuses it, and it alone). Opens the job: its connection stays open until `close`."""
+        self._in_job = True
+        return self._observe_all([r for r in resources if _NAME.match(r.name)], target)
+
+    def _observe_all(self, resources: Sequence[Resource], target: Target) -> dict[str, ObservedDatabase | None]:
         try:
-            actual = self._engine(target).observe(resource.name)
+            live = self._engine(target).observe_all([r.name for r in resources],
+                                                    {r.name for r in resources if r.spec.get("extensions")})
         except psycopg.Error as exc:
             raise _Refused(self._failure(exc, None, target)) from None
-        if actual is None:
-            return None
-        recorded = [Destination.parse(k) for k in actual.memory.get("delivered") or []]
-        wanted = self.deliveries(resource, target)
-        return replace(actual, secrets={d.key: self.secrets.present(d.repo, d.environment, SECRET)
-                                        for d in dict.fromkeys([*wanted, *recorded])})
+        places: dict[str, list[Destination]] = {}  # database -> where its secret goes, or went
+        for resource in resources:
+            actual = live[resource.name]
+            if actual is not None:
+                recorded = [Destination.parse(k) for k in actual.memory.get("delivered") or []]
+                places[resource.name] = list(dict.fromkeys([*self.deliveries(resource, target), *recorded]))
+        held = {d: self.secrets.names(d.repo, d.environment)
+                for d in dict.fromkeys(d for each in places.values() for d in each)}
+        found: dict[str, ObservedDatabase | None] = {}
+        for resource in resources:
+            actual = live[resource.name]
+            found[resource.identity] = None if actual is None else replace(
+                actual, secrets={d.key: SECRET in held[d] for d in places[resource.name]})
+        return found
 
     def plan(self, desired: Resource | None, actual: ObservedDatabase | None, target: Target,
              previous: Resource | None = None) -> list[Step]:
         try:
             return self._plan(desired, actual, target, previous)
         finally:
-            self.close()
+            self._done()
 
     def _plan(self, desired: Resource | None, actual: ObservedDatabase | None, target: Target,
               previous: Resource | None) -> list[Step]:
@@ -683,13 +755,15 @@ class DatabaseProvider:
         except psycopg.Error as exc:
             raise _Refused(self._failure(exc, None, target)) from None
 
-    def apply(self, desired: Resource | None, target: Target, previous: Resource | None = None) -> Result:
+    def apply(self, desired: Resource | None, target: Target, previous: Resource | None = None,
+              observed: Mapping[str, ObservedDatabase | None] | None = None) -> Result:
         try:
-            return self._apply(desired, target, previous)
+            return self._apply(desired, target, previous, observed or {})
         finally:
-            self.close()  # a job may last long after; hold no server connection between applies
+            self._done()
 
-    def _apply(self, desired: Resource | None, target: Target, previous: Resource | None) -> Result:
+    def _apply(self, desired: Resource | None, target: Target, previous: Resource | None,
+               observed: Mapping[str, ObservedDatabase | None]) -> Result:
         subject = desired or previous
         if subject is None:
             raise ValueError("apply needs the request, or the previous one to delete")
@@ -700,7 +774,8 @@ class DatabaseProvider:
             engine = self._engine(target)
             scratch.outputs["engine"] = engine.label
             renamed = desired is not None and previous is not None and previous.name != desired.name
-            old = self._renamed_from(desired, self.observe(subject, target), target, previous) if renamed else None
+            actual = observed[subject.identity] if subject.identity in observed else self.observe(subject, target)
+            old = self._renamed_from(desired, actual, target, previous) if renamed else None
             if old is not None:
                 assert desired is not None and previous is not None
                 refused = self._refusal(engine, old, previous.name)
@@ -710,7 +785,7 @@ class DatabaseProvider:
                     current = action.step
                     action.run(scratch)
                     taken.append(action.step)
-            actual = self.observe(subject, target)
+                actual = self.observe(subject, target)  # what the rename made
             for action in self._actions(desired, actual, target, previous):
                 current = action.step
                 log.info("%s: %s", subject.identity, action.step.description)
@@ -758,7 +833,9 @@ class DatabaseProvider:
             # Access goes before the data: secrets are withdrawn right after the dump.
             withdraw = [self._withdraw(previous, d) for d in recorded]
             return found[:1] + withdraw + found[1:]
-        found = engine.ensure(desired, actual, self._allowed(target), list(memory.get("extensions") or []))
+        # The allowed list is read from the merged tree only for a request that asks for extensions.
+        allowed = self._allowed(target) if desired.spec.get("extensions") else frozenset[str]()
+        found = engine.ensure(desired, actual, allowed, list(memory.get("extensions") or []))
         stops = [i for i, a in enumerate(found) if a.stops]
         if stops:
             return found[:stops[0] + 1]
@@ -803,6 +880,8 @@ class DatabaseProvider:
         doing = f" to {step.description}" if step else ""
         if isinstance(exc, PavedError):
             message = exc.message
+        elif isinstance(exc, psycopg.Error) and exc.sqlstate is None:  # the server never answered
+            message = f"PostgreSQL could not be reached{doing}: {exc}"
         elif isinstance(exc, psycopg.Error):
             diag = getattr(exc, "diag", None)
             detail = (diag.message_primary if diag is not None else None) or str(exc)
@@ -818,7 +897,7 @@ class DatabaseProvider:
 
 # -- the plugin -------------------------------------------------------------------------------------------------
 
-def _build(env: ProviderEnv) -> Provider[ObservedDatabase]:
+def _build(env: ProviderEnv) -> ObservesTogether[ObservedDatabase]:
     # Credentials go to the service as Actions secrets, through the job's GitHub client.
     from bot.providers.github.secrets import GitHubSecrets
 

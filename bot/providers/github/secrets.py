@@ -3,12 +3,14 @@ database provider delivers `DATABASE_URL` through them)."""
 
 from __future__ import annotations
 
+import urllib.parse
+
 from github import Github, GithubException
 from github.Environment import Environment
 from github.Repository import Repository
 
 from bot.adapters.github import TRANSPORT_ERRORS, ForgeError, transport_failure
-from bot.providers.github.shared import complete, if_found, reason_of, scrub
+from bot.providers.github.shared import if_found, reason_of, scrub
 
 
 class GitHubSecrets:
@@ -22,20 +24,30 @@ class GitHubSecrets:
     def __init__(self, client: Github) -> None:
         self.client = client
 
-    def _holder(self, repo: str, environment: str | None) -> Repository | Environment:
-        holder = self.client.get_repo(repo)
-        return holder if environment is None else holder.get_environment(environment)
-
-    def present(self, repo: str, environment: str | None, name: str) -> bool:
-        """Whether the secret exists (a missing repository or environment has none)."""
+    def names(self, repo: str, environment: str | None) -> frozenset[str]:
+        """The names of the secrets the repository (or environment) holds, in one list (`GET
+        /repos/{owner}/{repo}/actions/secrets`, or `.../environments/{name}/secrets`): a job asks once per
+        place instead of once per secret. A missing repository or environment holds none."""
         try:
-            return if_found(lambda: complete(self._holder(repo, environment).get_secret(name))) is not None
+            holder = self._holder(repo, environment)
+            listed = if_found(lambda: frozenset(secret.name for secret in holder.get_secrets()))
         except GithubException as exc:
-            raise ForgeError(f"GitHub refused to show secret {name} of {_where(repo, environment)}: "
+            raise ForgeError(f"GitHub refused to list the secrets of {_where(repo, environment)}: "
                              f"{reason_of(exc)}", status=exc.status) from None
         except TRANSPORT_ERRORS as exc:
-            raise ForgeError(f"GitHub did not answer when asked for secret {name} of {_where(repo, environment)}: "
+            raise ForgeError(f"GitHub did not answer when asked for the secrets of {_where(repo, environment)}: "
                              f"{transport_failure(exc)}") from None
+        return listed or frozenset()
+
+    def _holder(self, repo: str, environment: str | None) -> Repository | Environment:
+        """The repository or environment by its address alone, fetched by none of the calls here: PyGithub's
+        `get_repo` and `get_environment` would each fetch it first, a request per secret read or set. A
+        missing one answers 404 to the call itself."""
+        address = f"/repos/{repo}"
+        if environment is None:
+            return Repository(self.client.requester, url=address, completed=False)
+        address += f"/environments/{urllib.parse.quote(environment, safe='')}"
+        return Environment(self.client.requester, url=address, completed=False)
 
     def put(self, repo: str, environment: str | None, name: str, value: str) -> None:
         try:
