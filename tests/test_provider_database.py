@@ -746,3 +746,22 @@ def test_embedded_databases_are_read_together_too(place: Place) -> None:
     again, _ = in_one_job(place, place.provider, wanted, "", target)
     assert [r.status for r in first] == ["applied"] * 3 and [r.status for r in again] == ["unchanged"] * 3
     assert all(r.outputs["engine"] == EMBEDDED for r in again)
+
+
+def test_a_pull_request_s_plan_reads_its_databases_in_one_query_and_lets_go_of_the_connection(place: Place) -> None:
+    from bot.handlers import Context
+    from bot.handlers.pull_request import live_steps
+    from bot.model import Plan
+    from bot.plan import PlannedRequests
+
+    provider, application = own_provider(place)
+    wanted = [database(place.name()) for _ in range(3)]
+    in_one_job(place, provider, wanted, application)
+    plan = Plan(base="main", head="change", changes=(), deletions=(), unchanged=3, costs=(), findings=(),
+                followed=(("search", ("production",)),), refresh=tuple(db.identity for db in wanted))
+    ctx = Context(place.world.ctx.forge, place.world.ctx.mirror, place.world.ctx.store, (provider,))
+    reads = provider.statements.reads
+    steps = live_steps(ctx, REPO, place.target.config, PlannedRequests(plan, {}, {db.identity: db for db in wanted}),
+                       place.target.tree, place.target.revision)
+    assert steps == {db.identity: ["nothing: live state already matches"] for db in wanted}
+    assert provider.statements.reads - reads == 1 and backends(place, application) == set()
