@@ -69,6 +69,12 @@ def test_a_drift_check_stops_at_its_reserve_and_says_what_it_left(estate: Servic
     assert not done.clean  # what was left is not known to match the catalogue
 
 
+def test_the_scheduled_reconcile_keeps_the_reserve_while_it_looks_for_platform_repos(estate: ServicesOnForge) -> None:
+    estate.forge.set_rate_limit(150)  # the drift check stops first; every service's repository is still to look at
+    estate.reconcile()
+    assert estate.remaining() >= estate.settings.reconcile_reserve * 150
+
+
 def test_a_plan_runs_on_the_reserve_a_paced_reconcile_kept(estate: ServicesOnForge) -> None:
     estate.forge.set_rate_limit(100)
     stopped = paced(estate, Pacing(RESERVE))

@@ -110,9 +110,11 @@ def is_plan(delivery: Delivery) -> bool:
     return bool(_plans(delivery)) or delivery.kind == "check_run.rerequested"
 
 
-def _platform_contexts(settings: Settings, repos: list[str]) -> Iterator[tuple[str, Context | PavedError]]:
+def _platform_contexts(settings: Settings, repos: list[str],
+                       pacing: Pacing | None = None) -> Iterator[tuple[str, Context | PavedError]]:
     """Each of `repos` that is a platform repo, with the collaborators for work on it (or the trouble
-    that kept them from being built); the others are left out.
+    that kept them from being built); the others are left out. With `pacing`, the search ends once
+    GitHub's budget is down to its reserve: the repositories not looked at wait for the next reconcile.
 
     A platform repo is one whose default branch has the kind schemas the rules need
     (`bot.rules.is_platform_repo`): asked of GitHub in one request, with nothing fetched into the
@@ -129,6 +131,9 @@ def _platform_contexts(settings: Settings, repos: list[str]) -> Iterator[tuple[s
         except PavedError as exc:
             yield repo, exc
             continue
+        if pacing is not None and not pacing.affords(ctx.forge, f"looking for platform repos at {repo}"):
+            ctx.store.close()
+            return
         try:
             platform = ctx.forge.has_path(repo, KINDS_DIR)
         except PavedError as exc:
@@ -246,7 +251,7 @@ def reconcile(work: Work) -> None:
     from bot.handlers.pull_request import is_planned, plan_pull_request
 
     pacing = _pacing(work.settings)
-    for repo, built in _platform_contexts(work.settings, platform_repositories(work.settings)):
+    for repo, built in _platform_contexts(work.settings, platform_repositories(work.settings), pacing):
         if isinstance(built, PavedError):  # one repository's trouble does not stop the others
             log.warning("reconcile skipped %s: %s", repo, built.message)
             continue
@@ -325,7 +330,7 @@ def reconcile_once(settings: Settings, *, now: datetime | None = None, force: bo
     queue = make_queue(settings, open_delivery_log(settings), handle_delivery)
     pacing = _pacing(settings)
     done: list[RepoReconciled] = []
-    for repo, built in _platform_contexts(settings, repos):
+    for repo, built in _platform_contexts(settings, repos, pacing):
         if isinstance(built, PavedError):  # one repository's trouble does not stop the others
             done.append(RepoReconciled(repo, errors=(built.message,)))
             continue
