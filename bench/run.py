@@ -15,6 +15,8 @@ Usage: python bench/run.py [--repeat N] [--quick] [--full]
    and 100,000 with --full; per resource, as what the largest costs beyond the smallest.
 5. A plan for a one-file change on 10,000 resources against the same on 100 resources, once warm
    (the base's state is in the data folder; each measured plan has a head never seen before).
+6. GitHub requests a reconcile costs, first and repeated, at 100 and 1,000 services (300 with --quick):
+   `reconcile_requests.py`, run as it is, its table printed first.
 
 Each figure is the median wall time of N runs of the real command line (a new process each time), which
 reads Paved's modules compiled, as an installed Paved does. Results go to stdout as a Markdown table and
@@ -231,6 +233,9 @@ def main() -> int:
             plans[str(size)] = {"warm_up_seconds": warm.seconds, **summary(timings)}
         plan_ratio = plans[str(plan_size)]["seconds"] / plans["100"]["seconds"]
         results["plan_one_file_change"] = {**plans, "ratio": plan_ratio}
+    # 6. GitHub requests a reconcile costs (its own script and sandbox forges; it prints its own table)
+    reconciled = subprocess.run([sys.executable, str(PROJECT / "bench" / "reconcile_requests.py"),
+                                 *(["--quick"] if args.quick else [])], cwd=PROJECT).returncode
     results["machine"]["load_at_end"] = os.getloadavg()  # type: ignore[index]
 
     targets = {
@@ -244,6 +249,7 @@ def main() -> int:
                 "on one"] = cores_ratio >= 1.7
     if 100_000 in memory:
         targets["memory: 100,000 resources under 250 MiB"] = memory[100_000]["tree_pss_kib"] < 250 * 1024
+    targets["reconcile: a repeated reconcile of the larger catalogue at most 500 GitHub requests"] = reconciled == 0
     results["targets"] = targets
     out = PROJECT / "bench" / "out"
     out.mkdir(exist_ok=True)
