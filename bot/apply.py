@@ -148,7 +148,7 @@ def _apply_all(plan: Plan, before: Mapping[str, Resource], after: Mapping[str, R
 
     for change in plan.changes:
         results.append(note(run(change.identity, change.kind, change.depends_on, after.get(change.identity),
-                                before.get(change.identity))))
+                                before.get(change.previous_identity))))
     for identity in plan.refresh:  # unchanged, but what it serves changed (see `Plan.refresh`)
         resource = after.get(identity)
         if resource is not None:

@@ -82,10 +82,6 @@ def approvals_in_force(reviews: Iterable[Review], head_sha: str | None = None) -
             and (head_sha is None or review.commit_id == head_sha)}
 
 
-def _base_identity(change: Change) -> str:
-    return f"{change.kind}/{change.previous_name or change.name}"
-
-
 def parents(kinds: Kinds, *resources: Resource | None) -> set[str]:
     """The identities of the resources `resources` belong to (their kinds' `belongsTo` references)."""
     found: set[str] = set()
@@ -108,7 +104,7 @@ def subjects(changes: Sequence[Change], head: Mapping[str, Resource], kinds: Kin
     what the caller must look up in the base branch's catalogue."""
     identities: set[str] = set()
     for change in changes:
-        identities.add(_base_identity(change))
+        identities.add(change.previous_identity)
         identities.add(change.identity)
         identities |= parents(kinds, head.get(change.identity))
     teams = {c.owner for c in changes} | {c.name for c in changes if c.kind == kinds.team}
@@ -123,10 +119,10 @@ def requirements(changes: Sequence[Change], head: Mapping[str, Resource], author
     needed: dict[str, list[str]] = {}
     kinds = authority.kinds
     for change in changes:
-        base = authority.resources.get(_base_identity(change))
+        base = authority.resources.get(change.previous_identity)
         new = head.get(change.identity) if change.action != "delete" else None
         above = parents(kinds, base, new)
-        tiers = [change.tier, authority.tiers.get(_base_identity(change)), *(authority.tiers.get(p) for p in above)]
+        tiers = [change.tier, authority.tiers.get(change.previous_identity), *(authority.tiers.get(p) for p in above)]
         is_team = change.kind == kinds.team
         if not is_team and _higher(tiers) < bar:
             continue

@@ -124,6 +124,11 @@ class Change:
         return f"{self.kind}/{self.name}"
 
     @property
+    def previous_identity(self) -> str:
+        """The resource's identity at the base: its former name's, when the change renames it."""
+        return f"{self.kind}/{self.previous_name or self.name}"
+
+    @property
     def destructive(self) -> bool:
         return self.action == "delete"
 

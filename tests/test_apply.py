@@ -74,6 +74,24 @@ def test_a_kind_without_a_provider_is_skipped_and_says_so() -> None:
     assert (result.status, result.message) == ("skipped", "no provider makes Database resources here")
 
 
+def test_a_renamed_resource_reaches_its_provider_with_the_request_it_had_under_its_former_name() -> None:
+    handed: list[tuple[str | None, str | None]] = []
+
+    class Renaming(Recording):
+        def apply(self, desired: Resource | None, target: Target, previous: Resource | None = None) -> Result:
+            handed.append((desired.identity if desired else None, previous.identity if previous else None))
+            return super().apply(desired, target, previous)
+
+    renamed = Change("rename", "Service", "checkout-v2", "payments", "catalog/checkout.yaml", 2,
+                     previous_name="checkout")
+    before = {"Service/checkout": resource("Service", "checkout")}
+    after = {"Service/checkout-v2": resource("Service", "checkout-v2")}
+
+    apply_plan(plan_of(renamed), before, after, [Renaming(("Service",))], TARGET)
+
+    assert handed == [("Service/checkout-v2", "Service/checkout")]
+
+
 def test_a_record_survives_its_note_and_ignores_lines_that_are_not_paveds() -> None:
     record = ApplyRecord("abc", None, "2026-11-28T10:00:00+00:00", "d1", (Result("Team/x", "applied", "ok"),),
                          pull_request=7, requested_by="carol", merged_by="alice", approved_by=("bob",),

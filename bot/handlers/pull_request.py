@@ -200,7 +200,7 @@ def live_steps(ctx: Context, repo: str, config: RepoConfig, planned: PlannedRequ
                     revision=revision, followed=dict(planned.plan.followed), config=config)
     found: dict[str, list[str]] = {}
     # Unchanged resources that apply again (a database whose service gained an environment) count too.
-    subjects = [(c.identity, c.kind, c.action == "delete", planned.before.get(c.identity))
+    subjects = [(c.identity, c.kind, c.action == "delete", planned.before.get(c.previous_identity))
                 for c in planned.plan.all_changes]
     subjects += [(i, i.split("/", 1)[0], False, planned.after.get(i)) for i in planned.plan.refresh]
     read = subjects[:MAX_OBSERVED]
