@@ -369,7 +369,9 @@ class FolderTree:
                         if entry.name != ".git":
                             folders.append(entry.path)
                     elif entry.is_file():
-                        yield path_text(os.fsencode(entry.path[skip:].replace(os.sep, "/"))), entry.path
+                        name = entry.path[skip:].replace(os.sep, "/")
+                        # An ASCII name is its own text; others go through git's way of reading names.
+                        yield (name if name.isascii() else path_text(os.fsencode(name))), entry.path
 
     def files(self, prefix: str) -> dict[str, str]:
         return {path: blob_id(read_file(name)) for path, name in self.walk(prefix)}
