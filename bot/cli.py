@@ -42,7 +42,7 @@ class _Context:
         self.settings: Settings = Settings.from_env()
         self.root: Path = Path(args.repo).resolve() if getattr(args, "repo", None) else find_root(Path.cwd())
         in_data_folder = not getattr(args, "no_cache", False)
-        # `--no-cache` keeps the index in memory: nothing judged in this run outlives it.
+        # `--no-cache` keeps the index in a private temporary file: nothing judged in this run outlives it.
         self.store: SQLiteCatalogueIndex = SQLiteCatalogueIndex(
             self.settings.catalogue_index if in_data_folder else None)
 

@@ -1,4 +1,4 @@
-"""The catalogue index: judged files and catalogue states in one SQLite file (or in memory).
+"""The catalogue index: judged files and catalogue states in one SQLite file (or a private one).
 
 This module alone knows the index's schema, its SQL and its indexes; the rest of Paved asks it typed
 questions. The core (`bot.catalogue`) judges a revision through its port, `bot.catalogue.CatalogueIndex`:
@@ -7,10 +7,11 @@ a state's changed files. The web catalogue's read model (`bot.catalogue_view`) l
 through `bot.catalogue_view.ResourceListings`: pages, counts and filters, run next to the rows here.
 
 SQLite is an in-process library, not a service: the caller chooses whether the index lives in the data
-folder (shared by the jobs and the web pages of one machine, write-ahead logged) or in memory (the CLI's
-`--no-cache`, `paved test`, the tests). The index is only a cache of what the repository says: a file
-written by another version of Paved is emptied and one that is not SQLite at all is replaced, rather
-than stopping the developer.
+folder (shared by the jobs and the web pages of one machine, write-ahead logged) or privately (the CLI's
+`--no-cache`, `paved test`, the tests): SQLite's temporary file of the connection, deleted when it
+closes, whose pages beyond its small cache wait on disk, so a large catalogue is not held in memory.
+The index is only a cache of what the repository says: a file written by another version of Paved is
+emptied and one that is not SQLite at all is replaced, rather than stopping the developer.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def _looks_like_sqlite(path: Path) -> bool:
 
 
 class SQLiteCatalogueIndex:
-    """The catalogue index in SQLite at `path` (in memory when `path` is None).
+    """The catalogue index in SQLite at `path` (a private temporary one when `path` is None).
 
     One connection, used by one thread at a time: the web pages open one per request thread.
     """

@@ -51,13 +51,15 @@ if TYPE_CHECKING:
     # start-up is a speed target (bench/run.py).
     from concurrent.futures import Future, ProcessPoolExecutor
 
-# Files below which a pool is not worth starting (about 0.3 s of start-up against ~0.1 ms saved a file).
-WORKERS_FROM = 3_000
+# Files below which a pool is not worth starting: it takes about 0.3 s to start (the fork server's
+# imports, the workers, the rules sent to them), and with two cores saves about 0.07 ms a file (half of
+# ~0.18 ms, less passing files and answers between processes), so it pays from about 4,300 files.
+WORKERS_FROM = 5_000
 # Files (or requests) per task: enough that passing them between processes costs little against judging
 # them, few enough that the tasks in flight hold little and the last one does not keep a core waiting.
 PER_TASK = 250
 # Tasks handed out ahead of the answer the asking process waits for, per worker.
-AHEAD = 3
+AHEAD = 8
 
 T = TypeVar("T")
 
