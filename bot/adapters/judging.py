@@ -3,9 +3,10 @@
 A new state's files are judged each on its own (`bot.catalogue.judge_read`, a plain function of bytes
 and rules), so they are shared among workers in tasks of a few hundred files: each worker reads its
 files itself (a folder's from disk, a commit's from git objects through a `git cat-file` of its own),
-hashes, parses and judges them, and sends back what the index stores (`JudgedFile`), never parsed
-documents. The process that asked stores the answers, in order, while the workers go on. Hashing a
-working tree's files and judging the policies that wait for the whole catalogue are shared the same way.
+checks, parses and judges them, and sends back what the index stores (`JudgedFile`), never parsed
+documents. The process that asked stores the answers, in order, while the workers go on. The policies
+that wait for the whole catalogue are shared the same way. A working tree's files are hashed here, while
+the workers start (`listing`).
 
 Workers come from the `forkserver` start method: a fresh interpreter forks them, so none inherits the
 asking process's SQLite connection or its git processes (a forked copy of either would share, and could
@@ -153,17 +154,14 @@ class ProcessJudging:
     def listing(self, tree: Tree, prefix: str) -> dict[str, str]:
         if type(tree) is not FolderTree:
             return tree.files(prefix)
-        names: list[tuple[str, str]] = []
-        for found in tree.walk(prefix):
-            names.append(found)
-            if len(names) == self.workers_from and self.workers >= 2:
-                # Large enough: the workers start while the rest of the folder is walked.
+        listing: dict[str, str] = {}
+        for path, name in tree.walk(prefix):
+            listing[path] = blob_id(read_file(name))
+            if len(listing) == self.workers_from and self.workers >= 2:
+                # Large enough: the workers start (about 0.3 s) while this process walks and hashes the rest,
+                # which takes about as long at 50,000 files and would not be quicker shared.
                 threading.Thread(target=self._start_early, daemon=True).start()
-        if self.workers < 2 or len(names) < self.workers_from:
-            return {path: blob_id(read_file(name)) for path, name in names}
-        tasks = ((_hash_files, None, None, [name for _, name in names[start:start + self.per_task]])
-                 for start in range(0, len(names), self.per_task))
-        return dict(zip((path for path, _ in names), self._in_order(tasks), strict=True))
+        return listing
 
     def judge_files(self, tree: Tree, rules: Rules, files: Sequence[tuple[str, str]],
                     records: bool = True) -> Iterator[JudgedFile]:
@@ -341,6 +339,3 @@ def _judge_subjects(source: TreeSource, parcel: RulesParcel,
     with paused_collector():
         return judge_subjects(subjects, _rules_of(parcel), documents)
 
-
-def _hash_files(source: None, parcel: None, names: Sequence[str]) -> list[str]:
-    return [blob_id(read_file(name)) for name in names]
