@@ -191,15 +191,31 @@ def wait_for(browser: Any, css: str) -> Any:
 def follow(browser: Any, element: Any, css: str, *, submit: bool = False) -> Any:
     """Click `element` (or submit its form) and wait for the next page's `css`: the old page may hold
     `css` too, so first wait until the element is gone with its page."""
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     if submit:
         element.submit()
     else:
         element.click()
-    WebDriverWait(browser, WAIT).until(expected_conditions.staleness_of(element))
+    WebDriverWait(browser, WAIT).until(lambda _: gone(element))
     return wait_for(browser, css)
+
+
+def gone(element: Any) -> bool:
+    """Whether `element`'s page has been replaced. Selenium's `staleness_of` knows only the stale-element
+    error; Chromium may instead answer that the node no longer belongs to the document, which is the
+    same news, when asked in the moment the next page replaces it."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in (exc.msg or ""):
+            return True
+        raise
+    return False
 
 
 def find(browser: Any, css: str) -> Any:
