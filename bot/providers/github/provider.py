@@ -62,6 +62,10 @@ class GitHubProvider:
     def __init__(self, client: Github, token: Callable[[], str]) -> None:
         self.client = client
         self.token = token
+        # Each `Kind` is typed by what it observes (`Teams` is a `Kind[ObservedTeam]`, ...); one table holds
+        # them all, and Python has no type for "a Kind of some observed type", so it holds `Kind[Any]`. What
+        # one kind observed only ever reaches that same kind (`observe` and `plan` dispatch on the request's
+        # kind), and mypy checks each kind's module against its own observed type.
         self._kinds: dict[str, Kind[Any]] = {kind.kind: kind(client, token)
                                          for kind in (Teams, Services, Access, Environments)}
 
