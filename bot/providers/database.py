@@ -166,23 +166,46 @@ class _Action:
     stops: bool = False  # a precondition that fails: nothing after it can be taken
 
 
-def _memory(comment: str | None) -> dict[str, Any]:
-    """What Paved wrote in a role's comment (or a SQLite file's sidecar); {} when it is not Paved's."""
-    try:
-        data = json.loads(comment or "")
-    except ValueError:
-        return {}
-    memory = data.get("paved") if isinstance(data, dict) else None
-    return memory if isinstance(memory, dict) else {}
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """What Paved writes beside a database it made (JSON in its role's comment, or in a SQLite file's
+    sidecar), and so what tells a database Paved made from one it must leave alone: the request's `name`
+    and `rotate` when the credentials were last made, where they were `delivered` (`Destination.key`s),
+    and the `extensions` Paved created."""
+
+    name: str | None = None
+    rotate: Any = None
+    delivered: tuple[str, ...] = ()
+    extensions: tuple[str, ...] = ()
+
+    @classmethod
+    def first(cls, name: str) -> Memory:
+        """A new database's: nothing delivered, no extension made."""
+        return cls(name=name)
+
+    @classmethod
+    def read(cls, comment: str | None) -> Memory | None:
+        """What Paved wrote in `comment`; None when it is not Paved's (no such JSON, or an empty one)."""
+        try:
+            data = json.loads(comment or "")
+        except ValueError:
+            return None
+        memory = data.get("paved") if isinstance(data, dict) else None
+        if not isinstance(memory, dict) or not memory:
+            return None
+        name = memory.get("name")
+        return cls(name=name if isinstance(name, str) else None, rotate=memory.get("rotate"),
+                   delivered=tuple(str(k) for k in memory.get("delivered") or []),
+                   extensions=tuple(str(e) for e in memory.get("extensions") or []))
+
+    def text(self) -> str:
+        """The JSON Paved writes (keys sorted, so that equal memories are equal text)."""
+        return json.dumps({"paved": {"name": self.name, "rotate": self.rotate, "delivered": list(self.delivered),
+                                     "extensions": list(self.extensions)}}, sort_keys=True)
 
 
 def _not_paveds(name: str, where: str, mark: str) -> str:
     return f"Paved will not touch database {name} on {where}: it exists and Paved did not create it ({mark})"
-
-
-def _first_memory(name: str) -> dict[str, Any]:
-    """What a new database's owner remembers from its creation: nothing delivered, no extension made."""
-    return {"name": name, "rotate": None, "delivered": [], "extensions": []}
 
 
 def _check_name(name: str) -> str:
@@ -221,14 +244,14 @@ class ObservedDatabase:
     """What Paved observes of a database: on PostgreSQL its `database` and owner `role` (each None while
     missing: one can exist without the other) and `version`; with SQLite the file's `path`. `memory` is
     what Paved wrote beside it when it made it (JSON in the role's comment, or in the file's sidecar;
-    empty when Paved did not make it); `secrets`, whether each place `DATABASE_URL` goes to (or went to)
+    None when Paved did not make it); `secrets`, whether each place `DATABASE_URL` goes to (or went to)
     holds it, by `Destination.key`. `extensions` are read only where the request asks for some or Paved
     made some (otherwise Paved has nothing to compare them with, and does not connect to the database)."""
 
     engine: str
     server: str
     extensions: tuple[str, ...]
-    memory: Mapping[str, Any]
+    memory: Memory | None
     database: LiveDatabase | None = None
     role: LiveRole | None = None
     version: str = ""
@@ -261,7 +284,7 @@ class _Engine(ABC):
         """A step that gives the owner a new password and leaves the new URL in the scratch."""
 
     @abstractmethod
-    def remember(self, name: str, memory: dict[str, Any]) -> _Action: ...
+    def remember(self, name: str, memory: Memory) -> _Action: ...
 
     @abstractmethod
     def rename(self, old: str, new: str) -> list[_Action]: ...
@@ -349,9 +372,9 @@ class _Postgres(_Engine):
             if not has_db and not has_role:
                 found[name] = None
                 continue
-            memory = _memory(comment)
+            memory = Memory.read(comment)
             extensions: tuple[str, ...] = ()
-            if has_db and allow and (name in with_extensions or memory.get("extensions")):
+            if has_db and allow and (name in with_extensions or (memory is not None and memory.extensions)):
                 with self.inside(name) as conn:
                     extensions = tuple(sorted(e for (e,) in self.read(
                         "SELECT extname FROM pg_extension WHERE extname <> 'plpgsql'", (), conn)))
@@ -426,7 +449,7 @@ class _Postgres(_Engine):
         """The owner role and its first comment, in one transaction: it never exists without Paved's mark."""
         who = sql.Identifier(desired.name)
         create = sql.SQL("CREATE ROLE {} LOGIN CONNECTION LIMIT {}").format(who, sql.Literal(limit))
-        comment = self._comment(desired.name, _first_memory(desired.name))
+        comment = self._comment(desired.name, Memory.first(desired.name))
 
         def run(scratch: _Scratch) -> None:
             with self.conn.transaction():
@@ -437,9 +460,9 @@ class _Postgres(_Engine):
                                                     "transaction"), run)
 
     @staticmethod
-    def _comment(name: str, memory: dict[str, Any]) -> sql.Composed:
+    def _comment(name: str, memory: Memory) -> sql.Composed:
         return sql.SQL("COMMENT ON ROLE {} IS {}").format(
-            sql.Identifier(name), sql.Literal(json.dumps({"paved": memory}, sort_keys=True)))
+            sql.Identifier(name), sql.Literal(memory.text()))
 
     def not_paveds(self, name: str) -> str:
         return _not_paveds(name, self.label, f"no role {name} carrying Paved's comment")
@@ -466,7 +489,7 @@ class _Postgres(_Engine):
             return f"postgresql://{user}:{urllib.parse.quote(password, safe='')}@/{name}?host={host}&port={port}"
         return f"postgresql://{user}:{urllib.parse.quote(password, safe='')}@{host}:{port}/{name}"
 
-    def remember(self, name: str, memory: dict[str, Any]) -> _Action:
+    def remember(self, name: str, memory: Memory) -> _Action:
         statement = self._comment(name, memory)
         return _Action(Step(f"Database/{name}", "update", f"{self.label}: run {self.show(statement)}"),
                        self._writing(statement))
@@ -560,7 +583,7 @@ class _Sqlite(_Engine):
         if not path.exists():
             return None
         sidecar = self.sidecar(name)
-        memory = _memory(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else {}
+        memory = Memory.read(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else None
         return ObservedDatabase(engine="sqlite", server=self.label, extensions=(), memory=memory, path=str(path))
 
     def ensure(self, desired: Resource, actual: ObservedDatabase | None, allowed: frozenset[str],
@@ -572,7 +595,7 @@ class _Sqlite(_Engine):
         def create(scratch: _Scratch) -> None:
             private_folder(self.folder)
             # The sidecar first: the file never exists without Paved's mark beside it.
-            write_private(sidecar, json.dumps({"paved": _first_memory(desired.name)}, sort_keys=True))
+            write_private(sidecar, Memory.first(desired.name).text())
             private_file(path)  # 0600 from the start; SQLite gives its -wal and -shm files the same mode
             with sqlite3.connect(path) as conn:
                 conn.execute("PRAGMA journal_mode=WAL")  # writes the file's header now
@@ -593,11 +616,11 @@ class _Sqlite(_Engine):
         return _Action(Step(f"Database/{name}", "update", f"{self.label}: a file has no password; its URL is "
                             f"sqlite:///{path}"), run)
 
-    def remember(self, name: str, memory: dict[str, Any]) -> _Action:
+    def remember(self, name: str, memory: Memory) -> _Action:
         sidecar = self.sidecar(name)
 
         def run(scratch: _Scratch) -> None:
-            write_private(sidecar, json.dumps({"paved": memory}, sort_keys=True))
+            write_private(sidecar, memory.text())
 
         return _Action(Step(f"Database/{name}", "update", f"{self.label}: note what was delivered in {sidecar}"),
                        run)
@@ -721,7 +744,7 @@ class DatabaseProvider:
         for resource in resources:
             actual = live[resource.name]
             if actual is not None:
-                recorded = [Destination.parse(k) for k in actual.memory.get("delivered") or []]
+                recorded = [Destination.parse(k) for k in (actual.memory.delivered if actual.memory else ())]
                 places[resource.name] = list(dict.fromkeys([*self.deliveries(resource, target), *recorded]))
         held = {d: self.secrets.names(d.repo, d.environment)
                 for d in dict.fromkeys(d for each in places.values() for d in each)}
@@ -808,7 +831,7 @@ class DatabaseProvider:
     @staticmethod
     def _refusal(engine: _Engine, actual: ObservedDatabase | None, name: str) -> str | None:
         """Why Paved leaves `name` alone when it exists without Paved's memory (then it is not Paved's)."""
-        if actual is None or actual.memory:
+        if actual is None or actual.memory is not None:
             return None
         return engine.not_paveds(name)
 
@@ -817,8 +840,8 @@ class DatabaseProvider:
     def _actions(self, desired: Resource | None, actual: ObservedDatabase | None, target: Target,
                  previous: Resource | None) -> list[_Action]:
         engine = self._engine(target)
-        memory = dict(actual.memory if actual else {})
-        recorded = [Destination.parse(k) for k in memory.get("delivered") or []]
+        memory = (actual.memory if actual else None) or Memory()
+        recorded = [Destination.parse(k) for k in memory.delivered]
         subject = desired or previous
         refused = self._refusal(engine, actual, subject.name) if subject is not None else None
         if refused is not None and subject is not None:
@@ -835,23 +858,23 @@ class DatabaseProvider:
             return found[:1] + withdraw + found[1:]
         # The allowed list is read from the merged tree only for a request that asks for extensions.
         allowed = self._allowed(target) if desired.spec.get("extensions") else frozenset[str]()
-        found = engine.ensure(desired, actual, allowed, list(memory.get("extensions") or []))
+        found = engine.ensure(desired, actual, allowed, list(memory.extensions))
         stops = [i for i, a in enumerate(found) if a.stops]
         if stops:
             return found[:stops[0] + 1]
         wanted = self.deliveries(desired, target)
         present = actual.secrets if actual else {}
         rotate = desired.spec.get("rotate")
-        stale = (actual is None or memory.get("name") != desired.name or memory.get("rotate") != rotate
+        stale = (actual is None or memory.name != desired.name or memory.rotate != rotate
                  or any(d not in recorded or not present.get(d.key) for d in wanted))
         if stale:
             found.append(engine.new_password(desired.name))
             found += [self._deliver(desired, d) for d in wanted]
         found += [self._withdraw(desired, d) for d in recorded if d not in wanted]
-        extensions = sorted(str(e) for e in desired.spec.get("extensions") or [])
-        remembered = {"name": desired.name, "rotate": rotate, "delivered": sorted(d.key for d in wanted),
-                      "extensions": extensions}
-        if stale or remembered != {k: memory.get(k) for k in remembered}:
+        extensions = tuple(sorted(str(e) for e in desired.spec.get("extensions") or []))
+        remembered = Memory(name=desired.name, rotate=rotate, delivered=tuple(sorted(d.key for d in wanted)),
+                            extensions=extensions)
+        if stale or remembered != memory:
             found.append(engine.remember(desired.name, remembered))
         return found
 
