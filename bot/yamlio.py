@@ -21,17 +21,30 @@ import io
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from bot.model import Finding
 
-_Parser: Any
-try:
-    from yaml._yaml import CParser as _Parser
-except ImportError:  # pragma: no cover - PyYAML built without libyaml: same events, slower
-    from yaml.loader import BaseLoader as _Parser
+if TYPE_CHECKING:
+    import yaml
+
+
+def _pyyaml() -> Any:
+    """PyYAML, imported when the first file is read: a `paved validate` answered from the index reads
+    none, and its start-up is a speed target (bench/run.py)."""
+    import yaml
+
+    return yaml
+
+
+def _parser(text: str) -> Any:
+    """libyaml's bare parser over `text`: no constructor or resolver is needed, as `_build` does both."""
+    parser: Any
+    try:
+        from yaml._yaml import CParser as parser
+    except ImportError:  # pragma: no cover - PyYAML built without libyaml: same events, slower
+        from yaml.loader import BaseLoader as parser
+    return parser(text)
 
 MAX_FILE_BYTES = 1024 * 1024
 # Enough for any honest request (a large one has a few hundred nodes), small enough that a
@@ -193,9 +206,6 @@ def _tagged_scalar(tag: str, value: str, line: int, column: int) -> Any:
     return resolved
 
 
-_Scalar, _Alias = yaml.ScalarEvent, yaml.AliasEvent
-_MapStart, _MapEnd = yaml.MappingStartEvent, yaml.MappingEndEvent
-_SeqStart, _SeqEnd = yaml.SequenceStartEvent, yaml.SequenceEndEvent
 _COLLECTION_TAGS = frozenset({None, "!", _CORE + "map", _CORE + "seq"})
 
 
@@ -205,14 +215,19 @@ def _build(parser: Any, path: str, documents: list[Document], findings: list[Fin
     Documents completed before a problem stay in `documents` when this raises. This loop is the hot
     path of validating a large catalogue, hence the flat structure and local names.
     """
+    events = _pyyaml()
+    _Scalar, _Alias = events.ScalarEvent, events.AliasEvent
+    _MapStart, _MapEnd = events.MappingStartEvent, events.MappingEndEvent
+    _SeqStart, _SeqEnd = events.SequenceStartEvent, events.SequenceEndEvent
+    stream_end, document_start, document_end = events.StreamEndEvent, events.DocumentStartEvent, events.DocumentEndEvent
     index = -1
     get_event = parser.get_event
     while True:
         event = get_event()
         kind = type(event)
-        if kind is yaml.StreamEndEvent:
+        if kind is stream_end:
             return
-        if kind is not yaml.DocumentStartEvent:
+        if kind is not document_start:
             continue
         index += 1
         doc_line = event.start_mark.line + 1
@@ -228,7 +243,7 @@ def _build(parser: Any, path: str, documents: list[Document], findings: list[Fin
         while True:
             event = get_event()
             kind = type(event)
-            if kind is yaml.DocumentEndEvent:
+            if kind is document_end:
                 break
             if kind is _MapEnd or kind is _SeqEnd:
                 frame = stack.pop()
@@ -367,8 +382,8 @@ def load(path: str, raw: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> LoadedFil
     text, problem = _decode(path, raw)
     if problem is not None or text is None:
         return LoadedFile(path, [], [problem] if problem else [], broken=True)
-    # libyaml's bare parser: no constructor or resolver is needed, as `_build` does both.
-    parser = _Parser(text)
+    yaml = _pyyaml()
+    parser = _parser(text)
     documents: list[Document] = []
     findings: list[Finding] = []
     broken = False
