@@ -20,6 +20,9 @@ Usage: python bench/run.py [--repeat N] [--quick] [--full]
    (the base's state is in the data folder; each measured plan has a head never seen before).
 6. GitHub requests a reconcile costs, first and repeated, at 100 and 1,000 services (300 with --quick):
    `reconcile_requests.py`, run as it is, its table printed first.
+7. A no-op re-apply of 200 databases against a one-connection script reading the same state, and their
+   first apply against plain `CREATE DATABASE` (`databases.py`, on the machine's PostgreSQL; 50 with
+   --quick), and a first apply of 10,000 resources with its note (`first_apply.py`; 1,000 with --quick).
 
 Each figure is the median wall time of N runs of the real command line (a new process each time), which
 reads Paved's modules compiled, as an installed Paved does. Results go to stdout as a Markdown table and
@@ -268,6 +271,11 @@ def main() -> int:
     # 6. GitHub requests a reconcile costs (its own script and sandbox forges; it prints its own table)
     reconciled = subprocess.run([sys.executable, str(PROJECT / "bench" / "reconcile_requests.py"),
                                  *(["--quick"] if args.quick else [])], cwd=PROJECT).returncode
+    # 7. Databases and a first apply (their own scripts; each prints its own table, the first exits 1 on a miss)
+    databases = subprocess.run([sys.executable, str(PROJECT / "bench" / "databases.py"),
+                                *(["--count", "50", "--repeat", "3"] if args.quick else [])], cwd=PROJECT).returncode
+    first_apply = subprocess.run([sys.executable, str(PROJECT / "bench" / "first_apply.py"),
+                                  *(["--quick"] if args.quick else [])], cwd=PROJECT).returncode
     results["machine"]["load_at_end"] = os.getloadavg()  # type: ignore[index]
 
     cold_target = 10 if cold_size >= 50_000 else 5  # smaller, the fixed costs of starting weigh more
@@ -284,6 +292,8 @@ def main() -> int:
     if 100_000 in memory:
         targets["memory: 100,000 resources under 250 MiB"] = memory[100_000]["tree_pss_kib"] < 250 * 1024
     targets["reconcile: a repeated reconcile of the larger catalogue at most 500 GitHub requests"] = reconciled == 0
+    targets["databases: a no-op re-apply within 2x a one-connection script reading the same state"] = databases == 0
+    targets["first apply of the larger catalogue: note written and pushed, job done"] = first_apply == 0
     results["targets"] = targets
     out = PROJECT / "bench" / "out"
     out.mkdir(exist_ok=True)
