@@ -693,7 +693,8 @@ def test_paved_serve_answers_on_its_port_runs_the_job_and_stops_on_sigterm(tmp_p
         accepted = httpx.post(url + "/webhooks/github", content=body, headers=signed(body, "served-1"))
         ready = httpx.get(url + "/readyz")
         deadline = time.monotonic() + 10
-        while ready.json().get("pending") and time.monotonic() < deadline:  # until a consumer took the job
+        # Until the start-up warming has finished (503 meanwhile) and a consumer took the job.
+        while (ready.status_code == 503 or ready.json().get("pending")) and time.monotonic() < deadline:
             time.sleep(0.1)
             ready = httpx.get(url + "/readyz")
     finally:
