@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 
 from bot.apply import ApplyRecord, read_records
 from bot.model import Plan
+from bot.render.wording import plural
 
 PLANS_REF = "refs/notes/paved-plans"
 PLAN_RECORD_VERSION = 1
@@ -321,14 +322,10 @@ def duration(hours: float | None) -> str:
     return f"{d} d {h} h" if h else f"{d} d"
 
 
-def _plural(n: int, noun: str, nouns: str | None = None) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {nouns or noun + 's'}"
-
-
 def _share(part: int, whole: int, noun: str, nouns: str | None = None) -> str:
     if not whole:
         return f"no {nouns or noun + 's'} yet"
-    return f"{part} of {_plural(whole, noun, nouns)} ({part / whole:.0%})"
+    return f"{part} of {plural(whole, noun, nouns)} ({part / whole:.0%})"
 
 
 def _counts(counts: Mapping[str, int]) -> str:
@@ -337,7 +334,7 @@ def _counts(counts: Mapping[str, int]) -> str:
 
 def as_text(stats: Stats) -> str:
     period = f"since {stats.since}" if stats.since else "all recorded history"
-    lines = [f"Paved stats, {period}: {_plural(stats.pull_requests_planned, 'pull request')} planned, "
+    lines = [f"Paved stats, {period}: {plural(stats.pull_requests_planned, 'pull request')} planned, "
              f"{stats.pull_requests_applied} merged and applied", ""]
     lines.append("Requests per week (resource changes in merged pull requests, by week applied)")
     if stats.weeks:
@@ -350,19 +347,20 @@ def as_text(stats: Stats) -> str:
         lines.append("  none yet")
     lead = stats.lead_time
     lines += ["", f"Lead time, pull request opened to applied: median {duration(lead.median_hours)}, "
-                  f"p90 {duration(lead.p90_hours)} ({_plural(lead.pull_requests, 'pull request')})",
+                  f"p90 {duration(lead.p90_hours)} ({plural(lead.pull_requests, 'pull request')})",
               f"First plan passed: {_share(stats.first_plan_passed, stats.first_plan_total, 'pull request')}",
               f"Apply failure rate: {_share(stats.applies_failed, stats.applies, 'apply', 'applies')} failed"
-              + (f" ({stats.heals_left_out} drift heals not counted)" if stats.heals_left_out else ""),
+              + (f" ({plural(stats.heals_left_out, 'drift heal')} not counted)" if stats.heals_left_out else ""),
               "", "Most frequent findings (pull requests that tripped each rule)"]
     if stats.findings:
         shown = stats.findings[:TOP_FINDINGS]
         width = max(len(f.rule) for f in shown)
         for f in shown:
-            lines.append(f"  {f.rule:<{width}}  {_plural(f.pull_requests, 'pull request')}"
-                         f" ({_plural(f.findings, 'finding')})")
+            lines.append(f"  {f.rule:<{width}}  {plural(f.pull_requests, 'pull request')}"
+                         f" ({plural(f.findings, 'finding')})")
         if len(stats.findings) > TOP_FINDINGS:
-            lines.append(f"  … and {len(stats.findings) - TOP_FINDINGS} more rules (--format json lists all)")
+            lines.append(f"  … and {plural(len(stats.findings) - TOP_FINDINGS, 'more rule', 'more rules')}"
+                         " (--format json lists all)")
     else:
         lines.append("  none")
     if not stats.pull_requests_planned and not stats.applies:

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from github import Auth
 
 from bot.adapters.github import GitHubForge, installation_client, installation_of
@@ -20,7 +22,8 @@ from bot.handlers.pull_request import plan_pull_request
 from bot.handlers.router import route
 from bot.model import Change, Finding, Plan
 from bot.provider import Result, Status
-from bot.stats import PLANS_REF, PlanRecord, as_json, as_text, compute, percentile, read_plan_records
+from bot.stats import PLANS_REF, TOP_FINDINGS, PlanRecord, as_json, as_text, compute, percentile, read_plan_records
+from bot.web.catalogue import PlatformSource, catalogue_router
 from bot.webhook import Delivery
 from tests.conftest import REPO, PlatformRepo, World
 
@@ -170,6 +173,31 @@ def test_the_text_report_names_every_figure() -> None:
     assert "First plan passed: 0 of 1 pull request (0%)" in text
     assert "Apply failure rate: 0 of 1 apply (0%) failed" in text
     assert "backups-in-production  1 pull request (1 finding)" in text
+
+
+def test_one_drift_heal_left_out_is_counted_in_the_singular() -> None:
+    heal = apply_record("2026-11-04T10:00:00+00:00", pr=None, status="failed", trigger="heal")
+    text = as_text(compute([], [apply_record("2026-11-02T10:00:00+00:00"), heal]))
+    assert "Apply failure rate: 0 of 1 apply (0%) failed (1 drift heal not counted)" in text
+
+
+def test_one_rule_past_the_shown_ones_is_counted_in_the_singular() -> None:
+    rules = {f"rule-{i:02d}": 1 for i in range(TOP_FINDINGS + 1)}
+    text = as_text(compute([plan_record(1, "2026-11-02T10:00:00+00:00", ok=False, findings=rules)], []))
+    assert "  … and 1 more rule (--format json lists all)" in text.splitlines()
+
+
+def test_the_adoption_page_counts_one_pull_request_in_the_singular(platform_repo: PlatformRepo,
+                                                                    tmp_path: Path) -> None:
+    head = platform_repo.git("rev-parse", "HEAD")
+    note(platform_repo, "paved-plans", head, plan_record(4, "2026-11-02T10:00:00+00:00").to_json())
+    note(platform_repo, "paved", head, apply_record("2026-11-02T14:00:00+00:00", pr=4).to_json())
+    app = FastAPI()
+    app.include_router(catalogue_router(PlatformSource("acme/platform", platform_repo.root, tmp_path / "index.sqlite")))
+    with TestClient(app) as client:
+        page = " ".join(client.get("/adoption").text.split())
+    assert "From all recorded history: 1 pull request planned, 1 merged and applied." in page
+    assert "Median 5 h, 90th percentile 5 h, over 1 pull request." in page
 
 
 def test_the_json_report_carries_the_rates_for_the_adoption_page() -> None:
