@@ -19,6 +19,11 @@ import yaml
 from cookiecutter.main import cookiecutter
 
 from bot.adapters import scaffold
+from bot.adapters.repo import FolderTree
+from bot.model import Resource
+from bot.provider import Target
+from bot.providers.github import repositories
+from bot.yamlio import load
 from tests.conftest import PROJECT
 
 BUNDLED = PROJECT / "templates"
@@ -119,6 +124,39 @@ def test_a_jinja_payload_in_the_description_is_written_literally_and_runs_nothin
     assert not marker.exists()
     assert not [p for p in tmp_path.rglob("*") if "PWNED" in p.name]
     assert not [p for p in project.rglob("*") if p.is_file() and SECRET in p.read_text()]
+
+
+@pytest.mark.parametrize("template", sorted(CHOSEN))
+def test_the_catalog_entry_records_the_tier_lifecycle_and_visibility_paved_supplies(template: str,
+                                                                                  tmp_path: Path) -> None:
+    project = render(BUNDLED / template, tmp_path, _tier="critical", _lifecycle="production", _visibility="internal")
+
+    spec = yaml.safe_load((project / "catalog-entry.yaml").read_text())["spec"]
+    assert (spec["tier"], spec["lifecycle"], spec["repository"]) == ("critical", "production",
+                                                                     {"visibility": "internal"})
+
+
+def test_a_tier_that_yaml_would_misread_stays_the_text_it_is_in_the_catalog_entry(tmp_path: Path) -> None:
+    hostile = 'x"\n  tier: {{ 7*7 }} # no'
+
+    project = render(BUNDLED / "worker", tmp_path, _tier=hostile)
+
+    assert yaml.safe_load((project / "catalog-entry.yaml").read_text())["spec"]["tier"] == hostile
+
+
+def test_a_new_service_repository_records_the_tier_lifecycle_and_visibility_of_its_request(tmp_path: Path) -> None:
+    [request] = [d.data for d in load("catalog/services/payments-api.yaml",
+                                      (PROJECT / "catalog/services/payments-api.yaml").read_bytes()).documents
+                 if d.data["kind"] == "Service"]
+    service = Resource("Service", "payments-api", "payments", "catalog/services/payments-api.yaml", 0, 1, request)
+    target = Target("acme", "acme/platform", FolderTree(PROJECT), "HEAD")
+
+    project = repositories._render(service, target, tmp_path)
+
+    spec = yaml.safe_load((project / "catalog-entry.yaml").read_text())["spec"]
+    assert (spec["tier"], spec["lifecycle"], spec["repository"]["visibility"]) == (
+        request["spec"]["tier"], request["spec"]["lifecycle"], request["spec"]["repository"]["visibility"])
+    assert spec["tier"] == "critical"
 
 
 def test_a_parameter_holding_jinja_stays_literal_even_in_derived_values(tmp_path: Path) -> None:

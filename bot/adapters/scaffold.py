@@ -10,8 +10,9 @@ description or parameter held `{{ ... }}` would run Python inside Paved, and a p
 private variable such as `__package`. So `build_context` builds cookiecutter's context itself from the
 template's `cookiecutter.json`:
 
-- the values Paved supplies (`name`, `owner`, `description`, `_github_org`) are taken verbatim, for the
-  keys the template declares;
+- the values Paved supplies (`name`, `owner` and `description` from the request's metadata,
+  `_github_org`, and `_tier`, `_lifecycle` and `_visibility` from its spec, for a template's own copy of
+  the request such as `catalog-entry.yaml`) are taken verbatim, for the keys the template declares;
 - a request's parameter must name a public key of `cookiecutter.json` that Paved does not fill itself
   (never one starting with `_`, never a dictionary variable), be one of its choices for a choice list and
   true/false for a yes/no variable, and is taken verbatim (a number becomes its text, as cookiecutter's
@@ -68,7 +69,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 60.0
 # The keys Paved fills from the request itself; a request's parameters may not set them.
-SUPPLIED_BY_PAVED = ("name", "owner", "description", "_github_org")
+SUPPLIED_BY_PAVED = ("name", "owner", "description", "_github_org", "_tier", "_lifecycle", "_visibility")
 # What the child may run: system tools (git, sh) only; Python is started by its full path.
 _PATH = "/usr/local/bin:/usr/bin:/bin"
 _MAX_FILE_BYTES = 64 * 1024 * 1024

@@ -321,7 +321,10 @@ def _render(desired: Resource, target: Target, scratch: Path) -> Path:
         raise StepFailed(f"{desired.identity} names no usable template ({name!r})")
     source = _copy_template(target.tree, name, scratch / "templates" / name, target)
     values = {"name": desired.name, "owner": desired.owner,
-              "description": str(desired.metadata.get("description", "")), "_github_org": target.organization}
+              "description": str(desired.metadata.get("description", "")), "_github_org": target.organization,
+              "_tier": str(desired.spec.get("tier") or "experimental"),
+              "_lifecycle": str(desired.spec.get("lifecycle") or "experimental"),
+              "_visibility": Services.visibility(desired)}
     try:
         rendered = scaffold.render(source, scratch / "rendered", values=values,
                                    parameters=spec.get("parameters") or {})
