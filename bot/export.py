@@ -18,9 +18,16 @@ exported. The rest holds for every kind:
   Backstage kind under one name (a Database and an Environment `search`), the one of the kind later in
   rank order is called `NAME-KIND` (`search-environment`), and references to it follow.
 
-Every entity carries `paved/request`, the path of its request in the platform repo. Paved labels
-become Backstage labels when their values are valid Backstage label values, and `paved.labels/KEY`
-annotations otherwise.
+* **User**, for each person a Group lists as a member (a team's members and maintainers), named by their
+  GitHub login with the `github.com/user-login` annotation Backstage's GitHub sign-in and org ingestion
+  match on, and `memberOf` every group that lists them: a Group's `members` then name entities the export
+  holds, as Backstage expects of one source of its org data. Logins differ only in case on GitHub, and
+  Backstage compares names without case, so a person listed in two spellings is one User, named as the
+  first group (in name order) spells them.
+
+Every entity made from a request carries `paved/request`, the path of its request in the platform repo.
+Paved labels become Backstage labels when their values are valid Backstage label values, and
+`paved.labels/KEY` annotations otherwise.
 """
 
 from __future__ import annotations
@@ -43,7 +50,9 @@ NAMESPACE = "default"
 _OBJECT_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 # The order entities are written in, after the systems.
-_ENTITIES = ("Group", "Component", "Resource")
+_ENTITIES = ("Group", "User", "Component", "Resource")
+# The annotation Backstage's GitHub integrations read a User's login from.
+USER_LOGIN = "github.com/user-login"
 # Paved's own repo, whose schemas describe the built-in kinds.
 _PAVED = Path(__file__).resolve().parent.parent
 
@@ -182,7 +191,9 @@ def backstage(resources: Iterable[Resource], *, organization: str | None = None,
 
     entities = _systems([r for r in things if _described(kinds, r.kind).system is not None], system, kinds,
                         {r.name for r in every if r.kind == kinds.team})
-    written: list[tuple[int, str, dict[str, Any]]] = []
+    people = _people(things, kinds, names)
+    written: list[tuple[int, str, dict[str, Any]]] = [
+        (_ENTITIES.index("User"), login.casefold(), _user(login, groups)) for login, groups in people.values()]
     for resource in things:
         described = _described(kinds, resource.kind)
         annotations: dict[str, str] = {}
@@ -192,7 +203,7 @@ def backstage(resources: Iterable[Resource], *, organization: str | None = None,
             annotations[key] = _text(resource.data, pointers)
         spec: dict[str, Any] = {"type": described.type}
         if described.entity == "Group":
-            spec |= _group(resource, described, annotations)
+            spec |= _group(resource, described, annotations, people)
         else:
             if described.entity == "Component":
                 lifecycle = value_at(resource.data, kinds[resource.kind].lifecycle)
@@ -216,7 +227,34 @@ def backstage(resources: Iterable[Resource], *, organization: str | None = None,
     return Export(tuple(entities), left_out)
 
 
-def _group(resource: Resource, described: Backstage, annotations: dict[str, str]) -> dict[str, Any]:
+def _members(resource: Resource, described: Backstage) -> list[str]:
+    """The logins a Group's request lists as its members, each once, in name order; one that cannot name a
+    Backstage entity (no GitHub login is such) is left out, as no User could be made for it."""
+    return sorted({p for pointer in described.members for p in _scalars(resource.data, pointer) if _valid_name(p)})
+
+
+def _people(groups: Iterable[Resource], kinds: Kinds, names: Mapping[str, str]) -> dict[str, tuple[str, list[str]]]:
+    """Everyone the groups list, by casefolded login: the login as first spelled (groups in name order) and
+    the names of the groups that list them."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    for group in sorted(groups, key=lambda r: names[r.identity]):
+        described = _described(kinds, group.kind)
+        if described.entity != "Group":
+            continue
+        for login in _members(group, described):
+            entry = found.setdefault(login.casefold(), (login, []))
+            if names[group.identity] not in entry[1]:
+                entry[1].append(names[group.identity])
+    return found
+
+
+def _user(login: str, groups: Iterable[str]) -> dict[str, Any]:
+    return _entity("User", {"name": login, "annotations": {USER_LOGIN: login}},
+                   {"memberOf": [ref("group", g) for g in sorted(groups)]})
+
+
+def _group(resource: Resource, described: Backstage, annotations: dict[str, str],
+           people: Mapping[str, tuple[str, list[str]]]) -> dict[str, Any]:
     """A Group's spec past its type; a contact that is no email address goes to its annotation."""
     spec: dict[str, Any] = {}
     profile: dict[str, str] = {}
@@ -231,8 +269,7 @@ def _group(resource: Resource, described: Backstage, annotations: dict[str, str]
     if profile:
         spec["profile"] = profile
     spec["children"] = []
-    people = {p for pointer in described.members for p in _scalars(resource.data, pointer)}
-    spec["members"] = [ref("user", p) for p in sorted(people)]
+    spec["members"] = sorted({ref("user", people[p.casefold()][0]) for p in _members(resource, described)})
     return spec
 
 

@@ -17,7 +17,7 @@ from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.repo import FolderTree
 from bot.catalogue import judge
 from bot.cli import main
-from bot.export import as_yaml, backstage, paved_kinds
+from bot.export import as_yaml, backstage, paved_kinds, ref
 from bot.kinds import Kinds, describe, order_kinds
 from bot.model import Resource
 from bot.rules import load_rules
@@ -60,7 +60,7 @@ def resource(kind: str, name: str, owner: str, spec: dict[str, Any], labels: dic
 
 def test_every_entity_of_the_bundled_catalogue_is_valid_by_backstages_schemas() -> None:
     entities = backstage(bundled(), organization="acme").entities
-    assert {e["kind"] for e in entities} == {"System", "Group", "Component", "Resource"}
+    assert {e["kind"] for e in entities} == {"System", "Group", "User", "Component", "Resource"}
     for entity in entities:
         assert schema_errors(entity) == [], entity["metadata"]["name"]
         assert OBJECT_NAME.match(entity["metadata"]["name"])
@@ -81,6 +81,34 @@ def test_a_team_becomes_a_group_of_its_members_and_maintainers() -> None:
     assert group["spec"] == {"type": "team", "profile": {"displayName": "Search", "email": "search@example.com"},
                              "children": [], "members": ["user:default/gina", "user:default/hugo"]}
     assert group["metadata"]["annotations"]["github.com/team-slug"] == "acme/search"
+
+
+def test_every_user_a_group_names_is_exported() -> None:
+    entities = backstage(bundled()).entities
+    exported = {ref(e["kind"], e["metadata"]["name"]) for e in entities}
+    named = {member for e in entities if e["kind"] == "Group" for member in e["spec"]["members"]}
+    assert named and named <= exported
+
+
+def test_a_person_in_two_teams_is_one_user_member_of_both() -> None:
+    payments = resource("Team", "payments", "payments", {"members": ["gina", "hugo"], "maintainers": ["hugo"]})
+    search = resource("Team", "search", "search", {"members": ["hugo"], "maintainers": ["hugo"]})
+    entities = backstage([search, payments]).entities
+    assert [e["metadata"]["name"] for e in entities if e["kind"] == "User"] == ["gina", "hugo"]
+    assert by_name(entities, "User", "hugo") == {
+        "apiVersion": "backstage.io/v1alpha1", "kind": "User",
+        "metadata": {"name": "hugo", "annotations": {"github.com/user-login": "hugo"}},
+        "spec": {"memberOf": ["group:default/payments", "group:default/search"]}}
+    assert schema_errors(by_name(entities, "User", "hugo")) == []
+
+
+def test_a_login_spelled_in_two_cases_is_one_user_spelled_as_the_first_group_spells_it() -> None:
+    data = resource("Team", "data", "data", {"members": ["Hugo"], "maintainers": ["Hugo"]})
+    search = resource("Team", "search", "search", {"members": ["hugo"], "maintainers": ["hugo"]})
+    entities = backstage([search, data]).entities
+    assert [(e["metadata"]["name"], e["spec"]["memberOf"]) for e in entities if e["kind"] == "User"] == [
+        ("Hugo", ["group:default/data", "group:default/search"])]
+    assert by_name(entities, "Group", "search")["spec"]["members"] == ["user:default/Hugo"]
 
 
 def test_a_service_becomes_a_component_owned_by_its_team_in_its_domains_system() -> None:
@@ -225,11 +253,11 @@ def test_paved_export_backstage_writes_one_multi_document_file(platform_repo: Pl
     target = tmp_path / "catalog-info.yaml"
     assert main(["export", "backstage", "--repo", str(platform_repo.root), "--organization", "acme",
                  "--output", str(target)]) == 0
-    assert f"wrote 5 entities to {target}" in capsys.readouterr().out
+    assert f"wrote 7 entities to {target}" in capsys.readouterr().out
     entities = [d.data for d in load("catalog-info.yaml", target.read_bytes()).documents]
     assert [(e["kind"], e["metadata"]["name"]) for e in entities] == [
-        ("System", "payments"), ("Group", "data"), ("Group", "payments"), ("Component", "checkout"),
-        ("Resource", "checkout-db")]
+        ("System", "payments"), ("Group", "data"), ("Group", "payments"), ("User", "alice"), ("User", "bob"),
+        ("Component", "checkout"), ("Resource", "checkout-db")]
     assert all(schema_errors(e) == [] for e in entities)
 
 
@@ -239,7 +267,7 @@ def test_paved_export_to_a_folder_writes_a_file_per_entity_and_a_location_naming
     assert main(["export", "backstage", "--repo", str(platform_repo.root), "--output", f"{folder}/"]) == 0
     names = sorted(p.name for p in folder.iterdir())
     assert names == ["catalog-info.yaml", "component-checkout.yaml", "group-data.yaml", "group-payments.yaml",
-                     "resource-checkout-db.yaml", "system-payments.yaml"]
+                     "resource-checkout-db.yaml", "system-payments.yaml", "user-alice.yaml", "user-bob.yaml"]
     [location] = [d.data for d in load("catalog-info.yaml", (folder / "catalog-info.yaml").read_bytes()).documents]
     assert schema_errors(location) == []
     assert location["spec"]["targets"] == [f"./{n}" for n in names if n != "catalog-info.yaml"]
