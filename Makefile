@@ -1,15 +1,20 @@
 # Two commands for a newcomer: `make demo` (Paved's main job on its embedded defaults) and `make test`.
-# Both create the virtual environment in .venv on first use.
+# Both create the virtual environment in .venv on first use, saying what each step does while it runs
+# (the first install downloads Paved's dependencies: a minute or two, with pip's own progress shown).
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
 .PHONY: demo test lint bench clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml setup.py
+	@echo "==> Creating the virtual environment $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@echo "==> Updating pip in $(VENV)"
+	$(BIN)/python -m pip install --upgrade pip
+	@echo "==> Installing Paved (editable) and its test tools into $(VENV)"
+	$(BIN)/python -m pip install -e '.[dev]'
+	@echo "==> $(VENV) is ready"
 	touch $@
 
 demo: $(BIN)/.installed

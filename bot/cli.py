@@ -164,11 +164,28 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from bot.explain import as_markdown, as_text, kind_schema
     from bot.rules import load_rules
 
-    ctx = _Context(args)
-    rules = load_rules(FolderTree(ctx.root))
+    rules = load_rules(FolderTree(_repo_or_starter(args)))
     schema = kind_schema(rules, args.kind)
     print(as_markdown(schema) if args.format == "markdown" else as_text(schema), end="")
     return EXIT_OK
+
+
+def _repo_or_starter(args: argparse.Namespace) -> Path:
+    """The platform repo the command is run in; outside any, the starter Paved ships (saying so), so that
+    someone who has only installed Paved can read what its kinds are."""
+    from bot.adapters.repo import find_root
+    from bot.errors import RevisionError
+
+    if args.repo:
+        return Path(args.repo).resolve()
+    try:
+        return find_root(Path.cwd())
+    except RevisionError:
+        from bot import starter
+
+        print("paved: not in a platform repo, so these are Paved's starter schemas (`paved init` makes a repo "
+              "with them)", file=sys.stderr)
+        return starter.root()
 
 
 def cmd_new(args: argparse.Namespace) -> int:
@@ -394,6 +411,21 @@ def _add_commands_from(module_name: str, commands: Any) -> None:
         commands.choices["sandbox"].set_defaults(func=module.run)
 
 
+class _ShowVersion(argparse.Action):
+    """`paved --version`: the installed distribution's version, read only when asked for."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("paved")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            found = "unknown (not installed)"
+        print(f"paved {found}")
+        parser.exit()
+
+
 def _command_of(argv: Sequence[str]) -> str | None:
     """The command word of `argv`: its first argument that is not an option."""
     return next((word for word in argv if not word.startswith("-")), None)
@@ -405,6 +437,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="paved", description="Paved: self-service platform requests through pull requests.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what Paved does")
+    parser.add_argument("--version", action=_ShowVersion, nargs=0, help="print Paved's version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(name: str, func: Any, **kwargs: Any) -> argparse.ArgumentParser:

@@ -30,15 +30,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot import reconcile_report
+from bot import reconcile_report, starter
 from bot.errors import ConfigurationError, PavedError
 
 # The sandbox, the web service, git and YAML are imported inside the steps that use them, to keep the
 # `paved` command's start-up light; nothing is imported inside a function to break an import cycle.
 
-PROJECT = Path(__file__).resolve().parent.parent
-EXAMPLE = "examples/new-search-service"
-BUNDLED = ("catalog", "schemas", "templates")
+# What acme's platform repo is seeded with, and the change gina proposes: Paved's starter (bot/starter).
+BUNDLED = (starter.EXAMPLE_CATALOGUE, *starter.RULE_FOLDERS)
 SECRET = "paved-demo-webhook-secret-0123456789"
 MARKER = "<!-- paved:plan -->"
 SERVER_VARIABLE = "PAVED_POSTGRES_DSN"
@@ -78,13 +77,14 @@ class Story:
 
 
 def _seed(folder: Path) -> Path:
-    missing = [name for name in (*BUNDLED, EXAMPLE) if not (PROJECT / name).is_dir()]
+    bundled = starter.root()
+    missing = [name for name in (*BUNDLED, starter.EXAMPLE_CHANGE) if not (bundled / name).is_dir()]
     if missing:
-        raise ConfigurationError(f"the bundled {', '.join(missing)} cannot be found next to Paved in {PROJECT}",
-                                 hint="Run the demo from a checkout of Paved.")
+        raise ConfigurationError(f"the bundled {', '.join(missing)} cannot be found in {bundled}",
+                                 hint="Reinstall Paved (pipx reinstall paved), or run it from a checkout of Paved.")
     seed = folder / "seed"
     for name in BUNDLED:
-        shutil.copytree(PROJECT / name, seed / name)
+        shutil.copytree(bundled / name, seed / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return seed
 
 
@@ -186,7 +186,7 @@ class DatabaseServer:
 
 def _example_change(server: DatabaseServer) -> dict[str, str | None]:
     """The bundled example pull request, as files to write (None: delete)."""
-    example = PROJECT / EXAMPLE
+    example = starter.root() / starter.EXAMPLE_CHANGE
     files: dict[str, str | None] = {
         source.relative_to(example).as_posix(): server.fit(source.read_text(encoding="utf-8"))
         for source in sorted((example / "catalog").rglob("*.yaml"))}
