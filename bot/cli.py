@@ -224,6 +224,140 @@ def cmd_new(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """Create a platform repo in DIR (default: here) from Paved's starter: schemas, policies, prices, templates,
+    a commented paved.yaml, a first team for the platform team, the GitHub Actions workflows, CODEOWNERS for
+    the rule folders and a README for the repo's users. Nothing is overwritten: when any of those files
+    exists, nothing is written. With --upgrade, show instead what this Paved's starter rules would change
+    in the platform repo at DIR, as a patch (`paved init --upgrade | git apply` takes it); nothing is written.
+    """
+    from bot.starter import new_repo
+
+    folder = Path(args.dir).resolve()
+    if args.upgrade:
+        return _show_upgrade(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{args.dir} is a file, not a folder: nothing was written")
+    repo = new_repo.NewRepo(args.org, args.team, tuple(args.maintainer or _your_login()))
+    found = new_repo.files(repo)
+    taken = new_repo.existing(folder, found)
+    if taken:
+        shown = ", ".join(taken[:5]) + (f" and {len(taken) - 5} more" if len(taken) > 5 else "")
+        raise UsageError(f"{folder} already has {shown}: nothing was written",
+                         hint="Choose an empty or new folder; in an existing platform repo, `paved init --upgrade` "
+                              "shows what this Paved's starter would change.")
+    findings = _judge_new_repo(found)
+    if any(f.severity == "error" for f in findings):
+        from bot.render import text
+
+        print(f"paved: the new platform repo would not pass `paved validate`, so nothing was written in {folder}:",
+              file=sys.stderr)
+        sys.stderr.write(text.render_findings(findings, color=False))
+        return EXIT_FINDINGS
+    new_repo.write(folder, found)
+    _print_new_repo(folder, repo, found, _git_init(folder))
+    return EXIT_OK
+
+
+def _your_login() -> tuple[str, ...]:
+    """The platform team's first maintainer when none is named: `git config github.user`, else the login name
+    on this machine, said as such (it is only a guess at a GitHub login)."""
+    import getpass
+
+    from bot.adapters.repo import git_output
+    from bot.errors import RevisionError
+
+    try:
+        login = git_output(Path.cwd(), "config", "--get", "github.user").decode().strip()
+    except RevisionError:
+        login = ""
+    if not login:
+        login = getpass.getuser()
+        print(f"paved: no --maintainer given: the platform team is {login!r} alone (your login name here); "
+              "make it your GitHub login", file=sys.stderr)
+    return (login,)
+
+
+def _judge_new_repo(found: dict[str, bytes]) -> list[Finding]:
+    """What `paved validate` (and the settings' own check) would say about the new repo, judged in memory."""
+    from bot.adapters.catalogue_index import SQLiteCatalogueIndex
+    from bot.config import load_config
+    from bot.model import MemoryTree
+    from bot.plan import validate_tree
+    from bot.providers import installed, settings_schemas
+
+    tree = MemoryTree(dict(found), label="the new platform repo")
+    load_config(tree, settings_schemas(installed()))
+    with closing(SQLiteCatalogueIndex()) as index:
+        return validate_tree(tree, store=index).findings
+
+
+def _git_init(folder: Path) -> str:
+    """Make `folder` a git repository on branch main, unless it is inside one already; says what it did."""
+    from bot.adapters.repo import git_output
+    from bot.errors import RevisionError
+
+    try:
+        inside = git_output(folder, "rev-parse", "--show-toplevel").decode().strip()
+    except RevisionError:
+        inside = ""
+    if inside:
+        return f"inside the git repository {inside}: nothing committed yet"
+    try:
+        git_output(folder, "init", "--quiet", "--initial-branch=main")
+    except RevisionError as exc:
+        return f"not a git repository: `git init` failed ({exc.message})"
+    return "a new git repository, branch main: nothing committed yet"
+
+
+def _print_new_repo(folder: Path, repo: Any, found: dict[str, bytes], git: str) -> None:
+    from bot.starter import WORKFLOWS
+    from bot.starter.new_repo import CODEOWNERS
+
+    def count(prefix: str) -> int:
+        return sum(1 for path in found if path.startswith(prefix))
+
+    templates = sorted({path.split("/")[1] for path in found if path.startswith("templates/")})
+    who = ", ".join(repo.maintainers)
+    rows = [
+        ("paved.yaml", "Paved's settings, each key with a comment"),
+        (f"catalog/teams/{repo.team}.yaml", f"the platform team ({repo.team}), maintained by {who}"),
+        ("schemas/", f"{count('schemas/')} files: the kinds, the guardrail policies with their cases, prices"),
+        ("templates/", f"{count('templates/')} files: the golden paths {', '.join(templates)}"),
+        (".github/workflows/", ", ".join(Path(w).name for w in WORKFLOWS) + ": Paved in GitHub Actions"),
+        (CODEOWNERS, f"the {repo.team} team reviews rule changes" + (
+            "" if repo.organization else " (name your organisation in it: ORG)")),
+        ("README.md", "how to ask for things here, for the repo's users"),
+    ]
+    print(f"Created a platform repo in {folder} ({git}):")
+    width = max(len(path) for path, _ in rows)
+    for path, what in rows:
+        print(f"  {path:<{width}}  {what}")
+    print(f"Next: cd {folder} && paved validate, then commit, push and connect Paved (README.md, "
+          "\"For the platform team\").")
+
+
+def _show_upgrade(folder: Path) -> int:
+    from bot.adapters.repo import find_root
+    from bot.starter import new_repo
+
+    root = find_root(folder)
+    upgrade = new_repo.upgrade(root)
+    sys.stdout.write(upgrade.patch)
+    if upgrade.kept:
+        shown = ", ".join(upgrade.kept[:5]) + (f" and {len(upgrade.kept) - 5} more" if len(upgrade.kept) > 5 else "")
+        print(f"paved: left as they are, since Paved's starter has no such files: {shown}", file=sys.stderr)
+    if upgrade.changed or upgrade.added:
+        from bot.render.wording import plural
+
+        print(f"paved: this Paved's starter would change {plural(len(upgrade.changed), 'file')} and add "
+              f"{len(upgrade.added)} in {root} (nothing was written; `paved init --upgrade | git apply` applies it)",
+              file=sys.stderr)
+    else:
+        print(f"paved: the starter rules in {root} are this Paved's: nothing to change", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     """Show who asked for what, who approved it, and when it was applied, from git and Paved's notes."""
     from bot.adapters.repo import commit_dates, fetch_notes_from_origin, notes
@@ -426,6 +560,11 @@ class _ShowVersion(argparse.Action):
         parser.exit()
 
 
+def _first_line(func: Any) -> str:
+    """A command's one-line help: the first sentence of its docstring."""
+    return (func.__doc__ or "").strip().split("\n\n")[0].split(". ")[0].replace("\n", " ").rstrip(".")
+
+
 def _command_of(argv: Sequence[str]) -> str | None:
     """The command word of `argv`: its first argument that is not an option."""
     return next((word for word in argv if not word.startswith("-")), None)
@@ -469,6 +608,16 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     new.add_argument("name", metavar="NAME")
     new.add_argument("--owner", default="platform", help="the owning team (default: platform)")
     new.add_argument("--stdout", action="store_true", help="print the request instead of writing the file")
+
+    init = commands.add_parser("init", help=_first_line(cmd_init), description=cmd_init.__doc__)
+    init.set_defaults(func=cmd_init)
+    init.add_argument("dir", nargs="?", default=".", metavar="DIR", help="where (default: the current folder)")
+    init.add_argument("--org", metavar="ORG", help="the GitHub organisation (for CODEOWNERS and paved.yaml)")
+    init.add_argument("--team", default="platform", metavar="NAME", help="the platform team (default: platform)")
+    init.add_argument("--maintainer", action="append", metavar="LOGIN",
+                      help="a GitHub login of the platform team; repeat for more (default: `git config github.user`)")
+    init.add_argument("--upgrade", action="store_true",
+                      help="show what this Paved's starter rules would change in the platform repo at DIR")
 
     audit = add("audit", cmd_audit)
     audit.add_argument("resource", nargs="?", metavar="KIND/NAME", help="only this resource")

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from cookiecutter.main import cookiecutter
 
-from tests.actions_runner import evaluate
+from tests.actions_runner import evaluate, substitute
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS_DIR = ROOT / ".github" / "workflows"
@@ -144,8 +144,9 @@ def test_ci_runs_the_project_checks_with_ci_set() -> None:
     assert run_steps[0]["env"]["CI"] == "true"
 
 
-def test_paved_check_runs_on_pull_requests_to_the_default_branch() -> None:
-    assert list(triggers(load(WORKFLOWS_DIR / "paved-check.yml"))) == ["pull_request"]
+def test_paved_check_runs_on_pull_requests_to_the_default_branch_and_on_merge_groups() -> None:
+    assert triggers(load(WORKFLOWS_DIR / "paved-check.yml")) == {
+        "pull_request": {"branches": ["main"]}, "merge_group": {"types": ["checks_requested"]}}
 
 
 def test_paved_check_fetches_full_history_for_the_base_comparison() -> None:
@@ -165,8 +166,26 @@ def test_paved_check_plans_the_pull_request_as_github_annotations() -> None:
     steps = next(iter(load(WORKFLOWS_DIR / "paved-check.yml")["jobs"].values()))["steps"]
     plan = next(step for step in steps if step.get("run", "").startswith("paved plan"))
 
-    assert plan["run"] == 'paved plan --base "origin/$BASE_REF" --head "$HEAD_SHA" --format github'
-    assert plan["env"] == {"BASE_REF": "${{ github.base_ref }}", "HEAD_SHA": "${{ github.sha }}"}
+    assert plan["run"] == ('paved plan --base "${MERGE_GROUP_BASE:-origin/$BASE_REF}" --head "$HEAD_SHA" '
+                           '--format github')
+    assert plan["env"] == {"BASE_REF": "${{ github.base_ref }}", "HEAD_SHA": "${{ github.sha }}",
+                           "MERGE_GROUP_BASE": "${{ github.event.merge_group.base_sha }}"}
+
+
+@pytest.mark.parametrize(("github", "planned"), [
+    ({"base_ref": "main", "sha": "b" * 40, "event": {"pull_request": {"number": 7}}},
+     f"--base origin/main --head {'b' * 40}"),
+    ({"base_ref": "", "sha": "c" * 40, "event": {"merge_group": {"base_sha": "a" * 40}}},
+     f"--base {'a' * 40} --head {'c' * 40}"),
+])
+def test_paved_check_plans_a_pull_request_against_its_branch_and_a_merge_group_against_its_base_commit(
+        github: dict[str, Any], planned: str) -> None:
+    steps = next(iter(load(WORKFLOWS_DIR / "paved-check.yml")["jobs"].values()))["steps"]
+    plan = next(step for step in steps if step.get("run", "").startswith("paved plan"))
+    env = {name: substitute(value, {"github": github}) for name, value in plan["env"].items()}
+    done = subprocess.run(["bash", "-e", "-c", 'paved() { echo "$@"; }; ' + plan["run"]], env=env,
+                          capture_output=True, text=True, check=True)
+    assert done.stdout == f"plan {planned} --format github\n"
 
 
 def paved_jobs() -> dict[str, Any]:
@@ -268,3 +287,14 @@ def test_the_plan_job_uploads_the_record_even_when_its_plan_failed() -> None:
 
     assert upload["if"] == "always()"
     assert upload["with"]["name"] == "paved-plan"
+
+
+def test_merge_groups_get_their_paved_plan_from_a_job_that_publishes_as_the_app() -> None:
+    assert triggers(load(WORKFLOWS_DIR / "paved.yml"))["merge_group"] == {"types": ["checks_requested"]}
+    contexts = {"github": {"event_name": "merge_group", "event": {"merge_group": {"head_sha": "c" * 40}}}}
+    running = [name for name, job in paved_jobs().items() if evaluate(str(job["if"]), contexts)]
+    job = paved_jobs()["merge-group"]
+    minted = next(step for step in job["steps"] if "actions/create-github-app-token@" in step.get("uses", ""))
+    assert running == ["merge-group"]
+    assert (job["environment"], job["permissions"], job["steps"][-1]["run"]) == ("paved", {}, "paved ci")
+    assert job["steps"][-1]["env"]["GITHUB_TOKEN"] == "${{ steps.app-token.outputs.token }}" and minted
