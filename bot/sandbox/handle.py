@@ -95,6 +95,17 @@ class PullRef:
 
 
 @dataclass(frozen=True)
+class MergeGroupRef:
+    """A pull request in a merge queue and its merge group: the temporary branch `head_ref`, whose head
+    `head_sha` is `base_sha` (the base branch, or the group ahead) with the pull request merged in."""
+
+    number: int
+    head_ref: str
+    head_sha: str
+    base_sha: str
+
+
+@dataclass(frozen=True)
 class CommentRef:
     id: int
     body: str
@@ -468,6 +479,28 @@ class ForgeHandle:
         pull = self.forge.merge(self._as(by), found, number, method)
         assert pull.merge_commit_sha is not None
         return pull.merge_commit_sha
+
+    def require_merge_queue(self, owner: str, repo: str, branch: str | None = None, by: str | None = None,
+                            merge_method: Literal["merge", "squash", "rebase"] = "merge") -> None:
+        """Make `branch` (the default branch when None) take pull requests only through a merge queue, as a
+        ruleset's `merge_queue` rule does; as `by` (an admin; the sandbox's administrator when None)."""
+        found = self._repo(owner, repo)
+        actor = self._as(by) if by else Principal("user", self._admin_account())
+        self.forge.require_merge_queue(actor, found, branch or found.default_branch, merge_method)
+
+    def enqueue_pull_request(self, owner: str, repo: str, number: int, by: str) -> MergeGroupRef:
+        """Add a pull request to its base branch's merge queue as `by` (GitHub's GraphQL `enqueuePullRequest`,
+        or the "Merge when ready" button); its reviews and required checks must pass first."""
+        found = self._repo(owner, repo)
+        entry = self.forge.enqueue_pull_request(self._as(by), found, number)
+        return MergeGroupRef(entry.number, entry.ref(self.forge.pull(found, number).base_ref), entry.head_sha,
+                             entry.base_sha)
+
+    def merge_queue(self, owner: str, repo: str, branch: str | None = None) -> list[MergeGroupRef]:
+        """The pull requests in `branch`'s merge queue (the default branch's when None), first to merge first."""
+        found = self._repo(owner, repo)
+        base = branch or found.default_branch
+        return [MergeGroupRef(e.number, e.ref(base), e.head_sha, e.base_sha) for e in self.forge.queued(found, base)]
 
     def rerequest_check_run(self, owner: str, repo: str, run_id: int, by: str) -> None:
         """A person clicks "Re-run": the app that owns the run gets `check_run rerequested`."""

@@ -385,6 +385,19 @@ class StoredProtection:
 
 
 @dataclass
+class StoredMergeQueue:
+    """A branch that takes pull requests only through a merge queue (a ruleset's `merge_queue` rule), and
+    its queue: `entries` in merge order, each a pull request and the merge group built for it, as plain
+    JSON (see `github/merge_queue.py`)."""
+
+    id: int
+    repo_id: int
+    branch: str
+    merge_method: str = "merge"
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
 class StoredHook:
     """A webhook: on a repository (repo_id) or an app's single hook (app_id)."""
 
@@ -427,5 +440,5 @@ RECORD_TYPES: tuple[type, ...] = (
     StoredCustomProperty, StoredCollaborator, StoredTeam, StoredTeamMember, StoredTeamRepo, StoredIssue,
     StoredPullRequest, StoredComment, StoredReaction, StoredLabel, StoredReview, StoredCheckSuite, StoredCheckRun,
     StoredStatus, StoredEnvironment, StoredDeploymentBranchPolicy, StoredSecret, StoredProtection, StoredHook,
-    StoredDelivery,
+    StoredDelivery, StoredMergeQueue,
 )

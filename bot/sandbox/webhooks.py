@@ -53,13 +53,15 @@ class Dispatcher:
     # -- producing -----------------------------------------------------------------------------------------
 
     def emit(self, event: str, payload: dict[str, Any], repo: StoredRepo | None = None,
-             app_only: StoredApp | None = None, installation: StoredInstallation | None = None) -> list[StoredDelivery]:
+             app_only: StoredApp | None = None, installation: StoredInstallation | None = None,
+             needs: str | None = None) -> list[StoredDelivery]:
         """Queue `payload` for every hook that should hear `event`; returns the deliveries made.
 
         Repository hooks of `repo` hear it, and so does the hook of every app installed on the
         repository (with an `installation` object added). `app_only` restricts delivery to one
         app's hook (GitHub sends `check_run rerequested` only to the app that owns the run);
-        `installation` names the installation for events about an installation itself.
+        `installation` names the installation for events about an installation itself; `needs` is
+        the permission an installation must hold to hear the event (`merge_queues` for `merge_group`).
         """
         targets: list[tuple[StoredHook, StoredInstallation | None]] = []
         if repo is not None and app_only is None:
@@ -75,7 +77,7 @@ class Dispatcher:
             if app is None or app_hook is None:
                 continue
             subscribed = event in ("installation", "ping") or wants(inst.events or app.events, event)
-            if subscribed:
+            if subscribed and (needs is None or inst.permissions.get(needs) in ("read", "write")):
                 targets.append((app_hook, inst))
         action = payload.get("action")
         deliveries = []

@@ -7,8 +7,8 @@ permission checks name the acting `Principal` and fail with GitHub's status code
 
 One module per resource area, named as GitHub's REST reference groups its operations, so a reader who
 knows which part of GitHub a behaviour belongs to finds it by name: `repos.py`, `git.py` (refs,
-commits and what a push sets off), `branches.py` (protection), `pulls.py`, `reviews.py`, `checks.py`,
-`statuses.py`, `issues.py`, `comments.py` (with reactions), `labels.py`, `orgs.py`, `teams.py`,
+commits and what a push sets off), `branches.py` (protection), `pulls.py`, `merge_queue.py`, `reviews.py`,
+`checks.py`, `statuses.py`, `issues.py`, `comments.py` (with reactions), `labels.py`, `orgs.py`, `teams.py`,
 `apps.py` (with installations), `actions.py` (secrets, workflow runs), `environments.py`,
 `custom_properties.py`, `webhooks.py`, `users.py`; `state.py` holds what they share.
 
@@ -38,6 +38,7 @@ from .environments import EnvironmentsArea
 from .git import GitDataArea
 from .issues import IssuesArea
 from .labels import LabelsArea
+from .merge_queue import MergeQueueArea
 from .orgs import OrgsArea
 from .pulls import PullsArea
 from .repos import ReposArea
@@ -52,8 +53,8 @@ __all__ = ["ADMIN", "READ_CODE", "READ_META", "WRITE_CODE", "PushRules", "RefUpd
 
 
 class SandboxGitHub(UsersArea, OrgsArea, TeamsArea, AppsArea, ReposArea, CustomPropertiesArea, GitDataArea,
-                    BranchesArea, PullsArea, ReviewsArea, IssuesArea, CommentsArea, LabelsArea, ChecksArea,
-                    StatusesArea, EnvironmentsArea, ActionsArea, WebhooksArea, GitHubState):
+                    BranchesArea, PullsArea, MergeQueueArea, ReviewsArea, IssuesArea, CommentsArea, LabelsArea,
+                    ChecksArea, StatusesArea, EnvironmentsArea, ActionsArea, WebhooksArea, GitHubState):
     """The sandbox's in-memory GitHub: one state, every resource area's operations."""
 
     def __init__(self, data_dir: Path, urls: Urls, clock: Callable[[], float] = time.time) -> None:

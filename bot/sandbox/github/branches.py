@@ -4,7 +4,7 @@ merging (GitHub's REST reference: Branches > Protected branches)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..auth import Principal
 from ..errors import ApiError, invalid
@@ -133,42 +133,57 @@ class BranchesArea(GitHubState):
             if approvals < needed:
                 reasons.append(f"At least {needed} approving review{'s are' if needed > 1 else ' is'} required "
                                "by reviewers with write access.")
-        checks_rule = protection.settings.get("required_status_checks") or None
-        if checks_rule:
-            # A check required from one app (`checks: [{context, app_id}]`, the "expected source" GitHub
-            # shows) is passed only by that app's check runs; one required by its name alone, by any.
-            required: dict[str, int | None] = {c: None for c in checks_rule.get("contexts") or []}
-            for check in checks_rule.get("checks") or []:
-                app_id = check.get("app_id")
-                required[check["context"]] = app_id if isinstance(app_id, int) and app_id > 0 else None
-            passed = self._passing_contexts(repo, pull.head_sha)
-            for context, app_id in required.items():
-                if context not in (passed if app_id is None else self._passing_runs(repo, pull.head_sha, app_id)):
-                    reasons.append(f"Required status check \"{context}\" is expected.")
+        for context, verdict in self._required_results(repo, pull.base_ref, pull.head_sha).items():
+            if verdict is not True:
+                reasons.append(f"Required status check \"{context}\" is expected.")
         return reasons
 
     def _may_write(self, account_id: int, repo: StoredRepo) -> bool:
         account = self.store.get(StoredAccount, account_id)
         return account is not None and role_rank(self.access.role_of(account, repo)) >= role_rank("write")
 
-    def _passing_contexts(self, repo: StoredRepo, sha: str) -> set[str]:
-        passed = set()
-        latest: dict[str, StoredStatus] = {}
-        for status in self.store.all(StoredStatus, lambda s: s.repo_id == repo.id and s.sha == sha):
-            latest[status.context] = status
-        passed |= {context for context, s in latest.items() if s.state == "success"}
-        runs: dict[str, StoredCheckRun] = {}
-        for run in self.store.all(StoredCheckRun, lambda r: r.repo_id == repo.id and r.head_sha == sha):
-            runs[run.name] = run
-        passed |= {name for name, r in runs.items() if r.status == "completed" and r.conclusion in
-                   ("success", "neutral", "skipped")}
-        return passed
+    def checks_verdict(self, repo: StoredRepo, branch: str, sha: str) -> Literal["passed", "failed", "pending"]:
+        """How `branch`'s required status checks stand on commit `sha` (a merge group's head): `passed` when
+        every one passed (or none is required), `failed` as soon as one failed, else `pending`."""
+        results = self._required_results(repo, branch, sha).values()
+        if False in results:
+            return "failed"
+        return "passed" if all(results) else "pending"
 
-    def _passing_runs(self, repo: StoredRepo, sha: str, app_id: int) -> set[str]:
-        """The names of `app_id`'s check runs on `sha` whose latest run passed."""
+    def _required_results(self, repo: StoredRepo, branch: str, sha: str) -> dict[str, bool | None]:
+        """Each status check `branch` requires, and whether it passed on `sha` (None: not finished, or not
+        there yet).
+
+        A check required from one app (`checks: [{context, app_id}]`, the "expected source" GitHub shows) is
+        passed only by that app's check runs; one required by its name alone, by any check run or status.
+        """
+        protection = self.store.first(StoredProtection, lambda p: p.repo_id == repo.id and p.branch == branch)
+        checks_rule = (protection.settings.get("required_status_checks") if protection else None) or {}
+        required: dict[str, int | None] = {c: None for c in checks_rule.get("contexts") or []}
+        for check in checks_rule.get("checks") or []:
+            app_id = check.get("app_id")
+            required[check["context"]] = app_id if isinstance(app_id, int) and app_id > 0 else None
+        anyone = self._results(repo, sha, None) if None in required.values() else {}
+        return {context: (anyone if app_id is None else self._results(repo, sha, app_id)).get(context)
+                for context, app_id in required.items()}
+
+    def _results(self, repo: StoredRepo, sha: str, app_id: int | None) -> dict[str, bool | None]:
+        """The latest outcome on `sha` of each check run (only `app_id`'s, when given) and, without `app_id`,
+        of each commit status, by name: True passed, False failed, None not finished. A name that passed
+        as a status or as a check run passed."""
+        results: dict[str, bool | None] = {}
+        if app_id is None:
+            latest: dict[str, StoredStatus] = {}
+            for status in self.store.all(StoredStatus, lambda s: s.repo_id == repo.id and s.sha == sha):
+                latest[status.context] = status
+            results.update({context: {"success": True, "pending": None}.get(s.state, False)
+                            for context, s in latest.items()})
         runs: dict[str, StoredCheckRun] = {}
-        for run in self.store.all(StoredCheckRun, lambda r: r.repo_id == repo.id and r.head_sha == sha
-                                  and r.app_id == app_id):
+        for run in self.store.all(StoredCheckRun, lambda r: r.repo_id == repo.id and r.head_sha == sha and (
+                app_id is None or r.app_id == app_id)):
             runs[run.name] = run
-        return {name for name, r in runs.items() if r.status == "completed" and r.conclusion in
-                ("success", "neutral", "skipped")}
+        for name, r in runs.items():
+            outcome = None if r.status != "completed" else r.conclusion in ("success", "neutral", "skipped")
+            if results.get(name) is not True:
+                results[name] = outcome
+        return results

@@ -41,6 +41,7 @@ class ChecksArea(GitHubState):
             self._check_run_event("created", repo, run, principal)
             if run.status == "completed":
                 self._check_run_event("completed", repo, run, principal)
+                self.other_areas.merge_queue_checks_changed(repo, run.head_sha)
             return run
 
     def update_check_run(self, principal: Principal, repo: StoredRepo, run_id: int,
@@ -58,6 +59,7 @@ class ChecksArea(GitHubState):
             self.store.put(run)
             if run.status == "completed" and not was_completed:
                 self._check_run_event("completed", repo, run, principal)
+                self.other_areas.merge_queue_checks_changed(repo, run.head_sha)
             return run
 
     def _apply_check_fields(self, run: StoredCheckRun, fields: dict[str, Any], creating: bool) -> None:

@@ -172,35 +172,17 @@ class PullsArea(GitHubState):
             blockers = self.other_areas.merge_blockers(repo, pull)
             if blockers:
                 raise ApiError(405, "Repository rule violations found\n\n" + "\n".join(blockers))
+            if self.other_areas.merge_queue_for(repo, pull.base_ref) is not None:
+                raise ApiError(405, "Repository rule violations found\n\nChanges must be made through the merge queue")
             git = self.git(repo)
             base_ref = f"refs/heads/{pull.base_ref}"
             base_sha = git.resolve(base_ref)
             if base_sha is None:
                 raise ApiError(405, "Pull Request is not mergeable")
-            who = self._person_of(actor)
-            if method == "rebase":
-                new_sha = base_sha
-                for sha_ in git.rev_list(pull.head_sha, base_sha):
-                    commit = git.commit(sha_)
-                    tree = git.merge_tree(new_sha, sha_) if commit.parents else commit.tree
-                    if tree is None:
-                        raise ApiError(405, "Pull Request is not mergeable")
-                    new_sha = git.write_commit(tree, [new_sha], commit.message, commit.author, who)
-            else:
-                tree = git.merge_tree(base_sha, pull.head_sha)
-                if tree is None:
-                    raise ApiError(405, "Pull Request is not mergeable")
-                if method == "merge":
-                    default_title = f"Merge pull request #{number} from {self._owner_login(repo)}/{pull.head_ref}"
-                    title = commit_title or default_title
-                    message = f"{title}\n\n{commit_message if commit_message is not None else issue.title}\n"
-                    new_sha = git.write_commit(tree, [base_sha, pull.head_sha], message, who, who)
-                else:
-                    title = commit_title or f"{issue.title} (#{number})"
-                    commits = [git.commit(c) for c in git.rev_list(pull.head_sha, base_sha)]
-                    default = "\n\n".join(f"* {c.message.strip()}" for c in commits)
-                    message = f"{title}\n\n{commit_message if commit_message is not None else default}\n"
-                    new_sha = git.write_commit(tree, [base_sha], message, who, who)
+            new_sha = self.merge_commit(repo, pull, issue, base_sha, method, self._person_of(actor),
+                                        commit_title, commit_message)
+            if new_sha is None:
+                raise ApiError(405, "Pull Request is not mergeable")
             now = now_iso()
             pull.merged, pull.merged_at, pull.merged_by_id, pull.merge_commit_sha = True, now, actor.id, new_sha
             issue.state, issue.closed_at, issue.closed_by_id, issue.updated_at = "closed", now, actor.id, now
@@ -212,3 +194,32 @@ class PullsArea(GitHubState):
             self.update_pull_refs(repo, pull)
             self.pull_event("closed", pull, actor)
             return pull
+
+    def merge_commit(self, repo: StoredRepo, pull: StoredPullRequest, issue: StoredIssue, onto: str, method: str,
+                     who: gitrepo.Person, commit_title: str | None = None,
+                     commit_message: str | None = None) -> str | None:
+        """The commit that lands `pull` on `onto` by `method` (`merge`, `squash` or `rebase`), as the merge
+        button and the merge queue make it; None when it does not merge cleanly."""
+        git = self.git(repo)
+        number = pull.number
+        if method == "rebase":
+            new_sha = onto
+            for sha_ in git.rev_list(pull.head_sha, onto):
+                commit = git.commit(sha_)
+                tree = git.merge_tree(new_sha, sha_) if commit.parents else commit.tree
+                if tree is None:
+                    return None
+                new_sha = git.write_commit(tree, [new_sha], commit.message, commit.author, who)
+            return new_sha
+        tree = git.merge_tree(onto, pull.head_sha)
+        if tree is None:
+            return None
+        if method == "merge":
+            title = commit_title or f"Merge pull request #{number} from {self._owner_login(repo)}/{pull.head_ref}"
+            message = f"{title}\n\n{commit_message if commit_message is not None else issue.title}\n"
+            return git.write_commit(tree, [onto, pull.head_sha], message, who, who)
+        title = commit_title or f"{issue.title} (#{number})"
+        commits = [git.commit(c) for c in git.rev_list(pull.head_sha, onto)]
+        default = "\n\n".join(f"* {c.message.strip()}" for c in commits)
+        message = f"{title}\n\n{commit_message if commit_message is not None else default}\n"
+        return git.write_commit(tree, [onto], message, who, who)

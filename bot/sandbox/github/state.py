@@ -25,6 +25,7 @@ from ..model import (
     StoredIssue,
     StoredLabel,
     StoredMembership,
+    StoredMergeQueue,
     StoredPullRequest,
     StoredRepo,
 )
@@ -85,6 +86,15 @@ class OtherAreas(Protocol):
 
     def merge_blockers(self, repo: StoredRepo, pull: StoredPullRequest) -> list[str]: ...
 
+    # branches.py (for merge_queue.py: a merge group waits for the base's required checks)
+    def checks_verdict(self, repo: StoredRepo, branch: str, sha: str) -> Literal["passed", "failed", "pending"]: ...
+
+    # merge_queue.py (for pulls.py, which refuses merging past a queue, and for checks.py and statuses.py,
+    # whose results move it)
+    def merge_queue_for(self, repo: StoredRepo, branch: str) -> StoredMergeQueue | None: ...
+
+    def merge_queue_checks_changed(self, repo: StoredRepo, sha: str) -> None: ...
+
     # pulls.py (for git.py, which moves their branches, and issues.py, which edits them as issues)
     def update_pull_refs(self, repo: StoredRepo, pull: StoredPullRequest) -> None: ...
 
@@ -92,6 +102,10 @@ class OtherAreas(Protocol):
                    **extra: Any) -> None: ...
 
     def take_fork_head(self, repo: StoredRepo, fork: StoredRepo, branch: str) -> None: ...
+
+    def merge_commit(self, repo: StoredRepo, pull: StoredPullRequest, issue: StoredIssue, onto: str, method: str,
+                     who: gitrepo.Person, commit_title: str | None = None,
+                     commit_message: str | None = None) -> str | None: ...
 
     def update_pull_request(self, principal: Principal, repo: StoredRepo, number: int, title: str | None = None,
                             body: str | None = None, state: str | None = None,

@@ -26,5 +26,8 @@ class StatusesArea(GitHubState):
                 raise invalid("Status", "description", "custom", "description is too long (maximum is 140 characters)")
             now = now_iso()
             actor = principal.account
-            return self.store.put(StoredStatus(self.store.new_id(), repo.id, full, state, context,
-                                               actor.id if actor else repo.owner_id, now, now, description, target_url))
+            status = self.store.put(StoredStatus(self.store.new_id(), repo.id, full, state, context,
+                                                 actor.id if actor else repo.owner_id, now, now, description,
+                                                 target_url))
+            self.other_areas.merge_queue_checks_changed(repo, full)
+            return status
