@@ -265,7 +265,7 @@ def publish_from_run(settings: ActionsSettings, delivery: Delivery) -> int:
 
 
 # What each kind of job publishes or changes, by event; what is not here needs no more than reading.
-PLAN_EVENTS = frozenset({"pull_request", "pull_request_review", "check_run", "workflow_run"})
+PLAN_EVENTS = frozenset({"pull_request", "pull_request_review", "check_run", "workflow_run", "merge_group"})
 APP_TOKEN_HINT = ("GitHub never grants these to a job's own token (GITHUB_TOKEN). Give this job an installation "
                   "token of the platform's GitHub App instead: mint it with actions/create-github-app-token from "
                   "the PAVED_APP_ID and PAVED_APP_PRIVATE_KEY secrets of the `paved` environment, as README.md's "

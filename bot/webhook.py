@@ -5,6 +5,9 @@ status to answer with. It fails closed both ways: a delivery is refused when Pav
 configured, and when the delivery has no signature or a wrong one. The web route only hands it the
 headers and the raw bytes.
 
+`merge_group_of` reads the one payload whose fields Paved fetches by name (a merge queue's branch), checked
+for the shapes GitHub gives them.
+
 Before the JSON is parsed its nesting depth is measured on the raw bytes and refused over `MAX_DEPTH`:
 Python's parser recurses once per level, so a few kilobytes of `[` would otherwise end in a
 RecursionError (a 500) instead of a clear 400.
@@ -140,6 +143,55 @@ def parse(headers: Mapping[str, str], body: bytes, secret: str | None, *,
     if not isinstance(payload, dict):
         raise WebhookError(400, "the payload is not a JSON object")
     return Delivery(delivery_id, event, payload, body_sha256=hashlib.sha256(body).hexdigest())
+
+
+# A merge group's temporary branch: `gh-readonly-queue/{base}/pr-{number}-{head of that pull request}`. The
+# base's name is fetched by, so it is held to what a branch name can be (no `..`, `:`, `*`, spaces, ...).
+_QUEUE_REF = re.compile(r"refs/heads/gh-readonly-queue/(?P<base>[A-Za-z0-9_][A-Za-z0-9._/-]*)"
+                        r"/pr-(?P<number>[1-9][0-9]{0,9})-[0-9a-f]{40}")
+_SHA = re.compile(r"[0-9a-f]{40}")
+
+
+@dataclass(frozen=True, slots=True)
+class MergeGroup:
+    """A merge queue's group, as a `merge_group` delivery names it: on the temporary branch `head_ref`, the
+    commit `head_sha` is `base_sha` (the head of the base branch, or of the group ahead in the queue) with
+    the group's pull requests merged in, waiting for its checks before it lands on `base_ref`."""
+
+    head_sha: str
+    head_ref: str
+    base_sha: str
+    base_ref: str
+
+    @property
+    def branch(self) -> str:
+        """The branch the group lands on (`main`)."""
+        return self.base_ref.removeprefix("refs/heads/")
+
+    @property
+    def pull_request(self) -> int:
+        """The pull request the group was made for (the last one in it), as its branch names it."""
+        found = _QUEUE_REF.fullmatch(self.head_ref)
+        assert found is not None  # `merge_group_of` made sure
+        return int(found["number"])
+
+
+def merge_group_of(delivery: Delivery) -> MergeGroup | None:
+    """The merge group of a `merge_group` delivery, if it names one as GitHub's merge queue does (full commit
+    ids, a base branch, and the queue's temporary branch for that base as its head); None otherwise, so a
+    malformed payload is ignored rather than fetched from."""
+    group = delivery.payload.get("merge_group") if delivery.event == "merge_group" else None
+    if not isinstance(group, dict):
+        return None
+    fields = [group.get(k) for k in ("head_sha", "head_ref", "base_sha", "base_ref")]
+    if not all(isinstance(v, str) for v in fields):
+        return None
+    head_sha, head_ref, base_sha, base_ref = (str(v) for v in fields)
+    queue = _QUEUE_REF.fullmatch(head_ref)
+    if queue is None or ".." in queue["base"] or base_ref != f"refs/heads/{queue['base']}" or not (
+            _SHA.fullmatch(head_sha) and _SHA.fullmatch(base_sha)):
+        return None
+    return MergeGroup(head_sha, head_ref, base_sha, base_ref)
 
 
 def _app_id(node: Any) -> int | None:

@@ -47,7 +47,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 METRICS_FOLDER = "metrics"
 # The events a Paved App subscribes to; anything else is counted as `other`.
 KNOWN_EVENTS = frozenset({"pull_request", "pull_request_review", "issue_comment", "check_run", "check_suite",
-                          "push", "ping", "installation", "installation_repositories"})
+                          "push", "ping", "installation", "installation_repositories", "merge_group"})
 REFUSALS = {400: "invalid", 401: "unauthorized", 413: "too_large", 415: "unsupported", 503: "unavailable"}
 APPLY_OUTCOMES = ("applied", "failed", "up to date", "refused")
 PLAN_CONCLUSIONS = frozenset({"success", "failure", "neutral", "action_required", "cancelled", "skipped", "waiting"})

@@ -12,7 +12,7 @@ the head commit under `refs/notes/paved-plans` (see `bot.stats.PlanRecord`), pus
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -133,31 +133,66 @@ def plan_pull_request(ctx: Context, repo: str, number: int, *, head_sha: str | N
     base_sha = ctx.mirror.resolve(repo, f"refs/heads/{pr.base_ref}") or ""
     if not again and is_planned(ctx, repo, number, pr.head_sha, base_sha):
         return PlanOutcome("skipped", f"{pr.head_sha[:12]} is planned already against {base_sha[:12]}")
-    target = ctx.mirror.tree(repo, f"refs/heads/{pr.base_ref}")
+    try:
+        judged = judge_change(ctx, repo, pr.base_ref, ctx.mirror.merge_base(repo, f"refs/heads/{pr.base_ref}",
+                                                                           pr.head_sha), pr.head_sha,
+                              reviewed_at=pr.base_sha)
+    except ConfigurationError as exc:
+        return publish_unjudged(ctx, repo, pr.head_sha, pr.base_ref, "pull request", exc)
+    if judged is None:
+        return PlanOutcome("skipped", f"{repo} is not a platform repo")
+    assert judged.authority is not None
+    return publish(ctx, pr, judged.planned, judged.authority, judged.config, judged.steps, base_sha=base_sha)
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """A change judged by the rules of the branch it would land on: its plan and that branch's settings; for
+    a change people review, also who must approve it and what the providers would do, read live."""
+
+    planned: PlannedRequests
+    config: RepoConfig
+    authority: Authority | None = None
+    steps: dict[str, list[str]] = field(default_factory=dict)
+
+
+def judge_change(ctx: Context, repo: str, branch: str, base: str, head: str, *,
+                 reviewed_at: str | None = None) -> Judged | None:
+    """Plan the change from commit `base` to commit `head` (both fetched) by the rules and settings of
+    `branch` as it is now, so that the change itself never decides which rules judge it; None when `branch`
+    is not a platform repo's. `reviewed_at` (the commit a pull request was opened on) asks for who approves
+    and what providers would do; a change nobody reviews (a merge group) needs neither. Raises
+    `ConfigurationError` when `branch`'s own rules are broken."""
+    target = ctx.mirror.tree(repo, f"refs/heads/{branch}")
     if not is_platform_repo(target):
         target.close()
-        return PlanOutcome("skipped", f"{repo} is not a platform repo")
-    base = ctx.mirror.tree(repo, ctx.mirror.merge_base(repo, f"refs/heads/{pr.base_ref}", pr.head_sha))
-    head = ctx.mirror.tree(repo, pr.head_sha)
+        return None
+    before = ctx.mirror.tree(repo, base)
+    after = ctx.mirror.tree(repo, head)
     try:
         config = load_config(target, ctx.provider_schemas)
         rules = load_rules(target)
-        planned = plan_requests(base, head, store=ctx.store, rules=rules)
-        planned = replace(planned, plan=proposed_rules(planned.plan, target, head, rules, ctx.store))
-        planned = refuse_lost_data(planned, head, ctx.losing_data(config))
-        authority = base_authority(ctx, repo, config, target, rules, planned)
-        steps = live_steps(ctx, repo, config, planned, target, pr.base_sha)
-    except ConfigurationError as exc:
-        # The platform's own rules are broken: say so on the pull request instead of judging unfairly.
-        ctx.lease.check()
-        ctx.forge.publish_check(repo, CheckRun(
-            CHECK_NAME, pr.head_sha, "failure", "Paved cannot judge this pull request",
-            f"The rules on `{pr.base_ref}` are broken: {exc.message}" + (f"\n\n{exc.hint}" if exc.hint else "")))
-        return PlanOutcome("published", f"rules broken: {exc.message}", "failure")
+        planned = plan_requests(before, after, store=ctx.store, rules=rules)
+        planned = replace(planned, plan=proposed_rules(planned.plan, target, after, rules, ctx.store))
+        planned = refuse_lost_data(planned, after, ctx.losing_data(config))
+        if reviewed_at is None:
+            return Judged(planned, config)
+        return Judged(planned, config, base_authority(ctx, repo, config, target, rules, planned),
+                      live_steps(ctx, repo, config, planned, target, reviewed_at))
     finally:
-        for tree in (target, base, head):
+        for tree in (target, before, after):
             tree.close()
-    return publish(ctx, pr, planned, authority, config, steps, base_sha=base_sha)
+
+
+def publish_unjudged(ctx: Context, repo: str, head_sha: str, branch: str, what: str,
+                     exc: ConfigurationError) -> PlanOutcome:
+    """The platform's own rules are broken: say so on the `paved/plan` check of `head_sha` instead of judging
+    the `what` (a pull request, a merge group) unfairly."""
+    ctx.lease.check()
+    ctx.forge.publish_check(repo, CheckRun(
+        CHECK_NAME, head_sha, "failure", f"Paved cannot judge this {what}",
+        f"The rules on `{branch}` are broken: {exc.message}" + (f"\n\n{exc.hint}" if exc.hint else "")))
+    return PlanOutcome("published", f"rules broken: {exc.message}", "failure")
 
 
 def base_authority(ctx: Context, repo: str, config: RepoConfig, target: Tree, rules: Rules,
@@ -258,24 +293,17 @@ def publish(ctx: Context, pr: PullRequest, planned: PlannedRequests, authority: 
     conclusion: CheckConclusion | None
     if plan.errors:
         conclusion = "failure"
-        title = f"{len(plan.errors)} error{'s' if len(plan.errors) != 1 else ''} to fix"
+        title = errors_title(plan)
     elif pending:
         conclusion = None
         title = waiting_message(pending)
     else:
         conclusion = "success"
         title = "ready to merge" if plan.all_changes else "no changes"
-    summary = markdown.render(plan, repo_url=_web_url(pr), limit=60_000).split("\n", 3)[1]
     approvals = _steps_section(steps or {}) + _approval_section(pending, satisfied)
-    annotations = tuple(Annotation.of(f) for f in plan.findings[:MAX_ANNOTATIONS] if f.line > 0)
-    body = text.render(plan)
-    if len(plan.findings) > MAX_ANNOTATIONS:
-        body += f"\n{len(plan.findings) - MAX_ANNOTATIONS} more findings are not annotated.\n"
     # A job that lost the pull request's lease (another took it after it expired) publishes nothing.
     ctx.lease.check()
-    ctx.forge.publish_check(pr.repo, CheckRun(
-        CHECK_NAME, pr.head_sha, conclusion, title, summary + "\n" + approvals, "```\n" + body + "```\n",
-        annotations))
+    ctx.forge.publish_check(pr.repo, plan_check(plan, pr.head_sha, conclusion, title, approvals, _web_url(pr)))
     planned_line = planned_marker(pr.head_sha, base_sha)
     comment = markdown.render(plan, repo_url=_web_url(pr), limit=65_536 - len(approvals) - len(planned_line) - 16)
     ctx.lease.check()
@@ -284,6 +312,23 @@ def publish(ctx: Context, pr: PullRequest, planned: PlannedRequests, authority: 
     log.info("published plan for %s#%d at %s: %s", pr.repo, pr.number, pr.head_sha[:12], title)
     record_plan(ctx, pr, plan)
     return PlanOutcome("published", conclusion=conclusion, plan=plan, pending=tuple(pending))
+
+
+def plan_check(plan: Plan, head_sha: str, conclusion: CheckConclusion | None, title: str, more: str,
+               repo_url: str | None) -> CheckRun:
+    """The `paved/plan` check run of `plan` on `head_sha`: the plan's summary, then `more` (Markdown) in
+    its summary; its text; each finding with a line as an annotation, up to `MAX_ANNOTATIONS`."""
+    summary = markdown.render(plan, repo_url=repo_url, limit=60_000).split("\n", 3)[1]
+    annotations = tuple(Annotation.of(f) for f in plan.findings[:MAX_ANNOTATIONS] if f.line > 0)
+    body = text.render(plan)
+    if len(plan.findings) > MAX_ANNOTATIONS:
+        body += f"\n{len(plan.findings) - MAX_ANNOTATIONS} more findings are not annotated.\n"
+    return CheckRun(CHECK_NAME, head_sha, conclusion, title, summary + "\n" + more, "```\n" + body + "```\n",
+                    annotations)
+
+
+def errors_title(plan: Plan) -> str:
+    return f"{len(plan.errors)} error{'s' if len(plan.errors) != 1 else ''} to fix"
 
 
 def record_plan(ctx: Context, pr: PullRequest, plan: Plan) -> None:

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from bot.handlers import Context
 from bot.handlers.drift import check_drift
 from bot.handlers.issue_comment import RetryAnswer, on_comment
+from bot.handlers.merge_group import plan_merge_group
 from bot.handlers.pull_request import CHECK_NAME, may_approve, plan_pull_request
 from bot.handlers.push import apply_default_branch, apply_summary
 from bot.model import Plan
-from bot.webhook import Delivery
+from bot.webhook import Delivery, merge_group_of
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,16 @@ def route(ctx: Context, delivery: Delivery, *, bot_login: str | None = None) -> 
         report = apply_summary(applied.record) if applied.record is not None else applied.reason
         return Routed("apply", f"{applied.status} {applied.revision[:12]} {applied.reason}".strip(),
                       failed=applied.status in FAILED_APPLIES, report=report)
+    if delivery.event == "merge_group":
+        if delivery.action != "checks_requested":
+            return Routed("ignored", f"a merge group {delivery.action or 'event'} needs no plan")
+        group = merge_group_of(delivery)
+        if group is None:
+            return Routed("ignored", "the delivery names no merge group of a merge queue")
+        web = (payload.get("repository") or {}).get("html_url")
+        web = web if isinstance(web, str) and web.startswith(("https://", "http://")) else None
+        outcome = plan_merge_group(ctx, repo, group, repo_url=web)
+        return Routed("plan", f"{outcome.status} {outcome.reason or outcome.verdict}".strip(), outcome.plan)
     if delivery.event == "issue_comment":
         answered = on_comment(ctx, payload, bot_login=bot_login, retry=retry_apply)
         return Routed("comment", f"{answered.status} {answered.detail}".strip(), answered.plan,

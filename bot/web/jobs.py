@@ -84,12 +84,14 @@ def _applies(delivery: Delivery) -> bool:
 
 
 def _plans(delivery: Delivery) -> tuple[int, ...]:
-    """The pull requests a delivery may plan (see `bot.handlers.router`): their numbers, or none.
+    """The pull requests a delivery may plan (see `bot.handlers.router`), a merge group's by the pull request
+    it was made for: their numbers, or none.
 
     A rerun of the check names its pull requests in the payload; one naming none (a head shared with a
     fork) is planned without a lease, as the router has to ask GitHub which pull requests it means.
     """
     from bot.handlers.router import PLAN_ACTIONS
+    from bot.webhook import merge_group_of
 
     payload = delivery.payload
     number: object = None
@@ -101,12 +103,18 @@ def _plans(delivery: Delivery) -> tuple[int, ...]:
         return tuple(p["number"] for p in pulls if isinstance(p, dict) and isinstance(p.get("number"), int))
     elif _command(delivery) == "plan":
         number = (payload.get("issue") or {}).get("number")
+    elif delivery.kind == "merge_group.checks_requested":
+        # A merge group is planned under the lease of the pull request it was made for, so that
+        # redeliveries of its event never publish two check runs on its head.
+        group = merge_group_of(delivery)
+        number = group.pull_request if group is not None else None
     return (number,) if isinstance(number, int) else ()
 
 
 def is_plan(delivery: Delivery) -> bool:
     """Whether a delivery's job plans a pull request (its opening or a push to it, a review, a re-run of
-    the check, `/paved plan`): such jobs run before other waiting work, as someone waits on their check."""
+    the check, `/paved plan`) or a merge group: such jobs run before other waiting work, as someone (or the
+    merge queue) waits on their check."""
     return bool(_plans(delivery)) or delivery.kind == "check_run.rerequested"
 
 
