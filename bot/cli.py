@@ -535,7 +535,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # The commands other modules define, each with the module that adds it (`add_commands(subparsers)`).
 ELSEWHERE = {"serve": "bot.web.commands", "worker": "bot.web.commands", "ci": "bot.ci",
-             "sandbox": "bot.sandbox.commands"}
+             "sandbox": "bot.sandbox.commands", "setup": "bot.web.setup"}
 
 
 def _add_commands_from(module_name: str, commands: Any) -> None:

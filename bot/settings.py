@@ -280,8 +280,9 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read the settings from `env` (default: the process environment); unset or empty means default."""
-        env = os.environ if env is None else env
+        """Read the settings from `env` (default: the process environment over Paved's env file, see
+        `environment`); unset or empty means default."""
+        env = environment() if env is None else env
 
         def text(name: str) -> str | None:
             value = env.get(name, "").strip()
@@ -306,11 +307,7 @@ class Settings:
                 raise ConfigurationError(f"{name}={value} is not a whole number of at least {lowest}")
             return parsed
 
-        if text("PAVED_DATA_DIR"):
-            data_dir = Path(env["PAVED_DATA_DIR"].strip()).expanduser()
-        else:
-            xdg = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "share")
-            data_dir = Path(xdg) / "paved"
+        data_dir = data_dir_of(env)
         color = "NO_COLOR" not in env and env.get("TERM") != "dumb"
         key_file = text("PAVED_GITHUB_PRIVATE_KEY_FILE")
         log_format = (text("PAVED_LOG_FORMAT") or "text").lower()
@@ -360,6 +357,15 @@ class Settings:
             servers={name: Secret(value.strip()) for name, value in env.items()
                      if name not in OWN_SERVERS and looks_like_a_server(value)},
         )
+
+
+def data_dir_of(env: Mapping[str, str]) -> Path:
+    """Paved's data folder: PAVED_DATA_DIR, else `paved` in XDG_DATA_HOME, else in ~/.local/share."""
+    named = env.get("PAVED_DATA_DIR", "").strip()
+    if named:
+        return Path(named).expanduser()
+    xdg = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "share")
+    return Path(xdg) / "paved"
 
 
 def _secret_problems(name: str, value: Secret | None) -> list[str]:
@@ -525,3 +531,135 @@ def _passwords(address: str) -> list[str]:
         password = urllib.parse.urlsplit(address).password
         return [urllib.parse.unquote(password)] if password else []
     return re.findall(r"password\s*=\s*'?([^'\s]+)", address)
+
+
+# -- the env file (`paved setup` writes it, every command reads it) --------------------------------------------
+
+ENV_FILE_VARIABLE = "PAVED_ENV_FILE"
+ENV_FILE_NAME = "paved.env"  # in the data folder, when PAVED_ENV_FILE names none
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ENV_LINE = re.compile(r"(?:export[ \t]+)?(?P<name>[^=\s]+)[ \t]*=(?P<value>.*)")
+
+
+def env_file_of(env: Mapping[str, str]) -> Path:
+    """The env file Paved reads: PAVED_ENV_FILE, else `paved.env` in the data folder `env` names."""
+    named = env.get(ENV_FILE_VARIABLE, "").strip()
+    return Path(named).expanduser() if named else data_dir_of(env) / ENV_FILE_NAME
+
+
+def environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`env` (default: the process environment) over the variables of Paved's env file.
+
+    A variable set (not empty) in `env` wins over the file, so one run can change one setting. The file is
+    PAVED_ENV_FILE, which must then exist, else `paved.env` in the data folder when there is one; its data
+    folder is the one `env` names (a PAVED_DATA_DIR in the file moves the rest of Paved's data, not the file).
+    Raises `ConfigurationError` naming the file (and line) when it cannot be used.
+    """
+    env = dict(os.environ if env is None else env)
+    path = env_file_of(env)
+    if not env.get(ENV_FILE_VARIABLE, "").strip() and not path.exists():
+        return env
+    from_file = read_env_file(path)
+    return {**env, **{name: value for name, value in from_file.items() if not env.get(name, "").strip()}}
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The variables of an env file: `NAME=value` lines (`export ` before one, and quotes around a value, are
+    allowed), blank lines and `#` comments. Raises `ConfigurationError` when the file cannot be read, others
+    than its owner may read or change it (it holds secrets), or a line is not a variable; no value is echoed.
+    """
+    where = f"the env file {path}"
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{where} cannot be read: {getattr(exc, 'strerror', None) or type(exc).__name__}",
+                                 hint="Point PAVED_ENV_FILE at the file `paved setup` wrote, or unset it.") from None
+    if mode & 0o077:
+        raise ConfigurationError(f"{where} holds secrets, and others than its owner may read or change it "
+                                 f"(mode {mode & 0o777:04o})", hint=f"chmod 600 {path}")
+    values: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        found = _ENV_LINE.fullmatch(stripped)
+        if found is None or not _ENV_NAME.fullmatch(found["name"]):
+            raise ConfigurationError("this line is not NAME=value", path=str(path), line=number)
+        name, value = found["name"], found["value"].strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        if name in lines:
+            raise ConfigurationError(f"{name} is set twice (lines {lines[name]} and {number})", path=str(path),
+                                     line=number)
+        values[name], lines[name] = value, number
+    return values
+
+
+def app_environment(*, api_url: str, app_id: int | str, private_key: str, webhook_secret: str | None,
+                    client_id: str, client_secret: str, session_secret: str, public_url: str | None = None,
+                    catalogue_repo: str | None = None) -> dict[str, str]:
+    """The variables that give Paved a GitHub App registered for it (see `paved setup`), by the names
+    `Settings.from_env` reads. The private key's line breaks are written `\\n`, which it reads back."""
+    values = {
+        "PAVED_GITHUB_API_URL": api_url,
+        "PAVED_GITHUB_APP_ID": str(app_id),
+        "PAVED_GITHUB_PRIVATE_KEY": private_key.strip().replace("\r\n", "\n").replace("\n", "\\n"),
+        "PAVED_WEBHOOK_SECRET": webhook_secret,
+        "PAVED_GITHUB_CLIENT_ID": client_id,
+        "PAVED_GITHUB_CLIENT_SECRET": client_secret,
+        "PAVED_SESSION_SECRET": session_secret,
+        "PAVED_PUBLIC_URL": public_url,
+        "PAVED_CATALOGUE_REPO": catalogue_repo,
+    }
+    return {name: value for name, value in values.items() if value}
+
+
+def write_env_file(path: Path, values: Mapping[str, str], *, comments: tuple[str, ...] = (),
+                   overwrite: bool = False) -> None:
+    """Write `values` as an env file at `path`, readable by its owner only (0600), all at once: the file
+    appears whole or not at all, whenever the process dies. An existing file is replaced only if `overwrite`.
+
+    Raises `ConfigurationError` when `path` exists (and not `overwrite`) or cannot be written.
+    """
+    for name, value in values.items():
+        if not _ENV_NAME.fullmatch(name) or "\n" in value or "\r" in value or value != value.strip():
+            raise ValueError(f"{name} cannot be written on one line of an env file")
+    text = "".join(f"# {line}\n" if line else "#\n" for line in comments)
+    text += "".join(f"{name}={value}\n" for name, value in values.items())
+    if path.exists() and not overwrite:
+        raise ConfigurationError(f"{path} exists already", hint="Give another --output, or --force to replace it.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Written in full under a private name in the same folder, then put in place in one step: a link
+        # that fails if the name is taken meanwhile, or a rename over the old file when asked to replace it.
+        descriptor, scratch = _private_file(path)
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if overwrite:
+                os.replace(scratch, path)
+            else:
+                os.link(scratch, path)
+        finally:
+            if os.path.lexists(scratch):
+                os.unlink(scratch)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    except FileExistsError:
+        raise ConfigurationError(f"{path} exists already",
+                                 hint="Give another --output, or --force to replace it.") from None
+    except OSError as exc:
+        raise ConfigurationError(f"{path} cannot be written: {exc.strerror or type(exc).__name__}") from None
+
+
+def _private_file(path: Path) -> tuple[int, str]:
+    """A new file beside `path` that only its owner may read or write: its descriptor and name."""
+    scratch = str(path.parent / f".{path.name}.{os.urandom(8).hex()}.tmp")
+    return os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), scratch

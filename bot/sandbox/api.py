@@ -49,9 +49,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from .commands import ADMIN_TOKEN_FILE, STATE_FILE
-from .endpoints import all_routes
+from .endpoints import all_routes, all_web_routes
 from .endpoints.admin import routes as admin_routes
-from .endpoints.oauth import web_routes
 from .faults import DEFAULT_KINDS, FaultKind, FaultPlan, Faults
 from .github import SandboxGitHub
 from .handle import (
@@ -120,7 +119,7 @@ class Sandbox(ForgeHandle):
         started = time.perf_counter()
         lock = _lock_data_folder(data)
         try:
-            server = SandboxServer(None, all_routes(), admin_routes, port, web_routes)  # type: ignore[arg-type]
+            server = SandboxServer(None, all_routes(), admin_routes, port, all_web_routes())  # type: ignore[arg-type]
         except OSError:
             lock.close()
             raise

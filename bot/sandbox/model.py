@@ -107,6 +107,21 @@ class StoredOAuthCode:
 
 
 @dataclass
+class StoredManifestCode:
+    """The one-time code an App registered from a manifest comes back with, holding what GitHub hands over
+    once when the code is converted (`POST /app-manifests/{code}/conversions`): the private key and the
+    webhook's secret. Converted or expired, it is deleted."""
+
+    id: int
+    code: str
+    app_id: int
+    private_key: str
+    created_at: str
+    expires: float  # epoch seconds, on the forge's clock
+    webhook_secret: str | None = None
+
+
+@dataclass
 class StoredInstallation:
     id: int
     app_id: int
@@ -436,7 +451,8 @@ class StoredDelivery:
 
 
 RECORD_TYPES: tuple[type, ...] = (
-    StoredAccount, StoredMembership, StoredToken, StoredApp, StoredOAuthCode, StoredInstallation, StoredRepo,
+    StoredAccount, StoredMembership, StoredToken, StoredApp, StoredOAuthCode, StoredManifestCode, StoredInstallation,
+    StoredRepo,
     StoredCustomProperty, StoredCollaborator, StoredTeam, StoredTeamMember, StoredTeamRepo, StoredIssue,
     StoredPullRequest, StoredComment, StoredReaction, StoredLabel, StoredReview, StoredCheckSuite, StoredCheckRun,
     StoredStatus, StoredEnvironment, StoredDeploymentBranchPolicy, StoredSecret, StoredProtection, StoredHook,

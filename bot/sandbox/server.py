@@ -1,5 +1,6 @@
 """The sandbox's HTTP side: GitHub's REST API under `/api/v3`, git's smart HTTP at `/OWNER/REPO.git`,
-and the web pages of the OAuth sign-in flow under `/login/oauth/` (`endpoints/oauth.py`).
+and the web pages of the OAuth sign-in flow under `/login/oauth/` (`endpoints/oauth.py`) and of registering
+an App from a manifest (`endpoints/manifests.py`).
 
 Why the standard library's `ThreadingHTTPServer` rather than FastAPI under uvicorn: it starts in a
 few milliseconds with nothing to import, it hands over raw request bytes (git's smart HTTP streams
@@ -52,7 +53,8 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v3"
 ADMIN_PREFIX = "/_sandbox"
-WEB_PREFIX = "/login/oauth/"  # github.com's web URLs the sandbox serves (sign-in), beside the API
+# github.com's web URLs the sandbox serves beside the API: sign-in, and registering an App from a manifest.
+WEB_PREFIXES = ("/login/oauth/", "/settings/apps/", "/organizations/")
 _GIT_ENDPOINTS = ("/info/refs", "/git-upload-pack", "/git-receive-pack")  # git's smart HTTP protocol
 # A host as a URL may name it: a DNS name or IPv4 address, or an IPv6 address in brackets; a port apart.
 _HOST = re.compile(r"(?P<name>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?")
@@ -163,7 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._rest(path[len(API_PREFIX):] or "/", split.query, body, started, self.server.routes)
         elif path.startswith(ADMIN_PREFIX + "/"):
             self._rest(path, split.query, body, started, self.server.admin_routes, admin=True)
-        elif path.startswith(WEB_PREFIX):
+        elif path.startswith(WEB_PREFIXES):
             self._web(path, split.query, body)
         elif self._is_git(path):
             try:

@@ -34,6 +34,8 @@ environment:
   PAVED_REPOSITORIES              with a token: the platform repos to reconcile (owner/name, comma-separated)
   PAVED_HOST, PAVED_PORT          where serve listens (default 127.0.0.1:8000)
   PAVED_DATA_DIR                  Paved's data folder (default ~/.local/share/paved)
+  PAVED_ENV_FILE                  a file of these variables, as paved setup writes it (default paved.env in
+                                  the data folder, when there is one); the environment wins over it
   PAVED_LOG_FORMAT, PAVED_LOG_LEVEL   text or json; DEBUG, INFO (default), WARNING, ERROR
   PAVED_CATALOGUE_REPO            the platform repo the web catalogue shows (default: the only PAVED_REPOSITORIES)
   PAVED_GITHUB_CLIENT_ID          sign-in to the catalogue with GitHub: the App's OAuth client id,
