@@ -14,7 +14,7 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -70,6 +70,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from bot.adapters.judging import ProcessJudging, paused_collector
     from bot.adapters.repo import FolderTree
     from bot.plan import validate_tree
+    from bot.validate import is_request_file
 
     ctx = _Context(args)
     tree = FolderTree(ctx.root)
@@ -77,18 +78,36 @@ def cmd_validate(args: argparse.Namespace) -> int:
     with ProcessJudging() as judging, paused_collector():
         result = validate_tree(tree, store=ctx.store, judging=judging)
     findings = result.findings
-    if args.path:
-        wanted = Path(args.path).resolve()
-        try:
-            prefix = wanted.relative_to(ctx.root).as_posix()
-        except ValueError as exc:
-            raise UsageError(f"{args.path} is not inside the platform repo {ctx.root}") from exc
-        if not wanted.exists():
-            raise UsageError(f"{args.path} does not exist")
-        if prefix not in ("", "."):
-            findings = [f for f in findings if f.path == prefix or f.path.startswith(prefix.rstrip("/") + "/")]
-    _print_findings(findings, args.format, result.files_checked, ctx)
-    return EXIT_FINDINGS if any(f.severity == "error" for f in findings) else EXIT_OK
+    prefix = _validated_path(args.path, ctx.root) if args.path else ""
+    if not prefix:
+        _print_findings(findings, args.format, result.files_checked, ctx)
+        return EXIT_FINDINGS if any(f.severity == "error" for f in findings) else EXIT_OK
+    # The whole repo was judged (references and budgets cross files); only PATH's findings are shown, and
+    # decide the exit code, so the summary says what was found elsewhere: a clean PATH is not a clean repo.
+    shown = [f for f in findings if f.path == prefix or f.path.startswith(prefix + "/")]
+    elsewhere = [f for f in findings if f not in shown]
+    listed = tree.files(prefix + "/") if (ctx.root / prefix).is_dir() else {prefix: ""}
+    counted = sum(1 for path in listed if is_request_file(path)) if prefix.startswith("catalog") else len(listed)
+    _print_findings(shown, args.format, counted, ctx)
+    from bot.render.wording import finding_tally, plural
+
+    there = (f"{finding_tally(elsewhere)} elsewhere in the repo: run `paved validate`" if elsewhere
+             else "no findings elsewhere in the repo either")
+    print(f"only {prefix} is reported ({plural(counted, 'file')} of {result.files_checked} judged); {there}",
+          file=sys.stdout if args.format == "text" else sys.stderr)
+    return EXIT_FINDINGS if any(f.severity == "error" for f in shown) else EXIT_OK
+
+
+def _validated_path(given: str, root: Path) -> str:
+    """PATH as a path inside the platform repo ("" for the repo itself); UsageError when it is not one."""
+    wanted = Path(given).resolve()
+    try:
+        prefix = wanted.relative_to(root).as_posix()
+    except ValueError as exc:
+        raise UsageError(f"{given} is not inside the platform repo {root}") from exc
+    if not wanted.exists():
+        raise UsageError(f"{given} does not exist")
+    return "" if prefix == "." else prefix.rstrip("/")
 
 
 def _tree(root: Path, revision: str | None) -> FolderTree | GitTree:
@@ -127,7 +146,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    """Run every policy's pass/fail cases under schemas/policies/tests/."""
+    """Run every policy's pass/fail cases under schemas/policies/tests/ (--verbose lists the passing ones too)."""
     from bot.adapters.catalogue_index import SQLiteCatalogueIndex
     from bot.adapters.repo import FolderTree
     from bot.policy_tests import run_policy_tests
@@ -189,13 +208,23 @@ def _repo_or_starter(args: argparse.Namespace) -> Path:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    """Write a new request file for KIND NAME, with the editor schema line, and show what to fill in."""
+    """Write a new request file for KIND NAME, with the editor schema line, and show what is left to fill in.
+
+    The request is judged with the rest of the catalogue before it is written. When its name is not one
+    Paved takes, or names a resource that exists already, or its owner is no team of the catalogue, nothing
+    is written and the command exits 1 with the finding: those are what was asked for, not blanks to fill.
+    Anything else the new file lacks (a description, a reference to fill in) is listed, and it exits 0.
+    """
     from bot.adapters.repo import FolderTree
     from bot.explain import kind_schema, skeleton
+    from bot.plan import validate_tree
+    from bot.render import text as render_text
     from bot.rules import load_rules
-    from bot.validate import check_file
     from bot.yamlio import dump_request
 
+    if not args.name or args.name in (".", "..") or any(c in args.name for c in "/\\\0"):
+        raise UsageError(f"{args.name!r} is not a name Paved takes: it would not be a file of its own",
+                         hint="A name is 1 to 63 lowercase letters, digits and '-', starting with a letter.")
     ctx = _Context(args)
     tree = FolderTree(ctx.root)
     rules = load_rules(tree)
@@ -207,29 +236,82 @@ def cmd_new(args: argparse.Namespace) -> int:
         raise UsageError(f"{target.relative_to(ctx.root)} already exists",
                          hint="Edit it, or choose another name.")
     schema_path = Path("../" * (len(target.relative_to(ctx.root).parts) - 1)) / rules.kind_paths[kind]
-    text = dump_request(skeleton(schema, args.name, args.owner), schema_comment=schema_path.as_posix())
+    # A team belongs to itself unless it is part of another; anything else to the platform team unless told.
+    owner = args.owner or (args.name if rules.describe(kind).is_team else "platform")
+    text = dump_request(skeleton(schema, args.name, owner), schema_comment=schema_path.as_posix())
     relative = target.relative_to(ctx.root).as_posix()
+    findings = validate_tree(_WithNewFile(tree, relative, text.encode()), store=ctx.store, rules=rules).findings
+    asked = [f for f in findings if f.severity == "error" and _names_what_was_asked(f, relative, f"{kind}/{args.name}")]
+    if asked:
+        print(f"paved: {relative} was not written:", file=sys.stderr)
+        print(render_text.render_findings(asked, color=ctx.color(sys.stderr)), end="", file=sys.stderr)
+        return EXIT_FINDINGS
     if args.stdout:
         print(text, end="")
     else:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
         print(f"wrote {relative}")
-    findings = check_file(relative, text.encode(), "", rules).findings
-    if findings:
-        from bot.render import text as render_text
-
+    blanks = [f for f in findings if f.path == relative]
+    if blanks:
         print("still to fill in:", file=sys.stderr)
-        print(render_text.render_findings(findings, color=ctx.color(sys.stderr)), end="", file=sys.stderr)
+        print(render_text.render_findings(blanks, color=ctx.color(sys.stderr)), end="", file=sys.stderr)
     return EXIT_OK
 
 
+def _names_what_was_asked(finding: Finding, path: str, identity: str) -> bool:
+    """Whether a finding is about the name or owner given to `paved new`, rather than a blank to fill in."""
+    if finding.rule == "catalog.unique-identity":
+        return finding.message.startswith(f"{identity} is already defined")
+    return finding.path == path and (finding.pointer in ("/metadata/name", "/metadata/owner")
+                                     or finding.rule == "catalog.owner")
+
+
+class _WithNewFile:
+    """The working tree as it would be with one more file (a `Tree`): what `paved new` judges first."""
+
+    def __init__(self, tree: FolderTree, path: str, data: bytes) -> None:
+        from bot.adapters.repo import blob_id
+
+        self._tree, self._path, self._data, self._id = tree, path, data, blob_id(data)
+
+    @property
+    def label(self) -> str:
+        return self._tree.label
+
+    def files(self, prefix: str) -> dict[str, str]:
+        found = self._tree.files(prefix)
+        if self._path.startswith(prefix):
+            found[self._path] = self._id
+        return found
+
+    def read(self, path: str) -> bytes:
+        return self._data if path == self._path else self._tree.read(path)
+
+    def read_many(self, paths: Iterable[str]) -> dict[str, bytes]:
+        paths = list(paths)
+        found = self._tree.read_many(p for p in paths if p != self._path)
+        if self._path in paths:
+            found[self._path] = self._data
+        return found
+
+    def tree_id(self, prefix: str) -> str | None:
+        return None
+
+    def diff(self, since: str, prefix: str) -> dict[str, str | None] | None:
+        return None
+
+    def close(self) -> None:
+        self._tree.close()
+
+
 def cmd_init(args: argparse.Namespace) -> int:
-    """Create a platform repo in DIR (default: here) from Paved's starter: schemas, policies, prices, templates,
-    a commented paved.yaml, a first team for the platform team, the GitHub Actions workflows, CODEOWNERS for
-    the rule folders and a README for the repo's users. Nothing is overwritten: when any of those files
-    exists, nothing is written. With --upgrade, show instead what this Paved's starter rules would change
-    in the platform repo at DIR, as a patch (`paved init --upgrade | git apply` takes it); nothing is written.
+    """Create a platform repo in DIR (the current folder by default) from Paved's starter: schemas, policies,
+    prices, templates, a commented paved.yaml, a first team for the platform team, the GitHub Actions
+    workflows, CODEOWNERS for the rule folders and a README for the repo's users. Nothing is overwritten:
+    when any of those files exists, nothing is written. With --upgrade, show instead what this Paved's
+    starter rules would change in the platform repo at DIR, as a patch (`paved init --upgrade | git apply`
+    takes it); nothing is written.
     """
     from bot.starter import new_repo
 
@@ -527,7 +609,10 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Validate the bundled catalogue and plan the bundled example change, offline."""
+    """Tell Paved's story on this machine, offline, in about 15 seconds: a local GitHub (the sandbox forge) and
+    Paved's service; a pull request planned, caught on a typo, approved by its owners, merged and applied;
+    drift healed; who asked and who approved. Exits 0 only if every step happened. With --keep DIR it all
+    stays running in DIR, with the addresses printed, until Ctrl-C."""
     from bot.demo import run_demo  # here, to keep start-up light: only `paved demo` needs it
 
     return run_demo(args)
@@ -561,8 +646,10 @@ class _ShowVersion(argparse.Action):
 
 
 def _first_line(func: Any) -> str:
-    """A command's one-line help: the first sentence of its docstring."""
-    return (func.__doc__ or "").strip().split("\n\n")[0].split(". ")[0].replace("\n", " ").rstrip(".")
+    """A command's line in `paved --help`: its docstring up to the end of the first sentence or clause."""
+    import re
+
+    return re.split(r"[.:] ", " ".join((func.__doc__ or "").split()), maxsplit=1)[0].rstrip(".")
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -575,19 +662,23 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     them, or names no command Paved knows (`paved --help`, a typo), for argparse to list them all."""
     parser = argparse.ArgumentParser(
         prog="paved", description="Paved: self-service platform requests through pull requests.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what Paved does")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     parser.add_argument("--version", action=_ShowVersion, nargs=0, help="print Paved's version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, func: Any, **kwargs: Any) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=(func.__doc__ or "").strip(), description=func.__doc__, **kwargs)
+    def add(name: str, func: Any, *, repo: bool = True, cache: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=_first_line(func), description=func.__doc__)
         sub.set_defaults(func=func)
-        sub.add_argument("--repo", metavar="DIR", help="the platform repo (default: found from the current folder)")
-        sub.add_argument("--no-cache", action="store_true", help="judge every file again, ignoring the cache")
+        _accept_verbose(sub)
+        if repo:
+            sub.add_argument("--repo", metavar="DIR", help="the platform repo (default: found from the current folder)")
+        if cache:
+            sub.add_argument("--no-cache", action="store_true", help="judge every file again, ignoring the cache")
         return sub
 
     validate = add("validate", cmd_validate)
-    validate.add_argument("path", nargs="?", help="report only on this file or folder (default: all)")
+    validate.add_argument("path", nargs="?", help="report only on this file or folder (default: all); the "
+                          "whole repo is judged still, and the last line says what was found elsewhere")
     validate.add_argument("--format", choices=["text", "json", "github"], default="text")
 
     plan = add("plan", cmd_plan)
@@ -596,21 +687,20 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     plan.add_argument("--format", choices=["text", "markdown", "json", "github"], default="text")
     plan.add_argument("--repo-url", metavar="URL", help="web address of the repo, for links in Markdown")
 
-    test = add("test", cmd_test)
-    test.add_argument("--verbose", action="store_true", help="list passing cases too")
+    add("test", cmd_test, cache=False)
 
-    explain = add("explain", cmd_explain)
+    explain = add("explain", cmd_explain, cache=False)
     explain.add_argument("kind", metavar="KIND")
     explain.add_argument("--format", choices=["text", "markdown"], default="text")
 
     new = add("new", cmd_new)
     new.add_argument("kind", metavar="KIND")
     new.add_argument("name", metavar="NAME")
-    new.add_argument("--owner", default="platform", help="the owning team (default: platform)")
+    new.add_argument("--owner", metavar="TEAM", help="the owning team (default: a Team owns itself; anything "
+                     "else, platform)")
     new.add_argument("--stdout", action="store_true", help="print the request instead of writing the file")
 
-    init = commands.add_parser("init", help=_first_line(cmd_init), description=cmd_init.__doc__)
-    init.set_defaults(func=cmd_init)
+    init = add("init", cmd_init, repo=False, cache=False)
     init.add_argument("dir", nargs="?", default=".", metavar="DIR", help="where (default: the current folder)")
     init.add_argument("--org", metavar="ORG", help="the GitHub organisation (for CODEOWNERS and paved.yaml)")
     init.add_argument("--team", default="platform", metavar="NAME", help="the platform team (default: platform)")
@@ -638,12 +728,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     export.add_argument("--output", metavar="PATH", help="a file, or a folder (existing, or ending in /) for one "
                         "file per entity; default: standard output")
 
-    demo = add("demo", cmd_demo)
-    demo.add_argument("--keep", metavar="DIR", help="build the demo repo in DIR and leave it there")
+    demo = add("demo", cmd_demo, repo=False, cache=False)
+    demo.add_argument("--keep", metavar="DIR", help="build it all in DIR (a new or empty folder, or one an earlier "
+                      "demo used) and leave it running")
 
-    reconcile = commands.add_parser("reconcile", help=(cmd_reconcile.__doc__ or "").strip().splitlines()[0],
-                                    description=cmd_reconcile.__doc__)
-    reconcile.set_defaults(func=cmd_reconcile)
+    reconcile = add("reconcile", cmd_reconcile, repo=False, cache=False)
     reconcile.add_argument("--now", action="store_true", help="retry a failed apply now, whatever its backoff says")
     reconcile.add_argument("--format", choices=["text", "json"], default="text")
 
@@ -653,7 +742,23 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     elif word not in commands.choices:
         for module_name in dict.fromkeys(ELSEWHERE.values()):
             _add_commands_from(module_name, commands)
+    for sub in commands.choices.values():
+        _accept_verbose(sub)
     return parser
+
+
+VERBOSE_HELP = "log what Paved does (before or after the command)"
+
+
+def _accept_verbose(sub: argparse.ArgumentParser) -> None:
+    """Let `paved COMMAND --verbose` mean what `paved --verbose COMMAND` does. Left unset when not given, so
+    the option before the command still counts; a command with a -v or --verbose of its own keeps it."""
+    for names in (("-v", "--verbose"), ("--verbose",)):
+        try:
+            sub.add_argument(*names, dest="verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+            return
+        except argparse.ArgumentError:
+            continue
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,7 +11,8 @@ the new repository exists, scaffolded from its golden path; its database exists 
 PAVED_POSTGRES_DSN is set, else a SQLite file) and only the service's repository and environment hold
 its DATABASE_URL; alice changes things by hand and `paved reconcile` heals the database and opens a
 drift issue for the rest; `paved audit` tells who asked, who approved and when it was applied. It exits 0
-only if every step happened. `--keep DIR` keeps everything running in DIR and prints the addresses.
+only if every step happened. `--keep DIR` keeps everything running in DIR and prints the addresses; a later
+`--keep DIR` clears what the earlier demo left there and starts afresh.
 """
 
 from __future__ import annotations
@@ -304,8 +305,14 @@ def _tell(story: Story, forge: Any, server: DatabaseServer, settings: Any, servi
     forge.push_files("acme", "platform", "new-search-service", _example_change(server), by="gina")
     pr = forge.open_pull_request("acme", "platform", head="new-search-service", title="Add the search service",
                                  by="gina")
-    comment = wait_for("the plan comment", lambda: plan_comment(pr.number))
-    story.show(comment)
+    wait_for("the plan comment", lambda: plan_comment(pr.number))
+    # The comment is Markdown for GitHub's page; a terminal gets the plan as `paved plan` prints it, which
+    # the check run carries, and what the comment adds (the steps after merge, the approvals) as plain text.
+    pr_head = forge.branch_sha("acme", "platform", "new-search-service")
+    output = forge_get(f"/repos/acme/platform/commits/{pr_head}/check-runs?check_name=paved/plan")[
+        "check_runs"][0]["output"]
+    story.show(_fenced_text(output.get("text") or ""))
+    story.show("\n" + _plain(output.get("summary") or "", skip_first_line=True))
 
     story.say("gina pushes a typo; the check fails with an annotation at its line")
     path = "catalog/services/search.yaml"
@@ -350,9 +357,9 @@ def _tell(story: Story, forge: Any, server: DatabaseServer, settings: Any, servi
     merged = forge.merge("acme", "platform", pr.number, by="alice")
     result = wait_for("the apply of the merge", lambda: _finished(check(merged, "paved/apply")), 120)
     story.show(f"paved/apply on {merged[:12]}: {result['conclusion']} — {result['title']}")
-    story.show(wait_for("the apply comment on the pull request", lambda: next(
+    story.show(_plain(wait_for("the apply comment on the pull request", lambda: next(
         (c.body.split("\n", 1)[1] for c in forge.comments("acme", "platform", pr.number)
-         if c.body.startswith(applied_marker(merged))), None)))
+         if c.body.startswith(applied_marker(merged))), None))))
 
     story.say("The new repository exists, scaffolded from the fastapi-service golden path")
     readme = forge.read_file("acme", "search", "README.md").decode()
@@ -399,6 +406,30 @@ def _tell(story: Story, forge: Any, server: DatabaseServer, settings: Any, servi
                f"({len(page) // 1024} KiB of HTML, nothing loaded from the internet)")
 
 
+def _fenced_text(text: str) -> str:
+    """The text of a check run's ``` block: what `bot.render.text` wrote for the terminal."""
+    lines = text.strip("\n").splitlines()
+    return "\n".join(line for line in lines if not line.startswith("```"))
+
+
+def _plain(markdown: str, *, skip_first_line: bool = False) -> str:
+    """Paved's Markdown for GitHub (headings, lists, tables, links) as a terminal shows it: `### X` as `X:`, a
+    table's rows as lines of cells, `[text](address)` as `text (address)`, bold and hidden comments dropped.
+    The first line of a check's summary repeats the plan's headline."""
+    lines = markdown.strip("\n").splitlines()[1 if skip_first_line else 0:]
+    shown: list[str] = []
+    for line in lines:
+        if line.startswith("<!--") or re.fullmatch(r"\|[-:| ]+\|", line):
+            continue
+        line = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r"\1 (\2)", re.sub(r"\*\*(.+?)\*\*", r"\1", line))
+        if line.startswith("### "):
+            line = line[4:] + ":"
+        elif line.startswith("|"):
+            line = "  ".join(cell.strip() for cell in line.strip("|").split("|") if cell.strip())
+        shown.append(line)
+    return "\n".join(shown).strip("\n")
+
+
 def _reconcile(story: Story, settings: Any) -> None:
     """What `paved reconcile` does and prints, run with the demo's own settings."""
     from bot.web.jobs import reconcile_once
@@ -435,13 +466,53 @@ def _audit(story: Story, forge: Any) -> None:
     story.show(as_text(entries))
 
 
+# What a demo kept in a folder (`--keep DIR`) leaves there, and the file naming the process that runs it.
+KEPT = ("seed", "forge", "paved", "platform-clone")
+RUNNING = "paved-demo.pid"
+
+
+def claim_folder(folder: Path, out: Any) -> None:
+    """Make `folder` the demo's: a new or empty folder, or one an earlier demo kept, which is cleared of what
+    that demo left (and only that) to start afresh. Refused while that demo still runs, or when the folder
+    holds anything else, since the demo would mix with it."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigurationError(f"--keep {folder}: a file, not a folder")
+    marker = folder / RUNNING
+    if marker.is_file():
+        pid = marker.read_text(encoding="ascii", errors="replace").strip()
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            raise ConfigurationError(f"a demo kept in {folder} is still running (process {pid})",
+                                     hint="Stop it with Ctrl-C where it runs, or give --keep another folder.")
+        print(f"{folder} holds an earlier demo: starting afresh there", file=out, flush=True)
+        for name in KEPT:
+            shutil.rmtree(folder / name, ignore_errors=True)
+    elif folder.is_dir() and any(folder.iterdir()):
+        raise ConfigurationError(f"--keep {folder}: the folder is not empty and holds no earlier demo",
+                                 hint="Give --keep a new or empty folder; nothing in this one was touched.")
+    folder.mkdir(parents=True, exist_ok=True)
+    marker.write_text(f"{os.getpid()}\n", encoding="ascii")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive, and not ours to judge
+        return True
+    return True
+
+
 def run_demo(args: argparse.Namespace) -> int:
     out = sys.stdout
     try:
         if args.keep:
             folder = Path(args.keep).resolve()
-            folder.mkdir(parents=True, exist_ok=True)
-            return run_story(folder, out, keep=True)
+            claim_folder(folder, out)
+            try:
+                return run_story(folder, out, keep=True)
+            finally:
+                (folder / RUNNING).unlink(missing_ok=True)
         with tempfile.TemporaryDirectory(prefix="paved-demo-") as scratch:
             return run_story(Path(scratch), out, keep=False)
     except StoryFailed as failed:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import importlib.metadata
+import io
 import json
 import os
 import subprocess
@@ -9,7 +13,7 @@ import sys
 
 import pytest
 
-from bot.cli import main
+from bot.cli import build_parser, main
 from tests.conftest import PROJECT, SERVICE, PlatformRepo
 
 
@@ -155,7 +159,9 @@ def test_the_demo_tells_the_whole_story_and_exits_0() -> None:
     done = subprocess.run([sys.executable, "-m", "bot.cli", "demo"], capture_output=True, text=True,
                           cwd=PROJECT, timeout=300, env=bare)
     assert done.returncode == 0, done.stdout + done.stderr
-    for step in ("**Plan:** 3 to create, 1 to update, 1 to delete", "1 error to fix",
+    for step in (": 3 to create, 1 to update, 1 to delete · cost +$70.00/month",
+                 "+ create Service/search  catalog/services/search.yaml:3  owner: growth  +$40.00/month",
+                 "What Paved will do after merge:", "1 error to fix",
                  "waiting for approval from team data and team growth", "ready to merge", "paved/apply on",
                  "# search", "Service/search  create: applied", "PR #1 by gina, approved by dana, hugo",
                  "SQLite (embedded: paved.yaml names no PostgreSQL server): create the file",
@@ -163,3 +169,127 @@ def test_the_demo_tells_the_whole_story_and_exits_0() -> None:
                  "healed: Database/search-db", "drifted: Service/search, owned by growth (issue #",
                  "DATABASE_URL is back on acme/search", "its request, graph and history"):
         assert step in done.stdout, step
+    # The plan comment's Markdown is GitHub's to show; the terminal gets the plan as text.
+    assert not [mark for mark in ("<!-- paved:plan -->", "**Plan:**", "| Action |", "<details>", "### ")
+                if mark in done.stdout]
+
+
+def test_validate_of_a_folder_says_what_was_found_elsewhere_in_the_repo(
+        platform_repo: PlatformRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    platform_repo.write("catalog/services/search.yaml", SERVICE.format(name="search", owner="data", tier="prodution"))
+    code, out, _ = run(capsys, "validate", "--repo", str(platform_repo.root),
+                       str(platform_repo.root / "catalog" / "teams"))
+    assert code == 0
+    assert out == ("✓ 2 files, no findings\n"
+                   "only catalog/teams is reported (2 files of 4 judged); 1 error elsewhere in the repo: "
+                   "run `paved validate`\n")
+
+
+def test_validate_of_a_file_in_a_clean_repo_says_nothing_is_wrong_elsewhere(
+        platform_repo: PlatformRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "validate", "--repo", str(platform_repo.root),
+                       str(platform_repo.root / "catalog" / "teams" / "data.yaml"))
+    assert code == 0
+    assert out.splitlines()[-1] == ("only catalog/teams/data.yaml is reported (1 file of 3 judged); "
+                                    "no findings elsewhere in the repo either")
+
+
+def test_validate_as_json_of_a_folder_says_what_was_found_elsewhere_on_stderr(
+        platform_repo: PlatformRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    platform_repo.write("catalog/services/search.yaml", SERVICE.format(name="search", owner="data", tier="prodution"))
+    code, out, err = run(capsys, "validate", "--repo", str(platform_repo.root), "--format", "json",
+                         str(platform_repo.root / "catalog" / "teams"))
+    assert (code, json.loads(out)["findings"]) == (0, [])
+    assert "1 error elsewhere in the repo" in err
+
+
+def test_new_refuses_a_name_paved_does_not_take_and_writes_nothing(platform_repo: PlatformRepo,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "new", "Service", "Search_API", "--owner", "data", "--repo", str(platform_repo.root))
+    assert (code, out) == (1, "")
+    assert "paved: catalog/services/Search_API.yaml was not written:" in err
+    assert "error[schema] `metadata.name`" in err
+    assert not (platform_repo.root / "catalog/services/Search_API.yaml").exists()
+
+
+def test_new_refuses_an_owner_that_is_no_team_and_writes_nothing(platform_repo: PlatformRepo,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "new", "Service", "search", "--owner", "dta", "--repo", str(platform_repo.root))
+    assert code == 1
+    assert "catalog/services/search.yaml:6:10: error[catalog.owner] the owner 'dta' is not a Team" in err
+    assert "did you mean `data`?" in err
+    assert not (platform_repo.root / "catalog/services/search.yaml").exists()
+
+
+def test_new_refuses_a_resource_another_file_requests_already(platform_repo: PlatformRepo,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    (platform_repo.root / "catalog/services/checkout.yaml").rename(platform_repo.root / "catalog/services/shop.yaml")
+    code, _, err = run(capsys, "new", "Service", "checkout", "--owner", "payments", "--repo", str(platform_repo.root))
+    assert code == 1 and "Service/checkout is already defined" in err
+    assert not (platform_repo.root / "catalog/services/checkout.yaml").exists()
+
+
+@pytest.mark.parametrize("name", ["../../escape", "a/b", ".."])
+def test_new_refuses_a_name_that_is_a_path(platform_repo: PlatformRepo, capsys: pytest.CaptureFixture[str],
+                                           name: str) -> None:
+    before = sorted(p for p in platform_repo.root.rglob("*") if ".git" not in p.parts)
+    code, _, err = run(capsys, "new", "Service", name, "--owner", "data", "--repo", str(platform_repo.root))
+    assert code == 2 and "is not a name Paved takes" in err
+    assert sorted(p for p in platform_repo.root.rglob("*") if ".git" not in p.parts) == before
+
+
+def test_a_new_team_owns_itself_unless_told(platform_repo: PlatformRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "new", "Team", "search", "--repo", str(platform_repo.root))
+    assert (code, out) == (0, "wrote catalog/teams/search.yaml\n")
+    assert "  owner: search\n" in (platform_repo.root / "catalog/teams/search.yaml").read_text()
+
+
+@pytest.mark.parametrize("argv", [["validate", "--verbose"], ["--verbose", "validate"], ["validate", "-v"],
+                                  ["serve", "--verbose"], ["ci", "-v"]])
+def test_verbose_is_accepted_before_or_after_the_command(argv: list[str]) -> None:
+    assert build_parser(argv).parse_args(argv).verbose is True
+
+
+def test_without_verbose_paved_is_quiet() -> None:
+    assert build_parser(["validate"]).parse_args(["validate"]).verbose is False
+
+
+def test_verbose_after_test_lists_the_passing_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "test", "--repo", str(PROJECT), "--verbose")
+    assert code == 0 and "    ✓ pass: schemas/policies/tests/" in out
+
+
+def help_of(*argv: str) -> str:
+    """What `paved ARGV --help` prints."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as leaving:
+        build_parser([*argv, "--help"]).parse_args([*argv, "--help"])
+    assert leaving.value.code == 0
+    return out.getvalue()
+
+
+def every_command() -> list[str]:
+    parser = build_parser(["--help"])
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(commands.choices)
+
+
+def test_every_command_has_help_of_its_own() -> None:
+    descriptions = {}
+    for command in every_command():
+        text = help_of(command)
+        assert text.startswith(f"usage: paved {command} "), command
+        descriptions[command] = text.split("\n\n")[1]
+    assert len(set(descriptions.values())) == len(descriptions) >= 15
+
+
+def test_the_demos_help_tells_the_demo_and_offers_only_its_own_options() -> None:
+    text = help_of("demo")
+    assert "sandbox forge" in text and "--keep DIR" in text and "Ctrl-C" in text
+    assert "--repo" not in text and "--no-cache" not in text
+
+
+def test_paved_version_names_the_installed_release(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as leaving:
+        main(["--version"])
+    assert (leaving.value.code, capsys.readouterr().out) == (0, f"paved {importlib.metadata.version('paved')}\n")
