@@ -30,7 +30,7 @@ PRICES = "schemas/prices.yaml"
 TEMPLATES_DIR = "templates/"
 RULE_PREFIXES = ("schemas/", "templates/")
 # Bumped whenever what Paved derives from a file changes, so cached results from older code are unused.
-ENGINE_VERSION = "2"
+ENGINE_VERSION = "3"
 # Variables Paved fills from the request's metadata; the rest of a template's variables are parameters.
 FILLED_BY_PAVED = frozenset({"name", "owner", "description"})
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import marshal
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from bot.errors import ObjectMismatchError
 from bot.kinds import value_at, values_at
 from bot.model import API_VERSION, Finding, Resource, Tree, path_problem, shown_path
 from bot.rules import Rules
-from bot.yamlio import Document, LoadedFile, join, load, resolve_pointer
+from bot.yamlio import Document, LoadedFile, join, load, resolve_plain, resolve_pointer, unescape
 
 CATALOG_DIR = "catalog/"
 REQUEST_SUFFIXES = (".yaml", ".yml")
@@ -92,6 +93,110 @@ def suggest(word: str, choices: Iterable[str]) -> str | None:
     return f"did you mean `{close[0]}`?" if close else None
 
 
+def deref(root: dict[str, Any], schema: Any) -> Any:
+    """Follow a local `$ref` (`#/$defs/...`), keeping the referring schema's own keywords on top."""
+    seen = 0
+    while isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#/"):
+        target: Any = root
+        for token in schema["$ref"][2:].split("/"):
+            target = target.get(token) if isinstance(target, dict) else None
+        if not isinstance(target, dict) or seen > 20:
+            break
+        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+        seen += 1
+    return schema
+
+
+def _property(root: dict[str, Any], pointer: str) -> dict[str, Any]:
+    """The schema of the field at `pointer` of a request, with the field's own description on top."""
+    node: Any = root
+    for raw in pointer.split("/")[1:]:
+        node = deref(root, node)
+        if not isinstance(node, dict):
+            return {}
+        token = raw.replace("~1", "/").replace("~0", "~")
+        properties = node.get("properties") or {}
+        node = properties[token] if token in properties else node.get("items") if token.isdigit() else None
+    found = deref(root, node)
+    return found if isinstance(found, dict) else {}
+
+
+def _homes(root: dict[str, Any], parent: dict[str, Any], key: str, at: str, depth: int = 2) -> list[str]:
+    """Where below the object at `at` (whose schema is `parent`) a field `key` belongs, nearest first."""
+    level: list[tuple[str, dict[str, Any]]] = [(at, deref(root, parent))]
+    for _ in range(depth):
+        found: list[str] = []
+        deeper: list[tuple[str, dict[str, Any]]] = []
+        for pointer, node in level:
+            for name, sub in (node.get("properties") or {}).items():
+                sub = deref(root, sub)
+                if isinstance(sub, dict) and isinstance(sub.get("properties"), dict):
+                    if key in sub["properties"]:
+                        found.append(join(pointer, name))
+                    deeper.append((join(pointer, name), sub))
+        if found:
+            return found
+        level = deeper
+    return []
+
+
+def _misplaced_hint(doc: Document, root: dict[str, Any], parent: dict[str, Any], pointer: str, key: str) -> str | None:
+    """`key` written at `pointer`, where it is unknown, is a field of an object below: say to move it there.
+
+    Of several such objects, the one the request has, nearest above the key, is where it was most likely
+    meant to go (a field dedented out of `spec` follows `spec`'s other fields).
+    """
+    homes = _homes(root, parent, key, pointer)
+    if not homes:
+        return None
+    written = doc.position(join(pointer, key), prefer_key=True)[0]
+    present = [h for h in homes if h in doc.keys]
+    above = [h for h in present if doc.keys[h][0] < written]
+    home = max(above, key=lambda h: doc.keys[h][0]) if above else (present or homes)[0]
+    name = unescape(home.rsplit("/", 1)[1])
+    where = f" (line {doc.keys[home][0]})" if home in doc.keys else ""
+    return f"`{key}` is a field of `{field_name(home)}`: indent it under `{name}:`{where}."
+
+
+def _written_outside(doc: Document, pointer: str, missing: str) -> str | None:
+    """Where a missing field stands instead, at a shallower level of the same request."""
+    ancestor = pointer
+    while ancestor:
+        ancestor = ancestor.rsplit("/", 1)[0]
+        holder = resolve_pointer(doc.data, ancestor)
+        if isinstance(holder, dict) and missing in holder:
+            line = doc.position(join(ancestor, missing), prefer_key=True)[0]
+            name = unescape(pointer.rsplit("/", 1)[1])
+            return f"`{missing}` is written on line {line}, outside `{field_name(pointer)}`: indent it under `{name}:`."
+    return None
+
+
+_READ_AS = {bool: "boolean", int: "number", float: "number"}
+
+
+def _quote_hint(pointer: str, text: str, value: Any) -> str:
+    """How to write a value YAML read as a number or boolean as the text it was meant to be."""
+    key = unescape(pointer.rsplit("/", 1)[-1]) if pointer else ""
+    written = f'"{text}"' if not key or key.isdigit() else f'{key}: "{text}"'
+    return f"Quote it: `{written}`. Unquoted, YAML reads {text} as a {_READ_AS[type(value)]}."
+
+
+def _misread(value: Any, options: Iterable[Any]) -> str | None:
+    """The text option a number or boolean was meant to be (`16` for `"16"`), or None."""
+    if type(value) not in _READ_AS:
+        return None
+    for option in options:
+        if isinstance(option, str) and option:
+            read = resolve_plain(option)
+            if type(read) is type(value) and read == value:
+                return option
+    return None
+
+
+# A value that is empty fails these for being empty: one finding says so instead of each rule's own words.
+_EMPTY = frozenset({"MinLength", "Pattern", "Format"})
+
+
 def _subschema(schema: dict[str, Any], path: Iterable[Any]) -> Any:
     node: Any = schema
     for token in path:
@@ -108,13 +213,23 @@ def _schema_findings(doc: Document, path: str, schema: dict[str, Any], validator
     findings: list[Finding] = []
     if validator.is_valid(doc.data):  # the common case, several times cheaper than collecting errors
         return findings
-    for error in validator.iter_errors(doc.data):
-        pointer = "".join(join("", token) for token in error.instance_path)
+    errors = list(validator.iter_errors(doc.data))
+
+    def pointer_of(error: Any) -> str:
+        return "".join(join("", token) for token in error.instance_path)
+
+    # `version: 16` breaks both the enum and the type of `"16"`: its enum finding says it all.
+    misread = {pointer_of(e) for e in errors if type(e.kind).__name__ == "Enum"
+               and _misread(resolve_pointer(doc.data, pointer_of(e)), e.kind.options) is not None}
+    said: set[str] = set()  # pointers of empty values, which get one finding each
+    for error in errors:
+        pointer = pointer_of(error)
         kind = error.kind
         name = type(kind).__name__
         where = field_name(pointer)
         hint: str | None = None
         prefer_key = False
+        value = resolve_pointer(doc.data, pointer)
         if name == "AdditionalProperties":
             parent = _subschema(schema, list(error.schema_path)[:-1]) or {}
             known = list((parent.get("properties") or {}).keys())
@@ -124,26 +239,43 @@ def _schema_findings(doc: Document, path: str, schema: dict[str, Any], validator
                 findings.append(Finding(
                     path=path, line=line, column=column, pointer=target, severity="error", rule="schema",
                     message=f"unknown field `{field_name(target)}`",
-                    hint=suggest(unexpected, known) or (f"allowed here: {', '.join(known)}" if known else None),
+                    hint=_misplaced_hint(doc, schema, parent, pointer, unexpected) or suggest(unexpected, known)
+                    or (f"allowed here: {', '.join(known)}" if known else None),
                     document=doc.index,
                 ))
             continue
-        if name == "Enum":
+        if value == "" and name in _EMPTY:
+            if pointer in said:
+                continue
+            said.add(pointer)
+            description = _property(schema, pointer).get("description")
+            message = f"`{where}` is empty: fill it in"
+            hint = f"{where}: {description}" if description else None
+        elif name == "Type" and pointer in misread:
+            continue
+        elif name == "Enum":
             options = [str(o) for o in kind.options]
-            value = resolve_pointer(doc.data, pointer)
-            message = f"`{where}` must be one of {', '.join(options)}; got {value!r}"
-            hint = suggest(str(value), options)
+            meant = _misread(value, kind.options)
+            if meant is not None:
+                shown = ", ".join(f'"{o}"' if isinstance(o, str) else str(o) for o in kind.options)
+                message = f"`{where}` must be text, one of {shown}; got the {_READ_AS[type(value)]} {meant}"
+                hint = _quote_hint(pointer, meant, value)
+            else:
+                message = f"`{where}` must be one of {', '.join(options)}; got {value!r}"
+                hint = suggest(str(value), options)
         elif name == "Required":
             missing = kind.property
             field_schema = _subschema(schema, [*list(error.schema_path)[:-1], "properties", missing]) or {}
             message = f"`{field_name(join(pointer, missing))}` is required"
             description = field_schema.get("description") if isinstance(field_schema, dict) else None
-            hint = f"{missing}: {description}" if description else None
+            hint = _written_outside(doc, pointer, missing) or (f"{missing}: {description}" if description else None)
             prefer_key = True
         else:
             message = f"`{where}`: {error.message}"
             field_schema = _subschema(schema, list(error.schema_path)[:-1])
-            if isinstance(field_schema, dict) and field_schema.get("description") and name in {
+            if name == "Type" and "string" in kind.types and type(value) in _READ_AS:
+                hint = _quote_hint(pointer, json.dumps(value), value)
+            elif isinstance(field_schema, dict) and field_schema.get("description") and name in {
                 "Pattern", "MinLength", "MaxLength", "Format", "Type", "Const",
             }:
                 hint = f"{where}: {field_schema['description']}"
@@ -239,7 +371,7 @@ def _references(resource: Resource, doc: Document, rules: Rules) -> list[Referen
         found.append((described.owner, f"{team}/{resource.owner}", "owner"))
     for field_ in described.references:
         for pointer, value in values_at(resource.data, field_.pointer):
-            if isinstance(value, str):
+            if isinstance(value, str) and value:  # an empty name is the schema's finding, not a missing resource
                 found.append((pointer, value if field_.kind is None else f"{field_.kind}/{value}", field_.relation))
     return [Reference(resource.identity, resource.path, resource.document, pointer, target, relation,
                       *doc.position(pointer))

@@ -160,7 +160,7 @@ _CONSTANTS: dict[str, Any] = {
 _NUMERIC_START = frozenset("0123456789+-.")
 
 
-def _resolve_plain(value: str) -> Any:
+def resolve_plain(value: str) -> Any:
     """A plain scalar as the YAML 1.2 core schema reads it."""
     if value in _CONSTANTS:
         return _CONSTANTS[value]
@@ -184,15 +184,17 @@ def _resolve_plain(value: str) -> Any:
 class _Problem(Exception):
     """Raised inside the builder to abandon the current file with one finding."""
 
-    def __init__(self, line: int, column: int, message: str, rule: str, hint: str | None = None) -> None:
+    def __init__(self, line: int, column: int, message: str, rule: str, hint: str | None = None,
+                 pointer: str = "") -> None:
         super().__init__(message)
         self.line, self.column, self.message, self.rule, self.hint = line, column, message, rule, hint
+        self.pointer = pointer
 
 
 def _tagged_scalar(tag: str, value: str, line: int, column: int) -> Any:
     if tag == _CORE + "str":
         return value
-    resolved = _resolve_plain(value)
+    resolved = resolve_plain(value)
     expected = {
         _CORE + "int": int,
         _CORE + "float": float,
@@ -207,6 +209,25 @@ def _tagged_scalar(tag: str, value: str, line: int, column: int) -> Any:
 
 
 _COLLECTION_TAGS = frozenset({None, "!", _CORE + "map", _CORE + "seq"})
+# The keys a request opens with: met twice at the top of one document, they start a second request.
+_REQUEST_START = frozenset({"apiVersion", "kind"})
+
+
+def _missing_separator(findings: list[Finding], repeated: list[Finding]) -> None:
+    """Abandon a document whose top-level keys start over: two requests without the `---` between them.
+
+    Every repeated key would otherwise be a finding of its own; one finding says what happened, at the line
+    where the second request seems to start (its first repeated key).
+    """
+    start = min(repeated, key=lambda f: (f.line, f.column))
+    findings[:] = [f for f in findings if not any(f is r for r in repeated)]
+    raise _Problem(start.line, start.column,
+                   f"a second request seems to start on line {start.line}, in the same YAML document as the "
+                   "first: the `---` that separates them is probably missing",
+                   "yaml.missing-separator",
+                   f"Put a line holding only `---` just above line {start.line}, so that YAML reads two requests "
+                   "instead of one whose fields are given twice.",
+                   pointer=start.pointer)
 
 
 def _build(parser: Any, path: str, documents: list[Document], findings: list[Finding]) -> None:
@@ -234,6 +255,7 @@ def _build(parser: Any, path: str, documents: list[Document], findings: list[Fin
         document = Document(index=index, data=None, line=doc_line)
         values, keys, collections = document.values, document.keys, document.collections
         anchors: dict[str, tuple[Any, int]] = {}
+        repeated_at_root: list[Finding] = []  # duplicate top-level keys: a missing `---`, when they start a request
         # A frame: [container, its pointer, is a mapping, pending key, node count at start, anchor,
         # the pending key's pointer]
         stack: list[list[Any]] = []
@@ -264,12 +286,17 @@ def _build(parser: Any, path: str, documents: list[Document], findings: list[Fin
                         key = event.value
                         pointer = f"{top[1]}/{escape(key) if '~' in key or '/' in key else key}"
                         if key in top[0]:
-                            findings.append(Finding(
+                            duplicate = Finding(
                                 path=path, line=line, column=column, pointer=pointer,
                                 message=f"duplicate key {key!r} (first defined on line {keys[pointer][0]})",
                                 severity="error", rule="yaml.duplicate-key", document=index,
                                 hint="YAML keeps only one of the two; remove or merge one of them.",
-                            ))
+                            )
+                            findings.append(duplicate)
+                            if len(stack) == 1:
+                                repeated_at_root.append(duplicate)
+                                if key in _REQUEST_START:
+                                    _missing_separator(findings, repeated_at_root)
                         top[3] = key
                         top[6] = pointer  # the value's pointer, made once
                         keys[pointer] = (line, column)
@@ -283,7 +310,7 @@ def _build(parser: Any, path: str, documents: list[Document], findings: list[Fin
                     nodes += 1
                     tag = event.tag
                     if tag is None:
-                        value = _resolve_plain(event.value) if event.implicit[0] else event.value
+                        value = resolve_plain(event.value) if event.implicit[0] else event.value
                     elif tag == "!":
                         value = event.value
                     elif tag in _SCALAR_TAGS:
@@ -345,6 +372,131 @@ def _decode(path: str, raw: bytes) -> tuple[str | None, Finding | None]:
     return text.removeprefix("\ufeff"), None
 
 
+_LONGEST_KEY_LINE = 400
+_KEY_LINE = re.compile(r"(?P<indent> *)(?P<dash>- +)?(?P<key>[^\s:#'\"][^:#]*?) *:(?: +(?P<value>.*?))? *$")
+
+
+def _key_line(source: str) -> re.Match[str] | None:
+    """`_KEY_LINE` on the start of a line: a longer line is no field a person wrote by hand, and the
+    pattern's cost grows with the square of what it reads."""
+    return _KEY_LINE.match(source[:_LONGEST_KEY_LINE])
+
+
+def _indent(source: str) -> int:
+    return len(source) - len(source.lstrip(" "))
+
+
+def _content(source: str) -> bool:
+    """Whether a line holds YAML content (not blank, not only a comment)."""
+    stripped = source.strip()
+    return bool(stripped) and not stripped.startswith("#")
+
+
+def _spaces(n: int) -> str:
+    return f"{n} space" if n == 1 else f"{n} spaces"
+
+
+def _by(n: int) -> str:
+    return f"by {_spaces(n)}" if n else "not at all"
+
+
+def _what(source: str, at: int) -> str:
+    """How to name the node that starts at column `at` (0-based) of a line: `key:`, or the item `- value`."""
+    text = source[at:].rstrip()
+    shown = text if len(text) <= 30 else text[:29] + "…"
+    if text.startswith("-"):
+        return f"the item `{shown}`"
+    match = _key_line(text)
+    return f"`{match.group('key')}:`" if match else f"`{shown}`"
+
+
+def _starts(source: str) -> int:
+    """Where a line's field starts: after the dash of a list item that holds a mapping (`- name: a`)."""
+    dash = re.match(r" *- +", source)
+    return dash.end() if dash and _key_line(source) else _indent(source)
+
+
+def _levels(lines: list[str], line: int) -> list[tuple[int, str]]:
+    """What lines up where above line `line` (1-based): (indentation, how to name it), innermost first.
+
+    Walking up, each line less indented than everything below it is an enclosing level, and a list item
+    (`- key: value`) opens two: the dash and the key after it. A `---` ends the walk: it starts the document.
+    """
+    found: list[tuple[int, str]] = []
+    limit = 1 << 30
+    for source in reversed(lines[:line - 1]):
+        if source.startswith("---") or source.startswith("..."):
+            break
+        if not _content(source):
+            continue
+        indent, inner = _indent(source), _starts(source)
+        if indent < inner < limit:
+            found.append((inner, _what(source, inner)))
+        if indent < limit:
+            found.append((indent, _what(source, indent)))
+            limit = indent
+        if indent == 0:
+            break
+    return found
+
+
+def _misaligned(lines: list[str], line: int) -> tuple[str, str | None] | None:
+    """A line indented to no level above it: which levels it could line up with."""
+    source = lines[line - 1] if 0 < line <= len(lines) else ""
+    here = _indent(source)
+    levels = _levels(lines, line)
+    deeper = [lv for lv in levels if lv[0] > here]
+    shallower = [lv for lv in levels if lv[0] < here]
+    options = ([min(deeper)] if deeper else []) + ([max(shallower)] if shallower else [])
+    if not options:
+        return None
+    named = _what(source, here)
+    message = f"line {line} is indented {_by(here)}, which lines up with nothing above it"
+    choices = ", or ".join(f"{_by(n)} like {what}" for n, what in options)
+    return message, f"Indent {named} like the line it belongs with: {choices}."
+
+
+def _explained(problem: str, context: str, line: int, context_line: int,
+               lines: list[str]) -> tuple[str, str | None, int] | None:
+    """libyaml's complaint in a person's words, with the line it is about; None when it is none of these."""
+    source = lines[line - 1] if 0 < line <= len(lines) else ""
+    if problem.startswith("mapping values are not allowed"):
+        match = _key_line(source)
+        if match and match.group("value") and ": " in f"{match.group('value')} ":
+            key, value = match.group("key"), match.group("value")
+            quoted = f"'{value}'" if '"' in value else f'"{value}"'
+            whole = len(source) <= _LONGEST_KEY_LINE
+            return (f"the value of `{key}` on line {line} holds `: `, which YAML reads as the start of another "
+                    f"field", f"Quote the value: `{key}: {quoted}`." if whole else "Quote the value.", line)
+        above = next((n for n in range(line - 1, 0, -1) if _content(lines[n - 1])), 0)
+        here, there = _indent(source), _starts(lines[above - 1]) if above else 0
+        if above and here > there:
+            move = f"Indent {_what(source, here)} {_by(there)}" if there else f"Start {_what(source, here)} at the " \
+                "beginning of the line"
+            return (f"line {line} is indented more than line {above} above it ({_spaces(here)} against {there}), so "
+                    f"YAML reads it as more of line {above}'s value",
+                    f"{move}, like {_what(lines[above - 1], there)} above it, if it is a field beside it.", line)
+        return None
+    if problem.startswith(("did not find expected key", "did not find expected '-' indicator")):
+        found = _misaligned(lines, line)
+        return (found[0], found[1], line) if found else None
+    if problem.startswith("could not find expected ':'") and context_line:
+        text = lines[context_line - 1].strip() if context_line <= len(lines) else ""
+        key, _, rest = text.partition(" ")
+        hint = f"Write `{key}: {rest.strip()}`." if rest.strip() else "Add `:` after the key, or remove the line."
+        return f"line {context_line} has no `:` after `{text}`: a field is written `key: value`", hint, context_line
+    if problem.startswith("did not find expected ',' or") and "flow" in context and context_line:
+        closing = problem[-2]
+        opening = {"}": "{", "]": "["}.get(closing, "")
+        return (f"the `{opening}` on line {context_line} is not closed with `{closing}`, or an item in it lacks "
+                "the `,` after it", f"Close it with `{closing}`, or write it in block style, one item per line.",
+                line)
+    if problem.startswith("found unexpected end of stream") and "quoted scalar" in context and context_line:
+        return (f"the quoted value that starts on line {context_line} is never closed",
+                "Add the closing quote at the end of the value.", context_line)
+    return None
+
+
 def _syntax_finding(path: str, text: str, exc: yaml.MarkedYAMLError) -> Finding:
     mark = exc.problem_mark or exc.context_mark
     line = mark.line + 1 if mark else 0
@@ -367,6 +519,13 @@ def _syntax_finding(path: str, text: str, exc: yaml.MarkedYAMLError) -> Finding:
         hint = "YAML indents with spaces only; replace the tab with spaces."
         return Finding(path=path, line=line, column=column, pointer="", severity="error",
                        rule="yaml.tab", message=message, hint=hint)
+    context_line = exc.context_mark.line + 1 if exc.context_mark else 0
+    explained = _explained(problem, exc.context or "", line, context_line, lines)
+    if explained is not None:
+        message, hint, at = explained
+        if at != line:
+            line, source = at, lines[at - 1] if 0 < at <= len(lines) else ""
+        column = _indent(source) + 1
     return Finding(path=path, line=line, column=column, pointer="", severity="error",
                    rule="yaml.syntax", message=message, hint=hint)
 
@@ -390,9 +549,9 @@ def load(path: str, raw: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> LoadedFil
     try:
         _build(parser, path, documents, findings)
     except _Problem as problem_:
-        findings.append(Finding(path=path, line=problem_.line, column=problem_.column, pointer="",
+        findings.append(Finding(path=path, line=problem_.line, column=problem_.column, pointer=problem_.pointer,
                                 severity="error", rule=problem_.rule, message=problem_.message,
-                                hint=problem_.hint))
+                                hint=problem_.hint, document=len(documents)))
         broken = True
     except yaml.MarkedYAMLError as exc:
         findings.append(_syntax_finding(path, text, exc))

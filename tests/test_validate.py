@@ -122,3 +122,54 @@ def test_yaml_1_1_booleans_are_strings_so_the_schema_catches_them(rules: Rules) 
 def test_field_names_read_as_people_write_them() -> None:
     assert field_name("/spec/dependsOn/0") == "spec.dependsOn[0]"
     assert field_name("") == "(document)"
+
+
+# -- what a newcomer writes wrong, in words they can act on -----------------------------------------------
+
+def as_seen(finding: Finding) -> tuple[int, int, str, str, str, str | None]:
+    return (finding.line, finding.column, finding.pointer, finding.severity, finding.message, finding.hint)
+
+
+def test_an_unquoted_version_is_one_finding_that_says_to_quote_it(rules: Rules) -> None:
+    [finding] = findings_of(rules, DATABASE.format(size="small").replace('version: "16"', "version: 16"))
+    assert as_seen(finding) == (
+        9, 12, "/spec/version", "error",
+        '`spec.version` must be text, one of "14", "15", "16", "17"; got the number 16',
+        'Quote it: `version: "16"`. Unquoted, YAML reads 16 as a number.')
+
+
+def test_a_boolean_where_text_is_expected_is_told_to_be_quoted(rules: Rules) -> None:
+    text = DATABASE.format(size="small").replace("  description: Orders.\n", "  description: Orders.\n  labels:\n"
+                                                                           "    pci: true\n")
+    [finding] = findings_of(rules, text)
+    assert as_seen(finding) == (8, 10, "/metadata/labels/pci", "error",
+                                '`metadata.labels.pci`: true is not of type "string"',
+                                'Quote it: `pci: "true"`. Unquoted, YAML reads true as a boolean.')
+
+
+def test_a_spec_field_written_at_the_top_level_is_told_to_move_under_spec(rules: Rules) -> None:
+    text = DATABASE.format(size="small").replace("  deletionProtection: true", "deletionProtection: true")
+    [unknown] = [f for f in findings_of(rules, text) if f.message.startswith("unknown field")]
+    assert as_seen(unknown) == (15, 1, "/deletionProtection", "error", "unknown field `deletionProtection`",
+                                "`deletionProtection` is a field of `spec`: indent it under `spec:` (line 7).")
+
+
+def test_a_field_dedented_out_of_a_nested_object_is_told_which_object_it_belongs_to(rules: Rules) -> None:
+    text = DATABASE.format(size="small").replace("    retentionDays: 14", "  retentionDays: 14")
+    [unknown] = [f for f in findings_of(rules, text) if f.message.startswith("unknown field")]
+    assert unknown.hint == "`retentionDays` is a field of `spec.backups`: indent it under `backups:` (line 12)."
+
+
+def test_a_required_field_written_outside_its_object_says_where_it_stands(rules: Rules) -> None:
+    text = DATABASE.format(size="small").replace("  deletionProtection: true", "deletionProtection: true")
+    [required] = [f for f in findings_of(rules, text) if f.message.endswith("is required")]
+    assert as_seen(required) == (7, 1, "/spec", "error", "`spec.deletionProtection` is required",
+                                 "`deletionProtection` is written on line 15, outside `spec`: indent it under `spec:`.")
+
+
+def test_an_empty_value_is_one_finding_that_says_to_fill_it_in(rules: Rules) -> None:
+    [finding] = findings_of(rules, DATABASE.format(size="small").replace("service: orders", "service: ''"))
+    assert as_seen(finding) == (
+        11, 12, "/spec/service", "error", "`spec.service` is empty: fill it in",
+        "spec.service: The name of the Service that owns the database. Only that service gets credentials to "
+        "connect to it.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 from bot.yamlio import MAX_NODES, load
 
@@ -152,3 +153,78 @@ def test_a_collection_as_a_mapping_key_is_a_finding() -> None:
 
 def test_numeric_keys_are_read_as_their_text() -> None:
     assert only_document("labels:\n  2024: yes\n") == {"labels": {"2024": "yes"}}
+
+
+# -- syntax errors in a person's words ---------------------------------------------------------------------
+
+def only_finding(text: str) -> tuple[int, int, str, str, str, str | None]:
+    loaded = load("f.yaml", text.encode())
+    [finding] = loaded.findings
+    assert loaded.broken
+    return (finding.line, finding.column, finding.pointer, finding.severity, finding.message, finding.hint)
+
+
+REQUEST = "apiVersion: paved/v1\nkind: Team\nmetadata:\n  name: search\n  owner: search\nspec:\n  members: [a]\n"
+
+
+def test_two_requests_without_a_separator_are_one_finding_where_the_second_starts() -> None:
+    loaded = load("f.yaml", (REQUEST + REQUEST.replace("search", "growth")).encode())
+    [finding] = loaded.findings
+    assert (finding.line, finding.column, finding.pointer, finding.severity, finding.rule) == (
+        8, 1, "/apiVersion", "error", "yaml.missing-separator")
+    assert finding.message == ("a second request seems to start on line 8, in the same YAML document as the first: "
+                               "the `---` that separates them is probably missing")
+    assert finding.hint == ("Put a line holding only `---` just above line 8, so that YAML reads two requests "
+                            "instead of one whose fields are given twice.")
+    assert loaded.broken and loaded.documents == []
+
+
+def test_a_request_after_a_separator_keeps_the_ones_before_it_when_the_next_separator_is_missing() -> None:
+    loaded = load("f.yaml", (REQUEST + "---\n" + REQUEST + REQUEST).encode())
+    assert [d.data["metadata"]["name"] for d in loaded.documents] == ["search"]
+    assert [(f.line, f.rule) for f in loaded.findings] == [(16, "yaml.missing-separator")]
+
+
+def test_a_line_indented_more_than_the_field_above_it_is_explained() -> None:
+    assert only_finding("metadata:\n  name: x\n  owner: y\n   description: z\n") == (
+        4, 4, "", "error",
+        "line 4 is indented more than line 3 above it (3 spaces against 2), so YAML reads it as more of line 3's value",
+        "Indent `description:` by 2 spaces, like `owner:` above it, if it is a field beside it.")
+
+
+def test_a_line_indented_to_no_level_above_it_is_told_which_levels_it_could_take() -> None:
+    assert only_finding("metadata:\n  name: x\n  owner: y\n description: z\nspec: {}\n") == (
+        4, 2, "", "error", "line 4 is indented by 1 space, which lines up with nothing above it",
+        "Indent `description:` like the line it belongs with: by 2 spaces like `owner:`, or not at all like "
+        "`metadata:`.")
+
+
+def test_a_list_item_indented_to_no_level_names_the_item_above_it() -> None:
+    assert only_finding("spec:\n  members:\n    - a\n   - b\n") == (
+        4, 4, "", "error", "line 4 is indented by 3 spaces, which lines up with nothing above it",
+        "Indent the item `- b` like the line it belongs with: by 4 spaces like the item `- a`, or by 2 spaces like "
+        "`members:`.")
+
+
+def test_a_value_holding_a_colon_and_a_space_is_told_to_be_quoted() -> None:
+    assert only_finding("metadata:\n  description: Reads: payments\n") == (
+        2, 3, "", "error", "the value of `description` on line 2 holds `: `, which YAML reads as the start of another "
+        "field", 'Quote the value: `description: "Reads: payments"`.')
+
+
+def test_a_field_without_a_colon_is_shown_written_with_one() -> None:
+    assert only_finding("spec:\n  engine: postgres\n  deletionProtection true\n  size: small\n") == (
+        3, 3, "", "error", "line 3 has no `:` after `deletionProtection true`: a field is written `key: value`",
+        "Write `deletionProtection: true`.")
+
+
+def test_an_unclosed_quote_names_the_line_it_opens_on() -> None:
+    assert only_finding('a: "abc\nb: 1\n') == (
+        1, 1, "", "error", "the quoted value that starts on line 1 is never closed",
+        "Add the closing quote at the end of the value.")
+
+
+def test_a_very_long_misindented_line_is_explained_at_once() -> None:
+    started = time.perf_counter()
+    line, *_ = only_finding("metadata:\n  name: x\n   a" + " " * 200_000 + "b: c\n")
+    assert line == 3 and time.perf_counter() - started < 1
