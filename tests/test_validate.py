@@ -154,6 +154,12 @@ def test_a_spec_field_written_at_the_top_level_is_told_to_move_under_spec(rules:
                                 "`deletionProtection` is a field of `spec`: indent it under `spec:` (line 7).")
 
 
+def test_a_spec_field_at_the_top_level_is_not_mistaken_for_a_top_level_field_it_resembles(rules: Rules) -> None:
+    text = DATABASE.format(size="small").replace('  version: "16"\n', "") + 'version: "16"\n'
+    [unknown] = [f for f in findings_of(rules, text) if f.message.startswith("unknown field")]
+    assert unknown.hint == "`version` is a field of `spec`: indent it under `spec:` (line 7)."
+
+
 def test_a_field_dedented_out_of_a_nested_object_is_told_which_object_it_belongs_to(rules: Rules) -> None:
     text = DATABASE.format(size="small").replace("    retentionDays: 14", "  retentionDays: 14")
     [unknown] = [f for f in findings_of(rules, text) if f.message.startswith("unknown field")]
