@@ -557,6 +557,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from bot.config import load_config
     from bot.export import as_files, as_yaml, backstage
     from bot.providers import installed, settings_schemas
+    from bot.render.wording import plural
     from bot.rules import load_rules
 
     ctx = _Context(args)
@@ -577,12 +578,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         target.mkdir(parents=True, exist_ok=True)
         for name, text in as_files(exported).items():
             (target / name).write_text(text, encoding="utf-8")
-        print(f"wrote {len(exported.entities)} entities to {target}/ (catalog-info.yaml lists them)")
+        wrote = plural(len(exported.entities), 'entity', 'entities')
+        print(f"wrote {wrote} to {target}/ (catalog-info.yaml lists them)")
     else:
         if not target.parent.is_dir():
             raise UsageError(f"--output {args.output}: the folder {target.parent} does not exist")
         target.write_text(as_yaml(exported.entities), encoding="utf-8")
-        print(f"wrote {len(exported.entities)} entities to {target}")
+        print(f"wrote {plural(len(exported.entities), 'entity', 'entities')} to {target}")
     if not organization:
         print("note: no GitHub organisation known (--organization, or github.organization in paved.yaml), "
               "so components have no github.com/project-slug", file=sys.stderr)

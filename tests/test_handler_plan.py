@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from bot.handlers.pull_request import is_planned, plan_pull_request, planned_marker
+from bot.handlers.pull_request import MAX_ANNOTATIONS, is_planned, plan_check, plan_pull_request, planned_marker
+from bot.model import Finding, Plan
 from bot.providers.github.provider import GitHubProvider
 from bot.render.markdown import MARKER
 from tests.conftest import PROJECT, REPO, World, experimental_change
@@ -135,3 +136,14 @@ def test_a_marker_quoted_inside_the_plan_does_not_make_a_head_look_planned(world
     assert is_planned(world.ctx, REPO, number, pr.head_sha, base)
     assert not is_planned(world.ctx, REPO, number, other, base)
     assert not is_planned(world.ctx, REPO, number, other)
+
+
+def test_a_check_run_counts_the_findings_beyond_its_annotations_in_words_that_agree_with_the_number() -> None:
+    def check_text(findings: int) -> str:
+        found = tuple(Finding(f"catalog/services/s{n}.yaml", 3, 1, "/spec/tier", "bad tier", "error", "schema")
+                      for n in range(findings))
+        plan = Plan(base="a" * 40, head="b" * 40, changes=(), deletions=(), unchanged=0, costs=(), findings=found)
+        return plan_check(plan, "b" * 40, "failure", "1 error", "", None).text
+
+    assert "1 more finding is not annotated." in check_text(MAX_ANNOTATIONS + 1)
+    assert "2 more findings are not annotated." in check_text(MAX_ANNOTATIONS + 2)

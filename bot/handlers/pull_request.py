@@ -27,6 +27,7 @@ from bot.model import Plan, Tree
 from bot.plan import PlannedRequests, plan_requests, proposed_rules, refuse_lost_data
 from bot.provider import Target
 from bot.render import markdown, text
+from bot.render.wording import plural
 from bot.rules import Rules, is_platform_repo, load_rules
 from bot.stats import PLANS_REF, PlanRecord
 
@@ -259,7 +260,7 @@ def live_steps(ctx: Context, repo: str, config: RepoConfig, planned: PlannedRequ
             found[identity] = [("⚠️ " if step.destructive else "") + step.description for step in steps] or [
                 "nothing: live state already matches"]
     if len(subjects) > MAX_OBSERVED:
-        found["…"] = [f"{len(subjects) - MAX_OBSERVED} more changes: live state not read"]
+        found["…"] = [f"{plural(len(subjects) - MAX_OBSERVED, 'more change', 'more changes')}: live state not read"]
     return found
 
 
@@ -322,7 +323,8 @@ def plan_check(plan: Plan, head_sha: str, conclusion: CheckConclusion | None, ti
     annotations = tuple(Annotation.of(f) for f in plan.findings[:MAX_ANNOTATIONS] if f.line > 0)
     body = text.render(plan)
     if len(plan.findings) > MAX_ANNOTATIONS:
-        body += f"\n{len(plan.findings) - MAX_ANNOTATIONS} more findings are not annotated.\n"
+        unannotated = len(plan.findings) - MAX_ANNOTATIONS
+        body += f"\n{plural(unannotated, 'more finding')} {'is' if unannotated == 1 else 'are'} not annotated.\n"
     return CheckRun(CHECK_NAME, head_sha, conclusion, title, summary + "\n" + more, "```\n" + body + "```\n",
                     annotations)
 

@@ -39,6 +39,7 @@ from bot.handlers import Context
 from bot.model import MemoryTree, Tree
 from bot.plan import plan_requests, refuse_lost_data
 from bot.provider import Provider, Result, Target
+from bot.render.wording import plural
 from bot.rules import KINDS_DIR, is_platform_repo, load_rules
 
 log = logging.getLogger(__name__)
@@ -262,7 +263,7 @@ def _apply(ctx: Context, repo: str, head: str, last: str | None, providers: Sequ
             approvers = tuple(sorted(approvals_in_force(ctx.forge.reviews(repo, pr.number)) - {pr.author.lower()}))
         if plan.errors:
             results: list[Result] = []
-            reason = (f"the catalogue at {head[:12]} has {len(plan.errors)} errors "
+            reason = (f"the catalogue at {head[:12]} has {plural(len(plan.errors), 'error')} "
                       f"(first: {plan.errors[0].location} {plan.errors[0].message}); nothing was applied")
         else:
             target = Target(organization=config.organization or repo.split("/", 1)[0], platform_repo=repo,

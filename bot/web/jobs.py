@@ -172,7 +172,7 @@ class IndexWarming:
 
     def indexed(self, repo: str, resources: int, head: str) -> None:
         with self._lock:
-            self._repos[repo] = f"indexed: {resources:,} resources at {head[:12]}"
+            self._repos[repo] = f"indexed: {resources:,} {'resource' if resources == 1 else 'resources'} at {head[:12]}"
 
     def failed(self, repo: str, why: str) -> None:
         with self._lock:
