@@ -37,7 +37,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from bot.kinds import ANNOTATION, Backstage, Kinds, value_at, values_at
@@ -53,8 +52,6 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 _ENTITIES = ("Group", "User", "Component", "Resource")
 # The annotation Backstage's GitHub integrations read a User's login from.
 USER_LOGIN = "github.com/user-login"
-# Paved's own repo, whose schemas describe the built-in kinds.
-_PAVED = Path(__file__).resolve().parent.parent
 
 
 def _valid_name(value: str) -> bool:
@@ -71,8 +68,9 @@ def paved_kinds() -> Kinds:
     """The kinds Paved's own `schemas/kinds/` describe: those of a caller that has resources but no rules."""
     from bot.adapters.repo import FolderTree
     from bot.rules import load_rules
+    from bot.starter import root
 
-    return load_rules(FolderTree(_PAVED)).described
+    return load_rules(FolderTree(root())).described
 
 
 @dataclass(frozen=True, slots=True)
