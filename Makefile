@@ -21,7 +21,7 @@ demo: $(BIN)/.installed
 	$(BIN)/paved demo
 
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check bot tests bench

@@ -214,8 +214,32 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.config.stash[_SESSION_PROBLEMS].append(
             f"{len(left)} git cat-file processes were left running (close each GitTree, best with `with`):\n"
             + "\n".join(left))
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: its controller says it and fails the run
+        workeroutput["paved"] = {
+            "problems": session.config.stash[_SESSION_PROBLEMS], "notes": session.config.stash[_SESSION_NOTES],
+            "exchanges": _WATCH.exchanges, "deliveries": _WATCH.deliveries, "seconds": _WATCH.seconds,
+            "routes": sorted(_WATCH.routes), "events": sorted(_WATCH.events)}
     if session.config.stash[_SESSION_PROBLEMS]:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """A pytest-xdist worker has finished (`make test` runs the suite on every core): what fails its part of the
+    run outside any test, and what its conformance check covered, become the whole run's."""
+    found = getattr(node, "workeroutput", {}).get("paved")
+    if found is None:
+        return
+    node.config.stash[_SESSION_PROBLEMS].extend(found["problems"])
+    node.config.stash[_SESSION_NOTES].extend(note for note in found["notes"]
+                                             if note not in node.config.stash[_SESSION_NOTES])
+    with _WATCH.lock:
+        _WATCH.exchanges += found["exchanges"]
+        _WATCH.deliveries += found["deliveries"]
+        _WATCH.seconds += found["seconds"]
+        _WATCH.routes.update((method, route) for method, route in found["routes"])
+        _WATCH.events.update(found["events"])
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -57,3 +57,12 @@ def test_a_tree_closed_with_with_leaves_nothing_behind(run: pytest.Pytester) -> 
     result = run.runpytest_subprocess()
     assert result.ret == pytest.ExitCode.OK
     assert "cat-file" not in result.stdout.str()
+
+
+def test_on_every_core_a_tree_kept_open_by_a_worker_fails_the_whole_run(run: pytest.Pytester) -> None:
+    run.makepyfile(READS_A_FILE.format(how='''tree = GitTree(tmp_path, "HEAD")
+    assert tree.read("README.md") == b"hello\\n"
+    KEPT.append(tree)'''))
+    result = run.runpytest_subprocess("-n", "2", "-p", "xdist")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["1 git cat-file processes were left running*", "*1 passed*"])

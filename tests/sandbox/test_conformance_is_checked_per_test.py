@@ -72,3 +72,9 @@ def test_a_run_that_conforms_says_what_it_checked(suite: pytest.Pytester) -> Non
     result = suite.runpytest_subprocess("test_first.py")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["sandbox conformance: 1 REST answers over 1 operations and 0 webhook payloads*"])
+
+
+def test_on_every_core_the_run_says_what_all_its_workers_checked(suite: pytest.Pytester) -> None:
+    result = suite.runpytest_subprocess("-n", "2", "-p", "xdist", "test_first.py", "test_third.py")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["sandbox conformance: 2 REST answers over 1 operations and 0 webhook payloads*"])
