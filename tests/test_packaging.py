@@ -159,7 +159,9 @@ def test_an_editable_install_reads_the_checkouts_own_starter_files() -> None:
 
 
 def test_make_says_what_it_does_before_each_step_of_building_the_environment(tmp_path: Path) -> None:
-    done = subprocess.run(["make", "--dry-run", f"VENV={tmp_path / 'venv'}", "demo"], cwd=PROJECT,
+    # As a newcomer types it, not as a make already running (`make test`) would pass its flags down.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    done = subprocess.run(["make", "--dry-run", f"VENV={tmp_path / 'venv'}", "demo"], cwd=PROJECT, env=env,
                           capture_output=True, text=True, check=True, timeout=30)
     lines = done.stdout.splitlines()
     steps = [i for i, line in enumerate(lines) if not line.startswith("echo ") and not line.startswith("touch ")]
