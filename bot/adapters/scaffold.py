@@ -34,6 +34,15 @@ children included), with CPU time, file size and core dumps limited. The parent 
 JSON on stdin and reads a JSON answer on stdout: the rendered project's folder, or an error. What the
 hooks print (stdout and stderr) is captured and kept on one line in `HookRefused.output`. TMPDIR is
 there so that the hook scripts cookiecutter renders (and never deletes) are removed with the folder.
+The answer also carries the context the project was rendered with (`answers`: every key of
+`cookiecutter.json`, private ones included, without the paths of the scratch folders).
+
+**Every project records where it came from**, in `.paved/scaffold.json` (`write_record`): the template's
+folder name, the platform repo's commit it was read at, and the answers, written by the parent with
+`json.dumps` as data, so that a later template change can be offered to the project as an upgrade (as
+cruft does from `.cruft.json`). It lives in a `.paved/` folder so that the file is plainly Paved's and
+anything else Paved keeps in a service repository goes beside it; it is not `.cruft.json`, whose
+`template` must be a git URL that cruft would clone.
 
 **Hooks are kept, in that child only.** The bundled templates check their parameters in `pre_gen_project`
 and `post_gen_project` hooks (a port is a TCP port, a schedule one the worker's own cron parser accepts),
@@ -51,15 +60,18 @@ which is the template's knowledge and belongs with it. Running them is acceptabl
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +87,11 @@ _PATH = "/usr/local/bin:/usr/bin:/bin"
 _MAX_FILE_BYTES = 64 * 1024 * 1024
 _MAX_OUTPUT = 500
 _SIGNALS = {int(s) for s in signal.Signals}
+RECORD_FOLDER = ".paved"
+RECORD_FILE = "scaffold.json"
+RECORD_VERSION = 1
+# Set by cookiecutter's own entry point to where this machine's scratch folders are: not answers.
+_PATHS = ("_template", "_output_dir", "_repo_dir", "_checkout")
 
 
 class ScaffoldError(PavedError):
@@ -115,6 +132,14 @@ def one_line(text: str, limit: int = _MAX_OUTPUT) -> str:
     return flat if len(flat) <= limit else "…" + flat[-(limit - 1):]
 
 
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A rendered project: its folder, and the cookiecutter context it was rendered with (`answers`)."""
+
+    project: Path
+    answers: Mapping[str, Any]
+
+
 # -- the parent side --------------------------------------------------------------------------------------
 
 def render(template: Path, output: Path, *, values: Mapping[str, Any], parameters: Mapping[str, Any],
@@ -125,6 +150,12 @@ def render(template: Path, output: Path, *, values: Mapping[str, Any], parameter
     `spec.template.parameters`. Raises `ParameterRefused`, `HookRefused`, `ScaffoldTimeout` or
     `ScaffoldError`, each with a one-line message.
     """
+    return render_project(template, output, values=values, parameters=parameters, timeout=timeout).project
+
+
+def render_project(template: Path, output: Path, *, values: Mapping[str, Any], parameters: Mapping[str, Any],
+                   timeout: float = DEFAULT_TIMEOUT) -> Rendered:
+    """As `render`, with the answers the project was rendered with."""
     name = template.name
     output = output.resolve()
     output.mkdir(parents=True, exist_ok=True)
@@ -157,9 +188,37 @@ def render(template: Path, output: Path, *, values: Mapping[str, Any], parameter
     project = Path(str(answer.get("project", ""))).resolve()
     if project.parent != output or not project.is_dir():
         raise ScaffoldError(f"the template rendered its project outside {output}", template=name)
+    answers = answer.get("answers")
+    if not isinstance(answers, dict):
+        raise ScaffoldError("the renderer did not say what the project was rendered with", template=name)
     if printed:
         log.info("template %s printed: %s", name, printed)
-    return project
+    return Rendered(project, answers)
+
+
+def write_record(project: Path, template: str, commit: str, answers: Mapping[str, Any]) -> Path:
+    """Write `.paved/scaffold.json` into `project`, replacing whatever the template put there; its path.
+
+    The template rendered the folder, so a `.paved` or record of its own (a link to elsewhere included)
+    is removed first rather than written through.
+    """
+    folder = project / RECORD_FOLDER
+    for path in (folder, folder / RECORD_FILE):
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            path.unlink()
+        elif path.is_dir() and path.name == RECORD_FILE:
+            shutil.rmtree(path)
+    folder.mkdir(exist_ok=True)
+    record = {"version": RECORD_VERSION, "template": template, "commit": commit, "answers": dict(answers)}
+    file = folder / RECORD_FILE
+    file.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return file
+
+
+def answers_digest(answers: Mapping[str, Any]) -> str:
+    """A digest of the answers that does not depend on how they are laid out: `sha256:HEX`."""
+    canonical = json.dumps(dict(answers), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _run_child(request: str, work: Path, env: dict[str, str], timeout: float,
@@ -281,8 +340,8 @@ def _parameter(raw: Mapping[str, Any], key: str, value: Any, template: str) -> A
     return value if isinstance(value, str) else str(value)
 
 
-def _generate(request: Mapping[str, Any]) -> str:
-    """Render the project the parent asked for; the project's folder."""
+def _generate(request: Mapping[str, Any]) -> dict[str, Any]:
+    """Render the project the parent asked for; the answer: the project's folder and its answers."""
     from cookiecutter.generate import generate_files
     from cookiecutter.hooks import run_pre_prompt_hook
 
@@ -299,12 +358,13 @@ def _generate(request: Mapping[str, Any]) -> str:
     if not isinstance(config, dict):
         raise ScaffoldError("cookiecutter.json must be a JSON object", template=template.name)
     context = build_context(config, request["values"], request["parameters"], template.name)
+    answers = {k: v for k, v in context["cookiecutter"].items() if k not in _PATHS}
     context["cookiecutter"].update({"_template": str(template), "_output_dir": str(output.resolve()),
                                     "_repo_dir": str(repo_dir), "_checkout": None})
     project = generate_files(repo_dir=str(repo_dir), context=context, output_dir=str(output),
                              overwrite_if_exists=False, skip_if_file_exists=False, accept_hooks=True,
                              keep_project_on_failure=False)
-    return str(project)
+    return {"project": str(project), "answers": answers}
 
 
 def _limit(cpu_seconds: int) -> None:
@@ -331,7 +391,7 @@ def main() -> int:
     try:
         request = json.load(sys.stdin)
         _limit(int(request.get("cpu_seconds", DEFAULT_TIMEOUT)))
-        answer = {"project": _generate(request)}
+        answer = _generate(request)
     except ParameterRefused as exc:
         answer = {"error": "parameter", "message": exc.message, "parameter": exc.parameter}
     except ScaffoldError as exc:

@@ -4,7 +4,11 @@ The repository has the request's visibility, description and default branch
 (`spec.repository.defaultBranch`, default `main`). A new repository's first commit is its golden-path
 template (`templates/TEMPLATE/` of the merged platform repo, rendered with cookiecutter), pushed with git;
 then the owning team gets `maintain` and the default branch needs one approving review and the code
-owners' review. Later, visibility, description and default branch follow the request; the template is
+owners' review. That commit holds `.paved/scaffold.json` (`bot.adapters.scaffold.write_record`): the
+template, the platform repo's commit it was rendered from and the answers; the apply's result names the
+same template and commit, and the answers' digest (`template`, `template_commit`, `template_answers`),
+so the platform repo's notes say where each service came from without repeating request text.
+Later, visibility, description and default branch follow the request; the template is
 never rendered again. Deleting the request archives the repository: destructive, but reversible, since an
 archived repository keeps everything and asking for the service again unarchives it.
 
@@ -263,7 +267,7 @@ class Services(Kind[ObservedRepository]):
     def _create(self, desired: Resource, target: Target, outputs: Outputs) -> None:
         # Render before creating anything, so that a template's refusal leaves no empty repository behind.
         with tempfile.TemporaryDirectory(prefix="paved-scaffold-") as scratch:
-            project = _render(desired, target, Path(scratch))
+            project = _render(desired, target, Path(scratch), outputs)
             org = self.client.get_organization(target.organization)
             self._define_mark(org, target.organization)
             # Marked as Paved's in the call that creates it: there is no moment it exists unmarked.
@@ -291,7 +295,7 @@ class Services(Kind[ObservedRepository]):
 
     def _scaffold(self, desired: Resource, target: Target, outputs: Outputs) -> None:
         with tempfile.TemporaryDirectory(prefix="paved-scaffold-") as scratch:
-            project = _render(desired, target, Path(scratch))
+            project = _render(desired, target, Path(scratch), outputs)
             repo = self.repo(self.address(desired, target), desired.identity)
             outputs["repository"] = repo.html_url
             self._push(project, desired, target, repo)
@@ -309,11 +313,12 @@ class Services(Kind[ObservedRepository]):
 
 # -- rendering a golden path and pushing it -----------------------------------------------------------------
 
-def _render(desired: Resource, target: Target, scratch: Path) -> Path:
-    """The service's template, from the merged platform repo, rendered into `scratch`.
+def _render(desired: Resource, target: Target, scratch: Path, outputs: Outputs | None = None) -> Path:
+    """The service's template, from the merged platform repo, rendered into `scratch`, with its record.
 
     `bot.adapters.scaffold` renders it in a child process that holds no secret, with the request's
-    values as data, never as template source.
+    values as data, never as template source. `outputs` get the template, the commit and the answers'
+    digest: short, and never request text, since comments and catalogue pages show outputs.
     """
     spec = desired.spec.get("template") or {}
     name = str(spec.get("name") or "")
@@ -326,8 +331,8 @@ def _render(desired: Resource, target: Target, scratch: Path) -> Path:
               "_lifecycle": str(desired.spec.get("lifecycle") or "experimental"),
               "_visibility": Services.visibility(desired)}
     try:
-        rendered = scaffold.render(source, scratch / "rendered", values=values,
-                                   parameters=spec.get("parameters") or {})
+        rendered = scaffold.render_project(source, scratch / "rendered", values=values,
+                                           parameters=spec.get("parameters") or {})
     except scaffold.HookRefused as exc:
         # The hooks check the parameters; what they print goes to the log, their verdict here.
         log.warning("template %s refused %s: %s", name, desired.identity, exc.output or "(it printed nothing)")
@@ -342,8 +347,12 @@ def _render(desired: Resource, target: Target, scratch: Path) -> Path:
     except scaffold.ScaffoldError as exc:
         raise StepFailed(f"template {name} could not be rendered for {desired.identity}: "
                           f"{one_line(exc.message)[:300]}") from None
-    _ensure_codeowners(rendered, desired, target.organization)
-    return rendered
+    _ensure_codeowners(rendered.project, desired, target.organization)
+    scaffold.write_record(rendered.project, name, target.revision, rendered.answers)
+    if outputs is not None:
+        outputs.update(template=name, template_commit=target.revision,
+                       template_answers=scaffold.answers_digest(rendered.answers))
+    return rendered.project
 
 
 def _copy_template(tree: Tree, name: str, destination: Path, target: Target) -> Path:
