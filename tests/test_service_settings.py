@@ -201,12 +201,17 @@ def test_nothing_reads_the_environment_when_imported() -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_the_service_commands_load_fastapi_and_huey_only_when_they_run() -> None:
-    code = ("import sys, argparse; from bot.web.commands import add_commands; "
+def loaded_by_adding_commands(module: str, heavy: tuple[str, ...]) -> list[str]:
+    """Which of the `heavy` modules a fresh Python has loaded once `module` added its commands to a parser."""
+    code = (f"import sys, argparse; from {module} import add_commands; "
             "add_commands(argparse.ArgumentParser().add_subparsers()); "
-            "print(sorted(m for m in ('fastapi', 'uvicorn', 'huey', 'redis') if m in sys.modules))")
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
+    return list(ast.literal_eval(done.stdout.strip()))
+
+
+def test_the_service_commands_load_fastapi_and_huey_only_when_they_run() -> None:
+    assert loaded_by_adding_commands("bot.web.commands", ("fastapi", "uvicorn", "huey", "redis")) == []
 
 
 def imports_of(path: Path) -> set[str]:

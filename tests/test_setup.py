@@ -31,6 +31,7 @@ from bot.web.setup import Registration, SetupServer
 from bot.webhook import signature
 from tests.conftest import PROJECT
 from tests.sandbox.conftest import Receiver
+from tests.test_service_settings import loaded_by_adding_commands
 
 SECRET_VARIABLES = ("PAVED_GITHUB_PRIVATE_KEY", "PAVED_WEBHOOK_SECRET", "PAVED_GITHUB_CLIENT_SECRET",
                     "PAVED_SESSION_SECRET")
@@ -249,8 +250,4 @@ def test_setup_refuses_options_that_cannot_work(tmp_path: Path, capsys: pytest.C
 
 
 def test_the_setup_command_loads_fastapi_and_uvicorn_only_when_it_runs() -> None:
-    code = ("import sys, argparse; from bot.web.setup import add_commands; "
-            "add_commands(argparse.ArgumentParser().add_subparsers()); "
-            "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette', 'requests') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
+    assert loaded_by_adding_commands("bot.web.setup", ("fastapi", "uvicorn", "starlette", "requests")) == []
