@@ -109,6 +109,7 @@ META_SCHEMA: dict[str, Any] = {
         "tier": _POINTER,
         "lifecycle": _POINTER,
         "template": _POINTER,
+        "templateAnswers": {"type": "array", "items": _POINTER},
         "follows": {
             "type": "object",
             "additionalProperties": False,
@@ -206,6 +207,9 @@ class KindDescription:
     tier: str | None = None
     lifecycle: str | None = None
     template: str | None = None
+    # Fields besides the template section that a project's template answers come from (its name,
+    # description, owner ...): changing one offers the project an upgrade.
+    template_answers: tuple[str, ...] = ()
     follows: Follows | None = None
     deletion_protection: str | None = None
     keeps_data: bool = False
@@ -318,6 +322,7 @@ def describe(kind: str, path: str, schema: Mapping[str, Any], line_of: Any) -> K
         owner=section.get("owner", DEFAULT_OWNER), references=tuple(references),
         people=tuple(team.get("people", ())), budget=team.get("budget"),
         tier=section.get("tier"), lifecycle=section.get("lifecycle"), template=section.get("template"),
+        template_answers=tuple(section.get("templateAnswers", ())),
         follows=Follows(follows["kind"], follows["name"]) if follows else None,
         deletion_protection=section.get("deletionProtection"), keeps_data=bool(section.get("keepsData")),
         backstage=exported,

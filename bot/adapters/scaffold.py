@@ -76,6 +76,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import PavedError
+from bot.golden_paths import RECORD_PATH, ScaffoldRecord
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,7 @@ _PATH = "/usr/local/bin:/usr/bin:/bin"
 _MAX_FILE_BYTES = 64 * 1024 * 1024
 _MAX_OUTPUT = 500
 _SIGNALS = {int(s) for s in signal.Signals}
-RECORD_FOLDER = ".paved"
-RECORD_FILE = "scaffold.json"
-RECORD_VERSION = 1
+RECORD_FOLDER, RECORD_FILE = RECORD_PATH.split("/")
 # Set by cookiecutter's own entry point to where this machine's scratch folders are: not answers.
 _PATHS = ("_template", "_output_dir", "_repo_dir", "_checkout")
 
@@ -209,9 +208,8 @@ def write_record(project: Path, template: str, commit: str, answers: Mapping[str
         elif path.is_dir() and path.name == RECORD_FILE:
             shutil.rmtree(path)
     folder.mkdir(exist_ok=True)
-    record = {"version": RECORD_VERSION, "template": template, "commit": commit, "answers": dict(answers)}
     file = folder / RECORD_FILE
-    file.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    file.write_text(ScaffoldRecord(template, commit, answers).text(), encoding="utf-8")
     return file
 
 
