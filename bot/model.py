@@ -185,6 +185,25 @@ class Keeping:
     hint: str
 
 
+UpgradeReason = Literal["template", "answers"]
+UpgradeHeld = Literal["", "manual", "pinned"]
+
+
+@dataclass(frozen=True, slots=True)
+class Upgrade:
+    """A scaffolded project whose golden path moves when the plan is applied: its template changed
+    (`template`), or its request changed what the template is rendered with (`answers`).
+
+    `held` says why Paved opens no upgrade pull request for it: `manual` (the request opted out with
+    `updates: manual`) or `pinned` (it stays on the template at its pinned commit); "" when it gets one.
+    """
+
+    identity: str
+    template: str
+    reason: UpgradeReason
+    held: UpgradeHeld = ""
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """Everything the core says about moving the catalogue from `base` to `head`.
@@ -196,6 +215,8 @@ class Plan:
     `refresh` lists unchanged resources that apply again because something they serve changed (a
     database when its service gains an environment).
     `platform_impact` says, a sentence per area, what the rule changes affect.
+    `upgrades` lists the scaffolded projects whose golden path moves (a template changed, or a request
+    changed its answers), each getting an upgrade pull request after the apply unless it is held back.
     """
 
     base: str
@@ -210,6 +231,7 @@ class Plan:
     followed: tuple[tuple[str, tuple[str, ...]], ...] = ()
     refresh: tuple[str, ...] = ()
     platform_impact: tuple[str, ...] = ()
+    upgrades: tuple[Upgrade, ...] = ()
 
     @property
     def all_changes(self) -> tuple[Change, ...]:

@@ -23,6 +23,7 @@ from bot.catalogue import (
     tree_key,
 )
 from bot.errors import ConfigurationError
+from bot.golden_paths import answers_changed, following
 from bot.kinds import value_at
 from bot.model import (
     Change,
@@ -34,6 +35,8 @@ from bot.model import (
     RuleChange,
     TeamCost,
     Tree,
+    Upgrade,
+    UpgradeHeld,
     shown_path,
 )
 from bot.rules import KINDS_DIR, POLICIES_DIR, PRICES, TEMPLATES_DIR, Rules, load_rules, platform_files, rules_digest
@@ -285,6 +288,7 @@ def _plan(before: Catalogue, after: Catalogue) -> PlannedRequests:
     services = kinds.parents_of_followers((r.kind, r.data) for r in [*after_all.values(), *before_all.values()])
     handed = {**before.followed(services), **after.followed(services)}
     head_findings += _protected_deletions(deletes, before.tree, rules)
+    upgrades = _upgrades(after, rule_changes, updates + renames, {c.identity for c in creates})
 
     plan = Plan(
         base=before.tree.label, head=after.tree.label, changes=tuple(_order(changes, rules)),
@@ -293,9 +297,38 @@ def _plan(before: Catalogue, after: Catalogue) -> PlannedRequests:
         findings=tuple(sorted(head_findings, key=Finding.sort_key)), rule_changes=tuple(rule_changes),
         files_checked=after.file_count,
         followed=tuple(sorted(handed.items())), refresh=tuple(refresh),
-        platform_impact=platform_impact(rule_changes, before),
+        platform_impact=platform_impact(rule_changes, before, upgrades), upgrades=upgrades,
     )
     return PlannedRequests(plan, before_all, after_all, rules)
+
+
+def _upgrades(after: Catalogue, rule_changes: list[RuleChange], changed: list[tuple[Resource, Resource]],
+              created: set[str]) -> tuple[Upgrade, ...]:
+    """The scaffolded projects whose golden path moves: every follower of a template the change touches
+    (read at the head, only when a template changes), and every request whose change alters its
+    template's answers. A project created by this change is rendered from the head already."""
+    kinds = after.rules.described
+    kind = kinds.with_template()
+    if kind is None:
+        return ()
+    described = kinds[kind]
+    found: dict[str, Upgrade] = {}
+    for old, new in changed:
+        follows = following(new, described) if new.kind == kind else None
+        if follows is not None and answers_changed(old, new, described):
+            found[new.identity] = Upgrade(new.identity, follows.template, "answers",
+                                          "" if follows.takes_upgrades else "manual")
+    templates = {c.path[len(TEMPLATES_DIR):].split("/", 1)[0] for c in rule_changes
+                 if c.path.startswith(TEMPLATES_DIR)}
+    if templates:
+        everyone = after.resources(f"{kind}/{n}" for n in after.names_of(kind))
+        for identity, resource in sorted(everyone.items()):
+            follows = following(resource, described)
+            if follows is None or follows.template not in templates or identity in created or identity in found:
+                continue
+            held: UpgradeHeld = "manual" if not follows.takes_upgrades else "pinned" if follows.pin else ""
+            found[identity] = Upgrade(identity, follows.template, "template", held)
+    return tuple(found[i] for i in sorted(found))
 
 
 def proposed_rules(plan: Plan, target: Tree, head: Tree, rules: Rules, store: CatalogueIndex) -> Plan:
@@ -328,22 +361,17 @@ def proposed_rules(plan: Plan, target: Tree, head: Tree, rules: Rules, store: Ca
     return replace(plan, platform_impact=(*plan.platform_impact, sentence))
 
 
-def platform_impact(rule_changes: list[RuleChange], before: Catalogue) -> tuple[str, ...]:
+def platform_impact(rule_changes: list[RuleChange], before: Catalogue,
+                    upgrades: tuple[Upgrade, ...] = ()) -> tuple[str, ...]:
     """What a platform change affects, in one sentence per area, counted in the catalogue it applies to."""
     if not rule_changes:
         return ()
     paths = [c.path for c in rule_changes]
     found: list[str] = []
     templates = sorted({p[len(TEMPLATES_DIR):].split("/", 1)[0] for p in paths if p.startswith(TEMPLATES_DIR)})
-    scaffolded = before.rules.described.with_template()
-    if templates and scaffolded is not None:
-        at_template = before.rules.describe(scaffolded).template or ""
-        services = before.resources(f"{scaffolded}/{n}" for n in before.names_of(scaffolded)).values()
-        for name in templates:
-            using = sum(1 for s in services if (value_at(s.data, at_template) or {}).get("name") == name)
-            found.append(f"template {name} changed: {using} service{'s' if using != 1 else ''} scaffold"
-                         f"{'' if using != 1 else 's'} differently from now on (existing repositories are not "
-                         "rendered again)")
+    for name in templates:
+        moved = [u for u in upgrades if u.template == name and u.reason == "template"]
+        found.append(template_impact(name, moved))
     kinds = {v: k for k, v in before.rules.kind_paths.items()}
     for path in paths:
         if path.startswith(KINDS_DIR):
@@ -361,6 +389,16 @@ def platform_impact(rule_changes: list[RuleChange], before: Catalogue) -> tuple[
         elif path.startswith(".github/") or path.endswith("CODEOWNERS"):
             found.append(f"{path} changed: how this repository's workflows run or who reviews")
     return tuple(dict.fromkeys(found))
+
+
+def template_impact(name: str, moved: list[Upgrade]) -> str:
+    """"template NAME changed: N services will get an upgrade pull request", with those held back."""
+    taking = sum(1 for u in moved if not u.held)
+    held = [f"{count} {why}" for why, count in (("opted out", sum(1 for u in moved if u.held == "manual")),
+                                                 ("pinned", sum(1 for u in moved if u.held == "pinned"))) if count]
+    sentence = (f"template {name} changed: {taking} service{'s' if taking != 1 else ''} will get an upgrade pull "
+                "request")
+    return sentence + (f" ({', '.join(held)})" if held else "")
 
 
 def _protected_deletions(deletes: list[Resource], base: Tree, rules: Rules) -> list[Finding]:

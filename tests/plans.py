@@ -5,7 +5,7 @@ Each reads like a pull request someone might open against the platform repositor
 
 from __future__ import annotations
 
-from bot.model import Action, Change, FieldChange, Finding, Plan, RuleChange, Severity, TeamCost
+from bot.model import Action, Change, FieldChange, Finding, Plan, RuleChange, Severity, TeamCost, Upgrade
 
 BASE = "3f1c2a9d8e7b6a5f4c3d2e1f0a9b8c7d6e5f4a3b"
 HEAD = "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b"
@@ -166,6 +166,19 @@ def rules_change_plan() -> Plan:
         rule_changes=(
             RuleChange("schemas/policies/db-backup-retention.json", "modified"),
             RuleChange("templates/fastapi-service/hooks/post_gen_project.py", "added"),
+        ),
+    )
+
+
+def upgrade_plan() -> Plan:
+    """A template changes: two services take the upgrade, one opted out; another changes its answers."""
+    return empty_plan(
+        rule_changes=(RuleChange("templates/fastapi-service/{{cookiecutter.name}}/Dockerfile", "modified"),),
+        upgrades=(
+            Upgrade("Service/billing", "fastapi-service", "answers"),
+            Upgrade("Service/checkout", "fastapi-service", "template"),
+            Upgrade("Service/legacy", "fastapi-service", "template", "manual"),
+            Upgrade("Service/search", "fastapi-service", "template"),
         ),
     )
 

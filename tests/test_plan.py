@@ -12,7 +12,7 @@ import pytest
 from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.repo import FolderTree, GitTree
 from bot.errors import ConfigurationError, RevisionError
-from bot.model import FieldChange, Plan
+from bot.model import FieldChange, Plan, Upgrade
 from bot.plan import PlannedRequests, make_plan, plan_requests, refuse_lost_data
 from bot.providers.database import plugin as database_plugin
 from tests.conftest import DATABASE, SERVICE, TEAM, PlatformRepo
@@ -278,14 +278,58 @@ def platform_plan(repo: PlatformRepo) -> Plan:
         return proposed_rules(planned.plan, base, head, rules, store)
 
 
-def test_a_template_change_says_how_many_services_it_scaffolds(branch: PlatformRepo) -> None:
-    hook = "templates/fastapi-service/hooks/pre_gen_project.py"
-    branch.write(hook, (branch.root / hook).read_text() + "\n# checked by the platform team\n")
+HOOK = "templates/fastapi-service/hooks/pre_gen_project.py"
+
+
+def change_template(branch: PlatformRepo) -> None:
+    branch.write(HOOK, (branch.root / HOOK).read_text() + "\n# checked by the platform team\n")
+
+
+def test_a_template_change_says_how_many_services_will_get_an_upgrade_pull_request(branch: PlatformRepo) -> None:
+    change_template(branch)
     branch.commit()
     plan = platform_plan(branch)
-    assert [c.path for c in plan.rule_changes] == [hook]
-    assert plan.platform_impact[0] == ("template fastapi-service changed: 1 service scaffolds differently from "
-                                       "now on (existing repositories are not rendered again)")
+    assert [c.path for c in plan.rule_changes] == [HOOK]
+    assert plan.platform_impact[0] == "template fastapi-service changed: 1 service will get an upgrade pull request"
+    assert plan.upgrades == (Upgrade("Service/checkout", "fastapi-service", "template"),)
+
+
+def test_services_that_opted_out_or_are_pinned_are_counted_apart(branch: PlatformRepo) -> None:
+    branch.git("switch", "--quiet", "main")
+    for name, choice in (("search", "updates: manual"), ("ranking", f"pin: {'c' * 40}")):
+        branch.write(f"catalog/services/{name}.yaml", SERVICE.format(name=name, owner="data", tier="experimental")
+                     .replace("    name: fastapi-service\n", f"    name: fastapi-service\n    {choice}\n"))
+    branch.commit("two more services")
+    branch.git("switch", "--quiet", "-c", "template")
+    change_template(branch)
+    branch.commit()
+    plan = platform_plan(branch)
+    assert plan.platform_impact[0] == ("template fastapi-service changed: 1 service will get an upgrade pull request "
+                                       "(1 opted out, 1 pinned)")
+    assert {(u.identity, u.held) for u in plan.upgrades} == {
+        ("Service/checkout", ""), ("Service/search", "manual"), ("Service/ranking", "pinned")}
+
+
+def test_a_service_created_with_the_template_change_gets_no_upgrade(branch: PlatformRepo) -> None:
+    change_template(branch)
+    branch.write("catalog/services/search.yaml", SERVICE.format(name="search", owner="data", tier="experimental"))
+    branch.commit()
+    assert [u.identity for u in platform_plan(branch).upgrades] == ["Service/checkout"]
+
+
+def test_a_request_change_that_alters_the_template_answers_is_an_upgrade(branch: PlatformRepo) -> None:
+    path = branch.root / "catalog/services/checkout.yaml"
+    branch.write("catalog/services/checkout.yaml",
+                 path.read_text().replace("The checkout service.", "Takes the money."))
+    branch.commit()
+    assert plan_of(branch).upgrades == (Upgrade("Service/checkout", "fastapi-service", "answers"),)
+
+
+def test_a_request_change_the_template_never_sees_is_no_upgrade(branch: PlatformRepo) -> None:
+    text = (branch.root / "catalog/services/checkout.yaml").read_text()
+    branch.write("catalog/services/checkout.yaml", text.replace("size: small", "size: medium"))
+    branch.commit()
+    assert plan_of(branch).upgrades == ()
 
 
 def test_settings_and_workflows_are_platform_changes_too(branch: PlatformRepo) -> None:

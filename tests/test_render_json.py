@@ -11,13 +11,14 @@ from jsonschema import Draft202012Validator
 
 from bot.model import FieldChange, Plan, TeamCost
 from bot.render import json as render_json
-from tests.plans import change, empty_plan, finding, huge_plan, rules_change_plan, typical_plan
+from tests.plans import change, empty_plan, finding, huge_plan, rules_change_plan, typical_plan, upgrade_plan
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 SAMPLE_PLANS = [
     pytest.param(empty_plan(), id="empty"),
     pytest.param(typical_plan(), id="typical"),
     pytest.param(rules_change_plan(), id="rules-change"),
+    pytest.param(upgrade_plan(), id="upgrades"),
     pytest.param(huge_plan(changes=20, findings=60), id="bulk"),
 ]
 
@@ -235,3 +236,10 @@ def test_no_findings_is_ok() -> None:
 
     assert document["ok"] is True
     assert document["findings"] == []
+
+
+def test_each_golden_path_upgrade_is_listed_with_why_and_whether_it_is_held_back() -> None:
+    upgrades = render_json.plan_to_dict(upgrade_plan())["upgrades"]
+    assert upgrades[0] == {"identity": "Service/billing", "template": "fastapi-service", "reason": "answers",
+                           "held": ""}
+    assert [u["held"] for u in upgrades] == ["", "", "manual", ""]

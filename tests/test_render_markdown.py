@@ -26,6 +26,7 @@ from tests.plans import (
     huge_plan,
     rules_change_plan,
     typical_plan,
+    upgrade_plan,
 )
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -304,9 +305,9 @@ def test_rule_changes_are_said_to_apply_only_after_merge() -> None:
 
 def test_a_platform_change_says_what_it_affects() -> None:
     plan = dataclasses.replace(rules_change_plan(), platform_impact=(
-        "template fastapi-service changed: 7 services scaffold differently from now on",))
+        "template fastapi-service changed: 7 services will get an upgrade pull request",))
     rules = section(markdown.render(plan), "📜 Platform change")
-    assert "- template fastapi-service changed: 7 services scaffold differently from now on" in rules
+    assert "- template fastapi-service changed: 7 services will get an upgrade pull request" in rules
 
 
 def test_there_is_no_rules_change_section_when_no_rules_change() -> None:
@@ -412,3 +413,20 @@ def test_a_plan_that_cannot_be_rendered_still_yields_a_marked_comment() -> None:
 
     assert comment.startswith(MARKER + "\n")
     assert "could not be rendered" in comment
+
+
+def test_a_plan_lists_the_services_that_will_get_an_upgrade_pull_request() -> None:
+    upgrades = section(markdown.render(upgrade_plan()), "🔁 Golden-path upgrades")
+    assert "on the repository of each of 3 services below" in upgrades
+    assert "- `Service/checkout`: template fastapi-service changed" in upgrades
+    assert "- `Service/billing`: its request changes what template fastapi-service is rendered with" in upgrades
+    assert "- `Service/legacy`: template fastapi-service changed; no pull request: it opted out" in upgrades
+
+
+def test_a_plan_whose_upgrades_are_all_held_back_says_none_will_be_opened() -> None:
+    held = dataclasses.replace(upgrade_plan(), upgrades=upgrade_plan().upgrades[2:3])
+    assert "Paved opens no upgrade pull request" in section(markdown.render(held), "🔁 Golden-path upgrades")
+
+
+def test_there_is_no_upgrades_section_when_no_golden_path_moves() -> None:
+    assert "Golden-path upgrades" not in markdown.render(typical_plan())

@@ -6,7 +6,7 @@ import re
 
 from bot.model import FieldChange, TeamCost
 from bot.render import text
-from tests.plans import change, empty_plan, finding, rules_change_plan, typical_plan
+from tests.plans import change, empty_plan, finding, rules_change_plan, typical_plan, upgrade_plan
 
 ESC = "\033["
 
@@ -198,3 +198,10 @@ def test_a_cost_that_is_not_a_number_is_shown_as_unknown() -> None:
     plan = empty_plan(costs=(TeamCost("payments", float("nan"), 1.0),))
 
     assert "  payments  $? → $1.00" in text.render(plan)
+
+
+def test_golden_path_upgrades_are_listed_one_service_a_line() -> None:
+    lines = text.render(upgrade_plan()).splitlines()
+    assert "Golden-path upgrades (a pull request on each repository after the merge):" in lines
+    assert "  Service/legacy: template fastapi-service changed; no pull request: it opted out (updates: manual)" \
+        in lines

@@ -52,6 +52,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "findings": [finding_to_dict(f) for f in sorted(plan.findings, key=Finding.sort_key)],
         "rule_changes": [rule_change_to_dict(change) for change in plan.rule_changes],
         "platform_impact": list(plan.platform_impact),
+        "upgrades": [{"identity": u.identity, "template": u.template, "reason": u.reason, "held": u.held}
+                     for u in plan.upgrades],
     }
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bot.drift import Drift, marker
-from bot.model import Change, Finding, Plan, RuleChange, TeamCost
+from bot.model import Change, Finding, Plan, RuleChange, TeamCost, Upgrade
 from bot.render import wording
 
 MARKER = "<!-- paved:plan -->"
@@ -119,6 +119,7 @@ class _Comment:
                 _costs_section(plan.costs),
                 _findings_section(plan.findings, at_head),
                 _rule_changes_section(plan.rule_changes, plan.platform_impact),
+                _upgrades_section(plan.upgrades),
             ),
         )
 
@@ -371,6 +372,17 @@ def _rule_changes_section(rule_changes: Sequence[RuleChange], impact: Sequence[s
                                                                  else []),
                    *([""] if n else []), *rows[:n]],
     )
+
+
+def _upgrades_section(upgrades: Sequence[Upgrade]) -> _Section:
+    taking = [u for u in upgrades if not u.held]
+    rows = [f"- {_code(u.identity)}: {_plain(wording.upgrade_words(u))}" for u in upgrades]
+    intro = (f"After the merge, Paved opens an upgrade pull request on the repository of each of "
+             f"{wording.plural(len(taking), 'service')} below (or updates the one already open): the golden "
+             "path's change, merged into the repository by git, for its owners to review." if taking else
+             "Every service below is held back: Paved opens no upgrade pull request for them.")
+    return _Section("upgrade", "upgrades", len(rows),
+                    lambda n: ["### 🔁 Golden-path upgrades", "", intro, "", *rows[:n]])
 
 
 def _table(header: Sequence[str], rows: Sequence[str]) -> list[str]:

@@ -50,6 +50,9 @@ def render(plan: Plan, *, color: bool = False) -> str:
     if plan.rule_changes:
         lines += ["", paint("Platform change:", "heading"), *_rule_change_lines(plan.rule_changes),
                   *(_clean(f"  affects: {sentence}") for sentence in plan.platform_impact)]
+    if plan.upgrades:
+        lines += ["", paint("Golden-path upgrades (a pull request on each repository after the merge):", "heading"),
+                  *(_clean(f"  {u.identity}: {wording.upgrade_words(u)}") for u in plan.upgrades)]
     lines.append("")
     lines.append(render_findings(plan.findings, color=color, files_checked=plan.files_checked or None))
     return "\n".join(lines).rstrip("\n") + "\n"

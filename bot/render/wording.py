@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from bot.model import ACTIONS, SEVERITIES, FieldChange, Finding, Plan, Severity
+from bot.model import ACTIONS, SEVERITIES, FieldChange, Finding, Plan, Severity, Upgrade
 
 # A key that reads unambiguously after a dot; anything else is shown quoted in brackets.
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
@@ -151,3 +151,12 @@ def field_change_words(change: FieldChange, show: Callable[[Any], str]) -> str:
     if change.op == "remove":
         return f"removed (was {show(change.before)})"
     return f"{show(change.before)} → {show(change.after)}"
+
+
+def upgrade_words(upgrade: Upgrade) -> str:
+    """Why a service's golden path moves, and whether it gets its upgrade pull request."""
+    why = (f"template {upgrade.template} changed" if upgrade.reason == "template"
+           else f"its request changes what template {upgrade.template} is rendered with")
+    held = {"manual": "; no pull request: it opted out (updates: manual)",
+            "pinned": "; no pull request: it is pinned to a commit of the template"}.get(upgrade.held, "")
+    return why + held

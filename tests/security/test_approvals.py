@@ -88,7 +88,7 @@ def test_a_pull_request_that_only_edits_a_template_hook_waits_for_the_platform_o
     check = platform.plan_of(number)
     assert check.title == "waiting for approval from platform owners"
     comment = platform.plan_comment(number) or ""
-    assert "template fastapi-service changed: 3 services scaffold differently from now on" in comment
+    assert "template fastapi-service changed: 3 services will get an upgrade pull request" in comment
     assert platform.merge(number, by="mallory").status_code == 405
 
 
