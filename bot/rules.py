@@ -1,6 +1,7 @@
 """The rules a catalogue is judged by, read from one revision of the platform repo.
 
 Rules are the kind schemas (`schemas/kinds/`), the guardrail policies (`schemas/policies/`), the
+standards that live resources are scored against (`schemas/standards/`, see `bot.standards`), the
 prices (`schemas/prices.yaml`) and the golden-path templates (`templates/*/cookiecutter.json`). A plan
 always reads them from the pull request's base, so a pull request cannot loosen what judges it.
 
@@ -26,6 +27,8 @@ from bot.yamlio import resolve_pointer
 KINDS_DIR = "schemas/kinds/"
 POLICIES_DIR = "schemas/policies/"
 POLICY_SCHEMA = "schemas/policy.schema.json"
+STANDARDS_DIR = "schemas/standards/"
+STANDARD_SCHEMA = "schemas/standard.schema.json"
 PRICES = "schemas/prices.yaml"
 TEMPLATES_DIR = "templates/"
 RULE_PREFIXES = ("schemas/", "templates/")
@@ -75,6 +78,42 @@ class Policy:
 
 
 @dataclass(frozen=True, slots=True)
+class Fix:
+    """How to meet a standard: a hint, a page that says how (`link`), and the JSON pointer of a link in
+    the scored resource's document (`link_from`: its upgrade pull requests, its drift issue), which wins
+    when the document has one there."""
+
+    hint: str
+    link: str | None = None
+    link_from: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Standard:
+    """What resources of the listed `kinds` (and `tiers`; empty: every tier) should be as they exist: a JSON
+    Schema `rule` over each resource's document (its request and live state, see `bot.standards`).
+
+    A failure blocks nothing: the scorecard says `message` (with the document's text at `detail`, when
+    there is one) and how to `fix` it.
+    """
+
+    id: str
+    title: str
+    severity: Literal["error", "warning"]
+    kinds: tuple[str, ...]
+    message: str
+    fix: Fix
+    rule: dict[str, Any] = field(repr=False)
+    tiers: tuple[str, ...] = ()
+    path: str = ""
+    detail: str | None = None
+    description: str = ""
+
+    def applies_to(self, kind: str, tier: str | None) -> bool:
+        return kind in self.kinds and (not self.tiers or tier in self.tiers)
+
+
+@dataclass(frozen=True, slots=True)
 class Price:
     """The monthly price of one kind: a flat amount, or an amount per value of the field at `field`."""
 
@@ -100,6 +139,7 @@ class Rules:
     templates: dict[str, Template]
     digest: str
     described: Kinds = field(default_factory=Kinds)
+    standards: tuple[Standard, ...] = ()
     _validators: dict[str, Any] = field(default_factory=dict, repr=False)
     _policies_of: dict[str, tuple[Policy, ...]] = field(default_factory=dict, repr=False)
 
@@ -127,6 +167,9 @@ class Rules:
 
     def policy_validator(self, policy: Policy) -> Any:
         return self.validator(f"policy:{policy.id}", policy.rule)
+
+    def standard_validator(self, standard: Standard) -> Any:
+        return self.validator(f"standard:{standard.id}", standard.rule)
 
     def monthly_cost(self, kind: str, data: dict[str, Any]) -> float:
         price = self.prices.get(kind)
@@ -300,6 +343,61 @@ def _load_policies(tree: Tree, files: dict[str, str], kinds: dict[str, Any]) -> 
     return tuple(policies)
 
 
+def _load_standards(tree: Tree, files: dict[str, str], kinds: dict[str, Any]) -> tuple[Standard, ...]:
+    """The standards under `schemas/standards/`, each checked against `schemas/standard.schema.json` (when
+    the repo has it) with the line of the first problem, its kinds against the loaded kinds, its rule as a
+    schema that compiles."""
+    names = sorted(p for p in files if p.startswith(STANDARDS_DIR) and p.endswith(".json") and p.count("/") == 2)
+    if not names:
+        return ()
+    meta: Any = None
+    if STANDARD_SCHEMA in files:
+        import jsonschema_rs  # here, as a warm `paved validate` reads no rules: its start-up is a target
+
+        meta_doc = _json(STANDARD_SCHEMA, tree.read(STANDARD_SCHEMA))
+        _check_schema(STANDARD_SCHEMA, meta_doc)
+        meta = jsonschema_rs.validator_for(meta_doc)
+    standards: list[Standard] = []
+    for path, raw in sorted(tree.read_many(names).items()):
+        doc = _json(path, raw)
+        line_of = _line_in(raw)
+        if meta is not None:
+            errors = list(meta.iter_errors(doc))
+            if errors:
+                first = "/" + "/".join(str(t) for t in errors[0].instance_path)
+                problems = [f"{'/'.join(str(t) for t in e.instance_path) or '(root)'}: {e.message}" for e in errors[:3]]
+                raise ConfigurationError("not a valid standard: " + "; ".join(problems), path=path,
+                                         line=line_of(first if first != "/" else ""),
+                                         hint=f"A standard follows {STANDARD_SCHEMA} (see docs/standards.md).")
+        if not isinstance(doc, dict) or not isinstance(doc.get("rule"), dict):
+            raise ConfigurationError("a standard needs a `rule` schema", path=path)
+        stem = path.rsplit("/", 1)[1].removesuffix(".json")
+        if doc.get("id") != stem:
+            raise ConfigurationError(f"the standard id {doc.get('id')!r} must equal the file name {stem!r}",
+                                     path=path, line=line_of("/id") if "id" in doc else 0)
+        for i, kind in enumerate(doc.get("kinds") or []):
+            if kind not in kinds:
+                raise _unknown_kind(str(kind), kinds, path, line_of(f"/kinds/{i}"), "the standard")
+        try:
+            _check_schema(path, doc["rule"])
+        except ConfigurationError as exc:
+            raise ConfigurationError(exc.message.removeprefix(f"{path}: "), path=path, line=line_of("/rule")) from exc
+        fix = doc["fix"] if isinstance(doc.get("fix"), dict) else {}
+        standards.append(Standard(
+            id=stem, title=str(doc.get("title", stem)), severity=doc.get("severity", "warning"),
+            kinds=tuple(str(k) for k in doc.get("kinds") or ()),
+            message=str(doc.get("message", doc.get("title", stem))),
+            fix=Fix(str(fix.get("hint", "")), _text_or_none(fix.get("link")), _text_or_none(fix.get("linkFrom"))),
+            rule=doc["rule"],
+            tiers=tuple(str(t) for t in doc.get("tiers") or ()), path=path, detail=_text_or_none(doc.get("detail")),
+            description=str(doc.get("description", ""))))
+    return tuple(standards)
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _load_prices(tree: Tree, files: dict[str, str], kinds: Iterable[str]) -> tuple[dict[str, Price], str]:
     if PRICES not in files:
         return {}, "USD"
@@ -394,6 +492,8 @@ def load_rules(tree: Tree) -> Rules:
                                           "control characters, and must be valid UTF-8.")
     kinds, kind_paths, described = _load_kinds(tree, files)
     policies = _load_policies(tree, files, kinds)
+    standards = _load_standards(tree, files, kinds)
     prices, currency = _load_prices(tree, files, kinds)
     templates = _load_templates(tree, files)
-    return Rules(kinds, kind_paths, policies, prices, currency, templates, digest_of(files), described)
+    return Rules(kinds, kind_paths, policies, prices, currency, templates, digest_of(files), described,
+                 standards=standards)
