@@ -106,6 +106,26 @@ class MergeGroupRef:
 
 
 @dataclass(frozen=True)
+class WorkflowRunRef:
+    """A recorded workflow run, as `GET /repos/{owner}/{repo}/actions/runs/{id}` lists it."""
+
+    id: int
+    run_number: int
+    head_sha: str
+    html_url: str
+
+
+@dataclass(frozen=True)
+class DeploymentRef:
+    """A deployment and the state of its latest status (None: it has none)."""
+
+    id: int
+    environment: str
+    sha: str
+    state: str | None
+
+
+@dataclass(frozen=True)
 class CommentRef:
     id: int
     body: str
@@ -429,6 +449,37 @@ class ForgeHandle:
         actor = self._account(by) if by else self.forge.store.get(StoredAccount, issue.user_id)
         assert actor is not None
         return self.forge.complete_workflow_run(found, pull, workflow, path, conclusion, actor)
+
+    def record_workflow_run(self, owner: str, repo: str, *, workflow: str = "CI",
+                            path: str = ".github/workflows/ci.yml", branch: str | None = None, sha: str | None = None,
+                            event: str = "push", status: str = "completed", conclusion: str | None = "success",
+                            by: str | None = None) -> WorkflowRunRef:
+        """A run of `workflow` that happened (the sandbox runs none): for `branch` (the default branch) at `sha`
+        (its head), started by `event` and by `by` (the repository's owner), `status` and, once completed, its
+        `conclusion`. GitHub then lists it among the repository's workflow runs, newest first."""
+        found = self._repo(owner, repo)
+        actor = self._account(by) if by else self.forge.store.get(StoredAccount, found.owner_id)
+        assert actor is not None
+        run = self.forge.record_workflow_run(found, workflow=workflow, path=path, branch=branch or found.default_branch,
+                                             sha=sha, event=event, status=status,
+                                             conclusion=conclusion if status == "completed" else None, actor=actor)
+        web = f"{self.forge.urls.web}/{self.forge.render.repo_path(found)}"
+        return WorkflowRunRef(run.id, run.run_number, run.head_sha, f"{web}/actions/runs/{run.id}")
+
+    def deploy(self, owner: str, repo: str, environment: str, *, by: str, ref: str | None = None,
+               state: str | None = "success", log_url: str = "", environment_url: str = "",
+               description: str = "") -> DeploymentRef:
+        """`by` deploys `ref` (the default branch) to `environment` through the deployments API, as a workflow
+        does: the deployment, then (unless `state` is None) one status saying how it went."""
+        found = self._repo(owner, repo)
+        who = self._as(by)
+        deployment = self.forge.create_deployment(who, found, {
+            "ref": ref or found.default_branch, "environment": environment, "required_contexts": [],
+            "description": description})
+        if state is not None:
+            self.forge.create_deployment_status(who, found, deployment.id, {
+                "state": state, "log_url": log_url, "environment_url": environment_url})
+        return DeploymentRef(deployment.id, deployment.environment, deployment.sha, state)
 
     def pull_request(self, owner: str, repo: str, number: int) -> PullRef:
         return self._pull_ref(self._repo(owner, repo), number)

@@ -376,6 +376,70 @@ class StoredDeploymentBranchPolicy:
 
 
 @dataclass
+class StoredDeployment:
+    """A deployment: a request to deploy a commit (`sha`, resolved from `ref`) to an environment, which
+    whatever deploys reports on with `StoredDeploymentStatus`es."""
+
+    id: int
+    repo_id: int
+    sha: str
+    ref: str
+    task: str
+    environment: str
+    creator_id: int
+    created_at: str
+    updated_at: str
+    payload: Any = field(default_factory=dict)  # a JSON object, or a string, as it was given
+    description: str | None = ""
+    original_environment: str = ""
+    transient_environment: bool = False
+    production_environment: bool = False
+    app_id: int | None = None  # the App whose installation created it (`performed_via_github_app`)
+
+
+@dataclass
+class StoredDeploymentStatus:
+    id: int
+    repo_id: int
+    deployment_id: int
+    state: str
+    creator_id: int
+    created_at: str
+    updated_at: str
+    description: str = ""
+    environment: str = ""
+    target_url: str = ""
+    log_url: str = ""
+    environment_url: str = ""
+    app_id: int | None = None
+
+
+@dataclass
+class StoredWorkflowRun:
+    """A GitHub Actions workflow run. The sandbox runs no workflow: a test or the demo records one that ran
+    (`Sandbox.record_workflow_run`), as GitHub would list it."""
+
+    id: int
+    repo_id: int
+    workflow_id: int
+    name: str
+    path: str
+    head_branch: str | None
+    head_sha: str
+    event: str
+    status: str  # queued | in_progress | completed ...
+    conclusion: str | None
+    actor_id: int
+    created_at: str
+    updated_at: str
+    run_number: int
+    display_title: str = ""
+    run_attempt: int = 1
+    head_repo_id: int | None = None  # a fork's run: the fork holding its head branch
+    pull_request_numbers: list[int] = field(default_factory=list)
+
+
+@dataclass
 class StoredSecret:
     """An Actions secret as stored: the client's sealed box, openable with the repo's private key."""
 
@@ -456,5 +520,5 @@ RECORD_TYPES: tuple[type, ...] = (
     StoredCustomProperty, StoredCollaborator, StoredTeam, StoredTeamMember, StoredTeamRepo, StoredIssue,
     StoredPullRequest, StoredComment, StoredReaction, StoredLabel, StoredReview, StoredCheckSuite, StoredCheckRun,
     StoredStatus, StoredEnvironment, StoredDeploymentBranchPolicy, StoredSecret, StoredProtection, StoredHook,
-    StoredDelivery, StoredMergeQueue,
+    StoredDelivery, StoredMergeQueue, StoredDeployment, StoredDeploymentStatus, StoredWorkflowRun,
 )

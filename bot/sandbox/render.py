@@ -27,7 +27,9 @@ from .model import (
     StoredComment,
     StoredCustomProperty,
     StoredDelivery,
+    StoredDeployment,
     StoredDeploymentBranchPolicy,
+    StoredDeploymentStatus,
     StoredEnvironment,
     StoredHook,
     StoredInstallation,
@@ -43,6 +45,7 @@ from .model import (
     StoredTeam,
     StoredTeamMember,
     StoredTeamRepo,
+    StoredWorkflowRun,
 )
 from .store import Store
 
@@ -929,6 +932,115 @@ class Renderer:
             "repository": self.repo(repo, full=False),
             "commit_url": f"{repo_url}/commits/{sha}",
             "url": f"{repo_url}/commits/{sha}/status",
+        }
+
+    # -- deployments and workflow runs -------------------------------------------------------------------
+
+    def deployment(self, deployment: StoredDeployment) -> JSON:
+        repo_url = f"{self.urls.api}/repos/{self.repo_path(self._repo(deployment.repo_id))}"
+        url = f"{repo_url}/deployments/{deployment.id}"
+        return {
+            "url": url,
+            "id": deployment.id,
+            "node_id": node_id("DE", deployment.id),
+            "sha": deployment.sha,
+            "ref": deployment.ref,
+            "task": deployment.task,
+            "payload": deployment.payload,
+            "original_environment": deployment.original_environment or deployment.environment,
+            "environment": deployment.environment,
+            "description": deployment.description,
+            "creator": self.user_by_id(deployment.creator_id),
+            "created_at": deployment.created_at,
+            "updated_at": deployment.updated_at,
+            "statuses_url": f"{url}/statuses",
+            "repository_url": repo_url,
+            "transient_environment": deployment.transient_environment,
+            "production_environment": deployment.production_environment,
+            "performed_via_github_app": self.app(self.store.get(StoredApp, deployment.app_id or 0)),
+        }
+
+    def deployment_status(self, status: StoredDeploymentStatus) -> JSON:
+        repo_url = f"{self.urls.api}/repos/{self.repo_path(self._repo(status.repo_id))}"
+        deployment_url = f"{repo_url}/deployments/{status.deployment_id}"
+        return {
+            "url": f"{deployment_url}/statuses/{status.id}",
+            "id": status.id,
+            "node_id": node_id("DES", status.id),
+            "state": status.state,
+            "creator": self.user_by_id(status.creator_id),
+            "description": status.description,
+            "environment": status.environment,
+            "target_url": status.target_url,
+            "created_at": status.created_at,
+            "updated_at": status.updated_at,
+            "deployment_url": deployment_url,
+            "repository_url": repo_url,
+            "environment_url": status.environment_url,
+            "log_url": status.log_url,
+            "performed_via_github_app": self.app(self.store.get(StoredApp, status.app_id or 0)),
+        }
+
+    def workflow_run(self, run: StoredWorkflowRun) -> JSON:
+        repo = self._repo(run.repo_id)
+        head_repo = self._repo(run.head_repo_id) if run.head_repo_id is not None else repo
+        api = f"{self.urls.api}/repos/{self.repo_path(repo)}"
+        web = f"{self.urls.web}/{self.repo_path(repo)}"
+        url = f"{api}/actions/runs/{run.id}"
+        commit = self.git_for(repo).commit(run.head_sha)
+        actor = self.user_by_id(run.actor_id)
+        pull_requests = []
+        listed = self.store.all(StoredPullRequest, lambda p: p.repo_id == repo.id
+                                and p.number in run.pull_request_numbers)
+        for pull in listed:
+            pull_requests.append({
+                "url": f"{api}/pulls/{pull.number}", "id": pull.id, "number": pull.number,
+                "head": {"ref": pull.head_ref, "sha": pull.head_sha,
+                         "repo": {"id": repo.id, "url": api, "name": repo.name}},
+                "base": {"ref": pull.base_ref, "sha": pull.base_sha,
+                         "repo": {"id": repo.id, "url": api, "name": repo.name}}})
+        return {
+            "id": run.id,
+            "name": run.name,
+            "node_id": node_id("WFR", run.id),
+            "check_suite_id": run.id,
+            "check_suite_node_id": node_id("CS", run.id),
+            "head_branch": run.head_branch,
+            "head_sha": run.head_sha,
+            "path": run.path,
+            "display_title": run.display_title,
+            "run_number": run.run_number,
+            "run_attempt": run.run_attempt,
+            "referenced_workflows": [],
+            "event": run.event,
+            "status": run.status,
+            "conclusion": run.conclusion,
+            "workflow_id": run.workflow_id,
+            "url": url,
+            "html_url": f"{web}/actions/runs/{run.id}",
+            "pull_requests": pull_requests,
+            "created_at": run.created_at,
+            "updated_at": run.updated_at,
+            "run_started_at": run.created_at,
+            "actor": actor,
+            "triggering_actor": actor,
+            "jobs_url": f"{url}/jobs",
+            "logs_url": f"{url}/logs",
+            "check_suite_url": f"{api}/check-suites/{run.id}",
+            "artifacts_url": f"{url}/artifacts",
+            "cancel_url": f"{url}/cancel",
+            "rerun_url": f"{url}/rerun",
+            "previous_attempt_url": None,
+            "workflow_url": f"{api}/actions/workflows/{run.workflow_id}",
+            "head_commit": {
+                "id": commit.sha, "tree_id": commit.tree, "message": commit.message.rstrip("\n"),
+                "timestamp": commit.committer.date,
+                "author": {"name": commit.author.name, "email": commit.author.email},
+                "committer": {"name": commit.committer.name, "email": commit.committer.email},
+            },
+            "repository": self.repo(repo, full=False),
+            "head_repository": self.repo(head_repo, full=False),
+            "head_repository_id": head_repo.id,
         }
 
     # -- administration ------------------------------------------------------------------------------------

@@ -8,12 +8,12 @@ registering an App from a manifest), which the server serves beside the API.
 from __future__ import annotations
 
 from ..routing import Routes
-from . import accounts, checks, code, collaboration, manifests, oauth, properties, settings
+from . import accounts, checks, code, collaboration, deployments, manifests, oauth, properties, settings
 
 
 def all_routes() -> Routes:
     routes = Routes()
-    for module in (accounts, code, collaboration, checks, settings, properties, manifests):
+    for module in (accounts, code, collaboration, checks, deployments, settings, properties, manifests):
         routes.extend(module.routes)
     return routes
 

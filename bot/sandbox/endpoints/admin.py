@@ -28,7 +28,7 @@ OPERATIONS = frozenset({
     "set_app_webhook", "install_app", "installation_token", "register_webhook", "deliveries", "redeliver",
     "open_pull_request", "pull_request", "close_pull_request", "reopen_pull_request", "comment", "edit_comment",
     "delete_comment", "comments", "approve", "request_changes", "merge", "rerequest_check_run",
-    "require_merge_queue", "enqueue_pull_request", "merge_queue",
+    "require_merge_queue", "enqueue_pull_request", "merge_queue", "record_workflow_run", "deploy",
     "rate_limits", "rate_limit", "set_rate_limit", "reset_rate_limits",
 })
 

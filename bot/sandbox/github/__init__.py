@@ -8,8 +8,9 @@ permission checks name the acting `Principal` and fail with GitHub's status code
 One module per resource area, named as GitHub's REST reference groups its operations, so a reader who
 knows which part of GitHub a behaviour belongs to finds it by name: `repos.py`, `git.py` (refs,
 commits and what a push sets off), `branches.py` (protection), `pulls.py`, `merge_queue.py`, `reviews.py`,
-`checks.py`, `statuses.py`, `issues.py`, `comments.py` (with reactions), `labels.py`, `orgs.py`, `teams.py`,
-`apps.py` (with installations), `actions.py` (secrets, workflow runs), `environments.py`,
+`checks.py`, `statuses.py`, `deployments.py` (with their statuses), `issues.py`, `comments.py` (with
+reactions), `labels.py`, `orgs.py`, `teams.py`, `apps.py` (with installations), `actions.py` (secrets,
+workflow runs), `environments.py`,
 `custom_properties.py`, `webhooks.py`, `users.py`; `state.py` holds what they share.
 
 Why mixins composed into one object rather than one service per area: on GitHub one change ripples
@@ -34,6 +35,7 @@ from .branches import BranchesArea, PushRules
 from .checks import ChecksArea
 from .comments import CommentsArea
 from .custom_properties import CustomPropertiesArea
+from .deployments import DeploymentsArea
 from .environments import EnvironmentsArea
 from .git import GitDataArea
 from .issues import IssuesArea
@@ -54,7 +56,8 @@ __all__ = ["ADMIN", "READ_CODE", "READ_META", "WRITE_CODE", "PushRules", "RefUpd
 
 class SandboxGitHub(UsersArea, OrgsArea, TeamsArea, AppsArea, ReposArea, CustomPropertiesArea, GitDataArea,
                     BranchesArea, PullsArea, MergeQueueArea, ReviewsArea, IssuesArea, CommentsArea, LabelsArea,
-                    ChecksArea, StatusesArea, EnvironmentsArea, ActionsArea, WebhooksArea, GitHubState):
+                    ChecksArea, StatusesArea, DeploymentsArea, EnvironmentsArea, ActionsArea, WebhooksArea,
+                    GitHubState):
     """The sandbox's in-memory GitHub: one state, every resource area's operations."""
 
     def __init__(self, data_dir: Path, urls: Urls, clock: Callable[[], float] = time.time) -> None:

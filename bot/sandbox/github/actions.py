@@ -1,5 +1,10 @@
-"""GitHub Actions: repository and environment secrets, and completed workflow runs (GitHub's REST
-reference: Actions > Secrets, Actions > Workflow runs; the `workflow_run` webhook)."""
+"""GitHub Actions: repository and environment secrets, and workflow runs (GitHub's REST reference: Actions >
+Secrets, Actions > Workflow runs; the `workflow_run` webhook).
+
+The sandbox runs no workflow. A run that happened elsewhere (a test's runner, the demo's story) is recorded
+with `record_workflow_run` or, for a pull request's head with its `workflow_run completed` delivery,
+`complete_workflow_run`; both are then listed by `GET /repos/{owner}/{repo}/actions/runs` as GitHub lists them.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,8 @@ from typing import Any
 from nacl.public import PrivateKey, SealedBox
 
 from ..auth import Need, Principal, now_iso
-from ..errors import invalid, not_found
-from ..model import StoredAccount, StoredPullRequest, StoredRepo, StoredSecret
+from ..errors import invalid, not_found, unprocessable
+from ..model import StoredAccount, StoredPullRequest, StoredRepo, StoredSecret, StoredWorkflowRun
 from ..render import node_id
 from .state import GitHubState
 
@@ -83,8 +88,12 @@ class ActionsArea(GitHubState):
         with self.store.lock:
             head_repo = self.store.get(StoredRepo, pull.head_repo_id) if pull.head_repo_id is not None else repo
             assert head_repo is not None
-            run_id, workflow_id = self.store.new_id(), self.store.new_id()
-            now = now_iso()
+            run = self._store_run(repo, workflow, path, pull.head_ref, pull.head_sha, "pull_request", "completed",
+                                  conclusion, actor, self.render.pull(pull)["title"],
+                                  head_repo_id=pull.head_repo_id,
+                                  pull_request_numbers=[] if pull.head_repo_id is not None else [pull.number])
+            run_id, workflow_id = run.id, run.workflow_id
+            now = run.created_at
             api = f"{self.render.urls.api}/repos/{self.render.repo_path(repo)}"
             web = f"{self.render.urls.web}/{self.render.repo_path(repo)}"
             run_url = f"{api}/actions/runs/{run_id}"
@@ -121,7 +130,8 @@ class ActionsArea(GitHubState):
                     "html_url": f"{web}/actions/runs/{run_id}", "id": run_id, "jobs_url": f"{run_url}/jobs",
                     "logs_url": f"{run_url}/logs", "name": workflow, "node_id": node_id("WFR", run_id),
                     "path": path, "previous_attempt_url": None, "pull_requests": pull_requests,
-                    "rerun_url": f"{run_url}/rerun", "run_attempt": 1, "run_number": run_id, "status": "completed",
+                    "rerun_url": f"{run_url}/rerun", "run_attempt": 1, "run_number": run.run_number,
+                    "status": "completed",
                     "url": run_url, "workflow_id": workflow_id,
                     "workflow_url": f"{api}/actions/workflows/{workflow_id}",
                     "display_title": self.render.pull(pull)["title"], "referenced_workflows": [],
@@ -132,6 +142,50 @@ class ActionsArea(GitHubState):
             self._add_org(payload, repo)
             self.hooks.emit("workflow_run", payload, repo)
             return payload
+
+    def record_workflow_run(self, repo: StoredRepo, *, workflow: str, path: str, branch: str, sha: str | None,
+                            event: str, status: str, conclusion: str | None, actor: StoredAccount,
+                            title: str | None = None) -> StoredWorkflowRun:
+        """A run of `workflow` (its file `path`) for commit `sha` of `branch` (its head when None), started by
+        `event`: as GitHub lists it once it has run this far (`status`, and `conclusion` when completed)."""
+        with self.store.lock:
+            git = self.git(repo)
+            head = git.resolve(sha) if sha else git.resolve(f"refs/heads/{branch}")
+            if head is None:
+                raise unprocessable(f"No commit found for {sha or branch}")
+            if status not in RUN_STATUSES or (status == "completed") != (conclusion is not None):
+                raise unprocessable(f"a {status} run has {'a' if status == 'completed' else 'no'} conclusion")
+            if conclusion is not None and conclusion not in RUN_CONCLUSIONS:
+                raise unprocessable(f"no conclusion {conclusion}")
+            return self._store_run(repo, workflow, path, branch, head, event, status, conclusion, actor,
+                                   title if title is not None else git.commit(head).message.split("\n", 1)[0])
+
+    def _store_run(self, repo: StoredRepo, workflow: str, path: str, branch: str | None, sha: str, event: str,
+                   status: str, conclusion: str | None, actor: StoredAccount, title: str, *,
+                   head_repo_id: int | None = None, pull_request_numbers: list[int] | None = None) -> StoredWorkflowRun:
+        runs = self.store.all(StoredWorkflowRun, lambda r: r.repo_id == repo.id)
+        # One workflow per file, as on GitHub: its runs share its id and count up its run numbers.
+        same = [r for r in runs if r.path == path]
+        workflow_id = same[0].workflow_id if same else self.store.new_id()
+        now = now_iso()
+        return self.store.put(StoredWorkflowRun(
+            self.store.new_id(), repo.id, workflow_id, workflow, path, branch, sha, event, status, conclusion,
+            actor.id, now, now, len(same) + 1, title, 1, head_repo_id, list(pull_request_numbers or [])))
+
+    def workflow_runs(self, repo: StoredRepo) -> list[StoredWorkflowRun]:
+        """The repository's runs, newest first."""
+        return self.store.all(StoredWorkflowRun, lambda r: r.repo_id == repo.id)[::-1]
+
+    def workflow_run(self, repo: StoredRepo, run_id: int) -> StoredWorkflowRun:
+        found = self.store.get(StoredWorkflowRun, run_id)
+        if found is None or found.repo_id != repo.id:
+            raise not_found()
+        return found
+
+
+RUN_STATUSES = ("requested", "queued", "pending", "waiting", "in_progress", "completed")
+RUN_CONCLUSIONS = ("success", "failure", "neutral", "cancelled", "skipped", "timed_out", "action_required",
+                   "stale", "startup_failure")
 
 
 def _key_id(public_key: str) -> str:
