@@ -35,6 +35,7 @@ class Permission:
 
 
 PERMISSIONS: tuple[Permission, ...] = (
+    Permission("actions", "read", "repository", "read the latest workflow run of a service's default branch"),
     Permission("administration", "write", "repository",
                "create repositories, set their branch protection, teams' access, environments and their "
                "deployment branches"),
@@ -42,6 +43,7 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("contents", "write", "repository",
                "read the catalogue, record applies as git notes and refs/paved/applied, push a new repository's "
                "first commit"),
+    Permission("deployments", "read", "repository", "read the latest deployment to each of a service's environments"),
     # GitHub asks for both `secrets` and `environments` to write an environment's secret.
     Permission("environments", "write", "repository", "give an environment its DATABASE_URL secret"),
     Permission("issues", "write", "repository", "open, edit and close drift issues and their label"),

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from bot.deployments import ServiceStatus
 from bot.model import Finding, Tree
 
 Permission = Literal["admin", "maintain", "write", "triage", "read", "none"]
@@ -149,6 +150,13 @@ class Forge(Protocol):
 
     def has_check(self, repo: str, sha: str, name: str) -> bool:
         """Whether commit `sha` carries Paved's own check run called `name`."""
+        ...
+
+    def deployment_status(self, repo: str, environments: Iterable[str]) -> ServiceStatus | None:
+        """Where each of `environments` of `repo` stands (its latest deployment, with that deployment's latest
+        status) and the latest run a push to the default branch started; None when GitHub has no such
+        repository. It only reads, and every read is conditional: a repository unchanged since the process
+        last read it costs no rate-limited request."""
         ...
 
     def check_conclusion(self, repo: str, sha: str, name: str) -> str | None:

@@ -37,6 +37,7 @@ from urllib3.exceptions import HTTPError, InvalidHeader, MaxRetryError, Response
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
+from bot.deployments import Deployment, EnvironmentStatus, LatestRun, ServiceStatus
 from bot.errors import PavedError
 from bot.forge import ANNOTATIONS_PER_REQUEST, Annotation, CheckRun, Issue, Permission, PullRequest, Review
 
@@ -787,6 +788,57 @@ class GitHubForge:
                     for team in self._repo(repo).get_teams() if team.permission == "admin"}
         return self._call(f"read the teams with admin permission on {repo}", read)
 
+    def _read(self, path: str, parameters: dict[str, Any] | None = None) -> Any:
+        """GitHub's JSON answer to a GET of `path` (below the API root): asked with the ETag of the answer this
+        process keeps for it, so an unchanged answer comes back `304 Not Modified`, free (see `ETagCache`)."""
+        _, data = self.client.requester.requestJsonAndCheck("GET", path, parameters)
+        return data
+
+    def deployment_status(self, repo: str, environments: Iterable[str]) -> ServiceStatus | None:
+        """Read one request per environment and one per deployment status, plus the repository and its latest
+        run: about 2 + 2 x environments requests, each conditional (a second read of an unchanged repository
+        costs no rate-limited request)."""
+        base = f"/repos/{urllib.parse.quote(repo, safe='/')}"
+
+        def latest(environment: str) -> Deployment | None:
+            listed = self._read(f"{base}/deployments", {"environment": environment, "per_page": 1})
+            if not isinstance(listed, list) or not listed or not isinstance(listed[0], dict):
+                return None
+            found = listed[0]
+            statuses = self._read(f"{base}/deployments/{int(found['id'])}/statuses", {"per_page": 1})
+            status = statuses[0] if isinstance(statuses, list) and statuses and isinstance(statuses[0], dict) else {}
+            return Deployment(
+                id=int(found["id"]), sha=_text(found.get("sha")), ref=_text(found.get("ref")),
+                creator=_login(found.get("creator")), created_at=_text(found.get("created_at")),
+                state=_text(status.get("state")) or None, description=_text(found.get("description")),
+                log_url=_text(status.get("log_url") or status.get("target_url")),
+                environment_url=_text(status.get("environment_url")), updated_at=_text(status.get("created_at")))
+
+        def read() -> ServiceStatus | None:
+            try:
+                about = self._read(base)
+            except GithubException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            branch = _text(about.get("default_branch"))
+            found = tuple(EnvironmentStatus(name, latest(name)) for name in environments)
+            runs = self._read(f"{base}/actions/runs", {"branch": branch, "event": "push", "per_page": 1}) \
+                if branch else {}
+            listed = runs.get("workflow_runs") if isinstance(runs, dict) else None
+            run = listed[0] if isinstance(listed, list) and listed and isinstance(listed[0], dict) else None
+            properties = about.get("custom_properties")
+            return ServiceStatus(
+                repository=_text(about.get("full_name")) or repo, default_branch=branch, environments=found,
+                latest_run=None if run is None else LatestRun(
+                    name=_text(run.get("name")), status=_text(run.get("status")),
+                    conclusion=_text(run.get("conclusion")) or None, actor=_login(run.get("actor")),
+                    created_at=_text(run.get("created_at")), html_url=_text(run.get("html_url")),
+                    head_sha=_text(run.get("head_sha"))),
+                html_url=_text(about.get("html_url")),
+                properties={str(k): _text(v) for k, v in properties.items()} if isinstance(properties, dict) else {})
+        return self._call(f"read the deployments of {repo}", read)
+
     @staticmethod
     def _issue(issue: Any) -> Issue:
         return Issue(number=int(issue.number), title=issue.title or "", body=issue.body or "",
@@ -824,6 +876,15 @@ class GitHubForge:
             issue.create_comment(comment)
             issue.edit(state="closed", state_reason="completed")
         self._call(f"close issue #{number} in {repo}", close)
+
+
+def _text(value: Any) -> str:
+    """A string field of GitHub's JSON as text ("" when it is missing or null)."""
+    return "" if value is None else str(value)
+
+
+def _login(user: Any) -> str:
+    return _text(user.get("login")) if isinstance(user, dict) else ""
 
 
 def token_of(client: Github) -> str:
