@@ -90,8 +90,9 @@ class ServicesOnForge:
 def services_on_forge(services: int, root: Path) -> Iterator[ServicesOnForge]:
     """The forge in `root` with acme's platform repo of `services` services, its catalogue applied.
 
-    The services' repositories are made on the forge first, marked as Paved's and holding a first commit,
-    as if Paved had scaffolded them (rendering a golden path per service would take most of the time);
+    The services' repositories are made on the forge first, marked as Paved's and holding a first commit and
+    what a golden path leaves that observing reads (CODEOWNERS, `.paved/scaffold.json`), as if Paved had
+    scaffolded them (rendering a golden path per service would take most of the time);
     Paved's own apply then does the rest: teams and their people, owners' grants, branch protection,
     environments and access grants. The installation's hour starts afresh once it is done, at GitHub's
     5,000 requests, with the process's store of GitHub's answers empty.
@@ -119,12 +120,19 @@ def services_on_forge(services: int, root: Path) -> Iterator[ServicesOnForge]:
             webhook_url="http://127.0.0.1:9/webhooks/github", webhook_secret="x" * 32)
         installation = forge.install_app(app.id, "acme")
         forge.define_property("acme", "paved-managed", "true_false", values_editable_by="org_actors")
+        platform_head = forge.branch_sha("acme", "platform", "main")
         for path, _ in files:
             if path.startswith("catalog/services/"):
                 name = Path(path).stem
                 team = path.split("/")[2]
                 forge.create_repo("acme", name, private=True, description=f"The {name} service of team {team}.",
                                   auto_init=True, custom_properties={"paved-managed": "true"})
+                # What a scaffolded repository holds that observing it reads: its CODEOWNERS and its record.
+                forge.push_files("acme", name, "main", {
+                    "CODEOWNERS": f"* @acme/{team}\n",
+                    ".paved/scaffold.json": json.dumps({"version": 1, "template": "fastapi-service",
+                                                        "commit": platform_head, "answers": {"name": name}})},
+                    by="alice")
         settings = dataclasses.replace(
             Settings.from_env({"PAVED_DATA_DIR": str(root / "data")}), github_api_url=forge.api_url,
             github_app_id=str(app.id), github_private_key=Secret(app.private_key))

@@ -68,21 +68,18 @@ def environment(name: str) -> Resource:
                     data)
 
 
-def repository(**changes: Any) -> dict[str, Any]:
-    """A repository as `ObservedRepository` observes it, with the facts standards read, as JSON."""
-    base = ObservedRepository(
+def repository(**changes: Any) -> ObservedRepository:
+    fields: dict[str, Any] = dict(
         full_name="acme/payments-api", url="https://github.com/acme/payments-api", visibility="private",
         description="Takes payments.", archived=False, default_branch="main", empty=False,
         teams={"payments": "maintain"},
         protection=Protection(approvals=1, code_owners=True, status_checks=StatusChecks(True, ("ci",)),
-                              enforce_admins=False))
-    fields = {**as_json(base), "codeowners": True,
-              "scaffold": as_json(ScaffoldRecord("fastapi-service", HEAD, {"port": "8080"})), "scaffold_problem": ""}
-    fields.update({k: as_json(v) for k, v in changes.items()})
-    return fields
+                              enforce_admins=False),
+        codeowners=True, scaffold=ScaffoldRecord("fastapi-service", HEAD, {"port": "8080"}), scaffold_problem="")
+    return ObservedRepository(**{**fields, **changes})
 
 
-def facts(rules: Rules, resource: Resource | None = None, *, live: dict[str, Any] | None = None,
+def facts(rules: Rules, resource: Resource | None = None, *, live: ObservedRepository | None = None,
           environments: tuple[tuple[str, tuple[str, ...]], ...] = (("production", ("payments",)),),
           issues: tuple[tuple[int, str], ...] = (), latest: bool = True, problem: str = "") -> dict[str, Any]:
     resource = resource or service()
@@ -204,8 +201,7 @@ def test_observed_state_becomes_plain_json(rules: Rules) -> None:
     assert live["protection"] == {"approvals": 1, "code_owners": True, "enforce_admins": False,
                                   "status_checks": {"strict": True, "contexts": ["ci"]}}
     assert live["teams"] == {"payments": "maintain"}
-    assert as_json(ScaffoldRecord("fastapi-service", HEAD, {"port": "8080"})) == {
-        "template": "fastapi-service", "commit": HEAD, "answers": {"port": "8080"}}
+    assert live["scaffold"] == {"template": "fastapi-service", "commit": HEAD, "answers": {"port": "8080"}}
 
 
 # -- the golden path ------------------------------------------------------------------------------------

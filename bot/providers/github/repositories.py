@@ -8,6 +8,9 @@ owners' review. That commit holds `.paved/scaffold.json` (`bot.adapters.scaffold
 template, the platform repo's commit it was rendered from and the answers; the apply's result names the
 same template and commit, and the answers' digest (`template`, `template_commit`, `template_answers`),
 so the platform repo's notes say where each service came from without repeating request text.
+Observing also reads what the standards (`bot.standards`) score on the default branch: whether a
+CODEOWNERS file is there, and the `.paved/scaffold.json` record, read as hostile data
+(`bot.golden_paths.read_record`); neither is ever a reason to change the repository.
 Later, visibility, description and default branch follow the request; the template is
 never rendered again. Deleting the request archives the repository: destructive, but reversible, since an
 archived repository keeps everything and asking for the service again unarchives it.
@@ -35,6 +38,7 @@ from github.BranchProtection import BranchProtection
 from github.OrganizationCustomProperty import CustomProperty
 
 from bot.adapters import scaffold
+from bot.golden_paths import RECORD_LIMIT, RECORD_PATH, RecordUnreadable, ScaffoldRecord, read_record
 from bot.model import Resource, Tree
 from bot.provider import Target
 from bot.providers.github.shared import (
@@ -94,7 +98,13 @@ class Protection:
 class ObservedRepository:
     """What Paved observes of a repository carrying its mark. `empty`: it has no branch at all (not even
     the default one); `teams`: each team's permission on it, by slug; `protection`: the rules of the
-    request's default branch, None when that branch is missing or unprotected."""
+    request's default branch, None when that branch is missing or unprotected.
+
+    Read from the repository's default branch, for the standards only (`actions` never looks at them):
+    `codeowners`, whether a CODEOWNERS file is at one of `CODEOWNERS_PATHS`; `scaffold`, the golden-path
+    record it keeps (`.paved/scaffold.json`), None when it is missing or unreadable, `scaffold_problem`
+    saying why.
+    """
 
     full_name: str
     url: str
@@ -105,6 +115,9 @@ class ObservedRepository:
     empty: bool
     teams: Mapping[str, str]
     protection: Protection | None
+    codeowners: bool
+    scaffold: ScaffoldRecord | None
+    scaffold_problem: str
 
 
 class Services(Kind[ObservedRepository]):
@@ -146,14 +159,69 @@ class Services(Kind[ObservedRepository]):
             )
         # A protected branch exists; only without protection does Paved ask whether the branch (or any) does.
         missing = rules is None and if_found(lambda: repo.get_branch(wanted)) is None
+        empty = missing and next(iter(repo.get_branches()), None) is None
+        codeowners, record, problem = (False, None, "the repository is empty") if empty else self._files(repo)
         return ObservedRepository(
             full_name=repo.full_name, url=repo.html_url, visibility=repo.visibility,
             description=repo.description or "", archived=bool(repo.archived),
-            default_branch=repo.default_branch,
-            empty=missing and next(iter(repo.get_branches()), None) is None,
+            default_branch=repo.default_branch, empty=empty,
             teams={team.slug: team.permission for team in repo.get_teams()},
-            protection=protection,
+            protection=protection, codeowners=codeowners, scaffold=record, scaffold_problem=problem,
         )
+
+    def _files(self, repo: Repository) -> tuple[bool, ScaffoldRecord | None, str]:
+        """(a CODEOWNERS file is there, the scaffold record or None, why there is none) on the default branch.
+
+        Read folder by folder from the root's listing, which reconcile has just read to ask whether the
+        repository is a platform repo (`GitHubForge.has_path`): asked again with its ETag, it is a free 304,
+        and so is every folder and file here while it is unchanged. A path GitHub answers 404 for costs a
+        request each time, so none is asked for unless its folder lists it.
+        """
+        root = self._listing(repo, "")
+        found = any(root.get(p) == "file" for p in CODEOWNERS_PATHS if "/" not in p)
+        for folder in dict.fromkeys(p.rsplit("/", 1)[0] for p in CODEOWNERS_PATHS if "/" in p):
+            if found:
+                break
+            if root.get(folder) == "dir":
+                listed = self._listing(repo, folder)
+                found = any(listed.get(p.rsplit("/", 1)[1]) == "file" for p in CODEOWNERS_PATHS
+                            if p.startswith(f"{folder}/"))
+        folder = RECORD_PATH.rsplit("/", 1)[0]
+        if root.get(folder) != "dir":
+            return found, None, f"the default branch has no {RECORD_PATH}"
+        record, problem = self._record(repo)
+        return found, record, problem
+
+    def _listing(self, repo: Repository, folder: str) -> dict[str, str]:
+        """The entries of `folder` on the default branch (name -> `file`, `dir`, `symlink` ...); {} when absent."""
+        url = f"{repo.url}/contents" + (f"/{quote(folder)}" if folder else "")
+        found = if_found(lambda: self.client.requester.requestJsonAndCheck("GET", url))
+        entries = found[1] if found is not None else None
+        if not isinstance(entries, list):
+            return {}
+        return {str(e.get("name")): str(e.get("type")) for e in entries if isinstance(e, dict)}
+
+    def _record(self, repo: Repository) -> tuple[ScaffoldRecord | None, str]:
+        """The repository's scaffold record, read as hostile data: its size is checked before its bytes."""
+        url = f"{repo.url}/contents/{quote(RECORD_PATH)}"
+        found = if_found(lambda: self.client.requester.requestJsonAndCheck("GET", url))
+        data = found[1] if found is not None else None
+        if data is None:
+            return None, f"the default branch has no {RECORD_PATH}"
+        if not isinstance(data, dict) or data.get("type") != "file":
+            return None, f"{RECORD_PATH} is not a file"
+        size = data.get("size")
+        if not isinstance(size, int) or size > RECORD_LIMIT:
+            return None, f"{RECORD_PATH} is {size} bytes, more than Paved ever writes ({RECORD_LIMIT})"
+        content = data.get("content")
+        if data.get("encoding") != "base64" or not isinstance(content, str):
+            return None, f"{RECORD_PATH} could not be read from GitHub (no content in its answer)"
+        try:
+            return read_record(base64.b64decode(content)), ""
+        except ValueError:
+            return None, f"{RECORD_PATH} is not base64 as GitHub sends files"
+        except RecordUnreadable as exc:
+            return None, exc.message
 
     def outputs(self, actual: ObservedRepository | None) -> dict[str, str]:
         return {"repository": actual.url} if actual else {}
