@@ -11,8 +11,8 @@ every field):
   "kind": "Service", "name": "payments-api", "identity": "Service/payments-api",
   "owner": "payments", "tier": "production",          # the kind's x-paved tier pointer; null without one
   "request": {...},                                    # the request as the catalogue has it
-  "observed": "found",                                 # or "missing" (no such object), "unmarked" (not Paved's)
-  "live": {...},                                       # the provider's observed state as JSON; null unless found
+  "observed": "found",                                 # or "missing": no such object exists
+  "live": {...},                                       # the provider's observed state as JSON; null when missing
   "goldenPath": {                                      # only for a resource that follows a template
     "template": "fastapi-service", "updates": "auto", "pin": null,
     "record": {"template": "fastapi-service", "commit": "<40 hex>"},   # null: no usable record
@@ -56,7 +56,7 @@ SCORECARD_VERSION = 1
 DETAIL_LIMIT = 300
 _LINK = re.compile(r"^https?://\S+$")
 
-Observation = Literal["found", "missing", "unmarked"]
+Observation = Literal["found", "missing"]
 
 
 # -- observed state as JSON -----------------------------------------------------------------------------

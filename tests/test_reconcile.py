@@ -168,11 +168,12 @@ def test_reconcile_passes_over_the_service_repos_the_app_is_installed_on(estate:
                        lambda repo, numbers: nullcontext(ALWAYS_HELD)))
         done = reconcile_once(estate.settings)
     assert [r.repo for r in done] == [REPO]
-    # Each of the two reconciles only asked whether the service holds kind schemas, in one listing of its root
+    # Each of the two reconciles asked whether the service holds kind schemas, in one listing of its root
     # folder (which the second asked again with its ETag), and neither fetched it nor looked for pull requests
-    # to plan there.
-    assert asked.count("GET /repos/{owner}/{repo}/contents") == 2
-    assert "GET /repos/{owner}/{repo}/contents/{path}" not in asked
+    # to plan there. Its drift check observed the service for the standards: the same listing again, and the
+    # service's golden-path record (.paved/scaffold.json), the one file of it read.
+    assert asked.count("GET /repos/{owner}/{repo}/contents") == 4
+    assert asked.count("GET /repos/{owner}/{repo}/contents/{path}") == 2
     assert "GET /repos/{owner}/{repo}/pulls" not in asked
     assert not estate.ctx.mirror.path(service).exists()  # type: ignore[attr-defined]
     assert estate.ctx.mirror.path(REPO).exists()  # type: ignore[attr-defined]

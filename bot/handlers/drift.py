@@ -4,7 +4,8 @@ For every resource of a kind some provider makes, the provider observes what exi
 steps to what the request asks; steps mean drift. Resources that changed since the last applied
 commit and are not applied yet are pending, not drifted, unless their apply failed: then they are
 reported with the error. A provider that cannot read one resource makes that resource's report,
-not the whole check's failure.
+not the whole check's failure. What the check observed is then scored against the platform's standards
+and recorded in git (`bot.handlers.standards`), without a second round of observations.
 
 Each drifted resource gets one issue on the platform repo (label `paved:drift`), naming its owning
 team, edited in place at every check and closed with a comment when the drift is gone. A request
@@ -24,7 +25,7 @@ from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from bot.apply import NOTES_REF, ApplyRecord, ProviderJob, Trigger, failure_message, provider_job
 from bot.catalogue import judge
@@ -35,6 +36,7 @@ from bot.errors import PavedError
 from bot.forge import Issue
 from bot.handlers import Context
 from bot.handlers.push import ApplyOutcome, apply_when_due, fetch_heads, head_records
+from bot.handlers.standards import HEALED, LEFT, NO_PROVIDER, PENDING, record_scorecard, unread
 from bot.model import MemoryTree, Resource, Tree
 from bot.plan import plan_requests
 from bot.provider import Provider, Result, Target
@@ -192,6 +194,8 @@ def check_drift(ctx: Context, repo: str, *, now: datetime | None = None, heal_al
         drifts: list[Drift] = []
         unchecked: set[str] = set()
         healing: list[tuple[Drift, Resource, Provider]] = []
+        observed: dict[str, Any] = {}  # identity -> what its provider read, for the standards
+        skipped: dict[str, str] = {}  # identity -> why it was not observed
         checked = 0
         checking = [r for i, r in sorted(resources.items())
                     if r.kind in by_kind and i not in pending.identities]
@@ -201,15 +205,24 @@ def check_drift(ctx: Context, repo: str, *, now: datetime | None = None, heal_al
                 provider = by_kind.get(resource.kind)
                 if provider is None or identity in pending.identities or turn.out_of_budget(identity):
                     unchecked.add(identity)
+                    skipped[identity] = (NO_PROVIDER if provider is None else
+                                         PENDING if identity in pending.identities else LEFT)
                     continue
                 checked += 1
-                drift = _observe(job, provider, resource)
+                drift, actual = _observe(job, provider, resource)
+                if drift.unobserved:
+                    skipped[identity] = unread(drift.unobserved)
+                else:
+                    observed[identity] = actual
                 if identity in pending.failed:
                     drift = replace(drift, error=pending.failed[identity],
                                     pull_request=pending.record.pull_request if pending.record else None,
                                     attempts=pending.attempts, gave_up=pending.attempts >= MAX_ATTEMPTS)
                 elif drift.steps and not drift.unobserved and (heal_all or drift.mode == "heal"):
                     healing.append((drift, resource, provider))
+                    # What was read is what the heal changes: scored as it is at the next check.
+                    observed.pop(identity, None)
+                    skipped[identity] = HEALED
                     continue
                 if drift.steps or drift.error or drift.unobserved:
                     drifts.append(drift)
@@ -225,8 +238,13 @@ def check_drift(ctx: Context, repo: str, *, now: datetime | None = None, heal_al
     left = turn.finish()
     drifts.sort(key=lambda d: d.identity)
     _record(ctx, repo, head, last, drifts, now)
-    opened, updated, closed, issues = _issues(ctx, repo, head, target.organization, drifts, healed, unchecked,
-                                              set(resources))
+    opened, updated, closed, issues, links = _issues(ctx, repo, head, target.organization, drifts, healed,
+                                                     unchecked, set(resources))
+    try:
+        record_scorecard(ctx, repo, head, rules, resources, observed, skipped,
+                         {i: (n, links.get(i, "")) for i, n in issues.items()}, now)
+    except Exception:  # the standards' scorecard is a report: its failure must not fail the drift check
+        log.exception("could not score the standards of %s at %s", repo, head[:12])
     log.info("drift in %s at %s: %d checked, %d drifted, %d healed, %d pending", repo, head[:12], checked,
              len(drifts), len(healed), len(pending.identities))
     return DriftReport(repo, head, checked, tuple(drifts), tuple(healed), tuple(sorted(pending.identities)),
@@ -255,15 +273,16 @@ def _pending(ctx: Context, repo: str, head: str, last: str | None, head_tree: Tr
     return found
 
 
-def _observe(job: ProviderJob, provider: Provider, resource: Resource) -> Drift:
+def _observe(job: ProviderJob, provider: Provider, resource: Resource) -> tuple[Drift, Any]:
+    """The resource's drift, and what its provider read of it (None when it was not read)."""
     drift = Drift(resource.identity, resource.kind, resource.owner, mode_of(resource), path=resource.path)
     try:
         actual = job.observe(provider, resource)
         steps = provider.plan(resource, actual, job.target, previous=resource)
     except Exception as exc:  # one resource a provider cannot read is that resource's report, not the run's end
         log.warning("could not observe %s", resource.identity, exc_info=not isinstance(exc, PavedError))
-        return replace(drift, unobserved=failure_message(exc))
-    return replace(drift, steps=tuple(steps))
+        return replace(drift, unobserved=failure_message(exc)), None
+    return replace(drift, steps=tuple(steps)), actual
 
 
 def _record(ctx: Context, repo: str, head: str, last: str | None, drifts: Sequence[Drift], now: datetime) -> None:
@@ -308,8 +327,10 @@ def _heal(ctx: Context, repo: str, head: str, last: str | None, job: ProviderJob
 
 def _issues(ctx: Context, repo: str, head: str, organization: str, drifts: Sequence[Drift],
             healed: Sequence[Result], unchecked: set[str],
-            present: set[str]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], dict[str, int]]:
-    """Open, update and close the drift issues so that exactly the drifted resources have an open one."""
+            present: set[str]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], dict[str, int],
+                                        dict[str, str]]:
+    """Open, update and close the drift issues so that exactly the drifted resources have an open one; the
+    last two are each open issue's number and link, by identity."""
     existing: dict[str, Issue] = {}
     opened: list[int] = []
     updated: list[int] = []
@@ -325,6 +346,7 @@ def _issues(ctx: Context, repo: str, head: str, organization: str, drifts: Seque
         existing[identity] = issue
     labelled = False
     numbers: dict[str, int] = {}
+    links: dict[str, str] = {}
     for drift in drifts:
         title, body = issue_title(drift), drift_issue(drift, organization=organization, revision=head)
         found = existing.get(drift.identity)
@@ -332,10 +354,11 @@ def _issues(ctx: Context, repo: str, head: str, organization: str, drifts: Seque
             if not labelled:
                 ctx.forge.ensure_label(repo, LABEL, LABEL_COLOR, LABEL_DESCRIPTION)
                 labelled = True
-            numbers[drift.identity] = ctx.forge.open_issue(repo, title, body, [LABEL]).number
-            opened.append(numbers[drift.identity])
+            made = ctx.forge.open_issue(repo, title, body, [LABEL])
+            numbers[drift.identity], links[drift.identity] = made.number, made.url
+            opened.append(made.number)
             continue
-        numbers[drift.identity] = found.number
+        numbers[drift.identity], links[drift.identity] = found.number, found.url
         if (found.title, found.body.replace("\r\n", "\n")) != (title, body):
             ctx.forge.update_issue(repo, found.number, title, body)
             updated.append(found.number)
@@ -348,7 +371,7 @@ def _issues(ctx: Context, repo: str, head: str, organization: str, drifts: Seque
                                  gone=identity not in present)
         ctx.forge.close_issue(repo, issue.number, comment)
         closed.append(issue.number)
-    return tuple(opened), tuple(updated), tuple(closed), numbers
+    return tuple(opened), tuple(updated), tuple(closed), numbers, links
 
 
 # -- reconcile, for one repository ---------------------------------------------------------------------------
