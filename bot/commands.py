@@ -20,7 +20,7 @@ from bot.render.markdown import echo
 
 PREFIX = "/paved"
 
-CommandName = Literal["plan", "retry", "explain"]
+CommandName = Literal["plan", "retry", "explain", "status"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,8 @@ USAGE: dict[str, str] = {
     "plan": "Plan this pull request again now.",
     "retry": "On a merged pull request: apply again what failed.",
     "explain KIND": "Describe the fields of a kind (Team, Service, Database, Environment, Access).",
+    "status SERVICE": "Show where a service is deployed: each environment's latest deployment, and the latest "
+                      "run of its default branch.",
     "help": "Show this help.",
 }
 
@@ -99,6 +101,10 @@ def parse(body: str) -> Parsed:
         if len(rest) != 1:
             return Reply(f"`{PREFIX} explain` needs one kind, for example `{PREFIX} explain Database`.")
         return Command("explain", rest[0])
-    close = difflib.get_close_matches(name, ["plan", "retry", "explain", "help"], n=1, cutoff=0.5)
+    if name == "status":
+        if len(rest) != 1:
+            return Reply(f"`{PREFIX} status` needs one service, for example `{PREFIX} status payments-api`.")
+        return Command("status", rest[0])
+    close = difflib.get_close_matches(name, ["plan", "retry", "explain", "status", "help"], n=1, cutoff=0.5)
     hint = f" — did you mean `{PREFIX} {close[0]}`?" if close else ""
     return Reply(f"Unknown command “{echo(name)}”{hint}\n\n" + help_text())

@@ -421,7 +421,8 @@ def world(tmp_path: Path) -> Iterator[World]:
         # Deliveries go nowhere (port 9 refuses); tests read their payloads from the forge's delivery log.
         app = forge.create_app("acme", "paved", permissions={
             "checks": "write", "contents": "write", "issues": "write", "pull_requests": "write",
-            "metadata": "read"}, webhook_url="http://127.0.0.1:9/webhooks/github", webhook_secret="x" * 32)
+            "metadata": "read", "deployments": "read", "actions": "read"},
+            webhook_url="http://127.0.0.1:9/webhooks/github", webhook_secret="x" * 32)
         forge.install_app(app.id, "acme")
         installation = installation_of(forge.api_url, app.id, app.private_key, REPO)
         client = installation_client(forge.api_url, app.id, app.private_key, installation, polite=False)

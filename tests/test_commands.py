@@ -17,6 +17,7 @@ from bot.render.markdown import ECHO_LIMIT, echo
     ("Looks good!\n/paved plan\nthanks", Command("plan")),
     ("/paved retry", Command("retry")),
     ("/paved explain Database", Command("explain", "Database")),
+    ("/paved status payments-api", Command("status", "payments-api")),
 ])
 def test_commands_are_read_from_the_first_line_that_starts_with_paved(body: str, expected: Command) -> None:
     assert parse(body) == expected
@@ -38,7 +39,7 @@ def test_text_that_does_not_address_paved_is_ignored(body: str) -> None:
 def test_help_is_a_reply_listing_every_command(body: str) -> None:
     reply = parse(body)
     assert isinstance(reply, Reply)
-    for usage in ("/paved plan", "/paved retry", "/paved explain KIND", "/paved help"):
+    for usage in ("/paved plan", "/paved retry", "/paved explain KIND", "/paved status SERVICE", "/paved help"):
         assert usage in reply.text
 
 
@@ -60,9 +61,17 @@ def test_explain_without_a_kind_says_what_it_needs() -> None:
     assert "needs one kind" in reply.text
 
 
+@pytest.mark.parametrize("body", ["/paved status", "/paved status payments-api search"])
+def test_status_without_exactly_one_service_says_what_it_needs(body: str) -> None:
+    reply = parse(body)
+    assert isinstance(reply, Reply)
+    assert "needs one service" in reply.text
+
+
 def test_only_plan_and_retry_act() -> None:
     assert Command("plan").acts and Command("retry").acts
     assert not Command("explain", "Team").acts
+    assert not Command("status", "payments-api").acts
 
 
 # -- what a reply repeats of a comment ------------------------------------------------------------------------

@@ -1,10 +1,13 @@
-"""Commands from pull-request comments: `/paved help`, `plan`, `retry` and `explain KIND`.
+"""Commands from pull-request comments: `/paved help`, `plan`, `retry`, `explain KIND` and `status SERVICE`.
 
 Only newly created comments on pull requests count; edits, deletions, other bots and Paved's own
 comments are ignored. Commands that act need the permission `paved.yaml` asks for (write by
 default) on the platform repo; anyone else gets a polite answer saying what is required. Every
 comment Paved answers is acknowledged with a reaction first. What an answer repeats of the comment (the
 kind asked for, the commenter's login) is neutralised by `bot.render.markdown.echo`: it mentions nobody.
+
+`status SERVICE` changes nothing, so anyone who may comment may ask it, but only of a service the catalogue
+on the default branch has, and only of a repository carrying Paved's mark: Paved reads nothing else.
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from bot.catalogue import judge
 from bot.commands import Command, Ignore, Reply, parse
-from bot.config import load_config
+from bot.config import RepoConfig, load_config
+from bot.deployments import close_services, service_target
 from bot.errors import UsageError
 from bot.explain import as_markdown, kind_schema
 from bot.forge import at_least
 from bot.handlers import Context
 from bot.handlers.pull_request import plan_pull_request
-from bot.model import Plan
-from bot.render.markdown import echo
+from bot.model import Plan, Tree
+from bot.providers.github.shared import MARK_PROPERTY, MARK_VALUE
+from bot.render.markdown import echo, service_status, service_unread, unknown_service
 from bot.rules import load_rules
 
 log = logging.getLogger(__name__)
@@ -92,6 +98,9 @@ def _run(ctx: Context, repo: str, number: int, login: str, command: Command, ret
                 answer = f"There is no kind “{echo(command.argument or '')}” here; the kinds are {kinds}.{hint}"
             ctx.forge.comment(repo, number, answer)
             return CommentOutcome("replied", f"explained {command.argument}")
+        if command.name == "status":
+            ctx.forge.comment(repo, number, _status(ctx, repo, tree, config, command.argument or "", branch))
+            return CommentOutcome("replied", f"status of {command.argument}")
     finally:
         tree.close()
     permission = ctx.forge.permission_of(repo, login)
@@ -111,3 +120,17 @@ def _run(ctx: Context, repo: str, number: int, login: str, command: Command, ret
     retried = retry(ctx, repo, number)
     ctx.forge.comment(repo, number, retried.text)
     return CommentOutcome("ran", "retry failed" if retried.failed else "retry", failed=retried.failed)
+
+
+def _status(ctx: Context, repo: str, tree: Tree, config: RepoConfig, name: str, branch: str) -> str:
+    """The answer to `/paved status NAME`, from the catalogue on the default branch (`tree`) and GitHub."""
+    catalogue = judge(tree, load_rules(tree), ctx.store)
+    target = service_target(catalogue, name, config.organization or repo.split("/", 1)[0])
+    if target is None:
+        return unknown_service(name, close_services(catalogue, name), branch)
+    status = ctx.forge.deployment_status(target.repository, target.environments)
+    if status is None:
+        return service_unread(target.service, target.repository, exists=False)
+    if status.properties.get(MARK_PROPERTY) != MARK_VALUE:
+        return service_unread(target.service, target.repository, exists=True)
+    return service_status(target.service, status)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from bot.deployments import ServiceStatus, Summary, web_url
 from bot.drift import Drift, marker
 from bot.model import Change, Finding, Plan, RuleChange, TeamCost, Upgrade
 from bot.render import wording
@@ -562,3 +563,83 @@ def drift_resolved(identity: str, *, revision: str, healed: Sequence[str] = (), 
     if gone:
         return f"{_code(identity)} is no longer in the catalogue at {_code(revision[:12])}; closing.\n"
     return f"{_code(identity)} is as the catalogue asks at {_code(revision[:12])} again; closing.\n"
+
+
+# --- deployment status (`/paved status SERVICE`) -----------------------------------------------------------
+#
+# Service and environment names come from the catalogue, checked by its schemas; everything else came from
+# GitHub, written by whoever may push to the service's repository or run its workflows (logins, descriptions,
+# workflow names, URLs), so it is echoed, and a URL becomes a link only when it is an http(s) address.
+
+_SUMMARY_ICONS: dict[Summary, str] = {"deployed": "✅", "failed": "❌", "in progress": "⏳", "inactive": "💤",
+                                      "never deployed": "➖"}
+_GITHUB_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?Z$")
+_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
+# What a link's address keeps as it is; the rest is percent-encoded.
+_URL_KEPT = ":/?#@!$&'*+,;=%-._~"
+
+
+def _when(timestamp: str) -> str:
+    found = _GITHUB_TIME.match(timestamp)
+    return f"{found[1]} {found[2]} UTC" if found else (echo(timestamp, 25) or "—")
+
+
+def _commit(sha: str) -> str:
+    return _code(sha[:7]) if _COMMIT.match(sha) else (echo(sha, 12) or "—")
+
+
+def _outbound(text: str, url: str) -> str:
+    """A link to `url`, if it is an http(s) address, else nothing; `(`, `)`, `<` and `>` are percent-encoded so
+    the address cannot end the link early and go on as Markdown."""
+    safe = web_url(url)
+    return f"[{text}]({quote(safe, safe=_URL_KEPT)})" if safe else ""
+
+
+def service_status(service: str, status: ServiceStatus) -> str:
+    """The answer to `/paved status SERVICE`: each environment's latest deployment, and the latest run of the
+    default branch, with links."""
+    repo = _outbound(_plain(status.repository), status.html_url) or _code(status.repository)
+    lines = [f"**Deployment status of {_code(service)}** in {repo}", ""]
+    if status.environments:
+        lines += ["| environment | status | commit | by | when | links |", "|---|---|---|---|---|---|"]
+        for environment in status.environments:
+            latest = environment.latest
+            shown = f"{_SUMMARY_ICONS[environment.summary]} {environment.summary}"
+            if latest is None:
+                lines.append(f"| {_code(environment.name, in_table=True)} | {shown} | — | — | — | — |")
+                continue
+            links = " · ".join(link for link in (_outbound("log", latest.log_url),
+                                                 _outbound("open", latest.environment_url)) if link) or "—"
+            described = f" {echo(latest.description)}" if latest.description.strip() else ""
+            lines.append(f"| {_code(environment.name, in_table=True)} | {shown} | {_commit(latest.sha)}{described} "
+                         f"| {echo(latest.creator) or '—'} | {_when(latest.updated_at or latest.created_at)} "
+                         f"| {links} |")
+    else:
+        lines.append("The catalogue gives it no deployment environment yet.")
+    branch = _code(status.default_branch) if status.default_branch else "the default branch"
+    run = status.latest_run
+    if run is None:
+        lines += ["", f"**Latest run of {branch}:** none yet."]
+    else:
+        icon = {"success": "✅", "failure": "❌", "cancelled": "⛔", "timed out": "❌"}.get(run.outcome, "⏳")
+        link = _outbound("run", run.html_url)
+        lines += ["", f"**Latest run of {branch}:** {echo(run.name) or 'a workflow'} — {icon} {echo(run.outcome)}, "
+                      f"started by {echo(run.actor) or 'someone'} at {_when(run.created_at)}"
+                      + (f" ({link})" if link else "") + "."]
+    return "\n".join(lines) + "\n"
+
+
+def unknown_service(name: str, close: Sequence[str], revision: str) -> str:
+    """The answer to `/paved status` naming no service of the catalogue; `close` are the nearest names."""
+    hint = f" Did you mean {', '.join(_code(c) for c in close)}?" if close else ""
+    return f"There is no service “{echo(name)}” in the catalogue at {_code(revision)}.{hint}\n"
+
+
+def service_unread(service: str, repository: str, *, exists: bool) -> str:
+    """Why `/paved status` shows nothing for a service of the catalogue: its repository is not there yet, or
+    it is there without Paved's mark (Paved reads only what it created)."""
+    if not exists:
+        return (f"{_code(service)} has no repository {_code(repository)} yet: Paved creates it when the request "
+                "is applied.\n")
+    return (f"{_code(repository)} exists, but Paved did not create it (it lacks the `paved-managed` mark), so "
+            "Paved does not read it.\n")
