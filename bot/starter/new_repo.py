@@ -82,7 +82,7 @@ def write(folder: Path, found: Mapping[str, bytes]) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class Upgrade:
+class StarterUpgrade:
     """What this Paved's starter rules would change in a platform repo: a patch `git apply` takes."""
 
     patch: str
@@ -91,7 +91,7 @@ class Upgrade:
     kept: tuple[str, ...]  # the repo's own rule files, which the starter does not have: left as they are
 
 
-def upgrade(folder: Path) -> Upgrade:
+def upgrade(folder: Path) -> StarterUpgrade:
     """Compare the repo's schemas/, templates/ and adopted workflows with this Paved's starter."""
     theirs = starter.rules()
     base = starter.root()
@@ -112,7 +112,7 @@ def upgrade(folder: Path) -> Upgrade:
         (changed if old is not None else added).append(path)
         patch.append(_file_patch(path, old, new))
     kept = tuple(sorted(path for path in ours if path not in theirs))
-    return Upgrade("".join(patch), tuple(changed), tuple(added), kept)
+    return StarterUpgrade("".join(patch), tuple(changed), tuple(added), kept)
 
 
 def _files_under(folder: Path, name: str) -> list[str]:
