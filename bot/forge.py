@@ -7,8 +7,9 @@ Enterprise or the local sandbox forge. Nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol
 
 from bot.deployments import ServiceStatus
@@ -50,6 +51,8 @@ class PullRequest:
     url: str = ""
     created_at: str = ""  # ISO 8601, UTC: when it was opened
     head_repo: str = ""  # owner/name of the repository holding the head branch (a fork's, or `repo`)
+    body: str = ""  # its description, as its author wrote it (hostile text: quote it, never render it)
+    labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,18 @@ class Issue:
     state: Literal["open", "closed"] = "open"
     labels: tuple[str, ...] = ()
     url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ForgeRepository:
+    """What Paved reads of a repository before it offers it a change: where its work is (`default_branch`,
+    "" while it has no branch), whether it is archived, and its organization's custom property values
+    (`properties`, where Paved's mark is)."""
+
+    full_name: str
+    default_branch: str
+    archived: bool
+    properties: Mapping[str, str]
 
 
 class Forge(Protocol):
@@ -189,6 +204,34 @@ class Forge(Protocol):
         """Say why in a comment, then close the issue as completed."""
         ...
 
+    def repository(self, repo: str) -> ForgeRepository | None:
+        """The repository as it is now, or None when GitHub has none of that name (deleted, or never made)."""
+        ...
+
+    def pull_request_from(self, repo: str, branch: str) -> PullRequest | None:
+        """The open pull request whose head is `branch` of `repo` itself (not a fork's), if there is one."""
+        ...
+
+    def open_pull_request(self, repo: str, *, head: str, base: str, title: str, body: str, draft: bool = False,
+                          labels: Iterable[str] = ()) -> PullRequest:
+        """Open a pull request from branch `head` into `base`, labelled with `labels`."""
+        ...
+
+    def update_pull_request(self, repo: str, number: int, *, title: str, body: str) -> None: ...
+
+    def label_pull_request(self, repo: str, number: int, labels: Iterable[str]) -> None:
+        """Add `labels` to pull request `number` (those it has already stay)."""
+        ...
+
+    def close_pull_request(self, repo: str, number: int, comment: str) -> None:
+        """Say why in a comment, then close the pull request without merging it."""
+        ...
+
+    def pull_requests_of_commit(self, repo: str, sha: str) -> list[PullRequest]:
+        """The pull requests GitHub associates with commit `sha`: for a commit of the default branch, the
+        merged pull request that brought it there."""
+        ...
+
 
 class Mirror(Protocol):
     """Local mirrors of repositories on the forge."""
@@ -228,3 +271,45 @@ class Mirror(Protocol):
         ref moves fast-forward only, or only from the commit `expected` gives for it (None: only if
         it does not exist yet)."""
         ...
+
+    def file(self, repo: str, revision: str, path: str, limit: int) -> bytes | None:
+        """The bytes of the regular file `path` at `revision` (None: no such file, or a link or folder);
+        of a file larger than `limit` bytes, only its first `limit + 1` bytes."""
+        ...
+
+    def commit_folder(self, repo: str, folder: Path, message: str, parents: Sequence[str] = ()) -> str:
+        """A new commit in the mirror (pushed nowhere) holding exactly the files of `folder`; its id."""
+        ...
+
+    def commit_tree(self, repo: str, tree: str, message: str, parents: Sequence[str]) -> str:
+        """A new commit in the mirror (pushed nowhere) of the tree `tree` (an id, or a commit's); its id."""
+        ...
+
+    def merge_trees(self, repo: str, base: str, ours: str, theirs: str, *,
+                    labels: tuple[str, str] = ("ours", "theirs")) -> MergedTree:
+        """The files of `ours` with the change from `base` to `theirs` merged in by git (commits, all three):
+        conflicting hunks are left in the files with git's conflict markers, labelled with `labels` (branch
+        names)."""
+        ...
+
+    def made_by_paved(self, repo: str, commit: str) -> bool:
+        """Whether `commit` was authored and committed as Paved (git's identities, which anyone may write:
+        enough to tell Paved's own work from a person's, never to trust anything)."""
+        ...
+
+    def changed_files(self, repo: str, before: str, after: str) -> list[str]:
+        """The paths whose content or mode differs between two commits (or trees), sorted."""
+        ...
+
+    def commits_touching(self, repo: str, since: str, until: str, path: str, limit: int) -> list[str]:
+        """The commits of `until`'s first-parent history after `since` that changed something under `path`,
+        oldest first, at most the newest `limit` of them."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class MergedTree:
+    """What git made of a three-way merge: the resulting tree's id, and the files left with conflict markers."""
+
+    tree: str
+    conflicts: tuple[str, ...] = ()

@@ -20,7 +20,7 @@ import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -39,7 +39,16 @@ from urllib3.util.retry import Retry
 
 from bot.deployments import Deployment, EnvironmentStatus, LatestRun, ServiceStatus
 from bot.errors import PavedError
-from bot.forge import ANNOTATIONS_PER_REQUEST, Annotation, CheckRun, Issue, Permission, PullRequest, Review
+from bot.forge import (
+    ANNOTATIONS_PER_REQUEST,
+    Annotation,
+    CheckRun,
+    ForgeRepository,
+    Issue,
+    Permission,
+    PullRequest,
+    Review,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -552,8 +561,24 @@ def _pull(repo: str, pr: Any) -> PullRequest:
         merged_by=pr.merged_by.login if pr.merged and pr.merged_by is not None else None,
         draft=bool(pr.draft), from_fork=head_repo is not None and head_repo != repo, url=pr.html_url,
         created_at=pr.created_at.astimezone(UTC).isoformat(timespec="seconds") if pr.created_at else "",
-        head_repo=head_repo or "",
+        head_repo=head_repo or "", body=pr.body or "", labels=tuple(str(label.name) for label in pr.labels),
     )
+
+
+def _listed_pull(repo: str, data: dict[str, Any]) -> PullRequest:
+    """A pull request from a list's JSON (GitHub's "pull request simple"), read as it is: making PyGithub's
+    object of it would ask for each whole pull request again to say whether it merged."""
+    head, base = data.get("head") or {}, data.get("base") or {}
+    head_repo = str((head.get("repo") or {}).get("full_name") or "")
+    return PullRequest(
+        repo=repo, number=int(data["number"]), title=str(data.get("title") or ""),
+        author=str((data.get("user") or {}).get("login") or ""), head_sha=str(head.get("sha") or ""),
+        head_ref=str(head.get("ref") or ""), base_ref=str(base.get("ref") or ""), base_sha=str(base.get("sha") or ""),
+        state="closed" if data.get("state") == "closed" else "open", merged=data.get("merged_at") is not None,
+        merge_commit_sha=data.get("merge_commit_sha"), draft=bool(data.get("draft")),
+        from_fork=bool(head_repo) and head_repo != repo, url=str(data.get("html_url") or ""),
+        created_at=str(data.get("created_at") or ""), head_repo=head_repo, body=str(data.get("body") or ""),
+        labels=tuple(str(label.get("name")) for label in data.get("labels") or [] if isinstance(label, dict)))
 
 
 def _output(check: CheckRun, annotations: tuple[Annotation, ...]) -> dict[str, Any]:
@@ -876,6 +901,66 @@ class GitHubForge:
             issue.create_comment(comment)
             issue.edit(state="closed", state_reason="completed")
         self._call(f"close issue #{number} in {repo}", close)
+
+    # -- pull requests Paved opens on the repositories it made ------------------------------------------------
+
+    def repository(self, repo: str) -> ForgeRepository | None:
+        def read() -> ForgeRepository | None:
+            try:
+                found = self.client.get_repo(repo)
+            except GithubException as exc:
+                if exc.status == 404:
+                    self._repos.pop(repo, None)
+                    return None
+                raise
+            self._repos[repo] = found  # the calls that follow act on it without asking for it again
+            values = found.raw_data.get("custom_properties")
+            if not isinstance(values, dict):  # left out of the repository by older GitHub servers
+                values = found.get_custom_properties()
+            return ForgeRepository(full_name=str(found.full_name), default_branch=str(found.default_branch or ""),
+                                   archived=bool(found.archived),
+                                   properties={str(k): str(v) for k, v in values.items() if v is not None})
+        return self._call(f"read {repo}", read)
+
+    def pull_request_from(self, repo: str, branch: str) -> PullRequest | None:
+        def find() -> PullRequest | None:
+            owner = repo.split("/", 1)[0]
+            _, listed = self.client.requester.requestJsonAndCheck(
+                "GET", f"/repos/{repo}/pulls", parameters={"state": "open", "head": f"{owner}:{branch}"})
+            found = [_listed_pull(repo, item) for item in (listed if isinstance(listed, list) else [])]
+            return next((pr for pr in found if pr.head_ref == branch and pr.head_repo == repo), None)
+        return self._call(f"find the open pull request from {branch} in {repo}", find)
+
+    def open_pull_request(self, repo: str, *, head: str, base: str, title: str, body: str, draft: bool = False,
+                          labels: Iterable[str] = ()) -> PullRequest:
+        def create() -> PullRequest:
+            pr = self._repo(repo).create_pull(base=base, head=head, title=title, body=fit_body(body), draft=draft)
+            wanted = list(labels)
+            if wanted:
+                pr.add_to_labels(*wanted)
+            return replace(_pull(repo, pr), labels=tuple(dict.fromkeys([*(lb.name for lb in pr.labels), *wanted])))
+        return self._call(f"open a pull request from {head} in {repo}", create)
+
+    def update_pull_request(self, repo: str, number: int, *, title: str, body: str) -> None:
+        self._call(f"update pull request #{number} of {repo}",
+                   lambda: self._repo(repo).get_pull(number).edit(title=title, body=fit_body(body)))
+
+    def label_pull_request(self, repo: str, number: int, labels: Iterable[str]) -> None:
+        self._call(f"label pull request #{number} of {repo}",
+                   lambda: self._repo(repo).get_issue(number).add_to_labels(*labels))
+
+    def close_pull_request(self, repo: str, number: int, comment: str) -> None:
+        def close() -> None:
+            self._repo(repo).get_issue(number).create_comment(fit_body(comment))
+            self._repo(repo).get_pull(number).edit(state="closed")
+        self._call(f"close pull request #{number} of {repo}", close)
+
+    def pull_requests_of_commit(self, repo: str, sha: str) -> list[PullRequest]:
+        def read() -> list[PullRequest]:
+            _, listed = self.client.requester.requestJsonAndCheck(
+                "GET", f"/repos/{repo}/commits/{urllib.parse.quote(sha)}/pulls")
+            return [_listed_pull(repo, item) for item in (listed if isinstance(listed, list) else [])]
+        return self._call(f"find the pull requests of {sha[:12]} in {repo}", read)
 
 
 def _text(value: Any) -> str:

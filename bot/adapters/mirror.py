@@ -37,7 +37,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -46,6 +46,7 @@ import git
 from bot.adapters.repo import PAVED_IDENTITY, GitTree
 from bot.errors import PavedError
 from bot.files import private_folder
+from bot.forge import MergedTree
 
 Credentials = Callable[[str], str]  # repo ("owner/name") -> token to fetch and push with
 log = logging.getLogger(__name__)
@@ -133,6 +134,12 @@ def _scrub(text: str, secrets: Iterable[str]) -> str:
         if secret:
             text = text.replace(secret, "***")
     return re.sub(r"(Authorization: Basic )[A-Za-z0-9+/=]+", r"\1***", text)
+
+
+# What every local git command of the mirror runs with, whatever the machine's configuration: the same
+# commits and conflict markers on every replica, and nothing that signs or converts.
+_PINNED = ("-c", "merge.conflictStyle=merge", "-c", "core.autocrlf=false", "-c", "commit.gpgSign=false",
+           "-c", "core.hooksPath=/dev/null")
 
 
 class GitMirror:
@@ -342,3 +349,92 @@ class GitMirror:
             return str(self._mirror(repo).git.merge_base(a, b)).strip()
         except git.GitCommandError as exc:
             raise MirrorError(f"{a[:12]} and {b[:12]} share no history in {repo}") from exc
+
+    # -- commits made in the mirror: a golden path's upgrade, merged by git --------------------------------------
+
+    def _local(self, repo: str, what: str, *args: str, env: Mapping[str, str] | None = None,
+               codes: tuple[int, ...] = (0,), cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+        """Run a git command that stays on this machine (no credential) in the mirror; its outcome when it
+        exits with one of `codes`, else `MirrorError` saying it could not `what`."""
+        mirror = Path(self._mirror(repo).git_dir)
+        full = {**git_environment(), **PAVED_IDENTITY, "GIT_DIR": str(mirror), **(env or {})}
+        try:
+            done = subprocess.run(["git", *_PINNED, *args], env=full, stdin=subprocess.DEVNULL, cwd=cwd,
+                                  capture_output=True, check=False)
+        except OSError as exc:
+            raise MirrorError(f"git could not {what} for {repo}: {exc.strerror}") from None
+        if done.returncode not in codes:
+            lines = done.stderr.decode("utf-8", "replace").strip().splitlines() or [f"exit {done.returncode}"]
+            raise MirrorError(f"git could not {what} for {repo}: {lines[-1]}")
+        return done
+
+    def file(self, repo: str, revision: str, path: str, limit: int) -> bytes | None:
+        listed = self._local(repo, f"look for {path} at {revision[:12]}", "--literal-pathspecs", "ls-tree", "-z",
+                             "-l", "--full-tree", revision, "--", path).stdout
+        meta, _, name = listed.rstrip(b"\0").partition(b"\t")
+        fields = meta.split()
+        if name.decode("utf-8", "replace") != path or len(fields) != 4 or fields[1] != b"blob" \
+                or fields[0] not in (b"100644", b"100755"):
+            return None
+        if int(fields[3]) <= limit:
+            return self._local(repo, f"read {path}", "cat-file", "blob", fields[2].decode()).stdout
+        # Larger than anything the caller takes: read no more than enough to say so.
+        mirror = Path(self._mirror(repo).git_dir)
+        with subprocess.Popen(["git", "cat-file", "blob", fields[2].decode()], stdout=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**git_environment(), "GIT_DIR": str(mirror)}) as reading:
+            assert reading.stdout is not None
+            start = reading.stdout.read(limit + 1)
+            reading.kill()
+        return start
+
+    def commit_folder(self, repo: str, folder: Path, message: str, parents: Sequence[str] = ()) -> str:
+        with tempfile.TemporaryDirectory(prefix="paved-index-") as scratch:
+            # A throwaway index: the files are added as `git add --all` adds them to a new repository (the
+            # folder's own .gitignore holds), which is how a scaffolded project's first commit was made.
+            env = {"GIT_INDEX_FILE": str(Path(scratch) / "index"), "GIT_WORK_TREE": str(folder)}
+            self._local(repo, "add the rendered files", "add", "--all", env=env, cwd=folder)
+            tree = self._local(repo, "write the rendered files' tree", "write-tree", env=env).stdout.decode().strip()
+        return self.commit_tree(repo, tree, message, parents)
+
+    def commit_tree(self, repo: str, tree: str, message: str, parents: Sequence[str]) -> str:
+        linked = [arg for parent in parents for arg in ("-p", parent)]
+        return self._local(repo, "make a commit", "commit-tree", "--no-gpg-sign", f"{tree}^{{tree}}", *linked,
+                           "-m", message).stdout.decode().strip()
+
+    def merge_trees(self, repo: str, base: str, ours: str, theirs: str, *,
+                    labels: tuple[str, str] = ("ours", "theirs")) -> MergedTree:
+        """As the port says; `labels` are branch names git writes beside its conflict markers.
+
+        git 2.39 has no `merge-tree --merge-base`: git finds the base itself, as the merge base of the two
+        sides. So each side becomes a throwaway commit of its tree whose only parent is `base`, which
+        makes `base` their merge base. The two are named by `labels` in a scratch repository that keeps its
+        objects in the mirror's object store, so the merged tree is in the mirror."""
+        mirror = Path(self._mirror(repo).git_dir)
+        one = self.commit_tree(repo, ours, "ours", [base])
+        two = self.commit_tree(repo, theirs, "theirs", [base])
+        with tempfile.TemporaryDirectory(prefix="paved-merge-") as scratch:
+            names = Path(scratch) / "names.git"
+            self._local(repo, "prepare a merge", "init", "--quiet", "--bare", str(names))
+            env = {"GIT_DIR": str(names), "GIT_OBJECT_DIRECTORY": str(mirror / "objects")}
+            for label, commit in zip(labels, (one, two), strict=True):
+                self._local(repo, "name a side of the merge", "update-ref", f"refs/heads/{label}", commit, env=env)
+            done = self._local(repo, "merge the golden path's change", "merge-tree", "--write-tree", "--name-only",
+                               "--no-messages", "-z", *labels, env=env, codes=(0, 1))
+        tree, *conflicts = [part.decode("utf-8", "replace") for part in done.stdout.split(b"\0") if part]
+        return MergedTree(tree, tuple(dict.fromkeys(conflicts)))
+
+    def made_by_paved(self, repo: str, commit: str) -> bool:
+        shown = self._local(repo, "read who made a commit", "show", "-s", "--format=%ae%x00%ce", commit).stdout
+        return shown.decode("utf-8", "replace").strip().split("\0") == [
+            PAVED_IDENTITY["GIT_AUTHOR_EMAIL"], PAVED_IDENTITY["GIT_COMMITTER_EMAIL"]]
+
+    def changed_files(self, repo: str, before: str, after: str) -> list[str]:
+        listed = self._local(repo, "compare two commits", "diff-tree", "-r", "-z", "--name-only", "--no-renames",
+                             f"{before}^{{tree}}", f"{after}^{{tree}}").stdout
+        return sorted(part.decode("utf-8", "replace") for part in listed.split(b"\0") if part)
+
+    def commits_touching(self, repo: str, since: str, until: str, path: str, limit: int) -> list[str]:
+        listed = self._local(repo, f"list the commits that changed {path}", "rev-list", "--first-parent",
+                             f"--max-count={limit}", f"{since}..{until}", "--", path).stdout.decode()
+        return list(reversed(listed.split()))

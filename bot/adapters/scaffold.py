@@ -65,6 +65,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -211,6 +212,45 @@ def write_record(project: Path, template: str, commit: str, answers: Mapping[str
     file = folder / RECORD_FILE
     file.write_text(ScaffoldRecord(template, commit, answers).text(), encoding="utf-8")
     return file
+
+
+# What a recorded answer Paved supplies may be: a name like those Paved takes (name, owner, organization),
+# or a line of text of reasonable length (the rest).
+_NAMED = ("name", "owner", "_github_org")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_TEXT_LIMIT = 4096
+
+
+def recorded_inputs(config: Mapping[str, Any], answers: Mapping[str, Any],
+                    template: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
+    """The `values` and `parameters` that render a template again as a project's record says it was
+    rendered: the record's answers split by the template's own `cookiecutter.json` (`config`).
+
+    The record lives in the project's repository, which its team may write, so its answers are hostile
+    data. Only what a request could have given is taken: Paved's own values (`SUPPLIED_BY_PAVED`) as text
+    of the shape Paved gives, and the template's public questions as parameters, which `build_context`
+    checks as it checks a request's (a choice among the options, true or false). Private keys
+    (`_extensions`, `_copy_without_render`, `_jinja2_env_vars`, `__package` ...) and dictionary variables
+    always come from `config`, whatever the record says; keys the template does not ask are ignored.
+    """
+    values: dict[str, Any] = {}
+    for key in SUPPLIED_BY_PAVED:
+        if key not in answers or key not in config:
+            continue
+        value = answers[key]
+        if not isinstance(value, str) or len(value) > _TEXT_LIMIT or (key in _NAMED and not _NAME.match(value)):
+            raise ParameterRefused(f"the recorded answer `{key}` is not one Paved gives ({_short(value)})",
+                                   template=template, parameter=key)
+        values[key] = value
+    parameters = {key: answers[key] for key, default in config.items()
+                  if key in answers and not key.startswith("_") and key not in SUPPLIED_BY_PAVED
+                  and not isinstance(default, dict)}
+    return values, parameters
+
+
+def _short(value: Any) -> str:
+    shown = json.dumps(value, ensure_ascii=True, default=str)
+    return shown if len(shown) <= 60 else shown[:59] + "…"
 
 
 def answers_digest(answers: Mapping[str, Any]) -> str:

@@ -12,8 +12,10 @@ Observing also reads what the standards (`bot.standards`) score on the default b
 CODEOWNERS file is there, and the `.paved/scaffold.json` record, read as hostile data
 (`bot.golden_paths.read_record`); neither is ever a reason to change the repository.
 Later, visibility, description and default branch follow the request; the template is
-never rendered again. Deleting the request archives the repository: destructive, but reversible, since an
-archived repository keeps everything and asking for the service again unarchives it.
+rendered again only to offer an upgrade pull request (`render_recorded`, `render_request`, used by
+`bot.adapters.upgrade`), never over the default branch. Deleting the request archives the repository:
+destructive, but reversible, since an archived repository keeps everything and asking for the service
+again unarchives it.
 
 The repository carries Paved's mark, the organization custom property `paved-managed`, from the call that
 creates it; one without it is left alone.
@@ -22,11 +24,13 @@ creates it; one without it is left alone.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -398,29 +402,68 @@ def _render(desired: Resource, target: Target, scratch: Path, outputs: Outputs |
               "_tier": str(desired.spec.get("tier") or "experimental"),
               "_lifecycle": str(desired.spec.get("lifecycle") or "experimental"),
               "_visibility": Services.visibility(desired)}
-    try:
+    with _rendering(name, desired.identity, "check spec.template.parameters"):
         rendered = scaffold.render_project(source, scratch / "rendered", values=values,
                                            parameters=spec.get("parameters") or {})
-    except scaffold.HookRefused as exc:
-        # The hooks check the parameters; what they print goes to the log, their verdict here.
-        log.warning("template %s refused %s: %s", name, desired.identity, exc.output or "(it printed nothing)")
-        raise StepFailed(f"template {name} refused {desired.identity}: {exc.message}; "
-                          "check spec.template.parameters") from None
-    except scaffold.ParameterRefused as exc:
-        raise StepFailed(f"template {name} refused {desired.identity}: {exc.message}; "
-                          "check spec.template.parameters") from None
-    except scaffold.ScaffoldTimeout as exc:
-        raise StepFailed(f"template {name} took longer than {exc.seconds:g} s to render "
-                          f"{desired.identity}") from None
-    except scaffold.ScaffoldError as exc:
-        raise StepFailed(f"template {name} could not be rendered for {desired.identity}: "
-                          f"{one_line(exc.message)[:300]}") from None
     _ensure_codeowners(rendered.project, desired, target.organization)
     scaffold.write_record(rendered.project, name, target.revision, rendered.answers)
     if outputs is not None:
         outputs.update(template=name, template_commit=target.revision,
                        template_answers=scaffold.answers_digest(rendered.answers))
     return rendered.project
+
+
+def render_request(desired: Resource, target: Target, scratch: Path) -> Path:
+    """The project a request's first scaffold would push today: its template at `target.revision`, rendered
+    with the request's values, its CODEOWNERS and its record (what an upgrade moves the project to)."""
+    return _render(desired, target, scratch)
+
+
+def render_recorded(record: ScaffoldRecord, recorded: bytes, target: Target, scratch: Path, *,
+                    identity: str, owner: str) -> Path:
+    """The project as Paved scaffolded it: `record`'s template at its commit (`target.tree`, read at
+    `record.commit`), rendered again with the answers it records, into `scratch` (what an upgrade is
+    measured from).
+
+    The record is hostile data (the team may write its repository): `scaffold.recorded_inputs` takes only
+    what a request could have given from it, and the template's private settings come from the template.
+    Its record file is `recorded`, the bytes the project holds, so that a record edited by hand is
+    replaced by the new one rather than merged with it. `owner` (the request's) names the team in
+    CODEOWNERS when the template records none.
+    """
+    name = record.template
+    source = _copy_template(target.tree, name, scratch / "templates" / name, target)
+    with _rendering(name, identity, f"{RECORD_PATH} holds answers the template does not take"):
+        try:
+            config = json.loads((source / "cookiecutter.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise scaffold.ScaffoldError(f"its cookiecutter.json cannot be read: {exc}", template=name) from None
+        if not isinstance(config, dict):
+            raise scaffold.ScaffoldError("its cookiecutter.json is not a JSON object", template=name)
+        values, parameters = scaffold.recorded_inputs(config, record.answers, name)
+        rendered = scaffold.render_project(source, scratch / "rendered", values=values, parameters=parameters)
+    _codeowners(rendered.project, str(values.get("owner") or owner), str(values.get("name") or name),
+                target.organization)
+    scaffold.write_record(rendered.project, name, record.commit, {}).write_bytes(recorded)
+    return rendered.project
+
+
+@contextmanager
+def _rendering(template: str, identity: str, check: str) -> Iterator[None]:
+    """A template's refusal or failure to render for `identity`, as a `StepFailed` saying what to `check`."""
+    try:
+        yield
+    except scaffold.HookRefused as exc:
+        # The hooks check the parameters; what they print goes to the log, their verdict here.
+        log.warning("template %s refused %s: %s", template, identity, exc.output or "(it printed nothing)")
+        raise StepFailed(f"template {template} refused {identity}: {exc.message}; {check}") from None
+    except scaffold.ParameterRefused as exc:
+        raise StepFailed(f"template {template} refused {identity}: {exc.message}; {check}") from None
+    except scaffold.ScaffoldTimeout as exc:
+        raise StepFailed(f"template {template} took longer than {exc.seconds:g} s to render {identity}") from None
+    except scaffold.ScaffoldError as exc:
+        raise StepFailed(f"template {template} could not be rendered for {identity}: "
+                          f"{one_line(exc.message)[:300]}") from None
 
 
 def _copy_template(tree: Tree, name: str, destination: Path, target: Target) -> Path:
@@ -440,17 +483,20 @@ def _copy_template(tree: Tree, name: str, destination: Path, target: Target) -> 
 
 def _ensure_codeowners(project: Path, desired: Resource, organization: str) -> None:
     """Make the project's CODEOWNERS (the one GitHub reads) name the owning team, adding one if need be."""
-    owner = f"@{organization}/{desired.owner}"
+    _codeowners(project, desired.owner, desired.name, organization)
+
+
+def _codeowners(project: Path, team: str, name: str, organization: str) -> None:
+    owner = f"@{organization}/{team}"
     existing = next((project / p for p in CODEOWNERS_PATHS if (project / p).is_file()), None)
     if existing is None:
-        (project / "CODEOWNERS").write_text(f"# {desired.owner} owns {desired.name}: GitHub asks them to review "
+        (project / "CODEOWNERS").write_text(f"# {team} owns {name}: GitHub asks them to review "
                                             f"every pull request.\n* {owner}\n", encoding="utf-8")
         return
     text = existing.read_text(encoding="utf-8")
     if owner not in text.split():
         # The last matching line wins in CODEOWNERS, so a final catch-all makes the team own everything.
-        existing.write_text(f"{text.rstrip()}\n\n# Paved: {desired.owner} owns {desired.name}.\n* {owner}\n",
-                            encoding="utf-8")
+        existing.write_text(f"{text.rstrip()}\n\n# Paved: {team} owns {name}.\n* {owner}\n", encoding="utf-8")
 
 
 def _commit_and_push(project: Path, branch: str, message: str, url: str, full_name: str,

@@ -59,6 +59,24 @@ def list_pulls(request: Request, repo: StoredRepo = Depends(repository(READ_PULL
     return Response(200, [forge.render.pull(p, full=False) for p, _ in request.paginate(pulls)])
 
 
+@routes.get("/repos/{owner}/{repo}/commits/{commit_sha}/pulls")
+def list_pulls_of_commit(request: Request, repo: StoredRepo = Depends(repository(READ_PULLS))) -> Response:
+    """GitHub's "list pull requests associated with a commit": the pull request whose merge made the commit,
+    and those whose commits include it (a commit not yet on the default branch), newest first."""
+    forge = forge_of(request)
+    git = forge.git(repo)
+    sha = git.resolve(request.params["commit_sha"])
+    if sha is None:
+        raise ApiError(422, f"No commit found for SHA: {request.params['commit_sha']}")
+    found = []
+    for pull in forge.store.all(StoredPullRequest, lambda p: p.repo_id == repo.id):
+        if pull.merge_commit_sha == sha or (pull.head_repo_id is None and sha in git.rev_list(pull.head_sha,
+                                                                                                pull.base_sha)):
+            found.append(pull)
+    found.sort(key=lambda p: p.number, reverse=True)
+    return Response(200, [forge.render.pull(p, full=False) for p in request.paginate(found)])
+
+
 @routes.post("/repos/{owner}/{repo}/pulls")
 def create_pull(request: Request, repo: StoredRepo = Depends(repository())) -> Response:
     forge = forge_of(request)
