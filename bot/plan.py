@@ -289,6 +289,8 @@ def _plan(before: Catalogue, after: Catalogue) -> PlannedRequests:
     handed = {**before.followed(services), **after.followed(services)}
     head_findings += _protected_deletions(deletes, before.tree, rules)
     upgrades = _upgrades(after, rule_changes, updates + renames, {c.identity for c in creates})
+    # Applying offers each of them its upgrade, from its request as merged.
+    after_all.update(after.resources(u.identity for u in upgrades if u.identity not in after_all))
 
     plan = Plan(
         base=before.tree.label, head=after.tree.label, changes=tuple(_order(changes, rules)),

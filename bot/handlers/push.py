@@ -29,15 +29,16 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
+from bot.adapters.upgrade import TemplateHistory, Upgrading, upgrade_all
 from bot.apply import APPLIED_REF, NOTES_REF, ApplyRecord, Trigger, apply_plan, plan_digest, read_records
 from bot.approvals import approvals_in_force
 from bot.config import load_config
 from bot.drift import BACKOFF, MAX_ATTEMPTS, attempts, retry_state
 from bot.errors import PavedError
-from bot.forge import CheckRun
+from bot.forge import CheckRun, PullRequest
 from bot.handlers import Context
 from bot.model import MemoryTree, Tree
-from bot.plan import plan_requests, refuse_lost_data
+from bot.plan import PlannedRequests, plan_requests, refuse_lost_data
 from bot.provider import Provider, Result, Target
 from bot.render.wording import plural
 from bot.rules import KINDS_DIR, is_platform_repo, load_rules
@@ -270,6 +271,7 @@ def _apply(ctx: Context, repo: str, head: str, last: str | None, providers: Sequ
                             tree=head_tree, revision=head, followed=dict(plan.followed), config=config)
             ctx.lease.check()
             results = apply_plan(plan, planned.before, planned.after, providers, target)
+            results = _upgrade(ctx, repo, planned, providers, target, results, pr)
             reason = ""
     finally:
         head_tree.close()
@@ -287,6 +289,20 @@ def _apply(ctx: Context, repo: str, head: str, last: str | None, providers: Sequ
     ctx.lease.check()
     ctx.mirror.push(repo, [NOTES_REF])
     return _report(ctx, repo, record, last, earlier)
+
+
+def _upgrade(ctx: Context, repo: str, planned: PlannedRequests, providers: Sequence[Provider], target: Target,
+             results: list[Result], pr: PullRequest | None) -> list[Result]:
+    """Offer the services whose golden path moved their upgrade pull requests (`bot.adapters.upgrade`), once
+    the apply has made everything else real; their outcomes join the apply's results. Only where a provider
+    here makes the services (it made their repositories)."""
+    plan, rules = planned.plan, planned.rules
+    kinds = {kind for p in providers for kind in p.kinds}
+    wanted = [u for u in plan.upgrades if u.identity.split("/", 1)[0] in kinds]
+    if not wanted or rules is None:
+        return results
+    work = Upgrading(ctx.forge, ctx.mirror, TemplateHistory(ctx.forge, ctx.mirror, repo), ctx.lease.check)
+    return upgrade_all(work, wanted, planned.after, rules.described, target, results, request_change=pr)
 
 
 def _title(record: ApplyRecord) -> str:
