@@ -16,7 +16,7 @@ BOT = PROJECT / "bot"
 # The pure core: plain functions over data. It may use parsing and validation libraries, never the
 # outside world's clients, files or databases, and never the adapters or entry points that wrap it.
 CORE = ["model", "errors", "yamlio", "rules", "kinds", "validate", "catalogue", "plan", "policy_tests", "explain",
-        "render", "catalogue_view", "deployments"]
+        "render", "catalogue_view", "deployments", "forms"]
 OUTSIDE_WORLD = {"github", "git", "fastapi", "starlette", "uvicorn", "cookiecutter", "psycopg", "huey", "redis",
                  "requests", "httpx", "urllib3", "socket", "http",
                  "sqlite3", "os", "pathlib", "shutil", "tempfile", "glob", "subprocess"}
