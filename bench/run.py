@@ -23,6 +23,9 @@ Usage: python bench/run.py [--repeat N] [--quick] [--full]
 7. A no-op re-apply of 200 databases against a one-connection script reading the same state, and their
    first apply against plain `CREATE DATABASE` (`databases.py`, on the machine's PostgreSQL; 50 with
    --quick), and a first apply of 10,000 resources with its note (`first_apply.py`; 1,000 with --quick).
+8. One golden-path change upgrading 50 services (10 with --quick): the apply that opens their upgrade pull
+   requests, its time and GitHub requests, and the same upgrades again, which must change nothing
+   (`upgrades.py`).
 
 Each figure is the median wall time of N runs of the real command line (a new process each time), which
 reads Paved's modules compiled, as an installed Paved does. Results go to stdout as a Markdown table and
@@ -276,6 +279,9 @@ def main() -> int:
                                 *(["--count", "50", "--repeat", "3"] if args.quick else [])], cwd=PROJECT).returncode
     first_apply = subprocess.run([sys.executable, str(PROJECT / "bench" / "first_apply.py"),
                                   *(["--quick"] if args.quick else [])], cwd=PROJECT).returncode
+    # 8. A template change upgrading every service that follows it (its own script; it prints its own table)
+    upgrades = subprocess.run([sys.executable, str(PROJECT / "bench" / "upgrades.py"),
+                               *(["--services", "10"] if args.quick else [])], cwd=PROJECT).returncode
     results["machine"]["load_at_end"] = os.getloadavg()  # type: ignore[index]
 
     cold_target = 10 if cold_size >= 50_000 else 5  # smaller, the fixed costs of starting weigh more
@@ -294,6 +300,8 @@ def main() -> int:
     targets["reconcile: a repeated reconcile of the larger catalogue at most 500 GitHub requests"] = reconciled == 0
     targets["databases: a no-op re-apply within 2x a one-connection script reading the same state"] = databases == 0
     targets["first apply of the larger catalogue: note written and pushed, job done"] = first_apply == 0
+    targets["upgrades: one template change opens a pull request on every service, and again changes nothing"] = \
+        upgrades == 0
     results["targets"] = targets
     out = PROJECT / "bench" / "out"
     out.mkdir(exist_ok=True)
