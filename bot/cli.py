@@ -404,7 +404,8 @@ def _print_new_repo(folder: Path, repo: Any, found: dict[str, bytes], git: str) 
     rows = [
         ("paved.yaml", "Paved's settings, each key with a comment"),
         (f"catalog/teams/{repo.team}.yaml", f"the platform team ({repo.team}), maintained by {who}"),
-        ("schemas/", f"{count('schemas/')} files: the kinds, the guardrail policies with their cases, prices"),
+        ("schemas/", f"{count('schemas/')} files: the kinds, the guardrail policies with their cases, the "
+                                   "standards, prices"),
         ("templates/", f"{count('templates/')} files: the golden paths {', '.join(templates)}"),
         (".github/workflows/", ", ".join(Path(w).name for w in WORKFLOWS) + ": Paved in GitHub Actions"),
         (CODEOWNERS, f"the {repo.team} team reviews rule changes" + (
@@ -513,10 +514,12 @@ def _pending_commits(ctx: _Context, applied: set[str]) -> list[PendingCommit]:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    """Requests per week, lead times, first plans passed, frequent findings and failed applies, from git."""
+    """Requests per week, lead times, first plans passed, frequent findings, failed applies and services on the
+    latest golden path, from git."""
     from bot.adapters.repo import fetch_notes_from_origin, notes
     from bot.apply import NOTES_REF
     from bot.audit import parse_since
+    from bot.standards import STANDARDS_REF, newest, on_latest
     from bot.stats import PLANS_REF, apply_records, as_json, as_text, compute, plan_records
 
     since = parse_since(args.since) if args.since else None
@@ -524,6 +527,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if not args.offline:
         fetch_notes_from_origin(ctx.root, NOTES_REF)
         fetch_notes_from_origin(ctx.root, PLANS_REF)
+        fetch_notes_from_origin(ctx.root, STANDARDS_REF)
     plans = plan_records(notes(ctx.root, PLANS_REF))
     applies = apply_records(notes(ctx.root, NOTES_REF))
     planned = {p.pull_request for p in plans}
@@ -531,8 +535,32 @@ def cmd_stats(args: argparse.Namespace) -> int:
     # owners only the catalogue knows: read it at HEAD, and only when such a pull request exists.
     unplanned = [a for a in applies if a.pull_request is not None and a.pull_request not in planned and a.previous]
     owners = _owners(ctx, {i for a in unplanned for i in a.actions}) if unplanned else {}
-    stats = compute(plans, applies, since=since, owners=owners)
+    card = newest(notes(ctx.root, STANDARDS_REF))
+    stats = compute(plans, applies, since=since, owners=owners, golden_path=on_latest(card) if card else None)
     sys.stdout.write(as_json(stats) if args.format == "json" else as_text(stats))
+    return EXIT_OK
+
+
+def cmd_standards(args: argparse.Namespace) -> int:
+    """Show the standards' scorecard: which resources meet the platform's standards as they exist, what each
+    failing one should fix and how, and which standards fail most; from the notes reconcile records in git."""
+    from bot.adapters.repo import fetch_notes_from_origin, notes
+    from bot.render.standards import as_json, as_text
+    from bot.standards import STANDARDS_REF, filtered, newest
+
+    ctx = _Context(args)
+    if not args.offline:
+        fetch_notes_from_origin(ctx.root, STANDARDS_REF)
+    card = newest(notes(ctx.root, STANDARDS_REF))
+    title = "Standards"
+    if card is not None and (args.resource or args.team or args.failing):
+        identity = args.resource if args.resource is None or "/" in args.resource else next(
+            (r.identity for r in card.resources if r.name == args.resource), f"?/{args.resource}")
+        card = filtered(card, team=args.team, identity=identity, failing=args.failing)
+        title = " ".join(x for x in ("Standards", f"of {identity}" if identity else "",
+                                     f"of team {args.team}" if args.team else "",
+                                     "(failing only)" if args.failing else "") if x)
+    sys.stdout.write(as_json(card) if args.format == "json" else as_text(card, title=title))
     return EXIT_OK
 
 
@@ -721,6 +749,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     stats.add_argument("--since", metavar="DATE", help="only pull requests and applies from DATE on (ISO date)")
     stats.add_argument("--format", choices=["text", "json"], default="text")
     stats.add_argument("--offline", action="store_true", help="do not fetch the notes from origin first")
+
+    standards = add("standards", cmd_standards, cache=False)
+    standards.add_argument("resource", nargs="?", metavar="KIND/NAME", help="only this resource (or NAME)")
+    standards.add_argument("--team", metavar="TEAM", help="only the resources TEAM owns")
+    standards.add_argument("--failing", action="store_true", help="only the resources failing a standard")
+    standards.add_argument("--format", choices=["text", "json"], default="text")
+    standards.add_argument("--offline", action="store_true", help="do not fetch the notes from origin first")
 
     export = add("export", cmd_export)
     export.add_argument("target", choices=["backstage"], help="what to export for (backstage)")

@@ -39,7 +39,17 @@ from bot.model import (
     UpgradeHeld,
     shown_path,
 )
-from bot.rules import KINDS_DIR, POLICIES_DIR, PRICES, TEMPLATES_DIR, Rules, load_rules, platform_files, rules_digest
+from bot.rules import (
+    KINDS_DIR,
+    POLICIES_DIR,
+    PRICES,
+    STANDARDS_DIR,
+    TEMPLATES_DIR,
+    Rules,
+    load_rules,
+    platform_files,
+    rules_digest,
+)
 from bot.yamlio import load
 
 
@@ -383,6 +393,9 @@ def platform_impact(rule_changes: list[RuleChange], before: Catalogue,
                          " from now on")
         elif path.startswith(POLICIES_DIR) and path.endswith(".json") and path.count("/") == 2:
             found.append(f"guardrail {path} changed: it judges every request it applies to from now on")
+        elif path.startswith(STANDARDS_DIR) and path.endswith(".json") and path.count("/") == 2:
+            found.append(f"standard {path} changed: it scores every resource it applies to, as it exists, from the "
+                         "next reconcile on")
         elif path == PRICES:
             found.append("prices changed: every plan's costs and every team's budget are counted with them")
         elif path == "paved.yaml":

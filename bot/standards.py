@@ -208,7 +208,8 @@ class StandardInfo:
 def _text(value: Any) -> str:
     if not isinstance(value, str):
         return ""
-    line = " ".join(value.split())
+    # One line of printable characters: the text may come from a file the service's team wrote.
+    line = "".join(c if c.isprintable() else "?" for c in " ".join(value.split()))
     return line if len(line) <= DETAIL_LIMIT else line[:DETAIL_LIMIT - 1] + "…"
 
 
@@ -287,7 +288,7 @@ class Scorecard:
         if not isinstance(data, dict) or data.get("paved") != SCORECARD_VERSION or "resources" not in data:
             raise ValueError("not a scorecard")
         standards = tuple(StandardInfo(str(s["id"]), str(s["title"]), str(s["severity"]), str(s.get("hint") or ""),
-                                       s.get("link") if isinstance(s.get("link"), str) else None,
+                                       _link(s.get("link")),
                                        str(s.get("description") or ""))
                           for s in data.get("standards") or [])
         resources = tuple(
@@ -295,12 +296,17 @@ class Scorecard:
                           r.get("tier") if isinstance(r.get("tier"), str) else None,
                           tuple(sorted([Verdict(str(i), True) for i in r.get("passed") or []]
                                        + [Verdict(str(f["standard"]), False, str(f.get("message") or ""),
-                                                  f.get("link") if isinstance(f.get("link"), str) else None)
+                                                  _link(f.get("link")))
                                           for f in r.get("failed") or []], key=lambda o: o.standard)),
                           str(r.get("unscored") or ""),
                           r.get("latest") if isinstance(r.get("latest"), bool) else None)
             for r in data["resources"])
         return cls(str(data["revision"]), str(data.get("scored_at") or ""), standards, resources)
+
+
+def _link(value: Any) -> str | None:
+    """A link read back from a note, kept only if it is a web address (pages show it as one)."""
+    return value if isinstance(value, str) and _LINK.match(value) else None
 
 
 def _resource_json(score: ResourceScore) -> dict[str, Any]:

@@ -19,6 +19,9 @@ The figures, and where each comes from:
 * **apply failure rate**: failed applies over all applies, leaving out drift heals (`trigger: heal`),
   which are Paved's own upkeep, not people's requests. An apply with changes but no results was
   refused (the catalogue had errors) and counts as failed.
+* **on the latest golden path**: of the services scored by the newest standards scorecard (the notes
+  under `refs/notes/paved-standards`, see `bot.standards`) that follow a template, those whose
+  repository was rendered from the template as the platform repo has it now (or as their pin has it).
 """
 
 from __future__ import annotations
@@ -169,6 +172,10 @@ class Stats:
     applies: int
     applies_failed: int
     heals_left_out: int
+    # Services on the latest version of their golden path, of those the newest scorecard scored that follow
+    # one; None: no scorecard recorded yet.
+    on_latest_golden_path: int | None = None
+    following_golden_path: int = 0
 
     @property
     def first_plan_pass_rate(self) -> float | None:
@@ -212,10 +219,11 @@ def _week(moment: datetime) -> str:
 
 
 def compute(plans: Iterable[PlanRecord], applies: Iterable[ApplyRecord], *, since: datetime | None = None,
-            owners: Mapping[str, str] | None = None) -> Stats:
+            owners: Mapping[str, str] | None = None, golden_path: tuple[int, int] | None = None) -> Stats:
     """The figures from parsed records. `since` keeps pull requests opened (or, unplanned, applied) and
     applies made from then on; `owners` (identity -> team) names the team of changes known only from
-    an apply record."""
+    an apply record; `golden_path` is (on the latest, following one) from the newest standards scorecard
+    (`bot.standards.on_latest`), a figure of now that `since` does not narrow."""
     owners = owners or {}
     by_pr: dict[int, list[PlanRecord]] = defaultdict(list)
     for plan in plans:
@@ -302,7 +310,9 @@ def compute(plans: Iterable[PlanRecord], applies: Iterable[ApplyRecord], *, sinc
         findings=findings,
         applies=len(requested),
         applies_failed=sum(1 for r in requested if apply_failed(r)),
-        heals_left_out=len(heals))
+        heals_left_out=len(heals),
+        on_latest_golden_path=golden_path[0] if golden_path else None,
+        following_golden_path=golden_path[1] if golden_path else 0)
 
 
 # -- rendering ------------------------------------------------------------------------------------
@@ -351,6 +361,9 @@ def as_text(stats: Stats) -> str:
               f"First plan passed: {_share(stats.first_plan_passed, stats.first_plan_total, 'pull request')}",
               f"Apply failure rate: {_share(stats.applies_failed, stats.applies, 'apply', 'applies')} failed"
               + (f" ({plural(stats.heals_left_out, 'drift heal')} not counted)" if stats.heals_left_out else ""),
+              *([f"On the latest golden path: "
+                 f"{_share(stats.on_latest_golden_path, stats.following_golden_path, 'service')}"
+                 " (the newest standards scorecard)"] if stats.on_latest_golden_path is not None else []),
               "", "Most frequent findings (pull requests that tripped each rule)"]
     if stats.findings:
         shown = stats.findings[:TOP_FINDINGS]

@@ -217,6 +217,7 @@ owning teams' approval, and makes it real once the pull request is merged.
 | `catalog/` | the requests: teams, services, databases, environments, access |
 | `schemas/kinds/` | what a request of each kind may say |
 | `schemas/policies/` | the guardrails, each with cases that must pass and fail (`paved test`) |
+| `schemas/standards/` | what services should be as they exist, scored at every reconcile (`paved standards`) |
 | `schemas/prices.yaml` | monthly prices, for plan costs and team budgets |
 | `templates/` | the golden paths new services are created from |
 | `paved.yaml` | Paved's settings for this repository |

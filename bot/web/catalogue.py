@@ -6,7 +6,9 @@ the catalogue index in the data folder; there is no second source of truth and n
 
 Pages (Jinja2 templates in `templates/`, one stylesheet in `static/`, no JavaScript, nothing from the
 internet): the resources (`/`), one resource (`/resources/KIND/NAME`), the teams (`/teams`, `/teams/NAME`),
-the golden paths (`/golden-paths`) and adoption (`/adoption`).
+the golden paths (`/golden-paths`), adoption (`/adoption`) and the standards (`/standards`: which fail most).
+A resource's page and a team's show their scorecards, from the newest one reconcile noted
+(`refs/notes/paved-standards`, see `bot.standards`).
 
 Cost: a `_Snapshot` (the history index, the apply records, every status) is built once per head,
 applied commit and notes revision and shared by every request; each request thread keeps its own
@@ -65,6 +67,7 @@ from bot.errors import PavedError, RevisionError
 from bot.kinds import value_at
 from bot.rules import Rules, load_rules
 from bot.settings import DEFAULT_GITHUB_API_URL, Settings
+from bot.standards import STANDARDS_REF, Scorecard, failing_most, newest, on_latest, tally
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +130,7 @@ class _Refs:
     applied: str | None
     notes: str | None
     plans: str | None
+    standards: str | None = None
 
     @property
     def key(self) -> str:
@@ -141,7 +145,7 @@ def _refs(source: PlatformSource) -> _Refs:
         raise Unavailable(f"Paved has no copy of {source.name} yet: it fetches one on the first push to its "
                           "default branch, or at the next reconcile.")
     listing = _git(source.git_dir, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads",
-                   APPLIED_REF, NOTES_REF, PLANS_REF)
+                   APPLIED_REF, NOTES_REF, PLANS_REF, STANDARDS_REF)
     refs = dict(line.split(" ", 1) for line in listing.splitlines() if " " in line)
     branches = sorted(r.removeprefix("refs/heads/") for r in refs if r.startswith("refs/heads/"))
     branch = source.branch
@@ -151,7 +155,7 @@ def _refs(source: PlatformSource) -> _Refs:
     if branch is None or f"refs/heads/{branch}" not in refs:
         raise Unavailable(f"{source.name or 'the platform repo'} has no default branch fetched yet")
     return _Refs(branch, refs[f"refs/heads/{branch}"], refs.get(APPLIED_REF), refs.get(NOTES_REF),
-                 refs.get(PLANS_REF))
+                 refs.get(PLANS_REF), refs.get(STANDARDS_REF))
 
 
 def _history(repo: Path, head: str, since: str | None = None) -> list[Commit]:
@@ -201,7 +205,9 @@ class Reader:
         self._rules: OrderedDict[str, Rules] = OrderedDict()
         self._apply_notes: dict[str, str] = {}  # note blob id -> text
         self._plan_notes: dict[str, str] = {}
+        self._standard_notes: dict[str, str] = {}
         self._figures: OrderedDict[str, Figures | None] = OrderedDict()
+        self._scorecards: OrderedDict[str, Scorecard | None] = OrderedDict()
         self._local = _Local()
         # Every thread's git reader, so that the app's shutdown ends their `git cat-file` processes
         # rather than leaving them to the garbage collector (threads of the pool outlive requests).
@@ -324,6 +330,16 @@ class Reader:
             with self._lock:
                 _remember(self._figures, key, found)
         return self._figures.get(key)
+
+    def scorecard(self, view: View) -> Scorecard | None:
+        """The newest standards scorecard noted, read once per revision of its notes; None before the first."""
+        ref = view.snapshot.refs.standards
+        key = ref or ""
+        if key not in self._scorecards:
+            found = newest(self.note_texts(ref, self._standard_notes))
+            with self._lock:
+                _remember(self._scorecards, key, found)
+        return self._scorecards.get(key)
 
     def _applies(self, notes: str | None) -> list[Apply]:
         return [a for commit, text in self.note_texts(notes, self._apply_notes).items()
@@ -524,7 +540,8 @@ def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] 
                           fields=request_fields(request.data, schema), outputs=timeline.outputs(identity),
                           status=view.status(identity), tier=tiers.get(identity), graph=graph,
                           dependencies=dependencies, dependents=dependents, history=history,
-                          environments=_environments(view.catalogue, request))
+                          environments=_environments(view.catalogue, request), **_scored(reader.scorecard(view),
+                                                                                        identity))
         return answer("resources", build)
 
     @router.get("/teams", response_class=HTMLResponse)
@@ -570,10 +587,13 @@ def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] 
             tiers = view.catalogue.tiers(e.identity for e in shown)
             definition = view.catalogue.definitions([identity])[identity][0]
             spent = view.catalogue.team_costs([name]).get(name, 0.0)
+            card = reader.scorecard(view)
+            scores = card.owned_by(name) if card else ()
             return render("team.html", section="teams", view=view, name=name, request=request, members=members,
                           maintainers=maintainers, owned=shown, total=len(owned), page=number,
                           pages=_pages_of(len(owned)), tiers=tiers, budget=definition.budget, spent=spent,
-                          currency=view.snapshot.rules.currency)
+                          currency=view.snapshot.rules.currency, card=card, scores=scores, tally=tally(scores),
+                          standards={s.id: s for s in card.standards} if card else {})
         return answer("teams", build)
 
     @router.get("/golden-paths", response_class=HTMLResponse)
@@ -596,7 +616,26 @@ def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] 
             return render("adoption.html", section="adoption", view=view, figures=reader.figures(view))
         return answer("adoption", build)
 
+    @router.get("/standards", response_class=HTMLResponse)
+    def standards(request: Request) -> HTMLResponse:
+        """The platform's standards, which fail most, and on which resources."""
+        looking(request)
+        def build() -> HTMLResponse:
+            view = reader.view()
+            card = reader.scorecard(view)
+            latest, following = on_latest(card) if card else (0, 0)
+            return render("standards.html", section="standards", view=view, card=card,
+                          failing=failing_most(card) if card else [], tally=tally(card.resources) if card else None,
+                          latest=_share(latest, following))
+        return answer("standards", build)
+
     return router
+
+
+def _scored(card: Scorecard | None, identity: str) -> dict[str, Any]:
+    """What a resource's page shows of its score: the scorecard, its score, and the standards by id."""
+    return {"card": card, "score": card.of(identity) if card else None,
+            "standards": {s.id: s for s in card.standards} if card else {}}
 
 
 @dataclass(frozen=True, slots=True)
