@@ -14,7 +14,7 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -217,6 +217,7 @@ def cmd_new(args: argparse.Namespace) -> int:
     """
     from bot.adapters.repo import FolderTree
     from bot.explain import kind_schema, skeleton
+    from bot.model import WithFile
     from bot.plan import validate_tree
     from bot.render import text as render_text
     from bot.rules import load_rules
@@ -240,7 +241,7 @@ def cmd_new(args: argparse.Namespace) -> int:
     owner = args.owner or (args.name if rules.describe(kind).is_team else "platform")
     text = dump_request(skeleton(schema, args.name, owner), schema_comment=schema_path.as_posix())
     relative = target.relative_to(ctx.root).as_posix()
-    findings = validate_tree(_WithNewFile(tree, relative, text.encode()), store=ctx.store, rules=rules).findings
+    findings = validate_tree(WithFile(tree, relative, text.encode()), store=ctx.store, rules=rules).findings
     asked = [f for f in findings if f.severity == "error" and _names_what_was_asked(f, relative, f"{kind}/{args.name}")]
     if asked:
         print(f"paved: {relative} was not written:", file=sys.stderr)
@@ -265,44 +266,6 @@ def _names_what_was_asked(finding: Finding, path: str, identity: str) -> bool:
         return finding.message.startswith(f"{identity} is already defined")
     return finding.path == path and (finding.pointer in ("/metadata/name", "/metadata/owner")
                                      or finding.rule == "catalog.owner")
-
-
-class _WithNewFile:
-    """The working tree as it would be with one more file (a `Tree`): what `paved new` judges first."""
-
-    def __init__(self, tree: FolderTree, path: str, data: bytes) -> None:
-        from bot.adapters.repo import blob_id
-
-        self._tree, self._path, self._data, self._id = tree, path, data, blob_id(data)
-
-    @property
-    def label(self) -> str:
-        return self._tree.label
-
-    def files(self, prefix: str) -> dict[str, str]:
-        found = self._tree.files(prefix)
-        if self._path.startswith(prefix):
-            found[self._path] = self._id
-        return found
-
-    def read(self, path: str) -> bytes:
-        return self._data if path == self._path else self._tree.read(path)
-
-    def read_many(self, paths: Iterable[str]) -> dict[str, bytes]:
-        paths = list(paths)
-        found = self._tree.read_many(p for p in paths if p != self._path)
-        if self._path in paths:
-            found[self._path] = self._data
-        return found
-
-    def tree_id(self, prefix: str) -> str | None:
-        return None
-
-    def diff(self, since: str, prefix: str) -> dict[str, str | None] | None:
-        return None
-
-    def close(self) -> None:
-        self._tree.close()
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -386,3 +386,48 @@ class MemoryTree:
     def close(self) -> None:
         return None
 
+
+class WithFile:
+    """A `Tree` as another would be with one more file (or one file's bytes replaced): what a new request is
+    judged in, with the rest of the catalogue, before it is written (`paved new`, the catalogue's form).
+
+    The base tree stays its owner's: closing this one leaves it open."""
+
+    def __init__(self, base: Tree, path: str, data: bytes) -> None:
+        import hashlib
+
+        self._base, self._path, self._data = base, path, data
+        self._id = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+    @property
+    def label(self) -> str:
+        return self._base.label
+
+    def files(self, prefix: str) -> dict[str, str]:
+        found = self._base.files(prefix)
+        if self._path.startswith(prefix):
+            found[self._path] = self._id
+        return found
+
+    def read(self, path: str) -> bytes:
+        return self._data if path == self._path else self._base.read(path)
+
+    def read_many(self, paths: Iterable[str]) -> dict[str, bytes]:
+        paths = list(paths)
+        found = self._base.read_many(p for p in paths if p != self._path)
+        if self._path in paths:
+            found[self._path] = self._data
+        return found
+
+    def tree_id(self, prefix: str) -> str | None:
+        return None
+
+    def diff(self, since: str, prefix: str) -> dict[str, str | None] | None:
+        found = self._base.diff(since, prefix)
+        if found is not None and self._path.startswith(prefix):
+            found[self._path] = self._id
+        return found
+
+    def close(self) -> None:
+        return None
+
