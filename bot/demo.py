@@ -10,7 +10,9 @@ approval of the teams the catalogue on main names; hugo and dana approve; alice 
 the new repository exists, scaffolded from its golden path; its database exists (PostgreSQL when
 PAVED_POSTGRES_DSN is set, else a SQLite file) and only the service's repository and environment hold
 its DATABASE_URL; alice changes things by hand and `paved reconcile` heals the database and opens a
-drift issue for the rest; `paved audit` tells who asked, who approved and when it was applied. It exits 0
+drift issue for the rest; `paved audit` tells who asked, who approved and when it was applied; last, the
+platform team changes the fastapi-service golden path, the plan says which services will get it, and
+after the merge acme/search receives its upgrade pull request. It exits 0
 only if every step happened. `--keep DIR` keeps everything running in DIR and prints the addresses; a later
 `--keep DIR` clears what the earlier demo left there and starts afresh.
 """
@@ -33,6 +35,7 @@ from typing import Any, TypeVar
 
 from bot import reconcile_report, starter
 from bot.errors import ConfigurationError, PavedError
+from bot.golden_paths import UPGRADE_BRANCH
 
 # The sandbox, the web service, git and YAML are imported inside the steps that use them, to keep the
 # `paved` command's start-up light; nothing is imported inside a function to break an import cycle.
@@ -404,6 +407,52 @@ def _tell(story: Story, forge: Any, server: DatabaseServer, settings: Any, servi
         raise StoryFailed("the catalogue's page for the search database does not show it and its heal")
     story.show(f"{service_url}/resources/Database/{server.name('search-db')}: its request, graph and history "
                f"({len(page) // 1024} KiB of HTML, nothing loaded from the internet)")
+
+    _golden_path_upgrade(story, forge, forge_call, plan_comment, check)
+
+
+def _golden_path_upgrade(story: Story, forge: Any, forge_call: Callable[..., Any],
+                         plan_comment: Callable[[int], str | None], check: Callable[[str, str], Any]) -> None:
+    """The last chapter: the platform team changes a golden path, and the service made from it is offered the
+    change as a pull request on its own repository."""
+    story.say("alice makes the platform team the platform owners: its people approve changes to the rules")
+    forge_call("PUT", "/orgs/acme/teams/platform/repos/acme/platform", {"permission": "admin"})
+    story.show("team platform (maya, oskar, priya) has admin on acme/platform")
+
+    story.say("priya changes the fastapi-service golden path; the plan says which services will get it")
+    ignore = "templates/fastapi-service/{{cookiecutter.name}}/.gitignore"
+    text = forge.read_file("acme", "platform", ignore).decode()
+    forge.push_files("acme", "platform", "ignore-ruff-cache", {ignore: text.rstrip("\n") + "\n.ruff_cache/\n"},
+                     by="priya", message="Ignore ruff's cache in every service")
+    change = forge.open_pull_request("acme", "platform", head="ignore-ruff-cache", by="priya",
+                                     title="Ignore ruff's cache in every service",
+                                     body="Services lint with ruff now; its cache should never be committed.")
+    comment = wait_for("the plan comment", lambda: plan_comment(change.number))
+    reach = next((line for line in comment.splitlines() if "template fastapi-service changed" in line), "")
+    if "will get an upgrade pull request" not in reach:
+        raise StoryFailed("the plan of the template change does not say which services will get it")
+    story.show(reach.removeprefix("- "))
+
+    story.say("maya (platform) approves, alice merges; Paved opens an upgrade pull request on acme/search")
+    forge.approve("acme", "platform", change.number, by="maya")
+    head = forge.branch_sha("acme", "platform", "ignore-ruff-cache")
+    wait_for("the green check", lambda: (lambda c: c if c and c["conclusion"] == "success" else None)(
+        check(head, "paved/plan")))
+    merged = forge.merge("acme", "platform", change.number, by="alice")
+    applied = wait_for("the apply of the template change", lambda: _finished(check(merged, "paved/apply")), 120)
+    if applied["conclusion"] != "success":
+        raise StoryFailed(f"the apply of the template change ended {applied['conclusion']}: {applied['title']}")
+    upgrade = wait_for("the upgrade pull request on acme/search", lambda: next(
+        (p for p in forge_call("GET", "/repos/acme/search/pulls?state=open")
+         if p["head"]["ref"] == UPGRADE_BRANCH), None), 120)
+    files = forge_call("GET", f"/repos/acme/search/pulls/{upgrade['number']}/files")
+    labels = ", ".join(label["name"] for label in upgrade.get("labels") or [])
+    why = next((line.removeprefix("- ") for line in (upgrade.get("body") or "").splitlines()
+                if line.startswith(f"- acme/platform#{change.number}:")), None)
+    if why is None:
+        raise StoryFailed("the upgrade pull request does not name the platform change it comes from")
+    story.show(f"acme/search#{upgrade['number']}: {upgrade['title']} ({labels}); changes "
+               + ", ".join(f["filename"] for f in files) + f"; why: {why}")
 
 
 def _fenced_text(text: str) -> str:
