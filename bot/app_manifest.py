@@ -73,6 +73,8 @@ EVENTS: tuple[tuple[str, str], ...] = (
 
 WEBHOOK_PATH = "/webhooks/github"  # where `paved serve` takes GitHub's deliveries
 SIGNIN_CALLBACK_PATH = "/oauth/callback"  # where GitHub sends visitors of the catalogue back after they sign in
+# Where GitHub sends a person back who confirms a request of the catalogue's form (bot/web/request_form.py).
+REQUEST_CALLBACK_PATH = "/request/callback"
 # GitHub's limit on an App's name.
 NAME_LIMIT = 34
 DESCRIPTION = ("Paved: platform requests through pull requests. Plans every pull request on a platform repo and "
@@ -163,7 +165,8 @@ def manifest(*, name: str, redirect_url: str, homepage: str, webhook_url: str | 
 
     With `webhook_url` the App receives `EVENTS` there (GitHub makes the webhook's secret); without it the App
     has no webhook, as `paved ci` needs. With `public_url` visitors of the catalogue sign in through the App
-    and come back to `public_url` + `/oauth/callback`. The App is private: only its owner can install it.
+    and come back to `public_url` + `/oauth/callback` (and to `/request/callback` when they open a pull request
+    with the catalogue's request form). The App is private: only its owner can install it.
     """
     found: dict[str, Any] = {
         "name": name,
@@ -177,5 +180,5 @@ def manifest(*, name: str, redirect_url: str, homepage: str, webhook_url: str | 
         found["hook_attributes"] = {"url": webhook_url, "active": True}
         found["default_events"] = [event for event, _ in EVENTS]
     if public_url is not None:
-        found["callback_urls"] = [public_url + SIGNIN_CALLBACK_PATH]
+        found["callback_urls"] = [public_url + SIGNIN_CALLBACK_PATH, public_url + REQUEST_CALLBACK_PATH]
     return found

@@ -233,6 +233,32 @@ class Forge(Protocol):
         ...
 
 
+class Proposing(Protocol):
+    """What opening a pull request as a person needs: their own branch of a repository, one file on it, and
+    the pull request. Implemented with the person's own user access token, never Paved's (the catalogue's
+    request form), so GitHub holds them to what they themselves may do."""
+
+    def branch_head(self, repo: str, branch: str) -> str | None:
+        """The commit `branch` points at; None when there is no such branch."""
+        ...
+
+    def create_branch(self, repo: str, branch: str, sha: str) -> None: ...
+
+    def file_blob(self, repo: str, branch: str, path: str) -> str | None:
+        """Git's blob id of `path` on `branch`; None when it holds no such file."""
+        ...
+
+    def put_file(self, repo: str, *, branch: str, path: str, data: bytes, message: str,
+                 replacing: str | None) -> None:
+        """Commit `data` at `path` on `branch`, replacing the blob `replacing` (None: a new file)."""
+        ...
+
+    def pull_request_from(self, repo: str, branch: str) -> PullRequest | None: ...
+
+    def open_pull_request(self, repo: str, *, head: str, base: str, title: str, body: str, draft: bool = False,
+                          labels: Iterable[str] = ()) -> PullRequest: ...
+
+
 class Mirror(Protocol):
     """Local mirrors of repositories on the forge."""
 

@@ -179,7 +179,8 @@ def test_the_page_posts_the_manifest_to_the_organizations_new_app_form(tmp_path:
     assert page.headers["referrer-policy"] == "no-referrer"
     sent = hidden_fields(page.text)["manifest"]
     assert '"redirect_url": "' + server.url + '/callback"' in sent
-    assert '"callback_urls": ["https://paved.acme.example/oauth/callback"]' in sent
+    assert ('"callback_urls": ["https://paved.acme.example/oauth/callback", '
+            '"https://paved.acme.example/request/callback"]') in sent
 
 
 @pytest.mark.parametrize(("given", "web", "api"), [

@@ -478,6 +478,12 @@ def connect_with_token(api_url: str, token: str, *, polite: bool = True, retries
     return _github(api_url, Auth.Token(token), polite=polite, retries=retries)
 
 
+def person_forge(api_url: str, token: str, *, retries: RetryPolicy = RETRIES) -> GitHubForge:
+    """A forge acting as the person whose user access token `token` is, for one errand: nothing is cached by
+    the token (no conditional requests), so nothing of it outlives the forge."""
+    return GitHubForge(_github(api_url, Auth.Token(token), polite=True, retries=retries, conditional=False))
+
+
 def oauth_user_token(api_url: str, client_id: str, client_secret: str, code: str, *,
                      retries: RetryPolicy = RETRIES) -> str:
     """The user access token GitHub's OAuth web flow gives for `code` (the visitor's, signing in)."""
@@ -954,6 +960,40 @@ class GitHubForge:
             self._repo(repo).get_issue(number).create_comment(fit_body(comment))
             self._repo(repo).get_pull(number).edit(state="closed")
         self._call(f"close pull request #{number} of {repo}", close)
+
+    def branch_head(self, repo: str, branch: str) -> str | None:
+        def read() -> str | None:
+            try:
+                return str(self._repo(repo).get_branch(branch).commit.sha)
+            except GithubException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+        return self._call(f"read the branch {branch} of {repo}", read)
+
+    def create_branch(self, repo: str, branch: str, sha: str) -> None:
+        self._call(f"create the branch {branch} in {repo}",
+                   lambda: self._repo(repo).create_git_ref(ref=f"refs/heads/{branch}", sha=sha))
+
+    def file_blob(self, repo: str, branch: str, path: str) -> str | None:
+        def read() -> str | None:
+            try:
+                found = self._repo(repo).get_contents(path, ref=branch)
+            except GithubException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            return None if isinstance(found, list) else str(found.sha)
+        return self._call(f"read {path} on {branch} of {repo}", read)
+
+    def put_file(self, repo: str, *, branch: str, path: str, data: bytes, message: str,
+                 replacing: str | None) -> None:
+        def put() -> None:
+            if replacing is None:
+                self._repo(repo).create_file(path, message, data, branch=branch)
+            else:
+                self._repo(repo).update_file(path, message, data, replacing, branch=branch)
+        self._call(f"write {path} on {branch} of {repo}", put)
 
     def pull_requests_of_commit(self, repo: str, sha: str) -> list[PullRequest]:
         def read() -> list[PullRequest]:

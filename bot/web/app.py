@@ -310,4 +310,7 @@ def create_app(settings: Settings, queue: WorkQueue, deliveries: DeliveryLog, *,
     from bot.web.catalogue import PlatformSource, catalogue_router  # the catalogue's pages, behind sign-in
 
     app.include_router(catalogue_router(PlatformSource.from_settings(settings), dependencies=signin.dependencies()))
+    from bot.web.request_form import RequestForm  # asking for a resource with a form, as the signed-in person
+
+    app.include_router(RequestForm(settings, PlatformSource.from_settings(settings), signin).router())
     return app
