@@ -1,6 +1,6 @@
 """Paved's speed and memory targets, measured side by side in one run.
 
-Usage: python bench/run.py [--repeat N] [--quick] [--full]
+Usage: python bench/run.py [--repeat N] [--quick] [--full] [--cores]
 
 1. Start-up: `paved validate` on the bundled catalogue against `check-jsonschema` on one file, the two
    run in turn, N times each.
@@ -10,7 +10,8 @@ Usage: python bench/run.py [--repeat N] [--quick] [--full]
 3. Every core: cold validation of 50,000 resources (10,000 with --quick) on one core, where Paved judges
    in its own process, and on every core the machine gives it, where it shares the files among worker
    processes; the two in turn, N times each. Beside it, what the machine's cores give at best right
-   then: one Python loop alone against one on each core at once.
+   then: one Python loop alone against one on each core at once. `--cores` measures this alone (about two
+   minutes with --repeat 5), as the figures in bench/README.md do.
 4. Memory: the peak of `paved validate --no-cache` (its own process, its workers and their fork server,
    added up as proportional set size, sampled every 20 ms) at 1,000, 10,000 and 50,000 resources (the
    last from step 3), and at 100,000 with --full; per resource, as what the largest costs beyond the one
@@ -190,6 +191,36 @@ def cores_at_best(cores: set[int], repeat: int) -> float:
     return len(cores) * statistics.median(alone) / statistics.median(together)
 
 
+def every_core_against_one(repo: Path, env: dict[str, str], repeat: int,
+                           ) -> tuple[dict[str, dict[str, float]], float, float]:
+    """`paved validate --no-cache` on one core and on every core, in turn; the ratio of their medians; and
+    what the machine's cores give at best right after (`cores_at_best`)."""
+    paved = str(BIN / "paved")
+    cores = usable_cores()
+    on_cores = side_by_side(repeat, {
+        "one_core": lambda: run([paved, "validate", "--no-cache"], cwd=repo, env=env, cores={min(cores)}),
+        "every_core": lambda: run([paved, "validate", "--no-cache"], cwd=repo, env=env)})
+    ratio = on_cores["one_core"]["seconds"] / on_cores["every_core"]["seconds"]
+    return on_cores, ratio, cores_at_best(cores, repeat) if len(cores) >= 2 else 1.0
+
+
+def cores_only(size: int, repeat: int) -> int:
+    """Step 3 alone, on a catalogue of `size` resources; exit code 1 when two cores give less than 1.7x."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(PROJECT / "bot")], check=True,
+                   stdout=subprocess.DEVNULL)
+    load = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="paved-bench-") as scratch:
+        repo = generate(size, Path(scratch) / "catalogue")
+        env = {**os.environ, "PAVED_DATA_DIR": str(Path(scratch) / "data"), "NO_COLOR": "1"}
+        on_cores, ratio, ceiling = every_core_against_one(repo, env, repeat)
+    one, every = on_cores["one_core"], on_cores["every_core"]
+    print(f"cold validation of {size:,} resources, medians of {repeat}: one core {one['seconds']:.2f} s "
+          f"({one['tree_pss_kib'] / 1024:.0f} MiB), {len(usable_cores())} cores {every['seconds']:.2f} s "
+          f"({every['tree_pss_kib'] / 1024:.0f} MiB): {ratio:.2f}x; the machine's cores at best meanwhile "
+          f"{ceiling:.2f}x; load average {load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
+    return 0 if ratio >= 1.7 or len(usable_cores()) < 2 else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=5, help="runs per figure (check-jsonschema: at most 2; "
@@ -197,7 +228,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="1,000 and 10,000 instead of 10,000 and 50,000")
     parser.add_argument("--full", action="store_true", help="also check-jsonschema at 50,000 resources and "
                         "memory at 50,000 and 100,000 (about 20 minutes more)")
+    parser.add_argument("--cores", action="store_true", help="only every core against one, and what the "
+                        "machine's cores give at best meanwhile")
     args = parser.parse_args()
+    if args.cores:
+        return cores_only(10_000 if args.quick else 50_000, args.repeat)
     cold_size = 50_000 if args.full else (1_000 if args.quick else 10_000)
     cores_size = 10_000 if args.quick else 50_000
     memory_sizes = [1_000, 10_000, 100_000] if args.full else [1_000, 10_000]
@@ -205,7 +240,6 @@ def main() -> int:
     big_repeat = min(args.repeat, 3)
     paved = str(BIN / "paved")
     cores = usable_cores()
-    one_core = {min(cores)}
     # An installed Paved has its modules compiled; this checkout may not (PYTHONDONTWRITEBYTECODE).
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(PROJECT / "bot")], check=True,
                    stdout=subprocess.DEVNULL)
@@ -238,12 +272,7 @@ def main() -> int:
                                       "speedup": speedup}
 
         # 3. every core against one
-        on_cores = side_by_side(big_repeat, {
-            "one_core": lambda: run([paved, "validate", "--no-cache"], cwd=repos[cores_size], env=env,
-                                    cores=one_core),
-            "every_core": lambda: run([paved, "validate", "--no-cache"], cwd=repos[cores_size], env=env)})
-        cores_ratio = on_cores["one_core"]["seconds"] / on_cores["every_core"]["seconds"]
-        ceiling = cores_at_best(cores, big_repeat) if len(cores) >= 2 else 1.0
+        on_cores, cores_ratio, ceiling = every_core_against_one(repos[cores_size], env, big_repeat)
         results["every_core"] = {"resources": cores_size, "cores": len(cores), **on_cores, "speedup": cores_ratio,
                                  "machine_at_best": ceiling}
 

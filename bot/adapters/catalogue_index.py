@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.catalogue import Check, JudgedFile, Scope, StalePolicy, State, StoredPolicy
+from bot.catalogue import Check, JudgedFile, Record, Scope, StalePolicy, State, StoredPolicy
 from bot.files import private_file, private_folder
 from bot.model import Finding
 from bot.rules import Rules
@@ -282,7 +282,7 @@ class SQLiteCatalogueIndex:
     def _add_files(self, state: int, rules: str, batch: Iterable[JudgedFile]) -> None:
         files: list[tuple[Any, ...]] = []
         entries: list[tuple[Any, ...]] = []
-        refs: list[tuple[Any, ...]] = []
+        refs: list[Record] = []
         records: list[tuple[str, str, str, bytes]] = []
         for judged in batch:
             files.append((state, judged.path, judged.blob, int(judged.broken),
@@ -294,13 +294,15 @@ class SQLiteCatalogueIndex:
                     entries.append((state, *entry, None, None, requests.get(entry[_DOCUMENT])))
                 else:  # judged already, in the context of a resource that belongs to nothing
                     entries.append((state, *entry, "-", marshal.dumps(list(found)) if found else None, None))
-            refs += ((state, *ref) for ref in judged.references)
+            refs += judged.references
             if judged.record is not None and self.keeps_records:
                 records.append((rules, judged.path, judged.blob, judged.record))
         db = self._db
         db.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?)", files)
         db.executemany(f"INSERT INTO entries VALUES (?, {', '.join('?' * len(_ENTRY_FIELDS))}, ?, ?, ?)", entries)
-        db.executemany(f"INSERT INTO refs VALUES (?, {', '.join('?' * len(_REF_FIELDS))})", refs)
+        # The state is written into the statement (a number from SQLite itself), so the references the
+        # judging made are inserted as they are, without a copy of each to put it in front.
+        db.executemany(f"INSERT INTO refs VALUES ({int(state)}, {', '.join('?' * len(_REF_FIELDS))})", refs)
         db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?)", records)
 
     def prune(self) -> None:
@@ -480,7 +482,7 @@ class SQLiteCatalogueIndex:
             f"FROM entries e NOT INDEXED {parent} WHERE e.rowid > ? AND e.state=?) "
             "WHERE context IS NULL OR context != key ORDER BY 1 LIMIT ?", (*arguments, after, state, limit)).fetchall()
         width = len(_ENTRY_FIELDS)
-        return [StalePolicy(row[0], _entry(row[1:]), row[width + 2], row[width + 6], row[width + 7],
+        return [StalePolicy(row[0], row[1:width + 1], row[width + 2], row[width + 6], row[width + 7],
                             (row[width + 4], row[width + 5]) if row[width + 3] else None) for row in rows]
 
     def set_policies(self, judged: Iterable[tuple[StalePolicy, list[Finding]]]) -> None:

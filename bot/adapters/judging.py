@@ -23,6 +23,7 @@ from __future__ import annotations
 import copyreg
 import gc
 import itertools
+import marshal
 import os
 import pickle
 import threading
@@ -170,8 +171,9 @@ class ProcessJudging:
             yield from self._local.judge_files(tree, rules, files, records)
             return
         parcel = self._parcel(rules)
-        yield from self._in_order((_judge_files, source, parcel, (files[start:start + self.per_task], records))
-                                  for start in range(0, len(files), self.per_task))
+        for answer in self._in_order((_judge_files, source, parcel, (files[start:start + self.per_task], records))
+                                     for start in range(0, len(files), self.per_task)):
+            yield from map(JudgedFile._make, marshal.loads(answer))
 
     def judge_policies(self, tree: Tree, rules: Rules,
                        subjects: Sequence[PolicySubject]) -> Iterator[tuple[Record, ...]]:
@@ -183,7 +185,7 @@ class ProcessJudging:
         parcel = self._parcel(rules)
         tasks = [(_judge_subjects, source, parcel, subjects[start:start + self.per_task])
                  for start in range(0, len(subjects), self.per_task)]
-        return self._in_order(tasks, ahead=len(tasks))
+        return itertools.chain.from_iterable(self._in_order(tasks, ahead=len(tasks)))
 
     # -- the pool ------------------------------------------------------------------------------------
 
@@ -208,9 +210,9 @@ class ProcessJudging:
                     self._pool.submit(os.getpid)  # a pool starts its processes with its first tasks
             return self._pool
 
-    def _in_order(self, tasks: Iterable[tuple[Callable[..., list[T]], TreeSource | None, RulesParcel | None, Any]],
+    def _in_order(self, tasks: Iterable[tuple[Callable[..., T], TreeSource | None, RulesParcel | None, Any]],
                   ahead: int | None = None) -> Iterator[T]:
-        """The answers of `tasks` (a worker function and its arguments) in order. The first `ahead` tasks (a
+        """The answer of each of `tasks` (a worker function and its arguments), in order. The first `ahead` tasks (a
         few per worker by default) are handed out at once, and one more as each answer is taken, so that
         no worker waits while this process stores answers."""
         tasks = iter(tasks)
@@ -220,13 +222,13 @@ class ProcessJudging:
                             for function, *arguments in itertools.islice(tasks, ahead or AHEAD * self.workers))
         return self._answers(pool, pending, tasks)
 
-    def _answers(self, pool: ProcessPoolExecutor, pending: deque[Future[list[T]]],
-                 tasks: Iterator[tuple[Callable[..., list[T]], TreeSource | None, RulesParcel | None, Any]],
+    def _answers(self, pool: ProcessPoolExecutor, pending: deque[Future[T]],
+                 tasks: Iterator[tuple[Callable[..., T], TreeSource | None, RulesParcel | None, Any]],
                  ) -> Iterator[T]:
         try:
             with self._failing_clearly():
                 while pending:
-                    yield from pending.popleft().result()
+                    yield pending.popleft().result()
                     for function, *arguments in itertools.islice(tasks, 1):
                         pending.append(pool.submit(function, *arguments))
         finally:
@@ -322,11 +324,13 @@ def _reader(source: TreeSource) -> Callable[[Sequence[tuple[str, str]]], dict[st
     return from_folder
 
 
-def _judge_files(source: TreeSource, parcel: RulesParcel,
-                 work: tuple[Sequence[tuple[str, str]], bool]) -> list[JudgedFile]:
+def _judge_files(source: TreeSource, parcel: RulesParcel, work: tuple[Sequence[tuple[str, str]], bool]) -> bytes:
+    """The judged files of `work`, as marshal bytes of plain tuples: the asking process reads them back
+    as fast as pickle would give them, and they are written here three times faster."""
     files, records = work
     with paused_collector():
-        return judge_read(files, _reader(source), _rules_of(parcel), source.label, records)
+        judged = judge_read(files, _reader(source), _rules_of(parcel), source.label, records)
+        return marshal.dumps([tuple(one) for one in judged])
 
 
 def _judge_subjects(source: TreeSource, parcel: RulesParcel,
