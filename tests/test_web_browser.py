@@ -144,7 +144,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
                 session_secret=Secret(SESSION_SECRET))
             with serving(_paved(settings), start_seconds=30) as url:
                 forge.set_app_webhook(app.id, url + "/webhooks/github", WEBHOOK_SECRET)
-                forge.set_callback_urls(app.id, [url + "/oauth/callback"])
+                forge.set_callback_urls(app.id, [url + "/oauth/callback", url + "/request/callback"])
                 forge.push_files("acme", "platform", "main", {"catalog/README.md": "Requests live here.\n"},
                                  by="alice", message="Say where requests live")
                 _wait_until_applied(forge, alice, url)
@@ -375,3 +375,50 @@ def test_signing_out_asks_for_sign_in_again(browser: Any, platform: Platform) ->
     browser.get(platform.url + "/")
     wait_for(browser, f"#login-{READER}")
     assert browser.current_url.startswith(platform.forge.url + "/login/oauth/authorize?")
+
+
+def test_requesting_a_database_with_the_form_opens_a_pull_request_that_paved_plans(browser: Any,
+                                                                                 platform: Platform) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    requester = "gina"  # in growth, with write access to the platform repo
+    sign_in(browser, platform, requester, "/request/Database")
+    assert find(browser, "main h1").text == "Request a new Database"
+    find(browser, "#field-metadata-name").send_keys("experiments-db")
+    Select(find(browser, "#field-metadata-owner")).select_by_value("growth")
+    find(browser, "#field-metadata-description").send_keys("Keeps the variants of growth's experiments.")
+    for pointer, value in (("engine", "postgres"), ("version", "16"), ("size", "small")):
+        Select(find(browser, f"#field-spec-{pointer}")).select_by_value(value)
+    find(browser, "#field-spec-service").send_keys("ab-testing")
+    find(browser, "#field-spec-backups-enabled").click()
+    find(browser, "#field-spec-backups-retentionDays").send_keys("99")
+    find(browser, "#field-spec-deletionProtection").click()
+    # Too long a retention: the error is shown at its field, and nothing can be opened yet.
+    error = follow(browser, find(browser, "#check"), "#errors-spec-backups-retentionDays")
+    assert "99" in error.text and not find_all(browser, "#open")
+    retention = find(browser, "#field-spec-backups-retentionDays")
+    retention.clear()
+    retention.send_keys("14")
+    follow(browser, find(browser, "#check"), "#open")
+    assert "Database/experiments-db" in find(browser, "#plan").text
+    assert find(browser, "#file").text.startswith("# yaml-language-server: $schema=../../schemas/kinds/database.json")
+    # Confirming goes through GitHub's sign-in once more, and comes back to the opened pull request.
+    follow(browser, find(browser, "#open"), f"#login-{requester}")
+    assert browser.current_url.startswith(platform.forge.url + "/login/oauth/authorize?")
+    link = follow(browser, find(browser, f"#login-{requester}"), "#pull-request")
+    number = int(link.text.rsplit("#", 1)[1])
+    token = platform.forge.create_token("alice")
+    api = httpx.Client(base_url=platform.forge.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    with api:
+        pull = api.get(f"/repos/acme/platform/pulls/{number}").json()
+        assert pull["user"]["login"] == requester and pull["title"] == "Request Database experiments-db"
+        files = api.get(f"/repos/acme/platform/pulls/{number}/files").json()
+        assert [f["filename"] for f in files] == ["catalog/databases/experiments-db.yaml"]
+        deadline = time.monotonic() + 120
+        while True:  # Paved plans it as any other pull request
+            comments = api.get(f"/repos/acme/platform/issues/{number}/comments").json()
+            plans = [c for c in comments if c["user"]["login"].endswith("[bot]") and "experiments-db" in c["body"]]
+            if plans:
+                break
+            assert time.monotonic() < deadline, "Paved posted no plan on the pull request within 120 s"
+            time.sleep(0.25)
