@@ -114,6 +114,11 @@ class RestConformance:
             # (`pulls/get`, `issues/get`, ...; not `repos/get`). Such a 304 is held to what a 304 must be
             # (`_check_not_modified`, above); without a body, there is nothing else to check it against.
             return problems
+        if exchange.status in (301, 307) and str(exchange.status) not in operation["responses"]:
+            # GitHub redirects every operation on a renamed repository's old name (its REST guide, "Follow
+            # redirects"), while its description lists 301 or 307 for only some (`repos/get`, `repos/update`,
+            # ...). Such an answer is held to what GitHub's redirects are (`_check_redirect`).
+            return problems + self._check_redirect(exchange)
         if str(exchange.status) not in operation["responses"]:
             return [*problems, f"status {exchange.status} is not one GitHub documents for {operation['operationId']}"]
         path = exchange.route
@@ -152,6 +157,22 @@ class RestConformance:
             problems.append(f"304 with ETag {etag!r} to If-None-Match {asked!r}")
         if exchange.response_body:
             problems.append("304 with a body")
+        return problems
+
+    def _check_redirect(self, exchange: Exchange) -> list[str]:
+        """A redirect names where to go (`Location`, a repository by id) and says so in a basic-error body."""
+        problems = []
+        location = exchange.response_headers.get("Location", "")
+        if "/repositories/" not in location:
+            problems.append(f"redirect {exchange.status} to {location!r}, not to a repository by id")
+        try:
+            body = json.loads(exchange.response_body)
+        except ValueError:
+            return [*problems, f"redirect {exchange.status} without a JSON body"]
+        schema = self.spec["components"]["schemas"]["basic-error"]
+        problems += [f"redirect body: {e.message}" for e in jsonschema.Draft4Validator(schema).iter_errors(body)]
+        if not isinstance(body, dict) or body.get("url") != location:
+            problems.append(f"redirect body does not name its location: {body!r}")
         return problems
 
     def _check_error(self, exchange: Exchange, content_type: str, allow_server_error: bool) -> list[str]:

@@ -22,6 +22,7 @@ class ApiError(Exception):
         errors: list[dict[str, Any]] | None = None,
         documentation_url: str = DOCS,
         headers: dict[str, str] | None = None,
+        url: str | None = None,
     ) -> None:
         super().__init__(f"{status} {message}")
         self.status = status
@@ -29,11 +30,14 @@ class ApiError(Exception):
         self.errors = errors
         self.documentation_url = documentation_url
         self.headers = headers or {}
+        self.url = url  # where a redirect leads (GitHub's redirect bodies name it)
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"message": self.message}
         if self.errors is not None:
             body["errors"] = self.errors
+        if self.url is not None:
+            body["url"] = self.url
         body["documentation_url"] = self.documentation_url
         body["status"] = str(self.status)
         return body
@@ -42,6 +46,17 @@ class ApiError(Exception):
 def not_found() -> ApiError:
     """GitHub's answer for anything the caller may not see, whether or not it exists."""
     return ApiError(404, "Not Found")
+
+
+REDIRECTS_DOCS = "https://docs.github.com/rest/using-the-rest-api/best-practices-for-using-the-rest-api#follow-redirects"
+
+
+def moved(method: str, location: str) -> ApiError:
+    """GitHub's answer for a repository asked for by a name it had before it was renamed: `301 Moved
+    Permanently` for a read, `307 Temporary Redirect` for anything else (a client repeats the request at
+    `location`, which names the repository by id)."""
+    status, message = (301, "Moved Permanently") if method in ("GET", "HEAD") else (307, "Temporary Redirect")
+    return ApiError(status, message, documentation_url=REDIRECTS_DOCS, headers={"Location": location}, url=location)
 
 
 def invalid(resource: str, field: str, code: str = "invalid", message: str | None = None) -> ApiError:

@@ -157,6 +157,17 @@ class StoredRepo:
 
 
 @dataclass
+class StoredRepoRedirect:
+    """A name a repository had before it was renamed: GitHub sends what asks for `OWNER/NAME` on to the
+    repository `repo_id`, until a new repository takes the name (or the repository is deleted)."""
+
+    id: int
+    owner_id: int
+    name: str
+    repo_id: int
+
+
+@dataclass
 class StoredCustomProperty:
     """An organization's custom property for its repositories (the definition; values live on `StoredRepo`).
 
@@ -516,7 +527,7 @@ class StoredDelivery:
 
 RECORD_TYPES: tuple[type, ...] = (
     StoredAccount, StoredMembership, StoredToken, StoredApp, StoredOAuthCode, StoredManifestCode, StoredInstallation,
-    StoredRepo,
+    StoredRepo, StoredRepoRedirect,
     StoredCustomProperty, StoredCollaborator, StoredTeam, StoredTeamMember, StoredTeamRepo, StoredIssue,
     StoredPullRequest, StoredComment, StoredReaction, StoredLabel, StoredReview, StoredCheckSuite, StoredCheckRun,
     StoredStatus, StoredEnvironment, StoredDeploymentBranchPolicy, StoredSecret, StoredProtection, StoredHook,

@@ -22,6 +22,9 @@ carries an `ETag` computed over its body (weak, `W/"…"`, for JSON, as GitHub s
 `If-None-Match` names it is answered `304 Not Modified` without a body, which costs an authenticated
 caller nothing, as on GitHub. Neither `Last-Modified` nor `Cache-Control` is sent: a client revalidates
 with the ETag, every time it reads.
+A repository's operations are served under `/repositories/ID` too, as GitHub serves them: that is where
+the 301/307 for a name a repository had before a rename leads (`endpoints/common.py`); git's smart HTTP
+redirects such a name's first request to the new address, and git follows.
 Observers (see `recording.py`) may watch every exchange; the conformance tests use that. `faults.py`
 makes some REST calls fail on purpose, as GitHub sometimes does.
 """
@@ -46,6 +49,7 @@ from .auth import ANONYMOUS, Need, Principal
 from .errors import DOCS, ApiError
 from .faults import BEFORE_ACTING, SECONDARY_DOCS, SECONDARY_MESSAGE, FaultKind, Faults
 from .github import READ_CODE, WRITE_CODE, RefUpdate, SandboxGitHub
+from .model import StoredRepo
 from .render import Urls, serving
 from .routing import Request, Response, Routes, parse_query
 
@@ -59,6 +63,8 @@ _GIT_ENDPOINTS = ("/info/refs", "/git-upload-pack", "/git-receive-pack")  # git'
 # A host as a URL may name it: a DNS name or IPv4 address, or an IPv6 address in brackets; a port apart.
 _HOST = re.compile(r"(?P<name>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?")
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
+# A repository named by its id, where GitHub's redirects for a renamed repository lead.
+_BY_ID = re.compile(r"^/repositories/(?P<id>[0-9]{1,18})(?P<rest>/.*)?$")
 
 
 class SandboxServer(ThreadingHTTPServer):
@@ -204,7 +210,9 @@ class _Handler(BaseHTTPRequestHandler):
             if admin and not request.principal.is_site_admin:
                 raise ApiError(401 if request.principal.kind == "anonymous" else 403,
                                "The sandbox administration API needs the admin token")
-            found = routes.match(self.command, path)
+            routed = path if admin else _by_name(forge, path)
+            request.path = routed
+            found = routes.match(self.command, routed)
             if found is None:
                 raise ApiError(404, "Not Found")
             route, request.params = found
@@ -320,6 +328,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._git_refuse(401, "Invalid username or token. Password authentication is not supported "
                                          "for Git operations.")
         repo = forge.find_repo(owner, name.removesuffix(".git"))
+        if repo is None:
+            repo = forge.moved_repo(owner, name.removesuffix(".git"))
+            if repo is not None and forge.access.can_see(principal, repo) and tail == "info/refs":
+                # A name the repository had before a rename: git follows the redirect of its first request and
+                # talks to the new address from then on (git's `http.followRedirects`, `initial` by default).
+                moved = f"{forge.urls.web}/{forge.render.repo_path(repo)}" + (".git" if name.endswith(".git") else "")
+                return self._send(301, b"", {"Location": f"{moved}/{tail}" + (f"?{query}" if query else "")})
         if repo is None or not forge.access.can_see(principal, repo):
             if principal.kind == "anonymous":
                 return self._git_refuse(401, "Authentication required")
@@ -394,6 +409,17 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 401:
             headers["WWW-Authenticate"] = 'Basic realm="GitHub"'
         self._send(status, (message + "\n").encode(), headers)
+
+
+def _by_name(forge: SandboxGitHub, path: str) -> str:
+    """`/repositories/ID/...` as `/repos/OWNER/NAME/...`: GitHub serves a repository's operations under its id
+    too, which is where it redirects a client that used a name the repository had before a rename. An id that
+    names no repository is left as it is (and answered 404); access is checked as for the name."""
+    found = _BY_ID.match(path)
+    repo = forge.store.get(StoredRepo, int(found["id"])) if found else None
+    if found is None or repo is None:
+        return path
+    return f"/repos/{forge.render.repo_path(repo)}{found['rest'] or ''}"
 
 
 def _fault_answer(fault: FaultKind, request_id: str, retry_after: int) -> ApiError:

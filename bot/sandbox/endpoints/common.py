@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from ..auth import Need
-from ..errors import invalid, not_found
+from ..errors import ApiError, invalid, moved, not_found
 from ..github import READ_META, SandboxGitHub
 from ..model import StoredAccount, StoredRepo, role_rank
 from ..routing import Request
@@ -24,8 +25,24 @@ def forge_of(request: Request) -> SandboxGitHub:
 
 
 def repo_of(request: Request, need: Need = READ_META) -> StoredRepo:
-    """The `{owner}/{repo}` of the path, if the caller may do `need` on it."""
-    return forge_of(request).repo_for(request.principal, request.params["owner"], request.params["repo"], need)
+    """The `{owner}/{repo}` of the path, if the caller may do `need` on it.
+
+    A name the repository had before it was renamed is answered with GitHub's redirect to the same path
+    under `/repositories/ID` (kept with its query), when the caller may see the repository; else 404.
+    """
+    forge = forge_of(request)
+    owner, name = request.params["owner"], request.params["repo"]
+    try:
+        return forge.repo_for(request.principal, owner, name, need)
+    except ApiError as error:
+        renamed = forge.moved_repo(owner, name) if error.status == 404 else None
+        if renamed is None or not forge.access.can_see(request.principal, renamed):
+            raise
+        rest = request.path.split("/", 4)[4:]  # what follows /repos/OWNER/NAME
+        location = f"{forge.urls.api}/repositories/{renamed.id}" + "".join(f"/{part}" for part in rest)
+        if request.query:
+            location += f"?{urlencode(request.query)}"
+        raise moved(request.method, location) from None
 
 
 def repository(need: Need = READ_META) -> Callable[[Request], StoredRepo]:

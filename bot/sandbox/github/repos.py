@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,17 @@ from nacl.public import PrivateKey
 from .. import gitrepo
 from ..auth import Need, Principal, now_iso, refused
 from ..errors import ApiError, invalid
-from ..model import Role, StoredAccount, StoredCollaborator, StoredMembership, StoredRepo
+from ..model import Role, StoredAccount, StoredCollaborator, StoredMembership, StoredRepo, StoredRepoRedirect
 from .state import ADMIN, GitHubState
 
-_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+def _check_name(name: object) -> str:
+    """`name` if a repository may have it (GitHub's characters, at most 100 of them); else GitHub's 422."""
+    if not isinstance(name, str) or not _NAME.match(name) or name in (".", ".."):
+        raise invalid("Repository", "name", "custom", "name is invalid")
+    return name
 
 
 class ReposArea(GitHubState):
@@ -46,8 +54,7 @@ class ReposArea(GitHubState):
                                             "to it.")
                 elif owner.id != account.id:
                     raise ApiError(403, "Resource not accessible by personal access token")
-            if not name or not _NAME.match(name) or name in (".", ".."):
-                raise invalid("Repository", "name", "custom", "name is invalid")
+            _check_name(name)
             if self.find_repo(owner.login, name) is not None:
                 raise invalid("Repository", "name", "custom", "name already exists on this account")
             values = self.other_areas.checked_property_values(principal, owner, None, custom_properties or {})
@@ -61,6 +68,8 @@ class ReposArea(GitHubState):
                               custom_properties={k: v for k, v in values.items() if v is not None})
             self.git(repo).init(default_branch)
             self.store.put(repo)
+            # The name is this repository's now: a redirect left by renaming another one stops, as on GitHub.
+            self._drop_redirects(lambda r: r.owner_id == owner.id and r.name.lower() == name.lower())
             if auto_init:
                 git = self.git(repo)
                 tree = git.write_tree(None, [gitrepo.TreeChange(
@@ -87,10 +96,15 @@ class ReposArea(GitHubState):
             return sha
 
     def update_repo(self, principal: Principal, repo: StoredRepo, fields: dict[str, Any]) -> StoredRepo:
-        """Change a repository's description, visibility or default branch, or archive or unarchive it.
+        """Change a repository's name, description, visibility or default branch, or archive or unarchive it.
+
+        A renamed repository keeps its id, git history, issues and pull requests; its git storage moves with
+        it, so clone URLs and pushes use the new name. The old name goes on leading to it (`moved_repo`: REST
+        answers 301/307 to `/repositories/ID`, git is redirected), as on GitHub, until a new repository takes
+        that name. A name another repository of the owner has is refused (422).
 
         An archived repository is read-only: it takes no change but being unarchived. GitHub would also
-        send `repository` webhooks (`edited`, `archived`, `privatized`, ...); the sandbox sends none.
+        send `repository` webhooks (`renamed`, `edited`, `archived`, `privatized`, ...); the sandbox sends none.
         """
         with self.store.lock:
             self.access.require(principal, repo, ADMIN)
@@ -99,6 +113,10 @@ class ReposArea(GitHubState):
                 raise invalid("Repository", "archived")
             if repo.archived and archived is not False:
                 raise ApiError(403, "Repository was archived so is read-only.")
+            name = _check_name(fields["name"]) if "name" in fields else repo.name
+            taken = self.find_repo(self._owner_login(repo), name)
+            if taken is not None and taken.id != repo.id:
+                raise invalid("Repository", "name", "custom", "name already exists on this account")
             description = fields.get("description", repo.description)
             if description is not None and not isinstance(description, str):
                 raise invalid("Repository", "description")
@@ -118,6 +136,8 @@ class ReposArea(GitHubState):
                 raise invalid("Repository", "default_branch", "invalid",
                               f"The branch {branch} was not found. Please push that ref first or create it via "
                               "the Git Data API.")
+            if name != repo.name:
+                self._rename(repo, name)
             repo.description = description
             if visibility is not None:
                 repo.private, repo.internal = visibility != "public", visibility == "internal"
@@ -129,10 +149,28 @@ class ReposArea(GitHubState):
             repo.updated_at = now_iso()
             return self.store.put(repo)
 
+    def _rename(self, repo: StoredRepo, name: str) -> None:
+        """`repo` called `name` from now on, its git storage moved with it, its old name redirecting to it."""
+        with self.repo_lock(repo):
+            old_path = self.git(repo).path
+            old_name, repo.name = repo.name, name
+            new_path = self.git(repo).path
+            if new_path != old_path:  # a change of case only keeps the same (lower-case) folder
+                old_path.rename(new_path)
+        # The new name is this repository's now: a redirect it had (to this one or another) stops.
+        self._drop_redirects(lambda r: r.owner_id == repo.owner_id and r.name.lower() == name.lower())
+        if old_name.lower() != name.lower():
+            self.store.put(StoredRepoRedirect(self.store.new_id(), repo.owner_id, old_name, repo.id))
+
+    def _drop_redirects(self, where: Callable[[StoredRepoRedirect], object]) -> None:
+        for redirect in self.store.all(StoredRepoRedirect, where):
+            self.store.delete(redirect)
+
     def delete_repo(self, principal: Principal, repo: StoredRepo) -> None:
         with self.store.lock:
             self.access.require(principal, repo, Need("administration", "write", "admin"))
             shutil.rmtree(self.git(repo).path, ignore_errors=True)
+            self._drop_redirects(lambda r: r.repo_id == repo.id)
             self.store.delete(repo)
 
     def fork_repo(self, principal: Principal, repo: StoredRepo) -> StoredRepo:

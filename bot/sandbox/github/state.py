@@ -28,6 +28,7 @@ from ..model import (
     StoredMergeQueue,
     StoredPullRequest,
     StoredRepo,
+    StoredRepoRedirect,
 )
 from ..ratelimits import RateLimits
 from ..render import Renderer, Urls
@@ -185,6 +186,16 @@ class GitHubState:
             return None
         wanted = name.lower().removesuffix(".git")
         return self.store.first(StoredRepo, lambda r: r.owner_id == account.id and r.name.lower() == wanted)
+
+    def moved_repo(self, owner: str, name: str) -> StoredRepo | None:
+        """The repository that was called `owner/name` before it was renamed, when no repository has that name
+        now (GitHub redirects the old name to it); None otherwise."""
+        account = self.account(owner)
+        if account is None or self.find_repo(owner, name) is not None:
+            return None
+        wanted = name.lower().removesuffix(".git")
+        found = self.store.first(StoredRepoRedirect, lambda r: r.owner_id == account.id and r.name.lower() == wanted)
+        return self.store.get(StoredRepo, found.repo_id) if found is not None else None
 
     def repo_for(self, principal: Principal, owner: str, name: str, need: Need = READ_META) -> StoredRepo:
         """The repository, if `principal` may do `need` on it (404 if they may not even see it)."""
