@@ -178,6 +178,8 @@ class ApplyRecord:
     # of applying again. Records written before these fields existed read as not succeeded.
     reason: str = ""
     succeeded: bool = False
+    # The golden paths (template folder names) the changed requests follow, for reports per golden path.
+    templates: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -202,7 +204,9 @@ class ApplyRecord:
         kept = {k: v for k, v in data.items() if k in known}
         if kept.get("trigger") not in TRIGGERS:
             kept["trigger"] = "merge"
-        return cls(results=results, approved_by=tuple(kept.pop("approved_by", ())), **kept)
+        templates = kept.pop("templates", ())
+        return cls(results=results, approved_by=tuple(kept.pop("approved_by", ())),
+                   templates=tuple(str(t) for t in templates) if isinstance(templates, list) else (), **kept)
 
 
 def read_records(note: str) -> list[ApplyRecord]:

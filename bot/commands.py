@@ -20,7 +20,7 @@ from bot.render.markdown import echo
 
 PREFIX = "/paved"
 
-CommandName = Literal["plan", "retry", "explain", "status"]
+CommandName = Literal["plan", "retry", "explain", "status", "feedback"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,8 @@ USAGE: dict[str, str] = {
     "explain KIND": "Describe the fields of a kind (Team, Service, Database, Environment, Access).",
     "status SERVICE": "Show where a service is deployed: each environment's latest deployment, and the latest "
                       "run of its default branch.",
+    "feedback TEXT": "Tell the platform team how asking Paved went: your words are kept with your name and this "
+                     "pull request, for the platform's adoption reports.",
     "help": "Show this help.",
 }
 
@@ -68,8 +70,15 @@ def help_text() -> str:
 
 
 def _command_line(body: str) -> str | None:
+    found = _command_at(body)
+    return found[0] if found else None
+
+
+def _command_at(body: str) -> tuple[str, list[str]] | None:
+    """The first line speaking to Paved, and the lines after it."""
     in_code = False
-    for raw in body.splitlines():
+    lines = body.splitlines()
+    for index, raw in enumerate(lines):
         line = raw.strip()
         if line.startswith(("```", "~~~")):
             in_code = not in_code
@@ -77,8 +86,22 @@ def _command_line(body: str) -> str | None:
         if in_code or line.startswith(">"):
             continue
         if line == PREFIX or line.startswith(PREFIX + " ") or line.startswith(PREFIX + "\t"):
-            return line
+            return line, lines[index + 1:]
     return None
+
+
+def _feedback(body: str) -> Parsed:
+    """`/paved feedback` takes the rest of its line and every line after it, as they are: words, not
+    arguments (no quoting rules), kept as data."""
+    found = _command_at(body)
+    assert found is not None
+    line, after = found
+    first = line[len(PREFIX):].strip()[len("feedback"):]
+    text = "\n".join([first.strip(), *after]).strip()
+    if not text:
+        return Reply(f"`{PREFIX} feedback` needs your words, for example `{PREFIX} feedback the plan was clear, "
+                     "but I did not know which size to pick`.")
+    return Command("feedback", text)
 
 
 def parse(body: str) -> Parsed:
@@ -101,10 +124,12 @@ def parse(body: str) -> Parsed:
         if len(rest) != 1:
             return Reply(f"`{PREFIX} explain` needs one kind, for example `{PREFIX} explain Database`.")
         return Command("explain", rest[0])
+    if name == "feedback":
+        return _feedback(body or "")
     if name == "status":
         if len(rest) != 1:
             return Reply(f"`{PREFIX} status` needs one service, for example `{PREFIX} status payments-api`.")
         return Command("status", rest[0])
-    close = difflib.get_close_matches(name, ["plan", "retry", "explain", "status", "help"], n=1, cutoff=0.5)
+    close = difflib.get_close_matches(name, ["plan", "retry", "explain", "status", "feedback", "help"], n=1, cutoff=0.5)
     hint = f" — did you mean `{PREFIX} {close[0]}`?" if close else ""
     return Reply(f"Unknown command “{echo(name)}”{hint}\n\n" + help_text())

@@ -65,6 +65,16 @@ class Review:
 
 
 @dataclass(frozen=True, slots=True)
+class Reaction:
+    """A reaction on a comment: GitHub's id for it, who reacted, with what (`+1`, `-1`, `heart` ...) and when."""
+
+    id: int
+    login: str
+    content: str
+    created_at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Annotation:
     """A line-precise note on a check run."""
 
@@ -149,6 +159,11 @@ class Forge(Protocol):
 
     def react(self, repo: str, number: int, comment_id: int, content: str) -> None:
         """React to comment `comment_id` on pull request `number` (`eyes`, `+1`, ...)."""
+        ...
+
+    def comment_reactions(self, repo: str, comment_id: int) -> list[Reaction] | None:
+        """The reactions on comment `comment_id` (the first hundred); None when the comment is gone. The read
+        is conditional: a comment whose reactions did not change costs no rate-limited request."""
         ...
 
     def publish_check(self, repo: str, check: CheckRun) -> int:
@@ -288,6 +303,10 @@ class Mirror(Protocol):
         ...
 
     def append_note(self, repo: str, notes_ref: str, sha: str, text: str) -> None: ...
+
+    def notes(self, repo: str, notes_ref: str) -> dict[str, str]:
+        """Every note under `notes_ref` in the mirror (fetched already): annotated commit -> note text."""
+        ...
 
     def set_ref(self, repo: str, ref: str, sha: str) -> None: ...
 

@@ -18,6 +18,7 @@ from bot.render.markdown import ECHO_LIMIT, echo
     ("/paved retry", Command("retry")),
     ("/paved explain Database", Command("explain", "Database")),
     ("/paved status payments-api", Command("status", "payments-api")),
+    ("/paved feedback the plan was clear", Command("feedback", "the plan was clear")),
 ])
 def test_commands_are_read_from_the_first_line_that_starts_with_paved(body: str, expected: Command) -> None:
     assert parse(body) == expected
@@ -39,7 +40,8 @@ def test_text_that_does_not_address_paved_is_ignored(body: str) -> None:
 def test_help_is_a_reply_listing_every_command(body: str) -> None:
     reply = parse(body)
     assert isinstance(reply, Reply)
-    for usage in ("/paved plan", "/paved retry", "/paved explain KIND", "/paved status SERVICE", "/paved help"):
+    for usage in ("/paved plan", "/paved retry", "/paved explain KIND", "/paved status SERVICE", "/paved feedback TEXT",
+                  "/paved help"):
         assert usage in reply.text
 
 
@@ -129,3 +131,14 @@ def test_an_unknown_command_is_repeated_neutralised() -> None:
     reply = parse("/paved @org/everyone")
     assert isinstance(reply, Reply)
     assert reply.text.startswith("Unknown command “@&#8203;org/everyone”\n\n")
+
+
+def test_feedback_takes_its_words_as_written_with_the_lines_after_it() -> None:
+    assert parse("/paved Feedback it's \"quoted\" and *odd*\nsecond line\n\n") == Command(
+        "feedback", "it's \"quoted\" and *odd*\nsecond line")
+
+
+def test_feedback_without_words_says_what_it_needs() -> None:
+    reply = parse("/paved feedback   ")
+    assert isinstance(reply, Reply)
+    assert "needs your words" in reply.text

@@ -47,6 +47,7 @@ from bot.forge import (
     Issue,
     Permission,
     PullRequest,
+    Reaction,
     Review,
 )
 
@@ -738,6 +739,21 @@ class GitHubForge:
     def react(self, repo: str, number: int, comment_id: int, content: str) -> None:
         self._call(f"react to comment {comment_id} in {repo}",
                    lambda: self._repo(repo).get_issue(number).get_comment(comment_id).create_reaction(content))
+
+    def comment_reactions(self, repo: str, comment_id: int) -> list[Reaction] | None:
+        path = f"/repos/{urllib.parse.quote(repo, safe='/')}/issues/comments/{int(comment_id)}/reactions"
+
+        def read() -> list[Reaction] | None:
+            try:
+                listed = self._read(path, {"per_page": 100})
+            except GithubException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            return [Reaction(int(r["id"]), _login(r.get("user")), _text(r.get("content")), _text(r.get("created_at")))
+                    for r in listed if isinstance(r, dict) and isinstance(r.get("id"), int)] \
+                if isinstance(listed, list) else []
+        return self._call(f"read the reactions on comment {comment_id} in {repo}", read)
 
     def publish_check(self, repo: str, check: CheckRun) -> int:
         """Publish `check` on its head: one run per head and name, carrying each annotation once.

@@ -329,6 +329,24 @@ class GitMirror:
                 note.flush()
                 mirror.git.notes(f"--ref={notes_ref}", "append", "-F", note.name, sha, env=PAVED_IDENTITY)
 
+    def notes(self, repo: str, notes_ref: str) -> dict[str, str]:
+        """Read in one `git cat-file --batch`, however many notes there are."""
+        listed = self._local(repo, f"list the notes of {notes_ref}", "notes", f"--ref={notes_ref}", "list",
+                             codes=(0, 1)).stdout.decode()
+        pairs = [tuple(line.split()) for line in listed.splitlines() if len(line.split()) == 2]
+        if not pairs:
+            return {}
+        batch = self._local(repo, f"read the notes of {notes_ref}", "cat-file", "--batch",
+                            stdin="".join(f"{blob}\n" for blob, _ in pairs).encode()).stdout
+        found: dict[str, str] = {}
+        at = 0
+        for _, commit in pairs:
+            header_end = batch.index(b"\n", at)
+            size = int(batch[at:header_end].split()[2])
+            found[commit] = batch[header_end + 1:header_end + 1 + size].decode("utf-8", "replace")
+            at = header_end + 1 + size + 1
+        return found
+
     def set_ref(self, repo: str, ref: str, sha: str) -> None:
         with self._locked(repo):
             self._mirror(repo).git.update_ref(ref, sha)
@@ -353,14 +371,15 @@ class GitMirror:
     # -- commits made in the mirror: a golden path's upgrade, merged by git --------------------------------------
 
     def _local(self, repo: str, what: str, *args: str, env: Mapping[str, str] | None = None,
-               codes: tuple[int, ...] = (0,), cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
-        """Run a git command that stays on this machine (no credential) in the mirror; its outcome when it
-        exits with one of `codes`, else `MirrorError` saying it could not `what`."""
+               codes: tuple[int, ...] = (0,), cwd: Path | None = None,
+               stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        """Run a git command that stays on this machine (no credential) in the mirror, fed `stdin`; its outcome
+        when it exits with one of `codes`, else `MirrorError` saying it could not `what`."""
         mirror = Path(self._mirror(repo).git_dir)
         full = {**git_environment(), **PAVED_IDENTITY, "GIT_DIR": str(mirror), **(env or {})}
         try:
-            done = subprocess.run(["git", *_PINNED, *args], env=full, stdin=subprocess.DEVNULL, cwd=cwd,
-                                  capture_output=True, check=False)
+            done = subprocess.run(["git", *_PINNED, *args], env=full, input=stdin if stdin is not None else b"",
+                                  cwd=cwd, capture_output=True, check=False)
         except OSError as exc:
             raise MirrorError(f"git could not {what} for {repo}: {exc.strerror}") from None
         if done.returncode not in codes:

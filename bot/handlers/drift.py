@@ -11,7 +11,8 @@ Each drifted resource gets one issue on the platform repo (label `paved:drift`),
 team, edited in place at every check and closed with a comment when the drift is gone. A request
 with `spec.drift: heal` is put back instead (`provider.apply`), and the heal is recorded in the
 head commit's note like any apply. `reconcile_repo` is what reconcile runs for one repository: the
-catch-up apply with its backoff, then this check. Callers hold the repository's lock.
+catch-up apply with its backoff, then this check, then reading the authors' ratings of recent applies
+(`bot.handlers.feedback`). Callers hold the repository's lock.
 
 Observing costs GitHub requests, out of an hourly budget that plans and applies share (5,000 for an App
 installation). A check given a `Pacing` stops observing once what is left falls to its reserve, says what
@@ -35,6 +36,7 @@ from bot.drift import title as issue_title
 from bot.errors import PavedError
 from bot.forge import Issue
 from bot.handlers import Context
+from bot.handlers.feedback import read_ratings
 from bot.handlers.push import ApplyOutcome, apply_when_due, fetch_heads, head_records
 from bot.handlers.standards import HEALED, LEFT, NO_PROVIDER, PENDING, record_scorecard, unread
 from bot.model import MemoryTree, Resource, Tree
@@ -412,4 +414,8 @@ def reconcile_repo(ctx: Context, repo: str, *, now: datetime | None = None, forc
         drift = check_drift(ctx, repo, now=now, pacing=pacing)
     except PavedError as exc:
         errors.append(f"drift check: {exc.message}")
+    try:  # the authors' ratings of recent applies: cheap, and never a reason for reconcile to fail
+        read_ratings(ctx, repo, now)
+    except PavedError as exc:
+        log.warning("could not read the ratings of %s: %s", repo, exc.message)
     return RepoReconciled(repo, applied, drift, tuple(errors))

@@ -1,4 +1,5 @@
-"""Commands from pull-request comments: `/paved help`, `plan`, `retry`, `explain KIND` and `status SERVICE`.
+"""Commands from pull-request comments: `/paved help`, `plan`, `retry`, `explain KIND`, `status SERVICE` and
+`feedback TEXT`.
 
 Only newly created comments on pull requests count; edits, deletions, other bots and Paved's own
 comments are ignored. Commands that act need the permission `paved.yaml` asks for (write by
@@ -8,6 +9,8 @@ kind asked for, the commenter's login) is neutralised by `bot.render.markdown.ec
 
 `status SERVICE` changes nothing, so anyone who may comment may ask it, but only of a service the catalogue
 on the default branch has, and only of a repository carrying Paved's mark: Paved reads nothing else.
+`feedback TEXT` is open to anyone who may comment too: the words are kept as data in git
+(`bot.handlers.feedback`), acknowledged with a reaction and never repeated back.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from bot.errors import UsageError
 from bot.explain import as_markdown, kind_schema
 from bot.forge import at_least
 from bot.handlers import Context
+from bot.handlers.feedback import record_feedback
 from bot.handlers.pull_request import plan_pull_request
 from bot.model import Plan, Tree
 from bot.providers.github.shared import MARK_PROPERTY, MARK_VALUE
@@ -78,7 +82,17 @@ def on_comment(ctx: Context, payload: dict[str, Any], *, bot_login: str | None =
     if isinstance(parsed, Reply):
         ctx.forge.comment(repo, number, parsed.text)
         return CommentOutcome("replied", parsed.text.splitlines()[0])
+    if parsed.name == "feedback":
+        return _feedback(ctx, repo, number, login, comment, parsed.argument or "")
     return _run(ctx, repo, number, login, parsed, retry)
+
+
+def _feedback(ctx: Context, repo: str, number: int, login: str, comment: dict[str, Any], text: str) -> CommentOutcome:
+    """Keep `/paved feedback`'s words (`bot.handlers.feedback`), and say so with a ❤️ on the comment: anyone who
+    may comment may leave some, and nothing of them is repeated back."""
+    new = record_feedback(ctx, repo, number, login, int(comment["id"]), str(comment.get("created_at") or ""), text)
+    ctx.forge.react(repo, number, int(comment["id"]), "heart")
+    return CommentOutcome("ran", "feedback noted" if new else "feedback noted already")
 
 
 def _run(ctx: Context, repo: str, number: int, login: str, command: Command, retry: Retry | None) -> CommentOutcome:

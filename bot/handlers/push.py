@@ -36,12 +36,14 @@ from bot.config import load_config
 from bot.drift import BACKOFF, MAX_ATTEMPTS, attempts, retry_state
 from bot.errors import PavedError
 from bot.forge import CheckRun, PullRequest
-from bot.handlers import Context
+from bot.golden_paths import following
+from bot.handlers import Context, feedback
 from bot.model import MemoryTree, Tree
 from bot.plan import PlannedRequests, plan_requests, refuse_lost_data
 from bot.provider import Provider, Result, Target
 from bot.render.wording import plural
 from bot.rules import KINDS_DIR, is_platform_repo, load_rules
+from bot.satisfaction import invitation
 
 log = logging.getLogger(__name__)
 
@@ -238,11 +240,29 @@ def _report_comment(ctx: Context, repo: str, head: str) -> None:
     record says what to write, and the comment is found by its marker, so this never adds a second."""
     records = head_records(ctx, repo, head)
     done = [r for r in records if r.succeeded]
-    number = done[-1].pull_request if done else None
-    if number is not None:
-        ctx.lease.check()
-        ctx.forge.upsert_comment(repo, number, applied_marker(head),
-                                 _applied_comment(done[-1], _title(done[-1]), len(attempts(records))))
+    if done and done[-1].pull_request is not None:
+        _comment_applied(ctx, repo, done[-1], _title(done[-1]), len(attempts(records)), asking=False)
+
+
+def _comment_applied(ctx: Context, repo: str, record: ApplyRecord, title: str, earlier: int, *,
+                     asking: bool = True) -> None:
+    """The one comment on the merged pull request saying how applying it went, ending with the invitation to
+    rate it when its author is asked (`bot.handlers.feedback`; `asking` False: only an invitation noted
+    already is shown again, nobody is newly asked)."""
+    assert record.pull_request is not None
+    try:
+        invite = feedback.ask(ctx, repo, record, datetime.now(UTC), keep_only=not asking)
+    except PavedError as exc:  # asking how it went never holds up saying how it went
+        log.warning("not inviting a rating of %s at %s: %s", repo, record.revision[:12], exc.message)
+        invite = False
+    ctx.lease.check()
+    comment = ctx.forge.upsert_comment(repo, record.pull_request, applied_marker(record.revision),
+                                       _applied_comment(record, title, earlier) + (invitation() if invite else ""))
+    if invite:
+        try:
+            feedback.invited(ctx, repo, record, comment)
+        except PavedError as exc:
+            log.warning("could not note the invitation on %s at %s: %s", repo, record.revision[:12], exc.message)
 
 
 def _apply(ctx: Context, repo: str, head: str, last: str | None, providers: Sequence[Provider], trigger: Trigger,
@@ -281,7 +301,8 @@ def _apply(ctx: Context, repo: str, head: str, last: str | None, providers: Sequ
         revision=head, previous=last, applied_at=now.isoformat(timespec="seconds"),
         plan_digest=plan_digest(plan), results=tuple(results), pull_request=pr.number if pr else None,
         requested_by=pr.author if pr else None, merged_by=pr.merged_by if pr else None, approved_by=approvers,
-        actions={c.identity: c.action for c in plan.all_changes}, trigger=trigger, reason=reason)
+        actions={c.identity: c.action for c in plan.all_changes}, trigger=trigger, reason=reason,
+        templates=_templates(planned))
     record = replace(record, succeeded=record.ok and not reason)
     # The note is the apply's journal, written before anything reports it: from here on a restarted Paved
     # finishes the report (`_finish_reporting`) instead of applying again.
@@ -289,6 +310,21 @@ def _apply(ctx: Context, repo: str, head: str, last: str | None, providers: Sequ
     ctx.lease.check()
     ctx.mirror.push(repo, [NOTES_REF])
     return _report(ctx, repo, record, last, earlier)
+
+
+def _templates(planned: PlannedRequests) -> tuple[str, ...]:
+    """The golden paths the plan's changed requests follow, as the merged catalogue has them."""
+    rules = planned.rules
+    if rules is None:
+        return ()
+    found = set()
+    for change in planned.plan.all_changes:
+        resource = planned.after.get(change.identity)
+        if resource is not None:
+            follows = following(resource, rules.described[resource.kind])
+            if follows is not None:
+                found.add(follows.template)
+    return tuple(sorted(found))
 
 
 def _upgrade(ctx: Context, repo: str, planned: PlannedRequests, providers: Sequence[Provider], target: Target,
@@ -341,9 +377,7 @@ def _report(ctx: Context, repo: str, record: ApplyRecord, last: str | None, earl
         # One comment per head, found again by its marker: a retry that succeeds turns the failure it
         # reported into the success, and a restarted Paved never posts it twice.
         if ok or record.trigger != "reconcile" or earlier == 0:
-            ctx.lease.check()
-            ctx.forge.upsert_comment(repo, record.pull_request, applied_marker(head),
-                                     _applied_comment(record, title, earlier))
+            _comment_applied(ctx, repo, record, title, earlier)
         elif tried >= MAX_ATTEMPTS:
             ctx.lease.check()
             ctx.forge.upsert_comment(repo, record.pull_request, gave_up_marker(head),
