@@ -25,6 +25,7 @@ from bot.satisfaction import (
     feedback_records,
     to_json,
 )
+from bot.sandbox.recording import Exchange, watch
 from bot.webhook import Delivery
 from tests.conftest import REPO, World
 
@@ -144,6 +145,25 @@ def test_reading_the_reactions_again_records_nothing_twice(world: World) -> None
     again = read_ratings(world.ctx, REPO, datetime.now(UTC))
     assert (first.noted, again.noted, again.comments) == (1, 0, 1)
     assert note_count(world) == lines
+
+
+def test_reactions_unchanged_since_the_last_read_cost_nothing(world: World) -> None:
+    number, merged = merge_budget(world, 90)
+    comment, _ = applied_comment(world, number, merged)
+    react(world, number, comment, "+1", by="carol")
+    read_ratings(world.ctx, REPO, datetime.now(UTC))
+    seen: list[int] = []
+
+    def record(exchange: Exchange) -> None:
+        if exchange.path.endswith(f"/issues/comments/{comment}/reactions"):
+            seen.append(exchange.status)
+
+    stop = watch(on_exchange=record)
+    try:
+        read_ratings(world.ctx, REPO, datetime.now(UTC))
+    finally:
+        stop()
+    assert seen == [304]
 
 
 def test_a_changed_reaction_replaces_the_rating(world: World) -> None:
