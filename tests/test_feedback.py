@@ -13,6 +13,7 @@ from bot.handlers.feedback import read_ratings
 from bot.handlers.issue_comment import on_comment
 from bot.handlers.push import applied_marker
 from bot.handlers.router import route
+from bot.sandbox.recording import Exchange, watch
 from bot.satisfaction import (
     FEEDBACK_LIMIT,
     FEEDBACK_REF,
@@ -25,7 +26,6 @@ from bot.satisfaction import (
     feedback_records,
     to_json,
 )
-from bot.sandbox.recording import Exchange, watch
 from bot.webhook import Delivery
 from tests.conftest import REPO, World
 
