@@ -262,6 +262,70 @@ def test_an_archived_service_asked_for_again_is_unarchived(provider: GitHubProvi
     assert not as_alice(world).get_repo("acme/search").archived
 
 
+# -- renames --------------------------------------------------------------------------------------------------
+
+def finder() -> Resource:
+    """The `search` service request renamed `finder`, all else the same (what the plan takes for a rename)."""
+    return request(SEARCH.replace("{name: search,", "{name: finder,"))
+
+
+RENAME = "rename repository acme/search to acme/finder"
+
+
+def test_a_renamed_service_renames_its_repository_keeping_its_id_and_history(
+        provider: GitHubProvider, target: Target, world: World, search_service: Resource) -> None:
+    before = as_alice(world).get_repo("acme/search")
+    head = before.get_branch("main").commit.sha
+    planned = provider.plan(finder(), provider.observe(finder(), target), target, previous=search_service)
+    assert [s.description.startswith(RENAME) for s in planned] == [True]
+    result = provider.apply(finder(), target, previous=search_service)
+    assert (result.status, [s.description.startswith(RENAME) for s in result.steps]) == ("applied", [True])
+    after = as_alice(world).get_repo("acme/finder")
+    assert (after.id, after.get_branch("main").commit.sha) == (before.id, head)
+    assert result.outputs["repository"] == after.html_url
+    assert as_alice(world).get_repo("acme/search").full_name == "acme/finder"  # GitHub redirects the old address
+
+
+def test_a_rename_interrupted_after_the_repository_moved_is_finished_by_the_next_apply(
+        provider: GitHubProvider, target: Target, world: World, search_service: Resource) -> None:
+    repo = as_alice(world).get_repo("acme/search")
+    repo.edit(name="finder")  # the step ran; the process died before the next one
+    as_alice(world).get_organization("acme").get_team_by_slug("payments").remove_from_repos(repo)
+    result = provider.apply(finder(), target, previous=search_service)
+    assert [s.description for s in result.steps] == ["give team payments maintain on acme/finder"]
+    assert [t.slug for t in as_alice(world).get_repo("acme/finder").get_teams()] == ["payments"]
+
+
+def test_a_rename_whose_old_repository_is_gone_creates_the_new_one_and_says_so(
+        provider: GitHubProvider, target: Target, world: World, payments: Resource) -> None:
+    result = provider.apply(finder(), target, previous=search())
+    assert result.status == "applied"
+    assert result.steps[0].description == ("create repository acme/finder (private) from template fastapi-service "
+                                           "(acme/search, the repository of its old name, is gone: nothing to "
+                                           "rename)")
+    assert file(world, "finder", "README.md").startswith("# finder")
+
+
+def test_a_repository_paved_did_not_create_is_never_renamed(
+        provider: GitHubProvider, target: Target, world: World, payments: Resource) -> None:
+    unmanaged_search(world)
+    result = provider.apply(finder(), target, previous=search())
+    assert result.status == "applied"
+    assert result.steps[0].description.endswith("(acme/search exists without Paved's mark, so Paved does not "
+                                                 "rename it)")
+    hand_made, made = as_alice(world).get_repo("acme/search"), as_alice(world).get_repo("acme/finder")
+    assert (hand_made.full_name, hand_made.description) == ("acme/search", "Hand-made search.")
+    assert made.id != hand_made.id
+
+
+def test_a_service_asked_for_under_a_renamed_repositorys_old_name_gets_a_repository_of_its_own(
+        provider: GitHubProvider, target: Target, world: World, search_service: Resource) -> None:
+    provider.apply(finder(), target, previous=search_service)
+    result = provider.apply(search(), target)
+    assert result.steps[0].verb == "create"
+    assert as_alice(world).get_repo("acme/search").id != as_alice(world).get_repo("acme/finder").id
+
+
 # -- access -------------------------------------------------------------------------------------------------
 
 DATA_READS_SEARCH = """

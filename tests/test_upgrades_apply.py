@@ -38,6 +38,15 @@ def open_pulls(made: Estate, repo: str) -> list[str]:
     return [pr.title for pr in github(made).get_repo(f"acme/{repo}").get_pulls(state="open")]
 
 
+def merge(made: Estate, branch: str, files: dict[str, str | bytes | None], title: str) -> int:
+    """A platform pull request by bob changing `files`, approved and merged by alice: its number."""
+    made.forge.push_files("acme", "platform", branch, files, by="bob")
+    number = made.forge.open_pull_request("acme", "platform", head=branch, title=title, by="bob").number
+    made.forge.approve("acme", "platform", number, by="alice")
+    made.forge.merge("acme", "platform", number, by="alice")
+    return number
+
+
 def test_a_merged_template_change_opens_a_pull_request_on_each_service_that_takes_upgrades(acme: Estate) -> None:
     number, merged = acme.change_template()
 
@@ -56,11 +65,7 @@ def test_a_merged_template_change_opens_a_pull_request_on_each_service_that_take
 def test_a_request_that_changes_its_template_answers_gets_an_upgrade_pull_request(acme: Estate) -> None:
     path = "catalog/services/worker-001.yaml"
     text = service("worker-001").replace("The worker-001 worker.", "Sends the nightly invoices.")
-    acme.forge.push_files("acme", "platform", "describe", {path: text}, by="bob")
-    number = acme.forge.open_pull_request("acme", "platform", head="describe", title="Say what it does",
-                                          by="bob").number
-    acme.forge.approve("acme", "platform", number, by="alice")
-    acme.forge.merge("acme", "platform", number, by="alice")
+    number = merge(acme, "describe", {path: text}, "Say what it does")
 
     record = acme.apply()
 
@@ -106,3 +111,26 @@ def test_one_template_change_upgrades_fifty_services(tmp_path: Path) -> None:
             == SERVICES
         assert {r.status for r in again} == {"unchanged"}
         assert open_pulls(made, f"worker-{SERVICES - 1:03d}") == ["Upgrade to the latest worker golden path"]
+
+
+def test_a_renamed_service_keeps_its_repository_and_gets_its_new_name_as_an_upgrade_pull_request(
+        acme: Estate) -> None:
+    before = github(acme).get_repo("acme/worker-001")
+    head = before.get_branch("main").commit.sha
+    renamed = service("worker-001").replace("  name: worker-001\n", "  name: invoices\n")
+    merge(acme, "rename", {"catalog/services/worker-001.yaml": None, "catalog/services/invoices.yaml": renamed},
+          "Call it invoices")
+
+    record = acme.apply()
+
+    [result] = [r for r in record.results if r.resource == "Service/invoices"]
+    assert result.status == "applied"
+    assert result.steps[0].description.startswith("rename repository acme/worker-001 to acme/invoices")
+    assert "create" not in {s.verb for s in result.steps}
+    assert result.message == "upgrade pull request #1 opened on acme/invoices"
+    after = github(acme).get_repo("acme/invoices")
+    assert (after.id, after.get_branch("main").commit.sha) == (before.id, head)  # the same repository, untouched
+    assert github(acme).get_repo("acme/worker-001").full_name == "acme/invoices"  # the old address redirects
+    assert "invoices" in acme.forge.read_file("acme", "invoices", "README.md", ref=UPGRADE_BRANCH).decode()
+    assert json.loads(acme.forge.read_file("acme", "invoices", RECORD_PATH, ref=UPGRADE_BRANCH))["answers"][
+        "name"] == "invoices"

@@ -15,8 +15,8 @@ from bot.providers.github.shared import (
     Kind,
     Outputs,
     Unmarked,
-    if_found,
     repo_marked,
+    repository_at,
     service_repo,
     unmarked_repository,
 )
@@ -41,7 +41,7 @@ class Access(Kind[ObservedAccess]):
 
     def observe(self, resource: Resource, target: Target) -> ObservedAccess | Unmarked | None:
         full_name, slug = service_repo(resource, target), str(resource.spec.get("team", ""))
-        repo = if_found(lambda: self.client.get_repo(full_name))
+        repo = repository_at(self.client, full_name)
         if repo is None:
             return None
         if not repo_marked(repo):

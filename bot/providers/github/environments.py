@@ -32,6 +32,7 @@ from bot.providers.github.shared import (
     if_found,
     names_or_none,
     repo_marked,
+    repository_at,
     service_repo,
     unmarked_repository,
 )
@@ -68,7 +69,7 @@ class Environments(Kind[ObservedEnvironment]):
 
     def observe(self, resource: Resource, target: Target) -> ObservedEnvironment | Unmarked | None:
         full_name, name = service_repo(resource, target), str(resource.spec.get("name", ""))
-        repo = if_found(lambda: self.client.get_repo(full_name))
+        repo = repository_at(self.client, full_name)
         if repo is None:
             return None
         if not repo_marked(repo):

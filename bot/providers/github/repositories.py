@@ -19,6 +19,15 @@ again unarchives it.
 
 The repository carries Paved's mark, the organization custom property `paved-managed`, from the call that
 creates it; one without it is left alone.
+
+A renamed request (the plan's `rename`: a new name, the same content) renames the repository when nothing
+is at the new address and the old one is Paved's: one step `rename repository ORG/old to ORG/new`
+(history, issues and pull requests go with it; GitHub redirects the old address), then the usual steps
+against what was observed of it; the template's rendering of the new name comes as an upgrade pull request.
+An old repository that is gone or unmarked is not renamed: the new name gets a new repository, and the
+create step says why. A re-run after a crash between the rename and the rest finds the repository at its
+new name and goes on. Since GitHub redirects an old name, a repository is observed only where it is now
+(`repository_at`): a request for the old name later gets a repository of its own.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -42,6 +51,7 @@ from github.BranchProtection import BranchProtection
 from github.OrganizationCustomProperty import CustomProperty
 
 from bot.adapters import scaffold
+from bot.adapters.github import ForgeError
 from bot.golden_paths import RECORD_LIMIT, RECORD_PATH, RecordUnreadable, ScaffoldRecord, read_record
 from bot.model import Resource, Tree
 from bot.provider import Target
@@ -59,6 +69,7 @@ from bot.providers.github.shared import (
     one_line,
     reason_of,
     repo_marked,
+    repository_at,
     scrub,
     unmarked_repository,
 )
@@ -145,7 +156,7 @@ class Services(Kind[ObservedRepository]):
 
     def observe(self, resource: Resource, target: Target) -> ObservedRepository | Unmarked | None:
         full_name = self.address(resource, target)
-        repo = if_found(lambda: self.client.get_repo(full_name))
+        repo = repository_at(self.client, full_name)  # a renamed repository's old name is nothing there
         if repo is None:
             return None
         if not repo_marked(repo):
@@ -260,12 +271,22 @@ class Services(Kind[ObservedRepository]):
         description = str(desired.metadata.get("description", ""))
         owner = desired.owner
         found: list[Action] = []
+        not_renamed = ""
+        if actual is None and previous is not None and previous.name != desired.name:
+            old, not_renamed = self._renamed_from(previous, target)
+            if old is not None:
+                found.append(Action(self.step(desired, "update", f"rename repository {old.full_name} to {full_name} "
+                                                                  "(its history, issues and pull requests go with "
+                                                                  "it; GitHub redirects the old address)"),
+                                     self._rename(old.full_name, desired)))
+                # The usual steps, against what was observed of it under its old name.
+                actual = replace(old, full_name=full_name)
         protect = self.step(desired, "create" if actual is None else "update",
                             f"protect branch {branch} of {full_name}: {REQUIRED_APPROVALS} approving review, "
                             "code owners must approve")
         if actual is None:
             found.append(Action(self.step(desired, "create", f"create repository {full_name} ({visibility}) from "
-                                                              f"template {template}"),
+                                                              f"template {template}{not_renamed}"),
                                  lambda outputs: self._create(desired, target, outputs)))
             found.append(Action(self.step(desired, "create", f"give team {owner} {OWNER_PERMISSION} on {full_name}"),
                                  self._grant(target.organization, owner, full_name, desired)))
@@ -301,7 +322,33 @@ class Services(Kind[ObservedRepository]):
             found.append(Action(protect, self._protect(full_name, branch, rules, desired)))
         return found
 
+    def _renamed_from(self, previous: Resource, target: Target) -> tuple[ObservedRepository | None, str]:
+        """The repository of a renamed request's old name, observed, when it is Paved's to rename (asked only
+        when nothing is at the new name); else None and why it is not renamed, as the create step says it.
+
+        After a rename, a re-run finds the repository at its new name and never asks this again, so a crash
+        between renaming it and the steps that follow is finished by the next apply."""
+        try:
+            old = self.observe(previous, target)
+        except GithubException as exc:
+            raise ForgeError(f"GitHub refused to show the repository of {previous.identity}: {reason_of(exc)}",
+                             status=exc.status) from None
+        old_name = self.address(previous, target)
+        if old is None:
+            return None, f" ({old_name}, the repository of its old name, is gone: nothing to rename)"
+        if isinstance(old, Unmarked):
+            return None, f" ({old_name} exists without Paved's mark, so Paved does not rename it)"
+        return old, ""
+
     # -- what the steps do --------------------------------------------------------------------------------
+
+    def _rename(self, old_name: str, desired: Resource) -> Run:
+        def run(outputs: Outputs) -> None:
+            repo = self.repo(old_name, desired.identity)
+            repo.edit(name=desired.name)
+            outputs["repository"] = repo.html_url  # PyGithub takes the answer: the renamed repository's
+
+        return run
 
     def _edit(self, full_name: str, desired: Resource, **fields: Any) -> Run:
         def run(outputs: Outputs) -> None:

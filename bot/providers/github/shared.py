@@ -62,6 +62,19 @@ def if_found(read: Callable[[], T]) -> T | None:
         raise
 
 
+def repository_at(client: Github, full_name: str) -> Repository | None:
+    """The repository at `full_name`, or None when none is there now.
+
+    GitHub answers a name a repository had before it was renamed with a redirect to that repository, and
+    PyGithub follows it: an answer for another name means nothing is at `full_name` any more (a new
+    repository may take it). Paved never acts on a renamed repository by its old name.
+    """
+    found = if_found(lambda: client.get_repo(full_name))
+    if found is None or found.full_name.lower() != full_name.lower():
+        return None
+    return found
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         if secret:
@@ -198,7 +211,7 @@ class Kind(ABC, Generic[Observed]):
         return Step(resource.identity, verb, description, destructive)
 
     def repo(self, full_name: str, needed_by: str) -> Repository:
-        found = if_found(lambda: self.client.get_repo(full_name))
+        found = repository_at(self.client, full_name)
         if found is None:
             raise StepFailed(f"GitHub has no repository {full_name} (apply {needed_by} first)")
         return found
