@@ -477,13 +477,14 @@ def _pending_commits(ctx: _Context, applied: set[str]) -> list[PendingCommit]:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    """Requests per week, lead times, first plans passed, frequent findings, failed applies and services on the
-    latest golden path, from git."""
+    """Requests per week, lead times, first plans passed, frequent findings, failed applies, services on the
+    latest golden path, and how satisfied developers are (by week, kind and golden path), from git."""
     from bot.adapters.repo import fetch_notes_from_origin, notes
     from bot.apply import NOTES_REF
     from bot.audit import parse_since
+    from bot.satisfaction import FEEDBACK_REF, feedback_records
     from bot.standards import STANDARDS_REF, newest, on_latest
-    from bot.stats import PLANS_REF, apply_records, as_json, as_text, compute, plan_records
+    from bot.stats import PLANS_REF, apply_records, as_csv, as_json, as_text, compute, plan_records
 
     since = parse_since(args.since) if args.since else None
     ctx = _Context(args)
@@ -491,6 +492,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         fetch_notes_from_origin(ctx.root, NOTES_REF)
         fetch_notes_from_origin(ctx.root, PLANS_REF)
         fetch_notes_from_origin(ctx.root, STANDARDS_REF)
+        fetch_notes_from_origin(ctx.root, FEEDBACK_REF)
     plans = plan_records(notes(ctx.root, PLANS_REF))
     applies = apply_records(notes(ctx.root, NOTES_REF))
     planned = {p.pull_request for p in plans}
@@ -499,8 +501,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
     unplanned = [a for a in applies if a.pull_request is not None and a.pull_request not in planned and a.previous]
     owners = _owners(ctx, {i for a in unplanned for i in a.actions}) if unplanned else {}
     card = newest(notes(ctx.root, STANDARDS_REF))
-    stats = compute(plans, applies, since=since, owners=owners, golden_path=on_latest(card) if card else None)
-    sys.stdout.write(as_json(stats) if args.format == "json" else as_text(stats))
+    stats = compute(plans, applies, since=since, owners=owners, golden_path=on_latest(card) if card else None,
+                    feedback=feedback_records(notes(ctx.root, FEEDBACK_REF)))
+    sys.stdout.write({"json": as_json, "csv": as_csv}.get(args.format, as_text)(stats))
     return EXIT_OK
 
 
@@ -710,7 +713,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
     stats = add("stats", cmd_stats)
     stats.add_argument("--since", metavar="DATE", help="only pull requests and applies from DATE on (ISO date)")
-    stats.add_argument("--format", choices=["text", "json"], default="text")
+    stats.add_argument("--format", choices=["text", "json", "csv"], default="text")
     stats.add_argument("--offline", action="store_true", help="do not fetch the notes from origin first")
 
     standards = add("standards", cmd_standards, cache=False)

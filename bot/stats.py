@@ -19,6 +19,12 @@ The figures, and where each comes from:
 * **apply failure rate**: failed applies over all applies, leaving out drift heals (`trigger: heal`),
   which are Paved's own upkeep, not people's requests. An apply with changes but no results was
   refused (the catalogue had errors) and counts as failed.
+* **satisfaction**: the authors' ratings of their applies (`bot.satisfaction`: a reaction on Paved's apply
+  comment, 👍 3, 😕 2, 👎 1), beside lead time and first plans passed, by the ISO week of the pull
+  request's first apply, by kind and by golden path (the templates its apply's requests follow); with how
+  many authors were asked (at most once a week each) and the words left with `/paved feedback`.
+* **guardrails that fail first**: per rule, how many pull requests' first plans it found something in —
+  what people stumble on before anyone helped them, the friction to look at first.
 * **on the latest golden path**: of the services scored by the newest standards scorecard (the notes
   under `refs/notes/paved-standards`, see `bot.standards`) that follow a template, those whose
   repository was rendered from the template as the platform repo has it now (or as their pin has it).
@@ -26,6 +32,8 @@ The figures, and where each comes from:
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from collections import Counter, defaultdict
@@ -36,11 +44,15 @@ from datetime import UTC, datetime
 from bot.apply import ApplyRecord, read_records
 from bot.model import Plan
 from bot.render.wording import plural
+from bot.satisfaction import SATISFIED, Asked, Feedback, FeedbackRecord, current_ratings
+from bot.satisfaction import shown as inert
 
 PLANS_REF = "refs/notes/paved-plans"
 PLAN_RECORD_VERSION = 1
 # The findings list shows this many rules; the JSON has them all.
 TOP_FINDINGS = 10
+# The text shows this many of the newest feedback notes; JSON and CSV have them all.
+FEEDBACK_SHOWN = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +170,35 @@ class FindingCount:
 
 
 @dataclass(frozen=True, slots=True)
+class Satisfaction:
+    """How the merged pull requests of one group went for their authors: a week (`2026-W48`, of their first
+    apply), a kind, or a golden path (`name`). `asked`: authors invited to rate; `ratings`: those who did,
+    `satisfied` of them with 👍 (3), `average` on the 1-3 scale."""
+
+    name: str
+    pull_requests: int
+    lead_time_median_hours: float | None
+    first_plan_passed: int
+    first_plan_total: int
+    asked: int
+    ratings: int
+    satisfied: int
+    average: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackNote:
+    """Words left with `/paved feedback`: by whom, on which pull request, when. Hostile text: show it only
+    through `bot.satisfaction.shown` (or `echo` in Markdown)."""
+
+    login: str
+    pull_request: int
+    at: str
+    text: str
+    truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Stats:
     """The figures of one platform repo, from `since` (an ISO date, or everything)."""
 
@@ -176,6 +217,13 @@ class Stats:
     # one; None: no scorecard recorded yet.
     on_latest_golden_path: int | None = None
     following_golden_path: int = 0
+    # Satisfaction: all merged pull requests, then by week, by kind and by golden path (see `Satisfaction`).
+    satisfaction: Satisfaction | None = None
+    satisfaction_weeks: tuple[Satisfaction, ...] = ()
+    satisfaction_kinds: tuple[Satisfaction, ...] = ()
+    satisfaction_golden_paths: tuple[Satisfaction, ...] = ()
+    first_failing: tuple[FindingCount, ...] = ()  # rules found in first plans, by pull requests
+    feedback: tuple[FeedbackNote, ...] = ()  # newest first
 
     @property
     def first_plan_pass_rate(self) -> float | None:
@@ -219,11 +267,13 @@ def _week(moment: datetime) -> str:
 
 
 def compute(plans: Iterable[PlanRecord], applies: Iterable[ApplyRecord], *, since: datetime | None = None,
-            owners: Mapping[str, str] | None = None, golden_path: tuple[int, int] | None = None) -> Stats:
+            owners: Mapping[str, str] | None = None, golden_path: tuple[int, int] | None = None,
+            feedback: Iterable[FeedbackRecord] = ()) -> Stats:
     """The figures from parsed records. `since` keeps pull requests opened (or, unplanned, applied) and
     applies made from then on; `owners` (identity -> team) names the team of changes known only from
     an apply record; `golden_path` is (on the latest, following one) from the newest standards scorecard
-    (`bot.standards.on_latest`), a figure of now that `since` does not narrow."""
+    (`bot.standards.on_latest`), a figure of now that `since` does not narrow; `feedback` are the records
+    under `refs/notes/paved-feedback` (`bot.satisfaction`)."""
     owners = owners or {}
     by_pr: dict[int, list[PlanRecord]] = defaultdict(list)
     for plan in plans:
@@ -280,13 +330,14 @@ def compute(plans: Iterable[PlanRecord], applies: Iterable[ApplyRecord], *, sinc
                       for w, b in sorted(weeks.items()))
 
     # Lead time: opened -> first apply that went through.
-    hours: list[float] = []
+    lead: dict[int, float] = {}
     for number, records in planned.items():
         opened = parse_time(records[0].opened_at)
         good = first_good.get(number)
         applied = parse_time(good.applied_at) if good else None
         if opened is not None and applied is not None and applied >= opened:
-            hours.append((applied - opened).total_seconds() / 3600)
+            lead[number] = (applied - opened).total_seconds() / 3600
+    hours = list(lead.values())
 
     trips: Counter[str] = Counter()
     occurrences: Counter[str] = Counter()
@@ -299,7 +350,66 @@ def compute(plans: Iterable[PlanRecord], applies: Iterable[ApplyRecord], *, sinc
     findings = tuple(FindingCount(rule, n, occurrences[rule])
                      for rule, n in sorted(trips.items(), key=lambda kv: (-kv[1], -occurrences[kv[0]], kv[0])))
 
+    first_trips: Counter[str] = Counter()
+    first_findings: Counter[str] = Counter()
+    for records in planned.values():
+        first_trips.update(set(records[0].findings))
+        first_findings.update(records[0].findings)
+    first_failing = tuple(FindingCount(rule, n, first_findings[rule]) for rule, n in
+                          sorted(first_trips.items(), key=lambda kv: (-kv[1], -first_findings[kv[0]], kv[0])))
+
+    # Satisfaction, by the merged pull requests' first apply.
+    notes = list(feedback)
+    asked = {r.pull_request for r in notes if isinstance(r, Asked)}
+    rated: dict[int, int] = {}
+    for rating in sorted(current_ratings(notes).values(), key=lambda r: (r.reacted_at, r.reaction)):
+        author = first_apply[rating.pull_request].requested_by if rating.pull_request in first_apply else None
+        if author is None or author.lower() == rating.login.lower():
+            rated[rating.pull_request] = rating.score  # the newest rating of each pull request
+    groups: dict[str, dict[str, list[int]]] = {"week": defaultdict(list), "kind": defaultdict(list),
+                                               "golden path": defaultdict(list)}
+    templates: dict[int, set[str]] = defaultdict(set)
+    for record in all_applies:
+        if record.pull_request is not None and trigger_of(record) != "heal":
+            templates[record.pull_request].update(record.templates)
+    merged: list[int] = []
+    for number, record in first_apply.items():
+        applied = parse_time(record.applied_at)
+        opened = parse_time(by_pr[number][0].opened_at) if number in by_pr else None
+        if applied is None or not recent(opened or applied):
+            continue
+        merged.append(number)
+        groups["week"][_week(applied)].append(number)
+        if number in by_pr:
+            kinds = set(by_pr[number][-1].changes)
+        else:
+            kinds = {i.split("/", 1)[0] for i in record.actions} if record.previous is not None else set()
+        for kind in kinds:
+            groups["kind"][kind].append(number)
+        for template in templates.get(number, ()):
+            groups["golden path"][template].append(number)
+
+    def figure(name: str, numbers: list[int]) -> Satisfaction:
+        scores = [rated[n] for n in numbers if n in rated]
+        firsts = [by_pr[n][0].ok for n in numbers if n in by_pr]
+        return Satisfaction(
+            name=name, pull_requests=len(numbers),
+            lead_time_median_hours=median([lead[n] for n in numbers if n in lead]), first_plan_passed=sum(firsts),
+            first_plan_total=len(firsts), asked=sum(1 for n in numbers if n in asked),
+            ratings=len(scores), satisfied=sum(1 for score in scores if score == SATISFIED),
+            average=round(sum(scores) / len(scores), 2) if scores else None)
+
+    def by(group: str) -> tuple[Satisfaction, ...]:
+        return tuple(figure(name, numbers) for name, numbers in sorted(groups[group].items()))
+
+    kept = [r for r in notes if isinstance(r, Feedback) and recent(parse_time(r.at))]
+    words = tuple(FeedbackNote(r.login, r.pull_request, r.at, r.text, r.truncated)
+                  for r in sorted(kept, key=lambda r: (r.at, r.comment), reverse=True))
+
     return Stats(
+        satisfaction=figure("all", merged) if merged else None,
+        satisfaction_weeks=by("week"), satisfaction_kinds=by("kind"), satisfaction_golden_paths=by("golden path"),
+        first_failing=first_failing, feedback=words,
         since=since.date().isoformat() if since else None,
         pull_requests_planned=len(planned),
         pull_requests_applied=sum(1 for n, r in first_apply.items() if recent(parse_time(r.applied_at))),
@@ -364,22 +474,68 @@ def as_text(stats: Stats) -> str:
               *([f"On the latest golden path: "
                  f"{_share(stats.on_latest_golden_path, stats.following_golden_path, 'service')}"
                  " (the newest standards scorecard)"] if stats.on_latest_golden_path is not None else []),
+              "", *_satisfaction_text(stats),
               "", "Most frequent findings (pull requests that tripped each rule)"]
-    if stats.findings:
-        shown = stats.findings[:TOP_FINDINGS]
-        width = max(len(f.rule) for f in shown)
-        for f in shown:
-            lines.append(f"  {f.rule:<{width}}  {plural(f.pull_requests, 'pull request')}"
-                         f" ({plural(f.findings, 'finding')})")
-        if len(stats.findings) > TOP_FINDINGS:
-            lines.append(f"  … and {plural(len(stats.findings) - TOP_FINDINGS, 'more rule', 'more rules')}"
-                         " (--format json lists all)")
-    else:
-        lines.append("  none")
+    lines += _rule_lines(stats.findings)
+    lines += ["", "Guardrails that fail first (pull requests whose first plan found something of each rule)"]
+    lines += _rule_lines(stats.first_failing)
+    if stats.feedback:
+        lines += ["", f"Feedback (/paved feedback), newest first: {len(stats.feedback)}"]
+        for note in stats.feedback[:FEEDBACK_SHOWN]:
+            lines.append(f"  {note.at[:10]} {inert(note.login, 39)} on #{note.pull_request}: {inert(note.text, 100)}")
+        if len(stats.feedback) > FEEDBACK_SHOWN:
+            lines.append("  … (--format json or csv lists all)")
     if not stats.pull_requests_planned and not stats.applies:
         lines += ["", "Nothing recorded yet (plans are under refs/notes/paved-plans, applies under "
                       "refs/notes/paved; fetch them from the platform repo)."]
     return "\n".join(lines) + "\n"
+
+
+def _rule_lines(counts: tuple[FindingCount, ...]) -> list[str]:
+    """The first `TOP_FINDINGS` rules, one a line with their pull requests and findings."""
+    if not counts:
+        return ["  none"]
+    shown = counts[:TOP_FINDINGS]
+    width = max(len(f.rule) for f in shown)
+    lines = [f"  {f.rule:<{width}}  {plural(f.pull_requests, 'pull request')} ({plural(f.findings, 'finding')})"
+             for f in shown]
+    if len(counts) > TOP_FINDINGS:
+        lines.append(f"  … and {plural(len(counts) - TOP_FINDINGS, 'more rule', 'more rules')}"
+                     " (--format json lists all)")
+    return lines
+
+
+def _rating(figure: Satisfaction) -> str:
+    if not figure.ratings:
+        return "-"
+    return f"{figure.average:.1f} ({figure.satisfied}/{figure.ratings} 👍)"
+
+
+def _satisfaction_table(title: str, figures: tuple[Satisfaction, ...]) -> list[str]:
+    if not figures:
+        return []
+    width = max(9, *(len(f.name) for f in figures))
+    lines = [title, f"  {'':<{width}} {'PRs':>4} {'lead time':>10} {'first plan':>10} {'asked':>6} "
+                    f"{'rated':>6}  rating"]
+    for f in figures:
+        first = f"{f.first_plan_passed}/{f.first_plan_total}" if f.first_plan_total else "-"
+        lines.append(f"  {f.name:<{width}} {f.pull_requests:>4} {duration(f.lead_time_median_hours):>10} {first:>10} "
+                     f"{f.asked:>6} {f.ratings:>6}  {_rating(f)}")
+    return lines
+
+
+def _satisfaction_text(stats: Stats) -> list[str]:
+    whole = stats.satisfaction
+    head = ("Satisfaction (authors' ratings of their applies: 👍 3, 😕 2, 👎 1; each asked at most once a week)")
+    if whole is None or not whole.asked:
+        return [head, "  nobody asked yet"]
+    lines = [head, f"  {_share(whole.ratings, whole.asked, 'author asked', 'authors asked')} rated"
+                   + (f", average {whole.average:.1f}, {_share(whole.satisfied, whole.ratings, 'rating')} 👍"
+                      if whole.ratings else "")]
+    lines += _satisfaction_table("  By week of the first apply (lead time: median)", stats.satisfaction_weeks)
+    lines += _satisfaction_table("  By kind", stats.satisfaction_kinds)
+    lines += _satisfaction_table("  By golden path", stats.satisfaction_golden_paths)
+    return lines
 
 
 def to_dict(stats: Stats) -> dict[str, object]:
@@ -392,3 +548,37 @@ def to_dict(stats: Stats) -> dict[str, object]:
 
 def as_json(stats: Stats) -> str:
     return json.dumps(to_dict(stats), indent=2) + "\n"
+
+
+CSV_COLUMNS = ("section", "name", "pull_requests", "lead_time_median_hours", "first_plan_passed", "first_plan_total",
+               "asked", "ratings", "satisfied", "average_rating", "findings", "login", "at", "text")
+
+
+def _cell(text: str) -> str:
+    """Someone's words as a CSV cell a spreadsheet shows as text: one line, and a leading `=`, `+`, `-`, `@`
+    (a formula to a spreadsheet) behind an apostrophe."""
+    line = inert(text, 10_000)
+    return "'" + line if line[:1] in ("=", "+", "-", "@") else line
+
+
+def as_csv(stats: Stats) -> str:
+    """Satisfaction beside lead time and first plans as rows a spreadsheet filters by `section`: `all`, `week`,
+    `kind`, `golden path`; then the guardrails that fail first (`first failing guardrail`, with the pull
+    requests and findings) and the feedback (`feedback`, with who, when and the words)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    sections = [("all", (stats.satisfaction,) if stats.satisfaction else ()), ("week", stats.satisfaction_weeks),
+                ("kind", stats.satisfaction_kinds), ("golden path", stats.satisfaction_golden_paths)]
+    for section, figures in sections:
+        for f in figures:
+            lead = "" if f.lead_time_median_hours is None else round(f.lead_time_median_hours, 2)
+            writer.writerow([section, f.name, f.pull_requests, lead, f.first_plan_passed, f.first_plan_total, f.asked,
+                             f.ratings, f.satisfied, "" if f.average is None else f.average, "", "", "", ""])
+    for rule in stats.first_failing:
+        writer.writerow(["first failing guardrail", rule.rule, rule.pull_requests, "", "", "", "", "", "", "",
+                         rule.findings, "", "", ""])
+    for note in stats.feedback:
+        writer.writerow(["feedback", "", "", "", "", "", "", "", "", "", "", _cell(note.login), note.at,
+                         _cell(note.text)])
+    return buffer.getvalue()

@@ -66,6 +66,8 @@ from bot.catalogue_view import (
 from bot.errors import PavedError, RevisionError
 from bot.kinds import value_at
 from bot.rules import Rules, load_rules
+from bot.satisfaction import FEEDBACK_REF, feedback_records
+from bot.satisfaction import shown as inert
 from bot.settings import DEFAULT_GITHUB_API_URL, Settings
 from bot.standards import STANDARDS_REF, Scorecard, failing_most, newest, on_latest, tally
 
@@ -131,6 +133,7 @@ class _Refs:
     notes: str | None
     plans: str | None
     standards: str | None = None
+    feedback: str | None = None
 
     @property
     def key(self) -> str:
@@ -145,7 +148,7 @@ def _refs(source: PlatformSource) -> _Refs:
         raise Unavailable(f"Paved has no copy of {source.name} yet: it fetches one on the first push to its "
                           "default branch, or at the next reconcile.")
     listing = _git(source.git_dir, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads",
-                   APPLIED_REF, NOTES_REF, PLANS_REF, STANDARDS_REF)
+                   APPLIED_REF, NOTES_REF, PLANS_REF, STANDARDS_REF, FEEDBACK_REF)
     refs = dict(line.split(" ", 1) for line in listing.splitlines() if " " in line)
     branches = sorted(r.removeprefix("refs/heads/") for r in refs if r.startswith("refs/heads/"))
     branch = source.branch
@@ -155,7 +158,7 @@ def _refs(source: PlatformSource) -> _Refs:
     if branch is None or f"refs/heads/{branch}" not in refs:
         raise Unavailable(f"{source.name or 'the platform repo'} has no default branch fetched yet")
     return _Refs(branch, refs[f"refs/heads/{branch}"], refs.get(APPLIED_REF), refs.get(NOTES_REF),
-                 refs.get(PLANS_REF), refs.get(STANDARDS_REF))
+                 refs.get(PLANS_REF), refs.get(STANDARDS_REF), refs.get(FEEDBACK_REF))
 
 
 def _history(repo: Path, head: str, since: str | None = None) -> list[Commit]:
@@ -206,6 +209,7 @@ class Reader:
         self._apply_notes: dict[str, str] = {}  # note blob id -> text
         self._plan_notes: dict[str, str] = {}
         self._standard_notes: dict[str, str] = {}
+        self._feedback_notes: dict[str, str] = {}
         self._figures: OrderedDict[str, Figures | None] = OrderedDict()
         self._scorecards: OrderedDict[str, Scorecard | None] = OrderedDict()
         self._local = _Local()
@@ -323,10 +327,11 @@ class Reader:
     def figures(self, view: View) -> Figures | None:
         """The adoption figures, computed once per notes revision; None when nothing is recorded yet."""
         refs = view.snapshot.refs
-        key = f"{refs.notes}:{refs.plans}"
+        key = f"{refs.notes}:{refs.plans}:{refs.feedback}"
         if key not in self._figures:
             found = _figures(self.note_texts(refs.notes, self._apply_notes),
-                             self.note_texts(refs.plans, self._plan_notes), view.catalogue)
+                             self.note_texts(refs.plans, self._plan_notes), view.catalogue,
+                             self.note_texts(refs.feedback, self._feedback_notes))
             with self._lock:
                 _remember(self._figures, key, found)
         return self._figures.get(key)
@@ -613,7 +618,10 @@ def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] 
         looking(request)
         def build() -> HTMLResponse:
             view = reader.view()
-            return render("adoption.html", section="adoption", view=view, figures=reader.figures(view))
+            from bot.stats import duration
+
+            return render("adoption.html", section="adoption", view=view, figures=reader.figures(view),
+                          duration=duration)
         return answer("adoption", build)
 
     @router.get("/standards", response_class=HTMLResponse)
@@ -657,9 +665,23 @@ class Figures:
     rates_svg: str
     findings: tuple[Any, ...]
     findings_svg: str
+    # Satisfaction beside lead time and first plans (`bot.stats.Satisfaction`), the guardrails that fail first,
+    # and the newest feedback as inert text: (login, pull request, date, words).
+    satisfaction: Any = None
+    satisfaction_weeks: tuple[Any, ...] = ()
+    satisfaction_kinds: tuple[Any, ...] = ()
+    satisfaction_golden_paths: tuple[Any, ...] = ()
+    satisfaction_svg: str = ""
+    first_failing: tuple[Any, ...] = ()
+    feedback: tuple[tuple[str, int, str, str], ...] = ()
 
 
-def _figures(apply_notes: dict[str, str], plan_notes: dict[str, str], catalogue: Catalogue) -> Figures | None:
+# The adoption page lists this many of the newest feedback notes (`paved stats --format csv` has them all).
+FEEDBACK_LISTED = 20
+
+
+def _figures(apply_notes: dict[str, str], plan_notes: dict[str, str], catalogue: Catalogue,
+             feedback_notes: dict[str, str] | None = None) -> Figures | None:
     """The figures of `bot.stats` from the notes, drawn as plots; None when nothing is recorded."""
     try:
         from bot import stats
@@ -671,7 +693,7 @@ def _figures(apply_notes: dict[str, str], plan_notes: dict[str, str], catalogue:
         return None
     asked = {i for record in applies for i in record.actions}
     owners = {i: entries[0].owner for i, entries in catalogue.definitions(asked).items()}
-    figures = stats.compute(plans, applies, owners=owners)
+    figures = stats.compute(plans, applies, owners=owners, feedback=feedback_records(feedback_notes or {}))
     kinds = sorted({k for w in figures.weeks for k in w.by_kind})
     top_teams = [t for t, _ in Counter({t: n for w in figures.weeks for t, n in w.by_team.items()}).most_common(5)]
     teams = [*top_teams, "other"] if any(t not in top_teams for w in figures.weeks for t in w.by_team) else top_teams
@@ -703,7 +725,15 @@ def _figures(apply_notes: dict[str, str], plan_notes: dict[str, str], catalogue:
         rates_svg=bar_chart([b for b in rates if b is not None], ["share"], unit="%", top=100),
         findings=tuple(shown_findings),
         findings_svg=bar_chart([Bar(f.rule, (("pull requests", float(f.pull_requests)),)) for f in shown_findings],
-                               ["pull requests"]))
+                               ["pull requests"]),
+        satisfaction=figures.satisfaction, satisfaction_weeks=figures.satisfaction_weeks[-26:],
+        satisfaction_kinds=figures.satisfaction_kinds, satisfaction_golden_paths=figures.satisfaction_golden_paths,
+        satisfaction_svg=bar_chart([Bar(w.name, (("average rating", float(w.average)),))
+                                    for w in figures.satisfaction_weeks[-26:] if w.average is not None],
+                                   ["average rating"], top=3),
+        first_failing=figures.first_failing[:stats.TOP_FINDINGS],
+        feedback=tuple((inert(n.login, 39), n.pull_request, n.at[:10], inert(n.text, 500))
+                       for n in figures.feedback[:FEEDBACK_LISTED]))
 
 
 def _share(part: int, whole: int) -> str:
