@@ -408,6 +408,9 @@ def _tell(story: Story, forge: Any, server: DatabaseServer, settings: Any, servi
     story.show(f"{service_url}/resources/Database/{server.name('search-db')}: its request, graph and history "
                f"({len(page) // 1024} KiB of HTML, nothing loaded from the internet)")
 
+    story.say("gina rates the apply with 👍 on Paved's comment; reconcile reads it back, `paved stats` shows it")
+    _rating(story, forge, settings, pr.number, merged)
+
     _golden_path_upgrade(story, forge, forge_call, plan_comment, check)
 
 
@@ -515,8 +518,38 @@ def _audit(story: Story, forge: Any) -> None:
     story.show(as_text(entries))
 
 
+def _rating(story: Story, forge: Any, settings: Any, number: int, merged: str) -> None:
+    """gina's 👍 on the apply comment that invited her, read back by reconcile and counted by `paved stats`."""
+    from bot.adapters.mirror import clone as clone_with_token
+    from bot.adapters.repo import notes
+    from bot.apply import NOTES_REF
+    from bot.handlers.push import applied_marker
+    from bot.satisfaction import FEEDBACK_REF, feedback_records
+    from bot.stats import PLANS_REF, apply_records, as_text, compute, plan_records
+    from bot.web.jobs import reconcile_once
+
+    comment = next((c for c in forge.comments("acme", "platform", number) if c.body.startswith(applied_marker(merged))),
+                   None)
+    if comment is None or "How was asking Paved for this?" not in comment.body:
+        raise StoryFailed("the apply comment does not invite gina to rate it")
+    reacting = urllib.request.Request(
+        f"{forge.api_url}/repos/acme/platform/issues/comments/{comment.id}/reactions", method="POST",
+        headers={"Authorization": f"Bearer {forge.create_token('gina')}", "Accept": "application/vnd.github+json"},
+        data=json.dumps({"content": "+1"}).encode())
+    urllib.request.urlopen(reacting, timeout=30).close()
+    reconcile_once(settings)
+    clone = story.folder / "platform-stats"
+    clone_with_token(forge.clone_url("acme", "platform"), clone, forge.create_token("alice"),
+                     refs=[NOTES_REF, PLANS_REF, FEEDBACK_REF])
+    stats = compute(plan_records(notes(clone, PLANS_REF)), apply_records(notes(clone, NOTES_REF)),
+                    feedback=feedback_records(notes(clone, FEEDBACK_REF)))
+    if stats.satisfaction is None or stats.satisfaction.satisfied != 1:
+        raise StoryFailed("paved stats does not count gina's 👍")
+    story.show(next(block for block in as_text(stats).split("\n\n") if block.startswith("Satisfaction")))
+
+
 # What a demo kept in a folder (`--keep DIR`) leaves there, and the file naming the process that runs it.
-KEPT = ("seed", "forge", "paved", "platform-clone")
+KEPT = ("seed", "forge", "paved", "platform-clone", "platform-stats")
 RUNNING = "paved-demo.pid"
 
 
