@@ -248,7 +248,8 @@ class _Handler(BaseHTTPRequestHandler):
             if none_match(self.headers.get("If-None-Match"), headers["ETag"]):
                 status, raw = 304, b""
                 del headers["Content-Type"]
-                headers.update(forge.rate_limits.give_back(request.principal, self.client_address[0]))
+                if path.rstrip("/") != "/rate_limit":  # it took nothing to give back (`_count`)
+                    headers.update(forge.rate_limits.give_back(request.principal, self.client_address[0]))
         if fault == "slow" and self.server.faults is not None:
             time.sleep(self.server.faults.plan.slow_seconds)
         if fault == "drop":

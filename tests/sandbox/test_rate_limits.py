@@ -84,6 +84,16 @@ def test_pygithub_refreshes_an_unchanged_pull_request_for_free(forge: Sandbox, c
     assert spent(forge, "user:bob") == 0
 
 
+def test_a_rate_limit_read_again_with_its_etag_gives_back_nothing_it_never_took(forge: Sandbox,
+                                                                              cast: Cast) -> None:
+    forge.reset_rate_limits()
+    get(forge, REPO, cast.alice.token)
+    first = get(forge, "/rate_limit", cast.alice.token)
+    again = get(forge, "/rate_limit", cast.alice.token, etag=first.headers["ETag"])
+    assert again.status_code == 304
+    assert spent(forge, "user:alice") == 1  # the repository's read, still counted
+
+
 def test_a_304_still_costs_an_anonymous_caller_a_request(forge: Sandbox, cast: Cast) -> None:
     first = get(forge, REPO)
     again = get(forge, REPO, etag=first.headers["ETag"])
