@@ -307,9 +307,13 @@ def create_app(settings: Settings, queue: WorkQueue, deliveries: DeliveryLog, *,
         """Prometheus metrics of this process and of the workers sharing its data folder."""
         return Response(metrics.exposition(settings.data_dir, queue.pending), media_type=metrics.CONTENT_TYPE)
 
+    from bot.composition import status_forge
     from bot.web.catalogue import PlatformSource, catalogue_router  # the catalogue's pages, behind sign-in
+    from bot.web.deployments import DeploymentBoard  # where services are deployed, read with Paved's own App
 
-    app.include_router(catalogue_router(PlatformSource.from_settings(settings), dependencies=signin.dependencies()))
+    board = DeploymentBoard(lambda: status_forge(settings))
+    app.include_router(catalogue_router(PlatformSource.from_settings(settings), dependencies=signin.dependencies(),
+                                        deployments=board))
     from bot.web.request_form import RequestForm  # asking for a resource with a form, as the signed-in person
 
     app.include_router(RequestForm(settings, PlatformSource.from_settings(settings), signin).router())

@@ -8,7 +8,8 @@ Pages (Jinja2 templates in `templates/`, one stylesheet in `static/`, no JavaScr
 internet): the resources (`/`), one resource (`/resources/KIND/NAME`), the teams (`/teams`, `/teams/NAME`),
 the golden paths (`/golden-paths`), adoption (`/adoption`) and the standards (`/standards`: which fail most).
 A resource's page and a team's show their scorecards, from the newest one reconcile noted
-(`refs/notes/paved-standards`, see `bot.standards`).
+(`refs/notes/paved-standards`, see `bot.standards`), and a service's page and its team's show where the
+services are deployed, read from GitHub in time or not at all (`bot.web.deployments`).
 
 Cost: a `_Snapshot` (the history index, the apply records, every status) is built once per head,
 applied commit and notes revision and shared by every request; each request thread keeps its own
@@ -63,6 +64,7 @@ from bot.catalogue_view import (
     request_fields,
     snippet,
 )
+from bot.deployments import service_target, web_url
 from bot.errors import PavedError, RevisionError
 from bot.kinds import value_at
 from bot.rules import Rules, load_rules
@@ -70,6 +72,7 @@ from bot.satisfaction import FEEDBACK_REF, feedback_records
 from bot.satisfaction import shown as inert
 from bot.settings import DEFAULT_GITHUB_API_URL, Settings
 from bot.standards import STANDARDS_REF, Scorecard, failing_most, newest, on_latest, tally
+from bot.web.deployments import DeploymentBoard, Reading
 
 log = logging.getLogger(__name__)
 
@@ -421,14 +424,16 @@ def _pages_of(total: int, size: int = PAGE_SIZE) -> int:
 
 
 def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] | None = None,
-                     prefix: str = "") -> APIRouter:
+                     prefix: str = "", deployments: DeploymentBoard | None = None) -> APIRouter:
     """The catalogue's pages for `source`, under `prefix`.
 
-    `dependencies` run before every page (sign-in, when there is one). Every page answers HTML: 404 for
-    what does not exist, 400 for a query it cannot read, 503 while the platform repo cannot be read yet,
+    `dependencies` run before every page (sign-in, when there is one). `deployments` reads where services are
+    deployed, for their pages and their teams' (without it, those pages leave it out). Every page answers HTML:
+    404 for what does not exist, 400 for a query it cannot read, 503 while the platform repo cannot be read yet,
     and never a traceback.
     """
     reader = Reader(source)
+    organizations: OrderedDict[str, str | PavedError] = OrderedDict()  # head -> where services live, or why not
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
@@ -437,6 +442,36 @@ def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] 
             yield
         finally:
             reader.close()
+            if deployments is not None:
+                deployments.close()
+
+    def organization_of(view: View) -> str | PavedError:
+        """Where the catalogue's services have their repositories, as `paved.yaml` at the head says."""
+        head = view.snapshot.refs.head
+        found = organizations.get(head)
+        if found is None:
+            from bot.config import load_config
+            from bot.providers import installed, settings_schemas
+
+            try:
+                found = load_config(view.tree, settings_schemas(installed())).organization \
+                    or source.name.split("/", 1)[0]
+            except PavedError as exc:
+                found = exc
+            _remember(organizations, head, found)
+        return found
+
+    def deployments_of(view: View, services: Sequence[str]) -> dict[str, Reading]:
+        """Each service's deployments, as the board reads them in time; the services it has none of are left out."""
+        if deployments is None or not services:
+            return {}
+        organization = organization_of(view)
+        if isinstance(organization, PavedError):
+            why = ("paved.yaml cannot be read, so Paved does not know where the repositories are: "
+                   f"{organization.message}")
+            return {s: Reading(s, "", problem=why) for s in services}
+        targets = [t for t in (service_target(view.catalogue, s, organization) for s in services) if t is not None]
+        return deployments.read(targets)
 
     router = APIRouter(prefix=prefix, dependencies=list(dependencies or []), lifespan=lifespan)
     env = _environment()
@@ -453,6 +488,7 @@ def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] 
     # Globals, so that the macros imported by the templates see them too.
     env.globals.update(url=url, resource_url=resource_url, source=source, link=source.link,
                        team_url=lambda t: url(f"/teams/{urllib.parse.quote(t, safe='')}"))
+    env.filters["web_url"] = web_url  # what GitHub holds becomes a link only when it is an http(s) address
 
     # Who is looking, for the header: set by each page as it starts; a page runs in one thread throughout.
     visitor = threading.local()
@@ -539,7 +575,11 @@ def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] 
             timeline = view.snapshot.timeline
             history = timeline.history(request.path, identity)
             tiers = view.catalogue.tiers([identity])
+            service_kind = view.snapshot.rules.described.with_template()
+            deployed = deployments_of(view, [request.name]).get(request.name) if request.kind == service_kind \
+                else None
             return render("resource.html", section="resources", view=view, request=request, identity=identity,
+                          deployed=deployed,
                           schema_title=str(schema.get("title") or request.kind),
                           schema_description=str(schema.get("description") or ""),
                           fields=request_fields(request.data, schema), outputs=timeline.outputs(identity),
@@ -594,7 +634,12 @@ def catalogue_router(source: PlatformSource, *, dependencies: Sequence[Depends] 
             spent = view.catalogue.team_costs([name]).get(name, 0.0)
             card = reader.scorecard(view)
             scores = card.owned_by(name) if card else ()
+            # Only this page's services: a team of hundreds reads a page of them at a time.
+            service_kind = view.snapshot.rules.described.with_template()
+            deployed = deployments_of(view, [e.name for e in shown if e.kind == service_kind])
             return render("team.html", section="teams", view=view, name=name, request=request, members=members,
+                          deployed=[deployed[e.name] for e in shown if e.name in deployed and e.kind == service_kind],
+                          service_kind=service_kind,
                           maintainers=maintainers, owned=shown, total=len(owned), page=number,
                           pages=_pages_of(len(owned)), tiers=tiers, budget=definition.budget, spent=spent,
                           currency=view.snapshot.rules.currency, card=card, scores=scores, tally=tally(scores),
