@@ -7,7 +7,11 @@ catalogue is applied; gina opens a pull request for the `search` service (the bu
 change); the plan comment appears; a typo fails the check with an annotation at its line; the fix
 and `/paved plan` leave it waiting (in progress, so main's required check blocks the merge) for the
 approval of the teams the catalogue on main names; hugo and dana approve; alice merges;
-the new repository exists, scaffolded from its golden path; its database exists (PostgreSQL when
+the new repository exists, scaffolded from its golden path; its workflow's first run (recorded on the
+sandbox, which runs none) deploys it to production, and `/paved status search` on the pull request and
+the catalogue's page for Service/search show where it is deployed; that page's link to the request
+form is answered with a request to sign in (the demo runs without GitHub sign-in, which the form needs
+to open a pull request as the person); its database exists (PostgreSQL when
 PAVED_POSTGRES_DSN is set, else a SQLite file) and only the service's repository and environment hold
 its DATABASE_URL; alice changes things by hand and `paved reconcile` heals the database and opens a
 drift issue for the rest; `paved audit` tells who asked, who approved and when it was applied; last, the
@@ -28,6 +32,7 @@ import shutil
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -231,7 +236,7 @@ def run_story(folder: Path, out: Any, *, keep: bool) -> int:
         app = forge.create_app("acme", "paved", permissions={
             "checks": "write", "contents": "write", "issues": "write", "pull_requests": "write",
             "metadata": "read", "administration": "write", "members": "write", "secrets": "write",
-            "organization_custom_properties": "admin"})
+            "organization_custom_properties": "admin", "deployments": "read", "actions": "read"})
         forge.install_app(app.id, "acme")
         settings = dataclasses.replace(
             Settings.from_env({"PAVED_DATA_DIR": str(folder / "paved"), "PAVED_RECONCILE_MINUTES": "0"}),
@@ -368,6 +373,7 @@ def _tell(story: Story, forge: Any, server: DatabaseServer, settings: Any, servi
     readme = forge.read_file("acme", "search", "README.md").decode()
     story.show(readme.splitlines()[0] + " … (" + ", ".join(
         f for f in ("pyproject.toml", "catalog-entry.yaml", "CODEOWNERS") if _exists(forge, "search", f)) + ")")
+    _deployed(story, forge, pr.number, service_url)
 
     story.say(f"The search service's database exists ({server.engine}); only its repository holds the URL")
     where = wait_for("the database", lambda: server.exists(data_dir, "search-db"))
@@ -412,6 +418,52 @@ def _tell(story: Story, forge: Any, server: DatabaseServer, settings: Any, servi
     _rating(story, forge, settings, pr.number, merged)
 
     _golden_path_upgrade(story, forge, forge_call, plan_comment, check)
+
+
+def _deployed(story: Story, forge: Any, number: int, service_url: str) -> None:
+    """The new service's first deployment, as its golden-path workflow records it, seen on a pull request with
+    `/paved status` and on the catalogue's page; then the catalogue's request form, which needs signing in."""
+    story.say("acme/search's golden-path workflow runs on main: its tests pass and it deploys to production")
+    # The sandbox runs no workflow: it records what the golden path's ci.yml would (docs/deployments.md).
+    run = forge.record_workflow_run("acme", "search", by="alice")
+    forge.deploy("acme", "search", "production", by="alice", log_url=run.html_url)
+    story.show(f"run {run.html_url}; a deployment to production, marked success")
+
+    story.say("hugo asks `/paved status search` on the pull request; Paved answers where it is deployed")
+    forge.comment("acme", "platform", number, "/paved status search", by="hugo")
+    answer = wait_for("the status answer", lambda: next((c.body for c in forge.comments("acme", "platform", number)
+                                                         if c.body.startswith("**Deployment status of")), None))
+    if "| `production` | ✅ deployed |" not in answer:
+        raise StoryFailed("`/paved status search` does not say production is deployed")
+    story.show(_plain(answer))
+
+    story.say("The catalogue's page for Service/search shows its deployments too")
+    with urllib.request.urlopen(f"{service_url}/resources/Service/search", timeout=60) as got:
+        page = got.read().decode()
+    section = page.partition('id="deployments"')[2].partition("</section>")[0]
+    if "production" not in section or "deployed" not in section or "success" not in section:
+        raise StoryFailed("the catalogue's page for Service/search does not show its deployment")
+    def text(markup: str) -> str:  # the words a browser shows, on one line
+        words = " ".join(re.sub(r"<[^>]+>", " ", markup).split())
+        return re.sub(r"\(\s+", "(", re.sub(r"\s+([,.:)])", r"\1", words))
+
+    rows, _, run = section.partition("<tbody>")[2].partition("</tbody>")
+    story.show(f"{service_url}/resources/Service/search#deployments: {text(rows)}; {text(run)}")
+
+    story.say("Its page offers the request form, which opens a pull request as the person, so needs signing in")
+    if 'href="/request/Service"' not in page:
+        raise StoryFailed("the catalogue's page for Service/search does not link to the request form")
+    try:
+        urllib.request.urlopen(f"{service_url}/request/Service", timeout=60).close()
+    except urllib.error.HTTPError as refused:
+        said = refused.read().decode()
+        if refused.code != 403 or "sign in" not in said:
+            raise StoryFailed(f"the request form answered {refused.code} without asking to sign in") from None
+        story.show(f"{service_url}/request/Service: {refused.code}, sign-in needed (this demo runs without GitHub "
+                   "sign-in; docs/request-form.md sets it up, then the form lists the kinds and opens the pull "
+                   "request as you)")
+    else:
+        raise StoryFailed("the request form opened without sign-in")
 
 
 def _golden_path_upgrade(story: Story, forge: Any, forge_call: Callable[..., Any],
