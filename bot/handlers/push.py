@@ -29,7 +29,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
-from bot.adapters.upgrade import TemplateHistory, Upgrading, upgrade_all
 from bot.apply import APPLIED_REF, NOTES_REF, ApplyRecord, Trigger, apply_plan, plan_digest, read_records
 from bot.approvals import approvals_in_force
 from bot.config import load_config
@@ -337,6 +336,10 @@ def _upgrade(ctx: Context, repo: str, planned: PlannedRequests, providers: Seque
     wanted = [u for u in plan.upgrades if u.identity.split("/", 1)[0] in kinds]
     if not wanted or rules is None:
         return results
+    # Imported here: upgrading renders through the GitHub provider, which loads GitPython, and GitPython
+    # reads the environment (and runs git) when imported; the service imports its handlers at start-up.
+    from bot.adapters.upgrade import TemplateHistory, Upgrading, upgrade_all
+
     work = Upgrading(ctx.forge, ctx.mirror, TemplateHistory(ctx.forge, ctx.mirror, repo), ctx.lease.check)
     return upgrade_all(work, wanted, planned.after, rules.described, target, results, request_change=pr)
 
