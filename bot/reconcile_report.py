@@ -48,6 +48,11 @@ def as_text(done: Sequence[RepoReconciled]) -> str:
                              f"{len(drift.left)} resources")
             elif not drift.drifts:
                 lines.append(f"  matches the catalogue ({drift.checked} resources checked)")
+            if drift.standards is not None:
+                scored, failing = drift.standards
+                lines.append(f"  standards: {scored - failing} of {scored} resources meet every standard"
+                             + (" (`paved standards --failing` says which fail and how to fix them)" if failing
+                                else ""))
         lines += [f"  error: {e}" for e in r.errors]
     if elsewhere:
         lines.append(f"not platform repos (no schemas/kinds/), skipped: {', '.join(elsewhere)}")
@@ -78,5 +83,7 @@ def as_json(done: Sequence[RepoReconciled]) -> str:
                         for d in (drift.drifts if drift else ())],
             "pending": list(drift.pending if drift else ()),
             "left": list(drift.left if drift else ()),
+            "standards": None if drift is None or drift.standards is None else {
+                "scored": drift.standards[0], "failing": drift.standards[1]},
         })
     return json.dumps({"version": 1, "clean": all(r.clean for r in done), "repositories": repos}, indent=2) + "\n"

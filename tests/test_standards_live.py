@@ -74,6 +74,22 @@ def test_a_changed_score_is_noted_again_on_the_same_head(estate: Estate) -> None
     assert not first.resources[0].failed and second.resources[0].failed
 
 
+def test_the_drift_report_counts_the_resources_that_meet_every_standard(estate: Estate) -> None:
+    from bot import reconcile_report
+    from bot.handlers.drift import RepoReconciled
+
+    assert check_drift(estate.ctx, REPO).standards == (len(scorecards(estate)[0].resources), 0)
+    estate.checkout().get_branch("main").remove_protection()
+    report = check_drift(estate.ctx, REPO)
+    scored, failing = report.standards or (0, 0)
+    assert failing == 1
+    text = reconcile_report.as_text([RepoReconciled(REPO, drift=report)])
+    assert f"  standards: {scored - 1} of {scored} resources meet every standard (`paved standards --failing`" \
+        in text
+    [repository] = json.loads(reconcile_report.as_json([RepoReconciled(REPO, drift=report)]))["repositories"]
+    assert repository["standards"] == {"scored": scored, "failing": 1}
+
+
 # -- each standard failing on a real repository ------------------------------------------------------------
 
 def test_removing_branch_protection_fails_the_three_protection_standards(estate: Estate) -> None:

@@ -67,6 +67,8 @@ class DriftReport:
     skipped: str = ""
     issues: Mapping[str, int] = field(default_factory=dict)  # identity -> its open drift issue
     left: tuple[str, ...] = ()  # not observed, to keep the rest of the hour's requests (see `Pacing`)
+    # The standards' scorecard, as (resources scored, of which failing one or more); None: not scored.
+    standards: tuple[int, int] | None = None
 
 
 @dataclass(slots=True)
@@ -242,15 +244,18 @@ def check_drift(ctx: Context, repo: str, *, now: datetime | None = None, heal_al
     _record(ctx, repo, head, last, drifts, now)
     opened, updated, closed, issues, links = _issues(ctx, repo, head, target.organization, drifts, healed,
                                                      unchecked, set(resources))
+    standards = None
     try:
-        record_scorecard(ctx, repo, head, rules, resources, observed, skipped,
-                         {i: (n, links.get(i, "")) for i, n in issues.items()}, now)
+        card = record_scorecard(ctx, repo, head, rules, resources, observed, skipped,
+                                {i: (n, links.get(i, "")) for i, n in issues.items()}, now)
+        if card is not None:
+            standards = (len(card.resources), sum(1 for r in card.resources if r.failed))
     except Exception:  # the standards' scorecard is a report: its failure must not fail the drift check
         log.exception("could not score the standards of %s at %s", repo, head[:12])
     log.info("drift in %s at %s: %d checked, %d drifted, %d healed, %d pending", repo, head[:12], checked,
              len(drifts), len(healed), len(pending.identities))
     return DriftReport(repo, head, checked, tuple(drifts), tuple(healed), tuple(sorted(pending.identities)),
-                       opened, updated, closed, issues=issues, left=left)
+                       opened, updated, closed, issues=issues, left=left, standards=standards)
 
 
 def _pending(ctx: Context, repo: str, head: str, last: str | None, head_tree: Tree) -> _Pending:
