@@ -36,6 +36,7 @@ from generate import PROJECT, requests
 from bot.adapters.github import ETAGS
 from bot.adapters.leases import ALWAYS_HELD
 from bot.adapters.queue import Work
+from bot.app_manifest import default_permissions
 from bot.composition import context_for
 from bot.handlers import Context
 from bot.handlers.push import apply_default_branch
@@ -113,10 +114,7 @@ def services_on_forge(services: int, root: Path) -> Iterator[ServicesOnForge]:
             forge.create_user(login)
         forge.create_org("acme", owners=["alice"], members=people)
         forge.create_repo_from_folder("acme", "platform", seed, owner_token=alice.token)
-        app = forge.create_app("acme", "paved", permissions={
-            "checks": "write", "contents": "write", "issues": "write", "pull_requests": "write",
-            "administration": "write", "members": "write", "metadata": "read",
-            "organization_custom_properties": "admin"},
+        app = forge.create_app("acme", "paved", permissions=default_permissions(),
             webhook_url="http://127.0.0.1:9/webhooks/github", webhook_secret="x" * 32)
         installation = forge.install_app(app.id, "acme")
         forge.define_property("acme", "paved-managed", "true_false", values_editable_by="org_actors")

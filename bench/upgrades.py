@@ -33,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.adapters.upgrade import TemplateHistory, Upgrading, upgrade_all
+from bot.app_manifest import default_permissions
 from bot.apply import ApplyRecord
 from bot.composition import context_for
 from bot.handlers import Context
@@ -168,10 +169,7 @@ def estate(count: int, root: Path, *, manual: int = 0, pinned: int = 0) -> Itera
             forge.push_files("acme", "platform", "main", {
                 f"catalog/services/pinned-{n:03d}.yaml": service(f"pinned-{n:03d}", pin=first) for n in range(pinned)},
                 by="alice")
-        app = forge.create_app("acme", "paved", permissions={
-            "checks": "write", "contents": "write", "issues": "write", "pull_requests": "write",
-            "administration": "write", "members": "write", "metadata": "read",
-            "organization_custom_properties": "admin"},
+        app = forge.create_app("acme", "paved", permissions=default_permissions(),
             webhook_url="http://127.0.0.1:9/webhooks/github", webhook_secret="x" * 32)
         installation = forge.install_app(app.id, "acme")
         settings = dataclasses.replace(

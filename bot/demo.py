@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bot import reconcile_report, starter
+from bot.app_manifest import default_permissions
 from bot.errors import ConfigurationError, PavedError
 from bot.golden_paths import UPGRADE_BRANCH
 
@@ -233,10 +234,7 @@ def run_story(folder: Path, out: Any, *, keep: bool) -> int:
         story.show(f"people: alice (owns the acme organization), {', '.join(people)} (as the catalogue's teams name)")
 
         story.say("Paved installed as a GitHub App; its service and queue consumers listen on loopback")
-        app = forge.create_app("acme", "paved", permissions={
-            "checks": "write", "contents": "write", "issues": "write", "pull_requests": "write",
-            "metadata": "read", "administration": "write", "members": "write", "secrets": "write",
-            "organization_custom_properties": "admin", "deployments": "read", "actions": "read"})
+        app = forge.create_app("acme", "paved", permissions=default_permissions())
         forge.install_app(app.id, "acme")
         settings = dataclasses.replace(
             Settings.from_env({"PAVED_DATA_DIR": str(folder / "paved"), "PAVED_RECONCILE_MINUTES": "0"}),
