@@ -37,6 +37,7 @@ from bot.validate import (
     Reference,
     check_files,
     check_read,
+    content_id,
     field_name,
     finding_from_tuple,
     finding_to_tuple,
@@ -170,6 +171,8 @@ class Judging(Protocol):
 
     def listing(self, tree: Tree, prefix: str) -> dict[str, str]:
         """`tree.files(prefix)`, hashed wherever is quickest."""
+    def paths(self, tree: Tree, prefix: str) -> list[str]:
+        """`tree.paths(prefix)`: the files a first judgement reads, hashing as it reads (see `judge`)."""
     def judge_files(self, tree: Tree, rules: Rules, files: Sequence[tuple[str, str]],
                     records: bool = True) -> Iterator[JudgedFile]:
         """Each (path, blob id) of `files` read from `tree` and judged on its own (with its `record`
@@ -192,9 +195,13 @@ class CatalogueIndex(FileResults, Protocol):
     def find_state(self, rules: str, tree: str) -> State | None:
         """The state of `tree` under the rules with digest `rules`, marked as just used."""
     def latest_state(self, rules: str) -> State | None: ...
-    def add_state(self, rules: str, tree: str, since: State | None, changed: Collection[str],
+    def knows(self, rules: str) -> bool:
+        """Whether anything judged under the rules with digest `rules` is kept (a state, a file's result)."""
+    def add_state(self, rules: str, tree: str | Callable[[], str], since: State | None, changed: Collection[str],
                   files: Iterable[JudgedFile]) -> State:
         """Store a new state: `since`'s rows but for the `changed` files, and `files`, read as they come.
+        `tree` is the state's key, or what gives it once `files` are all read (a first judgement's key is
+        made of what was read).
 
         A file's judged policies are stored in the context '-' of a resource that belongs to nothing;
         its `requests` wait with their resources for `stale_policies`, until `set_policies`."""
@@ -450,6 +457,20 @@ class Catalogue:
 TreeKey = tuple[str, dict[str, str] | None]
 
 
+class ListingKey:
+    """The key of a tree without git's tree ids (a working tree): a digest of its request files' paths
+    and blob ids, added in path order."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha1(usedforsecurity=False)
+
+    def add(self, path: str, blob: str) -> None:
+        self._digest.update(f"{path}\0{blob}\n".encode("utf-8", "surrogateescape"))
+
+    def __call__(self) -> str:
+        return "listing:" + self._digest.hexdigest()
+
+
 def tree_key(tree: Tree, judging: Judging | None = None) -> TreeKey:
     """A key for the contents of `catalog/` at `tree` (git's tree id, or a digest of the listing), and
     the listing when it took one."""
@@ -458,10 +479,18 @@ def tree_key(tree: Tree, judging: Judging | None = None) -> TreeKey:
         return tree_id, None
     files = judging.listing(tree, CATALOG_DIR) if judging is not None else tree.files(CATALOG_DIR)
     listing = {p: b for p, b in files.items() if is_request_file(p)}
-    digest = hashlib.sha1(usedforsecurity=False)
+    key = ListingKey()
     for path in sorted(listing):
-        digest.update(f"{path}\0{listing[path]}\n".encode("utf-8", "surrogateescape"))
-    return "listing:" + digest.hexdigest(), listing
+        key.add(path, listing[path])
+    return key(), listing
+
+
+def first_judgement(tree: Tree, rules: str, index: CatalogueIndex) -> bool:
+    """Whether judging `tree` under the rules with digest `rules` can skip its key until its files are
+    read: a working tree (whose key needs every file's bytes) when the index keeps nothing under those
+    rules (`--no-cache`, a first run, new rules), so no state could be found by the key and no result
+    reused by blob id. Reading each file once, hashing as it is judged, then saves a pass over them all."""
+    return tree.tree_id(CATALOG_DIR) is None and not index.knows(rules)
 
 
 def _changes(index: CatalogueIndex, since: State, tree: Tree,
@@ -491,6 +520,11 @@ def judge(tree: Tree, rules: Rules, index: CatalogueIndex, judging: Judging | No
     Files stream through `judging` (here by default) into the index, which keeps every row: nothing
     judged is held here once stored."""
     judging = judging or LocalJudging()
+    if known_key is None and first_judgement(tree, rules.digest, index):
+        with index.transaction():
+            # Another process may have judged under these rules while this one waited for the write lock.
+            if not index.knows(rules.digest):
+                return _judge_first(tree, rules, index, judging)
     key, listing = known_key or tree_key(tree, judging)
     known = index.find_state(rules.digest, key)
     if known is not None:
@@ -508,6 +542,25 @@ def judge(tree: Tree, rules: Rules, index: CatalogueIndex, judging: Judging | No
         catalogue = Catalogue(index, rules, state, tree, Scope(state.id))
         _store_checks(catalogue, judging)
         index.prune()
+    return catalogue
+
+
+def _judge_first(tree: Tree, rules: Rules, index: CatalogueIndex, judging: Judging) -> Catalogue:
+    """`judge` when `first_judgement` holds, in its transaction: every request file is read once, judged,
+    and hashed as it is read (listed with blob ""), and the key is made from what was read."""
+    paths = sorted(p for p in judging.paths(tree, CATALOG_DIR) if is_request_file(p))
+    key = ListingKey()
+
+    def keyed(judged: Iterator[JudgedFile]) -> Iterator[JudgedFile]:
+        for one in judged:  # in path order, as `tree_key` adds them
+            key.add(one.path, one.blob)
+            yield one
+
+    files = judging.judge_files(tree, rules, [(p, "") for p in paths], index.keeps_records)
+    state = index.add_state(rules.digest, key, None, paths, keyed(files))
+    catalogue = Catalogue(index, rules, state, tree, Scope(state.id))
+    _store_checks(catalogue, judging)
+    index.prune()
     return catalogue
 
 
@@ -657,18 +710,21 @@ def judge_read(files: Sequence[tuple[str, str]], read: Reader, rules: Rules, lab
     """Each of `files` (path, blob id) judged from the bytes `read` gives for it (path -> bytes), in order,
     with their records for the results cache if `records`.
 
-    A file whose name Paved refuses is not read; one that `read` does not find is left out; bytes that are
-    not the blob named raise `ObjectMismatchError`, as in `check_files`."""
+    A file whose name Paved refuses is not judged (its bytes are read only for their id, when the file is
+    listed without one: blob ""); one that `read` does not find is left out; bytes that are not the blob
+    named raise `ObjectMismatchError`, as in `check_files`."""
     refused = {p: r for p, b in files if (r := refused_file(p, b)) is not None}
-    contents = read([(p, b) for p, b in files if p not in refused])
+    contents = read([(p, b) for p, b in files if p not in refused or not b])
     judged: list[JudgedFile] = []
     for path, blob in files:
+        raw = contents.get(path)
         result = refused.get(path)
         if result is None:
-            raw = contents.get(path)
             if raw is None:
                 continue
             result = check_read(path, blob, raw, rules, label)
+        elif raw is not None and not blob:
+            result = replace(result, blob=content_id(raw, blob))
         judged.append(judged_file(result, rules, records))
     return judged
 
@@ -697,6 +753,9 @@ class LocalJudging:
 
     def listing(self, tree: Tree, prefix: str) -> dict[str, str]:
         return tree.files(prefix)
+
+    def paths(self, tree: Tree, prefix: str) -> list[str]:
+        return tree.paths(prefix)
 
     def judge_files(self, tree: Tree, rules: Rules, files: Sequence[tuple[str, str]],
                     records: bool = True) -> Iterator[JudgedFile]:

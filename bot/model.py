@@ -328,6 +328,11 @@ class Tree(Protocol):
         """Every file under `prefix` (a folder path ending in "/"), mapped to its blob id."""
         ...
 
+    def paths(self, prefix: str) -> list[str]:
+        """Every file under `prefix`, as `files` lists them but without their blob ids, which a working
+        tree can only give by reading each file."""
+        ...
+
     def read(self, path: str) -> bytes:
         """The bytes of one file; raises KeyError when there is no such file."""
         ...
@@ -371,6 +376,9 @@ class MemoryTree:
     def files(self, prefix: str) -> dict[str, str]:
         return {p: b for p, b in self._ids.items() if p.startswith(prefix)}
 
+    def paths(self, prefix: str) -> list[str]:
+        return list(self.files(prefix))
+
     def read(self, path: str) -> bytes:
         return self._files[path]
 
@@ -408,6 +416,10 @@ class WithFile:
         if self._path.startswith(prefix):
             found[self._path] = self._id
         return found
+
+    def paths(self, prefix: str) -> list[str]:
+        found = self._base.paths(prefix)
+        return [*found, self._path] if self._path.startswith(prefix) and self._path not in found else found
 
     def read(self, path: str) -> bytes:
         return self._data if path == self._path else self._base.read(path)

@@ -17,6 +17,7 @@ from bot.catalogue import (
     Judging,
     Scope,
     file_result,
+    first_judgement,
     judge,
     overlay,
     stored_findings,
@@ -74,12 +75,15 @@ def validate_tree(tree: Tree, *, store: CatalogueIndex, rules: Rules | None = No
 
     A revision the index holds, judged by its own rule files as they are, is answered from there without
     reading those rules: they were read and checked when it was judged (the digest names their bytes)."""
-    key = tree_key(tree, judging)
+    key = None
     if rules is None:
-        known = store.find_state(rules_digest(tree), key[0])
-        if known is not None:
-            findings = sorted(stored_findings(store, Scope(known.id)), key=Finding.sort_key)
-            return Validation(findings, known.files, known.resources, None)
+        digest = rules_digest(tree)
+        if not first_judgement(tree, digest, store):
+            key = tree_key(tree, judging)
+            known = store.find_state(digest, key[0])
+            if known is not None:
+                findings = sorted(stored_findings(store, Scope(known.id)), key=Finding.sort_key)
+                return Validation(findings, known.files, known.resources, None)
     rules = rules or load_rules(tree)
     catalogue = judge(tree, rules, store, judging, key)
     return Validation(catalogue.findings(), catalogue.file_count, catalogue.state.resources, rules)

@@ -562,8 +562,11 @@ class FileResults(Protocol):
 
 
 def check_read(path: str, blob: str, raw: bytes, rules: Rules, label: str) -> FileResult:
-    """Judge the bytes read for `path`, which must be the blob its listing names."""
+    """Judge the bytes read for `path`, which must be the blob its listing names; a file listed without
+    one (`blob` "", in a first judgement that hashes as it reads) takes the id of the bytes read."""
     found = content_id(raw, blob)
+    if not blob:
+        return check_file(path, raw, found, rules)
     if found != blob:
         raise ObjectMismatchError(
             f"{shown_path(path)} at {label} read as blob {found}, but its listing names {blob}",

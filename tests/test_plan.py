@@ -170,6 +170,9 @@ class CountingTree:
     def files(self, prefix: str) -> dict[str, str]:
         return self.inner.files(prefix)
 
+    def paths(self, prefix: str) -> list[str]:
+        return self.inner.paths(prefix)
+
     def read(self, path: str) -> bytes:
         self.read_paths.append(path)
         return self.inner.read(path)

@@ -20,7 +20,8 @@ import itertools
 import marshal
 import sqlite3
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping
+import uuid
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -251,16 +252,25 @@ class SQLiteCatalogueIndex:
                         found[path] = known
         return found
 
-    def add_state(self, rules: str, tree: str, since: State | None, changed: Collection[str],
+    def knows(self, rules: str) -> bool:
+        if self._memory is not None and any(key[0] == rules for key in self._memory):
+            return True
+        return any(self._db.execute(f"SELECT 1 FROM {table} WHERE rules=? LIMIT 1", (rules,)).fetchone()
+                   for table in ("states", "results"))
+
+    def add_state(self, rules: str, tree: str | Callable[[], str], since: State | None, changed: Collection[str],
                   files: Iterable[JudgedFile]) -> State:
         """Store a new state: `since`'s rows for the files not in `changed`, and `files` for the new ones.
 
         `files` is read as it comes and written a few hundred files at a time, so a catalogue of any size
         is never held whole; each judged file's record also goes to the results cache (on disk only: in
-        memory a record would outlive its use, and a file asked for again is judged again)."""
+        memory a record would outlive its use, and a file asked for again is judged again). A key known only
+        once the files are read is written then: the state is not seen by others before its transaction
+        ends, so its placeholder key (unique, and no key a tree has) is never looked up."""
         db = self._db
+        placeholder = tree if isinstance(tree, str) else f"judging:{uuid.uuid4()}"
         state = db.execute("INSERT INTO states(rules, tree, used) VALUES (?, ?, ?)",
-                           (rules, tree, time.time())).lastrowid
+                           (rules, placeholder, time.time())).lastrowid
         assert state is not None
         if since is not None:
             db.execute("CREATE TEMP TABLE IF NOT EXISTS carry(path TEXT PRIMARY KEY)")
@@ -276,8 +286,9 @@ class SQLiteCatalogueIndex:
             self._add_files(state, rules, batch)
         count = db.execute("SELECT COUNT(*) FROM files WHERE state=?", (state,)).fetchone()[0]
         resources = db.execute("SELECT COUNT(DISTINCT identity) FROM entries WHERE state=?", (state,)).fetchone()[0]
-        db.execute("UPDATE states SET files=?, resources=? WHERE id=?", (count, resources, state))
-        return State(state, tree, count, resources)
+        key = tree if isinstance(tree, str) else tree()
+        db.execute("UPDATE states SET tree=?, files=?, resources=? WHERE id=?", (key, count, resources, state))
+        return State(state, key, count, resources)
 
     def _add_files(self, state: int, rules: str, batch: Iterable[JudgedFile]) -> None:
         files: list[tuple[Any, ...]] = []

@@ -5,8 +5,9 @@ and rules), so they are shared among workers in tasks of a few hundred files: ea
 files itself (a folder's from disk, a commit's from git objects through a `git cat-file` of its own),
 checks, parses and judges them, and sends back what the index stores (`JudgedFile`), never parsed
 documents. The process that asked stores the answers, in order, while the workers go on. The policies
-that wait for the whole catalogue are shared the same way. A working tree's files are hashed here, while
-the workers start (`listing`).
+that wait for the whole catalogue are shared the same way. A working tree judged for the first time is
+only walked here (`paths`): the workers hash the files as they read them. Otherwise its files are hashed
+here (`listing`). Either way the workers start while this process walks.
 
 Workers come from the `forkserver` start method: a fresh interpreter forks them, so none inherits the
 asking process's SQLite connection or its git processes (a forked copy of either would share, and could
@@ -161,8 +162,18 @@ class ProcessJudging:
             if len(listing) == self.workers_from and self.workers >= 2:
                 # Large enough: the workers start (about 0.3 s) while this process walks and hashes the rest,
                 # which takes about as long at 50,000 files and would not be quicker shared.
-                threading.Thread(target=self._start_early, daemon=True).start()
+                self._start_in_background()
         return listing
+
+    def paths(self, tree: Tree, prefix: str) -> list[str]:
+        if type(tree) is not FolderTree:
+            return tree.paths(prefix)
+        paths: list[str] = []
+        for path, _ in tree.walk(prefix):
+            paths.append(path)
+            if len(paths) == self.workers_from and self.workers >= 2:
+                self._start_in_background()
+        return paths
 
     def judge_files(self, tree: Tree, rules: Rules, files: Sequence[tuple[str, str]],
                     records: bool = True) -> Iterator[JudgedFile]:
@@ -251,6 +262,9 @@ class ProcessJudging:
                 "nothing was stored",
                 hint="Run the command again; if it happens again, run it on one core (taskset -c 0 paved ...) "
                      "and report it to the platform team.") from exc
+
+    def _start_in_background(self) -> None:
+        threading.Thread(target=self._start_early, daemon=True).start()
 
     def _start_early(self) -> None:
         try:

@@ -119,6 +119,9 @@ class GitTree:
             self._ids.update(listing)
         return self._listing[prefix]
 
+    def paths(self, prefix: str) -> list[str]:
+        return list(self.files(prefix))
+
     def tree_id(self, prefix: str) -> str | None:
         if prefix not in self._tree_ids:
             try:
@@ -375,6 +378,9 @@ class FolderTree:
 
     def files(self, prefix: str) -> dict[str, str]:
         return {path: blob_id(read_file(name)) for path, name in self.walk(prefix)}
+
+    def paths(self, prefix: str) -> list[str]:
+        return [path for path, _ in self.walk(prefix)]
 
     def tree_id(self, prefix: str) -> str | None:
         return None
