@@ -13,10 +13,10 @@ Usage: python bench/run.py [--repeat N] [--quick] [--full] [--cores]
    then: one Python loop alone against one on each core at once. `--cores` measures this alone (about two
    minutes with --repeat 5), as the figures in bench/README.md do.
 4. Memory: the peak of `paved validate --no-cache` (its own process, its workers and their fork server,
-   added up as proportional set size, sampled every 20 ms) at 1,000, 10,000 and 50,000 resources (the
-   last from step 3), and at 100,000 with --full; per resource, as what the largest costs beyond the one
-   before it (both judged by workers: below 5,000 files there are none, and they cost ~60 MiB however
-   many files they judge).
+   added up as proportional set size, sampled every 20 ms in the first second and every 200 ms after) at
+   1,000, 10,000 and 50,000 resources (the last from step 3), and at 100,000 with --full; per resource, as
+   what the largest costs beyond the one before it (both judged by workers: below 5,000 files there are
+   none, and they cost ~60 MiB however many files they judge).
 5. A plan for a one-file change on 10,000 resources against the same on 100 resources, once warm
    (the base's state is in the data folder; each measured plan has a head never seen before).
 6. GitHub requests a reconcile costs, first and repeated, at 100 and 1,000 services (300 with --quick):
@@ -112,7 +112,10 @@ def run(argv: list[str], *, cwd: Path, env: dict[str, str] | None = None,
     done = threading.Event()
 
     def sample() -> None:
-        while not done.wait(0.02):
+        # Every 20 ms in the first second, every 200 ms after: a sample costs about 1 ms of processor time and
+        # holds each process's memory map while it is read, which slowed a run on every core by about 3%
+        # when taken every 20 ms throughout (and a run on one core less, whose sampler has a core to itself).
+        while not done.wait(0.02 if time.perf_counter() - start < 1 else 0.2):
             peak[0] = max(peak[0], sum(_pss_kib(pid) for pid in _tree(child.pid)))
 
     sampler = threading.Thread(target=sample, daemon=True)
