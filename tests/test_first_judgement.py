@@ -6,7 +6,10 @@ by listing stores, so the next run finds it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -15,10 +18,11 @@ from bench.generate import generate
 from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.judging import ProcessJudging
 from bot.adapters.repo import FolderTree
-from bot.catalogue import LocalJudging, first_judgement, judge, tree_key
+from bot.catalogue import JudgedFile, LocalJudging, first_judgement, judge, tree_key
+from bot.model import Finding, Tree
 from bot.plan import validate_tree
-from bot.rules import load_rules
-from bot.validate import CATALOG_DIR, FileResult
+from bot.rules import Rules, load_rules
+from bot.validate import CATALOG_DIR, FileResult, is_request_file
 from tests.conftest import TEAM, PlatformRepo
 from tests.test_judging import MISTAKES, stored
 
@@ -114,3 +118,64 @@ def test_the_index_knows_rules_once_it_keeps_a_state_under_them(mistaken: Platfo
     judge(tree, rules, index, LocalJudging())
     assert index.knows(rules.digest)
     assert not index.knows("f" * 64)
+
+
+class RacingIndex(SQLiteCatalogueIndex):
+    """An index whose first question whether it knows the rules waits for the other judgement's: both decide
+    that theirs is a first judgement before either takes the write lock."""
+
+    def __init__(self, path: Path, both_asked: threading.Barrier) -> None:
+        super().__init__(path)
+        self.both_asked: threading.Barrier | None = both_asked
+
+    def knows(self, rules: str) -> bool:
+        known = super().knows(rules)
+        if self.both_asked is not None:
+            self.both_asked.wait(timeout=30)
+            self.both_asked = None
+        return known
+
+
+def test_two_first_judgements_at_once_store_one_state_and_agree(mistaken: PlatformRepo, tmp_path: Path) -> None:
+    tree = FolderTree(mistaken.root)
+    rules = load_rules(tree)
+    path = tmp_path / "index.sqlite"
+    both_asked = threading.Barrier(2)
+
+    def judged() -> tuple[str, list[Finding]]:
+        index = RacingIndex(path, both_asked)  # one connection per thread, as two processes would have
+        try:
+            catalogue = judge(tree, rules, index, LocalJudging())
+            return catalogue.state.tree, catalogue.findings()
+        finally:
+            index.close()
+
+    with ThreadPoolExecutor(2) as runners:
+        first, second = (future.result(timeout=60) for future in [runners.submit(judged), runners.submit(judged)])
+    assert first == second
+    index = SQLiteCatalogueIndex(path)
+    assert index.find_state(rules.digest, first[0]) is not None
+    assert index.latest_state(rules.digest) == index.find_state(rules.digest, first[0])
+    index.close()
+
+
+class FailingMidway(LocalJudging):
+    """Judging that stops, as a killed process would, after handing over the first files."""
+
+    def judge_files(self, tree: Tree, rules: Rules, files: Sequence[tuple[str, str]],
+                    records: bool = True) -> Iterator[JudgedFile]:
+        yield from itertools.islice(super().judge_files(tree, rules, files, records), 20)
+        raise RuntimeError("judging stopped")
+
+
+def test_a_first_judgement_that_stops_midway_stores_nothing_and_the_next_starts_afresh(
+        mistaken: PlatformRepo, tmp_path: Path) -> None:
+    tree = FolderTree(mistaken.root)
+    rules = load_rules(tree)
+    index = SQLiteCatalogueIndex(tmp_path / "index.sqlite")
+    with pytest.raises(RuntimeError, match="judging stopped"):
+        judge(tree, rules, index, FailingMidway())
+    assert not index.knows(rules.digest)
+    again = judge(tree, rules, index, LocalJudging())
+    assert again.state.tree == tree_key(tree)[0]
+    assert again.state.files == len([p for p in tree.paths(CATALOG_DIR) if is_request_file(p)])
