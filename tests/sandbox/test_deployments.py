@@ -54,6 +54,19 @@ def test_a_deployments_statuses_are_listed_newest_first(forge: Sandbox, cast: Ca
     assert states == [("success", "https://ci.example/runs/7", "https://staging.example"), ("in_progress", "", "")]
 
 
+def test_a_deployment_status_is_read_by_its_id_and_only_under_its_own_deployment(forge: Sandbox,
+                                                                                 cast: Cast) -> None:
+    repo = github(forge, cast.carol.token).get_repo("acme/platform")
+    deployment = repo.get_deployment(forge.deploy("acme", "platform", "staging", by="bob", state="in_progress").id)
+    other = forge.deploy("acme", "platform", "staging", by="bob", state="queued")
+    status = next(iter(deployment.get_statuses()))
+    again = deployment.get_status(status.id)
+    assert (again.id, again.state, again.creator.login, again.environment) == (
+        status.id, "in_progress", "bob", "staging")
+    answer = api(forge, "GET", f"/repos/acme/platform/deployments/{other.id}/statuses/{status.id}", cast.carol.token)
+    assert answer.status_code == 404
+
+
 def test_a_status_given_a_log_url_has_it_as_its_target_url_too(forge: Sandbox, cast: Cast) -> None:
     deployment = forge.deploy("acme", "platform", "staging", by="bob", state=None)
     answer = api(forge, "POST", f"/repos/acme/platform/deployments/{deployment.id}/statuses", cast.bob.token,
