@@ -7,7 +7,7 @@ Enterprise or the local sandbox forge. Nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -285,6 +285,11 @@ class Mirror(Protocol):
 
     def merge_base(self, repo: str, a: str, b: str) -> str: ...
 
+    def holds(self, repo: str, commit: str, head: str) -> bool:
+        """Whether `commit` is in the history of `head` (`head` itself included); False for a commit the
+        mirror does not have at all."""
+        ...
+
     def first_parents(self, repo: str, since: str | None, until: str, limit: int) -> list[str]:
         """The commits from `until` back along first parents to `since` (excluded; None: to the root),
         newest first, at most `limit` of them."""
@@ -350,6 +355,16 @@ class Mirror(Protocol):
         """The commits of `until`'s first-parent history after `since` that changed something under `path`,
         oldest first, at most the newest `limit` of them."""
         ...
+
+
+def platform_history(mirror: Mirror, repo: str, head: str) -> Callable[[str], Tree | None]:
+    """`Target.history` for the platform repo `repo` applied at `head`: its mirror at a commit `head`'s history
+    holds, or None (a commit nobody merged, or one the mirror never saw)."""
+
+    def at(commit: str) -> Tree | None:
+        return mirror.tree(repo, commit) if mirror.holds(repo, commit, head) else None
+
+    return at
 
 
 @dataclass(frozen=True, slots=True)

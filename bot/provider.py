@@ -59,6 +59,9 @@ class Target:
 
     `followed` holds, for each parent of a resource being applied, the names its followed resources hand
     to their followers (the kinds' `follows`: a service's deployment environments, for its databases).
+    `history` opens the platform repo at a commit in the history of `revision` (None for a commit that
+    history does not hold), for what is built from an earlier commit: a golden path at its pin. Where it
+    is None, only `revision` can be read.
     """
 
     organization: str
@@ -67,6 +70,7 @@ class Target:
     revision: str
     followed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     config: RepoConfig = field(default_factory=RepoConfig)
+    history: Callable[[str], Tree | None] | None = None
 
 
 # What a provider observes of a resource: its own frozen data class (`ObservedTeam`, `ObservedDatabase`, ...).

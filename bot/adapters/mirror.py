@@ -368,6 +368,12 @@ class GitMirror:
         except git.GitCommandError as exc:
             raise MirrorError(f"{a[:12]} and {b[:12]} share no history in {repo}") from exc
 
+    def holds(self, repo: str, commit: str, head: str) -> bool:
+        try:
+            return commit == head or self.merge_base(repo, commit, head) == commit
+        except PavedError:  # not a commit the mirror holds at all
+            return False
+
     # -- commits made in the mirror: a golden path's upgrade, merged by git --------------------------------------
 
     def _local(self, repo: str, what: str, *args: str, env: Mapping[str, str] | None = None,

@@ -87,10 +87,7 @@ class TemplateHistory:
 
     def merged(self, commit: str, head: str) -> bool:
         """Whether `commit` is in the history of `head` (the applied head of the default branch)."""
-        try:
-            return commit == head or self.mirror.merge_base(self.platform_repo, commit, head) == commit
-        except PavedError:  # not a commit the mirror holds at all
-            return False
+        return self.mirror.holds(self.platform_repo, commit, head)
 
     def changes(self, template: str, since: str, until: str) -> tuple[tuple[TemplatePullRequest, ...], int]:
         """The merged pull requests that changed the template after `since` up to `until`, oldest first, and

@@ -87,6 +87,7 @@ REQUIRED_APPROVALS = 1
 # Where GitHub looks for CODEOWNERS, in the order it looks.
 CODEOWNERS_PATHS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
 _TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,7 +434,8 @@ class Services(Kind[ObservedRepository]):
 # -- rendering a golden path and pushing it -----------------------------------------------------------------
 
 def _render(desired: Resource, target: Target, scratch: Path, outputs: Outputs | None = None) -> Path:
-    """The service's template, from the merged platform repo, rendered into `scratch`, with its record.
+    """The service's template, from the merged platform repo (at its pin, when it names one), rendered into
+    `scratch`, with its record.
 
     `bot.adapters.scaffold` renders it in a child process that holds no secret, with the request's
     values as data, never as template source. `outputs` get the template, the commit and the answers'
@@ -443,6 +445,10 @@ def _render(desired: Resource, target: Target, scratch: Path, outputs: Outputs |
     name = str(spec.get("name") or "")
     if not _TEMPLATE_NAME.match(name):
         raise StepFailed(f"{desired.identity} names no usable template ({name!r})")
+    pin = spec.get("pin")
+    if pin is not None and pin != target.revision:
+        with _pinned(desired, target, pin) as at_pin:
+            return _render(desired, at_pin, scratch, outputs)
     source = _copy_template(target.tree, name, scratch / "templates" / name, target)
     values = {"name": desired.name, "owner": desired.owner,
               "description": str(desired.metadata.get("description", "")), "_github_org": target.organization,
@@ -458,6 +464,23 @@ def _render(desired: Resource, target: Target, scratch: Path, outputs: Outputs |
         outputs.update(template=name, template_commit=target.revision,
                        template_answers=scaffold.answers_digest(rendered.answers))
     return rendered.project
+
+
+@contextmanager
+def _pinned(desired: Resource, target: Target, pin: object) -> Iterator[Target]:
+    """`target` at the platform commit `desired` is pinned to, which the applied head's history must hold:
+    a template is only ever rendered from a commit the platform repo merged."""
+    if not isinstance(pin, str) or not _COMMIT.match(pin):
+        raise StepFailed(f"{desired.identity}: spec.template.pin must be a full commit id (40 hexadecimal digits)")
+    tree = target.history(pin) if target.history is not None else None
+    if tree is None:
+        raise StepFailed(f"{desired.identity}: spec.template.pin names commit {pin[:12]}, which "
+                         f"{target.platform_repo} never merged: Paved renders golden paths only from merged "
+                         "commits (pin a commit of the default branch's history)")
+    try:
+        yield replace(target, tree=tree, revision=pin)
+    finally:
+        tree.close()
 
 
 def render_request(desired: Resource, target: Target, scratch: Path) -> Path:
