@@ -765,3 +765,53 @@ def test_a_pull_request_s_plan_reads_its_databases_in_one_query_and_lets_go_of_t
                        place.target.tree, place.target.revision)
     assert steps == {db.identity: ["nothing: live state already matches"] for db in wanted}
     assert provider.statements.reads - reads == 1 and backends(place, application) == set()
+
+
+# -- a service renamed --------------------------------------------------------------------------------------
+
+def test_a_database_of_a_renamed_service_delivers_there_and_withdraws_nothing_through_the_old_address(
+        place: Place) -> None:
+    name = place.name()
+    applied(place, database(name))
+    client = place.provider.secrets.client  # type: ignore[attr-defined]
+    client.get_repo("acme/search").edit(name="finder")
+    moved = database(name, service="finder")
+
+    result = applied(place, moved, target=replace(place.target, followed={"finder": ("production",)}),
+                     previous=database(name))
+
+    assert can_connect(place.world.forge.secret_value("acme", "finder", "DATABASE_URL", None)) == name
+    assert can_connect(place.world.forge.secret_value("acme", "finder", "DATABASE_URL", "production")) == name
+    assert not [s.description for s in result.steps if "delete" in s.description]
+
+
+def test_a_database_moved_away_from_a_renamed_service_withdraws_its_secret_from_the_new_name(
+        place: Place) -> None:
+    name = place.name()
+    applied(place, database(name))
+    client = place.provider.secrets.client  # type: ignore[attr-defined]
+    client.get_repo("acme/search").edit(name="finder")
+    client.get_organization("acme").create_repo("ledger", private=True)
+    moved = database(name, service="ledger")
+
+    applied(place, moved, target=replace(place.target, followed={"ledger": ()}), previous=database(name))
+
+    assert can_connect(place.world.forge.secret_value("acme", "ledger", "DATABASE_URL", None)) == name
+    held = {s.name for s in client.get_repo("acme/finder").get_secrets()}
+    assert "DATABASE_URL" not in held
+    assert "DATABASE_URL" not in {s.name for s in client.get_repo("acme/finder").get_environment(
+        "production").get_secrets()}
+
+
+def test_credentials_for_a_repository_renamed_by_hand_fail_clearly_instead_of_going_nowhere(place: Place) -> None:
+    name = place.name()
+    applied(place, database(name))
+    client = place.provider.secrets.client  # type: ignore[attr-defined]
+    client.get_repo("acme/search").edit(name="finder")
+
+    result = place.provider.apply(database(name, rotate="2026-12"), place.target)
+
+    assert result.status == "failed"
+    assert result.message.startswith("GitHub refused to set secret DATABASE_URL on acme/search: it answered with a "
+                                     "redirect (the repository was renamed")
+    assert "DATABASE_URL" in {s.name for s in client.get_repo("acme/finder").get_secrets()}  # the old one, kept

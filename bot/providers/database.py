@@ -118,6 +118,10 @@ class SecretStore(Protocol):
 
     def remove(self, repo: str, environment: str | None, name: str) -> None: ...
 
+    def located(self, repo: str) -> str | None:
+        """The name of the repository `repo` names now (another when it was renamed), or None when there is none."""
+        ...
+
 
 class _Refused(PavedError):
     """A step that cannot be taken; its message becomes the failed Result's."""
@@ -854,8 +858,7 @@ class DatabaseProvider:
                 return [_stop(engine.step(previous, "delete", f"stop: {message}"), message)]
             found = engine.remove(previous.name, actual)
             # Access goes before the data: secrets are withdrawn right after the dump.
-            withdraw = [self._withdraw(previous, d) for d in recorded]
-            return found[:1] + withdraw + found[1:]
+            return found[:1] + self._withdrawals(previous, recorded) + found[1:]
         # The allowed list is read from the merged tree only for a request that asks for extensions.
         allowed = self._allowed(target) if desired.spec.get("extensions") else frozenset[str]()
         found = engine.ensure(desired, actual, allowed, list(memory.extensions))
@@ -870,7 +873,7 @@ class DatabaseProvider:
         if stale:
             found.append(engine.new_password(desired.name))
             found += [self._deliver(desired, d) for d in wanted]
-        found += [self._withdraw(desired, d) for d in recorded if d not in wanted]
+        found += self._withdrawals(desired, [d for d in recorded if d not in wanted], keep=wanted)
         extensions = tuple(sorted(str(e) for e in desired.spec.get("extensions") or []))
         remembered = Memory(name=desired.name, rotate=rotate, delivered=tuple(sorted(d.key for d in wanted)),
                             extensions=extensions)
@@ -885,6 +888,21 @@ class DatabaseProvider:
             self.secrets.put(delivery.repo, delivery.environment, SECRET, scratch.url)
 
         return _Action(Step(resource.identity, "update", f"set the Actions secret {SECRET} on {delivery}"), run)
+
+    def _withdrawals(self, resource: Resource, places: Sequence[Destination],
+                     keep: Sequence[Destination] = ()) -> list[_Action]:
+        """Withdraw the secret from each of `places`, where its repository is now: a service renamed took its
+        repository's secrets along, and GitHub's redirect from the old name takes no write. A place whose
+        repository now is one the credentials go to (`keep`: the service renamed, its database following)
+        had its secret replaced by the delivery; a repository that is gone took its secrets with it."""
+        going = {d.key.lower() for d in keep}
+        actions: list[_Action] = []
+        for place in places:
+            now = self.secrets.located(place.repo)
+            here = None if now is None else Destination(now, place.environment)
+            if here is not None and here.key.lower() not in going:
+                actions.append(self._withdraw(resource, here))
+        return actions
 
     def _withdraw(self, resource: Resource, delivery: Destination) -> _Action:
         return _Action(Step(resource.identity, "update", f"delete the Actions secret {SECRET} from {delivery}"),

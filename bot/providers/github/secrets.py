@@ -49,9 +49,28 @@ class GitHubSecrets:
         address += f"/environments/{urllib.parse.quote(environment, safe='')}"
         return Environment(self.client.requester, url=address, completed=False)
 
+    def located(self, repo: str) -> str | None:
+        """Where the repository `repo` named is now: its own name, the name GitHub's redirect leads to
+        when it was renamed, or None when there is none."""
+        try:
+            found = if_found(lambda: self.client.get_repo(repo))
+        except GithubException as exc:
+            raise ForgeError(f"GitHub refused to say where {repo} is: {reason_of(exc)}", status=exc.status) from None
+        except TRANSPORT_ERRORS as exc:
+            raise ForgeError(f"GitHub did not answer when asked where {repo} is: {transport_failure(exc)}") from None
+        return None if found is None else found.full_name
+
     def put(self, repo: str, environment: str | None, name: str, value: str) -> None:
         try:
-            self._holder(repo, environment).create_secret(name, value)
+            holder = self._holder(repo, environment)
+            # Sealed as PyGithub's `create_secret` seals it, but the answer is checked: PyGithub takes a redirect
+            # (a renamed repository's old name) for success, and the secret would not be where the step says.
+            key = holder.get_public_key()
+            place = "/actions/secrets/" if environment is None else "/secrets/"
+            status, _, _ = self.client.requester.requestJson(
+                "PUT", f"{holder.url}{place}{urllib.parse.quote(name, safe='')}",
+                input={"key_id": key.key_id, "encrypted_value": key.encrypt(value)})
+            _written(status)
         except GithubException as exc:
             raise ForgeError(f"GitHub refused to set secret {name} on {_where(repo, environment)}: "
                              f"{scrub(reason_of(exc), [value])}", status=exc.status) from None
@@ -62,13 +81,25 @@ class GitHubSecrets:
     def remove(self, repo: str, environment: str | None, name: str) -> None:
         """Delete the secret; one that is already gone (or whose repository is) is fine."""
         try:
-            if_found(lambda: self._holder(repo, environment).delete_secret(name))
+            deleted = if_found(lambda: self._holder(repo, environment).delete_secret(name))
+            if deleted is False:  # neither 204 nor 404: a renamed repository's old name redirects
+                raise GithubException(307, {"message": _MOVED})
         except GithubException as exc:
             raise ForgeError(f"GitHub refused to delete secret {name} of {_where(repo, environment)}: "
                              f"{reason_of(exc)}", status=exc.status) from None
         except TRANSPORT_ERRORS as exc:
             raise ForgeError(f"GitHub did not answer when asked to delete secret {name} of "
                              f"{_where(repo, environment)}: {transport_failure(exc)}") from None
+
+
+_MOVED = ("it answered with a redirect (the repository was renamed; Paved writes only to a repository's own "
+          "name)")
+
+
+def _written(status: int) -> None:
+    """Raise unless GitHub's answer says the secret was written (201 created, 204 updated)."""
+    if status not in (201, 204):
+        raise GithubException(status, {"message": _MOVED if 300 <= status < 400 else f"it answered {status}"})
 
 
 def _where(repo: str, environment: str | None) -> str:
