@@ -27,7 +27,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from github import Auth
+from github import Auth, Github
 from psycopg import sql
 
 from bot.adapters.github import installation_client, installation_of
@@ -769,12 +769,19 @@ def test_a_pull_request_s_plan_reads_its_databases_in_one_query_and_lets_go_of_t
 
 # -- a service renamed --------------------------------------------------------------------------------------
 
-def test_a_database_of_a_renamed_service_delivers_there_and_withdraws_nothing_through_the_old_address(
-        place: Place) -> None:
+def delivered_then_renamed(place: Place) -> tuple[str, Github]:
+    """A database delivered to acme/search, whose repository is then renamed acme/finder: its name, and the
+    GitHub client of the provider's job."""
     name = place.name()
     applied(place, database(name))
-    client = place.provider.secrets.client  # type: ignore[attr-defined]
+    client: Github = place.provider.secrets.client  # type: ignore[attr-defined]
     client.get_repo("acme/search").edit(name="finder")
+    return name, client
+
+
+def test_a_database_of_a_renamed_service_delivers_there_and_withdraws_nothing_through_the_old_address(
+        place: Place) -> None:
+    name, _ = delivered_then_renamed(place)
     moved = database(name, service="finder")
 
     result = applied(place, moved, target=replace(place.target, followed={"finder": ("production",)}),
@@ -787,10 +794,7 @@ def test_a_database_of_a_renamed_service_delivers_there_and_withdraws_nothing_th
 
 def test_a_database_moved_away_from_a_renamed_service_withdraws_its_secret_from_the_new_name(
         place: Place) -> None:
-    name = place.name()
-    applied(place, database(name))
-    client = place.provider.secrets.client  # type: ignore[attr-defined]
-    client.get_repo("acme/search").edit(name="finder")
+    name, client = delivered_then_renamed(place)
     client.get_organization("acme").create_repo("ledger", private=True)
     moved = database(name, service="ledger")
 
@@ -804,10 +808,7 @@ def test_a_database_moved_away_from_a_renamed_service_withdraws_its_secret_from_
 
 
 def test_credentials_for_a_repository_renamed_by_hand_fail_clearly_instead_of_going_nowhere(place: Place) -> None:
-    name = place.name()
-    applied(place, database(name))
-    client = place.provider.secrets.client  # type: ignore[attr-defined]
-    client.get_repo("acme/search").edit(name="finder")
+    name, client = delivered_then_renamed(place)
 
     result = place.provider.apply(database(name, rotate="2026-12"), place.target)
 
