@@ -161,6 +161,9 @@ def test_a_new_service_pinned_before_a_template_change_is_scaffolded_from_the_te
 
     [result] = [r for r in record.results if r.resource == "Service/pinned-late"]
     assert result.status == "applied" and result.outputs["template_commit"] == before
+    assert f"from template worker at its pin {before[:12]}" in result.steps[0].description
+    [first] = github(acme).get_repo("acme/pinned-late").get_commits()
+    assert f"from acme/platform at {before}." in first.commit.message
     readme = acme.forge.read_file("acme", "pinned-late", "README.md").decode()
     assert "## Run it" in readme and "## Deploy it" not in readme
     assert "## Deploy it" in acme.forge.read_file("acme", "worker-000", "README.md", ref=UPGRADE_BRANCH).decode()

@@ -155,6 +155,12 @@ class Services(Kind[ObservedRepository]):
     def template(resource: Resource) -> str:
         return str((resource.spec.get("template") or {}).get("name") or "")
 
+    @staticmethod
+    def at_pin(resource: Resource) -> str:
+        """How a plan names the platform commit a pinned service is scaffolded at ("" when it follows the head)."""
+        pin = (resource.spec.get("template") or {}).get("pin")
+        return f" at its pin {pin[:12]}" if isinstance(pin, str) and pin else ""
+
     def observe(self, resource: Resource, target: Target) -> ObservedRepository | Unmarked | None:
         full_name = self.address(resource, target)
         repo = repository_at(self.client, full_name)  # a renamed repository's old name is nothing there
@@ -268,7 +274,8 @@ class Services(Kind[ObservedRepository]):
                                                           "is unarchived if the service is asked for again)",
                                       destructive=True), archive)]
         full_name = self.address(desired, target)
-        branch, visibility, template = self.branch(desired), self.visibility(desired), self.template(desired)
+        branch, visibility = self.branch(desired), self.visibility(desired)
+        template = self.template(desired) + self.at_pin(desired)
         description = str(desired.metadata.get("description", ""))
         owner = desired.owner
         found: list[Action] = []
@@ -396,7 +403,7 @@ class Services(Kind[ObservedRepository]):
                 visibility=self.visibility(desired), auto_init=False,
                 custom_properties={MARK_PROPERTY: MARK_VALUE})
             outputs["repository"] = repo.html_url
-            self._push(project, desired, target, repo)
+            self._push(project, desired, target, repo, outputs["template_commit"])
 
     @staticmethod
     def _define_mark(org: Organization, organization: str) -> None:
@@ -418,13 +425,13 @@ class Services(Kind[ObservedRepository]):
             project = _render(desired, target, Path(scratch), outputs)
             repo = self.repo(self.address(desired, target), desired.identity)
             outputs["repository"] = repo.html_url
-            self._push(project, desired, target, repo)
+            self._push(project, desired, target, repo, outputs["template_commit"])
 
-    def _push(self, project: Path, desired: Resource, target: Target, repo: Repository) -> None:
+    def _push(self, project: Path, desired: Resource, target: Target, repo: Repository, rendered_at: str) -> None:
         branch = self.branch(desired)
         message = (f"Create {desired.name} from the {self.template(desired)} golden path\n\n"
                    f"Rendered by Paved for {desired.identity} ({desired.path}) from {target.platform_repo} at "
-                   f"{target.revision}.\n")
+                   f"{rendered_at}.\n")
         _commit_and_push(project, branch, message, repo.clone_url, repo.full_name, self.token)
         if repo.default_branch != branch:
             repo.edit(default_branch=branch)
