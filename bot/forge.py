@@ -7,7 +7,7 @@ Enterprise or the local sandbox forge. Nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -355,16 +355,6 @@ class Mirror(Protocol):
         """The commits of `until`'s first-parent history after `since` that changed something under `path`,
         oldest first, at most the newest `limit` of them."""
         ...
-
-
-def platform_history(mirror: Mirror, repo: str, head: str) -> Callable[[str], Tree | None]:
-    """`Target.history` for the platform repo `repo` applied at `head`: its mirror at a commit `head`'s history
-    holds, or None (a commit nobody merged, or one the mirror never saw)."""
-
-    def at(commit: str) -> Tree | None:
-        return mirror.tree(repo, commit) if mirror.holds(repo, commit, head) else None
-
-    return at
 
 
 @dataclass(frozen=True, slots=True)

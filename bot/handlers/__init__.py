@@ -6,7 +6,7 @@ the catalogue index, built once by the service, the worker or `paved ci`, and th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +14,7 @@ from bot.adapters.catalogue_index import SQLiteCatalogueIndex
 from bot.adapters.leases import ALWAYS_HELD, Held
 from bot.config import RepoConfig
 from bot.forge import Forge, Mirror
-from bot.model import Keeping
+from bot.model import Keeping, Tree
 from bot.provider import Provider, ProviderPlugin
 from bot.providers import installed, losing_data, settings_schemas
 
@@ -47,6 +47,15 @@ class Context:
     @property
     def provider_schemas(self) -> dict[str, Mapping[str, Any]]:
         return settings_schemas(self.plugins)
+
+    def history(self, repo: str, head: str) -> Callable[[str], Tree | None]:
+        """`Target.history` for the platform repo `repo` applied at `head`: the mirror at a commit `head`'s
+        history holds, or None (a commit nobody merged, or one the mirror never saw)."""
+
+        def at(commit: str) -> Tree | None:
+            return self.mirror.tree(repo, commit) if self.mirror.holds(repo, commit, head) else None
+
+        return at
 
     def losing_data(self, config: RepoConfig) -> dict[str, Keeping]:
         """The kinds whose data a request would lose with this job's machine (none where it lasts)."""

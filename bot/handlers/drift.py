@@ -34,7 +34,7 @@ from bot.config import load_config
 from bot.drift import LABEL, LABEL_COLOR, LABEL_DESCRIPTION, MAX_ATTEMPTS, Drift, attempts, failures, marked, mode_of
 from bot.drift import title as issue_title
 from bot.errors import PavedError
-from bot.forge import Issue, platform_history
+from bot.forge import Issue
 from bot.handlers import Context
 from bot.handlers.feedback import read_ratings
 from bot.handlers.push import ApplyOutcome, apply_when_due, fetch_heads, head_records
@@ -194,7 +194,7 @@ def check_drift(ctx: Context, repo: str, *, now: datetime | None = None, heal_al
         services = rules.described.parents_of_followers((r.kind, r.data) for r in resources.values())
         target = Target(organization=config.organization or repo.split("/", 1)[0], platform_repo=repo,
                         tree=head_tree, revision=head, followed=catalogue.followed(services), config=config,
-                        history=platform_history(ctx.mirror, repo, head))
+                        history=ctx.history(repo, head))
         by_kind = {kind: p for p in ctx.providers for kind in p.kinds}
         drifts: list[Drift] = []
         unchecked: set[str] = set()

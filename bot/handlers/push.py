@@ -34,7 +34,7 @@ from bot.approvals import approvals_in_force
 from bot.config import load_config
 from bot.drift import BACKOFF, MAX_ATTEMPTS, attempts, retry_state
 from bot.errors import PavedError
-from bot.forge import CheckRun, PullRequest, platform_history
+from bot.forge import CheckRun, PullRequest
 from bot.golden_paths import following
 from bot.handlers import Context, feedback
 from bot.model import MemoryTree, Tree
@@ -288,7 +288,7 @@ def _apply(ctx: Context, repo: str, head: str, last: str | None, providers: Sequ
         else:
             target = Target(organization=config.organization or repo.split("/", 1)[0], platform_repo=repo,
                             tree=head_tree, revision=head, followed=dict(plan.followed), config=config,
-                            history=platform_history(ctx.mirror, repo, head))
+                            history=ctx.history(repo, head))
             ctx.lease.check()
             results = apply_plan(plan, planned.before, planned.after, providers, target)
             results = _upgrade(ctx, repo, planned, providers, target, results, pr)
