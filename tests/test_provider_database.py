@@ -816,3 +816,16 @@ def test_credentials_for_a_repository_renamed_by_hand_fail_clearly_instead_of_go
     assert result.message.startswith("GitHub refused to set secret DATABASE_URL on acme/search: it answered with a "
                                      "redirect (the repository was renamed")
     assert "DATABASE_URL" in {s.name for s in client.get_repo("acme/finder").get_secrets()}  # the old one, kept
+
+
+def test_withdrawing_from_a_repository_and_its_environment_asks_once_where_the_repository_is(
+        place: Place) -> None:
+    name, _ = delivered_then_renamed(place)
+    with github_requests() as asked:
+        applied(place, database(name, service="finder"), target=replace(place.target, followed={"finder": ()}),
+                previous=database(name))
+    # The old name once (GitHub's redirect leads on to the repository by id), for the repository and its environment.
+    assert [e.path for e in asked if e.method == "GET" and e.path.startswith("/repos/acme/search")
+            and not e.path.endswith("secrets")] == ["/repos/acme/search"]
+    assert ("DELETE", "/repos/acme/finder/environments/production/secrets/DATABASE_URL") in {
+        (e.method, e.path) for e in asked}

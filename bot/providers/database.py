@@ -896,9 +896,11 @@ class DatabaseProvider:
         repository now is one the credentials go to (`keep`: the service renamed, its database following)
         had its secret replaced by the delivery; a repository that is gone took its secrets with it."""
         going = {d.key.lower() for d in keep}
+        # One question per repository, however many of its environments the secret went to.
+        located = {repo: self.secrets.located(repo) for repo in dict.fromkeys(p.repo for p in places)}
         actions: list[_Action] = []
         for place in places:
-            now = self.secrets.located(place.repo)
+            now = located[place.repo]
             here = None if now is None else Destination(now, place.environment)
             if here is not None and here.key.lower() not in going:
                 actions.append(self._withdraw(resource, here))
