@@ -135,10 +135,11 @@ class JudgedFile(NamedTuple):
 
     `findings`, `entries` and `references` are in record form (`finding_to_tuple`; the fields of `Entry`
     and `Reference`, in order). `policies` holds the policy findings (record form) of each document whose
-    resource belongs to nothing, whose context is therefore known without any other file; `requests`
-    holds the data (marshal bytes) of each other resource with policies, judged once the whole catalogue
-    is stored (`PolicySubject`). `record` is the file's result for the results cache (`record_bytes`);
-    None, with no policies judged, for a file whose result came from that cache.
+    findings are known without any other file: its resource belongs to nothing, or its kind's policies
+    never read what it belongs to (`Rules.reads_context`); `requests` holds the data (marshal bytes) of
+    each other resource with policies, judged once the whole catalogue is stored (`PolicySubject`).
+    `record` is the file's result for the results cache (`record_bytes`); None, with no policies judged,
+    for a file whose result came from that cache.
     """
 
     path: str
@@ -203,8 +204,8 @@ class CatalogueIndex(FileResults, Protocol):
         `tree` is the state's key, or what gives it once `files` are all read (a first judgement's key is
         made of what was read).
 
-        A file's judged policies are stored in the context '-' of a resource that belongs to nothing;
-        its `requests` wait with their resources for `stale_policies`, until `set_policies`."""
+        A file's judged policies are stored as holding in any context (`ANY_CONTEXT`); its `requests`
+        wait with their resources for `stale_policies`, until `set_policies`."""
     def prune(self) -> None: ...
     @property
     def keeps_records(self) -> bool:
@@ -240,11 +241,11 @@ class CatalogueIndex(FileResults, Protocol):
     def teams_over_budget(self, state: int) -> list[str]: ...
     def add_checks(self, state: int, checks: Iterable[Check]) -> None: ...
     def checks(self, scope: Scope) -> list[Check]: ...
-    def stale_policies(self, state: int, parents: Mapping[str, str], after: int = 0,
-                       limit: int = -1) -> list[StalePolicy]:
-        """Resources whose policies must be judged; `parents` maps each kind that belongs to another
-        (through `Entry.service`) to that kind, whose tier and lifecycle make the policy context. In the
-        index's order: the first `limit` (-1: all) after the one whose `row` is `after`."""
+    def stale_policies(self, state: int, parents: Mapping[str, str], batch: int = 5_000) -> Iterator[list[StalePolicy]]:
+        """Resources whose policies must be judged, in the index's order, at most `batch` at a time; `parents`
+        maps each kind that belongs to another (through `Entry.service`) to that kind, whose tier and
+        lifecycle make the policy context. Each batch may be judged and stored (`set_policies`) before the
+        next is asked for."""
     def set_policies(self, judged: Iterable[tuple[StalePolicy, list[Finding]]]) -> None: ...
     def policy_findings(self, scope: Scope, except_services: Collection[str] = ()) -> list[Finding]: ...
     def service_policies(self, scope: Scope, services: Iterable[str]) -> list[StoredPolicy]: ...
@@ -593,7 +594,14 @@ def _context(parent: Entry | None) -> dict[str, Any]:
     return {parent.kind.lower(): {"name": parent.name, "tier": parent.tier, "lifecycle": parent.lifecycle}}
 
 
+# The stored context of policy findings that hold in any context: judged with their file, as the resource
+# belongs to nothing or its kind's policies never read what it belongs to.
+ANY_CONTEXT = "*"
+
+
 def policy_context(parent: Entry | None) -> str:
+    """The context policy findings are stored with, to tell when they must be judged again: what they
+    read of the resource their request belongs to ("-": nothing; `ANY_CONTEXT` for findings that hold in any)."""
     return "-" if parent is None else f"{parent.tier}|{parent.lifecycle}"
 
 
@@ -683,7 +691,7 @@ def judged_file(result: FileResult, rules: Rules, record: bool = True) -> Judged
     policies: dict[int, tuple[Record, ...]] = {}
     requests: dict[int, bytes] = {}
     for entry in result.entries:
-        if kinds.parent_of(entry.kind, entry.service) is None:
+        if kinds.parent_of(entry.kind, entry.service) is None or not rules.reads_context(entry.kind):
             found = request_policies(rules, entry.kind, entry.path, entry.document, data[entry.document], {})
             policies[entry.document] = tuple(finding_to_tuple(f) for f in place(found, result.documents or []))
         elif rules.policies_for(entry.kind):
@@ -898,12 +906,14 @@ def _store_checks(catalogue: Catalogue, judging: Judging) -> None:
     # Policies: every resource whose request is new here, or whose owning service's tier changed (the
     # index compares contexts itself, so unchanged resources never reach Python).
     parents = catalogue.rules.described.parents()
-    stale = index.stale_policies(state, parents, 0, POLICIES_AT_ONCE)
+    batches = index.stale_policies(state, parents, POLICIES_AT_ONCE)
+    stale = next(batches, [])
+    contexts: dict[tuple[str, str], dict[str, Any]] = {}
     unchecked = True
     while stale or unchecked:
         waiting = [s for s in stale if s.request is not None]
         subjects = [PolicySubject(s.fields[_PATH], s.blob, s.fields[_DOCUMENT], s.kind, s.request or b"",
-                                  _stale_context(parents, s)) for s in waiting]
+                                  _stale_context(parents, s, contexts)) for s in waiting]
         judged = judging.judge_policies(catalogue.tree, catalogue.rules, subjects)
         if unchecked:
             # The identities, references and budgets are checked while the first requests are judged (by
@@ -911,7 +921,7 @@ def _store_checks(catalogue: Catalogue, judging: Judging) -> None:
             index.add_checks(state, _checks(catalogue))
             unchecked = False
         # The next ones are read while these are judged.
-        following = index.stale_policies(state, parents, stale[-1].row, POLICIES_AT_ONCE) if stale else []
+        following = next(batches, [])
         index.set_policies((one, [finding_from_tuple(f) for f in found])
                            for one, found in zip(waiting, judged, strict=True))
         # Those judged before in another context (their service changed), or taken from the results cache.
@@ -935,15 +945,21 @@ def _checks(catalogue: Catalogue) -> list[Check]:
     return checks
 
 
-def _stale_context(parents: Mapping[str, str], stale: StalePolicy) -> dict[str, Any]:
+def _stale_context(parents: Mapping[str, str], stale: StalePolicy,
+                   made: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
     """What the policies of a stale resource see of the resource it belongs to (as `_context` says);
-    `parents` maps each kind that belongs to another to that kind (`Kinds.parents`)."""
-    parent_kind = parents.get(stale.kind)
-    if parent_kind is None or stale.belongs_to is None or not stale.service:
+    `parents` maps each kind that belongs to another to that kind (`Kinds.parents`). The requests of one
+    service share one context (`made`, by kind and service), which is only read."""
+    fields = stale.fields
+    kind, service = fields[_KIND], fields[_SERVICE]
+    if stale.belongs_to is None or not service or kind not in parents:
         return {}
-    kind, name = f"{parent_kind}/{stale.service}".split("/", 1)
-    tier, lifecycle = stale.belongs_to
-    return {kind.lower(): {"name": name, "tier": tier, "lifecycle": lifecycle}}
+    context = made.get((kind, service))
+    if context is None:
+        tier, lifecycle = stale.belongs_to
+        context = made[kind, service] = {parents[kind].lower(): {"name": service, "tier": tier,
+                                                                  "lifecycle": lifecycle}}
+    return context
 
 
 def _stored_findings(catalogue: Catalogue) -> list[Finding]:
@@ -993,7 +1009,7 @@ def _overlay_findings(catalogue: Catalogue) -> list[Finding]:
     for stored in stored_policies:
         entry = stored.entry
         parent = kinds.parent_of(entry.kind, entry.service)
-        if parent is None or policy_context(parents.get(parent)) == stored.context:
+        if parent is None or stored.context in (ANY_CONTEXT, policy_context(parents.get(parent))):
             found += stored.findings
         else:
             again.append(entry)

@@ -142,6 +142,7 @@ class Rules:
     standards: tuple[Standard, ...] = ()
     _validators: dict[str, Any] = field(default_factory=dict, repr=False)
     _policies_of: dict[str, tuple[Policy, ...]] = field(default_factory=dict, repr=False)
+    _context_read: dict[str, bool] = field(default_factory=dict, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
         # Compiled validators do not cross to another process (a judging worker): each compiles its own.
@@ -185,6 +186,16 @@ class Rules:
             found = self._policies_of[kind] = tuple(p for p in self.policies if kind in p.kinds)
         return found
 
+    def reads_context(self, kind: str) -> bool:
+        """Whether a policy of `kind` may judge a request differently by what it belongs to (`context`).
+
+        A request whose policies never read it is judged with its file, whatever it belongs to, instead of
+        waiting for the whole catalogue (and is not judged again when its service changes)."""
+        found = self._context_read.get(kind)
+        if found is None:
+            found = self._context_read[kind] = any(reads_context(p.rule) for p in self.policies_for(kind))
+        return found
+
     def policy_gate(self, kind: str) -> Any:
         """One validator that passes exactly when every policy of `kind` passes.
 
@@ -193,6 +204,70 @@ class Rules:
         """
         rules = [{**p.rule, "$id": f"urn:paved:policy:{p.id}"} for p in self.policies_for(kind)]
         return self.validator(f"gate:{kind}", {"allOf": rules})
+
+
+# Keywords that say nothing of the value they stand over.
+_ANNOTATIONS = frozenset({
+    "$schema", "$id", "$comment", "$anchor", "$dynamicAnchor", "$vocabulary", "$defs", "definitions",
+    "title", "description", "examples", "default", "deprecated", "readOnly", "writeOnly",
+})
+# ... and those that, over a whole request, say only which keys it has or (`type`) that it is an object: a
+# policy always sees a request with the key `context`, so none of these can tell one context from another.
+_BLIND_TO_CONTEXT = _ANNOTATIONS | {
+    "type", "required", "minProperties", "maxProperties", "propertyNames", "dependentRequired"}
+# Keywords whose subschemas judge the request itself (not one of its values).
+_IN_PLACE = ("allOf", "anyOf", "oneOf")
+_IN_PLACE_ONE = ("not", "if", "then", "else")
+
+
+def reads_context(rule: Any) -> bool:
+    """Whether a policy's `rule` may give another outcome for the same request in another `context`.
+
+    Decided from the rule's words alone and on the safe side: the rule reads the context unless every
+    keyword that applies to the whole request is known to leave `context` alone (a value's subschema,
+    under `properties`, sees only that value; `properties.context` must accept anything, and
+    `additionalProperties` must not reach it). Any keyword not known here (`const`, `patternProperties`,
+    `unevaluatedProperties`, a `$ref` outside the rule) counts as reading it."""
+    return _reads_context(rule, rule, set())
+
+
+def _reads_context(schema: Any, root: Any, following: set[str]) -> bool:
+    if isinstance(schema, bool):
+        return False
+    if not isinstance(schema, dict):
+        return True
+    for keyword, value in schema.items():
+        if keyword in _BLIND_TO_CONTEXT:
+            continue
+        if keyword == "properties":
+            if not isinstance(value, dict) or ("context" in value and not _accepts_anything(value["context"])):
+                return True
+        elif keyword == "additionalProperties":
+            listed = schema.get("properties")
+            if not (isinstance(listed, dict) and "context" in listed) and not _accepts_anything(value):
+                return True
+        elif keyword in _IN_PLACE:
+            if not isinstance(value, list) or any(_reads_context(s, root, following) for s in value):
+                return True
+        elif keyword in _IN_PLACE_ONE or keyword == "dependentSchemas":
+            parts = value.values() if keyword == "dependentSchemas" and isinstance(value, dict) else [value]
+            if any(_reads_context(s, root, following) for s in parts):
+                return True
+        elif keyword == "$ref":
+            if not isinstance(value, str) or not (value == "#" or value.startswith("#/")):
+                return True  # another document, or an anchor: not followed here
+            if value in following:
+                continue  # a rule that refers back to itself: the first visit decides
+            target = resolve_pointer(root, value[1:])
+            if target is None or _reads_context(target, root, following | {value}):
+                return True
+        else:
+            return True
+    return False
+
+
+def _accepts_anything(schema: Any) -> bool:
+    return schema is True or (isinstance(schema, dict) and all(k in _ANNOTATIONS for k in schema))
 
 
 def is_platform_repo(tree: Tree) -> bool:

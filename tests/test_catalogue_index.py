@@ -15,7 +15,7 @@ import pytest
 
 from bot.adapters.catalogue_index import KEEP_STATES, SCHEMA_VERSION, SQLiteCatalogueIndex
 from bot.adapters.repo import FolderTree
-from bot.catalogue import Check, JudgedFile, Scope, State, judged_file, without_policies
+from bot.catalogue import Check, JudgedFile, Scope, StalePolicy, State, judged_file, without_policies
 from bot.catalogue_view import Filters
 from bot.model import Finding
 from bot.rules import Rules, load_rules
@@ -195,15 +195,15 @@ def test_stored_checks_come_back_and_an_overlay_leaves_out_those_in_hidden_files
 def test_policies_are_stale_until_judged_and_again_when_the_service_changes(index: SQLiteCatalogueIndex,
                                                                             rules: Rules) -> None:
     state = stored(index, rules)
-    stale = index.stale_policies(state.id, rules.described.parents())
-    assert len(stale) == 5
-    context = {s.entry.identity: s.context for s in stale}
+    waiting = stale(index, state.id, rules)
+    assert len(waiting) == 5
+    context = {s.entry.identity: s.context for s in waiting}
     assert context["Team/payments"] == "-"  # not scoped to a service
     assert context["Database/orders"] == "standard|production"  # its service's tier and lifecycle
     finding = Finding(path="catalog/databases/orders.yaml", line=0, column=0, pointer="/spec", message="too big",
                       severity="warning", rule="size")
-    index.set_policies((s, [finding] if s.entry.identity == "Database/orders" else []) for s in stale)
-    assert index.stale_policies(state.id, rules.described.parents()) == []
+    index.set_policies((s, [finding] if s.entry.identity == "Database/orders" else []) for s in waiting)
+    assert stale(index, state.id, rules) == []
     assert index.policy_findings(Scope(state.id)) == [finding]
     assert index.policy_findings(Scope(state.id), except_services={"checkout"}) == []
     [kept] = index.service_policies(Scope(state.id), ["checkout"])
@@ -213,7 +213,7 @@ def test_policies_are_stale_until_judged_and_again_when_the_service_changes(inde
     critical = service(rules, "checkout", "payments", tier="critical")
     with index.transaction():
         changed = index.add_state(RULES, "tree-2", state, [critical.path], [without_policies(critical)])
-    assert {s.entry.identity: s.context for s in index.stale_policies(changed.id, rules.described.parents())} == {
+    assert {s.entry.identity: s.context for s in stale(index, changed.id, rules)} == {
         "Service/checkout": "-", "Database/orders": "critical|production"}
 
 
@@ -222,7 +222,7 @@ def test_policies_judged_with_their_file_are_stored_and_not_stale(index: SQLiteC
     with index.transaction():
         state = index.add_state(RULES, "tree", None, (), [judged])
     assert judged.policies == {0: ()}  # a team belongs to nothing: its policies need no other file
-    assert index.stale_policies(state.id, rules.described.parents()) == []
+    assert stale(index, state.id, rules) == []
 
 
 def test_a_new_request_waits_in_the_index_until_its_policies_are_judged(index: SQLiteCatalogueIndex,
@@ -231,21 +231,37 @@ def test_a_new_request_waits_in_the_index_until_its_policies_are_judged(index: S
                                               database(rules, "orders", "payments", "checkout"))]
     with index.transaction():
         state = index.add_state(RULES, "tree", None, (), files)
-    [waiting] = index.stale_policies(state.id, rules.described.parents())
+    [waiting] = stale(index, state.id, rules)
     assert (waiting.entry.identity, waiting.context, waiting.belongs_to, waiting.blob) == (
         "Database/orders", "standard|production", ("standard", "production"), files[2].blob)
     assert waiting.request == files[2].requests[0]
     index.set_policies([(waiting, [])])
-    assert index.stale_policies(state.id, rules.described.parents()) == []
+    assert stale(index, state.id, rules) == []
+
+
+def test_a_request_of_a_service_defined_twice_sees_the_definition_in_the_first_file(
+        index: SQLiteCatalogueIndex, rules: Rules) -> None:
+    later = service(rules, "checkout", "payments", tier="standard")
+    first = judged(rules, "catalog/a/checkout.yaml", SERVICE.format(name="checkout", owner="payments",
+                                                                    tier="critical"))
+    files = [without_policies(r) for r in (later, database(rules, "orders", "payments", "checkout"), first)]
+    with index.transaction():
+        state = index.add_state(RULES, "tree", None, (), files)
+    contexts = {s.entry.identity: (s.context, s.belongs_to) for s in stale(index, state.id, rules)}
+    assert contexts["Database/orders"] == ("critical|production", ("critical", "production"))
 
 
 def test_stale_policies_come_in_batches_in_the_index_order(index: SQLiteCatalogueIndex, rules: Rules) -> None:
     state = stored(index, rules)
-    parents = rules.described.parents()
-    every = index.stale_policies(state.id, parents)
-    first = index.stale_policies(state.id, parents, limit=2)
-    rest = index.stale_policies(state.id, parents, after=first[-1].row)
-    assert first + rest == every and len(first) == 2
+    every = stale(index, state.id, rules)
+    batches = list(index.stale_policies(state.id, rules.described.parents(), batch=2))
+    assert [len(b) for b in batches] == [2, 2, 1]
+    assert [s for batch in batches for s in batch] == every
+    assert [s.row for s in every] == sorted(s.row for s in every)
+
+
+def stale(index: SQLiteCatalogueIndex, state: int, rules: Rules) -> list[StalePolicy]:
+    return [s for batch in index.stale_policies(state, rules.described.parents()) for s in batch]
 
 
 # -- judged files --------------------------------------------------------------------------------------

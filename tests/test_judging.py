@@ -80,7 +80,7 @@ def stored(catalogue: Catalogue) -> dict[str, Any]:
         "policies": sorted(index.policy_findings(scope), key=Finding.sort_key),
         "contexts": sorted(((p.entry.identity, p.context, p.findings) for p in index.service_policies(scope, services)),
                            key=repr),
-        "stale": index.stale_policies(state, catalogue.rules.described.parents()),
+        "stale": list(index.stale_policies(state, catalogue.rules.described.parents())),
     }
 
 

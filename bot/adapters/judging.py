@@ -189,9 +189,11 @@ class ProcessJudging:
     def judge_policies(self, tree: Tree, rules: Rules,
                        subjects: Sequence[PolicySubject]) -> Iterator[tuple[Record, ...]]:
         """As the port says; with workers, every task is handed out at once, so they work while the
-        caller goes on until it asks for the first answer (the core reads the next stale policies)."""
+        caller goes on until it asks for the first answer (the core reads the next stale policies). Once
+        the workers run (they judged the files), a few tasks' worth is enough to share."""
         source = source_of(tree)
-        if self.workers < 2 or len(subjects) < self.workers_from or source is None:
+        enough = 2 * self.per_task if self._pool is not None else self.workers_from
+        if self.workers < 2 or len(subjects) < enough or source is None:
             return self._local.judge_policies(tree, rules, subjects)
         parcel = self._parcel(rules)
         tasks = [(_judge_subjects, source, parcel, subjects[start:start + self.per_task])
