@@ -908,10 +908,10 @@ def _store_checks(catalogue: Catalogue, judging: Judging) -> None:
     parents = catalogue.rules.described.parents()
     batches = index.stale_policies(state, parents, POLICIES_AT_ONCE)
     stale = next(batches, [])
-    contexts: dict[tuple[str, str], dict[str, Any]] = {}
     unchecked = True
     while stale or unchecked:
         waiting = [s for s in stale if s.request is not None]
+        contexts: dict[tuple[str, str], dict[str, Any]] = {}  # of this batch only: the rest is not held
         subjects = [PolicySubject(s.fields[_PATH], s.blob, s.fields[_DOCUMENT], s.kind, s.request or b"",
                                   _stale_context(parents, s, contexts)) for s in waiting]
         judged = judging.judge_policies(catalogue.tree, catalogue.rules, subjects)

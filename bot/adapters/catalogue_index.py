@@ -476,13 +476,15 @@ class SQLiteCatalogueIndex:
         caller stores in between (`set_policies`) never changes rows under an open read.
         """
         belongs: dict[str, tuple[str | None, str | None]] = {}
+        shared: dict[tuple[str | None, str | None], tuple[str | None, str | None]] = {}  # a few tiers
         kinds = sorted(set(parents.values()))
         if kinds:
             marks = ",".join("?" * len(kinds))
             for identity, tier, lifecycle in self._db.execute(
                     f"SELECT identity, tier, lifecycle FROM entries WHERE state=? AND kind IN ({marks}) "
                     "ORDER BY path, document", (state, *kinds)):
-                belongs.setdefault(identity, (tier, lifecycle))
+                if identity not in belongs:
+                    belongs[identity] = shared.setdefault((tier, lifecycle), (tier, lifecycle))
         width = len(_ENTRY_FIELDS)
         after = 0
         while True:
