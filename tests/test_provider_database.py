@@ -807,6 +807,51 @@ def test_a_database_moved_away_from_a_renamed_service_withdraws_its_secret_from_
         "production").get_secrets()}
 
 
+def role_memory(place: Place, name: str) -> dict[str, Any]:
+    [(comment,)] = place.query("SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s", name)
+    memory: dict[str, Any] = json.loads(comment)["paved"]
+    return memory
+
+
+def test_a_database_remembers_the_repositories_its_secret_went_to_by_their_ids(place: Place) -> None:
+    name = place.name()
+    applied(place, database(name))
+    client: Github = place.provider.secrets.client  # type: ignore[attr-defined]
+    assert role_memory(place, name)["repositories"] == {"acme/search": client.get_repo("acme/search").id}
+
+
+def test_a_withdrawal_finds_the_renamed_repository_by_id_and_leaves_alone_the_one_that_took_its_name(
+        place: Place) -> None:
+    name, client = delivered_then_renamed(place)
+    newcomer = client.get_organization("acme").create_repo("search", private=True)  # ends the redirect
+    newcomer.create_secret("DATABASE_URL", "postgresql://someone-else@db.example/theirs")
+    client.get_organization("acme").create_repo("ledger", private=True)
+
+    applied(place, database(name, service="ledger"), target=replace(place.target, followed={"ledger": ()}),
+            previous=database(name))
+
+    assert "DATABASE_URL" not in {s.name for s in client.get_repo("acme/finder").get_secrets()}
+    assert place.world.forge.secret_value("acme", "search", "DATABASE_URL", None) == (
+        "postgresql://someone-else@db.example/theirs")
+    assert role_memory(place, name)["repositories"] == {"acme/ledger": client.get_repo("acme/ledger").id}
+
+
+def test_a_memory_written_before_ids_were_kept_withdraws_by_name(place: Place) -> None:
+    name = place.name()
+    applied(place, database(name))
+    place.run(sql.SQL("COMMENT ON ROLE {} IS {}").format(sql.Identifier(name), sql.Literal(json.dumps(
+        {"paved": {"name": name, "rotate": None, "delivered": ["acme/search", "acme/search:production"],
+                   "extensions": []}}))))
+    client: Github = place.provider.secrets.client  # type: ignore[attr-defined]
+    client.get_organization("acme").create_repo("ledger", private=True)
+
+    applied(place, database(name, service="ledger"), target=replace(place.target, followed={"ledger": ()}),
+            previous=database(name))
+
+    assert not place.has_secret() and not place.has_secret("production")
+    assert "repositories" in role_memory(place, name)
+
+
 def test_credentials_for_a_repository_renamed_by_hand_fail_clearly_instead_of_going_nowhere(place: Place) -> None:
     name, client = delivered_then_renamed(place)
 
@@ -820,12 +865,14 @@ def test_credentials_for_a_repository_renamed_by_hand_fail_clearly_instead_of_go
 
 def test_withdrawing_from_a_repository_and_its_environment_asks_once_where_the_repository_is(
         place: Place) -> None:
-    name, _ = delivered_then_renamed(place)
+    name, client = delivered_then_renamed(place)
+    ident = client.get_repo("acme/finder").id
     with github_requests() as asked:
         applied(place, database(name, service="finder"), target=replace(place.target, followed={"finder": ()}),
                 previous=database(name))
-    # The old name once (GitHub's redirect leads on to the repository by id), for the repository and its environment.
-    assert [e.path for e in asked if e.method == "GET" and e.path.startswith("/repos/acme/search")
-            and not e.path.endswith("secrets")] == ["/repos/acme/search"]
+    # By the id it had when the secret went there, once for the repository and its environment.
+    assert [e.path for e in asked if e.method == "GET" and e.path in (f"/repositories/{ident}",
+                                                                      "/repos/acme/search")] == [
+        f"/repositories/{ident}"]
     assert ("DELETE", "/repos/acme/finder/environments/production/secrets/DATABASE_URL") in {
         (e.method, e.path) for e in asked}

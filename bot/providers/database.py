@@ -118,8 +118,9 @@ class SecretStore(Protocol):
 
     def remove(self, repo: str, environment: str | None, name: str) -> None: ...
 
-    def located(self, repo: str) -> str | None:
-        """The name of the repository `repo` names now (another when it was renamed), or None when there is none."""
+    def located(self, repo: str | int) -> tuple[str, int] | None:
+        """The name and id of the repository named `repo` (another name when it was renamed), or with the
+        id `repo`, as it is now; None when there is none."""
         ...
 
 
@@ -175,12 +176,14 @@ class Memory:
     """What Paved writes beside a database it made (JSON in its role's comment, or in a SQLite file's
     sidecar), and so what tells a database Paved made from one it must leave alone: the request's `name`
     and `rotate` when the credentials were last made, where they were `delivered` (`Destination.key`s),
-    and the `extensions` Paved created."""
+    the `repositories` they went to (name as delivered, and GitHub's id, which outlives a rename), and the
+    `extensions` Paved created."""
 
     name: str | None = None
     rotate: Any = None
     delivered: tuple[str, ...] = ()
     extensions: tuple[str, ...] = ()
+    repositories: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def first(cls, name: str) -> Memory:
@@ -198,14 +201,22 @@ class Memory:
         if not isinstance(memory, dict) or not memory:
             return None
         name = memory.get("name")
+        repositories = memory.get("repositories")
         return cls(name=name if isinstance(name, str) else None, rotate=memory.get("rotate"),
                    delivered=tuple(str(k) for k in memory.get("delivered") or []),
-                   extensions=tuple(str(e) for e in memory.get("extensions") or []))
+                   extensions=tuple(str(e) for e in memory.get("extensions") or []),
+                   repositories=tuple(sorted((str(repo), ident) for repo, ident in repositories.items()
+                                             if isinstance(ident, int) and not isinstance(ident, bool)))
+                   if isinstance(repositories, dict) else ())
 
     def text(self) -> str:
-        """The JSON Paved writes (keys sorted, so that equal memories are equal text)."""
-        return json.dumps({"paved": {"name": self.name, "rotate": self.rotate, "delivered": list(self.delivered),
-                                     "extensions": list(self.extensions)}}, sort_keys=True)
+        """The JSON Paved writes (keys sorted, so that equal memories are equal text); a memory written
+        before repositories were kept by id has none, and is written so until its credentials go out again."""
+        written: dict[str, Any] = {"name": self.name, "rotate": self.rotate, "delivered": list(self.delivered),
+                                   "extensions": list(self.extensions)}
+        if self.repositories:
+            written["repositories"] = dict(self.repositories)
+        return json.dumps({"paved": written}, sort_keys=True)
 
 
 def _not_paveds(name: str, where: str, mark: str) -> str:
@@ -858,7 +869,7 @@ class DatabaseProvider:
                 return [_stop(engine.step(previous, "delete", f"stop: {message}"), message)]
             found = engine.remove(previous.name, actual)
             # Access goes before the data: secrets are withdrawn right after the dump.
-            return found[:1] + self._withdrawals(previous, recorded) + found[1:]
+            return found[:1] + self._withdrawals(previous, recorded, dict(memory.repositories)) + found[1:]
         # The allowed list is read from the merged tree only for a request that asks for extensions.
         allowed = self._allowed(target) if desired.spec.get("extensions") else frozenset[str]()
         found = engine.ensure(desired, actual, allowed, list(memory.extensions))
@@ -870,13 +881,19 @@ class DatabaseProvider:
         rotate = desired.spec.get("rotate")
         stale = (actual is None or memory.name != desired.name or memory.rotate != rotate
                  or any(d not in recorded or not present.get(d.key) for d in wanted))
+        known = dict(memory.repositories)
+        going = dict.fromkeys(d.repo for d in wanted)
         if stale:
             found.append(engine.new_password(desired.name))
             found += [self._deliver(desired, d) for d in wanted]
-        found += self._withdrawals(desired, [d for d in recorded if d not in wanted], keep=wanted)
+            # The credentials go out again: each repository is kept by its id as it is now.
+            known.update({repo: where[1] for repo in going if (where := self.secrets.located(repo)) is not None})
+        found += self._withdrawals(desired, [d for d in recorded if d not in wanted], dict(memory.repositories),
+                                   keep=wanted)
         extensions = tuple(sorted(str(e) for e in desired.spec.get("extensions") or []))
         remembered = Memory(name=desired.name, rotate=rotate, delivered=tuple(sorted(d.key for d in wanted)),
-                            extensions=extensions)
+                            extensions=extensions,
+                            repositories=tuple(sorted((r, i) for r, i in known.items() if r in going)))
         if stale or remembered != memory:
             found.append(engine.remember(desired.name, remembered))
         return found
@@ -889,19 +906,21 @@ class DatabaseProvider:
 
         return _Action(Step(resource.identity, "update", f"set the Actions secret {SECRET} on {delivery}"), run)
 
-    def _withdrawals(self, resource: Resource, places: Sequence[Destination],
+    def _withdrawals(self, resource: Resource, places: Sequence[Destination], ids: Mapping[str, int],
                      keep: Sequence[Destination] = ()) -> list[_Action]:
-        """Withdraw the secret from each of `places`, where its repository is now: a service renamed took its
-        repository's secrets along, and GitHub's redirect from the old name takes no write. A place whose
-        repository now is one the credentials go to (`keep`: the service renamed, its database following)
-        had its secret replaced by the delivery; a repository that is gone took its secrets with it."""
+        """Withdraw the secret from each of `places`, where its repository is now, found by the id it had
+        when the secret went there (`ids`; by its name then, for a memory written before ids were kept): a
+        service renamed took its repository's secrets along, GitHub's redirect from the old name takes no
+        write, and a repository that took the old name since is another one, which Paved leaves alone. A
+        place whose repository now is one the credentials go to (`keep`: the service renamed, its database
+        following) had its secret replaced by the delivery; a repository that is gone took its secrets with it."""
         going = {d.key.lower() for d in keep}
         # One question per repository, however many of its environments the secret went to.
-        located = {repo: self.secrets.located(repo) for repo in dict.fromkeys(p.repo for p in places)}
+        located = {repo: self.secrets.located(ids.get(repo, repo)) for repo in dict.fromkeys(p.repo for p in places)}
         actions: list[_Action] = []
         for place in places:
             now = located[place.repo]
-            here = None if now is None else Destination(now, place.environment)
+            here = None if now is None else Destination(now[0], place.environment)
             if here is not None and here.key.lower() not in going:
                 actions.append(self._withdraw(resource, here))
         return actions

@@ -49,16 +49,18 @@ class GitHubSecrets:
         address += f"/environments/{urllib.parse.quote(environment, safe='')}"
         return Environment(self.client.requester, url=address, completed=False)
 
-    def located(self, repo: str) -> str | None:
-        """Where the repository `repo` named is now: its own name, the name GitHub's redirect leads to
-        when it was renamed, or None when there is none."""
+    def located(self, repo: str | int) -> tuple[str, int] | None:
+        """Where the repository named `repo`, or with the id `repo`, is now (`GET /repos/{owner}/{repo}`,
+        whose redirect for a renamed one leads to `/repositories/{id}`, or that address itself): its full
+        name and id, or None when there is none."""
+        shown = repo if isinstance(repo, str) else f"the repository with id {repo}"
         try:
             found = if_found(lambda: self.client.get_repo(repo))
         except GithubException as exc:
-            raise ForgeError(f"GitHub refused to say where {repo} is: {reason_of(exc)}", status=exc.status) from None
+            raise ForgeError(f"GitHub refused to say where {shown} is: {reason_of(exc)}", status=exc.status) from None
         except TRANSPORT_ERRORS as exc:
-            raise ForgeError(f"GitHub did not answer when asked where {repo} is: {transport_failure(exc)}") from None
-        return None if found is None else found.full_name
+            raise ForgeError(f"GitHub did not answer when asked where {shown} is: {transport_failure(exc)}") from None
+        return None if found is None else (found.full_name, found.id)
 
     def put(self, repo: str, environment: str | None, name: str, value: str) -> None:
         try:
