@@ -904,7 +904,7 @@ def _store_checks(catalogue: Catalogue, judging: Judging) -> None:
     """Run every catalogue-wide check over a newly stored state and keep the results with it."""
     index, state = catalogue.index, catalogue.state.id
     # Policies: every resource whose request is new here, or whose owning service's tier changed (the
-    # index compares contexts itself, so unchanged resources never reach Python).
+    # index compares the contexts; findings that hold in any context are never read).
     parents = catalogue.rules.described.parents()
     batches = index.stale_policies(state, parents, POLICIES_AT_ONCE)
     stale = next(batches, [])
