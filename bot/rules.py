@@ -236,6 +236,8 @@ def _reads_context(schema: Any, root: Any, following: set[str]) -> bool:
         return False
     if not isinstance(schema, dict):
         return True
+    if schema is not root and "$id" in schema:
+        return True  # a resource of its own, whose `$ref`s resolve against it, not against the rule
     for keyword, value in schema.items():
         if keyword in _BLIND_TO_CONTEXT:
             continue

@@ -84,6 +84,10 @@ def test_a_policy_judges_its_cases_alike_in_every_context_exactly_when_it_does_n
     {"$ref": "#reads", "$defs": {"x": {"$anchor": "reads", "properties": {"context": False}}}},
     {"$ref": "#/$defs/inner", "$defs": {"inner": {"properties": {"context": {"const": {}}}}}},
     {"$ref": "#/$defs/missing"},
+    # Inside a subschema with its own `$id`, `#/$defs/b` is that subschema's, which reads the context.
+    {"$ref": "#/$defs/a", "$defs": {
+        "a": {"$id": "urn:a", "$ref": "#/$defs/b", "$defs": {"b": {"properties": {"context": False}}}},
+        "b": True}},
     {"allOf": [{"not": {"properties": {"context": {"required": ["service"]}}}}]},
     {"anyOf": [True, {"properties": {"context": {"type": "null"}}}]},
     {"if": {"properties": {"context": {"required": ["service"]}}}, "then": True},
