@@ -126,6 +126,7 @@ class StoredPolicy:
 Record = tuple[Any, ...]
 # Where the fields that the policies of a stale resource need stand among its `Entry` fields.
 _KIND, _PATH, _DOCUMENT, _SERVICE = (Entry.__slots__.index(name) for name in ("kind", "path", "document", "service"))
+_IDENTITY, _TIER, _LIFECYCLE = (Entry.__slots__.index(name) for name in ("identity", "tier", "lifecycle"))
 
 
 class JudgedFile(NamedTuple):
@@ -247,6 +248,9 @@ class CatalogueIndex(FileResults, Protocol):
         lifecycle make the policy context. Each batch may be judged and stored (`set_policies`) before the
         next is asked for."""
     def set_policies(self, judged: Iterable[tuple[StalePolicy, list[Finding]]]) -> None: ...
+    def set_new_policies(self, state: int, judged: Iterable[tuple[PolicySubject, str, tuple[Record, ...]]]) -> None:
+        """Store the policy findings (record form) of requests of `state` that wait for them, each found by
+        its file and document, with the context they were judged in (`policy_context`)."""
     def policy_findings(self, scope: Scope, except_services: Collection[str] = ()) -> list[Finding]: ...
     def service_policies(self, scope: Scope, services: Iterable[str]) -> list[StoredPolicy]: ...
 
@@ -548,7 +552,9 @@ def judge(tree: Tree, rules: Rules, index: CatalogueIndex, judging: Judging | No
 
 def _judge_first(tree: Tree, rules: Rules, index: CatalogueIndex, judging: Judging) -> Catalogue:
     """`judge` when `first_judgement` holds, in its transaction: every request file is read once, judged,
-    and hashed as it is read (listed with blob ""), and the key is made from what was read."""
+    and hashed as it is read (listed with blob ""), and the key is made from what was read. The requests
+    that wait for the whole catalogue are noted on their way to the index (`WaitingRequests`) and judged
+    from there once it is stored: reading them back took most of the catalogue-wide stretch."""
     paths = sorted(p for p in judging.paths(tree, CATALOG_DIR) if is_request_file(p))
     key = ListingKey()
 
@@ -558,9 +564,10 @@ def _judge_first(tree: Tree, rules: Rules, index: CatalogueIndex, judging: Judgi
             yield one
 
     files = judging.judge_files(tree, rules, [(p, "") for p in paths], index.keeps_records)
-    state = index.add_state(rules.digest, key, None, paths, keyed(files))
+    waiting = WaitingRequests(rules)
+    state = index.add_state(rules.digest, key, None, paths, waiting.noted(keyed(files)))
     catalogue = Catalogue(index, rules, state, tree, Scope(state.id))
-    _store_checks(catalogue, judging)
+    _store_checks(catalogue, judging, waiting)
     index.prune()
     return catalogue
 
@@ -900,8 +907,69 @@ def _budgets(catalogue: Catalogue, teams: Iterable[str]) -> dict[str, list[Findi
 POLICIES_AT_ONCE = 5_000
 
 
-def _store_checks(catalogue: Catalogue, judging: Judging) -> None:
-    """Run every catalogue-wide check over a newly stored state and keep the results with it."""
+class WaitingRequests:
+    """The requests of a catalogue judged from scratch whose policies wait for what they belong to, noted
+    as their files are stored, with the first definition of every resource a request may belong to.
+
+    Files are stored in path order, so the first definition seen of a service is its first in the
+    catalogue (`Catalogue.definitions`' order), whichever file comes first. Once every file is stored,
+    the requests are judged from here: the index is not read back for them, nor asked which are stale (a
+    state judged from scratch has no other requests waiting). What is held is each waiting request's data
+    (marshal bytes) and where it stands, and one context per service: about 0.4 KB a request.
+    """
+
+    def __init__(self, rules: Rules) -> None:
+        self._parents = rules.described.parents()
+        self._parent_kinds = frozenset(self._parents.values())
+        # identity -> (tier, lifecycle) of its first definition; a few distinct pairs, shared.
+        self._first: dict[str, tuple[str | None, str | None]] = {}
+        self._pairs: dict[tuple[str | None, str | None], tuple[str | None, str | None]] = {}
+        # path, blob, document, kind, request (marshal bytes), name of what it belongs to
+        self._requests: list[tuple[str, str, int, str, bytes, str]] = []
+
+    def noted(self, files: Iterable[JudgedFile]) -> Iterator[JudgedFile]:
+        """`files` as they come (in path order), each noted on its way to the index."""
+        first, pairs, parent_kinds = self._first, self._pairs, self._parent_kinds
+        kinds: dict[str, str] = {}
+        for one in files:
+            for entry in one.entries:
+                if entry[_KIND] in parent_kinds and entry[_IDENTITY] not in first:
+                    pair = (entry[_TIER], entry[_LIFECYCLE])
+                    first[entry[_IDENTITY]] = pairs.setdefault(pair, pair)
+            if one.requests:
+                for entry in one.entries:
+                    request = one.requests.get(entry[_DOCUMENT])
+                    if request is not None:
+                        kind = kinds.setdefault(entry[_KIND], entry[_KIND])  # one string a kind
+                        self._requests.append((one.path, one.blob, entry[_DOCUMENT], kind, request, entry[_SERVICE]))
+            yield one
+
+    def subjects(self, at_once: int) -> Iterator[list[tuple[PolicySubject, str]]]:
+        """The noted requests, `at_once` at a time, each with its policy context and the key it is stored
+        with (`policy_context`); each batch is no longer held here once handed out."""
+        requests, self._requests = self._requests, []
+        contexts: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}  # by kind and service: only read
+        while requests:
+            batch: list[tuple[PolicySubject, str]] = []
+            for path, blob, document, kind, request, service in requests[:at_once]:
+                made = contexts.get((kind, service))
+                if made is None:
+                    parent = self._parents[kind]
+                    belongs_to = self._first.get(f"{parent}/{service}")
+                    made = contexts[kind, service] = ({}, "-") if belongs_to is None else (
+                        {parent.lower(): {"name": service, "tier": belongs_to[0], "lifecycle": belongs_to[1]}},
+                        f"{belongs_to[0]}|{belongs_to[1]}")
+                batch.append((PolicySubject(path, blob, document, kind, request, made[0]), made[1]))
+            del requests[:at_once]
+            yield batch
+
+
+def _store_checks(catalogue: Catalogue, judging: Judging, noted: WaitingRequests | None = None) -> None:
+    """Run every catalogue-wide check over a newly stored state and keep the results with it (`noted`:
+    the waiting requests of a state judged from scratch, noted as it was stored)."""
+    if noted is not None:
+        _store_new_checks(catalogue, judging, noted)
+        return
     index, state = catalogue.index, catalogue.state.id
     # Policies: every resource whose request is new here, or whose owning service's tier changed (the
     # index compares the contexts; findings that hold in any context are never read).
@@ -930,6 +998,27 @@ def _store_checks(catalogue: Catalogue, judging: Judging) -> None:
             evaluated = _evaluate(catalogue, others, _parents(catalogue, others))
             index.set_policies((one, evaluated[one.entry]) for one in stale if one.request is None)
         stale = following
+
+
+def _store_new_checks(catalogue: Catalogue, judging: Judging, noted: WaitingRequests) -> None:
+    """`_store_checks` for a state judged from scratch: its waiting requests are judged from `noted`, and
+    the identities, references and budgets are checked while the first of them are judged (by workers,
+    when there are any). Each batch is handed out before the answers for the one before are stored, so
+    workers never wait for this process."""
+    index, state, tree, rules = catalogue.index, catalogue.state.id, catalogue.tree, catalogue.rules
+
+    def handed_out(batch: list[tuple[PolicySubject, str]]) -> Iterator[tuple[PolicySubject, str, tuple[Record, ...]]]:
+        judged = judging.judge_policies(tree, rules, [subject for subject, _ in batch])
+        return ((subject, key, found) for (subject, key), found in zip(batch, judged, strict=True))
+
+    batches = noted.subjects(POLICIES_AT_ONCE)
+    current = handed_out(next(batches, []))
+    index.add_checks(state, _checks(catalogue))
+    for batch in batches:
+        following = handed_out(batch)
+        index.set_new_policies(state, current)
+        current = following
+    index.set_new_policies(state, current)
 
 
 def _checks(catalogue: Catalogue) -> list[Check]:

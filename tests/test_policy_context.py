@@ -171,3 +171,29 @@ def test_findings_that_hold_in_any_context_stay_when_the_service_changes(
         assert rules_at(found, environment) == ["production-environment-reviewers"]
         assert rules_at(found, loose) == []
     assert sorted(map(Finding.sort_key, seen)) == sorted(map(Finding.sort_key, changed.findings()))
+
+
+@pytest.mark.parametrize("first_tier", ["experimental", None])
+def test_a_catalogue_judged_from_scratch_judges_its_waiting_requests_by_their_services_first_definitions(
+        platform_repo: PlatformRepo, first_tier: str | None) -> None:
+    # The database's file comes before its service's in path order; with `first_tier`, a second definition
+    # of the service comes before the first one (catalog/services/checkout.yaml), and counts instead.
+    loose = "catalog/databases/loose.yaml"
+    platform_repo.write(loose, DATABASE.format(name="loose-db", owner="payments", service="checkout", size="small")
+                        .replace("deletionProtection: true", "deletionProtection: false"))
+    if first_tier:
+        platform_repo.write("catalog/services/a-checkout.yaml",
+                            SERVICE.format(name="checkout", owner="payments", tier=first_tier))
+    tree = FolderTree(platform_repo.root)
+    rules = load_rules(tree)
+    index = SQLiteCatalogueIndex()
+    assert catalogue.first_judgement(tree, rules.digest, index)
+    from_scratch = judge(tree, rules, index)
+    by_listing = judge(tree, rules, SQLiteCatalogueIndex(), known_key=catalogue.tree_key(tree))
+    assert from_scratch.findings() == by_listing.findings()
+    contexts = {p.entry.identity: p.context for p in index.service_policies(from_scratch.scope, ["checkout"])}
+    assert contexts == {"Database/loose-db": f"{first_tier or 'production'}|production",
+                        "Database/checkout-db": f"{first_tier or 'production'}|production"}
+    assert rules_at(from_scratch.findings(), loose) == ([] if first_tier else ["database-deletion-protection"])
+    # Nothing is left for the index to find stale: every waiting request was judged from what was noted.
+    assert list(index.stale_policies(from_scratch.state.id, rules.described.parents())) == []

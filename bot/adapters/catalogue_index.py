@@ -26,7 +26,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.catalogue import ANY_CONTEXT, Check, JudgedFile, Record, Scope, StalePolicy, State, StoredPolicy
+from bot.catalogue import (
+    ANY_CONTEXT,
+    Check,
+    JudgedFile,
+    PolicySubject,
+    Record,
+    Scope,
+    StalePolicy,
+    State,
+    StoredPolicy,
+)
 from bot.files import private_file, private_folder
 from bot.model import Finding
 from bot.rules import Rules
@@ -511,6 +521,12 @@ class SQLiteCatalogueIndex:
     def set_policies(self, judged: Iterable[tuple[StalePolicy, list[Finding]]]) -> None:
         self._db.executemany("UPDATE entries SET context=?, policy=?, request=NULL WHERE rowid=?",
                              [(stale.context, _dump(findings), stale.row) for stale, findings in judged])
+
+    def set_new_policies(self, state: int, judged: Iterable[tuple[PolicySubject, str, tuple[Record, ...]]]) -> None:
+        self._db.executemany(
+            "UPDATE entries SET context=?, policy=?, request=NULL WHERE state=? AND path=? AND document=?",
+            [(key, marshal.dumps(list(found)) if found else None, state, subject.path, subject.document)
+             for subject, key, found in judged])
 
     def policy_findings(self, scope: Scope, except_services: Collection[str] = ()) -> list[Finding]:
         """Stored policy findings in `scope`, but for the resources belonging to one of `except_services`."""
