@@ -7,6 +7,7 @@ The catalogue is `bench/generate.py`'s, with a mistake of every kind the judgeme
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -21,7 +22,7 @@ import pytest
 from bench.generate import generate
 from bench.run import children
 from bot.adapters.catalogue_index import SQLiteCatalogueIndex
-from bot.adapters.judging import JudgingError, ProcessJudging
+from bot.adapters.judging import PIPE_BYTES, JudgingError, ProcessJudging, task_bounds
 from bot.adapters.repo import FolderTree, GitTree
 from bot.catalogue import Catalogue, LocalJudging, judge
 from bot.model import Finding, Tree
@@ -145,3 +146,25 @@ def test_a_worker_that_dies_fails_the_judgement_and_stores_nothing(catalogue_rep
             message, state = runner.submit(judged_afresh).result(timeout=60)
     assert (message, state) == ("a process judging the catalogue stopped before it finished (killed, or out of "
                                 "memory); nothing was stored", None)
+
+
+@pytest.mark.parametrize(("count", "workers", "largest"), [(50_000, 2, 2_000), (5_000, 2, 2_000), (400, 2, 7),
+                                                             (1, 4, 2_000), (0, 2, 2_000), (9_999, 3, 500)])
+def test_tasks_cover_every_file_once_in_order_and_shrink_towards_the_end(count: int, workers: int,
+                                                                         largest: int) -> None:
+    bounds = list(task_bounds(count, workers, largest))
+    assert [i for start, end in bounds for i in range(start, end)] == list(range(count))
+    sizes = [end - start for start, end in bounds]
+    assert all(0 < size <= largest for size in sizes)
+    assert all(size >= following for size, following in itertools.pairwise(sizes))
+    if count >= 50_000:
+        assert sizes[0] == largest and sizes[-2] <= largest // 10  # few large answers, and a short tail
+
+
+def test_a_pools_pipes_hold_a_large_answer_at_once(pool: ProcessJudging) -> None:
+    fcntl = pytest.importorskip("fcntl")
+    if not hasattr(fcntl, "F_GETPIPE_SZ"):
+        pytest.skip("this system cannot size its pipes")
+    started = pool._started()
+    for queue in (started._result_queue, started._call_queue):  # type: ignore[attr-defined]
+        assert fcntl.fcntl(queue._reader.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_BYTES

@@ -1,7 +1,7 @@
 """Judging a large catalogue on every core: the core's `Judging` port over a pool of worker processes.
 
 A new state's files are judged each on its own (`bot.catalogue.judge_read`, a plain function of bytes
-and rules), so they are shared among workers in tasks of a few hundred files: each worker reads its
+and rules), so they are shared among workers in tasks of up to 2,000 files: each worker reads its
 files itself (a folder's from disk, a commit's from git objects through a `git cat-file` of its own),
 checks, parses and judges them, and sends back what the index stores (`JudgedFile`), never parsed
 documents. The process that asked stores the answers, in order, while the workers go on. The policies
@@ -58,11 +58,19 @@ if TYPE_CHECKING:
 # imports, the workers, the rules sent to them), and with two cores saves about 0.07 ms a file (half of
 # ~0.18 ms, less passing files and answers between processes), so it pays from about 4,300 files.
 WORKERS_FROM = 5_000
-# Files (or requests) per task: enough that passing them between processes costs little against judging
-# them, few enough that the tasks in flight hold little and the last one does not keep a core waiting.
-PER_TASK = 250
+# Files (or requests) in the largest task. Every answer that crosses back wakes this process's threads a
+# few times, and each wake-up takes a core from a worker for a moment: 250-file tasks cost 5,000 context
+# switches at 50,000 files, and the workers' tasks about 3% more processor time in all. Tasks shrink towards
+# the end (`task_bounds`) so that the last ones do not keep a core waiting.
+LARGEST_TASK = 2_000
+SMALLEST_TASK = 100
 # Tasks handed out ahead of the answer the asking process waits for, per worker.
-AHEAD = 8
+AHEAD = 2
+# Requests whose policies are worth sharing once the workers run (they judged the files).
+SHARED_POLICIES_FROM = 500
+# Bytes a pipe between this process and its workers holds: an answer of a large task is about 1 MB, which
+# a pipe of the default 64 KB passes in many rounds, each waking both ends (Linux allows 1 MB by default).
+PIPE_BYTES = 1 << 20
 
 T = TypeVar("T")
 
@@ -131,7 +139,7 @@ class ProcessJudging:
     trees, by the same rules)."""
 
     def __init__(self, workers: int | None = None, *, workers_from: int = WORKERS_FROM,
-                 per_task: int = PER_TASK) -> None:
+                 per_task: int = LARGEST_TASK) -> None:
         self.workers = workers if workers is not None else usable_cores()
         self.workers_from = workers_from
         self.per_task = per_task
@@ -182,8 +190,8 @@ class ProcessJudging:
             yield from self._local.judge_files(tree, rules, files, records)
             return
         parcel = self._parcel(rules)
-        for answer in self._in_order((_judge_files, source, parcel, (files[start:start + self.per_task], records))
-                                     for start in range(0, len(files), self.per_task)):
+        for answer in self._in_order((_judge_files, source, parcel, (files[start:end], records))
+                                     for start, end in task_bounds(len(files), self.workers, self.per_task)):
             yield from map(JudgedFile._make, marshal.loads(answer))
 
     def judge_policies(self, tree: Tree, rules: Rules,
@@ -192,12 +200,14 @@ class ProcessJudging:
         caller goes on until it asks for the first answer (the core reads the next stale policies). Once
         the workers run (they judged the files), a few tasks' worth is enough to share."""
         source = source_of(tree)
-        enough = 2 * self.per_task if self._pool is not None else self.workers_from
+        enough = SHARED_POLICIES_FROM if self._pool is not None else self.workers_from
         if self.workers < 2 or len(subjects) < enough or source is None:
             return self._local.judge_policies(tree, rules, subjects)
         parcel = self._parcel(rules)
-        tasks = [(_judge_subjects, source, parcel, subjects[start:start + self.per_task])
-                 for start in range(0, len(subjects), self.per_task)]
+        # A request is judged in a few microseconds: the requests are shared evenly, in as few tasks as may be.
+        per_task = min(self.per_task, -(-len(subjects) // self.workers))
+        tasks = [(_judge_subjects, source, parcel, subjects[start:start + per_task])
+                 for start in range(0, len(subjects), per_task)]
         return itertools.chain.from_iterable(self._in_order(tasks, ahead=len(tasks)))
 
     # -- the pool ------------------------------------------------------------------------------------
@@ -219,6 +229,7 @@ class ProcessJudging:
                 # The fork server imports the judging code once; each worker forked from it starts with it.
                 context.set_forkserver_preload([__name__])
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker)
+                _widen_pipes(self._pool)
                 for _ in range(self.workers):
                     self._pool.submit(os.getpid)  # a pool starts its processes with its first tasks
             return self._pool
@@ -273,6 +284,37 @@ class ProcessJudging:
             self._started()
         except Exception:
             return  # started again where the pool is used, which reports the failure
+
+
+def task_bounds(count: int, workers: int, largest: int) -> Iterator[tuple[int, int]]:
+    """Where each task starts and ends among `count` files: tasks of at most `largest` files, and from
+    the last few per worker on, each a quarter of what is left per worker (guided self-scheduling), down
+    to a tenth of `largest` or `SMALLEST_TASK`, whichever is fewer."""
+    smallest = max(1, min(SMALLEST_TASK, largest // 10))
+    start = 0
+    while start < count:
+        end = min(count, start + max(smallest, min(largest, (count - start) // (4 * workers))))
+        yield start, end
+        start = end
+
+
+def _widen_pipes(pool: ProcessPoolExecutor) -> None:
+    """Let the pipes that carry tasks and answers hold `PIPE_BYTES` (Linux), so that a large answer
+    crosses in one write instead of waking both ends every 64 KB. The executor keeps its queues to itself
+    (no public way to reach them): where they are not found, or the system refuses, they stay as they are."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system
+        return
+    size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    for queue in (getattr(pool, "_result_queue", None), getattr(pool, "_call_queue", None)):
+        reader = getattr(queue, "_reader", None)
+        if size is None or reader is None:
+            continue
+        try:
+            fcntl.fcntl(reader.fileno(), size, PIPE_BYTES)
+        except OSError:
+            continue  # above the system's limit for pipes (/proc/sys/fs/pipe-max-size)
 
 
 # -- in each worker ----------------------------------------------------------------------------------
