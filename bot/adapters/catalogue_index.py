@@ -524,7 +524,7 @@ class SQLiteCatalogueIndex:
 
     def set_new_policies(self, state: int, judged: Iterable[tuple[PolicySubject, str, tuple[Record, ...]]]) -> None:
         self._db.executemany(
-            "UPDATE entries SET context=?, policy=?, request=NULL WHERE state=? AND path=? AND document=?",
+            "UPDATE entries SET context=?, policy=? WHERE state=? AND path=? AND document=?",
             [(key, marshal.dumps(list(found)) if found else None, state, subject.path, subject.document)
              for subject, key, found in judged])
 
