@@ -29,8 +29,9 @@ Usage: python bench/run.py [--repeat N] [--quick] [--full] [--cores]
    (`upgrades.py`).
 
 Each figure is the median wall time of N runs of the real command line (a new process each time), which
-reads Paved's modules compiled, as an installed Paved does. Results go to stdout as a Markdown table and
-to bench/out/. The exit code is 1 when a target is missed.
+reads Paved's modules compiled, as an installed Paved does; memory comes from one more run of each command,
+sampled (sampling takes processor time from what it measures, more from a command on every core). Results
+go to stdout as a Markdown table and to bench/out/. The exit code is 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -103,29 +104,32 @@ def _pss_kib(pid: int) -> int:
 
 
 def run(argv: list[str], *, cwd: Path, env: dict[str, str] | None = None,
-        cores: set[int] | None = None) -> Run:
-    """Run one command (on `cores` only, when given) and measure it."""
+        cores: set[int] | None = None, sample: bool = True) -> Run:
+    """Run one command (on `cores` only, when given) and measure it: its time, and, if `sample`, the peak
+    memory of its whole process tree (sampling slows it: `side_by_side` times runs that are not sampled)."""
     start = time.perf_counter()
     child = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                              preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
     peak = [0]
     done = threading.Event()
 
-    def sample() -> None:
+    def sample_tree() -> None:
         # Every 20 ms in the first second, every 200 ms after: a sample costs about 1 ms of processor time and
         # holds each process's memory map while it is read, which slowed a run on every core by about 3%
         # when taken every 20 ms throughout (and a run on one core less, whose sampler has a core to itself).
         while not done.wait(0.02 if time.perf_counter() - start < 1 else 0.2):
             peak[0] = max(peak[0], sum(_pss_kib(pid) for pid in _tree(child.pid)))
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    sampler = threading.Thread(target=sample_tree, daemon=True)
+    if sample:
+        sampler.start()
     assert child.stderr is not None
     err = child.stderr.read().decode(errors="replace")
     _, status, usage = os.wait4(child.pid, 0)
     elapsed = time.perf_counter() - start
     done.set()
-    sampler.join()
+    if sample:
+        sampler.join()
     child.returncode = os.waitstatus_to_exitcode(status)
     child.stderr.close()
     if child.returncode not in (0, 1):
@@ -133,18 +137,25 @@ def run(argv: list[str], *, cwd: Path, env: dict[str, str] | None = None,
     return Run(elapsed, usage.ru_maxrss, peak[0], child.returncode)
 
 
-def summary(runs: list[Run]) -> dict[str, float]:
-    return {"seconds": statistics.median(r.seconds for r in runs), "peak_kib": max(r.peak_kib for r in runs),
-            "tree_pss_kib": max(r.tree_pss_kib for r in runs), "runs": len(runs)}
+def summary(runs: list[Run], sampled: list[Run] | None = None) -> dict[str, float]:
+    """The median time of `runs`, and the peak memory of `sampled` (by default, of `runs`)."""
+    sampled = runs if sampled is None else sampled
+    return {"seconds": statistics.median(r.seconds for r in runs), "peak_kib": max(r.peak_kib for r in sampled),
+            "tree_pss_kib": max(r.tree_pss_kib for r in sampled), "runs": len(runs)}
 
 
-def side_by_side(repeat: int, commands: dict[str, Callable[[], Run]]) -> dict[str, dict[str, float]]:
-    """Each command run `repeat` times, in turn, so that whatever else the machine does weighs on all."""
+def side_by_side(repeat: int, commands: dict[str, Callable[[bool], Run]]) -> dict[str, dict[str, float]]:
+    """Each command run `repeat` times, in turn, so that whatever else the machine does weighs on all;
+    then once more each with its memory sampled. Times come from the runs nobody sampled: the sampler
+    reads every process's parent and the tree's memory maps, 0.22 s of processor time during a 3 s
+    validation of 50,000 resources, taken from the cores Paved needs when it runs on every core, and from
+    the idle one when it runs on one; timing sampled runs made two cores look about 4% slower against one."""
     runs: dict[str, list[Run]] = {name: [] for name in commands}
     for _ in range(repeat):
         for name, command in commands.items():
-            runs[name].append(command())
-    return {name: summary(found) for name, found in runs.items()}
+            runs[name].append(command(False))
+    sampled = {name: [command(True)] for name, command in commands.items()}
+    return {name: summary(found, sampled[name]) for name, found in runs.items()}
 
 
 def check_jsonschema_catalogue(repo: Path) -> list[str]:
@@ -201,8 +212,9 @@ def every_core_against_one(repo: Path, env: dict[str, str], repeat: int,
     paved = str(BIN / "paved")
     cores = usable_cores()
     on_cores = side_by_side(repeat, {
-        "one_core": lambda: run([paved, "validate", "--no-cache"], cwd=repo, env=env, cores={min(cores)}),
-        "every_core": lambda: run([paved, "validate", "--no-cache"], cwd=repo, env=env)})
+        "one_core": lambda sample: run([paved, "validate", "--no-cache"], cwd=repo, env=env, cores={min(cores)},
+                                       sample=sample),
+        "every_core": lambda sample: run([paved, "validate", "--no-cache"], cwd=repo, env=env, sample=sample)})
     ratio = on_cores["one_core"]["seconds"] / on_cores["every_core"]["seconds"]
     return on_cores, ratio, cores_at_best(cores, repeat) if len(cores) >= 2 else 1.0
 
@@ -256,9 +268,11 @@ def main() -> int:
         # 1. start-up
         run([paved, "validate", "--repo", str(PROJECT)], cwd=PROJECT, env=env)  # stores the bundled state
         startup = side_by_side(max(args.repeat, 10), {
-            "paved": lambda: run([paved, "validate", "--repo", str(PROJECT)], cwd=PROJECT, env=env),
-            "check_jsonschema": lambda: run([str(BIN / "check-jsonschema"), "--schemafile", "schemas/kinds/team.json",
-                                             "catalog/teams/platform.yaml"], cwd=PROJECT)})
+            "paved": lambda sample: run([paved, "validate", "--repo", str(PROJECT)], cwd=PROJECT, env=env,
+                                        sample=sample),
+            "check_jsonschema": lambda sample: run([str(BIN / "check-jsonschema"), "--schemafile",
+                                                    "schemas/kinds/team.json", "catalog/teams/platform.yaml"],
+                                                   cwd=PROJECT, sample=sample)})
         startup_ratio = startup["paved"]["seconds"] / startup["check_jsonschema"]["seconds"]
         results["startup"] = {**startup, "ratio": startup_ratio}
 
@@ -267,8 +281,10 @@ def main() -> int:
 
         # 2. cold validation against check-jsonschema
         cold = side_by_side(min(args.repeat, 2) if cold_size <= 10_000 else 1, {
-            "paved": lambda: run([paved, "validate", "--no-cache"], cwd=repos[cold_size], env=env),
-            "check_jsonschema": lambda: run(check_jsonschema_catalogue(repos[cold_size]), cwd=repos[cold_size])})
+            "paved": lambda sample: run([paved, "validate", "--no-cache"], cwd=repos[cold_size], env=env,
+                                        sample=sample),
+            "check_jsonschema": lambda sample: run(check_jsonschema_catalogue(repos[cold_size]),
+                                                   cwd=repos[cold_size], sample=sample)})
         cold_paved, cj = cold["paved"], cold["check_jsonschema"]
         speedup = cj["seconds"] / cold_paved["seconds"]
         results["cold_validation"] = {"resources": cold_size, "paved": cold_paved, "check_jsonschema": cj,
