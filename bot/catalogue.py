@@ -567,7 +567,7 @@ def _judge_first(tree: Tree, rules: Rules, index: CatalogueIndex, judging: Judgi
     waiting = WaitingRequests(rules)
     state = index.add_state(rules.digest, key, None, paths, waiting.noted(keyed(files)))
     catalogue = Catalogue(index, rules, state, tree, Scope(state.id))
-    _store_checks(catalogue, judging, waiting)
+    _store_new_checks(catalogue, judging, waiting)
     index.prune()
     return catalogue
 
@@ -598,7 +598,7 @@ def _context(parent: Entry | None) -> dict[str, Any]:
     """What a policy sees of the resource a request belongs to, under its kind's name (`context.service`)."""
     if parent is None:
         return {}
-    return {parent.kind.lower(): {"name": parent.name, "tier": parent.tier, "lifecycle": parent.lifecycle}}
+    return _belonging(parent.kind, parent.name, parent.tier, parent.lifecycle)
 
 
 # The stored context of policy findings that hold in any context: judged with their file, as the resource
@@ -609,7 +609,16 @@ ANY_CONTEXT = "*"
 def policy_context(parent: Entry | None) -> str:
     """The context policy findings are stored with, to tell when they must be judged again: what they
     read of the resource their request belongs to ("-": nothing; `ANY_CONTEXT` for findings that hold in any)."""
-    return "-" if parent is None else f"{parent.tier}|{parent.lifecycle}"
+    return "-" if parent is None else _context_key(parent.tier, parent.lifecycle)
+
+
+def _context_key(tier: str | None, lifecycle: str | None) -> str:
+    return f"{tier}|{lifecycle}"
+
+
+def _belonging(parent_kind: str, name: str, tier: str | None, lifecycle: str | None) -> dict[str, Any]:
+    """`_context` of a resource known by its kind, name, tier and lifecycle (a stored row's, not an `Entry`)."""
+    return {parent_kind.lower(): {"name": name, "tier": tier, "lifecycle": lifecycle}}
 
 
 def _policy_pointer(policy: Policy, errors: list[Any]) -> str:
@@ -959,19 +968,14 @@ class WaitingRequests:
                     parent = self._parents[kind]
                     belongs_to = self._first.get(f"{parent}/{service}")
                     made = contexts[kind, service] = ({}, "-") if belongs_to is None else (
-                        {parent.lower(): {"name": service, "tier": belongs_to[0], "lifecycle": belongs_to[1]}},
-                        f"{belongs_to[0]}|{belongs_to[1]}")
+                        _belonging(parent, service, *belongs_to), _context_key(*belongs_to))
                 batch.append((PolicySubject(path, blob, document, kind, request, made[0]), made[1]))
             del requests[:at_once]
             yield batch
 
 
-def _store_checks(catalogue: Catalogue, judging: Judging, noted: WaitingRequests | None = None) -> None:
-    """Run every catalogue-wide check over a newly stored state and keep the results with it (`noted`:
-    the waiting requests of a state judged from scratch, noted as it was stored)."""
-    if noted is not None:
-        _store_new_checks(catalogue, judging, noted)
-        return
+def _store_checks(catalogue: Catalogue, judging: Judging) -> None:
+    """Run every catalogue-wide check over a newly stored state and keep the results with it."""
     index, state = catalogue.index, catalogue.state.id
     # Policies: every resource whose request is new here, or whose owning service's tier changed (the
     # index compares the contexts; findings that hold in any context are never read).
@@ -1047,9 +1051,7 @@ def _stale_context(parents: Mapping[str, str], stale: StalePolicy,
         return {}
     context = made.get((kind, service))
     if context is None:
-        tier, lifecycle = stale.belongs_to
-        context = made[kind, service] = {parents[kind].lower(): {"name": service, "tier": tier,
-                                                                  "lifecycle": lifecycle}}
+        context = made[kind, service] = _belonging(parents[kind], service, *stale.belongs_to)
     return context
 
 
