@@ -609,11 +609,12 @@ ANY_CONTEXT = "*"
 def policy_context(parent: Entry | None) -> str:
     """The context policy findings are stored with, to tell when they must be judged again: what they
     read of the resource their request belongs to ("-": nothing; `ANY_CONTEXT` for findings that hold in any)."""
-    return "-" if parent is None else _context_key(parent.tier, parent.lifecycle)
+    return context_key(None if parent is None else (parent.tier, parent.lifecycle))
 
 
-def _context_key(tier: str | None, lifecycle: str | None) -> str:
-    return f"{tier}|{lifecycle}"
+def context_key(belongs_to: tuple[str | None, str | None] | None) -> str:
+    """`policy_context` of what a request belongs to, known by its tier and lifecycle (None: nothing)."""
+    return "-" if belongs_to is None else f"{belongs_to[0]}|{belongs_to[1]}"
 
 
 def _belonging(parent_kind: str, name: str, tier: str | None, lifecycle: str | None) -> dict[str, Any]:
@@ -968,7 +969,7 @@ class WaitingRequests:
                     parent = self._parents[kind]
                     belongs_to = self._first.get(f"{parent}/{service}")
                     made = contexts[kind, service] = ({}, "-") if belongs_to is None else (
-                        _belonging(parent, service, *belongs_to), _context_key(*belongs_to))
+                        _belonging(parent, service, *belongs_to), context_key(belongs_to))
                 batch.append((PolicySubject(path, blob, document, kind, request, made[0]), made[1]))
             del requests[:at_once]
             yield batch

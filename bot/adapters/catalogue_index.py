@@ -36,6 +36,7 @@ from bot.catalogue import (
     StalePolicy,
     State,
     StoredPolicy,
+    context_key,
 )
 from bot.files import private_file, private_folder
 from bot.model import Finding
@@ -509,7 +510,7 @@ class SQLiteCatalogueIndex:
                 fields = row[1:width + 1]
                 parent_kind, service = parents.get(fields[_KIND]), fields[_SERVICE]
                 parent = belongs.get(f"{parent_kind}/{service}") if parent_kind and service is not None else None
-                key = "-" if parent is None else f"{parent[0]}|{parent[1]}"
+                key = context_key(parent)
                 if row[width + 1] != key:
                     found.append(StalePolicy(row[0], fields, key, row[width + 2], row[width + 3], parent))
             if found:
